@@ -1,0 +1,211 @@
+// Package store defines the persistence interface of the Spark origin and the
+// types it traffics in. Two implementations exist: store/postgis (PostgreSQL +
+// PostGIS, for real) and store/memory (embedded, the development default).
+// Both are held to the conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every implementation returns (wrapped) so the API can map them to
+// HTTP statuses with errors.Is.
+var (
+	// ErrNotFound: the resource does not exist or the caller may not see it.
+	ErrNotFound = errors.New("not found")
+	// ErrPreconditionFailed: a conditional update lost against a newer version.
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrConflict: the request contradicts existing state (e.g. a swipe in the
+	// other direction already recorded).
+	ErrConflict = errors.New("conflict")
+	// ErrNoLocation: the user has not set a location yet.
+	ErrNoLocation = errors.New("location not set")
+	// ErrInvalid: the store rejected an argument (self swipe, bad range...).
+	ErrInvalid = errors.New("invalid argument")
+)
+
+// CellPrecision is the geohash precision stored with each user's location.
+const CellPrecision = 5
+
+// Direction of a swipe.
+type Direction string
+
+// Swipe directions.
+const (
+	Like      Direction = "like"
+	Pass      Direction = "pass"
+	Superlike Direction = "superlike"
+)
+
+// Valid reports whether d is a known direction.
+func (d Direction) Valid() bool { return d == Like || d == Pass || d == Superlike }
+
+// Positive reports whether d counts towards a match.
+func (d Direction) Positive() bool { return d == Like || d == Superlike }
+
+// Genders a profile may state.
+var Genders = []string{"woman", "man", "nonbinary"}
+
+// ValidGender reports whether g is one of Genders.
+func ValidGender(g string) bool {
+	for _, x := range Genders {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// Profile is the public part of a user.
+type Profile struct {
+	ID      int64    `json:"id"`
+	Name    string   `json:"name"`
+	Age     int16    `json:"age"`
+	Gender  string   `json:"gender"`
+	Bio     string   `json:"bio"`
+	Photos  []string `json:"photos"`
+	Active  bool     `json:"active"`
+	Version int64    `json:"-"`
+}
+
+// ProfileUpdate is the replaceable part of a profile.
+type ProfileUpdate struct {
+	Name   string
+	Age    int16
+	Gender string
+	Bio    string
+	Photos []string
+	Active bool
+}
+
+// NewUser is what CreateUser needs; Location is optional.
+type NewUser struct {
+	Profile     ProfileUpdate
+	Preferences *Preferences
+	Location    *Point
+}
+
+// Point is a WGS84 position in degrees.
+type Point struct {
+	Lat float64 `json:"lat"`
+	Lng float64 `json:"lng"`
+}
+
+// Preferences drive suggestions.
+type Preferences struct {
+	MinAge        int16    `json:"min_age"`
+	MaxAge        int16    `json:"max_age"`
+	MaxDistanceKm int32    `json:"max_distance_km"`
+	Genders       []string `json:"genders"`
+}
+
+// DefaultPreferences apply until a user stores their own.
+func DefaultPreferences() Preferences {
+	return Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 50, Genders: append([]string(nil), Genders...)}
+}
+
+// LocationChange describes a stored location update.
+type LocationChange struct {
+	OldCell string // "" when the user had no location
+	NewCell string
+}
+
+// Candidate is one suggestion, nearest first.
+type Candidate struct {
+	Profile
+	DistanceM float64
+}
+
+// SwipeResult is the outcome of a swipe.
+type SwipeResult struct {
+	Direction Direction
+	Created   bool   // false when the same swipe was already recorded
+	Match     *Match // non-nil when this swipe (or the earlier identical one) made a match
+}
+
+// Match between two users, with its conversation.
+type Match struct {
+	ID             int64     `json:"id"`
+	UserA          int64     `json:"-"`
+	UserB          int64     `json:"-"`
+	PeerID         int64     `json:"peer_id"`
+	ConversationID int64     `json:"conversation_id"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Peer returns the other participant from me's point of view.
+func (m Match) Peer(me int64) int64 {
+	if m.UserA == me {
+		return m.UserB
+	}
+	return m.UserA
+}
+
+// Message in a conversation.
+type Message struct {
+	ID             int64     `json:"id"`
+	ConversationID int64     `json:"conversation_id"`
+	SenderID       int64     `json:"sender_id"`
+	Body           string    `json:"body"`
+	ClientMsgID    string    `json:"client_msg_id"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// ConversationSummary is one row of a user's inbox.
+type ConversationSummary struct {
+	ID          int64     `json:"id"`
+	MatchID     int64     `json:"match_id"`
+	PeerID      int64     `json:"peer_id"`
+	LastMessage *Message  `json:"last_message"`
+	UnreadCount int64     `json:"unread_count"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Store is the origin's persistence. Methods taking a user id act on behalf of
+// that user and enforce participation: another user's private resources are
+// ErrNotFound.
+type Store interface {
+	// CreateUser inserts a user and returns its id.
+	CreateUser(ctx context.Context, u NewUser) (int64, error)
+	// GetProfile returns the public profile of a user.
+	GetProfile(ctx context.Context, id int64) (Profile, error)
+	// UpdateProfile replaces a profile; with ifVersion > 0 it only applies when
+	// the stored version still equals ifVersion (else ErrPreconditionFailed).
+	UpdateProfile(ctx context.Context, id int64, p ProfileUpdate, ifVersion int64) (Profile, error)
+	// GetPreferences returns the stored or default preferences.
+	GetPreferences(ctx context.Context, id int64) (Preferences, error)
+	// PutPreferences stores preferences.
+	PutPreferences(ctx context.Context, id int64, p Preferences) error
+	// SetLocation stores the user's point and geohash cell.
+	SetLocation(ctx context.Context, id int64, pt Point) (LocationChange, error)
+	// Suggestions returns up to limit active users within the user's max
+	// distance, in age range and gender preference, not self, not swiped, not
+	// blocked either way, nearest first.
+	Suggestions(ctx context.Context, id int64, limit int) ([]Candidate, error)
+	// Swipe records a swipe; a mutual positive swipe creates a match and its
+	// conversation atomically. Repeating a swipe is a no-op (Created false).
+	Swipe(ctx context.Context, id, target int64, d Direction) (SwipeResult, error)
+	// Block hides two users from each other's suggestions and ends any match.
+	Block(ctx context.Context, id, target int64) error
+	// ListMatches returns the user's current matches, newest first.
+	ListMatches(ctx context.Context, id int64) ([]Match, error)
+	// Unmatch ends a match the user is part of; returns the ended match.
+	Unmatch(ctx context.Context, id, matchID int64) (Match, error)
+	// ListConversations returns the user's open conversations with their last
+	// message and unread count, most recently active first.
+	ListConversations(ctx context.Context, id int64) ([]ConversationSummary, error)
+	// ListMessages returns up to limit messages older than message id before
+	// (0: newest), newest first.
+	ListMessages(ctx context.Context, id, convID, before int64, limit int) ([]Message, error)
+	// SendMessage stores a message, idempotent per (conversation, sender,
+	// clientMsgID): a retry returns the stored message with created false.
+	SendMessage(ctx context.Context, id, convID int64, body, clientMsgID string) (Message, bool, error)
+	// MarkRead marks the conversation read by the user up to messageID.
+	MarkRead(ctx context.Context, id, convID, messageID int64) error
+	// Ping checks the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases resources.
+	Close()
+}

@@ -1,0 +1,627 @@
+// Package storetest is the conformance suite every store.Store implementation
+// must pass. Implementations call Run from their own tests with a factory that
+// returns an empty store.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/geocache"
+	"github.com/spark-edge/spark/origin/store"
+)
+
+// Factory returns an empty store for one subtest; it registers its own cleanup.
+type Factory func(t *testing.T) store.Store
+
+// Run runs the whole conformance suite against stores made by newStore.
+func Run(t *testing.T, newStore Factory) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"ProfileRoundTrip", testProfile},
+		{"ProfileIfVersion", testProfileIfVersion},
+		{"Preferences", testPreferences},
+		{"Location", testLocation},
+		{"SuggestionFilters", testSuggestionFilters},
+		{"SuggestionsNearestFirstAndLimit", testNearestFirst},
+		{"SuggestionsAcrossAntimeridianFiji", testFiji},
+		{"SuggestionsNoLocation", testNoLocation},
+		{"SwipeIdempotentAndMatch", testSwipe},
+		{"ConcurrentMutualLikeMakesOneMatch", testConcurrentMatch},
+		{"BlockHidesAndEndsMatch", testBlock},
+		{"Unmatch", testUnmatch},
+		{"ChatPagingIdempotencyUnread", testChat},
+		{"ChatParticipantsOnly", testChatParticipants},
+		{"SQLLookingStringsStoredVerbatim", testSQLStrings},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// mk creates a user; loc may be nil.
+func mk(t *testing.T, s store.Store, name string, age int16, gender string, loc *store.Point, prefs *store.Preferences) int64 {
+	t.Helper()
+	id, err := s.CreateUser(ctx(t), store.NewUser{
+		Profile:     store.ProfileUpdate{Name: name, Age: age, Gender: gender, Bio: "bio of " + name, Photos: []string{"https://img.example/" + name + ".jpg"}, Active: true},
+		Preferences: prefs, Location: loc,
+	})
+	if err != nil {
+		t.Fatalf("create user %s: %v", name, err)
+	}
+	return id
+}
+
+func pt(lat, lng float64) *store.Point { return &store.Point{Lat: lat, Lng: lng} }
+
+// offset returns a point dKm north-east-ish of (lat,lng) along a bearing.
+func offset(lat, lng, dKm, bearingDeg float64) *store.Point {
+	r := dKm * 1000 / geocache.EarthRadiusM
+	b := bearingDeg * math.Pi / 180
+	p1, l1 := lat*math.Pi/180, lng*math.Pi/180
+	p2 := math.Asin(math.Sin(p1)*math.Cos(r) + math.Cos(p1)*math.Sin(r)*math.Cos(b))
+	l2 := l1 + math.Atan2(math.Sin(b)*math.Sin(r)*math.Cos(p1), math.Cos(r)-math.Sin(p1)*math.Sin(p2))
+	lng2 := math.Mod(l2*180/math.Pi+540, 360) - 180
+	return pt(p2*180/math.Pi, lng2)
+}
+
+func ids(cs []store.Candidate) []int64 {
+	out := make([]int64, len(cs))
+	for i, c := range cs {
+		out[i] = c.ID
+	}
+	return out
+}
+
+func equalIDs(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func wantErr(t *testing.T, err, target error, what string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: got error %v, want %v", what, err, target)
+	}
+}
+
+func testProfile(t *testing.T, s store.Store) {
+	id := mk(t, s, "ana", 30, "woman", nil, nil)
+	p, err := s.GetProfile(ctx(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != id || p.Name != "ana" || p.Age != 30 || p.Gender != "woman" || !p.Active || len(p.Photos) != 1 || p.Version < 1 {
+		t.Fatalf("unexpected profile %+v", p)
+	}
+	_, err = s.GetProfile(ctx(t), id+1000)
+	wantErr(t, err, store.ErrNotFound, "missing profile")
+	up, err := s.UpdateProfile(ctx(t), id, store.ProfileUpdate{Name: "Ana María", Age: 31, Gender: "nonbinary", Bio: "héllo 👋", Photos: nil, Active: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Version <= p.Version || up.Name != "Ana María" || up.Bio != "héllo 👋" || len(up.Photos) != 0 || up.Photos == nil {
+		t.Fatalf("update: %+v (was version %d)", up, p.Version)
+	}
+	got, _ := s.GetProfile(ctx(t), id)
+	if got.Version != up.Version || got.Age != 31 {
+		t.Fatalf("get after update: %+v", got)
+	}
+	_, err = s.UpdateProfile(ctx(t), id+1000, store.ProfileUpdate{Name: "x", Age: 20, Gender: "man", Active: true}, 0)
+	wantErr(t, err, store.ErrNotFound, "update missing profile")
+}
+
+func testProfileIfVersion(t *testing.T, s store.Store) {
+	id := mk(t, s, "bo", 25, "man", nil, nil)
+	p, _ := s.GetProfile(ctx(t), id)
+	u1, err := s.UpdateProfile(ctx(t), id, store.ProfileUpdate{Name: "bo1", Age: 25, Gender: "man", Active: true}, p.Version)
+	if err != nil {
+		t.Fatalf("first conditional update: %v", err)
+	}
+	_, err = s.UpdateProfile(ctx(t), id, store.ProfileUpdate{Name: "bo2", Age: 25, Gender: "man", Active: true}, p.Version)
+	wantErr(t, err, store.ErrPreconditionFailed, "lost update")
+	got, _ := s.GetProfile(ctx(t), id)
+	if got.Name != "bo1" || got.Version != u1.Version {
+		t.Fatalf("lost update was applied: %+v", got)
+	}
+}
+
+func testPreferences(t *testing.T, s store.Store) {
+	id := mk(t, s, "cy", 40, "woman", nil, nil)
+	p, err := s.GetPreferences(ctx(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := store.DefaultPreferences()
+	if p.MinAge != def.MinAge || p.MaxAge != def.MaxAge || p.MaxDistanceKm != def.MaxDistanceKm || len(p.Genders) != len(def.Genders) {
+		t.Fatalf("defaults: %+v", p)
+	}
+	want := store.Preferences{MinAge: 30, MaxAge: 45, MaxDistanceKm: 12, Genders: []string{"man"}}
+	if err := s.PutPreferences(ctx(t), id, want); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = s.GetPreferences(ctx(t), id)
+	if p.MinAge != 30 || p.MaxAge != 45 || p.MaxDistanceKm != 12 || len(p.Genders) != 1 || p.Genders[0] != "man" {
+		t.Fatalf("stored prefs: %+v", p)
+	}
+	wantErr(t, s.PutPreferences(ctx(t), id+999, want), store.ErrNotFound, "prefs of missing user")
+	_, err = s.GetPreferences(ctx(t), id+999)
+	wantErr(t, err, store.ErrNotFound, "get prefs of missing user")
+}
+
+func testLocation(t *testing.T, s store.Store) {
+	id := mk(t, s, "di", 22, "woman", nil, nil)
+	ch, err := s.SetLocation(ctx(t), id, store.Point{Lat: 48.8566, Lng: 2.3522})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.OldCell != "" || ch.NewCell != geocache.Cell(48.8566, 2.3522, store.CellPrecision) {
+		t.Fatalf("first change: %+v", ch)
+	}
+	ch2, err := s.SetLocation(ctx(t), id, store.Point{Lat: 51.5072, Lng: -0.1276})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch2.OldCell != ch.NewCell || ch2.NewCell != geocache.Cell(51.5072, -0.1276, store.CellPrecision) {
+		t.Fatalf("second change: %+v", ch2)
+	}
+	_, err = s.SetLocation(ctx(t), id+999, store.Point{Lat: 1, Lng: 1})
+	wantErr(t, err, store.ErrNotFound, "location of missing user")
+	for _, bad := range []store.Point{{Lat: 91}, {Lng: -181}, {Lat: math.NaN()}, {Lng: math.Inf(1)}} {
+		_, err = s.SetLocation(ctx(t), id, bad)
+		wantErr(t, err, store.ErrInvalid, fmt.Sprintf("bad point %v", bad))
+	}
+}
+
+func testSuggestionFilters(t *testing.T, s store.Store) {
+	const lat, lng = 40.4168, -3.7038 // Madrid
+	prefs := &store.Preferences{MinAge: 25, MaxAge: 35, MaxDistanceKm: 20, Genders: []string{"woman", "nonbinary"}}
+	me := mk(t, s, "me", 30, "man", pt(lat, lng), prefs)
+	ok1 := mk(t, s, "ok1", 25, "woman", offset(lat, lng, 1, 10), nil)
+	ok2 := mk(t, s, "ok2", 35, "nonbinary", offset(lat, lng, 5, 200), nil)
+	mk(t, s, "tooYoung", 24, "woman", offset(lat, lng, 1, 90), nil)
+	mk(t, s, "tooOld", 36, "woman", offset(lat, lng, 1, 100), nil)
+	mk(t, s, "wrongGender", 30, "man", offset(lat, lng, 1, 110), nil)
+	mk(t, s, "tooFar", 30, "woman", offset(lat, lng, 25, 120), nil)
+	mk(t, s, "noLocation", 30, "woman", nil, nil)
+	inactive := mk(t, s, "inactive", 30, "woman", offset(lat, lng, 2, 130), nil)
+	if _, err := s.UpdateProfile(ctx(t), inactive, store.ProfileUpdate{Name: "inactive", Age: 30, Gender: "woman", Active: false}, 0); err != nil {
+		t.Fatal(err)
+	}
+	swiped := mk(t, s, "swiped", 30, "woman", offset(lat, lng, 3, 140), nil)
+	blockedByMe := mk(t, s, "blockedByMe", 30, "woman", offset(lat, lng, 3, 150), nil)
+	blocksMe := mk(t, s, "blocksMe", 30, "woman", offset(lat, lng, 3, 160), nil)
+	passedMe := mk(t, s, "passedMe", 28, "woman", offset(lat, lng, 4, 170), nil)
+	if _, err := s.Swipe(ctx(t), me, swiped, store.Pass); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Block(ctx(t), me, blockedByMe); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Block(ctx(t), blocksMe, me); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Swipe(ctx(t), passedMe, me, store.Pass); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Suggestions(ctx(t), me, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{ok1, passedMe, ok2}
+	if !equalIDs(ids(got), want) {
+		t.Fatalf("suggestions = %v, want %v", ids(got), want)
+	}
+	if d := got[0].DistanceM; math.Abs(d-1000) > 5 {
+		t.Fatalf("distance of ok1 = %.1f m, want ~1000", d)
+	}
+	if got[0].Name != "ok1" || got[0].Bio != "bio of ok1" || len(got[0].Photos) != 1 {
+		t.Fatalf("candidate profile not filled: %+v", got[0])
+	}
+	_, err = s.Suggestions(ctx(t), me+10000, 10)
+	wantErr(t, err, store.ErrNotFound, "suggestions for missing user")
+}
+
+func testNearestFirst(t *testing.T, s store.Store) {
+	const lat, lng = 35.6762, 139.6503 // Tokyo
+	me := mk(t, s, "me", 30, "man", pt(lat, lng), &store.Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 100, Genders: []string{"woman"}})
+	var want []int64
+	for i := 0; i < 30; i++ {
+		// Distances 0.5, 1.0 ... 15 km in scrambled insertion order.
+		k := (i*7)%30 + 1
+		id := mk(t, s, fmt.Sprintf("u%d", k), 30, "woman", offset(lat, lng, float64(k)*0.5, float64(k*37%360)), nil)
+		_ = id
+	}
+	all, err := s.Suggestions(ctx(t), me, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 30 {
+		t.Fatalf("got %d suggestions, want 30", len(all))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].DistanceM < all[i-1].DistanceM {
+			t.Fatalf("not nearest first at %d: %.1f after %.1f", i, all[i].DistanceM, all[i-1].DistanceM)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		want = append(want, all[i].ID)
+	}
+	top, err := s.Suggestions(ctx(t), me, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalIDs(ids(top), want) {
+		t.Fatalf("limit 10 = %v, want prefix %v", ids(top), want)
+	}
+	if top[0].Name != "u1" || math.Abs(top[0].DistanceM-500) > 5 {
+		t.Fatalf("nearest = %+v", top[0])
+	}
+}
+
+func testFiji(t *testing.T, s store.Store) {
+	// Fiji straddles the antimeridian: Taveuni is at ~179.9°W/E. Users 10 km
+	// apart on either side of ±180° must see each other; one far away must not.
+	prefs := &store.Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 30, Genders: []string{"woman", "man", "nonbinary"}}
+	east := mk(t, s, "east", 30, "man", pt(-16.8, 179.95), prefs)  // 179.95°E
+	west := mk(t, s, "west", 30, "woman", pt(-16.8, -179.95), prefs) // 179.95°W
+	near := mk(t, s, "nearEast", 30, "woman", pt(-16.9, 179.9), prefs)
+	mk(t, s, "suva", 30, "woman", pt(-18.1416, 178.4415), prefs) // ~170 km away
+	got, err := s.Suggestions(ctx(t), east, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dEW := geocache.DistanceM(-16.8, 179.95, -16.8, -179.95)
+	dEN := geocache.DistanceM(-16.8, 179.95, -16.9, 179.9)
+	want := []int64{west, near}
+	if dEN < dEW {
+		want = []int64{near, west}
+	}
+	if !equalIDs(ids(got), want) {
+		t.Fatalf("east sees %v, want %v (distances %.0f m, %.0f m)", ids(got), want, dEW, dEN)
+	}
+	for _, c := range got {
+		if c.ID == west && math.Abs(c.DistanceM-dEW) > 50 {
+			t.Fatalf("distance across the antimeridian = %.0f m, want ~%.0f m", c.DistanceM, dEW)
+		}
+	}
+	got, err = s.Suggestions(ctx(t), west, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[int64]bool{}
+	for _, c := range got {
+		found[c.ID] = true
+	}
+	if !found[east] || !found[near] || len(got) != 2 {
+		t.Fatalf("west sees %v, want east %d and nearEast %d", ids(got), east, near)
+	}
+}
+
+func testNoLocation(t *testing.T, s store.Store) {
+	me := mk(t, s, "me", 30, "man", nil, nil)
+	_, err := s.Suggestions(ctx(t), me, 10)
+	wantErr(t, err, store.ErrNoLocation, "suggestions without location")
+}
+
+func testSwipe(t *testing.T, s store.Store) {
+	a := mk(t, s, "a", 30, "man", pt(1, 1), nil)
+	b := mk(t, s, "b", 30, "woman", pt(1, 1.01), nil)
+	c := mk(t, s, "c", 30, "woman", pt(1, 1.02), nil)
+	r, err := s.Swipe(ctx(t), a, b, store.Like)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Created || r.Match != nil {
+		t.Fatalf("first like: %+v", r)
+	}
+	r, err = s.Swipe(ctx(t), a, b, store.Like)
+	if err != nil || r.Created || r.Match != nil {
+		t.Fatalf("repeated like: %+v, %v", r, err)
+	}
+	_, err = s.Swipe(ctx(t), a, b, store.Pass)
+	wantErr(t, err, store.ErrConflict, "changing a swipe")
+	_, err = s.Swipe(ctx(t), a, a, store.Like)
+	wantErr(t, err, store.ErrInvalid, "self swipe")
+	_, err = s.Swipe(ctx(t), a, b+1000, store.Like)
+	wantErr(t, err, store.ErrNotFound, "swipe on missing user")
+	_, err = s.Swipe(ctx(t), a, b, store.Direction("love"))
+	wantErr(t, err, store.ErrInvalid, "bad direction")
+
+	r, err = s.Swipe(ctx(t), b, a, store.Superlike)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Created || r.Match == nil || r.Match.ConversationID == 0 || r.Match.PeerID != a {
+		t.Fatalf("mutual like: %+v", r)
+	}
+	r2, err := s.Swipe(ctx(t), b, a, store.Superlike)
+	if err != nil || r2.Created || r2.Match == nil || r2.Match.ID != r.Match.ID {
+		t.Fatalf("repeated mutual like: %+v, %v", r2, err)
+	}
+	// A pass never matches.
+	if _, err := s.Swipe(ctx(t), c, a, store.Like); err != nil {
+		t.Fatal(err)
+	}
+	r, err = s.Swipe(ctx(t), a, c, store.Pass)
+	if err != nil || r.Match != nil {
+		t.Fatalf("pass after like: %+v, %v", r, err)
+	}
+	for _, u := range []int64{a, b} {
+		ms, err := s.ListMatches(ctx(t), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 || ms[0].PeerID != a+b-u {
+			t.Fatalf("matches of %d: %+v", u, ms)
+		}
+		cs, err := s.ListConversations(ctx(t), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != 1 || cs[0].ID != ms[0].ConversationID || cs[0].LastMessage != nil || cs[0].UnreadCount != 0 {
+			t.Fatalf("conversations of %d: %+v", u, cs)
+		}
+	}
+	ms, _ := s.ListMatches(ctx(t), c)
+	if len(ms) != 0 {
+		t.Fatalf("c has matches %+v", ms)
+	}
+}
+
+func testConcurrentMatch(t *testing.T, s store.Store) {
+	for round := 0; round < 5; round++ {
+		a := mk(t, s, "a", 30, "man", nil, nil)
+		b := mk(t, s, "b", 30, "woman", nil, nil)
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		for _, p := range [][2]int64{{a, b}, {b, a}} {
+			wg.Add(1)
+			go func(x, y int64) {
+				defer wg.Done()
+				_, err := s.Swipe(context.Background(), x, y, store.Like)
+				errs <- err
+			}(p[0], p[1])
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		ms, err := s.ListMatches(ctx(t), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 {
+			t.Fatalf("round %d: concurrent mutual likes made %d matches, want 1", round, len(ms))
+		}
+	}
+}
+
+func testBlock(t *testing.T, s store.Store) {
+	a := mk(t, s, "a", 30, "man", pt(10, 10), nil)
+	b := mk(t, s, "b", 30, "woman", pt(10, 10.01), nil)
+	if _, err := s.Swipe(ctx(t), a, b, store.Like); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Swipe(ctx(t), b, a, store.Like)
+	if err != nil || r.Match == nil {
+		t.Fatalf("match: %+v %v", r, err)
+	}
+	if err := s.Block(ctx(t), b, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Block(ctx(t), b, a); err != nil {
+		t.Fatalf("repeated block: %v", err)
+	}
+	wantErr(t, s.Block(ctx(t), a, a), store.ErrInvalid, "block self")
+	wantErr(t, s.Block(ctx(t), a, b+1000), store.ErrNotFound, "block missing")
+	ms, _ := s.ListMatches(ctx(t), a)
+	if len(ms) != 0 {
+		t.Fatalf("match survived a block: %+v", ms)
+	}
+	_, _, err = s.SendMessage(ctx(t), a, r.Match.ConversationID, "hi", "m1")
+	wantErr(t, err, store.ErrNotFound, "message after block")
+}
+
+func testUnmatch(t *testing.T, s store.Store) {
+	a := mk(t, s, "a", 30, "man", nil, nil)
+	b := mk(t, s, "b", 30, "woman", nil, nil)
+	c := mk(t, s, "c", 30, "woman", nil, nil)
+	s.Swipe(ctx(t), a, b, store.Like)
+	r, err := s.Swipe(ctx(t), b, a, store.Like)
+	if err != nil || r.Match == nil {
+		t.Fatalf("match: %+v %v", r, err)
+	}
+	_, err = s.Unmatch(ctx(t), c, r.Match.ID)
+	wantErr(t, err, store.ErrNotFound, "unmatch by outsider")
+	m, err := s.Unmatch(ctx(t), a, r.Match.ID)
+	if err != nil || m.ID != r.Match.ID || m.PeerID != b {
+		t.Fatalf("unmatch: %+v %v", m, err)
+	}
+	_, err = s.Unmatch(ctx(t), b, r.Match.ID)
+	wantErr(t, err, store.ErrNotFound, "second unmatch")
+	for _, u := range []int64{a, b} {
+		ms, _ := s.ListMatches(ctx(t), u)
+		cs, _ := s.ListConversations(ctx(t), u)
+		if len(ms) != 0 || len(cs) != 0 {
+			t.Fatalf("after unmatch user %d has %d matches, %d conversations", u, len(ms), len(cs))
+		}
+	}
+	_, err = s.ListMessages(ctx(t), a, r.Match.ConversationID, 0, 10)
+	wantErr(t, err, store.ErrNotFound, "history after unmatch")
+}
+
+func matchPair(t *testing.T, s store.Store) (a, b, conv int64) {
+	t.Helper()
+	a = mk(t, s, "a", 30, "man", nil, nil)
+	b = mk(t, s, "b", 30, "woman", nil, nil)
+	if _, err := s.Swipe(ctx(t), a, b, store.Like); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Swipe(ctx(t), b, a, store.Like)
+	if err != nil || r.Match == nil {
+		t.Fatalf("match: %+v %v", r, err)
+	}
+	return a, b, r.Match.ConversationID
+}
+
+func testChat(t *testing.T, s store.Store) {
+	a, b, conv := matchPair(t, s)
+	var sent []store.Message
+	for i := 0; i < 25; i++ {
+		from := a
+		if i%3 == 2 {
+			from = b
+		}
+		m, created, err := s.SendMessage(ctx(t), from, conv, fmt.Sprintf("msg %d", i), fmt.Sprintf("c-%d", i))
+		if err != nil || !created {
+			t.Fatalf("send %d: created=%v err=%v", i, created, err)
+		}
+		if m.ID == 0 || m.SenderID != from || m.ConversationID != conv || m.CreatedAt.IsZero() {
+			t.Fatalf("message %+v", m)
+		}
+		sent = append(sent, m)
+	}
+	// Idempotent retry.
+	again, created, err := s.SendMessage(ctx(t), a, conv, "msg 0 (retry)", "c-0")
+	if err != nil || created || again.ID != sent[0].ID || again.Body != "msg 0" {
+		t.Fatalf("retry: %+v created=%v err=%v", again, created, err)
+	}
+	// The same client id from the other sender is a different message.
+	other, created, err := s.SendMessage(ctx(t), b, conv, "b's own c-0", "c-0")
+	if err != nil || !created || other.ID == sent[0].ID {
+		t.Fatalf("other sender same client id: %+v created=%v err=%v", other, created, err)
+	}
+	sent = append(sent, other)
+
+	// Keyset paging, newest first, covers everything exactly once.
+	var seen []int64
+	before := int64(0)
+	for page := 0; ; page++ {
+		ms, err := s.ListMessages(ctx(t), b, conv, before, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			break
+		}
+		if page > 5 || len(ms) > 10 {
+			t.Fatalf("paging runaway: page %d len %d", page, len(ms))
+		}
+		for _, m := range ms {
+			seen = append(seen, m.ID)
+		}
+		before = ms[len(ms)-1].ID
+	}
+	if len(seen) != len(sent) {
+		t.Fatalf("paged %d messages, sent %d", len(seen), len(sent))
+	}
+	for i := range seen {
+		if seen[i] != sent[len(sent)-1-i].ID {
+			t.Fatalf("page order at %d: got %d want %d", i, seen[i], sent[len(sent)-1-i].ID)
+		}
+	}
+
+	unread := func(u int64) int64 {
+		t.Helper()
+		cs, err := s.ListConversations(ctx(t), u)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("conversations of %d: %+v %v", u, cs, err)
+		}
+		if cs[0].LastMessage == nil || cs[0].LastMessage.ID != other.ID {
+			t.Fatalf("last message of %d: %+v", u, cs[0].LastMessage)
+		}
+		return cs[0].UnreadCount
+	}
+	// a sent 17 (i%3 != 2 for i<25), b sent 8 + 1.
+	if got := unread(a); got != 9 {
+		t.Fatalf("unread for a = %d, want 9", got)
+	}
+	if got := unread(b); got != 17 {
+		t.Fatalf("unread for b = %d, want 17", got)
+	}
+	if err := s.MarkRead(ctx(t), b, conv, sent[9].ID); err != nil {
+		t.Fatal(err)
+	}
+	// Messages 10..24 from a: i%3 != 2 for i in 10..24 -> 10 of them.
+	if got := unread(b); got != 10 {
+		t.Fatalf("unread for b after read mark = %d, want 10", got)
+	}
+	// Marking an older message does not move the mark back.
+	if err := s.MarkRead(ctx(t), b, conv, sent[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := unread(b); got != 10 {
+		t.Fatalf("read mark moved backwards: unread %d", got)
+	}
+	if err := s.MarkRead(ctx(t), b, conv, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := unread(b); got != 0 {
+		t.Fatalf("unread after reading all = %d", got)
+	}
+	err = s.MarkRead(ctx(t), b, conv, other.ID+1000)
+	wantErr(t, err, store.ErrNotFound, "read mark on a missing message")
+}
+
+func testChatParticipants(t *testing.T, s store.Store) {
+	a, _, conv := matchPair(t, s)
+	c := mk(t, s, "c", 30, "woman", nil, nil)
+	m, _, err := s.SendMessage(ctx(t), a, conv, "hi", "x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.SendMessage(ctx(t), c, conv, "intrude", "x2")
+	wantErr(t, err, store.ErrNotFound, "outsider send")
+	_, err = s.ListMessages(ctx(t), c, conv, 0, 10)
+	wantErr(t, err, store.ErrNotFound, "outsider read")
+	wantErr(t, s.MarkRead(ctx(t), c, conv, m.ID), store.ErrNotFound, "outsider mark read")
+	cs, _ := s.ListConversations(ctx(t), c)
+	if len(cs) != 0 {
+		t.Fatalf("outsider sees %+v", cs)
+	}
+	_, _, err = s.SendMessage(ctx(t), a, conv+1000, "hi", "x3")
+	wantErr(t, err, store.ErrNotFound, "missing conversation")
+}
+
+func testSQLStrings(t *testing.T, s store.Store) {
+	evil := "Robert'); DROP TABLE users;-- \\x00 $1 %s"
+	id, err := s.CreateUser(ctx(t), store.NewUser{Profile: store.ProfileUpdate{Name: evil, Age: 30, Gender: "man", Bio: "' OR '1'='1", Active: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.GetProfile(ctx(t), id)
+	if err != nil || p.Name != evil || p.Bio != "' OR '1'='1" {
+		t.Fatalf("round trip: %+v %v", p, err)
+	}
+	a, _, conv := matchPair(t, s)
+	m, _, err := s.SendMessage(ctx(t), a, conv, evil, evil)
+	if err != nil || m.Body != evil || m.ClientMsgID != evil {
+		t.Fatalf("message: %+v %v", m, err)
+	}
+}
