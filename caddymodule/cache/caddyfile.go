@@ -1,0 +1,183 @@
+package cache
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("spark_cache", parseCaddyfile)
+	// Before encode: hits skip compression (the stored body is already
+	// encoded for its Accept-Encoding bucket), and everything after it,
+	// reverse_proxy included, is what a miss runs.
+	httpcaddyfile.RegisterDirectiveOrder("spark_cache", httpcaddyfile.Before, "encode")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var c Handler
+	err := c.UnmarshalCaddyfile(h.Dispenser)
+	return &c, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	spark_cache {
+//		name            <name>
+//		capacity        <size>
+//		max_entry_size  <size>
+//		purge_token     <token>
+//		encodings       <coding...>
+//		# policy defaults, also valid inside rule blocks:
+//		ttl                     <duration>
+//		private                 [on|off]
+//		vary                    <field...>
+//		etag                    [on|off]
+//		stale_while_revalidate  <duration>
+//		stale_if_error          <duration>
+//		ignore_query            <param...>
+//		rule <path pattern> {
+//			<policy options>
+//		}
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "name":
+			if !d.AllArgs(&h.Name) {
+				return d.ArgErr()
+			}
+		case "capacity", "max_entry_size":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n > 1<<40 {
+				return d.Errf("%s: invalid size %q", opt, v)
+			}
+			if opt == "capacity" {
+				h.Capacity = int64(n)
+			} else {
+				h.MaxEntrySize = int64(n)
+			}
+		case "purge_token":
+			// No argument (an unset {$ENV} placeholder) leaves purges off.
+			args := d.RemainingArgs()
+			if len(args) > 1 {
+				return d.ArgErr()
+			}
+			if len(args) == 1 {
+				h.PurgeToken = args[0]
+			}
+		case "encodings":
+			h.Encodings = d.RemainingArgs()
+			if len(h.Encodings) == 0 {
+				return d.ArgErr()
+			}
+		case "rule":
+			var r Rule
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			r.Path = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			for d.NextBlock(1) {
+				if err := unmarshalPolicyOption(d, &r.Policy); err != nil {
+					return err
+				}
+			}
+			h.Rules = append(h.Rules, r)
+		default:
+			if err := unmarshalPolicyOption(d, &h.Defaults); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// unmarshalPolicyOption reads one policy option at the dispenser's cursor.
+func unmarshalPolicyOption(d *caddyfile.Dispenser, p *Policy) error {
+	switch opt := d.Val(); opt {
+	case "ttl":
+		dur, err := durationArg(d)
+		if err != nil {
+			return err
+		}
+		p.TTL = dur
+	case "stale_while_revalidate", "stale_if_error":
+		dur, err := durationArg(d)
+		if err != nil {
+			return err
+		}
+		if opt == "stale_if_error" {
+			p.StaleIfError = &dur
+		} else {
+			p.StaleWhileRevalidate = &dur
+		}
+	case "private", "etag":
+		on := true
+		if d.NextArg() {
+			switch d.Val() {
+			case "on", "true":
+			case "off", "false":
+				on = false
+			default:
+				return d.Errf("%s: want on or off, got %q", opt, d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		}
+		if opt == "private" {
+			p.Private = &on
+		} else {
+			p.ETag = &on
+		}
+	case "vary":
+		p.Vary = d.RemainingArgs()
+		if len(p.Vary) == 0 {
+			return d.ArgErr()
+		}
+	case "ignore_query":
+		p.IgnoreQuery = d.RemainingArgs()
+		if len(p.IgnoreQuery) == 0 {
+			return d.ArgErr()
+		}
+	default:
+		return d.Errf("unrecognized spark_cache option %q", opt)
+	}
+	if err := p.validate(); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return caddy.Duration(n) * caddy.Duration(1e9), nil // bare seconds
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: invalid duration %q: %v", d.Val(), v, err)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,183 @@
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Kinds of stored record.
+const (
+	kindResponse byte = 1 // a stored response
+	kindVary     byte = 2 // the Vary field list of a primary key
+)
+
+const entryVersion byte = 1
+
+var errCorrupt = errors.New("cache: corrupt entry")
+
+// entry is a stored response with what freshness needs to know about it.
+type entry struct {
+	status int
+	header http.Header
+	body   []byte
+
+	// stored is when the response was received; age is its corrected
+	// initial age then (RFC 9111 §4.2.3).
+	stored time.Time
+	age    time.Duration
+	// fresh is the freshness lifetime for this edge; swr and sie the stale
+	// windows (-1: none).
+	fresh, swr, sie time.Duration
+	// flags
+	mustRevalidate bool // must-revalidate, proxy-revalidate or s-maxage
+	noCache        bool // must be revalidated before every use
+	// authOK: may be served to requests carrying Authorization.
+	authOK bool
+}
+
+const (
+	flagMustRevalidate = 1 << iota
+	flagNoCache
+	flagAuthOK
+)
+
+// encodeEntry appends the binary form of e to dst. Layout: kind, version,
+// status (2), flags (1), stored (8), age, fresh, swr, sie (8 each), header
+// count (2), then per header field name and values as length-prefixed
+// strings, then the body.
+func encodeEntry(dst []byte, e *entry) []byte {
+	dst = append(dst, kindResponse, entryVersion)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(e.status))
+	var flags byte
+	if e.mustRevalidate {
+		flags |= flagMustRevalidate
+	}
+	if e.noCache {
+		flags |= flagNoCache
+	}
+	if e.authOK {
+		flags |= flagAuthOK
+	}
+	dst = append(dst, flags)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(e.stored.UnixNano()))
+	for _, d := range [...]time.Duration{e.age, e.fresh, e.swr, e.sie} {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(d))
+	}
+	n := 0
+	for _, vs := range e.header {
+		n += len(vs)
+	}
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(n))
+	for name, vs := range e.header {
+		for _, v := range vs {
+			dst = appendString(dst, name)
+			dst = appendString(dst, v)
+		}
+	}
+	return append(dst, e.body...)
+}
+
+const fixedLen = 2 + 2 + 1 + 8 + 4*8 + 2
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decodeEntry parses b (which it may keep referencing). The header values
+// share one string and one slice backing array, so a hit costs a handful of
+// allocations whatever the number of fields.
+func decodeEntry(b []byte) (*entry, error) {
+	if len(b) < fixedLen || b[0] != kindResponse || b[1] != entryVersion {
+		return nil, errCorrupt
+	}
+	e := &entry{status: int(binary.LittleEndian.Uint16(b[2:]))}
+	flags := b[4]
+	e.mustRevalidate = flags&flagMustRevalidate != 0
+	e.noCache = flags&flagNoCache != 0
+	e.authOK = flags&flagAuthOK != 0
+	e.stored = time.Unix(0, int64(binary.LittleEndian.Uint64(b[5:])))
+	off := 13
+	durs := [...]*time.Duration{&e.age, &e.fresh, &e.swr, &e.sie}
+	for _, d := range durs {
+		*d = time.Duration(binary.LittleEndian.Uint64(b[off:]))
+		off += 8
+	}
+	n := int(binary.LittleEndian.Uint16(b[off:]))
+	off += 2
+	// First pass: find where the header block ends.
+	start := off
+	for i := 0; i < 2*n; i++ {
+		l, w := binary.Uvarint(b[off:])
+		if w <= 0 || uint64(len(b)-off-w) < l {
+			return nil, errCorrupt
+		}
+		off += w + int(l)
+	}
+	block := string(b[start:off])
+	e.body = b[off:]
+	e.header = make(http.Header, n)
+	values := make([]string, n)
+	p, first := 0, 0
+	var prevName string
+	for i := 0; i < n; i++ {
+		var name, v string
+		name, p = readString(block, p)
+		v, p = readString(block, p)
+		values[i] = v
+		// encodeEntry writes the values of one field consecutively.
+		if i == 0 || name != prevName {
+			first, prevName = i, name
+		}
+		e.header[name] = values[first : i+1 : i+1]
+	}
+	return e, nil
+}
+
+func readString(s string, p int) (string, int) {
+	var l uint64
+	var shift uint
+	for {
+		c := s[p]
+		p++
+		l |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+		shift += 7
+	}
+	return s[p : p+int(l)], p + int(l)
+}
+
+// encodeVary encodes the Vary record stored under a primary key: the field
+// names (lower case) and whether variants are keyed by credential.
+func encodeVary(fields []string, private bool) []byte {
+	b := []byte{kindVary, entryVersion, 0}
+	if private {
+		b[2] = 1
+	}
+	for _, f := range fields {
+		b = appendString(b, f)
+	}
+	return b
+}
+
+// decodeVary parses a Vary record.
+func decodeVary(b []byte) (fields []string, private bool, err error) {
+	if len(b) < 3 || b[0] != kindVary || b[1] != entryVersion {
+		return nil, false, errCorrupt
+	}
+	private = b[2] == 1
+	off := 3
+	for off < len(b) {
+		l, w := binary.Uvarint(b[off:])
+		if w <= 0 || uint64(len(b)-off-w) < l {
+			return nil, false, errCorrupt
+		}
+		fields = append(fields, string(b[off+w:off+w+int(l)]))
+		off += w + int(l)
+	}
+	return fields, private, nil
+}

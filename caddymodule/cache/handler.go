@@ -1,0 +1,535 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/spark-edge/spark/tiered"
+)
+
+// Header fields of the edge <-> origin contract.
+const (
+	headerCacheTags   = "Cache-Tags"
+	headerSparkPurge  = "Spark-Purge"
+	headerCacheStatus = "Cache-Status"
+)
+
+// hopByHop fields are never stored.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie", headerCacheTags, headerSparkPurge, headerCacheStatus, "Age", "Content-Length"}
+
+// Cache is the response cache's logic, independent of Caddy's module
+// machinery. Its zero value is not usable; build one with newCache.
+type Cache struct {
+	store     *tiered.Cache
+	rules     []compiledRule
+	def       policy
+	encodings []string
+	maxEntry  int
+	metrics   *metrics
+	logger    *zap.Logger
+	now       func() time.Time
+	// bg runs background fills with the request context detached.
+	bg     func(r *http.Request) *http.Request
+	flight flights
+	wg     sync.WaitGroup
+}
+
+// newCache builds the cache logic over a store.
+func newCache(store *tiered.Cache, m *metrics, logger *zap.Logger, def Policy, rules []Rule, encodings []string, maxEntry int) *Cache {
+	c := &Cache{
+		store:     store,
+		def:       resolve(def, Policy{}),
+		encodings: encodings,
+		maxEntry:  maxEntry,
+		metrics:   m,
+		logger:    logger,
+		now:       time.Now,
+		bg:        func(r *http.Request) *http.Request { return r.Clone(context.WithoutCancel(r.Context())) },
+	}
+	for _, r := range rules {
+		c.rules = append(c.rules, compiledRule{pattern: r.Path, pol: resolve(r.Policy, def)})
+	}
+	return c
+}
+
+type compiledRule struct {
+	pattern string
+	pol     policy
+}
+
+// policyFor returns the policy of the first rule matching the path.
+func (c *Cache) policyFor(p string) *policy {
+	for i := range c.rules {
+		if matchPath(c.rules[i].pattern, p) {
+			return &c.rules[i].pol
+		}
+	}
+	return &c.def
+}
+
+// isUnsafe reports methods that change state (RFC 9110 §9.2.1).
+func isUnsafe(m string) bool {
+	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch || m == http.MethodDelete
+}
+
+// ServeHTTP answers r from the cache or through next.
+func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if isUnsafe(r.Method) {
+			return c.serveUnsafe(w, r, next)
+		}
+		return next.ServeHTTP(w, r)
+	}
+	if len(r.Header["Upgrade"]) > 0 {
+		return next.ServeHTTP(w, r) // WebSocket and friends: untouched
+	}
+	if len(r.Header["Range"]) > 0 {
+		c.metrics.request(resultBypass)
+		w.Header().Set(headerCacheStatus, "spark; fwd=bypass; detail=range")
+		return next.ServeHTTP(w, r)
+	}
+	pol := c.policyFor(r.URL.Path)
+	reqCC := parseDirectives(r.Header["Cache-Control"])
+	pk, uriTag := primaryKey(r.Host, r.URL.EscapedPath(), r.URL.RawQuery, pol.ignoreQuery)
+
+	if e, layer := c.lookup(r, pk); e != nil {
+		now := c.now()
+		age := e.currentAge(now)
+		switch usable(e, reqCC, age) {
+		case useFresh:
+			c.metrics.hit(layer, resultHit)
+			return c.serveEntry(w, r, e, age, "spark; hit; ttl="+strconv.FormatInt(ttlSeconds(e, age), 10)+"; detail="+string(layer))
+		case useStale:
+			c.metrics.hit(layer, resultStale)
+			c.refreshInBackground(r, next, pk, uriTag, pol)
+			return c.serveEntry(w, r, e, age, "spark; hit; ttl="+strconv.FormatInt(ttlSeconds(e, age), 10)+"; detail="+string(layer)+"-stale-while-revalidate")
+		default:
+			if reqCC.onlyIfCached {
+				return c.gatewayTimeout(w)
+			}
+			return c.revalidate(w, r, next, e, age, pk, uriTag, pol)
+		}
+	}
+	if reqCC.onlyIfCached {
+		return c.gatewayTimeout(w)
+	}
+	if r.Method == http.MethodHead {
+		c.metrics.request(resultMiss)
+		w.Header().Set(headerCacheStatus, "spark; fwd=miss; detail=head")
+		return next.ServeHTTP(w, r)
+	}
+	return c.fetchCoalesced(w, r, next, pk, uriTag, pol)
+}
+
+func ttlSeconds(e *entry, age time.Duration) int64 {
+	rem := e.fresh - age
+	if rem < 0 {
+		return -secondsCeil(-rem)
+	}
+	return int64(rem / time.Second)
+}
+
+func (c *Cache) gatewayTimeout(w http.ResponseWriter) error {
+	c.metrics.request(resultMiss)
+	w.Header().Set(headerCacheStatus, "spark; fwd=miss; detail=only-if-cached")
+	w.WriteHeader(http.StatusGatewayTimeout)
+	return nil
+}
+
+// lookup finds the stored response the request selects.
+func (c *Cache) lookup(r *http.Request, pk string) (*entry, tiered.Layer) {
+	ctx := r.Context()
+	b, layer, ok := c.store.Get(ctx, pk)
+	if !ok {
+		return nil, tiered.LayerNone
+	}
+	keyedByCredential := false
+	if len(b) > 0 && b[0] == kindVary {
+		fields, private, err := decodeVary(b)
+		if err != nil {
+			return nil, tiered.LayerNone
+		}
+		if private && !hasCredential(r.Header) {
+			return nil, tiered.LayerNone
+		}
+		keyedByCredential = private || containsString(fields, "authorization")
+		b, layer, ok = c.store.Get(ctx, secondaryKey(pk, r.Header, fields, private, c.encodings))
+		if !ok {
+			return nil, tiered.LayerNone
+		}
+	}
+	e, err := decodeEntry(b)
+	if err != nil {
+		return nil, tiered.LayerNone
+	}
+	if len(r.Header["Authorization"]) > 0 && !e.authOK && !keyedByCredential {
+		// RFC 9111 §3.5: a response shared between users is served to an
+		// authorized request only with public, s-maxage or must-revalidate.
+		return nil, tiered.LayerNone
+	}
+	return e, layer
+}
+
+// serveEntry writes a stored response, answering the client's conditional
+// request with 304 where its validators match (RFC 9110 §13).
+func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, age time.Duration, status string) error {
+	h := w.Header()
+	for k, v := range e.header {
+		h[k] = v
+	}
+	h["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	h[headerCacheStatus] = []string{status}
+	if e.status == http.StatusOK && notModified(r, e.header) {
+		for _, f := range []string{"Content-Type", "Content-Encoding", "Content-Language"} {
+			delete(h, f)
+		}
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(e.body))}
+	w.WriteHeader(e.status)
+	if r.Method != http.MethodHead && len(e.body) > 0 {
+		_, _ = w.Write(e.body)
+	}
+	return nil
+}
+
+// notModified evaluates If-None-Match (weak comparison), or If-Modified-Since
+// when there is no If-None-Match, against stored validators.
+func notModified(r *http.Request, h http.Header) bool {
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 {
+		etag := h.Get("Etag")
+		if etag == "" {
+			return false
+		}
+		for _, v := range inm {
+			for _, t := range strings.Split(v, ",") {
+				t = strings.TrimSpace(t)
+				if t == "*" || strings.TrimPrefix(t, "W/") == strings.TrimPrefix(etag, "W/") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+		since, err := http.ParseTime(ims)
+		lm, err2 := http.ParseTime(h.Get("Last-Modified"))
+		return err == nil && err2 == nil && !lm.After(since)
+	}
+	return false
+}
+
+// fetchCoalesced fetches a miss from the origin. Concurrent misses for the
+// same key (and the same credential) wait for the first one and then look
+// again, so the origin sees one request; a waiter whose lookup still misses
+// (the response was not storable, or varies) fetches for itself.
+func (c *Cache) fetchCoalesced(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy) error {
+	fk := pk
+	if hasCredential(r.Header) {
+		fk += varySep + hashValue(r.Header.Get("Authorization")+"\n"+r.Header.Get("Cookie"))
+	}
+	call, leader := c.flight.join(fk)
+	if !leader {
+		select {
+		case <-call.done:
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+		if e, layer := c.lookup(r, pk); e != nil {
+			age := e.currentAge(c.now())
+			if usable(e, parseDirectives(r.Header["Cache-Control"]), age) == useFresh {
+				c.metrics.hit(layer, resultHit)
+				return c.serveEntry(w, r, e, age, "spark; hit; ttl="+strconv.FormatInt(ttlSeconds(e, age), 10)+"; detail="+string(layer)+"-coalesced")
+			}
+		}
+		return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil)
+	}
+	defer c.flight.leave(fk, call)
+	return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil)
+}
+
+// fetch forwards r to next, streaming the response to w and storing it when
+// allowed. stale, when set, is the entry being revalidated: a 304 refreshes
+// it and an origin failure may serve it (stale-if-error).
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy, fwd string, stale *entry) error {
+	gen := c.store.Generation()
+	reqTime := c.now()
+	var dec storeDecision
+	var staleAge time.Duration
+	if stale != nil {
+		staleAge = stale.currentAge(reqTime)
+	}
+	fw := &fillWriter{w: w, limit: c.maxEntry}
+	fw.onHeader = func(status int, h http.Header) writeMode {
+		c.applyPurge(r.Context(), h)
+		tags := h[headerCacheTags]
+		delete(h, headerCacheTags)
+		if stale != nil {
+			if status == http.StatusNotModified {
+				return modeCapture
+			}
+			if status >= 500 && stale.staleIfErrorOK(staleAge) {
+				return modeCapture
+			}
+		}
+		dec = decideStore(r, status, h, *pol, reqTime, c.now())
+		if !dec.ok {
+			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; detail="+dec.reason)
+			return modePass
+		}
+		dec.e.header = storableHeader(h)
+		if pol.etag && status == http.StatusOK && h.Get("Etag") == "" {
+			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; stored")
+			saveTags(&dec, tags)
+			return modeHold
+		}
+		h.Set(headerCacheStatus, "spark; fwd="+fwd+"; stored")
+		saveTags(&dec, tags)
+		return modeStore
+	}
+	err := next.ServeHTTP(fw, r)
+	fetched := c.now()
+	c.metrics.originFetch(fetched.Sub(reqTime))
+
+	if stale != nil && (err != nil && !fw.wroteHeader || fw.mode == modeCapture && fw.status != http.StatusNotModified) {
+		if stale.staleIfErrorOK(staleAge) {
+			c.metrics.hit(tiered.LayerL1, resultStaleIfError)
+			st := "spark; fwd=stale; detail=stale-if-error"
+			if fw.wroteHeader {
+				st = "spark; fwd=stale; fwd-status=" + strconv.Itoa(fw.status) + "; detail=stale-if-error"
+			}
+			clearHeader(w.Header())
+			return c.serveEntry(w, r, stale, stale.currentAge(fetched), st)
+		}
+		if fw.mode == modeCapture { // not reachable: capture implies stale-if-error OK
+			w.WriteHeader(fw.status)
+			_, _ = w.Write(fw.buf.Bytes())
+		}
+		return err
+	}
+	if stale != nil && fw.mode == modeCapture && fw.status == http.StatusNotModified {
+		c.metrics.hit(tiered.LayerL1, resultRevalidated)
+		fresh := c.refreshEntry(r, stale, w.Header(), pol, reqTime, fetched, pk, uriTag, gen)
+		clearHeader(w.Header())
+		return c.serveEntry(w, r, fresh, fresh.currentAge(fetched), "spark; fwd=stale; fwd-status=304; detail=l1-revalidated")
+	}
+	if err != nil {
+		c.metrics.request(resultMiss)
+		return err
+	}
+	c.metrics.request(resultMiss)
+	if !dec.ok {
+		return nil
+	}
+	body, complete := fw.body()
+	if fw.mode == modeHold {
+		if complete {
+			sum := sha256.Sum256(body)
+			etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
+			dec.e.header.Set("Etag", etag)
+			w.Header().Set("Etag", etag)
+			if notModified(r, dec.e.header) {
+				delete(w.Header(), "Content-Type")
+				w.WriteHeader(http.StatusNotModified)
+			} else {
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				w.WriteHeader(fw.status)
+				if r.Method != http.MethodHead {
+					_, _ = w.Write(body)
+				}
+			}
+		}
+	}
+	if !complete {
+		return nil
+	}
+	dec.e.body = body
+	c.storeDecision(r, pk, uriTag, &dec, gen)
+	return nil
+}
+
+// saveTags records the origin's Cache-Tags on a store decision.
+func saveTags(dec *storeDecision, values []string) {
+	for _, v := range values {
+		dec.tags = append(dec.tags, strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })...)
+	}
+}
+
+// storeDecision writes the entry (and the Vary record) to the store.
+func (c *Cache) storeDecision(r *http.Request, pk, uriTag string, dec *storeDecision, gen uint64) {
+	ctx := r.Context()
+	ttl := dec.e.fresh + max(dec.e.swr, 0) + max(dec.e.sie, 0) + time.Minute
+	if dec.e.fresh <= 0 {
+		ttl += time.Hour // kept for revalidation with its validators
+	}
+	tags := append(dec.tags, uriTag)
+	key := pk
+	if len(dec.vary) > 0 || dec.perUser {
+		rec := encodeVary(dec.vary, dec.perUser)
+		if _, err := c.store.Set(ctx, pk, rec, ttl, []string{uriTag}, gen); err != nil {
+			c.logger.Debug("store vary record", zap.String("key", pk), zap.Error(err))
+			return
+		}
+		key = secondaryKey(pk, r.Header, dec.vary, dec.perUser, c.encodings)
+	}
+	b := encodeEntry(make([]byte, 0, 256+len(dec.e.body)), &dec.e)
+	if _, err := c.store.Set(ctx, key, b, ttl, tags, gen); err != nil {
+		c.logger.Debug("store response", zap.String("key", pk), zap.Error(err))
+	}
+}
+
+// refreshEntry merges a 304's header fields into the stale entry, recomputes
+// its freshness and stores it again (RFC 9111 §4.3.4).
+func (c *Cache) refreshEntry(r *http.Request, stale *entry, h304 http.Header, pol *policy, reqTime, respTime time.Time, pk, uriTag string, gen uint64) *entry {
+	merged := stale.header.Clone()
+	for k, v := range storableHeader(h304) {
+		if k == "Content-Type" || k == "Content-Encoding" {
+			continue
+		}
+		merged[k] = v
+	}
+	dec := decideStore(r, stale.status, merged, *pol, reqTime, respTime)
+	if !dec.ok {
+		return stale
+	}
+	dec.e.header = merged
+	dec.e.body = stale.body
+	c.storeDecision(r, pk, uriTag, &dec, gen)
+	return &dec.e
+}
+
+// revalidate asks the origin whether the stale entry e is still good.
+func (c *Cache) revalidate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, e *entry, age time.Duration, pk, uriTag string, pol *policy) error {
+	cond := r.Clone(r.Context())
+	cond.Header.Del("If-None-Match")
+	cond.Header.Del("If-Modified-Since")
+	if etag := e.header.Get("Etag"); etag != "" {
+		cond.Header.Set("If-None-Match", etag)
+	}
+	if lm := e.header.Get("Last-Modified"); lm != "" {
+		cond.Header.Set("If-Modified-Since", lm)
+	}
+	if cond.Method == http.MethodHead {
+		cond.Method = http.MethodGet
+		w = headWriter{w}
+	}
+	return c.fetch(w, cond, next, pk, uriTag, pol, "stale", e)
+}
+
+// headWriter drops the body of a GET made on behalf of a HEAD.
+type headWriter struct{ http.ResponseWriter }
+
+func (h headWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// refreshInBackground revalidates a stale entry once, off the request path,
+// on a context detached from the client's (Caddy cancels the request's
+// context when the handler returns).
+func (c *Cache) refreshInBackground(r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy) {
+	call, leader := c.flight.join("bg" + varySep + pk)
+	if !leader {
+		return
+	}
+	bg := c.bg(r)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.flight.leave("bg"+varySep+pk, call)
+		ctx, cancel := context.WithTimeout(bg.Context(), 30*time.Second)
+		defer cancel()
+		bg = bg.WithContext(ctx)
+		if bg.Method == http.MethodHead {
+			bg.Method = http.MethodGet
+		}
+		dw := &discardWriter{h: make(http.Header)}
+		e, _ := c.lookup(bg, pk)
+		if e == nil {
+			return
+		}
+		_ = c.revalidate(dw, bg, next, e, 0, pk, uriTag, pol)
+	}()
+}
+
+// Wait blocks until background refreshes have finished.
+func (c *Cache) Wait() { c.wg.Wait() }
+
+// serveUnsafe forwards a state-changing request and, when it succeeds,
+// invalidates the target URI and its Location/Content-Location (RFC 9111
+// §4.4) before the client sees the response.
+func (c *Cache) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	fw := &fillWriter{w: w, limit: 0}
+	fw.onHeader = func(status int, h http.Header) writeMode {
+		c.applyPurge(r.Context(), h)
+		delete(h, headerCacheTags)
+		if status >= 200 && status < 400 {
+			c.invalidateURI(r, r.URL)
+			for _, f := range []string{"Location", "Content-Location"} {
+				if v := h.Get(f); v != "" {
+					if u, err := r.URL.Parse(v); err == nil && (u.Host == "" || strings.EqualFold(u.Host, r.Host)) {
+						c.invalidateURI(r, u)
+					}
+				}
+			}
+			h.Set(headerCacheStatus, "spark; fwd=bypass; detail=invalidated")
+		} else {
+			h.Set(headerCacheStatus, "spark; fwd=bypass")
+		}
+		return modePass
+	}
+	c.metrics.request(resultBypass)
+	return next.ServeHTTP(fw, r)
+}
+
+func (c *Cache) invalidateURI(r *http.Request, u *url.URL) {
+	pol := c.policyFor(u.Path)
+	_, tag := primaryKey(r.Host, u.EscapedPath(), u.RawQuery, pol.ignoreQuery)
+	c.store.PurgeTags(r.Context(), tag)
+}
+
+// applyPurge handles a Spark-Purge field: every entry tagged with one of its
+// tags is removed. The field never reaches the client.
+func (c *Cache) applyPurge(ctx context.Context, h http.Header) {
+	v := h[headerSparkPurge]
+	if len(v) == 0 {
+		return
+	}
+	delete(h, headerSparkPurge)
+	var tags []string
+	for _, s := range v {
+		tags = append(tags, strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })...)
+	}
+	if len(tags) > 0 {
+		n := c.store.PurgeTags(ctx, tags...)
+		c.metrics.purged(n)
+	}
+}
+
+// storableHeader copies the fields of h that a stored response keeps.
+func storableHeader(h http.Header) http.Header {
+	out := h.Clone()
+	for _, f := range hopByHop {
+		delete(out, f)
+	}
+	if c := h.Get("Connection"); c != "" {
+		for _, f := range strings.Split(c, ",") {
+			out.Del(strings.TrimSpace(f))
+		}
+	}
+	return out
+}
+
+func clearHeader(h http.Header) {
+	for k := range h {
+		delete(h, k)
+	}
+}

@@ -1,0 +1,201 @@
+// Package cache is the Caddy module http.handlers.spark_cache: an RFC 9111
+// response cache for the Spark API with per-path rules, private per-user
+// entries, tag purges and Cache-Status on every response it handles.
+//
+// This file is the Caddy surface; the logic lives in plain types (Cache,
+// Policy, the key and freshness functions) that tests use without Caddy.
+package cache
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/spark-edge/spark/tiered"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	caddy.RegisterModule(PurgeAPI{})
+}
+
+// Defaults of the Handler's size settings.
+const (
+	DefaultCapacity     = 256 << 20
+	DefaultMaxEntrySize = 1 << 20
+)
+
+// pool holds each named cache's storage and metrics across config reloads.
+var pool = caddy.NewUsagePool()
+
+// pooled is the state of one named cache that outlives a config.
+type pooled struct {
+	name    string
+	store   *tiered.Cache
+	metrics *metrics
+	// token is the purge token of the most recently loaded config.
+	token atomic.Pointer[string]
+}
+
+// Destruct frees the storage when no config uses the cache any more.
+func (p *pooled) Destruct() error { return p.store.Close() }
+
+// Handler is the spark_cache HTTP handler.
+type Handler struct {
+	// Name identifies the cache's storage. Handlers with the same name,
+	// capacity and max entry size share one store, and the store survives
+	// config reloads. Default: "default".
+	Name string `json:"name,omitempty"`
+	// Capacity is the most bytes the in-process cache (L1) holds. Default
+	// 256 MiB.
+	Capacity int64 `json:"capacity,omitempty"`
+	// MaxEntrySize is the largest response (headers and body) stored;
+	// larger ones stream through uncached. Default 1 MiB.
+	MaxEntrySize int64 `json:"max_entry_size,omitempty"`
+	// PurgeToken is the bearer token the admin endpoint POST /spark/purge
+	// requires. Without one, purges through the admin API are refused.
+	PurgeToken string `json:"purge_token,omitempty"`
+	// Encodings are the content codings the edge produces (the encode
+	// directive's), best first; Accept-Encoding is bucketed to these for
+	// keys. Default: zstd, br, gzip.
+	Encodings []string `json:"encodings,omitempty"`
+	// Defaults is the policy for paths no rule matches, and the fallback for
+	// fields a rule leaves unset.
+	Defaults Policy `json:"defaults,omitempty"`
+	// Rules are per-path policies; the first whose path matches applies.
+	Rules []Rule `json:"rules,omitempty"`
+
+	cache   *Cache
+	poolKey string
+	state   *pooled
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.spark_cache",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets up the cache, reusing the store of a previous config.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	if h.Name == "" {
+		h.Name = "default"
+	}
+	if h.Capacity == 0 {
+		h.Capacity = DefaultCapacity
+	}
+	if h.MaxEntrySize == 0 {
+		h.MaxEntrySize = DefaultMaxEntrySize
+	}
+	if len(h.Encodings) == 0 {
+		h.Encodings = []string{"zstd", "br", "gzip"}
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	h.poolKey = fmt.Sprintf("%s/%d/%d", h.Name, h.Capacity, h.MaxEntrySize)
+	v, _, err := pool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		store, err := tiered.New(context.Background(), tiered.Options{
+			Capacity:     h.Capacity,
+			MaxEntrySize: int(h.MaxEntrySize),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("spark_cache %q: %w", h.Name, err)
+		}
+		return &pooled{name: h.Name, store: store, metrics: newMetrics(store, h.Name)}, nil
+	})
+	if err != nil {
+		return err
+	}
+	h.state = v.(*pooled)
+	token := h.PurgeToken
+	h.state.token.Store(&token)
+	if err := h.state.metrics.register(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("spark_cache %q: register metrics: %w", h.Name, err)
+	}
+	h.cache = newCache(h.state.store, h.state.metrics, ctx.Logger(), h.Defaults, h.Rules, h.Encodings, int(h.MaxEntrySize))
+	h.cache.bg = detachRequest
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.Capacity < 1<<20 {
+		return fmt.Errorf("spark_cache: capacity %d is below 1 MiB", h.Capacity)
+	}
+	if h.MaxEntrySize <= 0 || h.MaxEntrySize > h.Capacity/4 {
+		return fmt.Errorf("spark_cache: max_entry_size %d must be positive and at most a quarter of the capacity", h.MaxEntrySize)
+	}
+	if err := h.Defaults.validate(); err != nil {
+		return fmt.Errorf("spark_cache defaults: %w", err)
+	}
+	for _, r := range h.Rules {
+		if err := r.validate(); err != nil {
+			return fmt.Errorf("spark_cache: %w", err)
+		}
+	}
+	for _, e := range h.Encodings {
+		if e == "" || strings.ContainsAny(e, ", ;") {
+			return fmt.Errorf("spark_cache: invalid encoding %q", e)
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the store; the store itself lives
+// on while a newer config uses it.
+func (h *Handler) Cleanup() error {
+	if h.cache != nil {
+		done := make(chan struct{})
+		go func() { h.cache.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	_, err := pool.Delete(h.poolKey)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.cache.ServeHTTP(w, r, next)
+}
+
+// detachRequest returns a copy of r for background work: its context keeps
+// the values but not the cancellation of the client's request, and it has a
+// replacer and variables of its own so it races with nothing the client's
+// request still uses (logging reads them after the handler returns).
+func detachRequest(r *http.Request) *http.Request {
+	bg := r.Clone(context.WithoutCancel(r.Context()))
+	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return caddyhttp.PrepareRequest(bg, caddy.NewReplacer(), nil, srv)
+}
+
+// checkToken reports whether the request's bearer token equals the
+// cache's purge token. An unset token matches nothing.
+func (p *pooled) checkToken(r *http.Request) bool {
+	want := p.token.Load()
+	if want == nil || *want == "" {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(*want)) == 1
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,15 @@
+// Command spark is a Caddy build with Spark's edge modules, plus the
+// origin and loadtest subcommands.
+package main
+
+import (
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/spark-edge/spark/caddymodule/cache"
+)
+
+func main() {
+	caddycmd.Main()
+}
