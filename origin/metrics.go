@@ -1,0 +1,95 @@
+package origin
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// PoolStat is a snapshot of one connection pool, reported by stores that have
+// pools (see PoolStater).
+type PoolStat struct {
+	Name          string // "primary" or "replica"
+	Acquired      int32
+	Idle          int32
+	Total         int32
+	Max           int32
+	AcquireCount  int64
+	AcquireWaitNS int64
+}
+
+// PoolStater is implemented by stores with connection pools.
+type PoolStater interface {
+	PoolStats() []PoolStat
+}
+
+// Metrics holds the origin's Prometheus collectors on its own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+	Matching *prometheus.HistogramVec
+	Swipe    prometheus.Histogram
+	HTTP     *prometheus.HistogramVec
+}
+
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
+// NewMetrics builds the collectors and registers them, plus Go/process
+// collectors and pool gauges when ps is non-nil, on a fresh registry.
+func NewMetrics(ps PoolStater) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Matching: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "spark_matching_duration_seconds", Help: "Time to compute match suggestions.", Buckets: latencyBuckets,
+		}, []string{"store"}),
+		Swipe: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "spark_swipe_response_seconds", Help: "Time to record a swipe, including match creation.", Buckets: latencyBuckets,
+		}),
+		HTTP: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "spark_origin_http_request_duration_seconds", Help: "Origin HTTP latency by route.", Buckets: latencyBuckets,
+		}, []string{"route", "method", "code"}),
+	}
+	m.Registry.MustRegister(m.Matching, m.Swipe, m.HTTP,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if ps != nil {
+		m.Registry.MustRegister(&poolCollector{ps: ps})
+	}
+	return m
+}
+
+// Handler serves the registry.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+var (
+	poolConnsDesc = prometheus.NewDesc("spark_origin_db_pool_connections", "Database pool connections by state.",
+		[]string{"pool", "state"}, nil)
+	poolMaxDesc = prometheus.NewDesc("spark_origin_db_pool_max_connections", "Configured maximum pool size.",
+		[]string{"pool"}, nil)
+	poolAcqDesc = prometheus.NewDesc("spark_origin_db_pool_acquires_total", "Connections acquired from the pool.",
+		[]string{"pool"}, nil)
+	poolWaitDesc = prometheus.NewDesc("spark_origin_db_pool_acquire_wait_seconds_total", "Time spent waiting for a pool connection.",
+		[]string{"pool"}, nil)
+)
+
+type poolCollector struct{ ps PoolStater }
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolConnsDesc
+	ch <- poolMaxDesc
+	ch <- poolAcqDesc
+	ch <- poolWaitDesc
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.ps.PoolStats() {
+		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(s.Acquired), s.Name, "acquired")
+		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(s.Idle), s.Name, "idle")
+		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(s.Total), s.Name, "total")
+		ch <- prometheus.MustNewConstMetric(poolMaxDesc, prometheus.GaugeValue, float64(s.Max), s.Name)
+		ch <- prometheus.MustNewConstMetric(poolAcqDesc, prometheus.CounterValue, float64(s.AcquireCount), s.Name)
+		ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, float64(s.AcquireWaitNS)/1e9, s.Name)
+	}
+}

@@ -1,0 +1,669 @@
+// Package origin is the Spark origin API: matching, swipes, profiles, chat and
+// location over a store.Store (PostGIS or the embedded memory store). It
+// states cacheability to Spark edges with standard headers plus Cache-Tags
+// and Spark-Purge. It never imports Caddy or the edge modules.
+package origin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spark-edge/spark/origin/store"
+)
+
+// Response header names of the edge <-> origin contract.
+const (
+	HeaderCacheTags  = "Cache-Tags"
+	HeaderSparkPurge = "Spark-Purge"
+)
+
+// List view limits.
+const (
+	DefaultSuggestionLimit = 20
+	MaxSuggestionLimit     = 100
+	DefaultMessageLimit    = 50
+	MaxMessageLimit        = 100
+	ListBioRunes           = 140
+	RequestTimeout         = 10 * time.Second
+)
+
+// Server is the origin's HTTP API.
+type Server struct {
+	store     store.Store
+	storeName string
+	auth      *Authenticator
+	metrics   *Metrics
+	log       *slog.Logger
+	mux       *http.ServeMux
+}
+
+// ServerOptions configures NewServer.
+type ServerOptions struct {
+	Store     store.Store
+	StoreName string // metric label: "memory" or "postgis"
+	Auth      *Authenticator
+	Metrics   *Metrics // nil: NewMetrics(store if it is a PoolStater)
+	Logger    *slog.Logger
+}
+
+// NewServer wires the routes.
+func NewServer(o ServerOptions) (*Server, error) {
+	if o.Store == nil || o.Auth == nil {
+		return nil, errors.New("origin: server needs a store and an authenticator")
+	}
+	if o.Metrics == nil {
+		ps, _ := o.Store.(PoolStater)
+		o.Metrics = NewMetrics(ps)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.StoreName == "" {
+		o.StoreName = "store"
+	}
+	s := &Server{store: o.Store, storeName: o.StoreName, auth: o.Auth, metrics: o.Metrics, log: o.Logger, mux: http.NewServeMux()}
+	s.routes()
+	return s, nil
+}
+
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, me int64) error
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", s.metrics.Handler())
+	s.handle("GET /api/users/{id}/profile", s.getProfile)
+	s.handle("PUT /api/users/me/profile", s.putProfile)
+	s.handle("GET /api/users/me/preferences", s.getPreferences)
+	s.handle("PUT /api/users/me/preferences", s.putPreferences)
+	s.handle("PUT /api/users/me/location", s.putLocation)
+	s.handle("POST /api/users/{id}/block", s.block)
+	s.handle("GET /api/matches/suggestions", s.suggestions)
+	s.handle("POST /api/swipes", s.swipe)
+	s.handle("GET /api/matches", s.listMatches)
+	s.handle("DELETE /api/matches/{id}", s.unmatch)
+	s.handle("GET /api/conversations", s.listConversations)
+	s.handle("GET /api/conversations/{id}/messages", s.listMessages)
+	s.handle("POST /api/conversations/{id}/messages", s.sendMessage)
+	s.handle("POST /api/conversations/{id}/read", s.markRead)
+}
+
+// handle registers an authenticated handler; its error becomes a problem.
+func (s *Server) handle(pattern string, h authedHandler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		me, err := s.auth.Authenticate(r.Header.Get("Authorization"))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required")
+			return
+		}
+		if err := h(w, r, me); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// statusRecorder captures the status for metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	if err != nil {
+		return n, fmt.Errorf("write response: %w", err)
+	}
+	return n, nil
+}
+
+// ServeHTTP implements http.Handler: routing, timeouts, problem details for
+// unknown routes and methods, latency metrics by route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	rec := &statusRecorder{ResponseWriter: w}
+	h, pattern := s.mux.Handler(r)
+	route := pattern
+	if pattern == "" {
+		// The mux's own 404/405: replay it to learn which, answer with a problem.
+		probe := httptest.NewRecorder()
+		h.ServeHTTP(probe, r)
+		if allow := probe.Header().Get("Allow"); allow != "" {
+			rec.Header().Set("Allow", allow)
+		}
+		code := "not-found"
+		if probe.Code == http.StatusMethodNotAllowed {
+			code = "method-not-allowed"
+		}
+		writeProblem(rec, r, probe.Code, code, "")
+		route = "unmatched"
+	} else {
+		s.mux.ServeHTTP(rec, r)
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	if i := strings.IndexByte(route, ' '); i >= 0 {
+		route = route[i+1:]
+	}
+	s.metrics.HTTP.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+}
+
+// writeError maps errors to problem details.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		writeProblem(w, r, re.status, re.code, re.msg)
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such resource, or it is not yours")
+	case errors.Is(err, store.ErrPreconditionFailed):
+		writeProblem(w, r, http.StatusPreconditionFailed, "precondition-failed", "the resource changed since the ETag you sent; fetch it again")
+	case errors.Is(err, store.ErrConflict):
+		writeProblem(w, r, http.StatusConflict, "conflict", "this contradicts what is already recorded")
+	case errors.Is(err, store.ErrNoLocation):
+		writeProblem(w, r, http.StatusConflict, "location-required", "set your location first: PUT /api/users/me/location")
+	case errors.Is(err, store.ErrInvalid):
+		writeProblem(w, r, http.StatusBadRequest, "invalid-request", err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Error("request timed out", "path", r.URL.Path, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "timeout", "the request took too long")
+	default:
+		s.log.Error("request failed", "path", r.URL.Path, "err", err)
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}
+
+func privateNoStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "private, no-store")
+	w.Header().Set("Vary", "Authorization")
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	_ = writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("readiness check failed", "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", "database unreachable")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	_ = writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "store": s.storeName})
+}
+
+// --- profiles ---
+
+func profileETag(p store.Profile) string { return fmt.Sprintf(`"u%d-v%d"`, p.ID, p.Version) }
+
+// matchIfMatch evaluates an If-Match value against the resource id: it
+// returns the version to require (0 for "*"), or ErrPreconditionFailed when
+// no listed entity tag can be ours (weak tags never match: strong comparison).
+func matchIfMatch(header string, id int64) (int64, error) {
+	header = strings.TrimSpace(header)
+	if header == "*" {
+		return 0, nil
+	}
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimSpace(tag)
+		var uid, ver int64
+		if strings.HasPrefix(tag, "W/") {
+			continue
+		}
+		if n, err := fmt.Sscanf(tag, `"u%d-v%d"`, &uid, &ver); err == nil && n == 2 && uid == id && ver > 0 &&
+			tag == fmt.Sprintf(`"u%d-v%d"`, uid, ver) {
+			return ver, nil
+		}
+	}
+	return -1, fmt.Errorf("If-Match %q: %w", header, store.ErrPreconditionFailed)
+}
+
+func etagListMatches(header, etag string) bool {
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == etag {
+			return true
+		}
+	}
+	return false
+}
+
+type profileJSON struct {
+	ID     int64    `json:"id"`
+	Name   string   `json:"name"`
+	Age    int16    `json:"age"`
+	Gender string   `json:"gender"`
+	Bio    string   `json:"bio"`
+	Photos []string `json:"photos"`
+	Active bool     `json:"active"`
+}
+
+func toProfileJSON(p store.Profile) profileJSON {
+	if p.Photos == nil {
+		p.Photos = []string{}
+	}
+	return profileJSON{ID: p.ID, Name: p.Name, Age: p.Age, Gender: p.Gender, Bio: p.Bio, Photos: p.Photos, Active: p.Active}
+}
+
+func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) error {
+	id := me
+	if v := r.PathValue("id"); v != "me" {
+		var err error
+		if id, err = parseID("user id", v); err != nil {
+			return err
+		}
+	}
+	p, err := s.store.GetProfile(r.Context(), id)
+	if err != nil {
+		return fmt.Errorf("get profile %d: %w", id, err)
+	}
+	if !p.Active && id != me {
+		return fmt.Errorf("profile %d inactive: %w", id, store.ErrNotFound)
+	}
+	etag := profileETag(p)
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Tags", fmt.Sprintf("user:%d profile:%d", id, id))
+	if id == me && r.PathValue("id") == "me" {
+		h.Set("Cache-Control", "private, no-cache")
+		h.Set("Vary", "Authorization")
+	} else {
+		h.Set("Cache-Control", "public, max-age=300")
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	return writeJSON(w, http.StatusOK, toProfileJSON(p))
+}
+
+func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, me int64) error {
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	up, err := DecodeProfile(data)
+	if err != nil {
+		return err
+	}
+	var ifVersion int64
+	if im := r.Header.Get("If-Match"); im != "" {
+		v, err := matchIfMatch(im, me)
+		if err != nil {
+			return err
+		}
+		ifVersion = v
+	}
+	p, err := s.store.UpdateProfile(r.Context(), me, up, ifVersion)
+	if err != nil {
+		return fmt.Errorf("update profile %d: %w", me, err)
+	}
+	privateNoStore(w)
+	w.Header().Set("ETag", profileETag(p))
+	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("user:%d profile:%d", me, me))
+	return writeJSON(w, http.StatusOK, toProfileJSON(p))
+}
+
+// --- preferences and location ---
+
+func (s *Server) getPreferences(w http.ResponseWriter, r *http.Request, me int64) error {
+	p, err := s.store.GetPreferences(r.Context(), me)
+	if err != nil {
+		return fmt.Errorf("get preferences %d: %w", me, err)
+	}
+	w.Header().Set("Cache-Control", "private, no-cache")
+	w.Header().Set("Vary", "Authorization")
+	return writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, me int64) error {
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	p, err := DecodePreferences(data)
+	if err != nil {
+		return err
+	}
+	if err := s.store.PutPreferences(r.Context(), me, p); err != nil {
+		return fmt.Errorf("put preferences %d: %w", me, err)
+	}
+	privateNoStore(w)
+	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("suggestions:%d", me))
+	return writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) putLocation(w http.ResponseWriter, r *http.Request, me int64) error {
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	pt, err := DecodeLocation(data)
+	if err != nil {
+		return err
+	}
+	ch, err := s.store.SetLocation(r.Context(), me, pt)
+	if err != nil {
+		return fmt.Errorf("set location %d: %w", me, err)
+	}
+	privateNoStore(w)
+	tags := []string{fmt.Sprintf("suggestions:%d", me)}
+	if ch.OldCell != "" && ch.OldCell != ch.NewCell {
+		tags = append(tags, "cell:"+ch.OldCell)
+	}
+	tags = append(tags, "cell:"+ch.NewCell)
+	w.Header().Set(HeaderSparkPurge, strings.Join(tags, " "))
+	return writeJSON(w, http.StatusOK, map[string]any{"lat": pt.Lat, "lng": pt.Lng, "cell": ch.NewCell})
+}
+
+func (s *Server) block(w http.ResponseWriter, r *http.Request, me int64) error {
+	target, err := parseID("user id", r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.store.Block(r.Context(), me, target); err != nil {
+		return fmt.Errorf("block %d by %d: %w", target, me, err)
+	}
+	privateNoStore(w)
+	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("suggestions:%d suggestions:%d matches:%d matches:%d", me, target, me, target))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- suggestions ---
+
+// suggestionFields are the fields= a client may select; photos only on request.
+var suggestionFields = []string{"id", "name", "age", "gender", "bio", "distance_km", "photos"}
+
+var defaultSuggestionFields = []string{"id", "name", "age", "gender", "bio", "distance_km"}
+
+// ParseFields validates a fields= list against the allowed names.
+func ParseFields(v string) ([]string, error) {
+	if v == "" {
+		return defaultSuggestionFields, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		ok := false
+		for _, a := range suggestionFields {
+			ok = ok || a == f
+		}
+		if !ok {
+			return nil, badRequest("unknown field %q; allowed: %s", f, strings.Join(suggestionFields, ","))
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// TruncateRunes shortens s to at most n runes, ending with "…" when cut.
+func TruncateRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:n-1]), " ") + "…"
+}
+
+func shapeCandidate(c store.Candidate, fields []string) map[string]any {
+	out := make(map[string]any, len(fields))
+	for _, f := range fields {
+		switch f {
+		case "id":
+			out[f] = c.ID
+		case "name":
+			out[f] = c.Name
+		case "age":
+			out[f] = c.Age
+		case "gender":
+			out[f] = c.Gender
+		case "bio":
+			out[f] = TruncateRunes(c.Bio, ListBioRunes)
+		case "distance_km":
+			out[f] = int64(c.DistanceM/1000 + 0.5)
+		case "photos":
+			ph := c.Photos
+			if ph == nil {
+				ph = []string{}
+			}
+			out[f] = ph
+		}
+	}
+	return out
+}
+
+func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) error {
+	q := r.URL.Query()
+	limit, err := parseLimit(q, "limit", DefaultSuggestionLimit, MaxSuggestionLimit)
+	if err != nil {
+		return err
+	}
+	fields, err := ParseFields(q.Get("fields"))
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	cs, err := s.store.Suggestions(r.Context(), me, limit)
+	s.metrics.Matching.WithLabelValues(s.storeName).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return fmt.Errorf("suggestions for %d: %w", me, err)
+	}
+	items := make([]map[string]any, 0, len(cs))
+	for _, c := range cs {
+		items = append(items, shapeCandidate(c, fields))
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "private, max-age=120")
+	h.Set("Vary", "Authorization")
+	h.Set(HeaderCacheTags, fmt.Sprintf("suggestions:%d", me))
+	return writeJSON(w, http.StatusOK, map[string]any{"suggestions": items})
+}
+
+// --- swipes and matches ---
+
+type matchJSON struct {
+	ID             int64     `json:"id"`
+	PeerID         int64     `json:"peer_id"`
+	ConversationID int64     `json:"conversation_id"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+func toMatchJSON(m store.Match) matchJSON {
+	return matchJSON{ID: m.ID, PeerID: m.PeerID, ConversationID: m.ConversationID, CreatedAt: m.CreatedAt}
+}
+
+func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
+	start := time.Now()
+	defer func() { s.metrics.Swipe.Observe(time.Since(start).Seconds()) }()
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeSwipe(data)
+	if err != nil {
+		return err
+	}
+	res, err := s.store.Swipe(r.Context(), me, req.TargetID, req.Direction)
+	if err != nil {
+		return fmt.Errorf("swipe %d->%d: %w", me, req.TargetID, err)
+	}
+	privateNoStore(w)
+	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("suggestions:%d suggestions:%d matches:%d matches:%d",
+		me, req.TargetID, me, req.TargetID))
+	body := map[string]any{"target_id": req.TargetID, "direction": res.Direction, "created": res.Created, "match": nil}
+	if res.Match != nil {
+		body["match"] = toMatchJSON(*res.Match)
+	}
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	return writeJSON(w, status, body)
+}
+
+func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, me int64) error {
+	ms, err := s.store.ListMatches(r.Context(), me)
+	if err != nil {
+		return fmt.Errorf("list matches %d: %w", me, err)
+	}
+	out := make([]matchJSON, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, toMatchJSON(m))
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("Vary", "Authorization")
+	h.Set(HeaderCacheTags, fmt.Sprintf("matches:%d", me))
+	return writeJSON(w, http.StatusOK, map[string]any{"matches": out})
+}
+
+func (s *Server) unmatch(w http.ResponseWriter, r *http.Request, me int64) error {
+	id, err := parseID("match id", r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	m, err := s.store.Unmatch(r.Context(), me, id)
+	if err != nil {
+		return fmt.Errorf("unmatch %d by %d: %w", id, me, err)
+	}
+	privateNoStore(w)
+	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("matches:%d matches:%d", me, m.PeerID))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- chat ---
+
+func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, me int64) error {
+	cs, err := s.store.ListConversations(r.Context(), me)
+	if err != nil {
+		return fmt.Errorf("list conversations %d: %w", me, err)
+	}
+	if cs == nil {
+		cs = []store.ConversationSummary{}
+	}
+	privateNoStore(w)
+	return writeJSON(w, http.StatusOK, map[string]any{"conversations": cs})
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, me int64) error {
+	conv, err := parseID("conversation id", r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, err := parseLimit(q, "limit", DefaultMessageLimit, MaxMessageLimit)
+	if err != nil {
+		return err
+	}
+	var before int64
+	if v := q.Get("before"); v != "" {
+		if before, err = parseID("before", v); err != nil {
+			return err
+		}
+	}
+	ms, err := s.store.ListMessages(r.Context(), me, conv, before, limit)
+	if err != nil {
+		return fmt.Errorf("list messages %d: %w", conv, err)
+	}
+	if ms == nil {
+		ms = []store.Message{}
+	}
+	var next any
+	if len(ms) == limit {
+		next = ms[len(ms)-1].ID
+	}
+	privateNoStore(w)
+	return writeJSON(w, http.StatusOK, map[string]any{"messages": ms, "next_before": next})
+}
+
+func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, me int64) error {
+	conv, err := parseID("conversation id", r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeMessage(data)
+	if err != nil {
+		return err
+	}
+	m, created, err := s.store.SendMessage(r.Context(), me, conv, req.Body, req.ClientMsgID)
+	if err != nil {
+		return fmt.Errorf("send message in %d: %w", conv, err)
+	}
+	privateNoStore(w)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return writeJSON(w, status, m)
+}
+
+func (s *Server) markRead(w http.ResponseWriter, r *http.Request, me int64) error {
+	conv, err := parseID("conversation id", r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	msg, err := DecodeRead(data)
+	if err != nil {
+		return err
+	}
+	if err := s.store.MarkRead(r.Context(), me, conv, msg); err != nil {
+		return fmt.Errorf("mark read %d in %d: %w", msg, conv, err)
+	}
+	privateNoStore(w)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

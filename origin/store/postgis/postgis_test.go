@@ -1,0 +1,73 @@
+package postgis_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/spark-edge/spark/origin/store"
+	"github.com/spark-edge/spark/origin/store/postgis"
+	"github.com/spark-edge/spark/origin/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTestStore(t) })
+}
+
+func TestMigrateIdempotent(t *testing.T) {
+	s := openTestStore(t)
+	applied, err := postgis.Migrate(context.Background(), s.Primary())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 0 {
+		t.Fatalf("second migrate applied %v", applied)
+	}
+	ms, err := postgis.Migrations()
+	if err != nil || len(ms) == 0 || ms[0].Version != 1 {
+		t.Fatalf("embedded migrations: %v %v", ms, err)
+	}
+}
+
+// TestSuggestionPlanUsesKNNIndex checks the nearest-first query is an index
+// scan ordered by distance on the partial (geog, age) GiST index, with the
+// age condition inside it, not a sort over everyone in the radius.
+func TestSuggestionPlanUsesKNNIndex(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	p := s.Primary()
+	if _, err := p.Exec(ctx, `
+		INSERT INTO users (name, age, gender, is_active, geog)
+		SELECT 'u' || g, 18 + g % 40, (ARRAY['woman','man','nonbinary'])[1 + g % 3], g % 7 <> 0,
+		       ST_SetSRID(ST_MakePoint(-3.7 + (g % 100) * 0.001, 40.4 + (g / 100) * 0.001), 4326)::geography
+		FROM generate_series(1, 5000) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `ANALYZE users`); err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	rows, err := p.Query(ctx, "EXPLAIN "+postgis.SuggestionsSQL(), int64(1), 40.41, -3.69, int16(25), int16(35),
+		[]string{"woman"}, 50, 50000.0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, "users_active_geog_age") || !strings.Contains(text, "Order By: (geog <-> ") ||
+		!strings.Contains(text, "Index Cond: ((age >= ") {
+		t.Fatalf("suggestion query does not use the KNN index with age inside:\n%s", text)
+	}
+	if strings.Contains(text, "Sort Key: ((u.geog <->") {
+		t.Fatalf("suggestion query sorts instead of walking the index:\n%s", text)
+	}
+}
