@@ -1,0 +1,53 @@
+# Spark Edge. `make run` starts the edge in front of the origin with demo
+# data; `make test` installs what the tests need and runs them all.
+GO       ?= go
+BIN      := bin/spark
+FUZZTIME ?= 5s
+PKGS     := ./...
+
+.PHONY: build run test test-deps vet fuzz-seeds bench bench-go bench-edge clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/spark
+
+# The origin (embedded store, demo users) on 127.0.0.1:8081 and the edge on
+# :8080 in front of it. Ctrl-C stops both.
+run: build
+	scripts/run.sh
+
+# Everything the tests need (PostGIS, running PostgreSQL and Redis), then
+# vet, the race-enabled test suite, and a short fuzzing run of each target.
+test: test-deps vet
+	url=$$(scripts/test-origin-deps.sh | tail -n1 | cut -d= -f2-) && \
+		SPARK_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory fuzz-seeds
+
+test-deps:
+	scripts/test-deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Short coverage-guided runs of every fuzz target (the seed corpora also run
+# inside `go test`). FUZZTIME=1m make fuzz-seeds for a longer look.
+fuzz-seeds:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -rn1 dirname | sort -u); do \
+		for f in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "fuzz $$dir $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$dir >/dev/null 2>&1 || { \
+				$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$dir; exit 1; }; \
+		done; \
+	done
+
+# Benchmarks: hot paths with -benchmem, then the end-to-end edge run with
+# its reference (Caddy's respond) measured in the same run.
+bench: bench-go bench-edge
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./caddymodule/... ./tiered/...
+
+bench-edge: build
+	scripts/bench-edge.sh
+
+clean:
+	rm -rf bin .bench
