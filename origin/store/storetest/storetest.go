@@ -285,7 +285,7 @@ func testFiji(t *testing.T, s store.Store) {
 	// Fiji straddles the antimeridian: Taveuni is at ~179.9°W/E. Users 10 km
 	// apart on either side of ±180° must see each other; one far away must not.
 	prefs := &store.Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 30, Genders: []string{"woman", "man", "nonbinary"}}
-	east := mk(t, s, "east", 30, "man", pt(-16.8, 179.95), prefs)  // 179.95°E
+	east := mk(t, s, "east", 30, "man", pt(-16.8, 179.95), prefs)    // 179.95°E
 	west := mk(t, s, "west", 30, "woman", pt(-16.8, -179.95), prefs) // 179.95°W
 	near := mk(t, s, "nearEast", 30, "woman", pt(-16.9, 179.9), prefs)
 	mk(t, s, "suva", 30, "woman", pt(-18.1416, 178.4415), prefs) // ~170 km away

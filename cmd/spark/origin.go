@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/spark-edge/spark/origin"
+	"github.com/spark-edge/spark/origin/store/postgis"
+)
+
+// The origin subcommand: `spark origin [flags]`, `spark origin migrate`,
+// `spark origin token --user N`, `spark origin seed --users N`. All logic
+// lives in package origin; this file only maps flags and environment.
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "origin",
+		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--demo-users <n>] [--migrate]",
+		Short: "Runs the Spark origin API (embedded store by default, PostGIS with --database-url)",
+		Long: `
+Runs the Spark origin API: matching, swipes, profiles, chat and location.
+
+With no --database-url (or SPARK_DATABASE_URL) it uses an embedded in-memory
+store seeded with --demo-users demo users around a few cities, and a fixed
+development JWT secret unless --jwt-secret / SPARK_JWT_SECRET is set. On
+PostGIS it refuses to start without a secret (or EdDSA public keys).
+
+Subcommands:
+  spark origin migrate            apply the embedded SQL migrations
+  spark origin token --user 42    print a bearer token for user 42
+  spark origin seed --users N     bulk-load deterministic demo data with COPY`,
+		CobraFunc: func(cmd *cobra.Command) {
+			pf := cmd.PersistentFlags()
+			pf.String("database-url", os.Getenv("SPARK_DATABASE_URL"), "PostgreSQL+PostGIS URL (env SPARK_DATABASE_URL); empty: embedded store")
+			pf.String("jwt-secret", os.Getenv("SPARK_JWT_SECRET"), "HS256 secret (env SPARK_JWT_SECRET)")
+			addPoolFlags(cmd)
+			f := cmd.Flags()
+			f.String("listen", envOr("SPARK_ORIGIN_LISTEN", origin.DefaultListen), "listen address")
+			f.String("replica-url", os.Getenv("SPARK_REPLICA_URL"), "read replica URL for profile reads and message history (env SPARK_REPLICA_URL)")
+			f.StringSlice("jwt-public-key", nil, "Ed25519 public key PEM file accepted for EdDSA tokens (repeatable)")
+			f.Int("demo-users", 500, "embedded store: number of demo users to seed")
+			f.Uint64("demo-seed", 1, "embedded store: seed of the demo data")
+			f.Bool("migrate", false, "PostGIS: apply migrations at start-up")
+			cmd.RunE = runOrigin
+			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
+		},
+	})
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func newLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func addPoolFlags(cmd *cobra.Command) {
+	d := postgis.DefaultPoolConfig()
+	pf := cmd.PersistentFlags()
+	pf.Int32("db-max-conns", d.MaxConns, "pool: max connections (measured: 2-4 per database core)")
+	pf.Int32("db-min-conns", d.MinConns, "pool: min connections")
+	pf.Int32("db-min-idle-conns", d.MinIdleConns, "pool: min idle connections")
+	pf.Duration("db-max-conn-lifetime", d.MaxConnLifetime, "pool: max connection lifetime")
+	pf.Duration("db-max-conn-idle-time", d.MaxConnIdleTime, "pool: max connection idle time")
+	pf.Duration("db-acquire-timeout", d.AcquireTimeout, "pool: deadline to acquire a connection")
+	pf.Duration("db-statement-timeout", d.StatementTimeout, "statement_timeout on every connection")
+	pf.Duration("db-lock-timeout", d.LockTimeout, "lock_timeout on every connection")
+}
+
+func poolConfig(cmd *cobra.Command) (postgis.PoolConfig, error) {
+	f := cmd.Flags()
+	var pc postgis.PoolConfig
+	var errs []error
+	var err error
+	pc.MaxConns, err = f.GetInt32("db-max-conns")
+	errs = append(errs, err)
+	pc.MinConns, err = f.GetInt32("db-min-conns")
+	errs = append(errs, err)
+	pc.MinIdleConns, err = f.GetInt32("db-min-idle-conns")
+	errs = append(errs, err)
+	pc.MaxConnLifetime, err = f.GetDuration("db-max-conn-lifetime")
+	errs = append(errs, err)
+	pc.MaxConnIdleTime, err = f.GetDuration("db-max-conn-idle-time")
+	errs = append(errs, err)
+	pc.AcquireTimeout, err = f.GetDuration("db-acquire-timeout")
+	errs = append(errs, err)
+	pc.StatementTimeout, err = f.GetDuration("db-statement-timeout")
+	errs = append(errs, err)
+	pc.LockTimeout, err = f.GetDuration("db-lock-timeout")
+	errs = append(errs, err)
+	return pc, errors.Join(errs...)
+}
+
+func runOrigin(cmd *cobra.Command, _ []string) error {
+	f := cmd.Flags()
+	var cfg origin.Config
+	var errs []error
+	get := func(err error) { errs = append(errs, err) }
+	var err error
+	cfg.Listen, err = f.GetString("listen")
+	get(err)
+	cfg.DatabaseURL, err = f.GetString("database-url")
+	get(err)
+	cfg.ReplicaURL, err = f.GetString("replica-url")
+	get(err)
+	cfg.JWTSecret, err = f.GetString("jwt-secret")
+	get(err)
+	cfg.JWTPublicKeys, err = f.GetStringSlice("jwt-public-key")
+	get(err)
+	cfg.DemoUsers, err = f.GetInt("demo-users")
+	get(err)
+	cfg.DemoSeed, err = f.GetUint64("demo-seed")
+	get(err)
+	cfg.Migrate, err = f.GetBool("migrate")
+	get(err)
+	cfg.Pool, err = poolConfig(cmd)
+	get(err)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("origin flags: %w", err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	return origin.Run(ctx, cfg, newLogger(), nil)
+}
+
+func migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Applies the embedded numbered SQL migrations to --database-url",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			url, _ := cmd.Flags().GetString("database-url")
+			if url == "" {
+				return errors.New("origin migrate: --database-url or SPARK_DATABASE_URL is required")
+			}
+			pc, err := poolConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			applied, err := origin.MigrateDatabase(ctx, url, pc)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "applied migrations: %v\n", applied)
+			return nil
+		},
+	}
+}
+
+func tokenCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "token --user <id>",
+		Short: "Prints a bearer token for a user, signed with the origin's secret",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			user, _ := f.GetInt64("user")
+			ttl, _ := f.GetDuration("ttl")
+			secret, _ := f.GetString("jwt-secret")
+			url, _ := f.GetString("database-url")
+			s, dev, err := origin.ResolveSecret(secret, url, false)
+			if err != nil {
+				return fmt.Errorf("origin token: %w", err)
+			}
+			if dev {
+				fmt.Fprintln(os.Stderr, "warning: signed with the fixed development secret (embedded store only)")
+			}
+			tok, err := origin.IssueToken(s, user, ttl, time.Now())
+			if err != nil {
+				return fmt.Errorf("origin token: %w", err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	}
+	c.Flags().Int64("user", 0, "user id (the token's sub)")
+	c.Flags().Duration("ttl", 24*time.Hour, "token lifetime")
+	_ = c.MarkFlagRequired("user")
+	return c
+}
+
+func seedCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "seed --users <n>",
+		Short: "Bulk-loads deterministic demo data into --database-url with COPY",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			url, _ := f.GetString("database-url")
+			if url == "" {
+				return errors.New("origin seed: --database-url or SPARK_DATABASE_URL is required")
+			}
+			var o origin.SeedOptions
+			o.Users, _ = f.GetInt("users")
+			o.Seed, _ = f.GetUint64("seed")
+			o.SwipesPerUser, _ = f.GetInt("swipes-per-user")
+			o.MatchedShare, _ = f.GetFloat64("matched-share")
+			o.MessagesPerMatch, _ = f.GetInt("messages-per-match")
+			pc, err := poolConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			rep, err := origin.SeedDatabase(ctx, url, pc, o, newLogger())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	d := origin.DefaultSeedOptions()
+	c.Flags().Int("users", d.Users, "users to create")
+	c.Flags().Uint64("seed", d.Seed, "random seed (same seed, same data)")
+	c.Flags().Int("swipes-per-user", d.SwipesPerUser, "average swipes per user (heavy-tailed)")
+	c.Flags().Float64("matched-share", d.MatchedShare, "share of users given a match with a conversation")
+	c.Flags().Int("messages-per-match", d.MessagesPerMatch, "average messages per conversation")
+	return c
+}

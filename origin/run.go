@@ -1,0 +1,170 @@
+package origin
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spark-edge/spark/origin/store"
+	"github.com/spark-edge/spark/origin/store/memory"
+	"github.com/spark-edge/spark/origin/store/postgis"
+)
+
+// Config is everything `spark origin` can be told.
+type Config struct {
+	Listen         string // default 127.0.0.1:8081
+	DatabaseURL    string // empty: embedded memory store
+	ReplicaURL     string // optional read replica (profiles, message history)
+	JWTSecret      string // HS256 secret; empty: DevJWTSecret with the memory store only
+	JWTPublicKeys  []string
+	DemoUsers      int    // memory store: demo users to seed (default 500)
+	DemoSeed       uint64 // memory store: seed of the demo data
+	Migrate        bool   // PostGIS: apply migrations at start-up
+	Pool           postgis.PoolConfig
+	ShutdownPeriod time.Duration
+}
+
+// DefaultListen is the origin's default listen address.
+const DefaultListen = "127.0.0.1:8081"
+
+// ResolveSecret returns the HS256 secret to use: the configured one, or the
+// development secret when the embedded store is in use (dev reports true).
+// With PostGIS and no secret (and no public keys) it is an error.
+func ResolveSecret(secret, databaseURL string, hasPublicKeys bool) (s string, dev bool, err error) {
+	if secret != "" {
+		return secret, false, nil
+	}
+	if databaseURL == "" {
+		return DevJWTSecret, true, nil
+	}
+	if hasPublicKeys {
+		return "", false, nil
+	}
+	return "", false, errors.New("origin: refusing to start on PostGIS without a JWT secret: set --jwt-secret or SPARK_JWT_SECRET")
+}
+
+// poolAdapter exposes a postgis store's pool stats to the metrics.
+type poolAdapter struct{ s *postgis.Store }
+
+func (a poolAdapter) PoolStats() []PoolStat {
+	var out []PoolStat
+	for _, p := range a.s.PoolStats() {
+		out = append(out, PoolStat{Name: p.Name, Acquired: p.Acquired, Idle: p.Idle, Total: p.Total, Max: p.Max,
+			AcquireCount: p.AcquireCount, AcquireWaitNS: p.AcquireWaitNanos})
+	}
+	return out
+}
+
+// OpenStore opens the configured store: PostGIS when DatabaseURL is set
+// (migrating first when asked), else a memory store seeded with demo users.
+func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, string, PoolStater, error) {
+	if cfg.DatabaseURL == "" {
+		m := memory.New()
+		n := cfg.DemoUsers
+		if n > 0 {
+			if err := SeedDemo(ctx, m, n, cfg.DemoSeed); err != nil {
+				return nil, "", nil, fmt.Errorf("origin: seed demo users: %w", err)
+			}
+			log.Info("embedded store seeded with demo users", "users", n, "seed", cfg.DemoSeed)
+		}
+		return m, "memory", nil, nil
+	}
+	pg, err := postgis.Open(ctx, postgis.Config{URL: cfg.DatabaseURL, ReplicaURL: cfg.ReplicaURL, Pool: cfg.Pool})
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("origin: open PostGIS: %w", err)
+	}
+	if cfg.Migrate {
+		applied, err := postgis.Migrate(ctx, pg.Primary())
+		if err != nil {
+			pg.Close()
+			return nil, "", nil, fmt.Errorf("origin: migrate: %w", err)
+		}
+		log.Info("migrations applied", "versions", applied)
+	}
+	return pg, "postgis", poolAdapter{pg}, nil
+}
+
+// LoadPublicKeys reads Ed25519 PEM public keys from files.
+func LoadPublicKeys(paths []string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("origin: read public key: %w", err)
+		}
+		k, err := ParseEd25519PublicKeyPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("origin: %s: %w", p, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// Run serves the origin API until ctx is cancelled, then shuts down
+// gracefully. ready, if non-nil, receives the bound address once listening.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	keys, err := LoadPublicKeys(cfg.JWTPublicKeys)
+	if err != nil {
+		return err
+	}
+	secret, dev, err := ResolveSecret(cfg.JWTSecret, cfg.DatabaseURL, len(keys) > 0)
+	if err != nil {
+		return err
+	}
+	if dev {
+		log.Warn("!!! USING THE FIXED DEVELOPMENT JWT SECRET: anyone can mint tokens. Set --jwt-secret / SPARK_JWT_SECRET outside development. !!!")
+	}
+	auth, err := NewAuthenticator(secret, keys, nil)
+	if err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	st, name, ps, err := OpenStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := NewServer(ServerOptions{Store: st, StoreName: name, Auth: auth, Metrics: NewMetrics(ps), Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("origin: listen on %s: %w", cfg.Listen, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	log.Info("spark origin listening", "addr", ln.Addr().String(), "store", name)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("origin: serve: %w", err)
+	case <-ctx.Done():
+	}
+	period := cfg.ShutdownPeriod
+	if period <= 0 {
+		period = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), period)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("origin: shutdown: %w", err)
+	}
+	return nil
+}
