@@ -112,9 +112,13 @@ func secondaryKey(primary string, h http.Header, fields []string, private bool, 
 		b.WriteByte('=')
 		b.WriteString(normalizeField(f, h.Values(f), encodings))
 	}
-	if private && !slices.Contains(fields, "authorization") {
+	if private {
+		// Always, even when Vary names Authorization: a user who
+		// authenticates with a cookie has no Authorization value, and two
+		// such users must not share a variant. '@' is not a field-name
+		// character, so no Vary field can forge this part.
 		b.WriteString(fieldSep)
-		b.WriteString("authorization=")
+		b.WriteString("@credential=")
 		b.WriteString(hashValue(strings.Join(h.Values("Authorization"), ",") + "\n" + strings.Join(h.Values("Cookie"), ";")))
 	}
 	return b.String()
