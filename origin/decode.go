@@ -276,3 +276,13 @@ func parseLimit(q url.Values, name string, def, max int) (int, error) {
 	}
 	return n, nil
 }
+
+// parseQuery parses the query string strictly: a malformed pair (for example
+// one containing ';') is a 400, not silently dropped.
+func parseQuery(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("malformed query string: %v", err)
+	}
+	return q, nil
+}

@@ -478,7 +478,10 @@ func shapeCandidate(c store.Candidate, fields []string) map[string]any {
 }
 
 func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) error {
-	q := r.URL.Query()
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
 	limit, err := parseLimit(q, "limit", DefaultSuggestionLimit, MaxSuggestionLimit)
 	if err != nil {
 		return err
@@ -596,7 +599,10 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, me int64) 
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
 	limit, err := parseLimit(q, "limit", DefaultMessageLimit, MaxMessageLimit)
 	if err != nil {
 		return err
