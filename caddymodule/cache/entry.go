@@ -81,6 +81,19 @@ func encodeEntry(dst []byte, e *entry) []byte {
 
 const fixedLen = 2 + 2 + 1 + 8 + 4*8 + 2
 
+// maxHeaderValues is the most header values an entry can hold: the count is
+// two bytes. A larger header would decode as other fields and a poisoned body.
+const maxHeaderValues = 0xffff
+
+// encodable reports whether e fits the entry format.
+func (e *entry) encodable() bool {
+	n := 0
+	for _, vs := range e.header {
+		n += len(vs)
+	}
+	return n <= maxHeaderValues && e.status >= 100 && e.status <= 999
+}
+
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
@@ -94,6 +107,9 @@ func decodeEntry(b []byte) (*entry, error) {
 		return nil, errCorrupt
 	}
 	e := &entry{status: int(binary.LittleEndian.Uint16(b[2:]))}
+	if e.status < 100 || e.status > 999 {
+		return nil, errCorrupt // would make WriteHeader panic
+	}
 	flags := b[4]
 	e.mustRevalidate = flags&flagMustRevalidate != 0
 	e.noCache = flags&flagNoCache != 0

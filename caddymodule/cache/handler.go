@@ -368,6 +368,10 @@ func saveTags(dec *storeDecision, values []string) {
 
 // storeDecision writes the entry (and the Vary record) to the store.
 func (c *Cache) storeDecision(r *http.Request, pk, uriTag string, dec *storeDecision, gen uint64) {
+	if !dec.e.encodable() {
+		c.logger.Debug("store response: too many header fields", zap.String("key", pk))
+		return
+	}
 	ctx := r.Context()
 	ttl := dec.e.fresh + max(dec.e.swr, 0) + max(dec.e.sie, 0) + time.Minute
 	if dec.e.fresh <= 0 {
