@@ -1,0 +1,319 @@
+package cache
+
+// Integration harness: a real Caddy instance, loaded from Caddyfile text, in
+// front of an httptest origin whose handler each test programs and whose
+// requests it counts. Caddy is process-global: tests using the harness run
+// sequentially (no t.Parallel).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// testPurgeToken is the purge_token of the harness's default cache block.
+const testPurgeToken = "s3cret-purge-token"
+
+// defaultCacheBlock is the spark_cache block most tests run with: small
+// sizes (bigcache preallocates part of the capacity), rules mirroring the
+// repo's Caddyfile, and short windows tests can wait out.
+const defaultCacheBlock = `spark_cache {
+		capacity 16MiB
+		max_entry_size 64KiB
+		purge_token ` + testPurgeToken + `
+		encodings zstd gzip
+		ignore_query utm_*
+		rule /etag/* {
+			ttl 5m
+			etag
+		}
+		rule /ttl/* {
+			ttl 10m
+		}
+		rule /me {
+			private
+		}
+		rule /me/* {
+			private
+		}
+		rule /suggestions {
+			ttl 2m
+			private
+			vary Authorization Location
+		}
+	}`
+
+// origin is the programmable, counting upstream.
+type origin struct {
+	srv     *httptest.Server
+	handler atomic.Pointer[http.HandlerFunc]
+
+	mu    sync.Mutex
+	count map[string]int          // "METHOD path" -> requests
+	last  map[string]*http.Request // "METHOD path" -> last request (header only)
+	total atomic.Int64
+}
+
+func newOrigin(t *testing.T) *origin {
+	t.Helper()
+	o := &origin{count: map[string]int{}, last: map[string]*http.Request{}}
+	o.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Cache-Control", "max-age=60")
+		_, _ = io.WriteString(w, "origin "+r.URL.Path)
+	})
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := r.Method + " " + r.URL.Path
+		o.mu.Lock()
+		o.count[k]++
+		o.last[k] = &http.Request{Method: r.Method, URL: r.URL, Header: r.Header.Clone(), Host: r.Host}
+		o.mu.Unlock()
+		o.total.Add(1)
+		(*o.handler.Load())(w, r)
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+// handle programs the origin.
+func (o *origin) handle(h http.HandlerFunc) { o.handler.Store(&h) }
+
+// hits returns how many requests "METHOD path" reached the origin.
+func (o *origin) hits(method, path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.count[method+" "+path]
+}
+
+// lastRequest returns the last request "METHOD path" that reached the origin.
+func (o *origin) lastRequest(method, path string) *http.Request {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.last[method+" "+path]
+}
+
+func (o *origin) addr() string { return strings.TrimPrefix(o.srv.URL, "http://") }
+
+// edge is a running Caddy with spark_cache.
+type edge struct {
+	t      *testing.T
+	site   string // http://127.0.0.1:port
+	admin  string // http://127.0.0.1:port
+	origin *origin
+	client *http.Client
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// caddyfileFor renders a Caddyfile: global options with the admin address
+// and metrics, one site on sitePort with the cache block, encode and a
+// reverse proxy to the origin.
+func caddyfileFor(adminPort, sitePort int, originAddr, cacheBlock string) string {
+	return `{
+	admin 127.0.0.1:` + strconv.Itoa(adminPort) + `
+	persist_config off
+	auto_https off
+	grace_period 2s
+	metrics
+	log {
+		level ERROR
+	}
+}
+
+http://:` + strconv.Itoa(sitePort) + ` {
+	bind 127.0.0.1
+	` + cacheBlock + `
+	encode zstd gzip
+	reverse_proxy ` + originAddr + `
+}
+`
+}
+
+// loadCaddyfile adapts and loads a Caddyfile into the process's Caddy.
+func loadCaddyfile(t *testing.T, text string) {
+	t.Helper()
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		t.Fatal("caddyfile adapter not registered")
+	}
+	cfgJSON, warnings, err := adapter.Adapt([]byte(text), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapt Caddyfile: %v\n%s", err, text)
+	}
+	for _, w := range warnings {
+		t.Logf("caddyfile warning: %s", w.String())
+	}
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		t.Fatalf("caddy.Load: %v", err)
+	}
+}
+
+// startEdge starts Caddy with the given spark_cache block in front of a new
+// origin; an empty block means defaultCacheBlock.
+func startEdge(t *testing.T, cacheBlock string) *edge {
+	t.Helper()
+	if cacheBlock == "" {
+		cacheBlock = defaultCacheBlock
+	}
+	o := newOrigin(t)
+	adminPort, sitePort := freePort(t), freePort(t)
+	loadCaddyfile(t, caddyfileFor(adminPort, sitePort, o.addr(), cacheBlock))
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 200}
+	e := &edge{
+		t:      t,
+		site:   "http://127.0.0.1:" + strconv.Itoa(sitePort),
+		admin:  "http://127.0.0.1:" + strconv.Itoa(adminPort),
+		origin: o,
+		client: &http.Client{
+			Transport:     tr,
+			Timeout:       15 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	// Registered after the origin's cleanup so it runs first: Caddy stops
+	// before its upstream goes away.
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("caddy.Stop: %v", err)
+		}
+	})
+	return e
+}
+
+// resp is a response with its body read.
+type resp struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (r *resp) cacheStatus() string { return r.header.Get("Cache-Status") }
+
+func (r *resp) isHit() bool { return strings.Contains(r.cacheStatus(), "; hit") }
+
+// do sends method path with header pairs ("Name", "value", ...).
+func (e *edge) do(method, path string, hdr ...string) *resp {
+	e.t.Helper()
+	return e.doBody(method, path, nil, hdr...)
+}
+
+func (e *edge) get(path string, hdr ...string) *resp {
+	e.t.Helper()
+	return e.do(http.MethodGet, path, hdr...)
+}
+
+func (e *edge) doBody(method, path string, body []byte, hdr ...string) *resp {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.site+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatalf("new request %s %s: %v", method, path, err)
+	}
+	if body == nil {
+		req.Body = nil
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	return e.send(req)
+}
+
+func (e *edge) send(req *http.Request) *resp {
+	e.t.Helper()
+	res, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
+	}
+	return &resp{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+// adminDo sends a request to Caddy's admin endpoint.
+func (e *edge) adminDo(method, path, token string, body string) *resp {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.admin+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return e.send(req)
+}
+
+// purge calls POST /spark/purge with the right token and returns "removed".
+func (e *edge) purge(body string) int {
+	e.t.Helper()
+	r := e.adminDo(http.MethodPost, "/spark/purge", testPurgeToken, body)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("purge %s: status %d: %s", body, r.status, r.body)
+	}
+	var pr PurgeResponse
+	if err := json.Unmarshal([]byte(r.body), &pr); err != nil {
+		e.t.Fatalf("purge %s: decode %q: %v", body, r.body, err)
+	}
+	return pr.Removed
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// expect checks status, body and whether the response was a cache hit.
+func expect(t *testing.T, what string, r *resp, status int, body string, hit bool) {
+	t.Helper()
+	if r.status != status {
+		t.Errorf("%s: status %d, want %d (Cache-Status %q, body %.200q)", what, r.status, status, r.cacheStatus(), r.body)
+	}
+	if body != "\x00any" && r.body != body {
+		t.Errorf("%s: body %.200q, want %.200q (Cache-Status %q)", what, r.body, body, r.cacheStatus())
+	}
+	if r.isHit() != hit {
+		t.Errorf("%s: Cache-Status %q, want hit=%v", what, r.cacheStatus(), hit)
+	}
+}
+
+// ctxTimeout is a context for a test's ad-hoc requests.
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
