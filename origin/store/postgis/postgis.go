@@ -70,6 +70,7 @@ type Config struct {
 	URL        string // primary: matching, swipes, location writes, chat writes
 	ReplicaURL string // optional: profile reads and message history
 	Pool       PoolConfig
+	CellCache  CellCacheConfig // cell-candidate cache for suggestions
 }
 
 // Store implements store.Store on PostGIS.
@@ -77,6 +78,7 @@ type Store struct {
 	primary *pgxpool.Pool
 	replica *pgxpool.Pool // == primary when no replica
 	pool    PoolConfig
+	cells   *geocache.CandidateCache // nil: exact KNN query only
 }
 
 var _ store.Store = (*Store)(nil)
@@ -120,6 +122,12 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		if s.replica, err = newPool(ctx, c.ReplicaURL, pc); err != nil {
 			primary.Close()
 			return nil, fmt.Errorf("postgis: replica: %w", err)
+		}
+	}
+	if c.CellCache.Enabled {
+		if err := s.newCellCache(c.CellCache); err != nil {
+			s.Close()
+			return nil, err
 		}
 	}
 	if err := s.Ping(ctx); err != nil {
@@ -251,6 +259,9 @@ func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (int64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("postgis: create user: %w", err)
 	}
+	if u.Location != nil {
+		s.invalidateCells(geocache.Cell(u.Location.Lat, u.Location.Lng, store.CellPrecision))
+	}
 	return id, nil
 }
 
@@ -284,12 +295,22 @@ func (s *Store) UpdateProfile(ctx context.Context, id int64, u store.ProfileUpda
 	if photos == nil {
 		photos = []string{}
 	}
-	p, err := scanProfile(s.primary.QueryRow(ctx, `
+	var p store.Profile
+	var cell *string
+	err := s.primary.QueryRow(ctx, `
 		UPDATE users SET name = $2, age = $3, gender = $4, bio = $5, photos = $6, is_active = $7,
 		       version = version + 1, updated_at = now()
 		WHERE id = $1 AND ($8::bigint = 0 OR version = $8::bigint)
-		RETURNING `+profileCols, id, u.Name, u.Age, u.Gender, u.Bio, photos, u.Active, ifVersion))
+		RETURNING `+profileCols+`, cell`, id, u.Name, u.Age, u.Gender, u.Bio, photos, u.Active, ifVersion).
+		Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Active, &p.Version, &cell)
 	if err == nil {
+		if p.Photos == nil {
+			p.Photos = []string{}
+		}
+		if cell != nil {
+			// Age, gender or activity may have changed: the cached rows are stale.
+			s.invalidateCells(*cell)
+		}
 		return p, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -365,6 +386,7 @@ func (s *Store) SetLocation(ctx context.Context, id int64, pt store.Point) (stor
 	if old != nil {
 		ch.OldCell = *old
 	}
+	s.invalidateCells(ch.OldCell, ch.NewCell)
 	return ch, nil
 }
 
@@ -420,8 +442,21 @@ func (s *Store) Suggestions(ctx context.Context, id int64, limit int) ([]store.C
 	return s.Nearest(ctx, id, store.Point{Lat: *lat, Lng: *lng}, prefs, limit)
 }
 
-// Nearest runs the suggestion query for a given point and preferences.
+// Nearest answers suggestions for a point and preferences: through the
+// cell-candidate cache when enabled and the radius suits it, else by the
+// exact KNN query.
 func (s *Store) Nearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, error) {
+	if s.cells != nil {
+		out, ok, err := s.cachedNearest(ctx, id, at, p, limit)
+		if ok || err != nil {
+			return out, err
+		}
+	}
+	return s.ExactNearest(ctx, id, at, p, limit)
+}
+
+// ExactNearest runs the nearest-first KNN query (no cache).
+func (s *Store) ExactNearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, error) {
 	rows, err := s.primary.Query(ctx, suggestionsSQL, id, at.Lat, at.Lng, p.MinAge, p.MaxAge, p.Genders, limit,
 		float64(p.MaxDistanceKm)*1000)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/postgis"
+	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 	"github.com/spark-edge/spark/origin/store/storetest"
 )
 
@@ -70,4 +71,14 @@ func TestSuggestionPlanUsesKNNIndex(t *testing.T) {
 	if strings.Contains(text, "Sort Key: ((u.geog <->") {
 		t.Fatalf("suggestion query sorts instead of walking the index:\n%s", text)
 	}
+}
+
+func withCellCache(c *postgis.Config) { c.CellCache = postgis.CellCacheConfig{Enabled: true} }
+
+// TestConformanceWithCellCache runs the whole suite with suggestions built
+// through the cell-candidate cache.
+func TestConformanceWithCellCache(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return pgtest.OpenWith(t, "test_postgis", withCellCache)
+	})
 }

@@ -46,6 +46,13 @@ func SchemaURL(t testing.TB, schema string) string {
 // schema of the test database, migrated, closed at cleanup.
 func Open(t testing.TB, schema string) *postgis.Store {
 	t.Helper()
+	return OpenWith(t, schema, nil)
+}
+
+// OpenWith is Open with a hook to adjust the store's configuration (for
+// example to enable the cell-candidate cache).
+func OpenWith(t testing.TB, schema string, configure func(*postgis.Config)) *postgis.Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	mu.Lock()
@@ -58,7 +65,11 @@ func Open(t testing.TB, schema string) *postgis.Store {
 	if err != nil {
 		t.Fatalf("PostGIS test database at %s unusable (run scripts/test-origin-deps.sh): %v", URL(), err)
 	}
-	s, err := postgis.Open(ctx, postgis.Config{URL: SchemaURL(t, schema)})
+	cfg := postgis.Config{URL: SchemaURL(t, schema)}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s, err := postgis.Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("PostGIS test database unreachable at %s (run scripts/test-origin-deps.sh): %v", URL(), err)
 	}

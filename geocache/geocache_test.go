@@ -1,0 +1,214 @@
+package geocache
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestValidatePoint(t *testing.T) {
+	good := [][2]float64{{0, 0}, {90, 180}, {-90, -180}, {-16.8, 179.99}}
+	for _, p := range good {
+		if err := ValidatePoint(p[0], p[1]); err != nil {
+			t.Errorf("%v: %v", p, err)
+		}
+	}
+	bad := [][2]float64{{90.0001, 0}, {0, 180.01}, {-91, 0}, {math.NaN(), 0}, {0, math.Inf(-1)}}
+	for _, p := range bad {
+		if err := ValidatePoint(p[0], p[1]); !errors.Is(err, ErrInvalidPoint) {
+			t.Errorf("%v: got %v", p, err)
+		}
+	}
+}
+
+func TestCellAndNormalize(t *testing.T) {
+	if c := Cell(57.64911, 10.40744, 11); c != "u4pruydqqvj" { // the classic example from geohash.org
+		t.Fatalf("Cell = %q", c)
+	}
+	if c := Cell(57.64911, 10.40744, 0); len(c) != 1 {
+		t.Fatalf("precision clamp low: %q", c)
+	}
+	if c := Cell(57.64911, 10.40744, 40); len(c) != MaxPrecision {
+		t.Fatalf("precision clamp high: %q", c)
+	}
+	if n, err := NormalizeCell("U4PRU"); err != nil || n != "u4pru" {
+		t.Fatalf("NormalizeCell: %q %v", n, err)
+	}
+	for _, bad := range []string{"", "a", "u4pr!", "u4pruydqqvjzz"} {
+		if _, err := NormalizeCell(bad); err == nil {
+			t.Errorf("NormalizeCell(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCellSize(t *testing.T) {
+	w, h := CellSize(5)
+	if math.Abs(w-0.0439453125) > 1e-12 || math.Abs(h-0.0439453125) > 1e-12 {
+		t.Fatalf("p5 = %v x %v", w, h)
+	}
+	w, h = CellSize(1)
+	if w != 45 || h != 45 {
+		t.Fatalf("p1 = %v x %v", w, h)
+	}
+}
+
+func TestDistance(t *testing.T) {
+	d := DistanceM(48.8566, 2.3522, 51.5072, -0.1276) // Paris - London
+	if math.Abs(d-343_900) > 1500 {
+		t.Fatalf("Paris-London = %.0f m", d)
+	}
+	d = DistanceM(-16.8, 179.95, -16.8, -179.95) // across the antimeridian
+	if math.Abs(d-10_650) > 100 {
+		t.Fatalf("across the antimeridian = %.0f m", d)
+	}
+}
+
+// TestCoveringCellsComplete: every point within the radius lies in one of
+// the covering cells, for random centres including the antimeridian and the
+// poles.
+func TestCoveringCellsComplete(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	centres := [][2]float64{{-16.8, 179.99}, {-16.8, -179.99}, {89.95, 10}, {-89.9, -100}, {0, 0}, {35.67, 139.65}}
+	for i := 0; i < 200; i++ {
+		var lat, lng float64
+		if i < len(centres) {
+			lat, lng = centres[i][0], centres[i][1]
+		} else {
+			lat, lng = rng.Float64()*178-89, rng.Float64()*360-180
+		}
+		radius := 100 + rng.Float64()*80_000
+		p := PrecisionForRadius(lat, lng, radius, 64)
+		cells := CoveringCells(lat, lng, radius, p)
+		if len(cells) > 64 {
+			t.Fatalf("%d cells > 64 at precision %d", len(cells), p)
+		}
+		if n := CellCount(lat, lng, radius, p); n < len(cells) {
+			t.Fatalf("CellCount %d < actual %d", n, len(cells))
+		}
+		set := map[string]bool{}
+		for _, c := range cells {
+			set[c] = true
+		}
+		for k := 0; k < 200; k++ {
+			// Random point inside the circle.
+			r := radius * math.Sqrt(rng.Float64()) / EarthRadiusM
+			b := rng.Float64() * 2 * math.Pi
+			p1, l1 := lat*math.Pi/180, lng*math.Pi/180
+			p2 := math.Asin(math.Sin(p1)*math.Cos(r) + math.Cos(p1)*math.Sin(r)*math.Cos(b))
+			l2 := l1 + math.Atan2(math.Sin(b)*math.Sin(r)*math.Cos(p1), math.Cos(r)-math.Sin(p1)*math.Sin(p2))
+			plat, plng := p2*180/math.Pi, math.Mod(l2*180/math.Pi+540, 360)-180
+			if DistanceM(lat, lng, plat, plng) > radius {
+				continue
+			}
+			if c := Cell(plat, plng, p); !set[c] {
+				t.Fatalf("centre (%v,%v) r=%.0f p=%d: point (%v,%v) in cell %s not covered", lat, lng, radius, p, plat, plng, c)
+			}
+		}
+	}
+}
+
+func TestCandidateCache(t *testing.T) {
+	var loads atomic.Int64
+	data := map[string][]Candidate{}
+	var mu sync.Mutex
+	put := func(id int64, lat, lng float64) {
+		mu.Lock()
+		defer mu.Unlock()
+		c := Cell(lat, lng, 5)
+		data[c] = append(data[c], Candidate{ID: id, Lat: lat, Lng: lng, Age: 30, Gender: "woman"})
+	}
+	loader := func(ctx context.Context, cell string) ([]Candidate, error) {
+		loads.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		var out []Candidate
+		for k, v := range data {
+			if len(k) >= len(cell) && k[:len(cell)] == cell {
+				out = append(out, v...)
+			}
+		}
+		return out, nil
+	}
+	now := time.Unix(1000, 0)
+	var clock sync.Mutex
+	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, TTL: time.Minute, MaxEntries: 100,
+		Now: func() time.Time { clock.Lock(); defer clock.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(1, -16.8, 179.99)
+	put(2, -16.8, -179.99)
+	put(3, -16.9, 179.9)
+	put(4, -18.14, 178.44) // Suva, far
+	ctx := context.Background()
+	got, err := cc.Near(ctx, -16.8, 179.995, 20_000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].ID != 1 || got[1].ID != 2 || got[2].ID != 3 {
+		t.Fatalf("Near across the antimeridian = %+v", got)
+	}
+	before := loads.Load()
+	if _, err := cc.Near(ctx, -16.8, 179.995, 20_000, nil); err != nil {
+		t.Fatal(err)
+	}
+	if loads.Load() != before {
+		t.Fatalf("second query reloaded %d cells", loads.Load()-before)
+	}
+	// A user moving into a cell is visible after Moved.
+	put(5, -16.81, 179.99)
+	cc.Moved("", Cell(-16.81, 179.99, 5))
+	got, _ = cc.Near(ctx, -16.8, 179.995, 20_000, nil)
+	if len(got) != 4 {
+		t.Fatalf("after move-in: %+v", got)
+	}
+	// Filter.
+	got, _ = cc.Near(ctx, -16.8, 179.995, 20_000, func(c Candidate) bool { return c.ID%2 == 1 })
+	if len(got) != 3 {
+		t.Fatalf("filtered: %+v", got)
+	}
+	// Expiry.
+	clock.Lock()
+	now = now.Add(2 * time.Minute)
+	clock.Unlock()
+	before = loads.Load()
+	cc.Near(ctx, -16.8, 179.995, 20_000, nil)
+	if loads.Load() == before {
+		t.Fatal("expired entries were not reloaded")
+	}
+	if _, err := cc.Near(ctx, 0, 0, 5_000_000, nil); !errors.Is(err, ErrRadiusTooLarge) {
+		t.Fatalf("huge radius: %v", err)
+	}
+	// Concurrent misses share loads and are race-free.
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := cc.Near(ctx, 40.4, -3.7, 10_000, nil); err != nil {
+				t.Error(err)
+			}
+			cc.Invalidate(Cell(40.4, -3.7, 5))
+		}()
+	}
+	wg.Wait()
+	if h, m := cc.Stats(); h+m == 0 {
+		t.Fatal("no stats")
+	}
+}
+
+func TestCandidateCacheLoaderError(t *testing.T) {
+	boom := errors.New("boom")
+	cc, _ := NewCandidateCache(CandidateCacheConfig{Loader: func(context.Context, string) ([]Candidate, error) { return nil, boom }})
+	if _, err := cc.Near(context.Background(), 1, 1, 1000, nil); !errors.Is(err, boom) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := NewCandidateCache(CandidateCacheConfig{}); err == nil {
+		t.Fatal("nil loader accepted")
+	}
+}
