@@ -253,16 +253,18 @@ func (c *Cache) fetchCoalesced(w http.ResponseWriter, r *http.Request, next cadd
 				return c.serveEntry(w, r, e, age, "spark; hit; ttl="+strconv.FormatInt(ttlSeconds(e, age), 10)+"; detail="+string(layer)+"-coalesced")
 			}
 		}
-		return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil)
+		return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r)
 	}
 	defer c.flight.leave(fk, call)
-	return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil)
+	return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r)
 }
 
 // fetch forwards r to next, streaming the response to w and storing it when
 // allowed. stale, when set, is the entry being revalidated: a 304 refreshes
-// it and an origin failure may serve it (stale-if-error).
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy, fwd string, stale *entry) error {
+// it and an origin failure may serve it (stale-if-error). client is the
+// client's own request: its conditionals, not the validators a revalidation
+// put in r, decide whether the client gets a 304.
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy, fwd string, stale *entry, client *http.Request) error {
 	gen := c.store.Generation()
 	reqTime := c.now()
 	var dec storeDecision
@@ -310,7 +312,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 				st = "spark; fwd=stale; fwd-status=" + strconv.Itoa(fw.status) + "; detail=stale-if-error"
 			}
 			clearHeader(w.Header())
-			return c.serveEntry(w, r, stale, stale.currentAge(fetched), st)
+			return c.serveEntry(w, client, stale, stale.currentAge(fetched), st)
 		}
 		if fw.mode == modeCapture { // not reachable: capture implies stale-if-error OK
 			w.WriteHeader(fw.status)
@@ -322,7 +324,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		c.metrics.hit(tiered.LayerL1, resultRevalidated)
 		fresh := c.refreshEntry(r, stale, w.Header(), pol, reqTime, fetched, pk, uriTag, gen)
 		clearHeader(w.Header())
-		return c.serveEntry(w, r, fresh, fresh.currentAge(fetched), "spark; fwd=stale; fwd-status=304; detail=l1-revalidated")
+		return c.serveEntry(w, client, fresh, fresh.currentAge(fetched), "spark; fwd=stale; fwd-status=304; detail=l1-revalidated")
 	}
 	if err != nil {
 		c.metrics.request(resultMiss)
@@ -339,13 +341,13 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
 			dec.e.header.Set("Etag", etag)
 			w.Header().Set("Etag", etag)
-			if notModified(r, dec.e.header) {
+			if notModified(client, dec.e.header) {
 				delete(w.Header(), "Content-Type")
 				w.WriteHeader(http.StatusNotModified)
 			} else {
 				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 				w.WriteHeader(fw.status)
-				if r.Method != http.MethodHead {
+				if client.Method != http.MethodHead {
 					_, _ = w.Write(body)
 				}
 			}
@@ -398,7 +400,10 @@ func (c *Cache) storeDecision(r *http.Request, pk, uriTag string, dec *storeDeci
 func (c *Cache) refreshEntry(r *http.Request, stale *entry, h304 http.Header, pol *policy, reqTime, respTime time.Time, pk, uriTag string, gen uint64) *entry {
 	merged := stale.header.Clone()
 	for k, v := range storableHeader(h304) {
-		if k == "Content-Type" || k == "Content-Encoding" {
+		// Vary too: a 304 (encode adds Vary: Accept-Encoding to every 304)
+		// must not move the entry to another variant key, orphaning the
+		// other variants (other users' entries) of the URI.
+		if k == "Content-Type" || k == "Content-Encoding" || k == "Vary" {
 			continue
 		}
 		merged[k] = v
@@ -428,7 +433,7 @@ func (c *Cache) revalidate(w http.ResponseWriter, r *http.Request, next caddyhtt
 		cond.Method = http.MethodGet
 		w = headWriter{w}
 	}
-	return c.fetch(w, cond, next, pk, uriTag, pol, "stale", e)
+	return c.fetch(w, cond, next, pk, uriTag, pol, "stale", e, r)
 }
 
 // headWriter drops the body of a GET made on behalf of a HEAD.

@@ -51,6 +51,12 @@ const defaultCacheBlock = `spark_cache {
 		rule /me/* {
 			private
 		}
+		rule /swr-rule/* {
+			stale_while_revalidate 1m
+		}
+		rule /sie-rule/* {
+			stale_if_error 1h
+		}
 		rule /suggestions {
 			ttl 2m
 			private
@@ -64,7 +70,7 @@ type origin struct {
 	handler atomic.Pointer[http.HandlerFunc]
 
 	mu    sync.Mutex
-	count map[string]int          // "METHOD path" -> requests
+	count map[string]int           // "METHOD path" -> requests
 	last  map[string]*http.Request // "METHOD path" -> last request (header only)
 	total atomic.Int64
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -267,7 +268,7 @@ func TestIntegrationVary(t *testing.T) {
 			w.Header().Set("Content-Type", "application/octet-stream")
 			_, _ = io.WriteString(w, "lang="+r.Header.Get("Accept-Language"))
 		},
-		"/v/enc": serveWith(200, big, "Cache-Control", "max-age=100", "Content-Type", "text/plain; charset=utf-8"),
+		"/v/enc":  serveWith(200, big, "Cache-Control", "max-age=100", "Content-Type", "text/plain; charset=utf-8"),
 		"/v/star": serveWith(200, "star", "Cache-Control", "max-age=100", "Vary", "*"),
 	}))
 
@@ -327,5 +328,378 @@ func TestIntegrationVary(t *testing.T) {
 	}
 	if n := e.origin.hits("GET", "/v/star"); n != 3 {
 		t.Errorf("origin saw %d requests for /v/star, want 3", n)
+	}
+}
+
+// userOf returns the bearer token of a request, or "anonymous".
+func userOf(r *http.Request) string {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return tok
+	}
+	return "anonymous"
+}
+
+// TestIntegrationPrivatePerUser proves that with a private rule two users
+// never receive each other's stored response: GET, HEAD, If-None-Match,
+// revalidation (304), stale-while-revalidate and stale-if-error.
+func TestIntegrationPrivatePerUser(t *testing.T) {
+	e := startEdge(t, "")
+	var mode atomicString
+	mode.Store("ok")
+	// perUser answers "<what> of <user>" with a per-user ETag; cc and
+	// extra header pairs set its freshness.
+	// cc304 is the Cache-Control of its 304s.
+	perUser := func(what, cc, cc304 string, extra ...string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			switch mode.Load() {
+			case "503":
+				w.Header().Set("Cache-Control", "no-store")
+				http.Error(w, "origin down", http.StatusServiceUnavailable)
+				return
+			case "abort":
+				panic(http.ErrAbortHandler)
+			}
+			u := userOf(r)
+			etag := `"` + what + "-" + u + `"`
+			w.Header().Set("Cache-Control", cc)
+			w.Header().Set("ETag", etag)
+			w.Header().Set("Content-Type", "application/json")
+			if r.Header.Get("If-None-Match") == etag {
+				w.Header().Set("Cache-Control", cc304)
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			for i := 0; i+1 < len(extra); i += 2 {
+				w.Header().Set(extra[i], extra[i+1])
+			}
+			_, _ = io.WriteString(w, what+" of "+u)
+		}
+	}
+	e.origin.handle(routes(map[string]http.HandlerFunc{
+		"/me": perUser("me", "private, max-age=100", "private, max-age=100"),
+		// stale on arrival, and still stale after a 304 (max-age=0)
+		"/me/stale":     perUser("stale", "private, max-age=10, stale-if-error=600", "private, max-age=0, stale-if-error=600", "Age", "30"),
+		"/me/swr":       perUser("swr", "private, max-age=10, stale-while-revalidate=600", "private, max-age=100", "Age", "30"),
+		"/me/varyauth":  perUser("va", "max-age=100", "max-age=100", "Vary", "Authorization"),
+		"/suggestions":  perUser("sugg", "max-age=100", "max-age=100"),
+		"/notprivate/x": perUser("np", "private, max-age=100", "private, max-age=100"),
+	}))
+	alice := []string{"Authorization", "Bearer alice"}
+	bob := []string{"Authorization", "Bearer bob"}
+	with := func(u []string, more ...string) []string { return append(append([]string(nil), u...), more...) }
+
+	// GET: each user fills and then hits their own entry.
+	expect(t, "alice miss", e.get("/me", alice...), 200, "me of alice", false)
+	expect(t, "bob miss", e.get("/me", bob...), 200, "me of bob", false)
+	expect(t, "alice hit", e.get("/me", alice...), 200, "me of alice", true)
+	expect(t, "bob hit", e.get("/me", bob...), 200, "me of bob", true)
+	expect(t, "bob, token with other case", e.get("/me", "Authorization", "Bearer BOB"), 200, "me of BOB", false)
+	expect(t, "anonymous never gets a private entry", e.get("/me"), 200, "me of anonymous", false)
+	expect(t, "anonymous again (private, not stored)", e.get("/me"), 200, "me of anonymous", false)
+	if n := e.origin.hits("GET", "/me"); n != 5 {
+		t.Errorf("origin saw %d GET /me, want 5", n)
+	}
+
+	// HEAD answered from each user's own entry.
+	for _, u := range []struct {
+		name string
+		hdr  []string
+	}{{"alice", alice}, {"bob", bob}} {
+		r := e.do("HEAD", "/me", u.hdr...)
+		if r.status != 200 || !r.isHit() || r.header.Get("Etag") != `"me-`+u.name+`"` {
+			t.Errorf("HEAD as %s: %d %q ETag %q", u.name, r.status, r.cacheStatus(), r.header.Get("Etag"))
+		}
+		if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len("me of "+u.name)) {
+			t.Errorf("HEAD as %s: Content-Length %q is not that of the user's body", u.name, cl)
+		}
+	}
+	if r := e.do("HEAD", "/me", "Authorization", "Bearer carol"); r.isHit() {
+		t.Errorf("HEAD as carol was a hit: %q", r.cacheStatus())
+	}
+
+	// If-None-Match: only the user's own validator matches.
+	r := e.get("/me", with(bob, "If-None-Match", `"me-alice"`)...)
+	expect(t, "bob with alice's ETag", r, 200, "me of bob", true)
+	r = e.get("/me", with(bob, "If-None-Match", "*")...)
+	expect(t, "bob with *", r, 304, "", true)
+	if r.header.Get("Etag") != `"me-bob"` {
+		t.Errorf("304 to bob carries ETag %q", r.header.Get("Etag"))
+	}
+	expect(t, "alice with her ETag", e.get("/me", with(alice, "If-None-Match", `"me-alice"`)...), 304, "", true)
+	expect(t, "alice with bob's ETag", e.get("/me", with(alice, "If-None-Match", `"me-bob"`)...), 200, "me of alice", true)
+	r = e.get("/me", "Authorization", "Bearer carol", "If-None-Match", `"me-alice"`)
+	expect(t, "carol with alice's ETag", r, 200, "me of carol", false)
+
+	// Vary: Authorization and the rule's vary Authorization key per user too.
+	for _, p := range []string{"/me/varyauth", "/suggestions"} {
+		what := map[string]string{"/me/varyauth": "va", "/suggestions": "sugg"}[p]
+		expect(t, p+" alice", e.get(p, alice...), 200, what+" of alice", false)
+		expect(t, p+" bob", e.get(p, bob...), 200, what+" of bob", false)
+		expect(t, p+" alice hit", e.get(p, alice...), 200, what+" of alice", true)
+		expect(t, p+" bob hit", e.get(p, bob...), 200, what+" of bob", true)
+		if p == "/suggestions" { // the rule adds Location to the Vary list
+			expect(t, p+" bob in another Location", e.get(p, with(bob, "Location", "48.85,2.35")...), 200, what+" of bob", false)
+			expect(t, p+" bob there again", e.get(p, with(bob, "Location", "48.85,2.35")...), 200, what+" of bob", true)
+		}
+		expect(t, p+" anonymous", e.get(p), 200, what+" of anonymous", false)
+	}
+	// Without a private rule a private response is not stored at all.
+	e.get("/notprivate/x", alice...)
+	expect(t, "private without a rule", e.get("/notprivate/x", alice...), 200, "np of alice", false)
+
+	// Stale entries revalidated per user: the origin sees the user's own
+	// credential and validator, answers 304, and each gets their own body.
+	expect(t, "alice stale fill", e.get("/me/stale", alice...), 200, "stale of alice", false)
+	expect(t, "bob stale fill", e.get("/me/stale", bob...), 200, "stale of bob", false)
+	for _, u := range []struct {
+		name string
+		hdr  []string
+	}{{"alice", alice}, {"bob", bob}, {"alice", alice}} {
+		r := e.get("/me/stale", u.hdr...)
+		expect(t, u.name+" revalidated", r, 200, "stale of "+u.name, false)
+		if !strings.Contains(r.cacheStatus(), "fwd-status=304") {
+			t.Errorf("%s: Cache-Status %q, want a 304 revalidation", u.name, r.cacheStatus())
+		}
+		last := e.origin.lastRequest("GET", "/me/stale")
+		if got := last.Header.Get("If-None-Match"); got != `"stale-`+u.name+`"` {
+			t.Errorf("%s: revalidation sent If-None-Match %q", u.name, got)
+		}
+		if got := userOf(last); got != u.name {
+			t.Errorf("%s: revalidation sent credential of %q", u.name, got)
+		}
+	}
+	// Revalidation answering a client's conditional request per user.
+	expect(t, "bob conditional on stale entry", e.get("/me/stale", with(bob, "If-None-Match", `"stale-bob"`)...), 304, "", false)
+	expect(t, "alice conditional with bob's tag", e.get("/me/stale", with(alice, "If-None-Match", `"stale-bob"`)...), 200, "stale of alice", false)
+	// HEAD on a stale private entry.
+	if r := e.do("HEAD", "/me/stale", bob...); r.status != 200 || r.header.Get("Etag") != `"stale-bob"` || r.body != "" {
+		t.Errorf("HEAD stale as bob: %d ETag %q body %q", r.status, r.header.Get("Etag"), r.body)
+	}
+	// stale-if-error per user, with a 503 and with a broken connection.
+	for _, m := range []string{"503", "abort"} {
+		mode.Store(m)
+		expect(t, "alice stale-if-error "+m, e.get("/me/stale", alice...), 200, "stale of alice", false)
+		expect(t, "bob stale-if-error "+m, e.get("/me/stale", bob...), 200, "stale of bob", false)
+		r := e.get("/me/stale", "Authorization", "Bearer carol")
+		if r.status == 200 || strings.Contains(r.body, "alice") || strings.Contains(r.body, "bob") {
+			t.Errorf("carol during origin failure (%s): %d %q", m, r.status, r.body)
+		}
+		r = e.get("/me/stale")
+		if r.status == 200 || strings.Contains(r.body, "alice") || strings.Contains(r.body, "bob") {
+			t.Errorf("anonymous during origin failure (%s): %d %q", m, r.status, r.body)
+		}
+	}
+	mode.Store("ok")
+
+	// stale-while-revalidate per user.
+	expect(t, "alice swr fill", e.get("/me/swr", alice...), 200, "swr of alice", false)
+	expect(t, "bob swr fill", e.get("/me/swr", bob...), 200, "swr of bob", false)
+	for i := 0; i < 3; i++ {
+		r := e.get("/me/swr", alice...)
+		expect(t, "alice swr", r, 200, "swr of alice", true)
+		r = e.get("/me/swr", bob...)
+		expect(t, "bob swr", r, 200, "swr of bob", true)
+		if r := e.get("/me/swr", "Authorization", "Bearer carol"); r.body != "swr of carol" {
+			t.Errorf("carol on swr: %q", r.body)
+		}
+	}
+	eventually(t, 5*time.Second, "background refreshes", func() bool {
+		r := e.origin.lastRequest("GET", "/me/swr")
+		return r != nil && e.origin.hits("GET", "/me/swr") >= 4
+	})
+}
+
+// atomicString is a string shared between a test and its origin.
+type atomicString struct {
+	mu sync.Mutex
+	s  string
+}
+
+func (a *atomicString) Load() string   { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
+func (a *atomicString) Store(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }
+
+// TestIntegrationAuthorizationAndSharedEntries: RFC 9111 §3.5.
+func TestIntegrationAuthorizationAndSharedEntries(t *testing.T) {
+	e := startEdge(t, "")
+	cases := []struct {
+		path, cc string
+		authHit  bool
+	}{
+		{"/s/plain", "max-age=100", false},
+		{"/s/public", "public, max-age=100", true},
+		{"/s/smaxage", "s-maxage=100", true},
+		{"/s/mustrevalidate", "max-age=100, must-revalidate", true},
+	}
+	m := map[string]http.HandlerFunc{}
+	for _, c := range cases {
+		c := c
+		m[c.path] = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", c.cc)
+			_, _ = io.WriteString(w, c.path+" for "+userOf(r))
+		}
+	}
+	e.origin.handle(routes(m))
+	for _, c := range cases {
+		t.Run(c.path, func(t *testing.T) {
+			expect(t, "anonymous fill", e.get(c.path), 200, c.path+" for anonymous", false)
+			expect(t, "anonymous hit", e.get(c.path), 200, c.path+" for anonymous", true)
+			r := e.get(c.path, "Authorization", "Bearer dave")
+			if c.authHit {
+				expect(t, "authorized", r, 200, c.path+" for anonymous", true)
+			} else {
+				expect(t, "authorized", r, 200, c.path+" for dave", false)
+				// The authorized response was not stored for everyone.
+				expect(t, "anonymous after", e.get(c.path), 200, c.path+" for anonymous", true)
+			}
+		})
+	}
+}
+
+// TestIntegrationConditionalFromFreshEntry: If-None-Match/If-Modified-Since
+// answered with 304 from a fresh entry, without the origin.
+func TestIntegrationConditionalFromFreshEntry(t *testing.T) {
+	e := startEdge(t, "")
+	lm := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	e.origin.handle(serveWith(200, "conditional", "Cache-Control", "max-age=100", "ETag", `"c1"`, "Last-Modified", lm.Format(http.TimeFormat)))
+	e.get("/c")
+	cases := []struct {
+		name   string
+		hdr    []string
+		status int
+	}{
+		{"matching If-None-Match", []string{"If-None-Match", `"c1"`}, 304},
+		{"weak If-None-Match", []string{"If-None-Match", `W/"c1"`}, 304},
+		{"list If-None-Match", []string{"If-None-Match", `"x", "c1"`}, 304},
+		{"star If-None-Match", []string{"If-None-Match", `*`}, 304},
+		{"other If-None-Match", []string{"If-None-Match", `"c2"`}, 200},
+		{"If-Modified-Since equal", []string{"If-Modified-Since", lm.Format(http.TimeFormat)}, 304},
+		{"If-Modified-Since later", []string{"If-Modified-Since", lm.Add(time.Minute).Format(http.TimeFormat)}, 304},
+		{"If-Modified-Since earlier", []string{"If-Modified-Since", lm.Add(-time.Minute).Format(http.TimeFormat)}, 200},
+		{"If-Modified-Since junk", []string{"If-Modified-Since", "yesterday"}, 200},
+		{"If-None-Match wins over If-Modified-Since", []string{"If-None-Match", `"c2"`, "If-Modified-Since", lm.Format(http.TimeFormat)}, 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.get("/c", c.hdr...)
+			body := "conditional"
+			if c.status == 304 {
+				body = ""
+				if r.header.Get("Etag") != `"c1"` {
+					t.Errorf("304 without the ETag: %q", r.header.Get("Etag"))
+				}
+			}
+			expect(t, c.name, r, c.status, body, true)
+		})
+	}
+	if n := e.origin.hits("GET", "/c"); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+}
+
+// TestIntegrationRevalidation: a stale entry is revalidated with its stored
+// validators; a 304 refreshes it, a 200 replaces it.
+func TestIntegrationRevalidation(t *testing.T) {
+	e := startEdge(t, "")
+	lm := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
+	var version atomicString
+	version.Store("1")
+	// First answer: stale on arrival (Age 30 > max-age 10). A conditional
+	// request whose validator matches gets 304 with a new lifetime.
+	validated := func(w http.ResponseWriter, r *http.Request) {
+		etag := `"rv` + version.Load() + `"`
+		if r.Header.Get("If-None-Match") == etag || r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == lm && r.URL.Path == "/rv/lm" {
+			w.Header().Set("Cache-Control", "max-age=100")
+			w.Header().Set("X-Refreshed", "yes")
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("Age", "30")
+		if r.URL.Path == "/rv/lm" {
+			w.Header().Set("Last-Modified", lm)
+		} else {
+			w.Header().Set("ETag", etag)
+		}
+		_, _ = io.WriteString(w, "version "+version.Load())
+	}
+	e.origin.handle(validated)
+
+	for _, p := range []string{"/rv/etag", "/rv/lm"} {
+		t.Run(p, func(t *testing.T) {
+			expect(t, "fill", e.get(p), 200, "version 1", false)
+			r := e.get(p)
+			expect(t, "revalidated", r, 200, "version 1", false)
+			if !strings.Contains(r.cacheStatus(), "fwd-status=304") {
+				t.Errorf("Cache-Status %q, want fwd-status=304", r.cacheStatus())
+			}
+			last := e.origin.lastRequest("GET", p)
+			if p == "/rv/etag" && last.Header.Get("If-None-Match") != `"rv1"` {
+				t.Errorf("revalidation If-None-Match %q", last.Header.Get("If-None-Match"))
+			}
+			if p == "/rv/lm" && last.Header.Get("If-Modified-Since") != lm {
+				t.Errorf("revalidation If-Modified-Since %q, want %q", last.Header.Get("If-Modified-Since"), lm)
+			}
+			if r.header.Get("X-Refreshed") != "yes" {
+				t.Errorf("304's header fields not merged into the response")
+			}
+			r = e.get(p)
+			expect(t, "hit after the 304", r, 200, "version 1", true)
+			if ttl := ttlOf(r); ttl < 97 {
+				t.Errorf("refreshed ttl %d, want about 100", ttl)
+			}
+			if n := e.origin.hits("GET", p); n != 2 {
+				t.Errorf("origin saw %d requests, want 2", n)
+			}
+		})
+	}
+	// A changed resource: the revalidation gets a 200 that replaces the entry.
+	e.get("/rv/changed")
+	version.Store("2")
+	expect(t, "changed", e.get("/rv/changed"), 200, "version 2", false)
+	expect(t, "changed, again (stale on arrival, revalidated)", e.get("/rv/changed"), 200, "version 2", false)
+	expect(t, "changed, now refreshed", e.get("/rv/changed"), 200, "version 2", true)
+}
+
+// TestIntegrationGeneratedETag: a rule with etag adds a strong ETag, a hash
+// of the body, and answers conditional requests with it.
+func TestIntegrationGeneratedETag(t *testing.T) {
+	e := startEdge(t, "")
+	big := strings.Repeat("0123456789abcdef", 1024) // 16 KiB, streamed without Content-Length
+	e.origin.handle(routes(map[string]http.HandlerFunc{
+		"/etag/a":   serveWith(200, `{"a":1}`),
+		"/etag/b":   serveWith(200, `{"b":2}`),
+		"/etag/own": serveWith(200, `{"own":1}`, "ETag", `"origin-tag"`),
+		"/etag/big": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			for i := 0; i < 4; i++ {
+				_, _ = io.WriteString(w, big[i*len(big)/4:(i+1)*len(big)/4])
+				w.(http.Flusher).Flush()
+			}
+		},
+	}))
+	r1 := e.get("/etag/a")
+	expect(t, "miss", r1, 200, `{"a":1}`, false)
+	tag := r1.header.Get("Etag")
+	if !strings.HasPrefix(tag, `"`) || !strings.HasSuffix(tag, `"`) || len(tag) < 10 {
+		t.Fatalf("generated ETag %q is not a strong entity tag", tag)
+	}
+	r2 := e.get("/etag/a")
+	expect(t, "hit", r2, 200, `{"a":1}`, true)
+	if r2.header.Get("Etag") != tag {
+		t.Errorf("hit ETag %q, want %q", r2.header.Get("Etag"), tag)
+	}
+	expect(t, "conditional", e.get("/etag/a", "If-None-Match", tag), 304, "", true)
+	if other := e.get("/etag/b").header.Get("Etag"); other == tag || other == "" {
+		t.Errorf("different bodies, ETags %q and %q", tag, other)
+	}
+	if got := e.get("/etag/own").header.Get("Etag"); got != `"origin-tag"` {
+		t.Errorf("origin's own ETag replaced: %q", got)
+	}
+	rb := e.get("/etag/big")
+	expect(t, "big miss", rb, 200, big, false)
+	rb2 := e.get("/etag/big")
+	expect(t, "big hit", rb2, 200, big, true)
+	if rb2.header.Get("Etag") == "" {
+		t.Errorf("streamed body stored without a generated ETag")
 	}
 }

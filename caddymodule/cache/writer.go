@@ -118,10 +118,12 @@ func (f *fillWriter) FlushError() error {
 	if !f.wroteHeader {
 		return nil
 	}
-	if f.mode == modeHold {
-		f.stopCopy() // a flushing handler is streaming: do not hold it back
-	}
-	if f.mode == modeCapture {
+	// Hold mode needs the whole body before the header (the generated ETag
+	// is its hash), so a flush waits; the copy is bounded by the entry limit,
+	// past which stopCopy streams it. reverse_proxy flushes every write of
+	// a response without Content-Length: abandoning the copy here made every
+	// such response under an etag rule uncacheable.
+	if f.mode == modeHold || f.mode == modeCapture {
 		return nil
 	}
 	return http.NewResponseController(f.w).Flush()
