@@ -27,6 +27,7 @@ type Config struct {
 	DemoSeed       uint64 // memory store: seed of the demo data
 	Migrate        bool   // PostGIS: apply migrations at start-up
 	Pool           postgis.PoolConfig
+	CellCache      postgis.CellCacheConfig // PostGIS: cell-candidate cache for suggestions
 	ShutdownPeriod time.Duration
 }
 
@@ -75,7 +76,7 @@ func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 		}
 		return m, "memory", nil, nil
 	}
-	pg, err := postgis.Open(ctx, postgis.Config{URL: cfg.DatabaseURL, ReplicaURL: cfg.ReplicaURL, Pool: cfg.Pool})
+	pg, err := postgis.Open(ctx, postgis.Config{URL: cfg.DatabaseURL, ReplicaURL: cfg.ReplicaURL, Pool: cfg.Pool, CellCache: cfg.CellCache})
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("origin: open PostGIS: %w", err)
 	}

@@ -49,6 +49,9 @@ Subcommands:
 			f.Int("demo-users", 500, "embedded store: number of demo users to seed")
 			f.Uint64("demo-seed", 1, "embedded store: seed of the demo data")
 			f.Bool("migrate", false, "PostGIS: apply migrations at start-up")
+			f.Bool("cell-cache", true, "PostGIS: build suggestions through the geohash cell-candidate cache")
+			f.Duration("cell-cache-ttl", 10*time.Second, "PostGIS: cell-candidate cache entry lifetime")
+			f.Int("cell-cache-entries", 4096, "PostGIS: cells kept in the candidate cache")
 			cmd.RunE = runOrigin
 			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
 		},
@@ -130,6 +133,12 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 	cfg.Migrate, err = f.GetBool("migrate")
 	get(err)
 	cfg.Pool, err = poolConfig(cmd)
+	get(err)
+	cfg.CellCache.Enabled, err = f.GetBool("cell-cache")
+	get(err)
+	cfg.CellCache.TTL, err = f.GetDuration("cell-cache-ttl")
+	get(err)
+	cfg.CellCache.MaxEntries, err = f.GetInt("cell-cache-entries")
 	get(err)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("origin flags: %w", err)

@@ -1,0 +1,195 @@
+package origin
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spark-edge/spark/origin/store"
+	"github.com/spark-edge/spark/origin/store/memory"
+)
+
+// The fuzz targets run their seed corpus as ordinary tests; `go test -fuzz`
+// explores further. Every decoder must either reject input with a
+// requestError (a clear 4xx) or return a value that satisfies its invariants.
+
+func checkReject(t *testing.T, err error) {
+	t.Helper()
+	if _, ok := err.(*requestError); !ok {
+		t.Fatalf("error is not a requestError: %T %v", err, err)
+	}
+}
+
+func FuzzDecodeProfile(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"Ann","age":30,"gender":"woman","bio":"hi","photos":["https://x.example/a.jpg"]}`,
+		`{"name":"Ann","age":30,"gender":"woman","active":false}`,
+		`{"name":"","age":30,"gender":"woman"}`, `{"name":"x","age":17,"gender":"man"}`,
+		`{"name":"x","age":30,"gender":"robot"}`, `{"name":"x","age":30,"gender":"man","x":1}`,
+		`{"name":"Robert'); DROP TABLE users;--","age":30,"gender":"man"}`, `{"name":"\u0000","age":30,"gender":"man"}`,
+		`{"name":"x","age":1e400,"gender":"man"}`, `[]`, `null`, ``, `{`, `{"name":"x","age":30,"gender":"man"} {}`,
+		`{"name":"x","age":30,"gender":"man","photos":["javascript:alert(1)"]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := DecodeProfile(data)
+		if err != nil {
+			checkReject(t, err)
+			return
+		}
+		if p.Age < MinAge || p.Age > MaxAge || !store.ValidGender(p.Gender) || strings.TrimSpace(p.Name) == "" ||
+			utf8.RuneCountInString(p.Name) > MaxNameRunes || utf8.RuneCountInString(p.Bio) > MaxBioRunes ||
+			!utf8.ValidString(p.Name) || !utf8.ValidString(p.Bio) || len(p.Photos) > MaxPhotos {
+			t.Fatalf("accepted invalid profile %+v", p)
+		}
+	})
+}
+
+func FuzzDecodeLocation(f *testing.F) {
+	for _, s := range []string{`{"lat":1,"lng":2}`, `{"lat":-90,"lng":180}`, `{"lat":90.0001,"lng":0}`, `{"lat":"NaN","lng":0}`,
+		`{"lat":1e309,"lng":0}`, `{"lat":1}`, `{"lat":null,"lng":null}`, `{"lat":1,"lng":2,"z":0}`, `{"lat":-0,"lng":-180}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := DecodeLocation(data)
+		if err != nil {
+			checkReject(t, err)
+			return
+		}
+		if math.IsNaN(p.Lat) || math.IsNaN(p.Lng) || p.Lat < -90 || p.Lat > 90 || p.Lng < -180 || p.Lng > 180 {
+			t.Fatalf("accepted invalid point %+v", p)
+		}
+	})
+}
+
+func FuzzDecodePreferences(f *testing.F) {
+	for _, s := range []string{`{"min_age":18,"max_age":30,"max_distance_km":10,"genders":["woman"]}`,
+		`{"min_age":30,"max_age":18,"max_distance_km":10,"genders":["woman"]}`, `{"min_age":18,"max_age":30,"max_distance_km":0,"genders":["man"]}`,
+		`{"min_age":18,"max_age":30,"max_distance_km":10,"genders":[]}`, `{"min_age":18,"max_age":99999999999,"max_distance_km":10,"genders":["man"]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := DecodePreferences(data)
+		if err != nil {
+			checkReject(t, err)
+			return
+		}
+		if p.MinAge < MinAge || p.MaxAge > MaxAge || p.MinAge > p.MaxAge || p.MaxDistanceKm < 1 || p.MaxDistanceKm > MaxDistanceKm || len(p.Genders) == 0 {
+			t.Fatalf("accepted invalid preferences %+v", p)
+		}
+		for _, g := range p.Genders {
+			if !store.ValidGender(g) {
+				t.Fatalf("accepted gender %q", g)
+			}
+		}
+	})
+}
+
+func FuzzDecodeSwipe(f *testing.F) {
+	for _, s := range []string{`{"target_id":2,"direction":"like"}`, `{"target_id":2,"direction":"superlike"}`, `{"target_id":0,"direction":"pass"}`,
+		`{"target_id":-1,"direction":"like"}`, `{"target_id":"2","direction":"like"}`, `{"target_id":9223372036854775808,"direction":"like"}`,
+		`{"target_id":2,"direction":"LIKE"}`, `{"target_id":2.5,"direction":"like"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := DecodeSwipe(data)
+		if err != nil {
+			checkReject(t, err)
+			return
+		}
+		if s.TargetID <= 0 || !s.Direction.Valid() {
+			t.Fatalf("accepted invalid swipe %+v", s)
+		}
+	})
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	for _, s := range []string{`{"body":"hi","client_msg_id":"a"}`, `{"body":"","client_msg_id":"a"}`, `{"body":"hi"}`,
+		`{"body":"hi","client_msg_id":"` + strings.Repeat("x", 65) + `"}`, `{"body":"\ud800","client_msg_id":"a"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeMessage(data)
+		if err != nil {
+			checkReject(t, err)
+			return
+		}
+		if strings.TrimSpace(m.Body) == "" || utf8.RuneCountInString(m.Body) > MaxMessageRunes || m.ClientMsgID == "" ||
+			len(m.ClientMsgID) > MaxClientMsgBytes || !utf8.ValidString(m.Body) {
+			t.Fatalf("accepted invalid message %+v", m)
+		}
+	})
+}
+
+func FuzzDecodeRead(f *testing.F) {
+	for _, s := range []string{`{"message_id":1}`, `{"message_id":0}`, `{"message_id":"1"}`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id, err := DecodeRead(data)
+		if err != nil {
+			checkReject(t, err)
+			return
+		}
+		if id <= 0 {
+			t.Fatalf("accepted message id %d", id)
+		}
+	})
+}
+
+func FuzzIfMatch(f *testing.F) {
+	for _, s := range []string{`"u1-v2"`, `*`, `W/"u1-v2"`, `"u2-v2"`, `"u1-v2", "u1-v3"`, `"u1-v0"`, `"u1-v2x"`, `u1-v2`, `"u01-v2"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		v, err := matchIfMatch(h, 1)
+		if err != nil {
+			return
+		}
+		if v < 0 || (v == 0 && strings.TrimSpace(h) != "*") {
+			t.Fatalf("If-Match %q gave version %d", h, v)
+		}
+		if v > 0 && !strings.Contains(h, profileETag(store.Profile{ID: 1, Version: v})) {
+			t.Fatalf("If-Match %q matched version %d it does not list", h, v)
+		}
+	})
+}
+
+// FuzzSwipeEndpoint drives the whole handler with arbitrary bodies: the
+// answer is always a deliberate status, never a 5xx.
+func FuzzSwipeEndpoint(f *testing.F) {
+	for _, s := range []string{`{"target_id":2,"direction":"like"}`, `{"target_id":1,"direction":"like"}`, `{"target_id":3,"direction":"pass"}`,
+		`{"target_id":2,"direction":"pass"}`, `{`, strings.Repeat("[", 10000)} {
+		f.Add([]byte(s))
+	}
+	st := memory.New()
+	for i := 0; i < 3; i++ {
+		if _, err := st.CreateUser(context.Background(), store.NewUser{Profile: store.ProfileUpdate{Name: "u", Age: 30, Gender: "man", Active: true}}); err != nil {
+			f.Fatal(err)
+		}
+	}
+	auth, _ := NewAuthenticator("fuzz-secret", nil, nil)
+	srv, err := NewServer(ServerOptions{Store: st, Auth: auth})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tok, _ := IssueToken("fuzz-secret", 1, time.Hour, time.Now())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest("POST", "/api/swipes", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body.String())
+		}
+	})
+}
