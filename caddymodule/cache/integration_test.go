@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -702,4 +703,439 @@ func TestIntegrationGeneratedETag(t *testing.T) {
 	if rb2.header.Get("Etag") == "" {
 		t.Errorf("streamed body stored without a generated ETag")
 	}
+}
+
+// TestIntegrationStaleWhileRevalidate: a stale entry within its
+// stale-while-revalidate window is served at once while one background
+// request refreshes it.
+func TestIntegrationStaleWhileRevalidate(t *testing.T) {
+	e := startEdge(t, "")
+	var n atomic.Int64
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		v := n.Add(1)
+		if v == 1 {
+			w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=30")
+		} else {
+			time.Sleep(300 * time.Millisecond) // the refresh is slow: clients must not wait for it
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
+		_, _ = fmt.Fprintf(w, "v%d", v)
+	})
+	expect(t, "fill", e.get("/swr"), 200, "v1", false)
+	time.Sleep(2100 * time.Millisecond) // max-age=1 has passed
+	start := time.Now()
+	var wg sync.WaitGroup
+	results := make([]*resp, 20)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = e.get("/swr")
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Errorf("stale responses took %s: clients waited for the refresh", d)
+	}
+	for i, r := range results {
+		expect(t, fmt.Sprintf("stale #%d", i), r, 200, "v1", true)
+		if !strings.Contains(r.cacheStatus(), "stale-while-revalidate") {
+			t.Errorf("stale #%d: Cache-Status %q", i, r.cacheStatus())
+		}
+		if age, _ := strconv.Atoi(r.header.Get("Age")); age < 2 {
+			t.Errorf("stale #%d: Age %q, want at least 2", i, r.header.Get("Age"))
+		}
+	}
+	eventually(t, 5*time.Second, "the background refresh", func() bool {
+		return e.get("/swr").body == "v2"
+	})
+	r := e.get("/swr")
+	expect(t, "refreshed", r, 200, "v2", true)
+	if got := e.origin.hits("GET", "/swr"); got != 2 {
+		t.Errorf("origin saw %d requests, want 2 (fill + exactly one refresh)", got)
+	}
+
+	// The rule default applies to responses that state no window (stale on
+	// arrival: Age 30 > max-age 10).
+	var m atomic.Int64
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		v := m.Add(1)
+		w.Header().Set("Cache-Control", "max-age=10")
+		if v == 1 {
+			w.Header().Set("Age", "30")
+		}
+		_, _ = fmt.Fprintf(w, "r%d", v)
+	})
+	e.get("/swr-rule/x")
+	r = e.get("/swr-rule/x")
+	expect(t, "rule swr", r, 200, "r1", true)
+	eventually(t, 5*time.Second, "the rule's background refresh", func() bool {
+		return e.get("/swr-rule/x").body == "r2"
+	})
+	if got := e.origin.hits("GET", "/swr-rule/x"); got != 2 {
+		t.Errorf("origin saw %d requests, want 2", got)
+	}
+}
+
+// TestIntegrationStaleIfError: stale entries served when the origin fails
+// (5xx, broken connection, closed), within stale-if-error.
+func TestIntegrationStaleIfError(t *testing.T) {
+	e := startEdge(t, "")
+	var mode atomicString
+	mode.Store("ok")
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		switch mode.Load() {
+		case "503":
+			w.Header().Set("Cache-Control", "max-age=100") // a 503 is never stored anyway
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		case "abort":
+			panic(http.ErrAbortHandler)
+		}
+		// Stale on arrival: Age 30 > max-age 10.
+		w.Header().Set("Age", "30")
+		switch r.URL.Path {
+		case "/sie/yes":
+			w.Header().Set("Cache-Control", "max-age=10, stale-if-error=600")
+		case "/sie/expired":
+			w.Header().Set("Cache-Control", "max-age=10, stale-if-error=5")
+		case "/sie/must-revalidate":
+			w.Header().Set("Cache-Control", "max-age=10, must-revalidate, stale-if-error=600")
+		case "/sie-rule/x":
+			w.Header().Set("Cache-Control", "max-age=10")
+		default:
+			w.Header().Set("Cache-Control", "max-age=10")
+		}
+		_, _ = io.WriteString(w, "good "+r.URL.Path)
+	})
+	paths := []struct {
+		path  string
+		stale bool // served stale on failure
+	}{
+		{"/sie/yes", true},
+		{"/sie-rule/x", true},
+		{"/sie/none", false},
+		{"/sie/expired", false},
+		{"/sie/must-revalidate", false},
+	}
+	for _, p := range paths {
+		expect(t, "fill "+p.path, e.get(p.path), 200, "good "+p.path, false)
+	}
+	for _, m := range []string{"503", "abort", "closed"} {
+		if m == "closed" {
+			e.origin.srv.Close()
+		} else {
+			mode.Store(m)
+		}
+		for _, p := range paths {
+			r := e.get(p.path)
+			what := m + " " + p.path
+			if p.stale {
+				expect(t, what, r, 200, "good "+p.path, false)
+				if cs := r.cacheStatus(); !strings.Contains(cs, "stale-if-error") {
+					t.Errorf("%s: Cache-Status %q", what, cs)
+				}
+				if m == "503" && !strings.Contains(r.cacheStatus(), "fwd-status=503") {
+					t.Errorf("%s: Cache-Status %q lacks fwd-status=503", what, r.cacheStatus())
+				}
+				continue
+			}
+			want := 503
+			if m != "503" {
+				want = 502
+			}
+			if r.status != want || strings.Contains(r.body, "good") {
+				t.Errorf("%s: %d %q (Cache-Status %q), want %d", what, r.status, r.body, r.cacheStatus(), want)
+			}
+		}
+		// A failure is never stored: never-fetched paths get the error.
+		if r := e.get("/sie/never-" + m); r.status < 500 {
+			t.Errorf("%s: never-fetched path: %d", m, r.status)
+		}
+	}
+}
+
+// TestIntegrationCoalescing: 100 concurrent clients on a cold key make one
+// origin request.
+func TestIntegrationCoalescing(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		w.Header().Set("Cache-Control", "max-age=60")
+		_, _ = io.WriteString(w, "coalesced "+r.URL.RawQuery)
+	})
+	const clients = 100
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([]*resp, clients)
+	errs := make([]error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res, err := e.client.Get(e.site + "/cold?k=1")
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer res.Body.Close()
+			b, err := io.ReadAll(res.Body)
+			errs[i] = err
+			results[i] = &resp{status: res.StatusCode, header: res.Header, body: string(b)}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	hits := 0
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("client %d: %v", i, errs[i])
+		}
+		if r.status != 200 || r.body != "coalesced k=1" {
+			t.Errorf("client %d: %d %q", i, r.status, r.body)
+		}
+		if r.isHit() {
+			hits++
+		}
+	}
+	if n := e.origin.hits("GET", "/cold"); n != 1 {
+		t.Errorf("origin saw %d requests from %d concurrent clients, want 1", n, clients)
+	}
+	if hits != clients-1 {
+		t.Errorf("%d coalesced hits, want %d", hits, clients-1)
+	}
+}
+
+// TestIntegrationUnsafeMethodsInvalidate: RFC 9111 §4.4.
+func TestIntegrationUnsafeMethodsInvalidate(t *testing.T) {
+	e := startEdge(t, "")
+	var writeStatus atomic.Int64
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Location", "/items/new")
+			w.Header().Set("Content-Location", "/items/list?page=1")
+			w.WriteHeader(int(writeStatus.Load()))
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=100")
+		_, _ = io.WriteString(w, "item "+r.URL.RequestURI())
+	})
+	targets := []string{"/items/1", "/items/new", "/items/list?page=1", "/items/other"}
+	prime := func(t *testing.T) {
+		for _, p := range targets {
+			e.get(p)
+			if !e.get(p).isHit() {
+				t.Fatalf("%s not stored", p)
+			}
+		}
+	}
+	cases := []struct {
+		method      string
+		status      int
+		invalidated bool
+	}{
+		{"POST", 201, true},
+		{"PUT", 200, true},
+		{"DELETE", 204, true},
+		{"PATCH", 200, true},
+		{"POST", 303, true},
+		{"POST", 500, false},
+		{"DELETE", 404, false},
+		{"PUT", 409, false},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s %d", c.method, c.status), func(t *testing.T) {
+			prime(t)
+			writeStatus.Store(int64(c.status))
+			r := e.do(c.method, "/items/1")
+			if r.status != c.status {
+				t.Fatalf("status %d", r.status)
+			}
+			for _, p := range targets[:3] {
+				if hit := e.get(p).isHit(); hit == c.invalidated {
+					t.Errorf("%s after %s %d: hit=%v, want invalidated=%v", p, c.method, c.status, hit, c.invalidated)
+				}
+			}
+			if !e.get("/items/other").isHit() {
+				t.Errorf("unrelated /items/other invalidated")
+			}
+		})
+	}
+	// A Location on another host is not invalidated here.
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.Header().Set("Location", "http://elsewhere.example/items/other")
+			w.WriteHeader(201)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=100")
+		_, _ = io.WriteString(w, "item")
+	})
+	e.get("/items/other")
+	e.do("POST", "/items/9")
+	if !e.get("/items/other").isHit() {
+		t.Errorf("a Location on another host invalidated a local entry")
+	}
+}
+
+// TestIntegrationCacheTagsAndSparkPurge: Cache-Tags index entries and never
+// reach clients; Spark-Purge on any response purges those tags.
+func TestIntegrationCacheTagsAndSparkPurge(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(routes(map[string]http.HandlerFunc{
+		"/users/42/profile":     serveWith(200, "profile 42", "Cache-Control", "max-age=100", "Cache-Tags", "user:42 profile:42"),
+		"/users/42/photos":      serveWith(200, "photos 42", "Cache-Control", "max-age=100", "Cache-Tags", "user:42", "Cache-Tags", "photos:42"),
+		"/users/77/profile":     serveWith(200, "profile 77", "Cache-Control", "max-age=100", "Cache-Tags", "user:77,profile:77"),
+		"/events/moved":         serveWith(200, "ok", "Cache-Control", "no-store", "Spark-Purge", "user:42"),
+		"/events/profile77":     serveWith(200, "ok", "Cache-Control", "no-store", "Spark-Purge", "profile:77, unknown:1"),
+		"/events/cached-purger": serveWith(200, "ok", "Cache-Control", "max-age=100", "Spark-Purge", "photos:42"),
+	}))
+	all := []string{"/users/42/profile", "/users/42/photos", "/users/77/profile"}
+	prime := func() {
+		for _, p := range all {
+			r := e.get(p)
+			if r.header.Get("Cache-Tags") != "" {
+				t.Errorf("%s: Cache-Tags reached the client on a miss", p)
+			}
+			r = e.get(p)
+			if !r.isHit() || r.header.Get("Cache-Tags") != "" {
+				t.Errorf("%s: hit=%v Cache-Tags %q", p, r.isHit(), r.header.Get("Cache-Tags"))
+			}
+		}
+	}
+	check := func(what string, want map[string]bool) {
+		t.Helper()
+		for _, p := range all {
+			if got := e.get(p).isHit(); got != want[p] {
+				t.Errorf("%s: %s hit=%v, want %v", what, p, got, want[p])
+			}
+		}
+	}
+	prime()
+	r := e.doBody("POST", "/events/moved", []byte("{}"))
+	if r.header.Get("Spark-Purge") != "" {
+		t.Errorf("Spark-Purge reached the client")
+	}
+	check("after Spark-Purge user:42", map[string]bool{"/users/77/profile": true})
+
+	prime()
+	r = e.get("/events/profile77") // a GET response may purge too
+	if r.header.Get("Spark-Purge") != "" {
+		t.Errorf("Spark-Purge reached the client")
+	}
+	check("after Spark-Purge profile:77", map[string]bool{"/users/42/profile": true, "/users/42/photos": true})
+
+	prime()
+	e.get("/events/cached-purger")
+	check("after Spark-Purge photos:42", map[string]bool{"/users/42/profile": true, "/users/77/profile": true})
+	if r := e.get("/events/cached-purger"); r.header.Get("Spark-Purge") != "" {
+		t.Errorf("stored Spark-Purge replayed to a client: hit=%v", r.isHit())
+	}
+}
+
+// TestIntegrationAdminPurge: POST /spark/purge on the admin API.
+func TestIntegrationAdminPurge(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=100")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if strings.HasPrefix(r.URL.Path, "/p/") {
+			w.Header().Set("Cache-Tags", "group:p")
+		}
+		_, _ = io.WriteString(w, "purgeable "+r.URL.RequestURI())
+	})
+	paths := []string{"/p/a", "/p/b?x=1&y=2", "/p/c", "/q/a", "/q/b"}
+	prime := func() {
+		for _, p := range paths {
+			e.get(p)
+		}
+	}
+	hits := func() map[string]bool {
+		m := map[string]bool{}
+		for _, p := range paths {
+			m[p] = e.get(p).isHit()
+		}
+		return m
+	}
+	cases := []struct {
+		body    string
+		removed int
+		gone    []string
+	}{
+		{`{"keys":["/p/a"]}`, 1, []string{"/p/a"}},
+		{`{"keys":["/p/b?y=2&x=1", "http://any.host/q/a"]}`, 2, []string{"/p/b?x=1&y=2", "/q/a"}},
+		{`{"keys":["/never/stored"]}`, 0, nil},
+		{`{"tags":["group:p"]}`, 3, []string{"/p/a", "/p/b?x=1&y=2", "/p/c"}},
+		{`{"tags":["nope"]}`, 0, nil},
+		{`{"prefix":"/q"}`, 2, []string{"/q/a", "/q/b"}},
+		{`{"prefix":"/"}`, 5, paths},
+		{`{"keys":["/q/a"],"tags":["group:p"]}`, 4, []string{"/q/a", "/p/a", "/p/b?x=1&y=2", "/p/c"}},
+	}
+	for _, c := range cases {
+		t.Run(c.body, func(t *testing.T) {
+			prime()
+			for p, hit := range hits() {
+				if !hit {
+					t.Fatalf("%s not stored before the purge", p)
+				}
+			}
+			if n := e.purge(c.body); n != c.removed {
+				t.Errorf("removed %d, want %d", n, c.removed)
+			}
+			for p, hit := range hits() {
+				if hit == slicesContains(c.gone, p) {
+					t.Errorf("%s: hit=%v after purge", p, hit)
+				}
+			}
+		})
+	}
+
+	prime()
+	refused := []struct {
+		name, method, token, body string
+		status                    int
+	}{
+		{"no token", "POST", "", `{"prefix":"/"}`, 401},
+		{"wrong token", "POST", "wrong", `{"prefix":"/"}`, 401},
+		{"token prefix", "POST", testPurgeToken[:5], `{"prefix":"/"}`, 401},
+		{"empty body", "POST", testPurgeToken, ``, 400},
+		{"not JSON", "POST", testPurgeToken, `purge everything`, 400},
+		{"empty object", "POST", testPurgeToken, `{}`, 400},
+		{"unknown field", "POST", testPurgeToken, `{"all":true}`, 400},
+		{"wrong types", "POST", testPurgeToken, `{"keys":"/p/a"}`, 400},
+		{"relative prefix", "POST", testPurgeToken, `{"prefix":"p"}`, 400},
+		{"key without path", "POST", testPurgeToken, `{"keys":["p/a"]}`, 400},
+		{"bad tag", "POST", testPurgeToken, `{"tags":["a b"]}`, 400},
+		{"empty tag", "POST", testPurgeToken, `{"tags":[""]}`, 400},
+		{"trailing data", "POST", testPurgeToken, `{"prefix":"/"} {"prefix":"/"}`, 400},
+		{"array", "POST", testPurgeToken, `["/p/a"]`, 400},
+		{"huge", "POST", testPurgeToken, `{"keys":["/` + strings.Repeat("a", 2<<20) + `"]}`, 400},
+		{"GET", "GET", testPurgeToken, ``, 405},
+	}
+	for _, c := range refused {
+		t.Run("refused "+c.name, func(t *testing.T) {
+			r := e.adminDo(c.method, "/spark/purge", c.token, c.body)
+			if r.status != c.status {
+				t.Errorf("status %d, want %d: %.200s", r.status, c.status, r.body)
+			}
+			if c.status == 401 && r.header.Get("Www-Authenticate") == "" {
+				t.Errorf("401 without WWW-Authenticate")
+			}
+		})
+	}
+	for p, hit := range hits() {
+		if !hit {
+			t.Errorf("%s removed by a refused purge", p)
+		}
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
