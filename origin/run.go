@@ -62,6 +62,17 @@ func (a poolAdapter) PoolStats() []PoolStat {
 	return out
 }
 
+// poolStaterFor returns the pool stats source of a store, or nil.
+func poolStaterFor(st store.Store) PoolStater {
+	switch s := st.(type) {
+	case PoolStater:
+		return s
+	case *postgis.Store:
+		return poolAdapter{s}
+	}
+	return nil
+}
+
 // OpenStore opens the configured store: PostGIS when DatabaseURL is set
 // (migrating first when asked), else a memory store seeded with demo users.
 func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, string, PoolStater, error) {

@@ -61,8 +61,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		return nil, errors.New("origin: server needs a store and an authenticator")
 	}
 	if o.Metrics == nil {
-		ps, _ := o.Store.(PoolStater)
-		o.Metrics = NewMetrics(ps)
+		o.Metrics = NewMetrics(poolStaterFor(o.Store))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -18,6 +18,7 @@ import (
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
+	"github.com/spark-edge/spark/origin/store/postgis"
 	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 )
 
@@ -460,5 +461,38 @@ func testOps(t *testing.T, st store.Store) {
 		if !strings.Contains(r.body, want) {
 			t.Fatalf("metrics lack %s", want)
 		}
+	}
+	if _, ok := st.(*postgis.Store); ok {
+		for _, want := range []string{`spark_origin_db_pool_connections{pool="primary",state="idle"}`, `spark_origin_db_pool_max_connections{pool="primary"} 8`} {
+			if !strings.Contains(r.body, want) {
+				t.Fatalf("metrics lack %s", want)
+			}
+		}
+		// Readiness follows the database.
+		st.Close()
+		expect(t, a.do("GET", "/readyz", "", ""), 503, "readyz with the database gone")
+	}
+}
+
+// TestReplicaRouting points the replica at the same database: both pools are
+// used and reported, reads and writes work.
+func TestReplicaRouting(t *testing.T) {
+	pgtest.Open(t, "test_origin_api")
+	url := pgtest.SchemaURL(t, "test_origin_api")
+	s, err := postgis.Open(context.Background(), postgis.Config{URL: url, ReplicaURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := newAPI(t, s)
+	id := mkUser(t, s, "ann", 30, "woman", 1, 1, nil)
+	expect(t, a.do("GET", fmt.Sprintf("/api/users/%d/profile", id), token(t, id), ""), 200, "profile via replica")
+	stats := s.PoolStats()
+	if len(stats) != 2 || stats[1].Name != "replica" || stats[1].AcquireCount == 0 {
+		t.Fatalf("replica pool unused: %+v", stats)
+	}
+	r := a.do("GET", "/metrics", "", "")
+	if !strings.Contains(r.body, `pool="replica"`) {
+		t.Fatal("metrics lack the replica pool")
 	}
 }
