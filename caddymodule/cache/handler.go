@@ -290,6 +290,13 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; detail="+dec.reason)
 			return modePass
 		}
+		if cl, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && cl > int64(c.maxEntry) {
+			// Known to be over the limit: pass it through, and say so
+			// rather than "stored".
+			dec.ok = false
+			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; detail=too-large")
+			return modePass
+		}
 		dec.e.header = storableHeader(h)
 		if pol.etag && status == http.StatusOK && h.Get("Etag") == "" {
 			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; stored")

@@ -118,6 +118,7 @@ func (o *origin) addr() string { return strings.TrimPrefix(o.srv.URL, "http://")
 // edge is a running Caddy with spark_cache.
 type edge struct {
 	t      *testing.T
+	ports  [2]int // admin, site
 	site   string // http://127.0.0.1:port
 	admin  string // http://127.0.0.1:port
 	origin *origin
@@ -190,6 +191,7 @@ func startEdge(t *testing.T, cacheBlock string) *edge {
 	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 200}
 	e := &edge{
 		t:      t,
+		ports:  [2]int{adminPort, sitePort},
 		site:   "http://127.0.0.1:" + strconv.Itoa(sitePort),
 		admin:  "http://127.0.0.1:" + strconv.Itoa(adminPort),
 		origin: o,
@@ -322,4 +324,11 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// reload loads another Caddyfile with this edge's ports and origin, as
+// "caddy reload" does.
+func (e *edge) reload(cacheBlock string) {
+	e.t.Helper()
+	loadCaddyfile(e.t, caddyfileFor(e.ports[0], e.ports[1], e.origin.addr(), cacheBlock))
 }

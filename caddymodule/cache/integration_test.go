@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"regexp"
 	"strconv"
 	"strings"
@@ -1138,4 +1140,256 @@ func slicesContains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestIntegrationMaxEntrySize: responses over max_entry_size stream through
+// complete and uncached; smaller ones are stored.
+func TestIntegrationMaxEntrySize(t *testing.T) {
+	e := startEdge(t, "") // max_entry_size 64KiB
+	body := func(n int) string {
+		var b strings.Builder
+		for i := 0; b.Len() < n; i++ {
+			fmt.Fprintf(&b, "%08d\n", i)
+		}
+		return b.String()[:n]
+	}
+	small, large := body(16<<10), body(200<<10)
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=100")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		b := large
+		if strings.HasSuffix(r.URL.Path, "/small") {
+			b = small
+		}
+		if strings.HasPrefix(r.URL.Path, "/cl/") {
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			_, _ = io.WriteString(w, b)
+			return
+		}
+		// Streamed in chunks without Content-Length.
+		for i := 0; i < len(b); i += 8 << 10 {
+			_, _ = io.WriteString(w, b[i:min(i+8<<10, len(b))])
+			w.(http.Flusher).Flush()
+		}
+	})
+	for _, p := range []string{"/cl/large", "/chunked/large", "/etag/large"} {
+		for i := 0; i < 2; i++ {
+			r := e.get(p)
+			expect(t, fmt.Sprintf("%s #%d", p, i), r, 200, large, false)
+			if p == "/cl/large" && strings.Contains(r.cacheStatus(), "stored") {
+				t.Errorf("%s: Cache-Status %q claims a response over max_entry_size was stored", p, r.cacheStatus())
+			}
+		}
+		if n := e.origin.hits("GET", p); n != 2 {
+			t.Errorf("%s: origin saw %d requests, want 2", p, n)
+		}
+	}
+	for _, p := range []string{"/cl/small", "/chunked/small", "/etag/small"} {
+		expect(t, p+" miss", e.get(p), 200, small, false)
+		expect(t, p+" hit", e.get(p), 200, small, true)
+	}
+}
+
+// TestIntegrationEventStreamPassesThrough: server-sent events are flushed to
+// the client as they come and never stored.
+func TestIntegrationEventStreamPassesThrough(t *testing.T) {
+	e := startEdge(t, "")
+	release := make(chan struct{})
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "max-age=100") // tempting, but a stream
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "data: two\n\n")
+	})
+	req, _ := http.NewRequestWithContext(ctxTimeout(t, 10*time.Second), "GET", e.site+"/events", nil)
+	res, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if cs := res.Header.Get("Cache-Status"); strings.Contains(cs, "stored") || strings.Contains(cs, "hit") {
+		t.Errorf("event stream Cache-Status %q", cs)
+	}
+	first := make(chan string, 1)
+	go func() {
+		buf := make([]byte, len("data: one\n\n"))
+		_, err := io.ReadFull(res.Body, buf)
+		if err != nil {
+			first <- "error: " + err.Error()
+			return
+		}
+		first <- string(buf)
+	}()
+	select {
+	case got := <-first:
+		if got != "data: one\n\n" {
+			t.Fatalf("first event %q", got)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("first event not flushed to the client while the stream is open")
+	}
+	close(release)
+	rest, err := io.ReadAll(res.Body)
+	if err != nil || string(rest) != "data: two\n\n" {
+		t.Fatalf("rest of the stream %q, %v", rest, err)
+	}
+	r := e.get("/events")
+	expect(t, "second stream", r, 200, "data: one\n\ndata: two\n\n", false)
+	if n := e.origin.hits("GET", "/events"); n != 2 {
+		t.Errorf("origin saw %d requests, want 2: an event stream was stored", n)
+	}
+}
+
+// TestIntegrationEarlyHints: a 103 from the origin reaches the client, on a
+// miss, before the final response.
+func TestIntegrationEarlyHints(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		time.Sleep(20 * time.Millisecond)
+		w.Header().Set("Cache-Control", "max-age=100")
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<html>hinted</html>")
+	})
+	var mu sync.Mutex
+	var codes []int
+	var links []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		mu.Lock()
+		defer mu.Unlock()
+		codes = append(codes, code)
+		links = append(links, h.Get("Link"))
+		return nil
+	}}
+	req, _ := http.NewRequest("GET", e.site+"/hinted", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	r := e.send(req)
+	expect(t, "final response", r, 200, "<html>hinted</html>", false)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(codes) != 1 || codes[0] != 103 || links[0] != "</app.css>; rel=preload; as=style" {
+		t.Errorf("interim responses %v with Link %q, want one 103 with the Link", codes, links)
+	}
+	expect(t, "stored", e.get("/hinted"), 200, "<html>hinted</html>", true)
+}
+
+// TestIntegrationRangeBypassed: Range requests go to the origin and never
+// poison the stored full response.
+func TestIntegrationRangeBypassed(t *testing.T) {
+	e := startEdge(t, "")
+	content := "0123456789abcdefghij"
+	mod := time.Now().Add(-time.Hour)
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=100")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("ETag", `"r1"`)
+		http.ServeContent(w, r, "", mod, strings.NewReader(content))
+	})
+	r := e.get("/range", "Range", "bytes=0-3")
+	if r.status != 206 || r.body != "0123" || !strings.Contains(r.cacheStatus(), "bypass") {
+		t.Errorf("cold range: %d %q %q", r.status, r.body, r.cacheStatus())
+	}
+	expect(t, "full after range", e.get("/range"), 200, content, false)
+	expect(t, "full hit", e.get("/range"), 200, content, true)
+	r = e.get("/range", "Range", "bytes=4-7")
+	if r.status != 206 || r.body != "4567" || r.isHit() {
+		t.Errorf("warm range: %d %q %q", r.status, r.body, r.cacheStatus())
+	}
+	r = e.get("/range", "Range", "bytes=junk")
+	if r.isHit() || r.status >= 500 {
+		t.Errorf("junk range: %d %q", r.status, r.cacheStatus())
+	}
+	expect(t, "full hit after ranges", e.get("/range"), 200, content, true)
+	if n := e.origin.hits("GET", "/range"); n != 4 {
+		t.Errorf("origin saw %d requests, want 4", n)
+	}
+}
+
+// TestIntegrationReloadKeepsEntries: a config reload with the same cache keeps
+// the stored entries and tag index, switches the purge token, and drops no
+// in-flight request.
+func TestIntegrationReloadKeepsEntries(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(500 * time.Millisecond)
+		}
+		w.Header().Set("Cache-Control", "max-age=100")
+		w.Header().Set("Cache-Tags", "reload")
+		_, _ = io.WriteString(w, "kept "+r.URL.Path)
+	})
+	e.get("/kept")
+	e.get("/kept2")
+	expect(t, "before reload", e.get("/kept"), 200, "kept /kept", true)
+
+	inflight := make(chan *resp, 1)
+	go func() {
+		res, err := e.client.Get(e.site + "/slow")
+		if err != nil {
+			inflight <- &resp{status: -1, body: err.Error()}
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		inflight <- &resp{status: res.StatusCode, body: string(b)}
+	}()
+	time.Sleep(100 * time.Millisecond)
+
+	block := strings.Replace(defaultCacheBlock, "purge_token "+testPurgeToken, "purge_token rotated-token", 1)
+	block = strings.Replace(block, "rule /ttl/* {", "rule /added/* {\n\t\t\tttl 1m\n\t\t}\n\t\trule /ttl/* {", 1)
+	e.reload(block)
+
+	if r := <-inflight; r.status != 200 || r.body != "kept /slow" {
+		t.Errorf("request in flight during the reload: %d %q", r.status, r.body)
+	}
+	expect(t, "after reload", e.get("/kept"), 200, "kept /kept", true)
+	if n := e.origin.hits("GET", "/kept"); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+	if r := e.adminDo("POST", "/spark/purge", testPurgeToken, `{"tags":["reload"]}`); r.status != 401 {
+		t.Errorf("old purge token after reload: %d", r.status)
+	}
+	r := e.adminDo("POST", "/spark/purge", "rotated-token", `{"tags":["reload"]}`)
+	if r.status != 200 || !strings.Contains(r.body, `"removed":3`) {
+		t.Errorf("purge by a tag indexed before the reload: %d %s", r.status, r.body)
+	}
+	expect(t, "purged after reload", e.get("/kept2"), 200, "kept /kept2", false)
+}
+
+// TestIntegrationMetrics: the cache's metrics are on the admin /metrics.
+func TestIntegrationMetrics(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(serveWith(200, "m", "Cache-Control", "max-age=100"))
+	e.get("/m")
+	e.get("/m")
+	e.get("/m")
+	e.do("POST", "/elsewhere")
+	r := e.adminDo("GET", "/metrics", "", "")
+	if r.status != 200 {
+		t.Fatalf("/metrics: %d", r.status)
+	}
+	for _, want := range []string{
+		`spark_cache_requests_total{cache="default",layer="l1",result="hit"} 2`,
+		`spark_cache_requests_total{cache="default",layer="origin",result="miss"} 1`,
+		`spark_cache_requests_total{cache="default",layer="origin",result="bypass"} 1`,
+		`spark_cache_entries{cache="default"}`,
+		`spark_cache_bytes{cache="default"}`,
+		`spark_cache_origin_fetch_seconds_count{cache="default"} 1`,
+		`spark_cache_purged_entries_total{cache="default"}`,
+	} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !regexp.MustCompile(`spark_cache_entries\{cache="default"\} [1-9]`).MatchString(r.body) {
+		t.Errorf("spark_cache_entries is not positive")
+	}
 }
