@@ -1,0 +1,55 @@
+package imageproxy
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// testdataDir is the shared test data: $SPARK_TESTDATA, or shared/testdata
+// beside the repository (CI puts shared/ next to the clone).
+func testdataDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("SPARK_TESTDATA")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "testdata")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "images")); err != nil {
+		t.Fatalf("test photos not found (set SPARK_TESTDATA to the shared testdata directory): %v", err)
+	}
+	return dir
+}
+
+func readPhoto(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdataDir(t), "images", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readBomb(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdataDir(t), "bombs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// photos are the shared photographs with their displayed (EXIF-oriented)
+// sizes.
+var photos = []struct {
+	name string
+	w, h int
+}{
+	{"portrait-hopper-512x600.jpg", 512, 600},
+	{"portrait-astronaut-alpha-512x512.png", 512, 512},
+	{"flower-xmp-iptc-640x427.jpg", 640, 427},
+	{"rain-pentax-k7-3000x1993.jpg", 3000, 1993},
+	{"dogs-exif-orient6-3088x2048.jpg", 2048, 3088},
+	{"wine-gps-2560x3837.jpg", 2560, 3837},
+	{"dandelions-5312x2988.jpg", 5312, 2988},
+	{"bird-6028x3391-q80.jpg", 6028, 3391},
+}
