@@ -158,6 +158,13 @@ func (c *Cache) Set(_ context.Context, key string, value []byte, ttl time.Durati
 	}
 	b = append(b, value...)
 
+	if err := c.l1.Set(key, b); err != nil {
+		return false, fmt.Errorf("tiered: store %q in L1: %w", key, err)
+	}
+	// Index only once stored: indexed first, a concurrent delete of an older
+	// entry under this key would drop the index entry (onRemove) just before
+	// this one is stored, leaving it unreachable by tag purges. A purge
+	// between here and the store is caught by the generation check below.
 	if len(tags) > 0 {
 		c.mu.Lock()
 		for _, t := range tags {
@@ -169,9 +176,6 @@ func (c *Cache) Set(_ context.Context, key string, value []byte, ttl time.Durati
 			keys[key] = struct{}{}
 		}
 		c.mu.Unlock()
-	}
-	if err := c.l1.Set(key, b); err != nil {
-		return false, fmt.Errorf("tiered: store %q in L1: %w", key, err)
 	}
 	// A purge that began after the check above may have missed this entry.
 	if c.gen.Load() != gen {
