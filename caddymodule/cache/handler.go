@@ -277,6 +277,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		c.applyPurge(r.Context(), h)
 		tags := h[headerCacheTags]
 		delete(h, headerCacheTags)
+		sanitizeAge(h)
 		if stale != nil {
 			if status == http.StatusNotModified {
 				return modeCapture
@@ -542,6 +543,24 @@ func storableHeader(h http.Header) http.Header {
 		}
 	}
 	return out
+}
+
+// sanitizeAge fixes the Age field the origin sent before it is forwarded:
+// an invalid value is dropped, and one over 2^31-1 is sent as 2147483648
+// (RFC 9111 §1.2.2, §5.1).
+func sanitizeAge(h http.Header) {
+	v := h["Age"]
+	if len(v) == 0 {
+		return
+	}
+	switch a, ok := parseAge(v[0]); {
+	case !ok:
+		delete(h, "Age")
+	case a >= maxDelta*time.Second:
+		h["Age"] = []string{"2147483648"}
+	case len(v) > 1:
+		h["Age"] = v[:1] // the value the age calculation uses
+	}
 }
 
 func clearHeader(h http.Header) {
