@@ -253,18 +253,24 @@ func (c *Cache) fetchCoalesced(w http.ResponseWriter, r *http.Request, next cadd
 				return c.serveEntry(w, r, e, age, "spark; hit; ttl="+strconv.FormatInt(ttlSeconds(e, age), 10)+"; detail="+string(layer)+"-coalesced")
 			}
 		}
-		return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r)
+		return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r, nil)
 	}
-	defer c.flight.leave(fk, call)
-	return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r)
+	// Waiters are released as soon as the response turns out not to be
+	// stored (an event stream, a long poll, no-store): they fetch for
+	// themselves instead of waiting for its end.
+	var once sync.Once
+	release := func() { once.Do(func() { c.flight.leave(fk, call) }) }
+	defer release()
+	return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r, release)
 }
 
 // fetch forwards r to next, streaming the response to w and storing it when
 // allowed. stale, when set, is the entry being revalidated: a 304 refreshes
 // it and an origin failure may serve it (stale-if-error). client is the
 // client's own request: its conditionals, not the validators a revalidation
-// put in r, decide whether the client gets a 304.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy, fwd string, stale *entry, client *http.Request) error {
+// put in r, decide whether the client gets a 304. release, when set, is
+// called once the response is known not to be stored.
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy, fwd string, stale *entry, client *http.Request, release func()) error {
 	gen := c.store.Generation()
 	reqTime := c.now()
 	var dec storeDecision
@@ -289,6 +295,9 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		dec = decideStore(r, status, h, *pol, reqTime, c.now())
 		if !dec.ok {
 			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; detail="+dec.reason)
+			if release != nil {
+				release()
+			}
 			return modePass
 		}
 		if cl, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && cl > int64(c.maxEntry) {
@@ -296,6 +305,9 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			// rather than "stored".
 			dec.ok = false
 			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; detail=too-large")
+			if release != nil {
+				release()
+			}
 			return modePass
 		}
 		dec.e.header = storableHeader(h)
@@ -441,7 +453,7 @@ func (c *Cache) revalidate(w http.ResponseWriter, r *http.Request, next caddyhtt
 		cond.Method = http.MethodGet
 		w = headWriter{w}
 	}
-	return c.fetch(w, cond, next, pk, uriTag, pol, "stale", e, r)
+	return c.fetch(w, cond, next, pk, uriTag, pol, "stale", e, r, nil)
 }
 
 // headWriter drops the body of a GET made on behalf of a HEAD.

@@ -1591,3 +1591,55 @@ func rawStatus(t *testing.T, e *edge, raw string) int {
 	res.Body.Close()
 	return res.StatusCode
 }
+
+// TestIntegrationConcurrentStreams: a second client of an event stream (or any
+// response that is not stored) is not held back until the first one's
+// response ends: request coalescing only waits for responses being stored.
+func TestIntegrationConcurrentStreams(t *testing.T) {
+	e := startEdge(t, "")
+	release, hold := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	defer close(hold)
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: hello\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	firstEvent := func(name string) chan string {
+		ch := make(chan string, 1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctxTimeout(t, 10*time.Second), "GET", e.site+"/stream", nil)
+			res, err := e.client.Do(req)
+			if err != nil {
+				ch <- name + ": " + err.Error()
+				return
+			}
+			defer res.Body.Close()
+			buf := make([]byte, len("data: hello\n\n"))
+			if _, err := io.ReadFull(res.Body, buf); err != nil {
+				ch <- name + ": " + err.Error()
+				return
+			}
+			ch <- string(buf)
+			<-hold // keep the stream open
+		}()
+		return ch
+	}
+	for i, name := range []string{"first", "second", "third"} {
+		select {
+		case got := <-firstEvent(name):
+			if got != "data: hello\n\n" {
+				t.Fatalf("%s client: %q", name, got)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s client of the stream got nothing while %d other stream(s) are open", name, i)
+		}
+	}
+	if n := e.origin.hits("GET", "/stream"); n != 3 {
+		t.Errorf("origin saw %d stream requests, want 3", n)
+	}
+}
