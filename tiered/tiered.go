@@ -1,7 +1,10 @@
-// Package tiered is Spark's byte cache: an in-process L1 on bigcache with a
-// tag index, lifetimes per entry and purge generations so that a purge is
-// never undone by a fill that was in flight when it happened. It knows
-// nothing about HTTP.
+// Package tiered is Spark's two-tier byte cache: an in-process L1 on
+// bigcache and an optional L2 on Redis (single node, Cluster or Sentinel),
+// with lifetimes per entry, a tag index in both tiers, purges by key, tag or
+// prefix that reach every node through Redis pub/sub, and purge generations
+// so that a purge is never undone by a fill that was in flight when it
+// happened. When Redis fails, a circuit breaker keeps every operation on L1
+// alone. It knows nothing about HTTP.
 package tiered
 
 import (
@@ -9,12 +12,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/allegro/bigcache/v3"
+	"github.com/redis/go-redis/v9"
 )
 
 // Layer names the tier that answered a lookup.
@@ -24,6 +29,7 @@ type Layer string
 const (
 	LayerNone Layer = ""
 	LayerL1   Layer = "l1"
+	LayerL2   Layer = "l2"
 )
 
 // Options configure a Cache. The zero value is not usable: use DefaultOptions.
@@ -34,6 +40,11 @@ type Options struct {
 	MaxEntrySize int
 	// MaxLifetime bounds how long any entry can live, stale window included.
 	MaxLifetime time.Duration
+	// Redis, when set, adds the L2 tier and cross-node purges.
+	Redis *RedisOptions
+	// Logger receives the rare events worth a line (Redis lost and back).
+	// Default: slog.Default().
+	Logger *slog.Logger
 }
 
 // DefaultOptions returns 256 MiB of L1 with 1 MiB entries living at most 31 days.
@@ -55,6 +66,30 @@ type Cache struct {
 
 	mu   sync.Mutex
 	tags map[string]map[string]struct{} // tag -> keys
+
+	l2      *l2
+	ps      *redis.PubSub
+	breaker breaker
+	node    string // this node's id on the purge channel
+	log     *slog.Logger
+	stats   counters
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	pendMu   sync.Mutex
+	pending  []purgeMessage // purges made while Redis was away, replayed on return
+	overflow bool
+}
+
+// maxPending bounds the purges remembered while Redis is away; past it, the
+// whole L2 keyspace is dropped on return.
+const maxPending = 10000
+
+// counters are the cache's running totals, read by Stats.
+type counters struct {
+	l2Hits, l2Misses, l2Errors atomic.Uint64
+	purgesSent, purgesReceived atomic.Uint64
+	l1Resets, breakerOpens     atomic.Uint64
 }
 
 // New starts a cache. Close releases it.
@@ -68,7 +103,10 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 	if opts.MaxLifetime <= 0 {
 		opts.MaxLifetime = DefaultOptions().MaxLifetime
 	}
-	c := &Cache{opts: opts, now: time.Now, tags: make(map[string]map[string]struct{})}
+	c := &Cache{opts: opts, now: time.Now, tags: make(map[string]map[string]struct{}), log: opts.Logger}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
 	cfg := bigcache.DefaultConfig(opts.MaxLifetime)
 	cfg.Shards = shardCount(opts.Capacity, opts.MaxEntrySize)
 	cfg.HardMaxCacheSize = int(opts.Capacity >> 20)
@@ -82,6 +120,12 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("tiered: start L1: %w", err)
 	}
 	c.l1 = l1
+	if opts.Redis != nil {
+		if err := c.startL2(*opts.Redis); err != nil {
+			_ = l1.Close()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -95,8 +139,17 @@ func shardCount(capacity int64, maxEntry int) int {
 	return n
 }
 
-// Close stops background work and frees L1.
-func (c *Cache) Close() error { return c.l1.Close() }
+// Close stops background work, closes the Redis client and frees L1.
+func (c *Cache) Close() error {
+	if c.l2 != nil {
+		c.cancel()
+		_ = c.ps.Close() // unblocks the subscriber's read
+		err := c.l2.close()
+		c.wg.Wait()
+		return errors.Join(err, c.l1.Close())
+	}
+	return c.l1.Close()
+}
 
 // Generation returns the purge generation. Pass it to Set: an entry whose fill
 // started before a purge is not stored.
@@ -106,33 +159,108 @@ func (c *Cache) Generation() uint64 { return c.gen.Load() }
 // each as 2-byte length + bytes, then the value.
 const entryHeader = 10
 
-// Get returns the value stored under key and the layer that had it. The
-// returned slice is the caller's own.
-func (c *Cache) Get(_ context.Context, key string) ([]byte, Layer, bool) {
-	b, err := c.l1.Get(key)
-	if err != nil || len(b) < entryHeader {
+// Get returns the value stored under key and the layer that had it. An L1
+// miss reads L2 and promotes what it finds into L1. The returned slice is
+// the caller's own.
+func (c *Cache) Get(ctx context.Context, key string) ([]byte, Layer, bool) {
+	if b, err := c.l1.Get(key); err == nil {
+		if v, ok := c.unwrap(b); ok {
+			return v, LayerL1, true
+		}
+	}
+	if c.l2 == nil || !c.breaker.allow() {
 		return nil, LayerNone, false
 	}
-	if int64(binary.LittleEndian.Uint64(b)) <= c.now().UnixNano() {
+	gen := c.gen.Load()
+	b, ok, err := c.l2.get(ctx, key)
+	if err != nil {
+		c.l2Failed(err)
 		return nil, LayerNone, false
+	}
+	c.breaker.success()
+	v, fresh := c.unwrap(b)
+	if !ok || !fresh {
+		c.stats.l2Misses.Add(1)
+		return nil, LayerNone, false
+	}
+	c.stats.l2Hits.Add(1)
+	c.promote(key, b, gen)
+	return v, LayerL2, true
+}
+
+// unwrap checks an entry's expiry and returns its value.
+func (c *Cache) unwrap(b []byte) ([]byte, bool) {
+	if len(b) < entryHeader || int64(binary.LittleEndian.Uint64(b)) <= c.now().UnixNano() {
+		return nil, false
 	}
 	off := entryHeader
 	for n := int(binary.LittleEndian.Uint16(b[8:])); n > 0; n-- {
 		if off+2 > len(b) {
-			return nil, LayerNone, false
+			return nil, false
 		}
 		off += 2 + int(binary.LittleEndian.Uint16(b[off:]))
 	}
 	if off > len(b) {
-		return nil, LayerNone, false
+		return nil, false
 	}
-	return b[off:], LayerL1, true
+	return b[off:], true
+}
+
+// entryTags returns the tags of an entry.
+func entryTags(b []byte) []string {
+	if len(b) < entryHeader {
+		return nil
+	}
+	n := int(binary.LittleEndian.Uint16(b[8:]))
+	tags := make([]string, 0, n)
+	off := entryHeader
+	for ; n > 0 && off+2 <= len(b); n-- {
+		l := int(binary.LittleEndian.Uint16(b[off:]))
+		off += 2
+		if off+l > len(b) {
+			break
+		}
+		tags = append(tags, string(b[off:off+l]))
+		off += l
+	}
+	return tags
+}
+
+// promote copies an L2 entry into L1, unless a purge happened meanwhile.
+func (c *Cache) promote(key string, b []byte, gen uint64) {
+	if len(b) > c.opts.MaxEntrySize {
+		return
+	}
+	if c.l1.Set(key, b) != nil {
+		return
+	}
+	c.index(key, entryTags(b)) // after the store, as in Set
+	if c.gen.Load() != gen {
+		_ = c.l1.Delete(key)
+	}
+}
+
+// index adds key to the local tag index.
+func (c *Cache) index(key string, tags []string) {
+	if len(tags) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for _, t := range tags {
+		keys := c.tags[t]
+		if keys == nil {
+			keys = make(map[string]struct{})
+			c.tags[t] = keys
+		}
+		keys[key] = struct{}{}
+	}
+	c.mu.Unlock()
 }
 
 // Set stores value under key for ttl, indexed under tags. gen is the value of
 // Generation taken when the fill began; if a purge happened since, Set stores
 // nothing and reports false.
-func (c *Cache) Set(_ context.Context, key string, value []byte, ttl time.Duration, tags []string, gen uint64) (bool, error) {
+func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration, tags []string, gen uint64) (bool, error) {
 	if ttl <= 0 || c.gen.Load() != gen {
 		return false, nil
 	}
@@ -165,86 +293,173 @@ func (c *Cache) Set(_ context.Context, key string, value []byte, ttl time.Durati
 	// entry under this key would drop the index entry (onRemove) just before
 	// this one is stored, leaving it unreachable by tag purges. A purge
 	// between here and the store is caught by the generation check below.
-	if len(tags) > 0 {
-		c.mu.Lock()
-		for _, t := range tags {
-			keys := c.tags[t]
-			if keys == nil {
-				keys = make(map[string]struct{})
-				c.tags[t] = keys
-			}
-			keys[key] = struct{}{}
+	c.index(key, tags)
+	if c.l2 != nil && c.breaker.allow() {
+		if err := c.l2.set(ctx, key, b, ttl, tags, c.opts.MaxLifetime); err != nil {
+			c.l2Failed(err)
+		} else {
+			c.breaker.success()
 		}
-		c.mu.Unlock()
 	}
 	// A purge that began after the check above may have missed this entry.
 	if c.gen.Load() != gen {
 		_ = c.l1.Delete(key)
+		if c.l2 != nil && c.breaker.allow() {
+			// Another node may have read it from L2 meanwhile: tell it.
+			if n, _ := c.l2.del(ctx, key); n > 0 {
+				c.publish(ctx, purgeMessage{Keys: []string{key}})
+			}
+		}
 		return false, nil
 	}
 	return true, nil
 }
 
-// Delete removes keys and returns how many were present.
-func (c *Cache) Delete(_ context.Context, keys ...string) int {
+// Delete removes keys from every tier and every node, and returns how many
+// were present.
+func (c *Cache) Delete(ctx context.Context, keys ...string) int {
+	return c.purge(ctx, purgeMessage{Keys: keys})
+}
+
+// PurgeTags removes every entry indexed under any of tags, in every tier and
+// on every node, and returns how many entries were removed.
+func (c *Cache) PurgeTags(ctx context.Context, tags ...string) int {
+	return c.purge(ctx, purgeMessage{Tags: tags})
+}
+
+// PurgePrefix removes every entry whose key starts with prefix, in every
+// tier and on every node. It walks all of L1 and scans Redis: use it for
+// rare administrative purges, not on a request path.
+func (c *Cache) PurgePrefix(ctx context.Context, prefix string) int {
+	return c.purge(ctx, purgeMessage{Prefix: prefix, HasPrefix: true})
+}
+
+// purge applies m here, in L2, and on the other nodes.
+func (c *Cache) purge(ctx context.Context, m purgeMessage) int {
+	removed := c.purgeLocal(m)
+	if c.l2 == nil {
+		return purgedCount(removed)
+	}
+	if !c.breaker.allow() {
+		c.remember(m)
+		return purgedCount(removed)
+	}
+	n, err := c.purgeL2(ctx, m, removed)
+	if err != nil {
+		c.l2Failed(err)
+		c.remember(m)
+		return purgedCount(removed)
+	}
+	c.publish(ctx, m)
+	return n
+}
+
+// purgeLocal removes from L1 what m names and returns the keys L1 held
+// (for tags, also the keys indexed locally, present or not).
+func (c *Cache) purgeLocal(m purgeMessage) map[string]bool {
 	c.gen.Add(1)
-	n := 0
+	keys := append([]string(nil), m.Keys...)
+	if len(m.Tags) > 0 {
+		c.mu.Lock()
+		for _, t := range m.Tags {
+			for k := range c.tags[t] {
+				keys = append(keys, k)
+			}
+			delete(c.tags, t)
+		}
+		c.mu.Unlock()
+	}
+	if m.HasPrefix {
+		it := c.l1.Iterator()
+		for it.SetNext() {
+			if info, err := it.Value(); err == nil && strings.HasPrefix(info.Key(), m.Prefix) {
+				keys = append(keys, info.Key())
+			}
+		}
+	}
+	removed := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		if c.l1.Delete(k) == nil {
+			removed[k] = true
+		} else if !removed[k] {
+			removed[k] = false // named, absent here: still deleted from L2
+		}
+	}
+	return removed
+}
+
+// purgedCount counts the entries L1 actually held.
+func purgedCount(removed map[string]bool) int {
+	n := 0
+	for _, present := range removed {
+		if present {
 			n++
 		}
 	}
 	return n
 }
 
-// PurgeTags removes every entry indexed under any of tags and returns how
-// many entries were removed.
-func (c *Cache) PurgeTags(ctx context.Context, tags ...string) int {
-	c.gen.Add(1)
-	var keys []string
-	c.mu.Lock()
-	for _, t := range tags {
-		for k := range c.tags[t] {
-			keys = append(keys, k)
-		}
-		delete(c.tags, t)
-	}
-	c.mu.Unlock()
-	return c.Delete(ctx, keys...)
-}
-
-// PurgeFunc removes every entry whose key satisfies match and returns how
-// many were removed. It walks all of L1: use it for rare administrative
-// purges, not on a request path.
-func (c *Cache) PurgeFunc(ctx context.Context, match func(key string) bool) int {
-	c.gen.Add(1)
-	var keys []string
-	it := c.l1.Iterator()
-	for it.SetNext() {
-		info, err := it.Value()
+// purgeL2 removes from Redis what m names plus the keys L1 named, and
+// returns how many distinct entries were removed from either tier.
+func (c *Cache) purgeL2(ctx context.Context, m purgeMessage, local map[string]bool) (int, error) {
+	var more []string
+	var err error
+	if len(m.Tags) > 0 {
+		more, err = c.l2.takeTags(ctx, m.Tags...)
 		if err != nil {
-			continue
-		}
-		if match(info.Key()) {
-			keys = append(keys, info.Key())
+			return purgedCount(local), err
 		}
 	}
-	return c.Delete(ctx, keys...)
+	if m.HasPrefix {
+		pk, err := c.l2.keysWithPrefix(ctx, m.Prefix)
+		if err != nil {
+			return purgedCount(local), err
+		}
+		more = append(more, pk...)
+	}
+	for _, k := range more {
+		if _, ok := local[k]; !ok {
+			local[k] = false
+		}
+	}
+	all := make([]string, 0, len(local))
+	for k := range local {
+		all = append(all, k)
+	}
+	inL2, err := c.l2.delEach(ctx, all)
+	n := 0
+	for i, k := range all {
+		if local[k] || i < len(inL2) && inL2[i] {
+			n++
+		}
+	}
+	return n, err
 }
 
-// PurgePrefix removes every entry whose key starts with prefix.
-func (c *Cache) PurgePrefix(ctx context.Context, prefix string) int {
-	return c.PurgeFunc(ctx, func(k string) bool { return strings.HasPrefix(k, prefix) })
-}
-
-// Stats describes what L1 holds.
+// Stats describes the cache's contents and its running totals.
 type Stats struct {
-	Entries int
-	Bytes   int
+	Entries int // entries in L1
+	Bytes   int // bytes L1's queues hold
+
+	L2Hits, L2Misses, L2Errors uint64
+	L2Down                     bool // the breaker is open: L1 only
+	PurgesSent, PurgesReceived uint64
+	L1Resets, BreakerOpens     uint64
 }
 
-// Stats returns the number of entries in L1 and the bytes its queues use.
-func (c *Cache) Stats() Stats { return Stats{Entries: c.l1.Len(), Bytes: c.l1.Capacity()} }
+// Stats returns the cache's contents and totals.
+func (c *Cache) Stats() Stats {
+	return Stats{
+		Entries: c.l1.Len(), Bytes: c.l1.Capacity(),
+		L2Hits: c.stats.l2Hits.Load(), L2Misses: c.stats.l2Misses.Load(), L2Errors: c.stats.l2Errors.Load(),
+		L2Down:     c.l2 != nil && !c.breaker.allow(),
+		PurgesSent: c.stats.purgesSent.Load(), PurgesReceived: c.stats.purgesReceived.Load(),
+		L1Resets: c.stats.l1Resets.Load(), BreakerOpens: c.stats.breakerOpens.Load(),
+	}
+}
+
+// HasL2 reports whether the cache has a Redis tier.
+func (c *Cache) HasL2() bool { return c.l2 != nil }
 
 // onRemove drops an evicted or deleted key from the tag index. bigcache calls
 // it with a shard lock held, so it only takes c.mu, which is never held while

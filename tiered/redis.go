@@ -1,0 +1,270 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configure the Redis second tier. One address is a single
+// node; several addresses, or Cluster, a Redis Cluster; MasterName, a
+// Sentinel-managed master (Addrs are then the sentinels).
+type RedisOptions struct {
+	Addrs      []string
+	Cluster    bool
+	MasterName string
+	Username   string
+	Password   string
+	DB         int
+
+	// PoolSize and MinIdleConns are per node. Defaults: 200 and 50.
+	PoolSize     int
+	MinIdleConns int
+	// Timeouts. Defaults: dial 1 s, read and write 250 ms — an L2 slower
+	// than that is worse than a miss.
+	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+
+	// KeyPrefix starts every key and the purge channel. Default "spark:".
+	KeyPrefix string
+	// Codec compresses values. Default s2 (see the README's measurements).
+	Codec Codec
+}
+
+// DefaultRedisOptions returns the plan's settings for addrs.
+func DefaultRedisOptions(addrs ...string) RedisOptions {
+	return RedisOptions{
+		Addrs: addrs, PoolSize: 200, MinIdleConns: 50,
+		DialTimeout: time.Second, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond,
+		KeyPrefix: "spark:", Codec: CodecS2,
+	}
+}
+
+func (o *RedisOptions) fill() error {
+	d := DefaultRedisOptions()
+	if len(o.Addrs) == 0 {
+		return errors.New("tiered: redis needs at least one address")
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = d.PoolSize
+	}
+	if o.MinIdleConns < 0 || o.MinIdleConns > o.PoolSize {
+		return fmt.Errorf("tiered: redis min idle %d must be between 0 and the pool size %d", o.MinIdleConns, o.PoolSize)
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = d.DialTimeout
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = d.ReadTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = d.WriteTimeout
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = d.KeyPrefix
+	}
+	if o.Codec == "" {
+		o.Codec = d.Codec
+	}
+	return nil
+}
+
+// l2 is the Redis tier.
+type l2 struct {
+	client  redis.UniversalClient
+	prefix  string
+	channel string
+	codec   *codec
+	opTO    time.Duration
+}
+
+func newL2(o RedisOptions) (*l2, error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
+	cd, err := newCodec(o.Codec)
+	if err != nil {
+		return nil, err
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:         o.Addrs,
+		IsClusterMode: o.Cluster,
+		MasterName:    o.MasterName,
+		Username:      o.Username,
+		Password:      o.Password,
+		DB:            o.DB,
+		PoolSize:      o.PoolSize,
+		MinIdleConns:  o.MinIdleConns,
+		DialTimeout:   o.DialTimeout,
+		ReadTimeout:   o.ReadTimeout,
+		WriteTimeout:  o.WriteTimeout,
+		MaxRetries:    1,
+	})
+	return &l2{
+		client:  client,
+		prefix:  o.KeyPrefix,
+		channel: o.KeyPrefix + "purge",
+		codec:   cd,
+		opTO:    o.ReadTimeout + o.WriteTimeout,
+	}, nil
+}
+
+func (r *l2) entryKey(k string) string { return r.prefix + "k:" + k }
+func (r *l2) tagKey(t string) string   { return r.prefix + "t:" + t }
+
+// get returns the raw entry (L1 layout) stored under key.
+func (r *l2) get(ctx context.Context, key string) ([]byte, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opTO)
+	defer cancel()
+	b, err := r.client.Get(ctx, r.entryKey(key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("redis get: %w", err)
+	}
+	v, err := r.codec.decode(b)
+	if err != nil {
+		return nil, false, nil // a corrupt value is a miss, not an outage
+	}
+	return v, true, nil
+}
+
+// set writes an entry and indexes it under its tags. Tag sets live as long
+// as the longest entry could; keys in them are checked on purge only.
+func (r *l2) set(ctx context.Context, key string, entry []byte, ttl time.Duration, tags []string, maxLife time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opTO)
+	defer cancel()
+	// Per-key commands only: in a Cluster each lands on its own slot's node
+	// (the pipeline is split by node).
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, r.entryKey(key), r.codec.encode(entry), ttl)
+		for _, t := range tags {
+			tk := r.tagKey(t)
+			p.SAdd(ctx, tk, key)
+			p.PExpire(ctx, tk, maxLife)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis set %q: %w", key, err)
+	}
+	return nil
+}
+
+// delEach removes entries and reports which existed.
+func (r *l2) delEach(ctx context.Context, keys []string) ([]bool, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*r.opTO+time.Duration(len(keys))*time.Millisecond)
+	defer cancel()
+	cmds := make([]*redis.IntCmd, len(keys))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Del(ctx, r.entryKey(k))
+		}
+		return nil
+	})
+	existed := make([]bool, len(keys))
+	for i, c := range cmds {
+		existed[i] = c.Val() > 0
+	}
+	if err != nil {
+		return existed, fmt.Errorf("redis del: %w", err)
+	}
+	return existed, nil
+}
+
+// del removes entries.
+func (r *l2) del(ctx context.Context, keys ...string) (int, error) {
+	existed, err := r.delEach(ctx, keys)
+	n := 0
+	for _, e := range existed {
+		if e {
+			n++
+		}
+	}
+	return n, err
+}
+
+// takeTags returns the keys indexed under tags and deletes the tag sets.
+func (r *l2) takeTags(ctx context.Context, tags ...string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*r.opTO)
+	defer cancel()
+	cmds := make([]*redis.StringSliceCmd, len(tags))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, t := range tags {
+			cmds[i] = p.SMembers(ctx, r.tagKey(t))
+			p.Del(ctx, r.tagKey(t))
+		}
+		return nil
+	})
+	var keys []string
+	for _, c := range cmds {
+		keys = append(keys, c.Val()...)
+	}
+	if err != nil {
+		return keys, fmt.Errorf("redis tag members: %w", err)
+	}
+	return keys, nil
+}
+
+// keysWithPrefix scans every master for entry keys starting with prefix.
+func (r *l2) keysWithPrefix(ctx context.Context, prefix string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pattern := globEscape(r.entryKey(prefix)) + "*"
+	strip := len(r.entryKey(""))
+	var keys []string
+	scan := func(ctx context.Context, c *redis.Client) error {
+		it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for it.Next(ctx) {
+			keys = append(keys, it.Val()[strip:])
+		}
+		return it.Err()
+	}
+	var err error
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		var mu = make(chan struct{}, 1)
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu <- struct{}{}
+			defer func() { <-mu }()
+			return scan(ctx, c)
+		})
+	} else if c, ok := r.client.(*redis.Client); ok {
+		err = scan(ctx, c)
+	} else {
+		err = errors.New("prefix purge is not supported on this Redis client type")
+	}
+	if err != nil {
+		return keys, fmt.Errorf("redis scan %q: %w", prefix, err)
+	}
+	return keys, nil
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch c {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func (r *l2) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return r.client.Ping(ctx).Err()
+}
+
+func (r *l2) close() error {
+	r.codec.close()
+	return r.client.Close()
+}

@@ -1,0 +1,198 @@
+package tiered
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func newTiered(t testing.TB, ro RedisOptions) *Cache {
+	t.Helper()
+	opts := DefaultOptions()
+	opts.Capacity = 16 << 20
+	opts.MaxEntrySize = 64 << 10
+	opts.Redis = &ro
+	c, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// eventually polls cond for up to d.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// twoNodes runs the shared-tier checks on two caches sharing one Redis.
+func twoNodes(t *testing.T, ro RedisOptions) {
+	ctx := context.Background()
+	a, b := newTiered(t, ro), newTiered(t, ro)
+
+	if ok, err := a.Set(ctx, "/p/1", []byte("one"), time.Minute, []string{"user:1"}, a.Generation()); !ok || err != nil {
+		t.Fatalf("Set on a: %v %v", ok, err)
+	}
+	v, layer, ok := b.Get(ctx, "/p/1")
+	if !ok || layer != LayerL2 || string(v) != "one" {
+		t.Fatalf("b.Get after a.Set = %q %q %v, want one from l2", v, layer, ok)
+	}
+	if _, layer, _ = b.Get(ctx, "/p/1"); layer != LayerL1 {
+		t.Fatalf("second b.Get layer = %q, want l1 (promoted)", layer)
+	}
+
+	// A purge on a reaches b's L1 and L2.
+	if n := a.PurgeTags(ctx, "user:1"); n != 1 {
+		t.Fatalf("PurgeTags removed %d, want 1", n)
+	}
+	eventually(t, time.Second, "purge to reach b", func() bool {
+		_, _, ok := b.Get(ctx, "/p/1")
+		return !ok
+	})
+
+	// Key purges and prefix purges too.
+	for i := 0; i < 5; i++ {
+		_, _ = a.Set(ctx, fmt.Sprintf("/q/%d", i), []byte("x"), time.Minute, nil, a.Generation())
+	}
+	for i := 0; i < 5; i++ {
+		if _, _, ok := b.Get(ctx, fmt.Sprintf("/q/%d", i)); !ok {
+			t.Fatalf("b misses /q/%d", i)
+		}
+	}
+	if n := b.Delete(ctx, "/q/0"); n != 1 {
+		t.Fatalf("Delete removed %d, want 1", n)
+	}
+	eventually(t, time.Second, "key purge on a", func() bool { _, _, ok := a.Get(ctx, "/q/0"); return !ok })
+	if n := a.PurgePrefix(ctx, "/q/"); n != 4 {
+		t.Fatalf("PurgePrefix removed %d, want 4", n)
+	}
+	eventually(t, time.Second, "prefix purge on b", func() bool {
+		for i := 1; i < 5; i++ {
+			if _, _, ok := b.Get(ctx, fmt.Sprintf("/q/%d", i)); ok {
+				return false
+			}
+		}
+		return true
+	})
+	if s := b.Stats(); s.PurgesReceived < 2 || s.L2Hits == 0 {
+		t.Fatalf("b stats = %+v", s)
+	}
+}
+
+func TestL2SingleNodeSharedBetweenNodes(t *testing.T) {
+	ro := DefaultRedisOptions(sharedRedis(t))
+	ro.KeyPrefix = uniquePrefix(t)
+	twoNodes(t, ro)
+}
+
+func TestL2ClusterSharedBetweenNodes(t *testing.T) {
+	nodes := startCluster(t)
+	ro := DefaultRedisOptions(clusterAddrs(nodes)...)
+	ro.Cluster = true
+	ro.KeyPrefix = uniquePrefix(t)
+	twoNodes(t, ro)
+}
+
+// A fill that began before a purge on another node must not leave its entry
+// behind, in either tier, whichever order the writes land in.
+func TestPurgeNotUndoneByInflightFillAcrossNodes(t *testing.T) {
+	ro := DefaultRedisOptions(sharedRedis(t))
+	ro.KeyPrefix = uniquePrefix(t)
+	a, b := newTiered(t, ro), newTiered(t, ro)
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		key := fmt.Sprintf("/race/%d", i)
+		gen := a.Generation() // a's fill starts
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); b.PurgeTags(ctx, "t") }()
+		go func() { defer wg.Done(); _, _ = a.Set(ctx, key, []byte("stale"), time.Minute, []string{"t"}, gen) }()
+		wg.Wait()
+		// The purge has been received by a once a's received counter moves.
+		want := uint64(i + 1)
+		eventually(t, time.Second, "purge delivered", func() bool { return a.Stats().PurgesReceived >= want })
+		// Within milliseconds no node has it, in either tier, and it stays gone.
+		eventually(t, time.Second, fmt.Sprintf("round %d: entry filled before the purge to go", i), func() bool {
+			_, _, okA := a.Get(ctx, key)
+			_, _, okB := b.Get(ctx, key)
+			return !okA && !okB
+		})
+		time.Sleep(2 * time.Millisecond)
+		for _, c := range []*Cache{a, b} {
+			if _, _, ok := c.Get(ctx, key); ok {
+				t.Fatalf("round %d: entry filled before the purge came back", i)
+			}
+		}
+	}
+}
+
+// With Redis killed in the middle of traffic no operation fails, L1 keeps
+// answering, and after Redis returns the node uses it again with L1 dropped
+// (purges may have been missed).
+func TestRedisOutageServesFromL1(t *testing.T) {
+	srv := startRedis(t)
+	ro := DefaultRedisOptions(srv.addr())
+	ro.KeyPrefix = uniquePrefix(t)
+	c := newTiered(t, ro)
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		_, _ = c.Set(ctx, fmt.Sprintf("/k/%d", i), []byte("v"), time.Minute, nil, c.Generation())
+	}
+	var misses atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, ok := c.Get(ctx, fmt.Sprintf("/k/%d", i%100)); !ok {
+					misses.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	srv.stop()
+	// Writes and purges while Redis is away neither fail nor block long.
+	start := time.Now()
+	for i := 0; i < 20; i++ {
+		_, _ = c.Set(ctx, fmt.Sprintf("/during/%d", i), []byte("v"), time.Minute, []string{"d"}, c.Generation())
+	}
+	c.PurgeTags(ctx, "nothing")
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("operations during the outage took %s", el)
+	}
+	eventually(t, 5*time.Second, "breaker to open", func() bool { return c.Stats().L2Down })
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if m := misses.Load(); m != 0 {
+		t.Fatalf("%d L1 reads missed during the Redis outage, want 0", m)
+	}
+	srv.start()
+	eventually(t, 15*time.Second, "breaker to close", func() bool { return !c.Stats().L2Down })
+	eventually(t, 15*time.Second, "L1 reset after re-subscribing", func() bool { return c.Stats().L1Resets >= 1 })
+	if _, err := c.Set(ctx, "/after", []byte("v"), time.Minute, nil, c.Generation()); err != nil {
+		t.Fatal(err)
+	}
+	other := newTiered(t, ro)
+	if _, layer, ok := other.Get(ctx, "/after"); !ok || layer != LayerL2 {
+		t.Fatalf("entry written after recovery not in L2: %v %v", layer, ok)
+	}
+}
