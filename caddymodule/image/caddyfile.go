@@ -1,0 +1,271 @@
+package image
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/spark-edge/spark/imageproxy"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("spark_image_hints", parseHints)
+	httpcaddyfile.RegisterHandlerDirective("spark_image", parseHandler)
+	// Right after request_header: before spark_cache (which sits right
+	// before encode), whatever order the plugins' init functions run in,
+	// so the cache sees the normalized Spark-Image-Variant header.
+	httpcaddyfile.RegisterDirectiveOrder("spark_image_hints", httpcaddyfile.After, "request_header")
+	// A responder: after spark_cache and encode, before respond and
+	// reverse_proxy, so `spark_image /photos/*` takes those paths.
+	httpcaddyfile.RegisterDirectiveOrder("spark_image", httpcaddyfile.Before, "respond")
+}
+
+func parseHints(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Hints
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile sets up the middleware from Caddyfile tokens:
+//
+//	spark_image_hints [<matcher>] {
+//		<plan options>
+//		critical_ch
+//		measure_rtt off
+//	}
+//
+// Plan options (the same in spark_image; keep both blocks' plans equal):
+//
+//	sizes          <width...>
+//	slow           <width> <quality>
+//	3g             <width> <quality>
+//	fast           <width> <quality>
+//	default_class  slow|3g|fast
+//	formats        <avif|webp|jpeg...>
+func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "critical_ch":
+			on, err := onOff(d)
+			if err != nil {
+				return err
+			}
+			h.CriticalCH = on
+		case "measure_rtt":
+			on, err := onOff(d)
+			if err != nil {
+				return err
+			}
+			h.NoMeasureRTT = !on
+		default:
+			if err := unmarshalPlanOption(d, &h.Plan, "spark_image_hints"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	spark_image [<matcher>] {
+//		root              <directory>      # or:
+//		upstream          <http(s) base URL>
+//		strip_prefix      <path prefix>
+//		upstream_timeout  <duration>
+//		max_source_bytes  <size>
+//		max_source_pixels <count>
+//		max_side          <pixels>
+//		timeout           <duration>
+//		max_concurrent    <n>
+//		max_queue         <n>
+//		avif_effort       <0-9>
+//		cache_control     <value>
+//		measure_rtt       on|off
+//		<plan options, as in spark_image_hints>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "root", "upstream", "strip_prefix", "cache_control":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch opt {
+			case "root":
+				h.Root = v
+			case "upstream":
+				h.Upstream = v
+			case "strip_prefix":
+				h.StripPrefix = v
+			default:
+				h.CacheControl = v
+			}
+		case "timeout", "upstream_timeout":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: invalid duration %q", opt, v)
+			}
+			if opt == "timeout" {
+				h.Timeout = caddy.Duration(dur)
+			} else {
+				h.UpstreamTimeout = caddy.Duration(dur)
+			}
+		case "max_source_bytes":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 1<<32 {
+				return d.Errf("max_source_bytes: invalid size %q", v)
+			}
+			h.MaxSourceBytes = int64(n)
+		case "max_source_pixels", "max_side", "max_concurrent", "max_queue", "avif_effort":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			switch opt {
+			case "max_source_pixels":
+				h.MaxSourcePixels = int64(n)
+			case "max_side":
+				h.MaxSide = n
+			case "max_concurrent":
+				h.MaxConcurrent = n
+			case "max_queue":
+				h.MaxQueue = n
+			default:
+				h.AVIFEffort = n
+			}
+		case "measure_rtt":
+			on, err := onOff(d)
+			if err != nil {
+				return err
+			}
+			h.NoMeasureRTT = !on
+		default:
+			if err := unmarshalPlanOption(d, &h.Plan, "spark_image"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// unmarshalPlanOption reads one plan option at the dispenser's cursor.
+func unmarshalPlanOption(d *caddyfile.Dispenser, p *PlanConfig, directive string) error {
+	switch opt := d.Val(); opt {
+	case "sizes":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		p.Sizes = nil
+		for _, a := range args {
+			n, err := strconv.Atoi(a)
+			if err != nil {
+				return d.Errf("sizes: %q is not a width", a)
+			}
+			p.Sizes = append(p.Sizes, n)
+		}
+	case "slow", "3g", "fast":
+		var w, q string
+		if !d.AllArgs(&w, &q) {
+			return d.ArgErr()
+		}
+		wi, err1 := strconv.Atoi(w)
+		qi, err2 := strconv.Atoi(q)
+		if err1 != nil || err2 != nil {
+			return d.Errf("%s: want <width> <quality>, got %q %q", opt, w, q)
+		}
+		switch opt {
+		case "slow":
+			p.Slow = []int{wi, qi}
+		case "3g":
+			p.ThreeG = []int{wi, qi}
+		default:
+			p.Fast = []int{wi, qi}
+		}
+	case "default_class":
+		if !d.AllArgs(&p.DefaultClass) {
+			return d.ArgErr()
+		}
+		if _, err := imageproxy.ParseClass(p.DefaultClass); err != nil {
+			return d.Errf("%v", err)
+		}
+	case "formats":
+		p.Formats = d.RemainingArgs()
+		if len(p.Formats) == 0 {
+			return d.ArgErr()
+		}
+		for _, f := range p.Formats {
+			if _, err := imageproxy.ParseFormat(f); err != nil {
+				return d.Errf("%v", err)
+			}
+		}
+	default:
+		return d.Errf("unrecognized %s option %q", directive, opt)
+	}
+	// The plan as a whole (budget widths among the sizes…) is checked by
+	// Validate, once the block is read.
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser) (int, error) {
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, d.Errf("%s: want a non-negative integer, got %q", d.Val(), v)
+	}
+	return n, nil
+}
+
+func onOff(d *caddyfile.Dispenser) (bool, error) {
+	on := true
+	if d.NextArg() {
+		switch d.Val() {
+		case "on", "true":
+		case "off", "false":
+			on = false
+		default:
+			return false, d.Errf("want on or off, got %q", d.Val())
+		}
+		if d.NextArg() {
+			return false, d.ArgErr()
+		}
+	}
+	return on, nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*Hints)(nil)
+)
