@@ -7,6 +7,7 @@ package cache
 
 import (
 	"bufio"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net"
@@ -1641,5 +1642,227 @@ func TestIntegrationConcurrentStreams(t *testing.T) {
 	}
 	if n := e.origin.hits("GET", "/stream"); n != 3 {
 		t.Errorf("origin saw %d stream requests, want 3", n)
+	}
+}
+
+// TestIntegrationPurgeDuringFill: a purge that happens while a response is
+// being fetched is not undone when the fetch completes.
+func TestIntegrationPurgeDuringFill(t *testing.T) {
+	e := startEdge(t, "")
+	var v atomic.Int64
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		n := v.Add(1)
+		if n == 1 {
+			time.Sleep(400 * time.Millisecond)
+		}
+		w.Header().Set("Cache-Control", "max-age=100")
+		w.Header().Set("Cache-Tags", "slow")
+		_, _ = fmt.Fprintf(w, "v%d", n)
+	})
+	done := make(chan *resp, 1)
+	go func() {
+		res, err := e.client.Get(e.site + "/slowfill")
+		if err != nil {
+			done <- &resp{status: -1, body: err.Error()}
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		done <- &resp{status: res.StatusCode, body: string(b)}
+	}()
+	time.Sleep(150 * time.Millisecond)
+	e.purge(`{"tags":["slow"]}`)
+	if r := <-done; r.status != 200 || r.body != "v1" {
+		t.Fatalf("in-flight request: %d %q", r.status, r.body)
+	}
+	expect(t, "after the purge", e.get("/slowfill"), 200, "v2", false)
+	expect(t, "then stored", e.get("/slowfill"), 200, "v2", true)
+}
+
+// TestIntegrationTruncatedOriginBody: a response the origin breaks off is
+// never stored.
+func TestIntegrationTruncatedOriginBody(t *testing.T) {
+	e := startEdge(t, "")
+	var n atomic.Int64
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=100")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if n.Add(1)%2 == 1 { // every other response is cut off
+			if r.URL.Path == "/cut/cl" {
+				w.Header().Set("Content-Length", "10000")
+			}
+			_, _ = io.WriteString(w, strings.Repeat("x", 5000))
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		_, _ = io.WriteString(w, strings.Repeat("y", 10000))
+	})
+	for _, p := range []string{"/cut/cl", "/cut/chunked"} {
+		res, err := e.client.Get(e.site + p)
+		if err == nil {
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: cut-off response read without an error", p)
+		}
+		r := e.get(p)
+		expect(t, p+" after a cut-off response", r, 200, strings.Repeat("y", 10000), false)
+		expect(t, p+" stored", e.get(p), 200, strings.Repeat("y", 10000), true)
+	}
+}
+
+// TestIntegrationCoalescingPerUser: concurrent cold requests of two users on
+// a private path: one origin request each, and each gets their own.
+func TestIntegrationCoalescingPerUser(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond)
+		w.Header().Set("Cache-Control", "private, max-age=100")
+		_, _ = io.WriteString(w, "me of "+userOf(r))
+	})
+	users := []string{"alice", "bob", "carol"}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	var mu sync.Mutex
+	var failures []string
+	for i := 0; i < 60; i++ {
+		u := users[i%len(users)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req, _ := http.NewRequest("GET", e.site+"/me", nil)
+			req.Header.Set("Authorization", "Bearer "+u)
+			res, err := e.client.Do(req)
+			if err != nil {
+				mu.Lock()
+				failures = append(failures, err.Error())
+				mu.Unlock()
+				return
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if string(b) != "me of "+u {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("%s got %q", u, b))
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for _, f := range failures {
+		t.Error(f)
+	}
+	if n := e.origin.hits("GET", "/me"); n != len(users) {
+		t.Errorf("origin saw %d requests, want %d (one per user)", n, len(users))
+	}
+}
+
+// TestIntegrationEncodedHits: the stored body of a compressed variant is a
+// valid encoding of the origin's body.
+func TestIntegrationEncodedHits(t *testing.T) {
+	e := startEdge(t, "")
+	body := strings.Repeat(`{"name":"spark","bio":"likes long walks"},`, 100)
+	e.origin.handle(serveWith(200, body, "Cache-Control", "max-age=100"))
+	for i, want := range []bool{false, true} {
+		r := e.get("/json", "Accept-Encoding", "gzip")
+		expect(t, fmt.Sprintf("gzip #%d", i), r, 200, "\x00any", want)
+		if r.header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("Content-Encoding %q", r.header.Get("Content-Encoding"))
+		}
+		zr, err := gzip.NewReader(strings.NewReader(r.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := io.ReadAll(zr)
+		if err != nil || string(plain) != body {
+			t.Errorf("gzip #%d: body does not decode to the origin's (%v)", i, err)
+		}
+		if cl := r.header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(r.body)) {
+			t.Errorf("gzip #%d: Content-Length %s for %d bytes", i, cl, len(r.body))
+		}
+	}
+	expect(t, "identity", e.get("/json"), 200, body, false)
+	expect(t, "identity hit", e.get("/json"), 200, body, true)
+	if r := e.do("HEAD", "/json", "Accept-Encoding", "gzip"); !r.isHit() || r.header.Get("Content-Encoding") != "gzip" {
+		t.Errorf("HEAD gzip: %q %q", r.cacheStatus(), r.header.Get("Content-Encoding"))
+	}
+}
+
+// TestIntegrationNoCacheResponse: a no-cache response is stored but
+// revalidated before every use.
+func TestIntegrationNoCacheResponse(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("ETag", `"nc"`)
+		if r.Header.Get("If-None-Match") == `"nc"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = io.WriteString(w, "always validated")
+	})
+	expect(t, "fill", e.get("/nc"), 200, "always validated", false)
+	for i := 0; i < 3; i++ {
+		r := e.get("/nc")
+		expect(t, "use", r, 200, "always validated", false)
+		if !strings.Contains(r.cacheStatus(), "fwd-status=304") {
+			t.Errorf("Cache-Status %q, want a 304 revalidation", r.cacheStatus())
+		}
+	}
+	if n := e.origin.hits("GET", "/nc"); n != 4 {
+		t.Errorf("origin saw %d requests, want 4", n)
+	}
+	if inm := e.origin.lastRequest("GET", "/nc").Header.Get("If-None-Match"); inm != `"nc"` {
+		t.Errorf("revalidation If-None-Match %q", inm)
+	}
+}
+
+// TestIntegrationUpgradePassesThrough: Upgrade requests (WebSocket and
+// friends) reach the origin untouched and are never cached.
+func TestIntegrationUpgradePassesThrough(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			w.Header().Set("Cache-Control", "max-age=100")
+			_, _ = io.WriteString(w, "plain")
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		line, _ := brw.ReadString('\n')
+		_, _ = io.WriteString(conn, "echo: "+line)
+	})
+	e.get("/ws") // a stored plain response for the same URL
+	for i := 0; i < 2; i++ {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.site, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 101 || res.Header.Get("Cache-Status") != "" {
+			t.Errorf("upgrade #%d: %d Cache-Status %q", i, res.StatusCode, res.Header.Get("Cache-Status"))
+		}
+		_, _ = io.WriteString(conn, "ping\n")
+		line, err := br.ReadString('\n')
+		if err != nil || line != "echo: ping\n" {
+			t.Errorf("upgrade #%d: %q %v", i, line, err)
+		}
+		conn.Close()
+	}
+	if n := e.origin.hits("GET", "/ws"); n != 3 {
+		t.Errorf("origin saw %d requests, want 3", n)
 	}
 }
