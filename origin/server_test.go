@@ -58,7 +58,7 @@ func newAPI(t *testing.T, st store.Store, keys ...ed25519.PublicKey) *api {
 	return &api{t: t, srv: hs, st: st}
 }
 
-func token(t *testing.T, id int64) string {
+func token(t testing.TB, id int64) string {
 	t.Helper()
 	tok, err := origin.IssueToken(testSecret, id, time.Hour, time.Now())
 	if err != nil {

@@ -1,0 +1,219 @@
+package origin_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/origin"
+	"github.com/spark-edge/spark/origin/store/postgis"
+)
+
+// Benchmarks against a seeded PostGIS database (spark origin seed), through
+// the real HTTP handler, with 32 concurrent clients. They need
+// SPARK_BENCH_DATABASE_URL and fail without it. Example:
+//
+//	spark origin seed --database-url "$URL" --users 1000000
+//	SPARK_BENCH_DATABASE_URL="$URL" go test -run '^$' -bench . -benchtime 20000x ./origin/
+//
+// Each reports p50_ms, p95_ms, p99_ms and req/s.
+
+const benchClients = 32
+
+type benchEnv struct {
+	srv    *httptest.Server
+	st     *postgis.Store
+	users  []int64
+	convs  [][3]int64 // conversation, user_a, user_b
+	tokens map[int64]string
+}
+
+func openBench(b *testing.B, cellCache bool) *benchEnv {
+	b.Helper()
+	url := os.Getenv("SPARK_BENCH_DATABASE_URL")
+	if url == "" {
+		b.Fatal("SPARK_BENCH_DATABASE_URL is not set: seed a database with `spark origin seed` and point it there")
+	}
+	ctx := context.Background()
+	st, err := postgis.Open(ctx, postgis.Config{URL: url, CellCache: postgis.CellCacheConfig{Enabled: cellCache, TTL: time.Minute, MaxEntries: 1 << 16}})
+	if err != nil {
+		b.Fatalf("open bench database: %v", err)
+	}
+	b.Cleanup(st.Close)
+	auth, _ := origin.NewAuthenticator(testSecret, nil, nil)
+	srv, err := origin.NewServer(origin.ServerOptions{Store: st, StoreName: "postgis", Auth: auth,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := &benchEnv{srv: httptest.NewServer(srv), st: st, tokens: map[int64]string{}}
+	b.Cleanup(env.srv.Close)
+	rows, err := st.Primary().Query(ctx, `SELECT id FROM users WHERE is_active AND id % 97 = 0 ORDER BY id LIMIT 4000`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			b.Fatal(err)
+		}
+		env.users = append(env.users, id)
+	}
+	rows, err = st.Primary().Query(ctx, `SELECT c.id, c.user_a, c.user_b FROM conversations c
+		JOIN matches m ON m.id = c.match_id AND m.unmatched_at IS NULL ORDER BY c.id LIMIT 4000`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var c [3]int64
+		if err := rows.Scan(&c[0], &c[1], &c[2]); err != nil {
+			b.Fatal(err)
+		}
+		env.convs = append(env.convs, c)
+	}
+	if len(env.users) == 0 || len(env.convs) == 0 {
+		b.Fatal("bench database is empty: run spark origin seed first")
+	}
+	for _, id := range env.users {
+		env.tokens[id] = token(b, id)
+	}
+	for _, c := range env.convs {
+		for _, id := range c[1:] {
+			if _, ok := env.tokens[id]; !ok {
+				env.tokens[id] = token(b, id)
+			}
+		}
+	}
+	return env
+}
+
+// load runs n requests from benchClients workers and reports latency
+// percentiles and throughput.
+func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.Request, okStatus ...int) {
+	b.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: benchClients * 2}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < benchClients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 99))
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				req := mk(r, i)
+				t0 := time.Now()
+				res, err := client.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+				lat[i] = time.Since(t0)
+				ok := err == nil
+				if ok {
+					ok = false
+					for _, s := range okStatus {
+						ok = ok || res.StatusCode == s
+					}
+					if !ok {
+						err = fmt.Errorf("status %d for %s %s", res.StatusCode, req.Method, req.URL.Path)
+					}
+				}
+				if !ok {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d requests failed, first: %v", f, n, firstErr.Load())
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 { return float64(lat[int(float64(n-1)*p)].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.95), "p95_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
+}
+
+func (e *benchEnv) req(method, path string, user int64, body string) *http.Request {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+e.tokens[user])
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+func benchSuggestions(b *testing.B, cellCache bool) {
+	e := openBench(b, cellCache)
+	e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
+		u := e.users[r.IntN(len(e.users))]
+		return e.req("GET", "/api/matches/suggestions?limit=50", u, "")
+	}, 200, 409)
+}
+
+// BenchmarkSuggestionsExactSQL: nearest-first KNN query per request.
+func BenchmarkSuggestionsExactSQL(b *testing.B) { benchSuggestions(b, false) }
+
+// BenchmarkSuggestionsCellCache: suggestions through the cell-candidate cache.
+func BenchmarkSuggestionsCellCache(b *testing.B) { benchSuggestions(b, true) }
+
+// BenchmarkLocationUpdate: PUT /api/users/me/location, small moves.
+func BenchmarkLocationUpdate(b *testing.B) {
+	e := openBench(b, true)
+	e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
+		u := e.users[r.IntN(len(e.users))]
+		c := origin.Cities[r.IntN(len(origin.Cities))]
+		return e.req("PUT", "/api/users/me/location", u, fmt.Sprintf(`{"lat":%.6f,"lng":%.6f}`, c.Lat+r.Float64()*0.1, c.Lng+r.Float64()*0.1))
+	}, 200)
+}
+
+// BenchmarkMessageSend: POST /api/conversations/{id}/messages.
+func BenchmarkMessageSend(b *testing.B) {
+	e := openBench(b, false)
+	run := time.Now().UnixNano()
+	e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
+		c := e.convs[r.IntN(len(e.convs))]
+		return e.req("POST", fmt.Sprintf("/api/conversations/%d/messages", c[0]), c[1+r.IntN(2)],
+			fmt.Sprintf(`{"body":"bench message %d","client_msg_id":"bench-%d-%d"}`, i, run, i))
+	}, 201)
+}
+
+// BenchmarkHistoryPage: GET /api/conversations/{id}/messages?limit=50.
+func BenchmarkHistoryPage(b *testing.B) {
+	e := openBench(b, false)
+	e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
+		c := e.convs[r.IntN(len(e.convs))]
+		return e.req("GET", fmt.Sprintf("/api/conversations/%d/messages?limit=50", c[0]), c[1], "")
+	}, 200)
+}
