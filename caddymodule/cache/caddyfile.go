@@ -43,6 +43,21 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		rule <path pattern> {
 //			<policy options>
 //		}
+//		redis [<address...>] {
+//			addresses       <address...>
+//			cluster
+//			master_name     <name>
+//			username        <user>
+//			password        <password>
+//			db              <n>
+//			pool_size       <n>
+//			min_idle_conns  <n>
+//			dial_timeout    <duration>
+//			read_timeout    <duration>
+//			write_timeout   <duration>
+//			key_prefix      <prefix>
+//			codec           s2|zstd|none
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -83,6 +98,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.Encodings) == 0 {
 				return d.ArgErr()
 			}
+		case "redis":
+			r, err := unmarshalRedis(d)
+			if err != nil {
+				return err
+			}
+			h.Redis = r
 		case "rule":
 			var r Rule
 			if !d.NextArg() {
@@ -105,6 +126,75 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// unmarshalRedis reads a redis block.
+func unmarshalRedis(d *caddyfile.Dispenser) (*RedisConfig, error) {
+	r := &RedisConfig{Addresses: d.RemainingArgs()}
+	for d.NextBlock(1) {
+		switch opt := d.Val(); opt {
+		case "addresses":
+			r.Addresses = append(r.Addresses, d.RemainingArgs()...)
+		case "cluster":
+			r.Cluster = true
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "master_name", "username", "password", "key_prefix", "codec":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			switch opt {
+			case "master_name":
+				r.MasterName = v
+			case "username":
+				r.Username = v
+			case "password":
+				r.Password = v
+			case "key_prefix":
+				r.KeyPrefix = v
+			case "codec":
+				r.Codec = v
+			}
+		case "db", "pool_size", "min_idle_conns":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, d.Errf("%s: want a non-negative integer, got %q", opt, v)
+			}
+			switch opt {
+			case "db":
+				r.DB = n
+			case "pool_size":
+				r.PoolSize = n
+			case "min_idle_conns":
+				r.MinIdleConns = n
+			}
+		case "dial_timeout", "read_timeout", "write_timeout":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			switch opt {
+			case "dial_timeout":
+				r.DialTimeout = dur
+			case "read_timeout":
+				r.ReadTimeout = dur
+			case "write_timeout":
+				r.WriteTimeout = dur
+			}
+		default:
+			return nil, d.Errf("unrecognized redis option %q", opt)
+		}
+	}
+	if err := r.validate(); err != nil {
+		return nil, d.Errf("redis: %v", err)
+	}
+	return r, nil
 }
 
 // unmarshalPolicyOption reads one policy option at the dispenser's cursor.

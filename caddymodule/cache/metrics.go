@@ -26,9 +26,11 @@ type metrics struct {
 	purges   prometheus.Counter
 	entries  prometheus.GaugeFunc
 	bytes    prometheus.GaugeFunc
+	// L2 and cross-edge purge figures, read from the store.
+	l2 []prometheus.Collector
 
 	// Hot-path counters resolved once.
-	l1Hit, l1Stale, l1SIE, l1Reval, miss, bypass prometheus.Counter
+	l1Hit, l1Stale, l1SIE, l1Reval, l2Hit, miss, bypass prometheus.Counter
 }
 
 func newMetrics(store *tiered.Cache, name string) *metrics {
@@ -53,7 +55,28 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 			Name: "spark_cache_bytes", Help: "Bytes held by the L1 cache's queues.", ConstLabels: constLabels,
 		}, func() float64 { return float64(store.Stats().Bytes) }),
 	}
+	if store.HasL2() {
+		counter := func(name, help string, f func(tiered.Stats) uint64) prometheus.Collector {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: constLabels},
+				func() float64 { return float64(f(store.Stats())) })
+		}
+		m.l2 = []prometheus.Collector{
+			counter("spark_cache_l2_errors_total", "Failed Redis operations (each served from L1 or the origin instead).", func(s tiered.Stats) uint64 { return s.L2Errors }),
+			counter("spark_cache_l2_breaker_opens_total", "Times Redis was declared down and the edge went L1-only.", func(s tiered.Stats) uint64 { return s.BreakerOpens }),
+			counter("spark_cache_purges_sent_total", "Purges published to the other edges.", func(s tiered.Stats) uint64 { return s.PurgesSent }),
+			counter("spark_cache_purges_received_total", "Purges received from the other edges.", func(s tiered.Stats) uint64 { return s.PurgesReceived }),
+			counter("spark_cache_l1_resets_total", "Times L1 was dropped because purges may have been missed.", func(s tiered.Stats) uint64 { return s.L1Resets }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spark_cache_l2_up", Help: "1 while Redis is in use, 0 while the breaker is open.", ConstLabels: constLabels},
+				func() float64 {
+					if store.Stats().L2Down {
+						return 0
+					}
+					return 1
+				}),
+		}
+	}
 	m.l1Hit = m.requests.WithLabelValues("l1", resultHit)
+	m.l2Hit = m.requests.WithLabelValues("l2", resultHit)
 	m.l1Stale = m.requests.WithLabelValues("l1", resultStale)
 	m.l1SIE = m.requests.WithLabelValues("l1", resultStaleIfError)
 	m.l1Reval = m.requests.WithLabelValues("l1", resultRevalidated)
@@ -65,7 +88,7 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 // register adds the collectors to reg, tolerating ones already there (two
 // handlers sharing one cache in a config).
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.origin, m.purges, m.entries, m.bytes} {
+	for _, c := range append([]prometheus.Collector{m.requests, m.origin, m.purges, m.entries, m.bytes}, m.l2...) {
 		if err := reg.Register(c); err != nil {
 			if _, ok := err.(prometheus.AlreadyRegisteredError); !ok {
 				return err
@@ -91,6 +114,10 @@ func (m *metrics) hit(layer tiered.Layer, result string) {
 			m.l1Reval.Inc()
 			return
 		}
+	}
+	if layer == tiered.LayerL2 && result == resultHit {
+		m.l2Hit.Inc()
+		return
 	}
 	m.requests.WithLabelValues(string(layer), result).Inc()
 }

@@ -9,7 +9,9 @@ package cache
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/spark-edge/spark/tiered"
 )
@@ -71,6 +74,9 @@ type Handler struct {
 	Defaults Policy `json:"defaults,omitempty"`
 	// Rules are per-path policies; the first whose path matches applies.
 	Rules []Rule `json:"rules,omitempty"`
+	// Redis adds a shared second tier (L2) and purges that reach every edge
+	// using the same Redis. Without it the cache is L1 only.
+	Redis *RedisConfig `json:"redis,omitempty"`
 
 	cache   *Cache
 	poolKey string
@@ -102,12 +108,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	opts := tiered.Options{
+		Capacity:     h.Capacity,
+		MaxEntrySize: int(h.MaxEntrySize),
+		Logger:       slog.New(zapslog.NewHandler(ctx.Logger().Core())),
+	}
 	h.poolKey = fmt.Sprintf("%s/%d/%d", h.Name, h.Capacity, h.MaxEntrySize)
+	if h.Redis != nil {
+		ro := h.Redis.options()
+		opts.Redis = &ro
+		// A changed Redis setting makes a new store; the same one is reused.
+		rk, _ := json.Marshal(h.Redis)
+		h.poolKey += "/" + hashValue(string(rk))
+	}
 	v, _, err := pool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		store, err := tiered.New(context.Background(), tiered.Options{
-			Capacity:     h.Capacity,
-			MaxEntrySize: int(h.MaxEntrySize),
-		})
+		store, err := tiered.New(context.Background(), opts)
 		if err != nil {
 			return nil, fmt.Errorf("spark_cache %q: %w", h.Name, err)
 		}
@@ -141,6 +156,11 @@ func (h *Handler) Validate() error {
 	for _, r := range h.Rules {
 		if err := r.validate(); err != nil {
 			return fmt.Errorf("spark_cache: %w", err)
+		}
+	}
+	if h.Redis != nil {
+		if err := h.Redis.validate(); err != nil {
+			return fmt.Errorf("spark_cache redis: %w", err)
 		}
 	}
 	for _, e := range h.Encodings {
@@ -179,6 +199,77 @@ func detachRequest(r *http.Request) *http.Request {
 	bg := r.Clone(context.WithoutCancel(r.Context()))
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	return caddyhttp.PrepareRequest(bg, caddy.NewReplacer(), nil, srv)
+}
+
+// RedisConfig configures the Redis second tier.
+type RedisConfig struct {
+	// Addresses of the Redis node, the Cluster's seed nodes, or the
+	// sentinels (with MasterName). Two or more addresses mean a Cluster.
+	Addresses []string `json:"addresses"`
+	// Cluster forces Cluster mode with a single seed address.
+	Cluster bool `json:"cluster,omitempty"`
+	// MasterName selects Sentinel mode: the monitored master's name.
+	MasterName string `json:"master_name,omitempty"`
+	Username   string `json:"username,omitempty"`
+	Password   string `json:"password,omitempty"`
+	DB         int    `json:"db,omitempty"`
+	// PoolSize and MinIdleConns are per node (defaults 200 and 50).
+	PoolSize     int `json:"pool_size,omitempty"`
+	MinIdleConns int `json:"min_idle_conns,omitempty"`
+	// Timeouts (defaults: dial 1s, read and write 250ms).
+	DialTimeout  caddy.Duration `json:"dial_timeout,omitempty"`
+	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// KeyPrefix starts every key and the purge channel (default "spark:").
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	// Codec compresses stored values: s2 (default), zstd or none.
+	Codec string `json:"codec,omitempty"`
+}
+
+func (r *RedisConfig) options() tiered.RedisOptions {
+	o := tiered.DefaultRedisOptions(r.Addresses...)
+	o.Cluster, o.MasterName, o.Username, o.Password, o.DB = r.Cluster, r.MasterName, r.Username, r.Password, r.DB
+	if r.PoolSize > 0 {
+		o.PoolSize = r.PoolSize
+		o.MinIdleConns = min(o.MinIdleConns, r.PoolSize)
+	}
+	if r.MinIdleConns > 0 {
+		o.MinIdleConns = r.MinIdleConns
+	}
+	if r.DialTimeout > 0 {
+		o.DialTimeout = time.Duration(r.DialTimeout)
+	}
+	if r.ReadTimeout > 0 {
+		o.ReadTimeout = time.Duration(r.ReadTimeout)
+	}
+	if r.WriteTimeout > 0 {
+		o.WriteTimeout = time.Duration(r.WriteTimeout)
+	}
+	if r.KeyPrefix != "" {
+		o.KeyPrefix = r.KeyPrefix
+	}
+	if r.Codec != "" {
+		o.Codec = tiered.Codec(r.Codec)
+	}
+	return o
+}
+
+func (r *RedisConfig) validate() error {
+	if len(r.Addresses) == 0 {
+		return fmt.Errorf("at least one address is required")
+	}
+	switch r.Codec {
+	case "", "s2", "zstd", "none":
+	default:
+		return fmt.Errorf("codec %q: want s2, zstd or none", r.Codec)
+	}
+	if r.PoolSize < 0 || r.MinIdleConns < 0 || r.DB < 0 {
+		return fmt.Errorf("pool_size, min_idle_conns and db must not be negative")
+	}
+	if r.MinIdleConns > 0 && r.PoolSize > 0 && r.MinIdleConns > r.PoolSize {
+		return fmt.Errorf("min_idle_conns %d exceeds pool_size %d", r.MinIdleConns, r.PoolSize)
+	}
+	return nil
 }
 
 // checkToken reports whether the request's bearer token equals the

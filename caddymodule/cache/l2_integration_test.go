@@ -1,0 +1,265 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// testRedis returns the address of the machine's Redis (make test starts
+// it), failing — never skipping — when it is unreachable.
+func testRedis(t *testing.T) string {
+	t.Helper()
+	addr := os.Getenv("SPARK_TEST_REDIS")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("Redis at %s unreachable (make test starts it; or set SPARK_TEST_REDIS): %v", addr, err)
+	}
+	return addr
+}
+
+// ownRedis starts a redis-server of the test's own; stop and start it at will.
+type ownRedis struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func startOwnRedis(t *testing.T) *ownRedis {
+	t.Helper()
+	r := &ownRedis{t: t, port: freePort(t), dir: t.TempDir()}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *ownRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+func (r *ownRedis) start() {
+	r.t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server (make test installs it): %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer c.Close()
+	for i := 0; i < 100; i++ {
+		if c.Ping(context.Background()).Err() == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.t.Fatalf("redis-server on %d did not start", r.port)
+}
+
+func (r *ownRedis) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_, _ = r.cmd.Process.Wait()
+		r.cmd = nil
+	}
+}
+
+// twoEdges loads one Caddy with two edge sites, each its own spark_cache
+// (own L1, own node on the purge channel) sharing the Redis at redisAddr.
+func twoEdges(t *testing.T, redisAddr string) (a, b *edge) {
+	t.Helper()
+	o := newOrigin(t)
+	adminPort, portA, portB := freePort(t), freePort(t), freePort(t)
+	prefix := fmt.Sprintf("sparkit:%d:", time.Now().UnixNano())
+	site := func(port int, name string) string {
+		return `
+http://:` + strconv.Itoa(port) + ` {
+	bind 127.0.0.1
+	spark_cache {
+		name ` + name + `
+		capacity 16MiB
+		max_entry_size 1MiB
+		redis ` + redisAddr + ` {
+			key_prefix ` + prefix + `
+			read_timeout 100ms
+			write_timeout 100ms
+		}
+	}
+	reverse_proxy ` + o.addr() + `
+}
+`
+	}
+	loadCaddyfile(t, `{
+	admin 127.0.0.1:`+strconv.Itoa(adminPort)+`
+	persist_config off
+	grace_period 2s
+	metrics
+	log {
+		level ERROR
+	}
+}
+`+site(portA, "edge-a")+site(portB, "edge-b"))
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("caddy.Stop: %v", err)
+		}
+	})
+	mk := func(port int) *edge {
+		return &edge{t: t, site: "http://127.0.0.1:" + strconv.Itoa(port), admin: "http://127.0.0.1:" + strconv.Itoa(adminPort),
+			origin: o, client: &http.Client{Timeout: 10 * time.Second, Transport: sameHost{&http.Transport{MaxIdleConnsPerHost: 64}}}}
+	}
+	return mk(portA), mk(portB)
+}
+
+func getStatus(t *testing.T, e *edge, path string) (int, string, string) {
+	t.Helper()
+	res, err := e.client.Get(e.site + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, res.Header.Get("Cache-Status"), string(body)
+}
+
+func TestIntegrationL2SharedBetweenEdges(t *testing.T) {
+	a, b := twoEdges(t, testRedis(t))
+	o := a.origin
+	o.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.Header().Set("Spark-Purge", "user:7")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Header().Set("Cache-Tags", "user:7")
+		_, _ = io.WriteString(w, "profile 7")
+	})
+	if _, cs, _ := getStatus(t, a, "/users/7"); !strings.Contains(cs, "stored") {
+		t.Fatalf("edge A first GET Cache-Status = %q, want stored", cs)
+	}
+	_, cs, body := getStatus(t, b, "/users/7")
+	if !strings.Contains(cs, "hit") || !strings.Contains(cs, "detail=l2") || body != "profile 7" {
+		t.Fatalf("edge B GET = %q %q, want an L2 hit", cs, body)
+	}
+	if _, cs, _ = getStatus(t, b, "/users/7"); !strings.Contains(cs, "detail=l1") {
+		t.Fatalf("edge B second GET Cache-Status = %q, want an L1 hit", cs)
+	}
+	if n := o.hits("GET", "/users/7"); n != 1 {
+		t.Fatalf("origin saw %d GETs, want 1", n)
+	}
+
+	// A write through edge A purges user:7 on edge B too, within milliseconds.
+	res, err := a.client.Post(a.site+"/users/7/like", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	start := time.Now()
+	for {
+		_, cs, _ := getStatus(t, b, "/users/7")
+		if strings.Contains(cs, "fwd=miss") {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("edge B still serves user:7 1 s after the purge on A (Cache-Status %q)", cs)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("purge reached edge B in %s", time.Since(start))
+}
+
+// Redis dies in the middle of a load: not one request fails, and the edges
+// go back to sharing once it returns.
+func TestIntegrationRedisKilledUnderLoad(t *testing.T) {
+	rs := startOwnRedis(t)
+	a, b := twoEdges(t, rs.addr())
+	a.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = io.WriteString(w, "item "+r.URL.Path)
+	})
+	var failures, total atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			e := a
+			if w%2 == 1 {
+				e = b
+			}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := fmt.Sprintf("/items/%d", (w*7919+i)%200)
+				res, err := e.client.Get(e.site + path)
+				total.Add(1)
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK || string(body) != "item "+path {
+					failures.Add(1)
+				}
+			}
+		}(w)
+	}
+	time.Sleep(300 * time.Millisecond)
+	before := total.Load()
+	rs.stop()
+	time.Sleep(700 * time.Millisecond)
+	during := total.Load() - before
+	rs.start()
+	time.Sleep(1500 * time.Millisecond)
+	t.Logf("requests: %d in 300 ms before the kill, %d in the 700 ms without Redis, %d in 1.5 s after", before, during, total.Load()-before-during)
+	close(stop)
+	wg.Wait()
+	if f := failures.Load(); f != 0 {
+		t.Fatalf("%d of %d requests failed while Redis was killed and restarted", f, total.Load())
+	}
+	t.Logf("%d requests, 0 failed", total.Load())
+	// Sharing resumes: a store on A becomes an L2 hit on B.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		path := fmt.Sprintf("/after/%d", i)
+		getStatus(t, a, path)
+		if _, cs, _ := getStatus(t, b, path); strings.Contains(cs, "detail=l2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("edges did not share through Redis again after it came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sameHost sends every request with the Host the edges share in production
+// (keys include the host; the test's edges listen on different ports).
+type sameHost struct{ rt http.RoundTripper }
+
+func (s sameHost) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Host = "api.spark.test"
+	return s.rt.RoundTrip(r)
+}
