@@ -21,6 +21,7 @@
 package image
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -89,10 +90,28 @@ func (c PlanConfig) Build() (imageproxy.Plan, error) {
 	return p, p.Validate()
 }
 
-// measuredRTT is the connection's TCP round-trip time (TCP_INFO); Caddy
-// keeps the connection in the request context.
+// connKey is the request context key of the client connection.
+type connKey struct{}
+
+// keepConn registers, on the HTTP server being provisioned, a connection
+// context function that stores the connection in every request's context
+// (Caddy's documented way: its own ConnCtxKey is no longer set).
+func keepConn(ctx caddy.Context) {
+	srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || srv == nil {
+		return
+	}
+	srv.RegisterConnContext(func(c context.Context, conn net.Conn) context.Context {
+		if c.Value(connKey{}) != nil {
+			return c
+		}
+		return context.WithValue(c, connKey{}, conn)
+	})
+}
+
+// measuredRTT is the connection's TCP round-trip time (TCP_INFO).
 func measuredRTT(r *http.Request) time.Duration {
-	c, _ := r.Context().Value(caddyhttp.ConnCtxKey).(net.Conn)
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
 	if c == nil {
 		return 0
 	}
@@ -121,13 +140,14 @@ func (Hints) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision builds the plan.
-func (h *Hints) Provision(caddy.Context) error {
+func (h *Hints) Provision(ctx caddy.Context) error {
 	plan, err := h.Plan.Build()
 	if err != nil {
 		return fmt.Errorf("spark_image_hints: %w", err)
 	}
 	h.hinter = &Hinter{Plan: plan, CriticalCH: h.CriticalCH}
 	if !h.NoMeasureRTT {
+		keepConn(ctx)
 		h.hinter.MeasuredRTT = measuredRTT
 	}
 	if err := h.hinter.Init(); err != nil {
@@ -253,6 +273,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Logger:       ctx.Logger(),
 	}
 	if !h.NoMeasureRTT {
+		keepConn(ctx)
 		h.srv.MeasuredRTT = measuredRTT
 	}
 	if err := h.srv.Init(); err != nil {

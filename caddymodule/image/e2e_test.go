@@ -1,0 +1,313 @@
+package image
+
+// End to end: a real Caddy loaded from a Caddyfile, with spark_image_hints,
+// spark_cache and spark_image in their registered order (no `order`
+// lines), in front of an origin serving the shared photos. Caddy is
+// process-global: these tests do not run in parallel.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/spark-edge/spark/caddymodule/cache"
+)
+
+type photoOrigin struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	paths []string
+}
+
+func newPhotoOrigin(t *testing.T) *photoOrigin {
+	t.Helper()
+	dir := photoDir(t)
+	wine := readPhoto(t, "wine-gps-2560x3837.jpg")
+	o := &photoOrigin{}
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.paths = append(o.paths, r.URL.Path)
+		o.mu.Unlock()
+		name, ok := strings.CutPrefix(r.URL.Path, "/api/photos/")
+		switch {
+		case !ok:
+			http.NotFound(w, r)
+		case name == "truncated.jpg":
+			w.Write(wine[:len(wine)/3])
+		default:
+			b, err := os.ReadFile(filepath.Join(dir, filepath.Base(name)))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Write(b)
+		}
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+func (o *photoOrigin) fetches() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.paths...)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func loadCaddyfile(t *testing.T, text string) {
+	t.Helper()
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(text), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapt: %v\n%s", err, text)
+	}
+	for _, w := range warnings {
+		t.Logf("caddyfile warning: %s", w.String())
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("caddy.Load: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("caddy.Stop: %v", err)
+		}
+	})
+}
+
+type edgeResp struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (r edgeResp) hit() bool       { return strings.Contains(r.header.Get("Cache-Status"), "hit") }
+func (r edgeResp) variant() string { return r.header.Get(VariantHeader) }
+
+func startImageEdge(t *testing.T) (site string, o *photoOrigin, evil *httptest.Server, evilHits *int64) {
+	t.Helper()
+	o = newPhotoOrigin(t)
+	var n int64
+	var mu sync.Mutex
+	evil = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		w.Write(readPhoto(t, "portrait-hopper-512x600.jpg"))
+	}))
+	t.Cleanup(evil.Close)
+	admin, port := freePort(t), freePort(t)
+	loadCaddyfile(t, `{
+	admin 127.0.0.1:`+strconv.Itoa(admin)+`
+	persist_config off
+	auto_https off
+	grace_period 2s
+	log {
+		level ERROR
+	}
+}
+
+http://:`+strconv.Itoa(port)+` {
+	bind 127.0.0.1
+	spark_image_hints
+	spark_cache {
+		capacity 16MiB
+		max_entry_size 1MiB
+		# The variant header carries w, q and fit: one entry per variant.
+		rule /photos/* {
+			ignore_query w q fit
+		}
+	}
+	spark_image /photos/* {
+		upstream `+o.srv.URL+`/api/photos
+		strip_prefix /photos
+		timeout 30s
+	}
+	respond 404
+}
+`)
+	return "http://127.0.0.1:" + strconv.Itoa(port), o, evil, &n
+}
+
+func edgeGet(t *testing.T, url string, hdr ...string) edgeResp {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	// A fresh connection per request: the RTT fallback is per connection.
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return edgeResp{resp.StatusCode, resp.Header, b}
+}
+
+func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
+	site, o, _, _ := startImageEdge(t)
+	photo := site + "/photos/wine-gps-2560x3837.jpg"
+	webp := "image/avif;q=0, image/webp,*/*;q=0.8"
+
+	first := edgeGet(t, photo, "ECT", "4g", "Accept", webp)
+	if first.code != 200 || first.variant() != "w800-q85-webp" || first.header.Get("Content-Type") != "image/webp" {
+		t.Fatalf("first: %d %s %s %q", first.code, first.variant(), first.header.Get("Content-Type"), first.body)
+	}
+	if first.hit() {
+		t.Fatalf("first request is a hit: %s", first.header.Get("Cache-Status"))
+	}
+	if v := first.header.Get("Vary"); strings.Contains(v, VariantHeader) || !strings.Contains(v, "ECT") {
+		t.Errorf("client-facing Vary %q: want the hint fields, not the internal header", v)
+	}
+	if first.header.Get("Accept-CH") == "" || !strings.Contains(first.header.Get("Cache-Control"), "max-age=31536000") {
+		t.Errorf("headers: %v", first.header)
+	}
+	if strings.Contains(string(first.body), "GPS") {
+		t.Error("GPS reached the client")
+	}
+	etag := first.header.Get("ETag")
+
+	second := edgeGet(t, photo, "ECT", "4g", "Accept", webp)
+	if !second.hit() || second.header.Get("ETag") != etag || string(second.body) != string(first.body) {
+		t.Fatalf("second request for the variant: Cache-Status %q, etag %s vs %s", second.header.Get("Cache-Status"), second.header.Get("ETag"), etag)
+	}
+
+	// Same bucket, different raw hints (and a forged variant header).
+	for _, h := range [][]string{
+		{"RTT", "50", "Downlink", "25", "Accept", "image/webp"},
+		{"RTT", "150", "Accept", "image/webp,image/apng,*/*"},
+		{"ECT", "4g", "Accept", webp, VariantHeader, "w100-q60-jpeg"},
+		{"ECT", "4g", "Accept", webp, "Sec-CH-Width", "900"},
+	} {
+		r := edgeGet(t, photo, h...)
+		if !r.hit() || r.header.Get("ETag") != etag || r.variant() != "w800-q85-webp" {
+			t.Errorf("%v: Cache-Status %q, variant %s, etag %s; want the cached w800-q85-webp", h, r.header.Get("Cache-Status"), r.variant(), r.header.Get("ETag"))
+		}
+	}
+	if n := len(o.fetches()); n != 1 {
+		t.Fatalf("origin fetched the original %d times for one variant", n)
+	}
+
+	// A different bucket is a different variant, then cached under its
+	// own key whatever raw hints select it.
+	slow := edgeGet(t, photo, "ECT", "2g", "Accept", webp)
+	if slow.hit() || slow.variant() != "w200-q60-webp" || slow.header.Get("ETag") == etag || len(slow.body) >= len(first.body) {
+		t.Fatalf("slow bucket: Cache-Status %q, variant %s, %d bytes", slow.header.Get("Cache-Status"), slow.variant(), len(slow.body))
+	}
+	for _, h := range [][]string{
+		{"Save-Data", "on", "Accept", "image/webp"},
+		{"RTT", "3000", "Accept", "image/webp"},
+		{"Downlink", "0.3", "ECT", "4g", "Accept", "image/webp"},
+	} {
+		r := edgeGet(t, photo, h...)
+		if !r.hit() || r.header.Get("ETag") != slow.header.Get("ETag") {
+			t.Errorf("%v: Cache-Status %q, variant %s; want the cached slow variant", h, r.header.Get("Cache-Status"), r.variant())
+		}
+	}
+
+	// Explicit sizes snap: ?w=350 and ?w=390 are the same 400 px variant.
+	a := edgeGet(t, photo+"?w=350", "ECT", "4g", "Accept", webp)
+	b := edgeGet(t, photo+"?w=390", "ECT", "4g", "Accept", webp)
+	if a.variant() != "w400-q85-webp" || a.hit() || !b.hit() || b.header.Get("ETag") != a.header.Get("ETag") {
+		t.Errorf("?w=350 then ?w=390: %s %q, %s %q", a.variant(), a.header.Get("Cache-Status"), b.variant(), b.header.Get("Cache-Status"))
+	}
+	// JPEG for a client without WebP/AVIF; no hints at all: the edge's
+	// own RTT measurement on loopback says fast.
+	j := edgeGet(t, photo)
+	if j.code != 200 || j.variant() != "w800-q85-jpeg" || j.header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("no hints: %d %s %s", j.code, j.variant(), j.header.Get("Content-Type"))
+	}
+	if n := len(o.fetches()); n != 4 {
+		t.Errorf("origin fetches %d, want 4 (one per variant made)", n)
+	}
+}
+
+func TestEndToEndNoSSRFAndCleanErrors(t *testing.T) {
+	site, o, evil, evilHits := startImageEdge(t)
+	evilHost := strings.TrimPrefix(evil.URL, "http://")
+	addr := strings.TrimPrefix(site, "http://")
+
+	raw := func(target string) int {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", target, addr)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, target := range []string{
+		"http://" + evilHost + "/photos/x.jpg",            // absolute-form request target
+		"/photos/http://" + evilHost + "/x.jpg",           // a URL in the path
+		"/photos/http:%2F%2F" + evilHost + "%2Fx.jpg",     // encoded
+		"/photos//" + evilHost + "/x.jpg",                 // scheme-relative
+		"/photos/../../etc/passwd",                        // traversal
+		"/photos/%2e%2e/%2e%2e/api/secret",                // encoded traversal
+		"/photos/..%2F..%2Fapi%2Fsecret",                  // encoded slashes
+		"/photos/x.jpg?url=http://" + evilHost + "/x.jpg", // a URL parameter
+	} {
+		if code := raw(target); code == 200 || code >= 500 {
+			t.Errorf("%s: status %d, want a 4xx", target, code)
+		}
+	}
+	if *evilHits != 0 {
+		t.Fatalf("the edge fetched from a host named in the request (%d times)", *evilHits)
+	}
+	for _, p := range o.fetches() {
+		if !strings.HasPrefix(p, "/api/photos/") || strings.Contains(p, "..") {
+			t.Errorf("origin asked for %q, outside the configured base", p)
+		}
+	}
+
+	for path, want := range map[string]int{
+		"/photos/missing.jpg":   404,
+		"/photos/truncated.jpg": 422,
+		"/photos/":              400,
+	} {
+		r := edgeGet(t, site+path)
+		if r.code != want || r.hit() || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %d (Cache-Status %q, Cache-Control %q), want an uncached %d", path, r.code, r.header.Get("Cache-Status"), r.header.Get("Cache-Control"), want)
+		}
+	}
+	before := len(o.fetches())
+	if r := edgeGet(t, site+"/photos/truncated.jpg"); r.code != 422 || len(o.fetches()) != before+1 {
+		t.Errorf("an error response was served from the cache: %d, fetches %d→%d", r.code, before, len(o.fetches()))
+	}
+}
