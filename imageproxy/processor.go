@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,34 +121,42 @@ func New(cfg Config) (*Processor, error) {
 		return nil, fmt.Errorf("imageproxy: effort (avif 0..9, webp 0..6) or max width out of range: %d, %d, %d",
 			cfg.AVIFEffort, cfg.WebPEffort, cfg.MaxWidth)
 	}
-	setupVips()
 	p := &Processor{cfg: cfg, sem: semaphore.NewWeighted(int64(cfg.MaxConcurrent))}
-	p.avif = probeAVIF()
+	p.avif = SupportsAVIF()
 	return p, nil
 }
 
-// probeAVIF encodes a tiny image to AVIF: libvips may be built with libheif
-// but without an AV1 encoder.
-func probeAVIF() bool {
-	// A 1×1 PNG (opaque grey) made in-process would need an encoder; use a
-	// fixed, valid one instead.
-	out, _, _, err := process(probePNG, 8, 8, false, false, FormatAVIF, 50, 9)
-	return err == nil && len(out) > 0
+var (
+	avifOnce sync.Once
+	avifOK   bool
+)
+
+// SupportsAVIF reports whether this process's libvips writes AVIF: it may
+// be built with libheif but without an AV1 encoder. The answer is probed
+// once, by encoding a 1×1 image, and applies the process-wide libvips
+// settings (see New) first.
+func SupportsAVIF() bool {
+	setupVips()
+	avifOnce.Do(func() {
+		out, _, _, err := process(probePNG, 8, 8, false, false, FormatAVIF, 50, 9)
+		avifOK = err == nil && len(out) > 0
+	})
+	return avifOK
 }
 
-var probePNG = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00\x00:~\x9bU\x00\x00\x00\nIDATx\x9cc`\x00\x00\x00\x02\x00\x01H\xaf\xa4q\x00\x00\x00\x00IEND\xaeB`\x82")
-
-// Formats returns the output formats this libvips build writes, best
-// first: the plan's formats filtered by it.
-func (p *Processor) Formats(plan []Format) []Format {
+// EncoderFormats returns formats without the ones this libvips cannot
+// write, in the same order.
+func EncoderFormats(formats []Format) []Format {
 	var fs []Format
-	for _, f := range plan {
-		if f != FormatAVIF || p.avif {
+	for _, f := range formats {
+		if f != FormatAVIF || SupportsAVIF() {
 			fs = append(fs, f)
 		}
 	}
 	return fs
 }
+
+var probePNG = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00\x00:~\x9bU\x00\x00\x00\nIDATx\x9cc`\x00\x00\x00\x02\x00\x01H\xaf\xa4q\x00\x00\x00\x00IEND\xaeB`\x82")
 
 // SupportsAVIF reports whether AVIF output works in this build.
 func (p *Processor) SupportsAVIF() bool { return p.avif }
