@@ -1901,3 +1901,57 @@ func TestIntegrationRequestNoStore(t *testing.T) {
 	expect(t, "next", e.get("/rns"), 200, "x", false)
 	expect(t, "then stored", e.get("/rns"), 200, "x", true)
 }
+
+// TestIntegrationTagsSurviveRevalidation: an entry refreshed by a 304 (which
+// carries no Cache-Tags) is still purged by its tags.
+func TestIntegrationTagsSurviveRevalidation(t *testing.T) {
+	e := startEdge(t, "")
+	var n atomic.Int64
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		v := n.Add(1)
+		if r.Header.Get("If-None-Match") == `"t1"` {
+			w.Header().Set("Cache-Control", "max-age=100")
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("ETag", `"t1"`)
+		w.Header().Set("Cache-Tags", "user:42")
+		if v == 1 {
+			w.Header().Set("Age", "30") // stale on arrival
+		}
+		_, _ = fmt.Fprintf(w, "tagged v%d", v)
+	})
+	e.get("/tagged")
+	expect(t, "revalidated", e.get("/tagged"), 200, "tagged v1", false)
+	expect(t, "fresh after the 304", e.get("/tagged"), 200, "tagged v1", true)
+	if removed := e.purge(`{"tags":["user:42"]}`); removed < 1 {
+		t.Errorf("tag purge after a revalidation removed %d", removed)
+	}
+	expect(t, "after the tag purge", e.get("/tagged"), 200, "tagged v3", false)
+
+	// And by Spark-Purge, after a second revalidation cycle.
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost:
+			w.Header().Set("Spark-Purge", "user:7")
+			w.WriteHeader(http.StatusNoContent)
+		case r.Header.Get("If-None-Match") == `"t7"`:
+			w.Header().Set("Cache-Control", "max-age=100")
+			w.WriteHeader(http.StatusNotModified)
+		default:
+			w.Header().Set("Cache-Control", "max-age=10")
+			w.Header().Set("Age", "30")
+			w.Header().Set("ETag", `"t7"`)
+			w.Header().Set("Cache-Tags", "user:7")
+			_, _ = io.WriteString(w, "seven")
+		}
+	})
+	e.get("/seven")
+	e.get("/seven")
+	expect(t, "seven fresh", e.get("/seven"), 200, "seven", true)
+	e.do("POST", "/events/user7")
+	if r := e.get("/seven"); r.isHit() {
+		t.Errorf("Spark-Purge of a revalidated entry's tag left it: %q", r.cacheStatus())
+	}
+}
