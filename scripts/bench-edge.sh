@@ -10,7 +10,9 @@ export BENCH_KEYS=${BENCH_KEYS:-10000}
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export BENCH_ADMIN=127.0.0.1:$(free_port) BENCH_RESPOND_PORT=$(free_port) BENCH_CACHE_PORT=$(free_port) BENCH_ORIGIN_PORT=$(free_port)
+export BENCH_ADMIN=127.0.0.1:$(free_port) BENCH_RESPOND_PORT=$(free_port) BENCH_CACHE_PORT=$(free_port) BENCH_ORIGIN_PORT=$(free_port) BENCH_L2_PORT=$(free_port)
+export BENCH_REDIS=${BENCH_REDIS:-127.0.0.1:6379} BENCH_REDIS_PREFIX="spark-bench:$$:"
+redis-cli -u "redis://$BENCH_REDIS" ping >/dev/null || { echo "Redis at $BENCH_REDIS unreachable (scripts/test-deps.sh starts it)"; exit 1; }
 export BENCH_BODY=$(python3 -c 'import json; print(json.dumps({"id":42,"name":"Ada","bio":"x"*860,"age":31,"city":"Lisbon"}))')
 
 work=$(mktemp -d); trap 'kill $pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -27,22 +29,32 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v/1000; else if (
 echo "warming $BENCH_KEYS keys through the cache..."
 BENCH_SEQUENTIAL=1 wrk -t1 -c1 -d3s -s scripts/bench/keys.lua "http://127.0.0.1:$BENCH_CACHE_PORT" >/dev/null
 BENCH_SEQUENTIAL=1 wrk -t1 -c1 -d2s -s scripts/bench/keys.lua "http://127.0.0.1:$BENCH_CACHE_PORT" >/dev/null
-misses_before=$(curl -fs "http://$BENCH_ADMIN/metrics" | awk '/^spark_cache_requests_total.*result="miss"/ {s+=$2} END {print s+0}')
+BENCH_SEQUENTIAL=1 wrk -t1 -c8 -d4s -s scripts/bench/keys.lua "http://127.0.0.1:$BENCH_L2_PORT" >/dev/null
+misses_before=$(curl -fs "http://$BENCH_ADMIN/metrics" | awk '/^spark_cache_requests_total.*cache="default".*result="miss"/ {s+=$2} END {print s+0}')
 
 read -r r_rps r_p50 r_p99 < <(run respond "$BENCH_RESPOND_PORT")
 read -r c_rps c_p50 c_p99 < <(run cache "$BENCH_CACHE_PORT")
-misses_after=$(curl -fs "http://$BENCH_ADMIN/metrics" | awk '/^spark_cache_requests_total.*result="miss"/ {s+=$2} END {print s+0}')
-hits=$(curl -fs "http://$BENCH_ADMIN/metrics" | awk '/^spark_cache_requests_total.*layer="l1",result="hit"/ {s+=$2} END {print s+0}')
+metric() { curl -fs "http://$BENCH_ADMIN/metrics" | awk -v pat="$1" '$0 ~ pat {s+=$2} END {print s+0}'; }
+l2h0=$(metric 'cache="bench-l2",layer="l2",result="hit"'); l1h0=$(metric 'cache="bench-l2",layer="l1",result="hit"'); m0=$(metric 'cache="bench-l2",layer="origin",result="miss"')
+read -r l_rps l_p50 l_p99 < <(run l2 "$BENCH_L2_PORT")
+l2h=$(( $(metric 'cache="bench-l2",layer="l2",result="hit"') - l2h0 )); l1h=$(( $(metric 'cache="bench-l2",layer="l1",result="hit"') - l1h0 )); lm=$(( $(metric 'cache="bench-l2",layer="origin",result="miss"') - m0 ))
+misses_after=$(metric 'cache="default",layer="origin",result="miss"')
+hits=$(metric 'cache="default",layer="l1",result="hit"')
 
-r50=$(to_ms "$r_p50"); r99=$(to_ms "$r_p99"); c50=$(to_ms "$c_p50"); c99=$(to_ms "$c_p99")
+r50=$(to_ms "$r_p50"); r99=$(to_ms "$r_p99"); c50=$(to_ms "$c_p50"); c99=$(to_ms "$c_p99"); l50=$(to_ms "$l_p50"); l99=$(to_ms "$l_p99")
 echo
 echo "Edge hit benchmark: 1 KB JSON, $BENCH_KEYS keys, $CONNS connections, $DUR each, wrk -t2, $(nproc) cores"
 printf '%-28s %12s %10s %10s\n' "" "req/s" "P50 ms" "P99 ms"
 printf '%-28s %12.0f %10s %10s\n' "respond (reference)" "$r_rps" "$r50" "$r99"
 printf '%-28s %12.0f %10s %10s\n' "spark_cache L1 hit" "$c_rps" "$c50" "$c99"
+printf '%-28s %12.0f %10s %10s\n' "spark_cache L2 hit (Redis)" "$l_rps" "$l50" "$l99"
 awk -v a="$c_rps" -v b="$r_rps" -v p="$c99" -v q="$r99" 'BEGIN {
   t = a/b; l = p/q
   printf "throughput ratio cache/respond: %.3f (required >= 0.85, aim 0.95) %s\n", t, (t >= 0.85 ? "PASS" : "FAIL")
   printf "P99 ratio cache/respond:        %.3f (required <= 1.30) %s\n", l, (l <= 1.3 ? "PASS" : "FAIL")
+}'
+awk -v a="$l_rps" -v b="$c_rps" -v h2="$l2h" -v h1="$l1h" -v m="$lm" 'BEGIN {
+  t = a/b; n = h2 + h1 + m; if (n == 0) n = 1
+  printf "throughput ratio L2 hit/L1 hit:  %.3f (required >= 0.5) %s; that run: %.1f%% L2 hits, %.1f%% L1, %.1f%% origin\n", t, (t >= 0.5 ? "PASS" : "FAIL"), 100*h2/n, 100*h1/n, 100*m/n
 }'
 echo "origin requests during the measured run: $((misses_after - misses_before)) (L1 hits so far: $hits)"
