@@ -1955,3 +1955,46 @@ func TestIntegrationTagsSurviveRevalidation(t *testing.T) {
 		t.Errorf("Spark-Purge of a revalidated entry's tag left it: %q", r.cacheStatus())
 	}
 }
+
+// TestIntegrationStreamsWhileStoring: a response being stored reaches the
+// client as the origin sends it, not when it ends.
+func TestIntegrationStreamsWhileStoring(t *testing.T) {
+	e := startEdge(t, "")
+	release := make(chan struct{})
+	part := strings.Repeat("s", 8<<10)
+	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=100")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = io.WriteString(w, part)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		_, _ = io.WriteString(w, part)
+	})
+	res, err := e.client.Get(e.site + "/streamed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	got := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(res.Body, make([]byte, len(part)))
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the first part did not reach the client before the origin finished")
+	}
+	close(release)
+	rest, err := io.ReadAll(res.Body)
+	if err != nil || string(rest) != part {
+		t.Fatalf("rest: %d bytes, %v", len(rest), err)
+	}
+	expect(t, "stored", e.get("/streamed"), 200, part+part, true)
+}
