@@ -452,3 +452,23 @@ func TestStripWebPRemovesChunks(t *testing.T) {
 		t.Fatal("truncated WebP accepted")
 	}
 }
+
+// FuzzInspect: any input is refused or accepted without panicking, and
+// stripWebP never panics or grows a file.
+func FuzzInspect(f *testing.F) {
+	f.Add([]byte("RIFF\x10\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00"))
+	f.Add([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"))
+	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xE2, 0x00, 0x10, 'I', 'C', 'C', '_', 'P', 'R', 'O', 'F', 'I', 'L', 'E', 0, 1, 1, 0xFF, 0xD9})
+	f.Add(probePNG)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = needsColourTransform(b, Sniff(b))
+		if out, err := stripWebP(b); err == nil && len(out) > len(b) {
+			t.Fatalf("stripWebP grew %d → %d bytes", len(b), len(out))
+		}
+		if Sniff(b) == SourceUnknown {
+			if _, err := Inspect(b); !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("unknown input: %v", err)
+			}
+		}
+	})
+}

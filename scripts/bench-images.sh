@@ -5,13 +5,13 @@
 # run; the header check that refuses bombs; peak RSS with two concurrent
 # 800 px transforms of the largest photo. Prints a summary table.
 #
-#   BENCHTIME=24x   iterations per size/format (each photo 3 times)
+#   BENCHTIME=32x   iterations per size/format (each photo 4 times)
 #   STRICT=1        exit 1 when a ratio is below 0.9
 #   SPARK_TESTDATA  the shared test data (default: ../shared/testdata)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-BENCHTIME=${BENCHTIME:-24x}
+BENCHTIME=${BENCHTIME:-32x}
 export SPARK_TESTDATA=${SPARK_TESTDATA:-$(cd .. && pwd)/shared/testdata}
 # glibc arenas per thread multiply libvips' RSS (design/images.md); the edge
 # runs with the same setting.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -132,4 +134,40 @@ func TestHTTPUpstream(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, want)
 		}
 	}
+}
+
+// FuzzCleanName: an accepted name is relative, clean, has no dot-dot
+// segment and no scheme, so joining it under a base cannot leave the base.
+func FuzzCleanName(f *testing.F) {
+	for _, s := range []string{"/a.jpg", "/../x", "/a/%2e%2e/b", "//evil.com/x", "/http://evil/x", "/a\\b", "/u/42/p/1.webp", "/a/./b", "/C:/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		name, err := CleanName(p)
+		if err != nil {
+			if !errors.Is(err, ErrBadName) {
+				t.Fatalf("error %v is not ErrBadName", err)
+			}
+			return
+		}
+		if name == "" || strings.HasPrefix(name, "/") || path.Clean(name) != name || strings.ContainsAny(name, "\\\x00") {
+			t.Fatalf("CleanName(%q) = %q", p, name)
+		}
+		for _, seg := range strings.Split(name, "/") {
+			if seg == ".." || seg == "." || seg == "" {
+				t.Fatalf("CleanName(%q) = %q has segment %q", p, name, seg)
+			}
+		}
+		if first, _, _ := strings.Cut(name, "/"); strings.Contains(first, ":") {
+			t.Fatalf("CleanName(%q) = %q starts with a scheme", p, name)
+		}
+		u, err := NewHTTPUpstream("http://origin.internal:8081/api/photos", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := url.Parse(u.URL(name))
+		if err != nil || got.Host != "origin.internal:8081" || !strings.HasPrefix(got.Path, "/api/photos/") || got.RawQuery != "" {
+			t.Fatalf("URL(%q) = %v (%v): leaves the base", name, got, err)
+		}
+	})
 }
