@@ -472,3 +472,58 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// meanChroma is the mean of max(R,G,B)-min(R,G,B) over a JPEG's pixels: a
+// saturation measure.
+func meanChroma(t *testing.T, b []byte) float64 {
+	t.Helper()
+	img, err := jpeg.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	r := img.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			sum += float64(max(cr, cg, cb)-min(cr, cg, cb)) / 257
+		}
+	}
+	return sum / float64(r.Dx()*r.Dy())
+}
+
+// A Display P3 photo is converted to sRGB before its profile is stripped:
+// its colours match the sRGB original's, where merely stripping the
+// profile (what libvips' thumbnail + strip does) desaturates it.
+func TestWideGamutConvertedToSRGB(t *testing.T) {
+	p := newProcessor(t, Config{})
+	orig := readPhoto(t, "flower-xmp-iptc-640x427.jpg")
+	p3, err := vipsref.ToProfile(orig, "p3")
+	if err != nil {
+		t.Skipf("this libvips has no built-in P3 profile: %v", err)
+	}
+	if !needsColourTransform(p3, SourceJPEG) || needsColourTransform(orig, SourceJPEG) {
+		t.Fatal("profile detection: P3 must need the transform, sRGB must not")
+	}
+	v := Variant{Width: 400, Quality: 95}
+	want, err := p.Transform(context.Background(), orig, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Transform(context.Background(), p3, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	naive, err := vipsref.ThumbnailSave(p3, 400, 800, false, int(FormatJPEG), 95, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw, cg, cn := meanChroma(t, want.Body), meanChroma(t, got.Body), meanChroma(t, naive)
+	t.Logf("mean chroma: sRGB original %.1f, P3 converted %.1f, P3 stripped only %.1f", cw, cg, cn)
+	if d := cg - cw; d < -0.03*cw || d > 0.03*cw {
+		t.Errorf("P3 photo came out with chroma %.1f, the sRGB original %.1f", cg, cw)
+	}
+	if cn > 0.95*cw {
+		t.Errorf("the check cannot fail: stripping alone kept chroma %.1f of %.1f", cn, cw)
+	}
+}

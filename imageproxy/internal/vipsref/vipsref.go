@@ -47,6 +47,20 @@ static int ref_thumbnail_save(void *src, size_t srclen, int width, int height, i
 	return rc;
 }
 
+static int ref_to_profile(void *src, size_t srclen, const char *profile, void **buf, size_t *len) {
+	VipsImage *im = vips_image_new_from_buffer(src, srclen, "", NULL);
+	VipsImage *out = NULL;
+	int rc = -1;
+	if (im && vips_icc_transform(im, &out, profile, "input_profile", "srgb", "embedded", TRUE, NULL) == 0)
+		rc = vips_jpegsave_buffer(out, buf, len, "Q", 95, NULL);
+	if (out)
+		g_object_unref(out);
+	if (im)
+		g_object_unref(im);
+	vips_thread_shutdown();
+	return rc;
+}
+
 static char *ref_fields(void *src, size_t srclen, int *w, int *h) {
 	VipsImage *im = vips_image_new_from_buffer(src, srclen, "", NULL);
 	if (!im)
@@ -92,6 +106,28 @@ func ThumbnailSave(src []byte, width, height int, crop bool, format, q, effort i
 	var n C.size_t
 	rc := C.ref_thumbnail_save(unsafe.Pointer(&src[0]), C.size_t(len(src)), C.int(width), C.int(height), c,
 		C.int(format), C.int(q), C.int(effort), &buf, &n)
+	runtime.KeepAlive(src)
+	if rc != 0 {
+		return nil, lastError()
+	}
+	defer C.g_free(C.gpointer(buf))
+	return C.GoBytes(buf, C.int(n)), nil
+}
+
+// ToProfile converts an sRGB image to the named profile (libvips' built-in
+// "p3", or a file) and returns it as a JPEG that embeds the profile: a
+// stand-in for a Display P3 phone photo.
+func ToProfile(src []byte, profile string) ([]byte, error) {
+	if len(src) == 0 {
+		return nil, errors.New("vipsref: empty input")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cp := C.CString(profile)
+	defer C.free(unsafe.Pointer(cp))
+	var buf unsafe.Pointer
+	var n C.size_t
+	rc := C.ref_to_profile(unsafe.Pointer(&src[0]), C.size_t(len(src)), cp, &buf, &n)
 	runtime.KeepAlive(src)
 	if rc != 0 {
 		return nil, lastError()
