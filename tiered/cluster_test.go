@@ -25,7 +25,7 @@ func nodeID(t *testing.T, addr string) string {
 // ownerOf returns the node of nodes that serves slot.
 func ownerOf(t *testing.T, nodes []*redisServer, slot int64) *redisServer {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: nodes[0].addr()})
+	c := redis.NewClient(&redis.Options{Addr: nodes[0].Addr()})
 	defer c.Close()
 	slots, err := c.ClusterSlots(context.Background()).Result()
 	if err != nil {
@@ -34,7 +34,7 @@ func ownerOf(t *testing.T, nodes []*redisServer, slot int64) *redisServer {
 	for _, s := range slots {
 		if int64(s.Start) <= slot && slot <= int64(s.End) {
 			for _, n := range nodes {
-				if n.addr() == s.Nodes[0].Addr {
+				if n.Addr() == s.Nodes[0].Addr {
 					return n
 				}
 			}
@@ -49,11 +49,11 @@ func ownerOf(t *testing.T, nodes []*redisServer, slot int64) *redisServer {
 func moveSlot(t *testing.T, nodes []*redisServer, slot int64, src, dst *redisServer) {
 	t.Helper()
 	ctx := context.Background()
-	s := redis.NewClient(&redis.Options{Addr: src.addr()})
-	d := redis.NewClient(&redis.Options{Addr: dst.addr()})
+	s := redis.NewClient(&redis.Options{Addr: src.Addr()})
+	d := redis.NewClient(&redis.Options{Addr: dst.Addr()})
 	defer s.Close()
 	defer d.Close()
-	srcID, dstID := nodeID(t, src.addr()), nodeID(t, dst.addr())
+	srcID, dstID := nodeID(t, src.Addr()), nodeID(t, dst.Addr())
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -68,7 +68,7 @@ func moveSlot(t *testing.T, nodes []*redisServer, slot int64, src, dst *redisSer
 		if len(keys) == 0 {
 			break
 		}
-		host, port, _ := strings.Cut(dst.addr(), ":")
+		host, port, _ := strings.Cut(dst.Addr(), ":")
 		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
 		for _, k := range keys {
 			args = append(args, k)
@@ -76,7 +76,7 @@ func moveSlot(t *testing.T, nodes []*redisServer, slot int64, src, dst *redisSer
 		must(s.Do(ctx, args...).Err())
 	}
 	for _, n := range nodes {
-		c := redis.NewClient(&redis.Options{Addr: n.addr()})
+		c := redis.NewClient(&redis.Options{Addr: n.Addr()})
 		must(c.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
 		c.Close()
 	}
@@ -129,7 +129,7 @@ func TestClusterFailedMaster(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		_, _ = c.Set(ctx, fmt.Sprintf("/f/%d", i), []byte("v"), time.Minute, nil, c.Generation())
 	}
-	nodes[1].stop()
+	nodes[1].Stop()
 	// Every L1 entry still answers, writes do not fail, and the breaker opens.
 	deadline := time.Now().Add(10 * time.Second)
 	for !c.Stats().L2Down {
@@ -145,8 +145,8 @@ func TestClusterFailedMaster(t *testing.T) {
 			t.Fatalf("breaker never opened with a master down: %+v", c.Stats())
 		}
 	}
-	nodes[1].start() // same dir: it rejoins with its nodes.conf
-	waitClusterOK(t, nodes[0].addr())
+	nodes[1].Start() // same dir: it rejoins with its nodes.conf
+	waitClusterOK(t, nodes[0].Addr())
 	eventually(t, 20*time.Second, "breaker to close after the master returned", func() bool { return !c.Stats().L2Down })
 	eventually(t, 10*time.Second, "writes to reach L2 again", func() bool {
 		_, _ = c.Set(ctx, "/back", []byte("v"), time.Minute, nil, c.Generation())

@@ -1,13 +1,9 @@
 package cache
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,68 +12,15 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/redis/go-redis/v9"
+
+	"github.com/spark-edge/spark/internal/testredis"
 )
 
-// testRedis returns the address of the machine's Redis (make test starts
-// it), failing — never skipping — when it is unreachable.
-func testRedis(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("SPARK_TEST_REDIS")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("Redis at %s unreachable (make test starts it; or set SPARK_TEST_REDIS): %v", addr, err)
-	}
-	return addr
-}
+// testRedis returns the machine's Redis; ownRedis is a server of the
+// test's own that it can kill and restart.
+var testRedis = func(t *testing.T) string { return testredis.Shared(t) }
 
-// ownRedis starts a redis-server of the test's own; stop and start it at will.
-type ownRedis struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startOwnRedis(t *testing.T) *ownRedis {
-	t.Helper()
-	r := &ownRedis{t: t, port: freePort(t), dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *ownRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *ownRedis) start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server (make test installs it): %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer c.Close()
-	for i := 0; i < 100; i++ {
-		if c.Ping(context.Background()).Err() == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	r.t.Fatalf("redis-server on %d did not start", r.port)
-}
-
-func (r *ownRedis) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_, _ = r.cmd.Process.Wait()
-		r.cmd = nil
-	}
-}
+func startOwnRedis(t *testing.T) *testredis.Server { return testredis.Start(t) }
 
 // twoEdges loads one Caddy with two edge sites, each its own spark_cache
 // (own L1, own node on the purge channel) sharing the Redis at redisAddr.
@@ -188,7 +131,7 @@ func TestIntegrationL2SharedBetweenEdges(t *testing.T) {
 // go back to sharing once it returns.
 func TestIntegrationRedisKilledUnderLoad(t *testing.T) {
 	rs := startOwnRedis(t)
-	a, b := twoEdges(t, rs.addr())
+	a, b := twoEdges(t, rs.Addr())
 	a.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = io.WriteString(w, "item "+r.URL.Path)
@@ -227,10 +170,10 @@ func TestIntegrationRedisKilledUnderLoad(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	before := total.Load()
-	rs.stop()
+	rs.Stop()
 	time.Sleep(700 * time.Millisecond)
 	during := total.Load() - before
-	rs.start()
+	rs.Start()
 	time.Sleep(1500 * time.Millisecond)
 	t.Logf("requests: %d in 300 ms before the kill, %d in the 700 ms without Redis, %d in 1.5 s after", before, during, total.Load()-before-during)
 	close(stop)

@@ -1,0 +1,150 @@
+// Package testredis gives tests real Redis servers: the machine's shared
+// one (make test starts it), redis-server processes of their own on free
+// ports, and 3-master Redis Clusters. Tests fail, never skip, when Redis
+// cannot be had.
+package testredis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Shared returns the address of the machine's Redis: $SPARK_TEST_REDIS, or
+// 127.0.0.1:6379.
+func Shared(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("SPARK_TEST_REDIS")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("Redis at %s unreachable (make test starts it; or set SPARK_TEST_REDIS): %v", addr, err)
+	}
+	return addr
+}
+
+// Prefix returns a key prefix no other test run uses.
+func Prefix(t testing.TB) string {
+	return fmt.Sprintf("sparktest:%s:%d:", t.Name(), time.Now().UnixNano())
+}
+
+// Server is a redis-server process of the test's own. Stop and Start it at
+// will; it is stopped when the test ends.
+type Server struct {
+	t    testing.TB
+	port int
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+// FreePort returns a TCP port free on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start starts redis-server on a free port with extra arguments.
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not installed (make test installs it): %v", err)
+	}
+	s := &Server{t: t, port: FreePort(t), dir: t.TempDir(), args: extra}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Start (re)starts the server on its port and directory.
+func (s *Server) Start() {
+	s.t.Helper()
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log")}, s.args...)
+	s.cmd = exec.Command("redis-server", args...)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	for i := 0; i < 100; i++ {
+		if c.Ping(context.Background()).Err() == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	s.t.Fatalf("redis-server on %d did not start: %s", s.port, log)
+}
+
+// Stop kills the server.
+func (s *Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_, _ = s.cmd.Process.Wait()
+		s.cmd = nil
+	}
+}
+
+// StartCluster starts a 3-master Redis Cluster on free ports and waits for
+// cluster_state:ok.
+func StartCluster(t testing.TB) []*Server {
+	t.Helper()
+	var nodes []*Server
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		n := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		nodes = append(nodes, n)
+		addrs = append(addrs, n.Addr())
+	}
+	out, err := exec.Command("redis-cli", append([]string{"--cluster", "create"}, append(addrs, "--cluster-yes")...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	WaitClusterOK(t, addrs[0])
+	return nodes
+}
+
+// WaitClusterOK waits until the node at addr reports cluster_state:ok.
+func WaitClusterOK(t testing.TB, addr string) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	for i := 0; i < 200; i++ {
+		info, err := c.ClusterInfo(context.Background()).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("cluster at %s did not reach cluster_state:ok", addr)
+}
+
+// Addrs returns the servers' addresses.
+func Addrs(nodes []*Server) []string {
+	var a []string
+	for _, n := range nodes {
+		a = append(a, n.Addr())
+	}
+	return a
+}
