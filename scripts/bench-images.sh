@@ -3,7 +3,8 @@
 # format over the shared photos, two transforms in flight, against libvips'
 # own thumbnail path (vips_thumbnail_buffer + save) interleaved in the same
 # run; the header check that refuses bombs; peak RSS with two concurrent
-# 800 px transforms of the largest photo. Prints a summary table.
+# 800 px transforms of the largest photo; a cached variant served through
+# Caddy against a plain spark_cache hit of the same bytes. Prints a summary.
 #
 #   BENCHTIME=32x   iterations per size/format (each photo 4 times)
 #   STRICT=1        exit 1 when a ratio is below 0.9
@@ -26,6 +27,9 @@ $GO test -run '^$' -bench '^(BenchmarkTransform|BenchmarkInspect)$' -benchmem -b
 echo "== peak RSS, 2 concurrent 800 px transforms of the 20 MP photo (jpeg, webp, avif)"
 $GO test -run '^$' -bench '^BenchmarkPeakRSS$' -benchtime 3x -count 1 ./imageproxy | tee "$out/rss.txt"
 
+echo "== cached variant vs plain spark_cache hit of the same bytes, one Caddy, interleaved"
+$GO test -run '^$' -bench '^BenchmarkEdgeHit$' -benchtime "${HIT_BENCHTIME:-5s}" -count 1 ./caddymodule/image | tee "$out/hit.txt"
+
 echo
 echo "== summary (ms/img with 2 in flight; img/s; ratio = spark throughput / libvips thumbnail throughput)"
 awk -v strict="${STRICT:-0}" '
@@ -39,5 +43,9 @@ awk -v strict="${STRICT:-0}" '
   }
   /^BenchmarkInspect\// { n = $1; sub(/-[0-9]+$/, "", n); printf "%-34s %10.1f µs/op\n", n, $3 / 1000 }
   /^BenchmarkPeakRSS/ { for (i = 3; i < NF; i += 2) if ($(i+1) == "peak-RSS-MB") printf "peak RSS %.0f MB\n", $i }
+  /^BenchmarkEdgeHit/ {
+    for (i = 3; i < NF; i += 2) h[$(i+1)] = $i
+    printf "edge hit: variant %.0f µs/req, plain %.0f µs/req, ratio %.2f (variant/plain throughput)\n", h["variant-µs/req"], h["plain-µs/req"], h["ratio"]
+  }
   END { if (strict == 1 && low > 0) { printf "%d case(s) below 0.9\n", low; exit 1 } }
-' "$out/transform.txt" "$out/rss.txt"
+' "$out/transform.txt" "$out/rss.txt" "$out/hit.txt"
