@@ -187,7 +187,7 @@ func (c *Cache) applyRemote(ctx context.Context, m purgeMessage) {
 
 // resetL1 drops every L1 entry and the tag index.
 func (c *Cache) resetL1() {
-	c.gen.Add(1)
+	c.purges.record(purgeMessage{}, true)
 	c.mu.Lock()
 	c.tags = make(map[string]map[string]struct{})
 	c.mu.Unlock()

@@ -61,8 +61,9 @@ type Cache struct {
 	l1   *bigcache.BigCache
 	now  func() time.Time
 
-	// gen counts purges; a fill that saw another generation must not store.
-	gen atomic.Uint64
+	// purges lets a fill find out whether a purge since it began touched
+	// its entry.
+	purges purgeLog
 
 	mu   sync.Mutex
 	tags map[string]map[string]struct{} // tag -> keys
@@ -151,9 +152,9 @@ func (c *Cache) Close() error {
 	return c.l1.Close()
 }
 
-// Generation returns the purge generation. Pass it to Set: an entry whose fill
+// Generation returns the purge sequence number. Pass it to Set: an entry whose fill
 // started before a purge is not stored.
-func (c *Cache) Generation() uint64 { return c.gen.Load() }
+func (c *Cache) Generation() uint64 { return c.purges.seq.Load() }
 
 // Entry layout: expiry (unix nanoseconds, 8 bytes), tag count (2 bytes), tags
 // each as 2-byte length + bytes, then the value.
@@ -171,7 +172,7 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, Layer, bool) {
 	if c.l2 == nil || !c.breaker.allow() {
 		return nil, LayerNone, false
 	}
-	gen := c.gen.Load()
+	gen := c.Generation()
 	b, ok, err := c.l2.get(ctx, key)
 	if err != nil {
 		c.l2Failed(err)
@@ -234,8 +235,9 @@ func (c *Cache) promote(key string, b []byte, gen uint64) {
 	if c.l1.Set(key, b) != nil {
 		return
 	}
-	c.index(key, entryTags(b)) // after the store, as in Set
-	if c.gen.Load() != gen {
+	tags := entryTags(b)
+	c.index(key, tags) // after the store, as in Set
+	if c.purges.affects(gen, key, tags) {
 		_ = c.l1.Delete(key)
 	}
 }
@@ -258,10 +260,11 @@ func (c *Cache) index(key string, tags []string) {
 }
 
 // Set stores value under key for ttl, indexed under tags. gen is the value of
-// Generation taken when the fill began; if a purge happened since, Set stores
-// nothing and reports false.
+// Generation taken when the fill began; if a purge of key or of one of tags
+// happened since (or more purges than the cache remembers), Set stores
+// nothing and reports false. Purges of other entries do not matter.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration, tags []string, gen uint64) (bool, error) {
-	if ttl <= 0 || c.gen.Load() != gen {
+	if ttl <= 0 || c.purges.affects(gen, key, tags) {
 		return false, nil
 	}
 	if ttl > c.opts.MaxLifetime {
@@ -302,7 +305,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		}
 	}
 	// A purge that began after the check above may have missed this entry.
-	if c.gen.Load() != gen {
+	if c.purges.affects(gen, key, tags) {
 		_ = c.l1.Delete(key)
 		if c.l2 != nil && c.breaker.allow() {
 			// Another node may have read it from L2 meanwhile: tell it.
@@ -357,7 +360,7 @@ func (c *Cache) purge(ctx context.Context, m purgeMessage) int {
 // purgeLocal removes from L1 what m names and returns the keys L1 held
 // (for tags, also the keys indexed locally, present or not).
 func (c *Cache) purgeLocal(m purgeMessage) map[string]bool {
-	c.gen.Add(1)
+	c.purges.record(m, false)
 	keys := append([]string(nil), m.Keys...)
 	if len(m.Tags) > 0 {
 		c.mu.Lock()

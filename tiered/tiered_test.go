@@ -256,35 +256,56 @@ func TestErrTooLarge(t *testing.T) {
 	}
 }
 
-// A fill whose generation was taken before a purge must not store, whatever
-// kind of purge it was.
+// A fill whose generation was taken before a purge of its key, one of its
+// tags or a prefix of its key must not store, whatever kind of purge it was;
+// purges of other entries do not stop it.
 func TestStaleGenerationNotStored(t *testing.T) {
 	c, _ := newL1(t, 4<<20, 64<<10)
 	ctx := context.Background()
-	purges := map[string]func(){
-		"tags":           func() { c.PurgeTags(ctx, "unrelated") },
-		"delete":         func() { c.Delete(ctx, "/unrelated") },
-		"prefix":         func() { c.PurgePrefix(ctx, "/unrelated") },
-		"tags, no match": func() { c.PurgeTags(ctx) },
+	cases := []struct {
+		name   string
+		purge  func()
+		stores bool
+	}{
+		{"tag", func() { c.PurgeTags(ctx, "t") }, false},
+		{"delete", func() { c.Delete(ctx, "/fill") }, false},
+		{"prefix", func() { c.PurgePrefix(ctx, "/fi") }, false},
+		{"unrelated tag", func() { c.PurgeTags(ctx, "unrelated") }, true},
+		{"unrelated delete", func() { c.Delete(ctx, "/unrelated") }, true},
+		{"unrelated prefix", func() { c.PurgePrefix(ctx, "/unrelated") }, true},
+		{"no tags", func() { c.PurgeTags(ctx) }, true},
 	}
-	for name, purge := range purges {
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			gen := c.Generation()
-			purge()
+			tc.purge()
 			if c.Generation() == gen {
 				t.Fatal("purge did not advance the generation")
 			}
 			ok, err := c.Set(ctx, "/fill", []byte("old"), time.Minute, []string{"t"}, gen)
-			if ok || err != nil {
-				t.Fatalf("Set with pre-purge generation = %v, %v", ok, err)
+			if ok != tc.stores || err != nil {
+				t.Fatalf("Set with pre-purge generation = %v, %v; want %v", ok, err, tc.stores)
 			}
-			if present(c, "/fill") {
-				t.Fatal("pre-purge fill stored")
+			if present(c, "/fill") != tc.stores {
+				t.Fatalf("entry present = %v, want %v", !tc.stores, tc.stores)
 			}
 			// A fill that starts after the purge stores.
 			mustSet(t, c, "/fill", "new", time.Minute, "t")
 			c.Delete(ctx, "/fill")
 		})
+	}
+}
+
+// More purges during one fill than the cache remembers: not stored.
+func TestFillSpanningManyPurgesNotStored(t *testing.T) {
+	c, _ := newL1(t, 4<<20, 64<<10)
+	ctx := context.Background()
+	gen := c.Generation()
+	for i := 0; i < purgeLogSize+1; i++ {
+		c.PurgeTags(ctx, "unrelated")
+	}
+	if ok, _ := c.Set(ctx, "/fill", []byte("old"), time.Minute, nil, gen); ok {
+		t.Fatal("a fill older than the purge log was stored")
 	}
 }
 
