@@ -192,8 +192,29 @@ func decodeVary(b []byte) (fields []string, private bool, err error) {
 		if w <= 0 || uint64(len(b)-off-w) < l {
 			return nil, false, errCorrupt
 		}
-		fields = append(fields, string(b[off+w:off+w+int(l)]))
+		fields = append(fields, internField(b[off+w:off+w+int(l)]))
 		off += w + int(l)
 	}
 	return fields, private, nil
+}
+
+// internField returns the common Vary field names without allocating.
+func internField(b []byte) string {
+	switch string(b) {
+	case "accept-encoding":
+		return "accept-encoding"
+	case "accept-language":
+		return "accept-language"
+	case "accept":
+		return "accept"
+	case "authorization":
+		return "authorization"
+	case "cookie":
+		return "cookie"
+	case "origin":
+		return "origin"
+	case "location":
+		return "location"
+	}
+	return string(b)
 }

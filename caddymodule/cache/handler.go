@@ -100,7 +100,9 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	pol := c.policyFor(r.URL.Path)
 	reqCC := parseDirectives(r.Header["Cache-Control"])
-	pk, uriTag := primaryKey(r.Host, r.URL.EscapedPath(), r.URL.RawQuery, pol.ignoreQuery)
+	// The URI tag is only needed when the origin is involved: a fresh hit
+	// does not build it.
+	pk, uriLen := primaryKeyLen(r.Host, r.URL.EscapedPath(), r.URL.RawQuery, pol.ignoreQuery)
 
 	if e, layer := c.lookup(r, pk); e != nil {
 		now := c.now()
@@ -108,18 +110,19 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		switch usable(e, reqCC, age) {
 		case useFresh:
 			c.metrics.hit(layer, resultHit)
-			return c.serveEntry(w, r, e, age, "spark; hit; ttl="+strconv.FormatInt(ttlSeconds(e, age), 10)+"; detail="+string(layer))
+			return c.serveHit(w, r, e, age, layer, "")
 		case useStale:
 			c.metrics.hit(layer, resultStale)
-			c.refreshInBackground(r, next, pk, uriTag, pol)
-			return c.serveEntry(w, r, e, age, "spark; hit; ttl="+strconv.FormatInt(ttlSeconds(e, age), 10)+"; detail="+string(layer)+"-stale-while-revalidate")
+			c.refreshInBackground(r, next, pk, keyURITag(pk, uriLen), pol)
+			return c.serveHit(w, r, e, age, layer, "-stale-while-revalidate")
 		default:
 			if reqCC.onlyIfCached {
 				return c.gatewayTimeout(w)
 			}
-			return c.revalidate(w, r, next, e, age, pk, uriTag, pol)
+			return c.revalidate(w, r, next, e, age, pk, keyURITag(pk, uriLen), pol)
 		}
 	}
+	uriTag := keyURITag(pk, uriLen)
 	if reqCC.onlyIfCached {
 		return c.gatewayTimeout(w)
 	}
@@ -183,20 +186,54 @@ func (c *Cache) lookup(r *http.Request, pk string) (*entry, tiered.Layer) {
 // serveEntry writes a stored response, answering the client's conditional
 // request with 304 where its validators match (RFC 9110 §13).
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, age time.Duration, status string) error {
+	return writeEntry(w, r, e, age, status, false, "", "")
+}
+
+// serveHit serves e as a hit of layer, with the Cache-Status
+// "spark; hit; ttl=N; detail=<layer><suffix>".
+func (c *Cache) serveHit(w http.ResponseWriter, r *http.Request, e *entry, age time.Duration, layer tiered.Layer, suffix string) error {
+	return writeEntry(w, r, e, age, "", true, layer, suffix)
+}
+
+// writeEntry is serveEntry; for a hit it formats the Cache-Status itself.
+// Age, Cache-Status and Content-Length share one string and one backing
+// array: two allocations for the per-response values.
+func writeEntry(w http.ResponseWriter, r *http.Request, e *entry, age time.Duration, status string, hit bool, layer tiered.Layer, suffix string) error {
 	h := w.Header()
 	for k, v := range e.header {
 		h[k] = v
 	}
-	h["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
-	h[headerCacheStatus] = []string{status}
-	if e.status == http.StatusOK && notModified(r, e.header) {
+	notMod := e.status == http.StatusOK && notModified(r, e.header)
+	var buf [96]byte
+	b := strconv.AppendInt(buf[:0], int64(age/time.Second), 10)
+	ageEnd := len(b)
+	if hit {
+		b = append(b, "spark; hit; ttl="...)
+		b = strconv.AppendInt(b, ttlSeconds(e, age), 10)
+		b = append(b, "; detail="...)
+		b = append(b, layer...)
+		b = append(b, suffix...)
+	}
+	statusEnd := len(b)
+	if !notMod {
+		b = strconv.AppendInt(b, int64(len(e.body)), 10)
+	}
+	s := string(b)
+	vals := make([]string, 3)
+	vals[0], vals[1], vals[2] = s[:ageEnd], status, s[statusEnd:]
+	if hit {
+		vals[1] = s[ageEnd:statusEnd]
+	}
+	h["Age"] = vals[0:1:1]
+	h[headerCacheStatus] = vals[1:2:2]
+	if notMod {
 		for _, f := range []string{"Content-Type", "Content-Encoding", "Content-Language"} {
 			delete(h, f)
 		}
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.body))}
+	h["Content-Length"] = vals[2:3:3]
 	w.WriteHeader(e.status)
 	if r.Method != http.MethodHead && len(e.body) > 0 {
 		_, _ = w.Write(e.body)
@@ -250,7 +287,7 @@ func (c *Cache) fetchCoalesced(w http.ResponseWriter, r *http.Request, next cadd
 			age := e.currentAge(c.now())
 			if usable(e, parseDirectives(r.Header["Cache-Control"]), age) == useFresh {
 				c.metrics.hit(layer, resultHit)
-				return c.serveEntry(w, r, e, age, "spark; hit; ttl="+strconv.FormatInt(ttlSeconds(e, age), 10)+"; detail="+string(layer)+"-coalesced")
+				return c.serveHit(w, r, e, age, layer, "-coalesced")
 			}
 		}
 		return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r, nil)

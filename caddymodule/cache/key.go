@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 )
@@ -32,44 +33,78 @@ const (
 // indexes every record stored for it. Query parameters are sorted, and those
 // matched by ignore (exact names, or prefixes ending in '*') are dropped.
 func primaryKey(host, escapedPath, rawQuery string, ignore []string) (key, uriTag string) {
-	q := normalizeQuery(rawQuery, ignore)
+	key, uriLen := primaryKeyLen(host, escapedPath, rawQuery, ignore)
+	return key, keyURITag(key, uriLen)
+}
+
+// primaryKeyLen returns the primary key and the length of its URI part, so
+// that the hit path, which needs no URI tag, does not build one.
+func primaryKeyLen(host, escapedPath, rawQuery string, ignore []string) (key string, uriLen int) {
 	var b strings.Builder
-	b.Grow(len(escapedPath) + len(q) + len(host) + 2)
+	b.Grow(len(escapedPath) + len(rawQuery) + len(host) + 2)
 	b.WriteString(escapedPath)
-	if q != "" {
-		b.WriteByte('?')
-		b.WriteString(q)
-	}
-	uriLen := b.Len()
+	writeQuery(&b, rawQuery, ignore, true)
+	uriLen = b.Len()
 	b.WriteString(hostSep)
 	b.WriteString(strings.ToLower(host))
-	key = b.String()
-	return key, uriTagPrefix + key[:uriLen]
+	return b.String(), uriLen
 }
+
+// keyURITag returns the URI tag of a primary key built by primaryKeyLen.
+func keyURITag(key string, uriLen int) string { return uriTagPrefix + key[:uriLen] }
 
 // normalizeQuery sorts the query's parameters and drops ignored ones. A query
 // that is already sorted with nothing to drop is returned as is.
 func normalizeQuery(q string, ignore []string) string {
+	var b strings.Builder
+	writeQuery(&b, q, ignore, false)
+	return b.String()
+}
+
+// writeQuery writes the normalized query to b, preceded by '?' when mark is
+// set and the query is not empty. Up to 16 parameters are sorted without
+// allocating.
+func writeQuery(b *strings.Builder, q string, ignore []string, mark bool) {
 	if q == "" {
-		return ""
+		return
 	}
-	if len(ignore) == 0 && !strings.Contains(q, "&") {
-		return q
-	}
-	params := strings.Split(q, "&")
-	kept := params[:0]
-	for _, p := range params {
+	var arr [16]string
+	kept := arr[:0]
+	sorted := true
+	for rest := q; ; {
+		p, r, more := strings.Cut(rest, "&")
 		if p == "" {
-			continue
+			sorted = false // dropped: q is not the result
+		} else if name, _, _ := strings.Cut(p, "="); len(ignore) > 0 && ignored(name, ignore) {
+			sorted = false
+		} else {
+			if len(kept) > 0 && p < kept[len(kept)-1] {
+				sorted = false
+			}
+			kept = append(kept, p)
 		}
-		name, _, _ := strings.Cut(p, "=")
-		if ignored(name, ignore) {
-			continue
+		if !more {
+			break
 		}
-		kept = append(kept, p)
+		rest = r
+	}
+	if len(kept) == 0 {
+		return
+	}
+	if mark {
+		b.WriteByte('?')
+	}
+	if sorted {
+		b.WriteString(q)
+		return
 	}
 	slices.Sort(kept)
-	return strings.Join(kept, "&")
+	for i, p := range kept {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p)
+	}
 }
 
 func ignored(name string, ignore []string) bool {
@@ -102,6 +137,7 @@ func hasCredential(h http.Header) bool {
 // content codings the edge can produce, best first.
 func secondaryKey(primary string, h http.Header, fields []string, private bool, encodings []string) string {
 	var b strings.Builder
+	b.Grow(len(primary) + 1 + 48*len(fields) + 48)
 	b.WriteString(primary)
 	b.WriteString(varySep)
 	for i, f := range fields {
@@ -110,7 +146,12 @@ func secondaryKey(primary string, h http.Header, fields []string, private bool, 
 		}
 		b.WriteString(f)
 		b.WriteByte('=')
-		b.WriteString(normalizeField(f, h.Values(f), encodings))
+		values := h[canonicalField(f)]
+		if f == "accept-encoding" && len(values) > 0 {
+			writeEncodingBucket(&b, values, encodings)
+			continue
+		}
+		b.WriteString(normalizeField(f, values, encodings))
 	}
 	if private {
 		// Always, even when Vary names Authorization: a user who
@@ -169,13 +210,23 @@ func normalizeList(values []string) string {
 // client accepts, so that the thousands of distinct Accept-Encoding strings
 // in the wild make a handful of variants.
 func encodingBucket(values []string, encodings []string) string {
-	var accepted []string
+	var b strings.Builder
+	writeEncodingBucket(&b, values, encodings)
+	return b.String()
+}
+
+// writeEncodingBucket writes encodingBucket's result to b.
+func writeEncodingBucket(b *strings.Builder, values []string, encodings []string) {
+	first := true
 	for _, enc := range encodings {
 		if acceptsCoding(values, enc) {
-			accepted = append(accepted, enc)
+			if !first {
+				b.WriteByte(',')
+			}
+			b.WriteString(enc)
+			first = false
 		}
 	}
-	return strings.Join(accepted, ",")
 }
 
 // acceptsCoding reports whether Accept-Encoding values accept coding with a
@@ -183,14 +234,15 @@ func encodingBucket(values []string, encodings []string) string {
 func acceptsCoding(values []string, coding string) bool {
 	star := false
 	for _, v := range values {
-		for _, it := range strings.Split(v, ",") {
+		for v != "" {
+			var it string
+			it, v, _ = strings.Cut(v, ",")
 			name, params, _ := strings.Cut(strings.TrimSpace(it), ";")
 			name = strings.TrimSpace(name)
-			zero := isZeroQ(params)
 			if strings.EqualFold(name, coding) {
-				return !zero
+				return !isZeroQ(params)
 			}
-			if name == "*" && !zero {
+			if name == "*" && !isZeroQ(params) {
 				star = true
 			}
 		}
@@ -199,7 +251,9 @@ func acceptsCoding(values []string, coding string) bool {
 }
 
 func isZeroQ(params string) bool {
-	for _, p := range strings.Split(params, ";") {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
 		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
 		if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
 			v = strings.TrimRight(strings.TrimSpace(v), "0")
@@ -207,6 +261,25 @@ func isZeroQ(params string) bool {
 		}
 	}
 	return false
+}
+
+// canonicalField returns the canonical header key of a lower-case field name.
+func canonicalField(f string) string {
+	switch f {
+	case "accept-encoding":
+		return "Accept-Encoding"
+	case "accept-language":
+		return "Accept-Language"
+	case "accept":
+		return "Accept"
+	case "authorization":
+		return "Authorization"
+	case "cookie":
+		return "Cookie"
+	case "origin":
+		return "Origin"
+	}
+	return textproto.CanonicalMIMEHeaderKey(f)
 }
 
 // hashValue returns a short one-way digest of a request value.
