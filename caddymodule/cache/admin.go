@@ -92,7 +92,7 @@ func parsePurgeRequest(r *http.Request) (*PurgeRequest, error) {
 		return nil, fmt.Errorf("prefix %q must start with /", req.Prefix)
 	}
 	for _, k := range req.Keys {
-		if _, err := uriTagOf(k); err != nil {
+		if _, err := uriTagOf(nil, k); err != nil {
 			return nil, err
 		}
 	}
@@ -104,13 +104,18 @@ func parsePurgeRequest(r *http.Request) (*PurgeRequest, error) {
 	return &req, nil
 }
 
-// uriTagOf returns the URI tag of a purge key.
-func uriTagOf(k string) (string, error) {
+// uriTagOf returns the URI tag of a purge key, its query normalized as the
+// rule for its path says (c may be nil: no parameters ignored).
+func uriTagOf(c *Cache, k string) (string, error) {
 	u, err := url.Parse(k)
 	if err != nil || !strings.HasPrefix(u.EscapedPath(), "/") {
 		return "", fmt.Errorf("key %q is not a URI with an absolute path", k)
 	}
-	_, tag := primaryKey("", u.EscapedPath(), u.RawQuery, nil)
+	var ignore []string
+	if c != nil {
+		ignore = c.policyFor(u.Path).ignoreQuery
+	}
+	_, tag := primaryKey("", u.EscapedPath(), u.RawQuery, ignore)
 	return tag, nil
 }
 
@@ -118,7 +123,7 @@ func purge(r *http.Request, p *pooled, req *PurgeRequest) int {
 	ctx := r.Context()
 	tags := append([]string(nil), req.Tags...)
 	for _, k := range req.Keys {
-		tag, _ := uriTagOf(k)
+		tag, _ := uriTagOf(p.cache.Load(), k)
 		tags = append(tags, tag)
 	}
 	n := 0

@@ -440,7 +440,9 @@ func (c *Cache) storeDecision(r *http.Request, pk, uriTag string, dec *storeDeci
 	key := pk
 	if len(dec.vary) > 0 || dec.perUser {
 		rec := encodeVary(dec.vary, dec.perUser)
-		if _, err := c.store.Set(ctx, pk, rec, ttl, []string{uriTag}, gen); err != nil {
+		// Untagged: purges remove the variants (and count only them); a Vary
+		// record pointing at removed variants just makes misses.
+		if _, err := c.store.Set(ctx, pk, rec, ttl, nil, gen); err != nil {
 			c.logger.Debug("store vary record", zap.String("key", pk), zap.Error(err))
 			return
 		}
@@ -502,7 +504,13 @@ func (h headWriter) Write(p []byte) (int, error) { return len(p), nil }
 // on a context detached from the client's (Caddy cancels the request's
 // context when the handler returns).
 func (c *Cache) refreshInBackground(r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy) {
-	call, leader := c.flight.join("bg" + varySep + pk)
+	// One refresh per variant owner: a user's private entry is not left
+	// stale because another user's refresh of the URI is in flight.
+	fk := "bg" + varySep + pk
+	if hasCredential(r.Header) {
+		fk += varySep + hashValue(r.Header.Get("Authorization")+"\n"+r.Header.Get("Cookie"))
+	}
+	call, leader := c.flight.join(fk)
 	if !leader {
 		return
 	}
@@ -510,7 +518,7 @@ func (c *Cache) refreshInBackground(r *http.Request, next caddyhttp.Handler, pk,
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		defer c.flight.leave("bg"+varySep+pk, call)
+		defer c.flight.leave(fk, call)
 		ctx, cancel := context.WithTimeout(bg.Context(), 30*time.Second)
 		defer cancel()
 		bg = bg.WithContext(ctx)

@@ -45,6 +45,9 @@ type pooled struct {
 	metrics *metrics
 	// token is the purge token of the most recently loaded config.
 	token atomic.Pointer[string]
+	// cache is the most recently provisioned handler's logic (its rules
+	// normalize purge keys).
+	cache atomic.Pointer[Cache]
 }
 
 // Destruct frees the storage when no config uses the cache any more.
@@ -139,6 +142,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.cache = newCache(h.state.store, h.state.metrics, ctx.Logger(), h.Defaults, h.Rules, h.Encodings, int(h.MaxEntrySize))
 	h.cache.bg = detachRequest
+	h.state.cache.Store(h.cache)
 	return nil
 }
 
