@@ -136,7 +136,7 @@ func TestCandidateCache(t *testing.T) {
 	}
 	now := time.Unix(1000, 0)
 	var clock sync.Mutex
-	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, TTL: time.Minute, MaxEntries: 100,
+	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, TTL: time.Minute, MaxEntries: 10000,
 		Now: func() time.Time { clock.Lock(); defer clock.Unlock(); return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestCandidateCache(t *testing.T) {
 	if loads.Load() == before {
 		t.Fatal("expired entries were not reloaded")
 	}
-	if _, err := cc.Near(ctx, 0, 0, 5_000_000, nil); !errors.Is(err, ErrRadiusTooLarge) {
+	if _, err := cc.Near(ctx, 0, 0, 19_000_000, nil); !errors.Is(err, ErrRadiusTooLarge) {
 		t.Fatalf("huge radius: %v", err)
 	}
 	// Concurrent misses share loads and are race-free.
@@ -210,5 +210,103 @@ func TestCandidateCacheLoaderError(t *testing.T) {
 	}
 	if _, err := NewCandidateCache(CandidateCacheConfig{}); err == nil {
 		t.Fatal("nil loader accepted")
+	}
+}
+
+// TestMinDistToBoxIsALowerBound: the best-first search is exact only if the
+// distance to a cell never exceeds the distance to any point inside it.
+func TestMinDistToBoxIsALowerBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 3000; i++ {
+		lat, lng := rng.Float64()*178-89, rng.Float64()*360-180
+		if i%3 == 0 { // near the antimeridian
+			lng = 179.5 + rng.Float64()
+			if lng > 180 {
+				lng -= 360
+			}
+		}
+		p := uint(3 + rng.IntN(4))
+		// A cell near the point, up to a few cells away.
+		w, h := CellSize(p)
+		clat := math.Max(-89.99, math.Min(89.99, lat+(rng.Float64()*8-4)*h))
+		clng := math.Mod(lng+(rng.Float64()*8-4)*w+540, 360) - 180
+		cell := Cell(clat, clng, p)
+		b := geohashBox(cell)
+		md := minDistToBox(lat, lng, b[0], b[1], b[2], b[3])
+		for k := 0; k < 50; k++ {
+			qlat := b[0] + rng.Float64()*(b[1]-b[0])
+			qlng := b[2] + rng.Float64()*(b[3]-b[2])
+			if d := DistanceM(lat, lng, qlat, qlng); d < md-1e-6 {
+				t.Fatalf("point (%v,%v) cell %s: min %.3f > distance %.3f to (%v,%v)", lat, lng, cell, md, d, qlat, qlng)
+			}
+		}
+	}
+}
+
+// TestNearestIteratorMatchesBruteForce compares the best-first iterator with
+// a brute-force ranking over random points, across the antimeridian too.
+func TestNearestIteratorMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var all []Candidate
+	centres := [][2]float64{{-16.8, 179.99}, {48.85, 2.35}, {69.9, 23.0}}
+	for i := 0; i < 4000; i++ {
+		c := centres[i%3]
+		lat := c[0] + rng.NormFloat64()*0.3
+		lng := math.Mod(c[1]+rng.NormFloat64()*0.5+540, 360) - 180
+		all = append(all, Candidate{ID: int64(i + 1), Lat: lat, Lng: lng, Age: int16(18 + rng.IntN(40)), Gender: "man"})
+	}
+	byCell := map[string][]Candidate{}
+	for _, c := range all {
+		k := Cell(c.Lat, c.Lng, 5)
+		byCell[k] = append(byCell[k], c)
+	}
+	loader := func(_ context.Context, cell string) ([]Candidate, error) {
+		var out []Candidate
+		for k, v := range byCell {
+			if len(k) >= len(cell) && k[:len(cell)] == cell {
+				out = append(out, v...)
+			}
+		}
+		return out, nil
+	}
+	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, MaxEntries: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for q := 0; q < 60; q++ {
+		c := centres[q%3]
+		lat, lng := c[0]+rng.NormFloat64()*0.2, math.Mod(c[1]+rng.NormFloat64()*0.3+540, 360)-180
+		radius := 1000 + rng.Float64()*60_000
+		keep := func(c Candidate) bool { return c.Age%2 == 0 }
+		var want []Ranked
+		for _, cd := range all {
+			if d := DistanceM(lat, lng, cd.Lat, cd.Lng); d <= radius && keep(cd) {
+				want = append(want, Ranked{Candidate: cd, DistanceM: d})
+			}
+		}
+		sortRanked(want)
+		got, err := cc.Near(ctx, lat, lng, radius, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("query %d: got %d, want %d", q, len(got), len(want))
+		}
+		for i := range want {
+			if got[i].ID != want[i].ID {
+				t.Fatalf("query %d: at %d got %d (%.1f m) want %d (%.1f m)", q, i, got[i].ID, got[i].DistanceM, want[i].ID, want[i].DistanceM)
+			}
+		}
+		// Stopping early touches few cells.
+		it, _ := cc.Nearest(lat, lng, radius, keep)
+		for i := 0; i < 10; i++ {
+			if _, ok, err := it.Next(ctx); err != nil || !ok {
+				break
+			}
+		}
+		if total := CellCount(lat, lng, radius, 5); len(want) > 50 && it.CellsRead() > total/2 && total > 50 {
+			t.Fatalf("query %d: first 10 results read %d of %d cells", q, it.CellsRead(), total)
+		}
 	}
 }

@@ -51,7 +51,7 @@ Subcommands:
 			f.Bool("migrate", false, "PostGIS: apply migrations at start-up")
 			f.Bool("cell-cache", true, "PostGIS: build suggestions through the geohash cell-candidate cache")
 			f.Duration("cell-cache-ttl", 10*time.Second, "PostGIS: cell-candidate cache entry lifetime")
-			f.Int("cell-cache-entries", 4096, "PostGIS: cells kept in the candidate cache")
+			f.Int("cell-cache-entries", 1<<16, "PostGIS: cells kept in the candidate cache")
 			cmd.RunE = runOrigin
 			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
 		},

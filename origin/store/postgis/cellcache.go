@@ -25,7 +25,8 @@ func (s *Store) newCellCache(c CellCacheConfig) error {
 		Loader:       s.loadCell,
 		MaxEntries:   c.MaxEntries,
 		TTL:          c.TTL,
-		MaxPrecision: store.CellPrecision,
+		MaxPrecision: store.CellPrecision + 1, // the loader reads a parent cell by prefix of the stored cell
+		MaxCells:     32768,
 	})
 	if err != nil {
 		return fmt.Errorf("postgis: cell cache: %w", err)
@@ -79,13 +80,14 @@ WHERE u.is_active
 ORDER BY c.ord
 LIMIT $8`
 
-// cachedNearest builds suggestions from the cell-candidate cache: rank the
-// cached candidates of the covering cells by distance, then let one query per
-// batch drop the swiped, blocked or changed ones. ok is false when the radius
-// is too large for the cache (the caller runs the exact query).
+// cachedNearest builds suggestions from the cell-candidate cache: a
+// best-first walk over the cached cells yields eligible candidates nearest
+// first, and one query per batch drops the swiped, blocked or changed ones
+// (re-checking activity, age and gender on the stored row). ok is false when
+// the radius is too large for the cache (the caller runs the exact query).
 func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, bool, error) {
 	radius := float64(p.MaxDistanceKm) * 1000
-	ranked, err := s.cells.Near(ctx, at.Lat, at.Lng, radius, func(c geocache.Candidate) bool {
+	it, err := s.cells.Nearest(at.Lat, at.Lng, radius, func(c geocache.Candidate) bool {
 		return c.ID != id && c.Age >= p.MinAge && c.Age <= p.MaxAge && slices.Contains(p.Genders, c.Gender)
 	})
 	if errors.Is(err, geocache.ErrRadiusTooLarge) {
@@ -96,11 +98,22 @@ func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p s
 	}
 	out := make([]store.Candidate, 0, limit)
 	batch := 2*limit + 16
-	for start := 0; start < len(ranked) && len(out) < limit; {
-		end := min(len(ranked), start+batch)
-		ids := make([]int64, 0, end-start)
-		for _, r := range ranked[start:end] {
+	ids := make([]int64, 0, batch)
+	for done := false; !done && len(out) < limit; batch *= 4 {
+		ids = ids[:0]
+		for len(ids) < batch {
+			r, ok, err := it.Next(ctx)
+			if err != nil {
+				return nil, true, fmt.Errorf("postgis: cached suggestions for %d: %w", id, err)
+			}
+			if !ok {
+				done = true
+				break
+			}
 			ids = append(ids, r.ID)
+		}
+		if len(ids) == 0 {
+			break
 		}
 		rows, err := s.primary.Query(ctx, survivorsSQL, id, ids, at.Lat, at.Lng, p.MinAge, p.MaxAge, p.Genders, limit-len(out))
 		if err != nil {
@@ -119,8 +132,6 @@ func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p s
 				out = append(out, c)
 			}
 		}
-		start = end
-		batch *= 4
 	}
 	return out, true, nil
 }
