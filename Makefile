@@ -5,10 +5,14 @@ BIN      := bin/spark
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: build run test test-deps vet fuzz-seeds bench bench-go bench-edge clean
+.PHONY: build build-deps run test test-deps vet fuzz-seeds bench bench-go bench-edge clean
 
-build:
+build: build-deps
 	$(GO) build -trimpath -o $(BIN) ./cmd/spark
+
+# libvips for the image proxy (cgo); installs it when missing.
+build-deps:
+	scripts/build-deps.sh
 
 # The origin (embedded store, demo users) on 127.0.0.1:8081 and the edge on
 # :8080 in front of it. Ctrl-C stops both.
@@ -22,7 +26,7 @@ test: test-deps vet
 		SPARK_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) --no-print-directory fuzz-seeds
 
-test-deps:
+test-deps: build-deps
 	scripts/test-deps.sh
 
 vet:

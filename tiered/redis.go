@@ -117,8 +117,8 @@ func (r *l2) tagKey(t string) string   { return r.prefix + "t:" + t }
 
 // get returns the raw entry (L1 layout) stored under key.
 func (r *l2) get(ctx context.Context, key string) ([]byte, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opTO)
-	defer cancel()
+	// No context timer on the hot path: the client's read and write
+	// timeouts bound the command.
 	b, err := r.client.Get(ctx, r.entryKey(key)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
