@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -302,9 +301,8 @@ func (p *Processor) run(src []byte, info SourceInfo, v Variant) (*Result, error)
 	}
 	out, ow, oh, err := process(src, w, h, crop, needsColourTransform(src, info.Type), v.Format, v.Quality, effort)
 	if err != nil {
-		if errors.Is(err, ErrBusy) {
-			return nil, err
-		}
+		// The input passed the header checks, so a libvips failure here is
+		// a decode failure (a damaged file) in practice.
 		return nil, fmt.Errorf("%w: libvips: %v", ErrCorrupt, err)
 	}
 	if v.Format == FormatWebP {
