@@ -35,6 +35,7 @@ func (c *Cache) startL2(o RedisOptions) error {
 	c.l2 = r
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	r.startBatcher(ctx)
 	c.breaker = breaker{
 		threshold: 3,
 		probe:     r.ping,

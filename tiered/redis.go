@@ -79,6 +79,7 @@ type l2 struct {
 	channel string
 	codec   *codec
 	opTO    time.Duration
+	batch   *getBatcher
 }
 
 func newL2(o RedisOptions) (*l2, error) {
@@ -119,7 +120,7 @@ func (r *l2) tagKey(t string) string   { return r.prefix + "t:" + t }
 func (r *l2) get(ctx context.Context, key string) ([]byte, bool, error) {
 	// No context timer on the hot path: the client's read and write
 	// timeouts bound the command.
-	b, err := r.client.Get(ctx, r.entryKey(key)).Bytes()
+	b, err := r.batchedGet(ctx, key)
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
 	}
