@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,7 @@ import (
 )
 
 // Benchmarks against a seeded PostGIS database (spark origin seed), through
-// the real HTTP handler, with 32 concurrent clients. They need
+// the real HTTP handler, with 32 concurrent clients (SPARK_BENCH_CLIENTS). They need
 // SPARK_BENCH_DATABASE_URL and fail without it. Example:
 //
 //	spark origin seed --database-url "$URL" --users 1000000
@@ -29,7 +30,13 @@ import (
 //
 // Each reports p50_ms, p95_ms, p99_ms and req/s.
 
-const benchClients = 32
+// benchClients is the number of concurrent clients: SPARK_BENCH_CLIENTS, default 32.
+func benchClients() int {
+	if n, err := strconv.Atoi(os.Getenv("SPARK_BENCH_CLIENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 32
+}
 
 type benchEnv struct {
 	srv    *httptest.Server
@@ -102,7 +109,7 @@ func openBench(b *testing.B, cellCache bool) *benchEnv {
 // percentiles and throughput.
 func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.Request, okStatus ...int) {
 	b.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: benchClients * 2}
+	tr := &http.Transport{MaxIdleConnsPerHost: benchClients() * 2}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
 	lat := make([]time.Duration, n)
@@ -112,7 +119,7 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
-	for w := 0; w < benchClients; w++ {
+	for w := 0; w < benchClients(); w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
