@@ -182,6 +182,13 @@ func encodeVary(fields []string, private bool) []byte {
 
 // decodeVary parses a Vary record.
 func decodeVary(b []byte) (fields []string, private bool, err error) {
+	return decodeVaryAppend(nil, b)
+}
+
+// decodeVaryAppend is decodeVary appending the fields to dst, which lets the
+// hit path keep them on its stack.
+func decodeVaryAppend(dst []string, b []byte) (fields []string, private bool, err error) {
+	fields = dst
 	if len(b) < 3 || b[0] != kindVary || b[1] != entryVersion {
 		return nil, false, errCorrupt
 	}

@@ -222,3 +222,38 @@ func FuzzNormalizeField(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEncodingBucket checks the one-pass bucket against the definition:
+// each coding accepted as acceptsCoding says.
+func FuzzEncodingBucket(f *testing.F) {
+	f.Add("gzip, deflate, br", "", "zstd,br,gzip")
+	f.Add("*;q=0, gzip", "br;q=0", "zstd,br,gzip")
+	f.Add("GZIP;q=0.0, gzip", "*", "gzip,br")
+	f.Add("x;q=1,*;q=0.000", "", "a,b,c,d,e,f,g,h,i")
+	f.Add("*;q=0, *", " ,gzip", "*,gzip,")
+	f.Fuzz(func(t *testing.T, v1, v2, encs string) {
+		encodings := strings.Split(encs, ",")
+		values := []string{v1, v2}
+		var fast, slow strings.Builder
+		writeEncodingBucket(&fast, values, encodings)
+		writeEncodingBucketSlow(&slow, values, encodings)
+		if fast.String() != slow.String() {
+			t.Fatalf("bucket of %q for %q: %q, by definition %q", values, encodings, fast.String(), slow.String())
+		}
+	})
+}
+
+// FuzzMatchPath checks that the literal prefix policyFor tests first never
+// rejects a path the pattern matches.
+func FuzzMatchPath(f *testing.F) {
+	f.Add("/api/users/*/profile", "/api/users/1/profile")
+	f.Add("/static/*", "/static/a/b")
+	f.Add("/v[0-9]/x", "/v1/x")
+	f.Add(`/a\*b`, "/a*b")
+	f.Add("*", "/x")
+	f.Fuzz(func(t *testing.T, pattern, p string) {
+		if matchPath(pattern, p) && !strings.HasPrefix(p, literalPrefix(pattern)) {
+			t.Fatalf("%q matches %q but lacks the literal prefix %q", pattern, p, literalPrefix(pattern))
+		}
+	})
+}

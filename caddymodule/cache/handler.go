@@ -57,20 +57,21 @@ func newCache(store *tiered.Cache, m *metrics, logger *zap.Logger, def Policy, r
 		bg:        func(r *http.Request) *http.Request { return r.Clone(context.WithoutCancel(r.Context())) },
 	}
 	for _, r := range rules {
-		c.rules = append(c.rules, compiledRule{pattern: r.Path, pol: resolve(r.Policy, def)})
+		c.rules = append(c.rules, compiledRule{pattern: r.Path, literal: literalPrefix(r.Path), pol: resolve(r.Policy, def)})
 	}
 	return c
 }
 
 type compiledRule struct {
 	pattern string
+	literal string // the pattern's prefix before any wildcard: a cheap reject
 	pol     policy
 }
 
 // policyFor returns the policy of the first rule matching the path.
 func (c *Cache) policyFor(p string) *policy {
 	for i := range c.rules {
-		if matchPath(c.rules[i].pattern, p) {
+		if strings.HasPrefix(p, c.rules[i].literal) && matchPath(c.rules[i].pattern, p) {
 			return &c.rules[i].pol
 		}
 	}
@@ -158,7 +159,8 @@ func (c *Cache) lookup(r *http.Request, pk string) (*entry, tiered.Layer) {
 	}
 	keyedByCredential := false
 	if len(b) > 0 && b[0] == kindVary {
-		fields, private, err := decodeVary(b)
+		var buf [8]string
+		fields, private, err := decodeVaryAppend(buf[:0], b)
 		if err != nil {
 			return nil, tiered.LayerNone
 		}

@@ -215,8 +215,54 @@ func encodingBucket(values []string, encodings []string) string {
 	return b.String()
 }
 
-// writeEncodingBucket writes encodingBucket's result to b.
+// writeEncodingBucket writes encodingBucket's result to b. It reads the
+// values once for all the edge's codings; the first item naming a coding
+// decides for it, "*" for the codings no item names.
 func writeEncodingBucket(b *strings.Builder, values []string, encodings []string) {
+	const (
+		unnamed = iota
+		accepted
+		refused
+	)
+	var state [8]byte
+	if len(encodings) > len(state) {
+		writeEncodingBucketSlow(b, values, encodings)
+		return
+	}
+	star := false
+	for _, v := range values {
+		for v != "" {
+			var it string
+			it, v, _ = strings.Cut(v, ",")
+			name, params, _ := strings.Cut(strings.TrimSpace(it), ";")
+			name = strings.TrimSpace(name)
+			for i, enc := range encodings {
+				if state[i] == unnamed && strings.EqualFold(name, enc) {
+					state[i] = accepted
+					if isZeroQ(params) {
+						state[i] = refused
+					}
+				}
+			}
+			if name == "*" && !star {
+				star = !isZeroQ(params)
+			}
+		}
+	}
+	first := true
+	for i, enc := range encodings {
+		if state[i] == accepted || state[i] == unnamed && star {
+			if !first {
+				b.WriteByte(',')
+			}
+			b.WriteString(enc)
+			first = false
+		}
+	}
+}
+
+// writeEncodingBucketSlow is writeEncodingBucket for many codings.
+func writeEncodingBucketSlow(b *strings.Builder, values []string, encodings []string) {
 	first := true
 	for _, enc := range encodings {
 		if acceptsCoding(values, enc) {

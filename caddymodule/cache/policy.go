@@ -122,6 +122,15 @@ func (p Policy) validate() error {
 	return nil
 }
 
+// literalPrefix returns the part of a pattern before its first wildcard or
+// escape: every path the pattern matches starts with it.
+func literalPrefix(pattern string) string {
+	if i := strings.IndexAny(pattern, "*?[\\"); i >= 0 {
+		return pattern[:i]
+	}
+	return pattern
+}
+
 // matchPath reports whether a request path matches a rule pattern.
 func matchPath(pattern, p string) bool {
 	if pattern == "*" {

@@ -156,3 +156,19 @@ func TestRuleValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestLiteralPrefix(t *testing.T) {
+	for pattern, want := range map[string]string{
+		"*":                    "",
+		"/static/*":            "/static/",
+		"/api/users/*/profile": "/api/users/",
+		"/v?/x":                "/v",
+		"/v[0-9]":              "/v",
+		`/a\*b`:                "/a",
+		"/exact":               "/exact",
+	} {
+		if got := literalPrefix(pattern); got != want {
+			t.Errorf("literalPrefix(%q) = %q, want %q", pattern, got, want)
+		}
+	}
+}
