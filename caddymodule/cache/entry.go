@@ -106,7 +106,9 @@ func decodeEntry(b []byte) (*entry, error) {
 	if len(b) < fixedLen || b[0] != kindResponse || b[1] != entryVersion {
 		return nil, errCorrupt
 	}
-	e := &entry{status: int(binary.LittleEndian.Uint16(b[2:]))}
+	eb := new(entryAlloc) // the entry and its first header values, one allocation
+	e := &eb.e
+	e.status = int(binary.LittleEndian.Uint16(b[2:]))
 	if e.status < 100 || e.status > 999 {
 		return nil, errCorrupt // would make WriteHeader panic
 	}
@@ -135,7 +137,11 @@ func decodeEntry(b []byte) (*entry, error) {
 	block := string(b[start:off])
 	e.body = b[off:]
 	e.header = make(http.Header, n)
-	values := make([]string, n)
+	values := eb.values[:0:len(eb.values)]
+	if n > len(eb.values) {
+		values = make([]string, n)
+	}
+	values = values[:n]
 	p, first := 0, 0
 	var prevName string
 	for i := 0; i < n; i++ {
@@ -150,6 +156,13 @@ func decodeEntry(b []byte) (*entry, error) {
 		e.header[name] = values[first : i+1 : i+1]
 	}
 	return e, nil
+}
+
+// entryAlloc holds a decoded entry with room for the header values of a
+// typical response.
+type entryAlloc struct {
+	e      entry
+	values [8]string
 }
 
 func readString(s string, p int) (string, int) {
