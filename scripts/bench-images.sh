@@ -17,7 +17,10 @@ export SPARK_TESTDATA=${SPARK_TESTDATA:-$(cd .. && pwd)/shared/testdata}
 # glibc arenas per thread multiply libvips' RSS (design/images.md); the edge
 # runs with the same setting.
 export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
-pkg-config --exists vips || { echo "bench-images: libvips-dev is missing (scripts/test-deps.sh installs it)" >&2; exit 1; }
+if ! pkg-config --exists vips 2>/dev/null; then
+  [ -x scripts/build-deps.sh ] && scripts/build-deps.sh
+  pkg-config --exists vips || { echo "bench-images: libvips-dev is missing" >&2; exit 1; }
+fi
 
 out=.bench/images
 mkdir -p "$out"
