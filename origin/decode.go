@@ -40,6 +40,7 @@ type requestError struct {
 	msg    string
 }
 
+// Error implements error.
 func (e *requestError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {

@@ -76,6 +76,7 @@ var (
 
 type poolCollector struct{ ps PoolStater }
 
+// Describe implements prometheus.Collector.
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolConnsDesc
 	ch <- poolMaxDesc
@@ -83,6 +84,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolWaitDesc
 }
 
+// Collect implements prometheus.Collector.
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.ps.PoolStats() {
 		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(s.Acquired), s.Name, "acquired")

@@ -53,6 +53,7 @@ func ResolveSecret(secret, databaseURL string, hasPublicKeys bool) (s string, de
 // poolAdapter exposes a postgis store's pool stats to the metrics.
 type poolAdapter struct{ s *postgis.Store }
 
+// PoolStats implements PoolStater.
 func (a poolAdapter) PoolStats() []PoolStat {
 	var out []PoolStat
 	for _, p := range a.s.PoolStats() {

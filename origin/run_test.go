@@ -1,0 +1,107 @@
+package origin_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/origin"
+	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestRunEmbedded starts the origin as `spark origin` does (embedded store,
+// demo users, dev secret), serves a token-authenticated request, and shuts
+// down when the context ends.
+func TestRunEmbedded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 50, DemoSeed: 3}, quietLog(), func(a string) { addrc <- a })
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("origin did not start")
+	}
+	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/matches/suggestions?limit=5", "/api/conversations", "/api/matches"} {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, res.StatusCode, body)
+		}
+		if path == "/api/conversations" && !strings.Contains(string(body), `"unread_count"`) {
+			t.Fatalf("demo user 1 has no conversations: %s", body)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("origin did not shut down")
+	}
+}
+
+// TestRunPostGISNeedsSecret: on PostGIS the origin refuses the dev secret.
+func TestRunPostGISNeedsSecret(t *testing.T) {
+	err := origin.Run(context.Background(), origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.URL()}, quietLog(), nil)
+	if err == nil || !strings.Contains(err.Error(), "JWT secret") {
+		t.Fatalf("Run without a secret on PostGIS: %v", err)
+	}
+	if s, dev, err := origin.ResolveSecret("", "", false); err != nil || !dev || s != origin.DevJWTSecret {
+		t.Fatalf("embedded store should use the dev secret: %q %v %v", s, dev, err)
+	}
+}
+
+// TestRunPostGISMigrates starts on the test database with --migrate and a secret.
+func TestRunPostGISMigrates(t *testing.T) {
+	pgtest.Open(t, "test_origin_run")
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.SchemaURL(t, "test_origin_run"),
+			JWTSecret: "s3cret", Migrate: true}, quietLog(), func(a string) { addrc <- a })
+	}()
+	select {
+	case addr := <-addrc:
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("readyz %d", res.StatusCode)
+		}
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("origin did not start")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
