@@ -527,3 +527,25 @@ func TestWideGamutConvertedToSRGB(t *testing.T) {
 		t.Errorf("the check cannot fail: stripping alone kept chroma %.1f of %.1f", cn, cw)
 	}
 }
+
+// HEIF/AVIF originals (what phones upload) are accepted and converted.
+func TestAVIFInput(t *testing.T) {
+	p := newProcessor(t, Config{})
+	if !p.SupportsAVIF() {
+		t.Skip("this libvips cannot write AVIF")
+	}
+	avif, err := p.Transform(context.Background(), readPhoto(t, "dogs-exif-orient6-3088x2048.jpg"), Variant{Width: 800, Quality: 85, Format: FormatAVIF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Sniff(avif.Body) != SourceHEIF {
+		t.Fatalf("AVIF sniffed as %s", Sniff(avif.Body))
+	}
+	r, err := p.Transform(context.Background(), avif.Body, Variant{Width: 200, Quality: 75, Format: FormatJPEG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outputType(r.Body) != "jpeg" || r.Width != 200 || r.Height != 302 {
+		t.Fatalf("AVIF → JPEG: %s %dx%d", outputType(r.Body), r.Width, r.Height)
+	}
+}
