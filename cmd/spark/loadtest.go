@@ -1,0 +1,154 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/spark-edge/spark/loadtest"
+)
+
+// errTargetsMissed makes `spark loadtest --fail-on-miss` exit non-zero.
+var errTargetsMissed = errors.New("loadtest: some targets were missed")
+
+// The loadtest subcommand: `spark loadtest [flags]`. All logic lives in
+// package loadtest; this file only maps flags and environment.
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "loadtest",
+		Usage: "[--target <url>] [--scenario <name|file>] [--rate <req/s> | --mode closed --concurrency <n>] [--duration <d>] [--json <file>] [--html <file>]",
+		Short: "Sends dating-app traffic to an edge or origin on this machine and reports latency, throughput, errors and cache hits",
+		Long: `
+Sends dating-app traffic (app opens, profile browsing, swipes, location
+updates, chat) to a Spark edge or origin on this machine and reports per
+endpoint latency percentiles (HdrHistogram), achieved throughput, errors by
+kind, the cache hit ratio from Cache-Status and bytes in/out, with a verdict
+against the plan's targets (P95 < 200 ms, > 2000 req/s, < 0.1% errors, hit
+ratio > 90%).
+
+Open model (default): flows start at a planned rate, ramped up linearly, and
+latency counts from when each request was due, so a slow server cannot hide
+its queueing (no coordinated omission). Closed model (--mode closed
+--concurrency N): N workers back to back, without think time by default,
+for maximum-throughput runs.
+
+Virtual users 1..--users get HS256 tokens signed with --jwt-secret
+(SPARK_JWT_SECRET; default: the origin's development secret). Only
+localhost / loopback targets are accepted.
+
+Built-in scenarios: ` + strings.Join(loadtest.BuiltinScenarios(), ", ") + `; or pass a YAML file.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			f := cmd.Flags()
+			f.String("target", envOr("SPARK_LOADTEST_TARGET", "http://127.0.0.1:8080"), "base URL of the edge or origin (loopback only)")
+			f.String("scenario", "dating", "built-in scenario name or YAML file")
+			f.String("mode", "open", "open (arrival rate) or closed (fixed concurrency)")
+			f.Float64("rate", 500, "open mode: target requests per second")
+			f.Int("concurrency", 64, "closed mode: concurrent workers")
+			f.Duration("duration", 0, "run length including ramp-up (default 30s)")
+			f.Duration("ramp", -1, "time to reach the full rate or all workers (default: a sixth of the duration)")
+			f.Float64("think", -1, "think-time multiplier (default 1 in open mode, 0 in closed mode)")
+			f.Bool("poisson", false, "open mode: exponentially spaced arrivals instead of even ones")
+			f.Int("users", 0, "virtual users, ids 1..N (default: the scenario's)")
+			f.String("jwt-secret", os.Getenv("SPARK_JWT_SECRET"), "HS256 secret for the users' tokens (env SPARK_JWT_SECRET; default the development secret)")
+			f.Duration("timeout", 0, "per-request timeout (default 10s)")
+			f.Int("max-inflight", 0, "open mode: flows in flight before arrivals count as dropped (default 50000)")
+			f.Bool("no-setup", false, "skip the scenario's per-user setup requests")
+			f.String("json", "", "write the report as JSON to this file")
+			f.String("html", "", "write a self-contained HTML report to this file")
+			f.Bool("quiet", false, "no live progress line")
+			f.Bool("fail-on-miss", false, "exit non-zero when a target is missed")
+			f.Duration("target-p95", loadtest.DefaultTargets().P95, "verdict: highest acceptable P95")
+			f.Float64("target-rps", loadtest.DefaultTargets().RPS, "verdict: lowest acceptable steady req/s")
+			f.Float64("target-errors", loadtest.DefaultTargets().ErrorRate, "verdict: highest acceptable error share")
+			f.Float64("target-hit", loadtest.DefaultTargets().HitRatio, "verdict: lowest acceptable cache hit ratio")
+			cmd.RunE = runLoadtest
+		},
+	})
+}
+
+func runLoadtest(cmd *cobra.Command, _ []string) error {
+	f := cmd.Flags()
+	var errs []error
+	str := func(n string) string { v, err := f.GetString(n); errs = append(errs, err); return v }
+	flt := func(n string) float64 { v, err := f.GetFloat64(n); errs = append(errs, err); return v }
+	num := func(n string) int { v, err := f.GetInt(n); errs = append(errs, err); return v }
+	boo := func(n string) bool { v, err := f.GetBool(n); errs = append(errs, err); return v }
+	dur := func(n string) time.Duration { v, err := f.GetDuration(n); errs = append(errs, err); return v }
+	var cfg loadtest.Config
+	cfg.Target = str("target")
+	cfg.Mode = loadtest.Mode(str("mode"))
+	cfg.Rate = flt("rate")
+	cfg.Concurrency = num("concurrency")
+	cfg.Duration = (dur("duration"))
+	ramp := (dur("ramp"))
+	cfg.ThinkScale = flt("think")
+	cfg.Poisson = boo("poisson")
+	cfg.Users = num("users")
+	cfg.JWTSecret = str("jwt-secret")
+	cfg.Timeout = (dur("timeout"))
+	cfg.MaxInFlight = num("max-inflight")
+	cfg.SkipSetup = boo("no-setup")
+	jsonPath, htmlPath := str("json"), str("html")
+	quiet, failOnMiss := boo("quiet"), boo("fail-on-miss")
+	targets := loadtest.Targets{P95: (dur("target-p95")), RPS: flt("target-rps"),
+		ErrorRate: flt("target-errors"), HitRatio: flt("target-hit")}
+	scenario := str("scenario")
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("loadtest flags: %w", err)
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = 30 * time.Second
+	}
+	if ramp < 0 {
+		ramp = cfg.Duration / 6
+	}
+	cfg.Ramp = ramp
+	if cfg.ThinkScale < 0 {
+		cfg.ThinkScale = 1
+		if cfg.Mode == loadtest.ModeClosed {
+			cfg.ThinkScale = 0
+		}
+	}
+	sc, err := loadtest.LoadScenario(scenario)
+	if err != nil {
+		return fmt.Errorf("loadtest: %w", err)
+	}
+	cfg.Scenario = sc
+	if !quiet {
+		cfg.Progress = func(p loadtest.Progress) { fmt.Fprintf(os.Stderr, "\r%s\033[K", p) }
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	res, err := loadtest.Run(ctx, cfg)
+	if !quiet {
+		fmt.Fprintln(os.Stderr)
+	}
+	if err != nil {
+		return fmt.Errorf("loadtest: %w", err)
+	}
+	rep := loadtest.NewReport(res, targets)
+	if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
+		return err
+	}
+	if jsonPath != "" {
+		if err := loadtest.WriteFile(jsonPath, rep.WriteJSON); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "JSON report: %s\n", jsonPath)
+	}
+	if htmlPath != "" {
+		if err := loadtest.WriteFile(htmlPath, rep.WriteHTML); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "HTML report: %s\n", htmlPath)
+	}
+	if failOnMiss && !rep.Pass {
+		return errTargetsMissed
+	}
+	return nil
+}

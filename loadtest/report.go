@@ -1,0 +1,382 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Targets are the plan's goals a run is judged against.
+type Targets struct {
+	// P95 is the highest acceptable 95th percentile latency.
+	P95 time.Duration `json:"p95_ms"`
+	// RPS is the lowest acceptable achieved request rate.
+	RPS float64 `json:"rps"`
+	// ErrorRate is the highest acceptable share of failed requests.
+	ErrorRate float64 `json:"error_rate"`
+	// HitRatio is the lowest acceptable cache hit ratio.
+	HitRatio float64 `json:"hit_ratio"`
+}
+
+// DefaultTargets are the plan's: P95 < 200 ms, > 2000 RPS, < 0.1% errors,
+// hit rate > 90%.
+func DefaultTargets() Targets {
+	return Targets{P95: 200 * time.Millisecond, RPS: 2000, ErrorRate: 0.001, HitRatio: 0.90}
+}
+
+// Latency is a latency summary in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50_ms"`
+	P95  float64 `json:"p95_ms"`
+	P99  float64 `json:"p99_ms"`
+	P999 float64 `json:"p999_ms"`
+	Max  float64 `json:"max_ms"`
+	Mean float64 `json:"mean_ms"`
+}
+
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	if h.TotalCount() == 0 {
+		return Latency{}
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return Latency{P50: ms(h.ValueAtQuantile(50)), P95: ms(h.ValueAtQuantile(95)), P99: ms(h.ValueAtQuantile(99)),
+		P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max()), Mean: h.Mean() / 1000}
+}
+
+// EndpointReport is one endpoint's line in the report.
+type EndpointReport struct {
+	Name       string           `json:"name"`
+	Method     string           `json:"method"`
+	Requests   int64            `json:"requests"`
+	RPS        float64          `json:"rps"`
+	Errors     int64            `json:"errors"`
+	Skipped    int64            `json:"skipped"`
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+	Statuses   map[string]int64 `json:"statuses"`
+	Latency    Latency          `json:"latency"`
+	Cache      CacheCounts      `json:"cache"`
+	// HitRatio is null when the endpoint saw no cacheable responses.
+	HitRatio *float64 `json:"hit_ratio"`
+	BytesIn  int64    `json:"bytes_in"`
+	BytesOut int64    `json:"bytes_out"`
+	// Percentiles is the latency spectrum, for the percentile plot.
+	Percentiles []Quantile `json:"percentiles"`
+}
+
+// spectrum samples a histogram's percentiles on a log scale of 1/(1-q):
+// 0, 50, 68.4, 90, ..., 99.999, 100.
+func spectrum(h *hdrhistogram.Histogram) []Quantile {
+	if h.TotalCount() == 0 {
+		return nil
+	}
+	var out []Quantile
+	for k := 0; k <= 50; k++ {
+		q := 100 * (1 - math.Pow(10, -float64(k)/10))
+		if k == 0 {
+			q = 0
+		}
+		out = append(out, Quantile{Q: q, Ms: float64(h.ValueAtQuantile(q)) / 1000})
+	}
+	return append(out, Quantile{Q: 100, Ms: float64(h.Max()) / 1000})
+}
+
+// Point is one second of the timeline.
+type Point struct {
+	Second   int      `json:"t"`
+	Requests int64    `json:"requests"`
+	Errors   int64    `json:"errors"`
+	P50      float64  `json:"p50_ms"`
+	P95      float64  `json:"p95_ms"`
+	P99      float64  `json:"p99_ms"`
+	Max      float64  `json:"max_ms"`
+	HitRatio *float64 `json:"hit_ratio"`
+}
+
+// Quantile is one point of the latency distribution.
+type Quantile struct {
+	Q  float64 `json:"q"`
+	Ms float64 `json:"ms"`
+}
+
+// Verdict is one target's pass or fail.
+type Verdict struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	Actual string `json:"actual"`
+	// Pass is null when the run cannot tell (no Cache-Status seen).
+	Pass *bool `json:"pass"`
+}
+
+// Report is everything a run measured, ready for JSON, text or HTML.
+type Report struct {
+	Scenario    string           `json:"scenario"`
+	Description string           `json:"description,omitempty"`
+	Target      string           `json:"target"`
+	Mode        Mode             `json:"mode"`
+	PlannedRate float64          `json:"planned_rps,omitempty"`
+	Concurrency int              `json:"concurrency,omitempty"`
+	Users       int              `json:"users"`
+	Started     string           `json:"started"`
+	DurationS   float64          `json:"duration_s"`
+	RampS       float64          `json:"ramp_s"`
+	ThinkScale  float64          `json:"think_scale"`
+	Requests    int64            `json:"requests"`
+	Errors      int64            `json:"errors"`
+	ErrorRate   float64          `json:"error_rate"`
+	ErrorKinds  map[string]int64 `json:"error_kinds"`
+	Skipped     int64            `json:"skipped"`
+	// RPS is over the whole run; SteadyRPS leaves out the ramp.
+	RPS           float64          `json:"rps"`
+	SteadyRPS     float64          `json:"steady_rps"`
+	Latency       Latency          `json:"latency"`
+	Cache         CacheCounts      `json:"cache"`
+	HitRatio      *float64         `json:"hit_ratio"`
+	BytesIn       int64            `json:"bytes_in"`
+	BytesOut      int64            `json:"bytes_out"`
+	WireIn        int64            `json:"wire_bytes_in"`
+	WireOut       int64            `json:"wire_bytes_out"`
+	SetupRequests int64            `json:"setup_requests"`
+	SetupErrors   int64            `json:"setup_errors"`
+	Endpoints     []EndpointReport `json:"endpoints"`
+	Timeline      []Point          `json:"timeline"`
+	Percentiles   []Quantile       `json:"percentiles"`
+	Targets       Targets          `json:"targets"`
+	Verdicts      []Verdict        `json:"verdicts"`
+	Pass          bool             `json:"pass"`
+}
+
+func ratio(c CacheCounts) *float64 {
+	if r, ok := c.HitRatio(); ok {
+		return &r
+	}
+	return nil
+}
+
+// NewReport summarises a result against targets.
+func NewReport(res *Result, t Targets) *Report {
+	cfg := res.Config
+	rep := &Report{Scenario: cfg.Scenario.Name, Description: cfg.Scenario.Description, Target: cfg.Target, Mode: cfg.Mode,
+		Users: res.Users, Started: res.Start.UTC().Format(time.RFC3339), DurationS: cfg.Duration.Seconds(),
+		RampS: cfg.Ramp.Seconds(), ThinkScale: cfg.ThinkScale, WireIn: res.WireIn, WireOut: res.WireOut, Targets: t}
+	if cfg.Mode == ModeOpen {
+		rep.PlannedRate = cfg.Rate
+	} else {
+		rep.Concurrency = cfg.Concurrency
+	}
+	if res.Setup != nil {
+		st := res.Setup.Total()
+		rep.SetupRequests, rep.SetupErrors = st.Requests, st.Errors
+	}
+	s := res.Stats
+	tot := s.Total()
+	rep.Requests, rep.Errors, rep.Skipped = tot.Requests, tot.Errors, tot.Skipped
+	rep.ErrorKinds = tot.ErrorKinds
+	if tot.Requests > 0 {
+		rep.ErrorRate = float64(tot.Errors) / float64(tot.Requests)
+	}
+	elapsed := cfg.Duration.Seconds()
+	if elapsed > 0 {
+		rep.RPS = float64(tot.Requests) / elapsed
+	}
+	// Steady rate: completions in the whole seconds after the ramp and
+	// before the end of the planned duration.
+	from, to := int(math.Ceil(cfg.Ramp.Seconds())), int(cfg.Duration.Seconds())
+	var steady int64
+	for i := from; i < to && i < len(s.Timeline); i++ {
+		steady += s.Timeline[i].Requests
+	}
+	if to > from {
+		rep.SteadyRPS = float64(steady) / float64(to-from)
+	} else {
+		rep.SteadyRPS = rep.RPS
+	}
+	rep.Latency = latencyOf(tot.Latency)
+	rep.Cache, rep.HitRatio = tot.Cache, ratio(tot.Cache)
+	rep.BytesIn, rep.BytesOut = tot.BytesIn, tot.BytesOut
+	for _, name := range s.EndpointNames() {
+		e := s.Endpoints[name]
+		er := EndpointReport{Name: e.Name, Method: e.Method, Requests: e.Requests, Errors: e.Errors, Skipped: e.Skipped,
+			ErrorKinds: e.ErrorKinds, Statuses: map[string]int64{}, Latency: latencyOf(e.Latency), Cache: e.Cache,
+			HitRatio: ratio(e.Cache), BytesIn: e.BytesIn, BytesOut: e.BytesOut}
+		if elapsed > 0 {
+			er.RPS = float64(e.Requests) / elapsed
+		}
+		er.Percentiles = spectrum(e.Latency)
+		for code, n := range e.Statuses {
+			er.Statuses[fmt.Sprint(code)] = n
+		}
+		rep.Endpoints = append(rep.Endpoints, er)
+	}
+	for i, b := range s.Timeline {
+		p := Point{Second: i, Requests: b.Requests, Errors: b.Errors, HitRatio: ratio(b.Cache)}
+		if b.Latency.TotalCount() > 0 {
+			l := latencyOf(b.Latency)
+			p.P50, p.P95, p.P99, p.Max = l.P50, l.P95, l.P99, l.Max
+		}
+		rep.Timeline = append(rep.Timeline, p)
+	}
+	rep.Percentiles = spectrum(tot.Latency)
+	rep.Verdicts, rep.Pass = verdicts(rep, t)
+	return rep
+}
+
+func verdicts(r *Report, t Targets) ([]Verdict, bool) {
+	b := func(v bool) *bool { return &v }
+	vs := []Verdict{
+		{Name: "P95 latency", Target: fmt.Sprintf("< %s", fmtDur(t.P95)), Actual: fmtMs(r.Latency.P95),
+			Pass: b(r.Requests > 0 && r.Latency.P95 < float64(t.P95)/float64(time.Millisecond))},
+		{Name: "Throughput", Target: fmt.Sprintf("> %.0f req/s", t.RPS), Actual: fmt.Sprintf("%.0f req/s", r.SteadyRPS),
+			Pass: b(r.SteadyRPS > t.RPS)},
+		{Name: "Errors", Target: fmt.Sprintf("< %.2g%%", 100*t.ErrorRate), Actual: fmt.Sprintf("%.3f%%", 100*r.ErrorRate),
+			Pass: b(r.Requests > 0 && r.ErrorRate < t.ErrorRate)},
+	}
+	hv := Verdict{Name: "Cache hit ratio", Target: fmt.Sprintf("> %.0f%%", 100*t.HitRatio), Actual: "no Cache-Status"}
+	if r.HitRatio != nil {
+		hv.Actual = fmt.Sprintf("%.1f%%", 100**r.HitRatio)
+		hv.Pass = b(*r.HitRatio > t.HitRatio)
+	}
+	vs = append(vs, hv)
+	pass := true
+	for _, v := range vs {
+		if v.Pass != nil && !*v.Pass {
+			pass = false
+		}
+	}
+	return vs, pass
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+func fmtMs(ms float64) string { return fmtDur(time.Duration(ms * float64(time.Millisecond))) }
+
+func fmtBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func fmtRatio(r *float64) string {
+	if r == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100**r)
+}
+
+// WriteText writes the summary tables.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	load := fmt.Sprintf("open model, %.0f req/s planned", r.PlannedRate)
+	if r.Mode == ModeClosed {
+		load = fmt.Sprintf("closed model, %d workers", r.Concurrency)
+	}
+	fmt.Fprintf(&b, "\nspark loadtest: scenario %s against %s\n", r.Scenario, r.Target)
+	fmt.Fprintf(&b, "%s, %d users, %.0fs (ramp %.0fs), think x%g\n", load, r.Users, r.DurationS, r.RampS, r.ThinkScale)
+	if r.SetupRequests > 0 {
+		fmt.Fprintf(&b, "setup: %d requests, %d errors\n", r.SetupRequests, r.SetupErrors)
+	}
+	fmt.Fprintf(&b, "\n%d requests, %.0f req/s (steady %.0f), %d errors (%.3f%%), %d skipped, hit ratio %s\n",
+		r.Requests, r.RPS, r.SteadyRPS, r.Errors, 100*r.ErrorRate, r.Skipped, fmtRatio(r.HitRatio))
+	fmt.Fprintf(&b, "bytes: bodies %s in / %s out, wire %s in / %s out\n", fmtBytes(r.BytesIn), fmtBytes(r.BytesOut),
+		fmtBytes(r.WireIn), fmtBytes(r.WireOut))
+	if len(r.ErrorKinds) > 0 {
+		kinds := make([]string, 0, len(r.ErrorKinds))
+		for k, n := range r.ErrorKinds {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+		}
+		sort.Strings(kinds)
+		fmt.Fprintf(&b, "errors by kind: %s\n", strings.Join(kinds, " "))
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "endpoint\tmethod\treqs\treq/s\terrors\tp50\tp95\tp99\tp99.9\tmax\thit\tbytes in\t")
+	row := func(e EndpointReport) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", e.Name, e.Method, e.Requests, e.RPS, e.Errors,
+			fmtMs(e.Latency.P50), fmtMs(e.Latency.P95), fmtMs(e.Latency.P99), fmtMs(e.Latency.P999), fmtMs(e.Latency.Max),
+			fmtRatio(e.HitRatio), fmtBytes(e.BytesIn))
+	}
+	for _, e := range r.Endpoints {
+		row(e)
+	}
+	row(EndpointReport{Name: "TOTAL", Requests: r.Requests, RPS: r.RPS, Errors: r.Errors, Latency: r.Latency,
+		HitRatio: r.HitRatio, BytesIn: r.BytesIn})
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("report table: %w", err)
+	}
+	b.WriteString("\n")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tgoal\tmeasured\tverdict")
+	for _, v := range r.Verdicts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Name, v.Target, v.Actual, verdictWord(v.Pass))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("report verdicts: %w", err)
+	}
+	overall := "PASS: every target met"
+	if !r.Pass {
+		overall = "FAIL: some targets missed"
+	}
+	fmt.Fprintf(&b, "\n%s\n", overall)
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+func verdictWord(p *bool) string {
+	switch {
+	case p == nil:
+		return "n/a"
+	case *p:
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write JSON report: %w", err)
+	}
+	return nil
+}
+
+// WriteFile writes the report to path with write (WriteJSON or WriteHTML).
+func WriteFile(path string, write func(io.Writer) error) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create report: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close report %s: %w", path, cerr)
+		}
+	}()
+	return write(f)
+}

@@ -1,0 +1,157 @@
+package loadtest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBuiltinScenariosParse(t *testing.T) {
+	names := BuiltinScenarios()
+	if len(names) < 2 {
+		t.Fatalf("built-in scenarios = %v, want dating and profiles at least", names)
+	}
+	for _, n := range names {
+		sc, err := LoadScenario(n)
+		if err != nil {
+			t.Fatalf("LoadScenario(%q): %v", n, err)
+		}
+		if len(sc.Flows) == 0 || len(sc.Endpoints) == 0 || sc.MeanRequestsPerFlow() < 1 {
+			t.Errorf("%s: empty scenario %+v", n, sc)
+		}
+	}
+}
+
+func TestDatingScenarioShape(t *testing.T) {
+	sc, err := LoadScenario("dating")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"own_profile", "suggestions", "profile", "swipe", "location", "conversations", "messages", "send_message"} {
+		if sc.Endpoints[want] == nil {
+			t.Errorf("dating scenario lacks endpoint %q", want)
+		}
+	}
+	if len(sc.Setup) != 1 || sc.Setup[0].Name != "like_partner" {
+		t.Errorf("setup = %v, want [like_partner]", sc.Setup)
+	}
+	if sc.Think.Min != 200*time.Millisecond || sc.Think.Max != 1500*time.Millisecond {
+		t.Errorf("think = %+v", sc.Think)
+	}
+	var browse *Flow
+	for _, f := range sc.Flows {
+		if f.Name == "browse" {
+			browse = f
+		}
+	}
+	if browse == nil || browse.Requests() != 7 {
+		t.Fatalf("browse flow = %+v, want 7 requests", browse)
+	}
+	if browse.Steps[1].Endpoint.Name != "profile" || browse.Steps[1].Repeat != 4 {
+		t.Errorf("browse step 2 = %+v", browse.Steps[1])
+	}
+}
+
+func TestScenarioMinimalDefaults(t *testing.T) {
+	sc, err := LoadScenario(filepath.Join("testdata", "good_minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := sc.Endpoints["matches"]
+	if ep.Method != "GET" || ep.Line != 3 || sc.ZipfS != 1.1 {
+		t.Errorf("defaults: method %q line %d zipf %g", ep.Method, ep.Line, sc.ZipfS)
+	}
+	if sc.MeanRequestsPerFlow() != 1 {
+		t.Errorf("mean requests = %g", sc.MeanRequestsPerFlow())
+	}
+}
+
+func TestBadScenarios(t *testing.T) {
+	cases := []struct {
+		file string
+		want []string
+	}{
+		{"bad_unknown_field.yaml", []string{"line 5", "field methd not found"}},
+		{"bad_weight.yaml", []string{`line 6: flow "zero": weight must be in (0, 1e6], got 0`,
+			`line 9: flow "missing": weight is required`, `line 11: flow "negative": weight must be`}},
+		{"bad_endpoint.yaml", []string{`line 9: flow "open": unknown endpoint "suggestion" (did you mean "suggestions"?)`,
+			`line 10: flow "open": unknown endpoint "profile"`}},
+		{"bad_template.yaml", []string{`line 3: endpoint "profile": path: template:`, "Nobody",
+			`line 5: endpoint "unclosed": body: template:`}},
+		{"bad_misc.yaml", []string{"line 2: think time", "lower_snake_case", `unknown method "FETCH"`,
+			"path must start with /", "expect: 42 is not an HTTP status", "Authorization is set from",
+			"GET requests carry no body", `line 18: step: unknown field "repeats"`}},
+		{"bad_syntax.yaml", []string{"scenario bad_syntax.yaml: yaml: line"}},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			_, err := LoadScenario(filepath.Join("testdata", c.file))
+			if err == nil {
+				t.Fatal("no error for a bad file")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestScenarioErrorsInline(t *testing.T) {
+	cases := map[string]string{
+		"name: x\nflows: []\n": "no endpoints",
+		"endpoints: {a: {path: /a}}\nflows: [{name: f, weight: 1, steps: [a]}]\n":                                            "name is required",
+		"name: x\nendpoints: {a: {path: /a}}\n":                                                                              "no flows",
+		"name: x\nendpoints: {a: {path: /a}}\nflows: [{name: f, weight: 1, steps: []}]\n":                                    `flow "f" has no steps`,
+		"name: x\nendpoints: {a: {path: /a}}\nflows: [{name: f, weight: 1, steps: [a]}, {name: f, weight: 1, steps: [a]}]\n": `flow "f" defined twice`,
+		"name: x\npopularity: {zipf_s: 0.5}\nendpoints: {a: {path: /a}}\nflows: [{name: f, weight: 1, steps: [a]}]\n":        "zipf_s must be > 1",
+		"name: x\nsetup: [nope]\nendpoints: {a: {path: /a}}\nflows: [{name: f, weight: 1, steps: [a]}]\n":                    `setup: unknown endpoint "nope"`,
+		"name: x\nendpoints: {a: {path: /a, capture: {v: \"a..b\"}}}\nflows: [{name: f, weight: 1, steps: [a]}]\n":           "is not like",
+		"name: x\nendpoints: {a: {path: /a}}\nflows: [{name: f, weight: 1, steps: [{endpoint: a, repeat: -1}]}]\n":           "repeat must be in 1..1000",
+	}
+	for doc, want := range cases {
+		_, err := ParseScenario("inline.yaml", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseScenario(%q) = %v, want error containing %q", doc, err, want)
+		}
+	}
+}
+
+func TestLoadScenarioErrors(t *testing.T) {
+	if _, err := LoadScenario("no-such-builtin"); err == nil || !strings.Contains(err.Error(), "dating") {
+		t.Errorf("unknown built-in: %v (should list the built-ins)", err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	if _, err := LoadScenario(missing); err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestParseThinkRange(t *testing.T) {
+	good := map[string]ThinkRange{"1s": {time.Second, time.Second}, "300ms..2s": {300 * time.Millisecond, 2 * time.Second},
+		" 0s .. 0s ": {}}
+	for in, want := range good {
+		got, err := ParseThinkRange(in)
+		if err != nil || got != want {
+			t.Errorf("ParseThinkRange(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "fast", "2s..1s", "-1s", "1s..x"} {
+		if _, err := ParseThinkRange(in); err == nil {
+			t.Errorf("ParseThinkRange(%q): no error", in)
+		}
+	}
+}
