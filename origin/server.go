@@ -154,15 +154,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The mux's own 404/405: replay it to learn which, answer with a problem.
 		probe := httptest.NewRecorder()
 		h.ServeHTTP(probe, r)
-		if allow := probe.Header().Get("Allow"); allow != "" {
-			rec.Header().Set("Allow", allow)
-		}
-		code := "not-found"
-		if probe.Code == http.StatusMethodNotAllowed {
-			code = "method-not-allowed"
-		}
-		writeProblem(rec, r, probe.Code, code, "")
 		route = "unmatched"
+		switch probe.Code {
+		case http.StatusNotFound:
+			writeProblem(rec, r, probe.Code, "not-found", "")
+		case http.StatusMethodNotAllowed:
+			rec.Header().Set("Allow", probe.Header().Get("Allow"))
+			writeProblem(rec, r, probe.Code, "method-not-allowed", "")
+		default: // the mux's redirects to the cleaned path
+			for k, v := range probe.Header() {
+				rec.Header()[k] = v
+			}
+			rec.WriteHeader(probe.Code)
+			_, _ = rec.Write(probe.Body.Bytes())
+		}
 	} else {
 		s.mux.ServeHTTP(rec, r)
 	}

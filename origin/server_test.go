@@ -435,6 +435,16 @@ func testBadInput(t *testing.T, st store.Store) {
 	if r.hdr.Get("Allow") == "" {
 		t.Fatal("405 without Allow")
 	}
+	noFollow := *a.srv.Client()
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	res, err := noFollow.Get(a.srv.URL + "/api//matches")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if (res.StatusCode != http.StatusMovedPermanently && res.StatusCode != http.StatusTemporaryRedirect) || res.Header.Get("Location") != "/api/matches" {
+		t.Fatalf("unclean path: %d %v", res.StatusCode, res.Header)
+	}
 	// Nothing was half-written.
 	p, _ := st.GetProfile(context.Background(), me)
 	if p.Name != "ann" || p.Age != 30 {

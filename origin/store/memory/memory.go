@@ -469,6 +469,9 @@ func (s *Store) ListMessages(ctx context.Context, id, convID, before int64, limi
 	end := len(c.messages)
 	if before > 0 {
 		end = sort.Search(len(c.messages), func(i int) bool { return c.messages[i].ID >= before })
+		if end == len(c.messages) || c.messages[end].ID != before {
+			return []store.Message{}, nil // the cursor is not a message of this conversation
+		}
 	}
 	out := []store.Message{}
 	for i := end - 1; i >= 0 && len(out) < limit; i-- {

@@ -547,6 +547,11 @@ func testChat(t *testing.T, s store.Store) {
 		}
 	}
 
+	// A cursor that is not a message of this conversation yields nothing.
+	if ms, err := s.ListMessages(ctx(t), a, conv, other.ID+1000, 10); err != nil || len(ms) != 0 {
+		t.Fatalf("unknown cursor: %d messages, %v", len(ms), err)
+	}
+
 	unread := func(u int64) int64 {
 		t.Helper()
 		cs, err := s.ListConversations(ctx(t), u)
