@@ -217,7 +217,7 @@ func latencyChart(r *Report) template.HTML {
 	c.ymax = math.Pow(10, math.Ceil(math.Log10(math.Max(ymax, target)*1.05)))
 	c.xLabel, c.yLabel = "seconds since start", "latency (ms, log scale)"
 	c.axes()
-	tgt := series{name: fmt.Sprintf("target p95 %s", fmtMs(target)), color: "#64748b", xs: []float64{c.xmin, c.xmax}, ys: []float64{target, target}, dash: true}
+	tgt := series{name: "p95 target", color: "#64748b", xs: []float64{c.xmin, c.xmax}, ys: []float64{target, target}, dash: true}
 	ss := []series{p50, p95, p99, tgt}
 	if r.RampS > 0 {
 		x := c.x(r.RampS)

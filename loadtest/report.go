@@ -80,10 +80,11 @@ func spectrum(h *hdrhistogram.Histogram) []Quantile {
 	var out []Quantile
 	for k := 0; k <= 50; k++ {
 		q := 100 * (1 - math.Pow(10, -float64(k)/10))
+		v := h.ValueAtQuantile(q)
 		if k == 0 {
-			q = 0
+			v = h.Min()
 		}
-		out = append(out, Quantile{Q: q, Ms: float64(h.ValueAtQuantile(q)) / 1000})
+		out = append(out, Quantile{Q: q, Ms: float64(v) / 1000})
 	}
 	return append(out, Quantile{Q: 100, Ms: float64(h.Max()) / 1000})
 }

@@ -1,0 +1,327 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func mustScenario(t *testing.T, doc string) *Scenario {
+	t.Helper()
+	sc, err := ParseScenario("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+const oneEndpoint = `
+name: one
+endpoints:
+  item:
+    path: /item/{{.Popular}}
+flows:
+  - name: f
+    weight: 1
+    steps: [item]
+`
+
+func TestCheckTarget(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:8080", "http://localhost:8080/", "https://[::1]:8443", "http://127.3.2.1"} {
+		if _, err := CheckTarget(ok); err != nil {
+			t.Errorf("CheckTarget(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"http://10.0.0.1:8080", "http://example.com", "ftp://127.0.0.1", "http://192.168.1.2", "127.0.0.1:8080", "http://0.0.0.0:80"} {
+		if _, err := CheckTarget(bad); err == nil {
+			t.Errorf("CheckTarget(%q): accepted", bad)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	sc := mustScenario(t, oneEndpoint)
+	for _, c := range []Config{
+		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: ModeOpen, Rate: 0, Duration: time.Second},
+		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: ModeClosed, Concurrency: 0, Duration: time.Second},
+		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: "bursty", Duration: time.Second},
+		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: ModeOpen, Rate: 1, Duration: 2 * time.Hour},
+		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: ModeOpen, Rate: 1, Duration: time.Second, Ramp: time.Second},
+		{Target: "http://8.8.8.8", Scenario: sc, Mode: ModeOpen, Rate: 1, Duration: time.Second},
+	} {
+		if _, err := Run(context.Background(), c); err == nil {
+			t.Errorf("Run(%+v): no error", c)
+		}
+	}
+}
+
+func TestMintToken(t *testing.T) {
+	tok, err := MintToken("s3cret", 42, time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := &jwt.RegisteredClaims{}
+	if _, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte("s3cret"), nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired()); err != nil {
+		t.Fatal(err)
+	}
+	if claims.Subject != "42" {
+		t.Errorf("sub = %q", claims.Subject)
+	}
+}
+
+// userOf checks the bearer token like the origin does and returns the sub.
+func userOf(r *http.Request, secret string) (int64, error) {
+	raw := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	claims := &jwt.RegisteredClaims{}
+	if _, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired()); err != nil {
+		return 0, fmt.Errorf("token: %w", err)
+	}
+	id, err := strconv.ParseInt(claims.Subject, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("sub: %w", err)
+	}
+	return id, nil
+}
+
+func TestRunOpenModeRate(t *testing.T) {
+	var users sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := userOf(r, DevJWTSecret)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		users.Store(id, true)
+		w.Header().Set("Cache-Status", "spark; hit; ttl=10; detail=l1")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	var progress atomic.Int32
+	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: mustScenario(t, oneEndpoint), Mode: ModeOpen,
+		Rate: 200, Duration: 2 * time.Second, Users: 50, Progress: func(Progress) { progress.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := res.Stats.Total()
+	if tot.Requests != 400 {
+		t.Errorf("requests = %d, want 400 (200/s for 2s)", tot.Requests)
+	}
+	if tot.Errors != 0 {
+		t.Errorf("errors = %d: %v", tot.Errors, tot.ErrorKinds)
+	}
+	if r, ok := tot.Cache.HitRatio(); !ok || r != 1 {
+		t.Errorf("hit ratio = %g, %v", r, ok)
+	}
+	n := 0
+	users.Range(func(any, any) bool { n++; return true })
+	if n < 40 || n > 50 {
+		t.Errorf("%d distinct users, want most of 50", n)
+	}
+	if progress.Load() < 1 {
+		t.Error("no progress reported")
+	}
+	if res.WireIn == 0 || res.WireOut == 0 || tot.BytesIn != 400*int64(len(`{"ok":true}`)) {
+		t.Errorf("bytes: wire %d/%d body %d", res.WireIn, res.WireOut, tot.BytesIn)
+	}
+}
+
+// A server that can do 50 requests/s offered 100/s: queueing grows all run
+// long. A load generator with coordinated omission would wait for responses
+// and report ~20 ms; the open model keeps sending and reports the queueing.
+func TestRunNoCoordinatedOmission(t *testing.T) {
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: mustScenario(t, oneEndpoint), Mode: ModeOpen,
+		Rate: 100, Duration: 2 * time.Second, Users: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := res.Stats.Total()
+	if tot.Requests != 200 || tot.Errors != 0 {
+		t.Fatalf("requests %d errors %d (%v), want all 200 sent and answered", tot.Requests, tot.Errors, tot.ErrorKinds)
+	}
+	p50 := time.Duration(tot.Latency.ValueAtQuantile(50)) * time.Microsecond
+	p99 := time.Duration(tot.Latency.ValueAtQuantile(99)) * time.Microsecond
+	// The last arrival (t≈2s) waits for ~200 requests × 20 ms = 4 s of work.
+	if p99 < 1500*time.Millisecond || p50 < 500*time.Millisecond {
+		t.Errorf("p50 %s p99 %s: queueing not measured", p50, p99)
+	}
+}
+
+func TestRunClosedMode(t *testing.T) {
+	var cur, peak atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+		cur.Add(-1)
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: mustScenario(t, oneEndpoint), Mode: ModeClosed,
+		Concurrency: 4, Duration: time.Second, Users: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := res.Stats.Total()
+	if tot.Requests < 100 || tot.Requests > 4*200 || tot.Errors != 0 {
+		t.Errorf("requests %d errors %d, want 100..800 and none", tot.Requests, tot.Errors)
+	}
+	if p := peak.Load(); p > 4 {
+		t.Errorf("peak concurrency at the server %d, want <= 4", p)
+	}
+	if rep := NewReport(res, DefaultTargets()); rep.Concurrency != 4 || rep.HitRatio != nil {
+		t.Errorf("report concurrency %d hit %v", rep.Concurrency, rep.HitRatio)
+	}
+}
+
+const captureScenario = `
+name: capture
+think: 0s
+setup: [hello]
+endpoints:
+  hello:
+    method: POST
+    path: /hello
+    body: '{"me": {{.Me}}, "partner": {{.Partner}}}'
+    expect: [201]
+  use:
+    path: /items/{{.Pick "ids"}}
+  list:
+    path: /items
+    capture:
+      ids: items[].id
+  boom:
+    path: /boom
+flows:
+  - name: f
+    weight: 1
+    steps: [use, list, use, boom]
+`
+
+func TestRunCaptureSkipSetupAndErrors(t *testing.T) {
+	var setups atomic.Int64
+	var badItem atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := userOf(r, "other-secret")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		switch {
+		case r.URL.Path == "/hello" && r.Method == http.MethodPost:
+			setups.Add(1)
+			w.WriteHeader(http.StatusCreated)
+		case r.URL.Path == "/items":
+			fmt.Fprintf(w, `{"items":[{"id":%d},{"id":%d}]}`, id*100, id*100+1)
+		case strings.HasPrefix(r.URL.Path, "/items/"):
+			n, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/items/"), 10, 64)
+			if n/100 != id {
+				badItem.Add(1)
+			}
+		case r.URL.Path == "/boom":
+			http.Error(w, "boom", http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: mustScenario(t, captureScenario), Mode: ModeOpen,
+		Rate: 100, Duration: time.Second, Users: 5, JWTSecret: "other-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setups.Load() != 5 || res.Setup.Total().Requests != 5 || res.Setup.Total().Errors != 0 {
+		t.Errorf("setup: %d calls, stats %+v", setups.Load(), res.Setup.Total())
+	}
+	if badItem.Load() != 0 {
+		t.Errorf("%d requests used another user's captured id", badItem.Load())
+	}
+	use, boom := res.Stats.Endpoints["use"], res.Stats.Endpoints["boom"]
+	if use == nil || boom == nil {
+		t.Fatalf("endpoints: %v", res.Stats.EndpointNames())
+	}
+	if use.Skipped == 0 || use.Requests == 0 || use.Errors != 0 {
+		t.Errorf("use: skipped %d requests %d errors %d; want the first pick per user skipped, later ones sent", use.Skipped, use.Requests, use.Errors)
+	}
+	if boom.Requests == 0 || boom.Errors != boom.Requests || boom.ErrorKinds[ErrKind5xx] != boom.Requests || boom.Statuses[500] != boom.Requests {
+		t.Errorf("boom: %+v", boom)
+	}
+}
+
+func TestRunConnectionErrors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	res, err := Run(context.Background(), Config{Target: "http://" + addr, Scenario: mustScenario(t, oneEndpoint), Mode: ModeOpen,
+		Rate: 50, Duration: 500 * time.Millisecond, Users: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := res.Stats.Total()
+	if tot.Requests == 0 || tot.ErrorKinds[ErrKindConnection] != tot.Requests {
+		t.Errorf("requests %d, error kinds %v; want all connection errors", tot.Requests, tot.ErrorKinds)
+	}
+	rep := NewReport(res, DefaultTargets())
+	if rep.Pass || rep.ErrorRate != 1 {
+		t.Errorf("report pass %v error rate %g", rep.Pass, rep.ErrorRate)
+	}
+}
+
+func TestRunTimeoutAndCancel(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: mustScenario(t, oneEndpoint), Mode: ModeOpen,
+		Rate: 20, Duration: 500 * time.Millisecond, Users: 3, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := res.Stats.Total(); tot.Requests == 0 || tot.ErrorKinds[ErrKindTimeout] != tot.Requests {
+		t.Errorf("requests %d kinds %v; want all timeouts", tot.Requests, tot.ErrorKinds)
+	}
+	// Cancelling the context ends a long run early, without counting the
+	// cancelled requests as errors.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	res, err = Run(ctx, Config{Target: srv.URL, Scenario: mustScenario(t, oneEndpoint), Mode: ModeOpen,
+		Rate: 20, Duration: time.Minute, Users: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("cancelled run took %s", took)
+	}
+	if tot := res.Stats.Total(); tot.Errors != 0 {
+		t.Errorf("cancelled requests counted as errors: %v", tot.ErrorKinds)
+	}
+}
