@@ -44,10 +44,17 @@ if ! ready; then
   ready || { log "PostgreSQL did not come up on ${PGHOST}:${PGPORT}"; exit 1; }
 fi
 
-psql_admin() { psql -v ON_ERROR_STOP=1 -qAt -d postgres "$@"; }
-psql_admin -c "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >&2
-psql_admin -c "CREATE DATABASE ${DB}" >&2
-psql -v ON_ERROR_STOP=1 -qAt -d "$DB" \
-  -c "CREATE EXTENSION postgis" -c "CREATE EXTENSION btree_gist" >&2
+# Over TCP as $PGUSER (trust auth on this machine kind); if that is refused,
+# as the postgres OS user over the local socket.
+run_psql() {
+  if psql -qAt -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
+    psql -v ON_ERROR_STOP=1 -qAt "$@"
+  else
+    runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qAt -p "$PGPORT" "$@"
+  fi
+}
+run_psql -d postgres -c "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >&2
+run_psql -d postgres -c "CREATE DATABASE ${DB}" >&2
+run_psql -d "$DB" -c "CREATE EXTENSION postgis" -c "CREATE EXTENSION btree_gist" >&2
 log "fresh database ${DB} with postgis + btree_gist ready"
 echo "SPARK_TEST_DATABASE_URL=postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}?sslmode=disable"
