@@ -200,7 +200,8 @@ func BenchmarkLocationUpdate(b *testing.B) {
 	e := openBench(b, true)
 	e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
 		u := e.users[r.IntN(len(e.users))]
-		c := origin.Cities[r.IntN(len(origin.Cities))]
+		cs := origin.SeedCities()
+		c := cs[r.IntN(len(cs))]
 		return e.req("PUT", "/api/users/me/location", u, fmt.Sprintf(`{"lat":%.6f,"lng":%.6f}`, c.Lat+r.Float64()*0.1, c.Lng+r.Float64()*0.1))
 	}, 200)
 }

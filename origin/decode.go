@@ -125,7 +125,7 @@ func DecodeProfile(data []byte) (store.ProfileUpdate, error) {
 		return store.ProfileUpdate{}, badRequest("age must be between %d and %d", MinAge, MaxAge)
 	}
 	if !store.ValidGender(req.Gender) {
-		return store.ProfileUpdate{}, badRequest("gender must be one of %s", strings.Join(store.Genders, ", "))
+		return store.ProfileUpdate{}, badRequest("gender must be one of %s", strings.Join(store.AllGenders(), ", "))
 	}
 	if len(req.Photos) > MaxPhotos {
 		return store.ProfileUpdate{}, badRequest("at most %d photos", MaxPhotos)
@@ -163,7 +163,7 @@ func DecodePreferences(data []byte) (store.Preferences, error) {
 		return store.Preferences{}, badRequest("max_distance_km must be between 1 and %d", MaxDistanceKm)
 	}
 	if len(req.Genders) == 0 {
-		return store.Preferences{}, badRequest("genders must name at least one of %s", strings.Join(store.Genders, ", "))
+		return store.Preferences{}, badRequest("genders must name at least one of %s", strings.Join(store.AllGenders(), ", "))
 	}
 	seen := map[string]bool{}
 	var genders []string

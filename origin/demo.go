@@ -16,9 +16,9 @@ type City struct {
 	Weight   int // relative population
 }
 
-// Cities are the centres demo and seed users cluster around. Suva (Fiji) sits
-// near the antimeridian on purpose.
-var Cities = []City{
+// cities are the centres demo and seed users cluster around. Suva (Fiji)
+// sits near the antimeridian on purpose.
+var cities = [...]City{
 	{"Tokyo", 35.6762, 139.6503, 14}, {"New York", 40.7128, -74.0060, 9}, {"London", 51.5072, -0.1276, 8},
 	{"Paris", 48.8566, 2.3522, 7}, {"São Paulo", -23.5505, -46.6333, 9}, {"Mumbai", 19.0760, 72.8777, 10},
 	{"Lagos", 6.5244, 3.3792, 8}, {"Sydney", -33.8688, 151.2093, 5}, {"Berlin", 52.5200, 13.4050, 4},
@@ -31,7 +31,10 @@ var firstNames = []string{"Ana", "Ben", "Chloé", "Dev", "Emi", "Femi", "Gus", "
 var bioBits = []string{"Coffee first.", "Weekend hiker.", "Dog person.", "Learning to cook ramen.", "Bookshop regular.",
 	"Into live music.", "Runs before sunrise.", "Amateur photographer.", "Board games night host.", "Sea swimmer."}
 
-// Generator makes deterministic, realistic users: clustered around Cities
+// SeedCities returns the centres demo and seed users cluster around.
+func SeedCities() []City { return append([]City(nil), cities[:]...) }
+
+// Generator makes deterministic, realistic users: clustered around SeedCities
 // (normal-ish spread, a few kilometres to tens of kilometres), a share
 // inactive, ages 18..65 skewed young.
 type Generator struct {
@@ -43,7 +46,7 @@ type Generator struct {
 func NewGenerator(seed uint64) *Generator {
 	g := &Generator{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	total := 0
-	for _, c := range Cities {
+	for _, c := range cities {
 		total += c.Weight
 		g.cum = append(g.cum, total)
 	}
@@ -76,12 +79,12 @@ func (g *Generator) Near(c City, sigmaKm float64) store.Point {
 // User generates the i-th user (i is used for the name suffix only).
 func (g *Generator) User(i int) (store.NewUser, int) {
 	ci := g.CityIndex()
-	c := Cities[ci]
+	c := cities[ci]
 	age := 18 + int(math.Abs(g.rng.NormFloat64())*12)
 	if age > 65 {
 		age = 18 + g.rng.IntN(48)
 	}
-	gender := store.Genders[g.rng.IntN(20)%3]
+	gender := store.AllGenders()[g.rng.IntN(20)%3]
 	if g.rng.IntN(20) < 9 {
 		gender = "woman"
 	} else if g.rng.IntN(20) < 18 {
@@ -126,7 +129,7 @@ func SeedDemo(ctx context.Context, s store.Store, n int, seed uint64) error {
 	for i := 1; i <= n; i++ {
 		u, _ := g.User(i)
 		if i == 1 {
-			c := Cities[0]
+			c := cities[0]
 			pt := store.Point{Lat: c.Lat, Lng: c.Lng}
 			u.Location = &pt
 			u.Profile.Active = true

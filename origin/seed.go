@@ -54,7 +54,7 @@ func MigrateDatabase(ctx context.Context, url string, pc postgis.PoolConfig) ([]
 }
 
 // SeedDatabase migrates url and bulk-loads deterministic data with COPY:
-// users clustered around Cities (15% inactive), swipes concentrated on users
+// users clustered around SeedCities() (15% inactive), swipes concentrated on users
 // of the same city (heavy-tailed per user), mutual likes turned into matches
 // with conversations, and messages. New users get ids after the current
 // maximum, so seeding twice adds a second population.
@@ -96,7 +96,7 @@ func SeedDatabase(ctx context.Context, url string, pc postgis.PoolConfig, o Seed
 	g := NewGenerator(o.Seed)
 	n := o.Users
 	city := make([]uint8, n)
-	byCity := make([][]int32, len(Cities)) // indexes into 0..n-1
+	byCity := make([][]int32, len(cities)) // indexes into 0..n-1
 
 	// 1. users + preferences through a staging table.
 	if _, err := c.Exec(ctx, `CREATE TEMP TABLE seed_users (

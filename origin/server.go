@@ -426,7 +426,7 @@ var defaultSuggestionFields = []string{"id", "name", "age", "gender", "bio", "di
 // ParseFields validates a fields= list against the allowed names.
 func ParseFields(v string) ([]string, error) {
 	if v == "" {
-		return defaultSuggestionFields, nil
+		return append([]string(nil), defaultSuggestionFields...), nil
 	}
 	var out []string
 	seen := map[string]bool{}

@@ -45,12 +45,15 @@ func (d Direction) Valid() bool { return d == Like || d == Pass || d == Superlik
 // Positive reports whether d counts towards a match.
 func (d Direction) Positive() bool { return d == Like || d == Superlike }
 
-// Genders a profile may state.
-var Genders = []string{"woman", "man", "nonbinary"}
+// genders a profile may state.
+var genders = [...]string{"woman", "man", "nonbinary"}
 
-// ValidGender reports whether g is one of Genders.
+// AllGenders returns the genders a profile may state (a fresh slice).
+func AllGenders() []string { return append([]string(nil), genders[:]...) }
+
+// ValidGender reports whether g is one of AllGenders.
 func ValidGender(g string) bool {
-	for _, x := range Genders {
+	for _, x := range genders {
 		if x == g {
 			return true
 		}
@@ -103,7 +106,7 @@ type Preferences struct {
 
 // DefaultPreferences apply until a user stores their own.
 func DefaultPreferences() Preferences {
-	return Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 50, Genders: append([]string(nil), Genders...)}
+	return Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 50, Genders: AllGenders()}
 }
 
 // LocationChange describes a stored location update.

@@ -38,7 +38,7 @@ func TestCellCacheEqualsExactSQL(t *testing.T) {
 		prefs := &store.Preferences{MinAge: lo, MaxAge: lo + int16(rng.IntN(30)), MaxDistanceKm: int32(1 + rng.IntN(60)),
 			Genders: [][]string{{"woman"}, {"man"}, {"woman", "man", "nonbinary"}}[rng.IntN(3)]}
 		id, err := exact.CreateUser(ctx, store.NewUser{
-			Profile:     store.ProfileUpdate{Name: fmt.Sprintf("u%d", i), Age: int16(18 + rng.IntN(50)), Gender: store.Genders[rng.IntN(3)], Active: rng.IntN(10) > 0},
+			Profile:     store.ProfileUpdate{Name: fmt.Sprintf("u%d", i), Age: int16(18 + rng.IntN(50)), Gender: store.AllGenders()[rng.IntN(3)], Active: rng.IntN(10) > 0},
 			Preferences: prefs, Location: &pt,
 		})
 		if err != nil {
@@ -105,7 +105,7 @@ func TestCellCacheEqualsExactSQL(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := cached.UpdateProfile(ctx, id, store.ProfileUpdate{Name: p.Name, Age: int16(18 + rng.IntN(50)),
-				Gender: store.Genders[rng.IntN(3)], Active: rng.IntN(5) > 0}, 0); err != nil {
+				Gender: store.AllGenders()[rng.IntN(3)], Active: rng.IntN(5) > 0}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
