@@ -1,0 +1,213 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stack is `make run`'s stack on free ports: the origin with demo users and
+// the edge with the repo's Caddyfile in front of it, as processes of a
+// freshly built bin/spark.
+type stack struct {
+	bin    string
+	origin string // host:port
+	edge   string // host:port
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startProcess(t *testing.T, env []string, logPath string, name string, args ...string) {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		_ = logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				t.Logf("%s log (tail):\n%s", filepath.Base(logPath), tail(string(b), 3000))
+			}
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func waitHealthy(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s not healthy after 30s", url)
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: builds bin/spark and starts the origin and the edge")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "spark")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/spark")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/spark: %v\n%s", err, out)
+	}
+	caddyfile, err := os.ReadFile(filepath.Join("..", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, caddyfile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{bin: bin, origin: freeAddr(t), edge: freeAddr(t)}
+	home := filepath.Join(dir, "home")
+	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_DATA_HOME=" + filepath.Join(home, "data"),
+		"SPARK_ORIGIN=" + s.origin, "SPARK_LISTEN=" + s.edge, "SPARK_ADMIN=" + freeAddr(t), "SPARK_JWT_SECRET=", "SPARK_DATABASE_URL="}
+	startProcess(t, env, filepath.Join(dir, "origin.log"), bin, "origin", "--listen", s.origin, "--demo-users", "500")
+	waitHealthy(t, "http://"+s.origin+"/healthz")
+	startProcess(t, env, filepath.Join(dir, "edge.log"), bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	waitHealthy(t, "http://"+s.edge+"/healthz")
+	return s
+}
+
+// TestEndToEnd runs loadtest against `make run`'s stack, built and started
+// for the test on free ports.
+func TestEndToEnd(t *testing.T) {
+	s := startStack(t)
+	t.Run("dating-open", func(t *testing.T) { testDatingOpen(t, s) })
+	t.Run("command-closed", func(t *testing.T) { testCommandClosed(t, s) })
+}
+
+// A few seconds of the dating mix against the real edge and origin: every
+// request succeeds, setup made every pair match (so chat runs), and the
+// edge's Cache-Status gives a hit ratio.
+func testDatingOpen(t *testing.T, s *stack) {
+	sc, err := LoadScenario("dating")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Config{Target: "http://" + s.edge, Scenario: sc, Mode: ModeOpen, Rate: 150,
+		Duration: 4 * time.Second, Ramp: time.Second, ThinkScale: 0.2, Users: 500, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := NewReport(res, DefaultTargets())
+	var text bytes.Buffer
+	_ = rep.WriteText(&text)
+	t.Logf("%s", text.String())
+	if rep.SetupRequests != 500 || rep.SetupErrors != 0 {
+		t.Errorf("setup: %d requests, %d errors", rep.SetupRequests, rep.SetupErrors)
+	}
+	if rep.Requests < 300 {
+		t.Errorf("only %d requests", rep.Requests)
+	}
+	if rep.Errors != 0 {
+		t.Errorf("%d errors: %v", rep.Errors, rep.ErrorKinds)
+		for _, e := range rep.Endpoints {
+			if e.Errors > 0 {
+				t.Logf("%s: statuses %v kinds %v", e.Name, e.Statuses, e.ErrorKinds)
+			}
+		}
+	}
+	if rep.HitRatio == nil || rep.Cache.Hit == 0 {
+		t.Errorf("no hit ratio from Cache-Status: %+v", rep.Cache)
+	}
+	byName := map[string]EndpointReport{}
+	for _, e := range rep.Endpoints {
+		byName[e.Name] = e
+	}
+	for _, n := range []string{"own_profile", "suggestions", "profile", "swipe", "conversations"} {
+		if byName[n].Requests == 0 {
+			t.Errorf("endpoint %s never called", n)
+		}
+	}
+	if m := byName["messages"]; m.Requests == 0 {
+		t.Errorf("chat never ran: messages %+v (setup should have matched every pair)", m)
+	}
+}
+
+// The subcommand itself, closed model on the hit-heavy scenario, writing the
+// JSON and HTML reports.
+func testCommandClosed(t *testing.T, s *stack) {
+	dir := t.TempDir()
+	jsonPath, htmlPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	cmd := exec.Command(s.bin, "loadtest", "--target", "http://"+s.edge, "--scenario", "profiles", "--mode", "closed",
+		"--concurrency", "8", "--duration", "2s", "--users", "500", "--quiet", "--json", jsonPath, "--html", htmlPath)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("spark loadtest: %v\n%s", err, out)
+	}
+	for _, want := range []string{"scenario profiles", "closed model, 8 workers", "Cache hit ratio", "HTML report"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Requests == 0 || rep.Errors != 0 || rep.HitRatio == nil || *rep.HitRatio < 0.5 {
+		t.Errorf("closed run: %d requests, %d errors %v, hit ratio %v", rep.Requests, rep.Errors, rep.ErrorKinds, rep.HitRatio)
+	}
+	if st, err := os.Stat(htmlPath); err != nil || st.Size() < 5000 {
+		t.Errorf("HTML report: %v", err)
+	}
+	// Non-loopback targets are refused before any traffic.
+	bad := exec.Command(s.bin, "loadtest", "--target", "http://192.0.2.1", "--duration", "1s", "--quiet")
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "loopback") {
+		t.Errorf("non-loopback target: err %v\n%s", err, out)
+	}
+}
