@@ -1,0 +1,233 @@
+package origin_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/origin"
+)
+
+// TestEndToEndThroughEdge runs the origin (embedded store, demo data) behind
+// a real edge: the spark binary built from ./cmd/spark, started with
+// `spark run --config Caddyfile` (the repository's own Caddyfile). It checks
+// that the cache headers and purges work together: suggestions are stored
+// and hit, a swipe purges them so the next request is a miss without the
+// swiped user, and a profile update purges the cached profile. The origin
+// package does not import Caddy; the edge is a separate process. SPARK_BIN
+// points at a prebuilt binary; otherwise the test builds one.
+func TestEndToEndThroughEdge(t *testing.T) {
+	root := moduleRoot(t)
+	bin := os.Getenv("SPARK_BIN")
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "spark")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/spark")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build spark (needs libvips-dev, see scripts/build-deps.sh): %v\n%s", err, out)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1}, quietLog(), func(a string) { addrc <- a })
+	}()
+	var originAddr string
+	select {
+	case originAddr = <-addrc:
+	case err := <-done:
+		t.Fatalf("origin: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("origin did not start")
+	}
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	edgePort, adminPort := freePort(t), freePort(t)
+	home := t.TempDir()
+	edge := exec.Command(bin, "run", "--config", filepath.Join(root, "Caddyfile"), "--adapter", "caddyfile")
+	edge.Env = append(os.Environ(),
+		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort,
+		"HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
+	var edgeLog strings.Builder
+	edge.Stdout, edge.Stderr = &edgeLog, &edgeLog
+	if err := edge.Start(); err != nil {
+		t.Fatalf("start edge: %v", err)
+	}
+	edgeDone := make(chan error, 1)
+	go func() { edgeDone <- edge.Wait() }()
+	defer func() {
+		_ = edge.Process.Kill()
+		<-edgeDone
+		if t.Failed() {
+			t.Logf("edge log:\n%s", edgeLog.String())
+		}
+	}()
+	base := "http://127.0.0.1:" + edgePort
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-edgeDone:
+			t.Fatalf("edge exited: %v\n%s", err, edgeLog.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge not answering on %s: %v", base, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path, body string, hdr ...string) (*http.Response, string) {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res, string(b)
+	}
+	isHit := func(res *http.Response) bool {
+		for _, p := range strings.Split(res.Header.Get("Cache-Status"), ";") {
+			if strings.TrimSpace(p) == "hit" {
+				return true
+			}
+		}
+		return false
+	}
+	suggestionIDs := func(body string) []int64 {
+		var out struct {
+			Suggestions []struct {
+				ID int64 `json:"id"`
+			} `json:"suggestions"`
+		}
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			t.Fatalf("suggestions body %q: %v", body, err)
+		}
+		var ids []int64
+		for _, s := range out.Suggestions {
+			ids = append(ids, s.ID)
+		}
+		return ids
+	}
+
+	const sugg = "/api/matches/suggestions?limit=5"
+	res, body := call("GET", sugg, "")
+	if res.StatusCode != 200 || isHit(res) {
+		t.Fatalf("first suggestions: %d hit=%v %q", res.StatusCode, isHit(res), res.Header.Get("Cache-Status"))
+	}
+	if res.Header.Get("Cache-Tags") != "" {
+		t.Fatalf("Cache-Tags forwarded to the client: %q", res.Header.Get("Cache-Tags"))
+	}
+	first := suggestionIDs(body)
+	if len(first) == 0 {
+		t.Fatal("demo user 1 has no suggestions")
+	}
+	res, _ = call("GET", sugg, "")
+	if !isHit(res) {
+		t.Fatalf("second suggestions not a hit: %q", res.Header.Get("Cache-Status"))
+	}
+	target := first[0]
+	res, _ = call("POST", "/api/swipes", fmt.Sprintf(`{"target_id":%d,"direction":"like"}`, target))
+	if res.StatusCode != 201 {
+		t.Fatalf("swipe: %d", res.StatusCode)
+	}
+	res, body = call("GET", sugg, "")
+	if res.StatusCode != 200 || isHit(res) {
+		t.Fatalf("suggestions after a swipe should be a miss: %q", res.Header.Get("Cache-Status"))
+	}
+	for _, id := range suggestionIDs(body) {
+		if id == target {
+			t.Fatalf("swiped user %d still suggested", target)
+		}
+	}
+
+	prof := fmt.Sprintf("/api/users/%d/profile", target)
+	res, _ = call("GET", prof, "")
+	etag := res.Header.Get("ETag")
+	if res.StatusCode != 200 || etag == "" {
+		t.Fatalf("profile: %d etag %q", res.StatusCode, etag)
+	}
+	res, _ = call("GET", prof, "")
+	if !isHit(res) || res.Header.Get("ETag") != etag {
+		t.Fatalf("profile not served from the edge: %q etag %q", res.Header.Get("Cache-Status"), res.Header.Get("ETag"))
+	}
+	// The target updates their profile: the edge drops the cached copy.
+	targetTok, _ := origin.IssueToken(origin.DevJWTSecret, target, time.Hour, time.Now())
+	put, _ := http.NewRequest("PUT", base+"/api/users/me/profile",
+		strings.NewReader(`{"name":"Renamed","age":30,"gender":"woman","bio":"new bio"}`))
+	put.Header.Set("Authorization", "Bearer "+targetTok)
+	put.Header.Set("Content-Type", "application/json")
+	put.Header.Set("If-Match", etag)
+	pres, err := http.DefaultClient.Do(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres.Body.Close()
+	if pres.StatusCode != 200 {
+		t.Fatalf("profile update through the edge: %d", pres.StatusCode)
+	}
+	res, body = call("GET", prof, "")
+	if isHit(res) || res.Header.Get("ETag") == etag || !strings.Contains(body, "Renamed") {
+		t.Fatalf("stale profile after update: %q etag %q body %s", res.Header.Get("Cache-Status"), res.Header.Get("ETag"), body)
+	}
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("find module root: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
