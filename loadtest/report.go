@@ -134,9 +134,11 @@ type Report struct {
 	ErrorRate   float64          `json:"error_rate"`
 	ErrorKinds  map[string]int64 `json:"error_kinds"`
 	Skipped     int64            `json:"skipped"`
-	// RPS is over the whole run; SteadyRPS leaves out the ramp.
+	// RPS is over the whole run; SteadyRPS over the steady window, from
+	// SteadyFromS (after the ramp and the flows' think times) to the end.
 	RPS           float64          `json:"rps"`
 	SteadyRPS     float64          `json:"steady_rps"`
+	SteadyFromS   float64          `json:"steady_from_s"`
 	Latency       Latency          `json:"latency"`
 	Cache         CacheCounts      `json:"cache"`
 	HitRatio      *float64         `json:"hit_ratio"`
@@ -187,9 +189,19 @@ func NewReport(res *Result, t Targets) *Report {
 	if elapsed > 0 {
 		rep.RPS = float64(tot.Requests) / elapsed
 	}
-	// Steady rate: completions in the whole seconds after the ramp and
-	// before the end of the planned duration.
-	from, to := int(math.Ceil(cfg.Ramp.Seconds())), int(cfg.Duration.Seconds())
+	// Steady rate: completions in the whole seconds after the ramp (plus,
+	// in open mode, the mean flow length: a flow's later requests lag its
+	// arrival by its think times) and before the end of the planned
+	// duration.
+	settle := cfg.Ramp
+	if cfg.Mode == ModeOpen {
+		settle += time.Duration(float64(cfg.Scenario.MeanFlowThink()) * cfg.ThinkScale)
+	}
+	from, to := int(math.Ceil(settle.Seconds())), int(cfg.Duration.Seconds())
+	if to-from < 2 {
+		from = int(math.Ceil(cfg.Ramp.Seconds()))
+	}
+	rep.SteadyFromS = float64(from)
 	var steady int64
 	for i := from; i < to && i < len(s.Timeline); i++ {
 		steady += s.Timeline[i].Requests
@@ -300,8 +312,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.SetupRequests > 0 {
 		fmt.Fprintf(&b, "setup: %d requests, %d errors\n", r.SetupRequests, r.SetupErrors)
 	}
-	fmt.Fprintf(&b, "\n%d requests, %.0f req/s (steady %.0f), %d errors (%.3f%%), %d skipped, hit ratio %s\n",
-		r.Requests, r.RPS, r.SteadyRPS, r.Errors, 100*r.ErrorRate, r.Skipped, fmtRatio(r.HitRatio))
+	fmt.Fprintf(&b, "\n%d requests, %.0f req/s (steady %.0f from %.0fs), %d errors (%.3f%%), %d skipped, hit ratio %s\n",
+		r.Requests, r.RPS, r.SteadyRPS, r.SteadyFromS, r.Errors, 100*r.ErrorRate, r.Skipped, fmtRatio(r.HitRatio))
 	fmt.Fprintf(&b, "bytes: bodies %s in / %s out, wire %s in / %s out\n", fmtBytes(r.BytesIn), fmtBytes(r.BytesOut),
 		fmtBytes(r.WireIn), fmtBytes(r.WireOut))
 	if len(r.ErrorKinds) > 0 {

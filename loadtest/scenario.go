@@ -117,6 +117,34 @@ func (s *Scenario) MeanRequestsPerFlow() float64 {
 	return n / w
 }
 
+// MeanFlowThink is the weighted mean of the think time a flow spends
+// between its requests.
+func (s *Scenario) MeanFlowThink() time.Duration {
+	var w, total float64
+	for _, f := range s.Flows {
+		var d time.Duration
+		first := true
+		for _, st := range f.Steps {
+			t := s.Think
+			if st.Think != nil {
+				t = *st.Think
+			}
+			n := st.Repeat
+			if first {
+				n--
+				first = false
+			}
+			d += time.Duration(n) * (t.Min + t.Max) / 2
+		}
+		w += f.Weight
+		total += f.Weight * float64(d)
+	}
+	if w == 0 {
+		return 0
+	}
+	return time.Duration(total / w)
+}
+
 // ThinkRange is a uniformly distributed pause between Min and Max. In YAML it
 // is written "1s" or "300ms..2s".
 type ThinkRange struct {

@@ -155,3 +155,24 @@ func TestParseThinkRange(t *testing.T) {
 		}
 	}
 }
+
+func TestMeanFlowThink(t *testing.T) {
+	sc, err := ParseScenario("t.yaml", []byte(`
+name: t
+think: 1s..3s
+endpoints: {a: {path: /a}, b: {path: /b}}
+flows:
+  - {name: one, weight: 1, steps: [a]}
+  - {name: three, weight: 3, steps: [a, {endpoint: b, repeat: 2, think: 100ms}, a]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// one: no pauses; three: 2 x 100ms + 2s. Weighted: 3/4 x 2.2s.
+	if got, want := sc.MeanFlowThink(), 1650*time.Millisecond; got != want {
+		t.Errorf("MeanFlowThink = %s, want %s", got, want)
+	}
+	if got := sc.MeanRequestsPerFlow(); got != 3.25 {
+		t.Errorf("MeanRequestsPerFlow = %g, want 3.25", got)
+	}
+}

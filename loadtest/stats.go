@@ -242,6 +242,16 @@ func NewStats(start time.Time) *Stats {
 
 // Add records a sample.
 func (s *Stats) Add(x Sample) {
+	s.addEndpoint(x)
+	s.addTimeline(x)
+}
+
+func latencyValue(d time.Duration) int64 {
+	return max(histMin, min(d.Microseconds(), histMax))
+}
+
+// addEndpoint records a sample in its endpoint's statistics.
+func (s *Stats) addEndpoint(x Sample) {
 	e := s.Endpoints[x.Endpoint]
 	if e == nil {
 		e = newEndpointStats(x.Endpoint, x.Method)
@@ -252,36 +262,35 @@ func (s *Stats) Add(x Sample) {
 		return
 	}
 	e.Requests++
-	if x.ErrKind == ErrKindDropped {
-		// Never sent: no latency, no timeline entry.
-		e.Errors++
-		e.ErrorKinds[x.ErrKind]++
-		return
-	}
-	us := x.Latency.Microseconds()
-	us = max(histMin, min(us, histMax))
-	_ = e.Latency.RecordValue(us) // in range by construction
-	if x.Status != 0 {
-		e.Statuses[x.Status]++
-	}
 	if x.ErrKind != "" {
 		e.Errors++
 		e.ErrorKinds[x.ErrKind]++
 	}
+	if x.ErrKind == ErrKindDropped {
+		return // never sent: no latency, status or bytes
+	}
+	_ = e.Latency.RecordValue(latencyValue(x.Latency)) // in range by construction
+	if x.Status != 0 {
+		e.Statuses[x.Status]++
+	}
 	e.Cache.add(x.Cache)
 	e.BytesIn += x.BytesIn
 	e.BytesOut += x.BytesOut
-	sec := int(x.Intended.Add(x.Latency).Sub(s.Start) / time.Second)
-	if sec < 0 {
-		sec = 0
+}
+
+// addTimeline records a sample in the second it completed.
+func (s *Stats) addTimeline(x Sample) {
+	if x.Skipped || x.ErrKind == ErrKindDropped {
+		return
 	}
+	sec := max(0, int(x.Intended.Add(x.Latency).Sub(s.Start)/time.Second))
 	b := s.bucket(sec)
 	b.Requests++
 	if x.ErrKind != "" {
 		b.Errors++
 	}
 	b.Cache.add(x.Cache)
-	_ = b.Latency.RecordValue(us)
+	_ = b.Latency.RecordValue(latencyValue(x.Latency))
 }
 
 func (s *Stats) bucket(sec int) *Bucket {
@@ -330,11 +339,14 @@ func (s *Stats) EndpointNames() []string {
 	return out
 }
 
-// Recorder collects samples from many goroutines into sharded Stats, and
-// keeps live counters for the progress line.
+// Recorder collects samples from many goroutines: per-endpoint statistics in
+// shards (less lock contention), the per-second timeline once (it is the
+// bulk of the memory), and live counters for the progress line.
 type Recorder struct {
-	start  time.Time
-	shards []recorderShard
+	start    time.Time
+	shards   []recorderShard
+	tlMu     sync.Mutex
+	timeline *Stats
 	// Live counters.
 	requests, errors, hits, lookups, inflight atomic.Int64
 }
@@ -350,7 +362,7 @@ func NewRecorder(start time.Time, n int) *Recorder {
 	if n < 1 {
 		n = 1
 	}
-	r := &Recorder{start: start, shards: make([]recorderShard, n)}
+	r := &Recorder{start: start, shards: make([]recorderShard, n), timeline: NewStats(start)}
 	for i := range r.shards {
 		r.shards[i].stats = NewStats(start)
 	}
@@ -365,8 +377,11 @@ func (r *Recorder) Record(key int, x Sample) {
 	}
 	sh := &r.shards[key%len(r.shards)]
 	sh.mu.Lock()
-	sh.stats.Add(x)
+	sh.stats.addEndpoint(x)
 	sh.mu.Unlock()
+	r.tlMu.Lock()
+	r.timeline.addTimeline(x)
+	r.tlMu.Unlock()
 	if x.Skipped {
 		return
 	}
@@ -392,6 +407,9 @@ func (r *Recorder) Snapshot() *Stats {
 		out.Merge(sh.stats)
 		sh.mu.Unlock()
 	}
+	r.tlMu.Lock()
+	out.Merge(r.timeline)
+	r.tlMu.Unlock()
 	return out
 }
 
@@ -411,17 +429,10 @@ func (r *Recorder) Live() Live {
 // SecondP95 returns the 95th percentile latency of the completions in second
 // sec of the run, 0 when there were none.
 func (r *Recorder) SecondP95(sec int) time.Duration {
-	h := newTimelineHist()
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.Lock()
-		if sec < len(sh.stats.Timeline) {
-			h.Merge(sh.stats.Timeline[sec].Latency)
-		}
-		sh.mu.Unlock()
-	}
-	if h.TotalCount() == 0 {
+	r.tlMu.Lock()
+	defer r.tlMu.Unlock()
+	if sec >= len(r.timeline.Timeline) || r.timeline.Timeline[sec].Latency.TotalCount() == 0 {
 		return 0
 	}
-	return time.Duration(h.ValueAtQuantile(95)) * time.Microsecond
+	return time.Duration(r.timeline.Timeline[sec].Latency.ValueAtQuantile(95)) * time.Microsecond
 }
