@@ -7,6 +7,8 @@ package image
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -106,12 +108,22 @@ type edgeResp struct {
 func (r edgeResp) hit() bool       { return strings.Contains(r.header.Get("Cache-Status"), "hit") }
 func (r edgeResp) variant() string { return r.header.Get(VariantHeader) }
 
-func startImageEdge(t *testing.T) (site string, o *photoOrigin, evil *httptest.Server, evilHits *int64) {
+const e2ePurgeToken = "image-e2e-token"
+
+// imageEdge is a running test edge.
+type imageEdge struct {
+	site, admin string
+	origin      *photoOrigin
+	evil        *httptest.Server // a host requests name, which must never be fetched
+	evilHits    *int64
+}
+
+func startImageEdge(t *testing.T) imageEdge {
 	t.Helper()
-	o = newPhotoOrigin(t)
+	o := newPhotoOrigin(t)
 	var n int64
 	var mu sync.Mutex
-	evil = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		n++
 		mu.Unlock()
@@ -135,6 +147,7 @@ http://:`+strconv.Itoa(port)+` {
 	spark_cache {
 		capacity 16MiB
 		max_entry_size 1MiB
+		purge_token `+e2ePurgeToken+`
 		# The variant header carries w, q and fit: one entry per variant.
 		rule /photos/* {
 			ignore_query w q fit
@@ -148,7 +161,30 @@ http://:`+strconv.Itoa(port)+` {
 	respond 404
 }
 `)
-	return "http://127.0.0.1:" + strconv.Itoa(port), o, evil, &n
+	return imageEdge{
+		site:   "http://127.0.0.1:" + strconv.Itoa(port),
+		admin:  "http://127.0.0.1:" + strconv.Itoa(admin),
+		origin: o, evil: evil, evilHits: &n,
+	}
+}
+
+// purgeTags purges through the admin API and returns how many entries went.
+func (e imageEdge) purgeTags(t *testing.T, tags ...string) int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"tags": tags})
+	req, _ := http.NewRequest("POST", e.admin+"/spark/purge", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e2ePurgeToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Removed int }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("purge: %d, %v", resp.StatusCode, err)
+	}
+	return out.Removed
 }
 
 func edgeGet(t *testing.T, url string, hdr ...string) edgeResp {
@@ -175,7 +211,8 @@ func edgeGet(t *testing.T, url string, hdr ...string) edgeResp {
 }
 
 func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
-	site, o, _, _ := startImageEdge(t)
+	e := startImageEdge(t)
+	site, o := e.site, e.origin
 	photo := site + "/photos/wine-gps-2560x3837.jpg"
 	webp := "image/avif;q=0, image/webp,*/*;q=0.8"
 
@@ -250,10 +287,22 @@ func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
 	if n := len(o.fetches()); n != 4 {
 		t.Errorf("origin fetches %d, want 4 (one per variant made)", n)
 	}
+	if got := first.header.Get("Cache-Tags"); got != "" {
+		t.Errorf("Cache-Tags reached the client: %q", got)
+	}
+
+	// Spark-Purge / admin purge by the photo's tag removes every variant.
+	if removed := e.purgeTags(t, PhotoTag("wine-gps-2560x3837.jpg")); removed < 4 {
+		t.Fatalf("purge removed %d entries, want the 4 variants", removed)
+	}
+	if r := edgeGet(t, photo, "ECT", "4g", "Accept", webp); r.hit() || r.code != 200 {
+		t.Fatalf("after the purge: %d %q, want a miss", r.code, r.header.Get("Cache-Status"))
+	}
 }
 
 func TestEndToEndNoSSRFAndCleanErrors(t *testing.T) {
-	site, o, evil, evilHits := startImageEdge(t)
+	e := startImageEdge(t)
+	site, o, evil, evilHits := e.site, e.origin, e.evil, e.evilHits
 	evilHost := strings.TrimPrefix(evil.URL, "http://")
 	addr := strings.TrimPrefix(site, "http://")
 

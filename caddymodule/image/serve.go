@@ -138,6 +138,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Vary", vary)
 	h.Set("Accept-CH", imageproxy.AcceptCH)
 	h.Set(VariantHeader, v.String())
+	h.Set("Cache-Tags", PhotoTag(name))
 	h.Set("X-Content-Type-Options", "nosniff")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
@@ -148,6 +149,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(res.Body)
 	}
+}
+
+// PhotoTag is the Cache-Tags value spark_image puts on every variant of
+// the original name: "photo:" + name, with spaces and commas (the tag
+// separators) percent-encoded. The origin purges all variants of a photo
+// at every edge with "Spark-Purge: photo:<name>" (e.g. on DELETE), where
+// name is the upstream name: the request path without strip_prefix.
+func PhotoTag(name string) string {
+	return "photo:" + strings.NewReplacer(" ", "%20", ",", "%2C").Replace(name)
 }
 
 // fetchStatus maps an upstream error to a status.

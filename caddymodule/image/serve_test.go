@@ -56,6 +56,7 @@ func TestServeVariant(t *testing.T) {
 		"Vary":          VariantHeader,
 		"Accept-CH":     imageproxy.AcceptCH,
 		VariantHeader:   "w200-q60-webp",
+		"Cache-Tags":    "photo:wine-gps-2560x3837.jpg",
 	} {
 		if got := h.Get(k); got != want {
 			t.Errorf("%s: %q, want %q", k, got, want)
@@ -74,6 +75,12 @@ func TestServeVariant(t *testing.T) {
 	}
 	if w := get(t, s, "HEAD", "/photos/wine-gps-2560x3837.jpg", VariantHeader, "w200-q60-webp"); w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("ETag") != etag {
 		t.Fatalf("HEAD: %d, %d bytes, etag %q", w.Code, w.Body.Len(), w.Header().Get("ETag"))
+	}
+}
+
+func TestPhotoTag(t *testing.T) {
+	if got := PhotoTag("42/photos/a b,c.jpg"); got != "photo:42/photos/a%20b%2Cc.jpg" {
+		t.Fatalf("PhotoTag = %q", got)
 	}
 }
 
