@@ -325,3 +325,52 @@ func TestRunTimeoutAndCancel(t *testing.T) {
 		t.Errorf("cancelled requests counted as errors: %v", tot.ErrorKinds)
 	}
 }
+
+// The photos scenario's hint headers vary per request, and an empty
+// template result leaves the header out.
+func TestRunHintHeaders(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, h := range []string{"Save-Data", "Ect", "Downlink", "Accept", "Viewport-Width"} {
+			if seen[h] == nil {
+				seen[h] = map[string]int{}
+			}
+			v, ok := r.Header[h]
+			if !ok {
+				seen[h]["<absent>"]++
+				continue
+			}
+			seen[h][v[0]]++
+		}
+		if !strings.HasPrefix(r.URL.Path, "/api/users/") || !strings.HasSuffix(r.URL.Path, ".jpg") {
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	sc, err := LoadScenario("photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: sc, Mode: ModeClosed, Concurrency: 4,
+		Duration: 500 * time.Millisecond, Users: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := res.Stats.Total(); tot.Requests < 100 || tot.Errors != 0 {
+		t.Fatalf("requests %d errors %v", tot.Requests, tot.ErrorKinds)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["Save-Data"]["on"] == 0 || seen["Save-Data"]["<absent>"] == 0 || len(seen["Save-Data"]) != 2 {
+		t.Errorf("Save-Data values %v, want some on and some absent", seen["Save-Data"])
+	}
+	if len(seen["Ect"]) < 4 || seen["Ect"][""] != 0 {
+		t.Errorf("ECT values %v", seen["Ect"])
+	}
+	if len(seen["Viewport-Width"]) != 4 || seen["Accept"]["<absent>"] != 0 {
+		t.Errorf("Viewport-Width %v Accept %v", seen["Viewport-Width"], seen["Accept"])
+	}
+}
