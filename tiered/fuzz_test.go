@@ -57,3 +57,24 @@ func FuzzOnRemove(f *testing.F) {
 		c.onRemove(key, b, 0)
 	})
 }
+
+// FuzzUnwrap feeds entry parsing arbitrary bytes, as a corrupt or foreign
+// value in Redis would: never a panic, and a value only from a well-formed,
+// unexpired entry.
+func FuzzUnwrap(f *testing.F) {
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 0, 1, 0, 't', 'v'})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 2, 0, 9, 0})
+	f.Add([]byte{})
+	c, _ := newL1(f, 1<<20, 1<<10)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, ok := c.unwrap(b)
+		if ok && (len(b) < entryHeader || len(v) > len(b)-entryHeader) {
+			t.Fatalf("unwrap accepted %d bytes, value of %d", len(b), len(v))
+		}
+		for _, tag := range entryTags(b) {
+			if len(tag) > len(b) {
+				t.Fatal("tag longer than the entry")
+			}
+		}
+	})
+}
