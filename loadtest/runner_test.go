@@ -374,3 +374,17 @@ func TestRunHintHeaders(t *testing.T) {
 		t.Errorf("Viewport-Width %v Accept %v", seen["Viewport-Width"], seen["Accept"])
 	}
 }
+
+func TestProgressString(t *testing.T) {
+	p := Progress{Elapsed: 12 * time.Second, Duration: 30 * time.Second, RPS: 1999.6, P95: 4200 * time.Microsecond,
+		Live: Live{Requests: 23012, Errors: 23, Hits: 931, Lookups: 1000, InFlight: 12}}
+	got := p.String()
+	for _, want := range []string{"[  12s/30s]", "2000 req/s", "23012 reqs", "23 err (0.10%)", "hit 93.1%", "p95 4.2ms", "in-flight 12"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("progress %q lacks %q", got, want)
+		}
+	}
+	if got := (Progress{}).String(); !strings.Contains(got, "hit -") || !strings.Contains(got, "p95 -") {
+		t.Errorf("empty progress %q", got)
+	}
+}

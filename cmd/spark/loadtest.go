@@ -50,8 +50,8 @@ Built-in scenarios: ` + strings.Join(loadtest.BuiltinScenarios(), ", ") + `; or 
 			f.Float64("rate", 500, "open mode: target requests per second")
 			f.Int("concurrency", 64, "closed mode: concurrent workers")
 			f.Duration("duration", 0, "run length including ramp-up (default 30s)")
-			f.Duration("ramp", -1, "time to reach the full rate or all workers (default: a sixth of the duration)")
-			f.Float64("think", -1, "think-time multiplier (default 1 in open mode, 0 in closed mode)")
+			f.Duration("ramp", 0, "time to reach the full rate or all workers (default: a sixth of the duration)")
+			f.Float64("think", 1, "think-time multiplier (0: no pauses; closed mode defaults to 0)")
 			f.Bool("poisson", false, "open mode: exponentially spaced arrivals instead of even ones")
 			f.Int("users", 0, "virtual users, ids 1..N (default: the scenario's)")
 			f.String("jwt-secret", os.Getenv("SPARK_JWT_SECRET"), "HS256 secret for the users' tokens (env SPARK_JWT_SECRET; default the development secret)")
@@ -104,15 +104,12 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 	if cfg.Duration == 0 {
 		cfg.Duration = 30 * time.Second
 	}
-	if ramp < 0 {
+	if !f.Changed("ramp") {
 		ramp = cfg.Duration / 6
 	}
 	cfg.Ramp = ramp
-	if cfg.ThinkScale < 0 {
-		cfg.ThinkScale = 1
-		if cfg.Mode == loadtest.ModeClosed {
-			cfg.ThinkScale = 0
-		}
+	if !f.Changed("think") && cfg.Mode == loadtest.ModeClosed {
+		cfg.ThinkScale = 0
 	}
 	sc, err := loadtest.LoadScenario(scenario)
 	if err != nil {
