@@ -5,7 +5,7 @@ BIN      := bin/spark
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: build build-deps run test test-deps vet fuzz-seeds bench bench-go bench-edge clean
+.PHONY: build build-deps run test test-deps vet fuzz-seeds bench bench-go bench-edge bench-images clean
 
 build: build-deps
 	$(GO) build -trimpath -o $(BIN) ./cmd/spark
@@ -45,13 +45,17 @@ fuzz-seeds:
 
 # Benchmarks: hot paths with -benchmem, then the end-to-end edge run with
 # its reference (Caddy's respond) measured in the same run.
-bench: bench-go bench-edge
+bench: bench-go bench-edge bench-images
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./caddymodule/... ./tiered/...
 
 bench-edge: build
 	scripts/bench-edge.sh
+
+# Image variants per size and format against libvips' own thumbnail path.
+bench-images: build-deps
+	scripts/bench-images.sh
 
 clean:
 	rm -rf bin .bench

@@ -12,6 +12,10 @@ apt_install() {
   fi
 }
 
+if ! pkg-config --exists vips 2>/dev/null; then
+  echo "test-deps: installing libvips-dev (image proxy, cgo)" >&2
+  apt_install libvips-dev pkg-config
+fi
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "test-deps: installing redis-server" >&2
   apt_install redis-server
