@@ -29,6 +29,11 @@ type PoolConfig struct {
 	AcquireTimeout   time.Duration // default 2s: deadline to get a connection
 	StatementTimeout time.Duration // default 10s, set on every connection
 	LockTimeout      time.Duration // default 5s, set on every connection
+	// CustomPlans keeps PostgreSQL's default plan_cache_mode. By default the
+	// pool sets force_generic_plan: every query here is a fixed shape over
+	// unique or KNN indexes, and re-planning the suggestion query on each
+	// execution cost 0.8 ms of its 2.7 ms (pgbench, 8 clients: 800 -> 1,099 tps).
+	CustomPlans bool
 }
 
 // DefaultPoolConfig returns the measured defaults: 8 connections (the 2-core
@@ -97,6 +102,9 @@ func newPool(ctx context.Context, url string, pc PoolConfig) (*pgxpool.Pool, err
 	rp["statement_timeout"] = strconv.FormatInt(pc.StatementTimeout.Milliseconds(), 10)
 	rp["lock_timeout"] = strconv.FormatInt(pc.LockTimeout.Milliseconds(), 10)
 	rp["jit"] = "off"
+	if !pc.CustomPlans {
+		rp["plan_cache_mode"] = "force_generic_plan"
+	}
 	if rp["application_name"] == "" {
 		rp["application_name"] = "spark-origin"
 	}
