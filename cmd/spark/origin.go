@@ -84,6 +84,7 @@ func addPoolFlags(cmd *cobra.Command) {
 	pf.Duration("db-acquire-timeout", d.AcquireTimeout, "pool: deadline to acquire a connection")
 	pf.Duration("db-statement-timeout", d.StatementTimeout, "statement_timeout on every connection")
 	pf.Duration("db-lock-timeout", d.LockTimeout, "lock_timeout on every connection")
+	pf.Bool("db-custom-plans", false, "keep PostgreSQL's plan_cache_mode instead of forcing generic plans")
 }
 
 func poolConfig(cmd *cobra.Command) (postgis.PoolConfig, error) {
@@ -106,6 +107,8 @@ func poolConfig(cmd *cobra.Command) (postgis.PoolConfig, error) {
 	pc.StatementTimeout, err = f.GetDuration("db-statement-timeout")
 	errs = append(errs, err)
 	pc.LockTimeout, err = f.GetDuration("db-lock-timeout")
+	errs = append(errs, err)
+	pc.CustomPlans, err = f.GetBool("db-custom-plans")
 	errs = append(errs, err)
 	return pc, errors.Join(errs...)
 }
