@@ -216,13 +216,46 @@ func MintToken(secret string, id int64, ttl time.Duration, now time.Time) (strin
 	return s, nil
 }
 
+// vuPool holds the virtual users, created (and their tokens minted) on first
+// use, so a million users cost only what the run touches.
+type vuPool struct {
+	secret string
+	ttl    time.Duration
+	now    time.Time
+	vus    []atomic.Pointer[VU]
+}
+
+func newVUPool(secret string, users int, ttl time.Duration, now time.Time) (*vuPool, error) {
+	// Fail early on a secret that cannot sign.
+	if _, err := MintToken(secret, 1, ttl, now); err != nil {
+		return nil, err
+	}
+	return &vuPool{secret: secret, ttl: ttl, now: now, vus: make([]atomic.Pointer[VU], users)}, nil
+}
+
+func (p *vuPool) len() int { return len(p.vus) }
+
+// get returns virtual user i (user id i+1).
+func (p *vuPool) get(i int) *VU {
+	if v := p.vus[i].Load(); v != nil {
+		return v
+	}
+	// Signing cannot fail once it worked for the pool's first token.
+	tok, _ := MintToken(p.secret, int64(i+1), p.ttl, p.now)
+	v := NewVU(int64(i+1), tok, len(p.vus))
+	if p.vus[i].CompareAndSwap(nil, v) {
+		return v
+	}
+	return p.vus[i].Load()
+}
+
 // run is the state of one Run.
 type run struct {
 	cfg      Config
 	base     string
 	client   *http.Client
 	zipf     *Zipf
-	vus      []*VU
+	vus      *vuPool
 	flowCum  []float64
 	rec      *Recorder
 	end      time.Time // no step starts after this
@@ -258,16 +291,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		sum += f.Weight
 		r.flowCum = append(r.flowCum, sum)
 	}
-	now := time.Now()
-	ttl := cfg.Duration + time.Hour
-	r.vus = make([]*VU, users)
-	for i := range r.vus {
-		tok, err := MintToken(cfg.JWTSecret, int64(i+1), ttl, now)
-		if err != nil {
-			return nil, err
-		}
-		r.vus[i] = NewVU(int64(i+1), tok, users)
+	pool, err := newVUPool(cfg.JWTSecret, users, cfg.Duration+time.Hour, time.Now())
+	if err != nil {
+		return nil, err
 	}
+	r.vus = pool
 	res := &Result{Config: cfg, Users: users}
 	if len(sc.Setup) > 0 && !cfg.SkipSetup {
 		res.Setup = r.setup(ctx)
@@ -352,11 +380,11 @@ func (r *run) setup(ctx context.Context) *Stats {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(r.vus) || ctx.Err() != nil {
+				if i >= r.vus.len() || ctx.Err() != nil {
 					return
 				}
 				for _, ep := range r.cfg.Scenario.Setup {
-					if s, ok := r.do(ctx, r.vus[i], ep, time.Now()); ok {
+					if s, ok := r.do(ctx, r.vus.get(i), ep, time.Now()); ok {
 						rec.Record(i, s)
 					}
 				}
@@ -422,7 +450,7 @@ func (r *run) open(ctx context.Context, start time.Time) {
 			return
 		}
 		flow := r.pickFlow(rand.Float64())
-		vi := rand.IntN(len(r.vus))
+		vi := rand.IntN(r.vus.len())
 		select {
 		case r.inflight <- struct{}{}:
 		default:
@@ -454,7 +482,7 @@ func (r *run) closed(ctx context.Context, start time.Time) {
 			r.rec.inflight.Add(1)
 			defer r.rec.inflight.Add(-1)
 			for ctx.Err() == nil && time.Now().Before(r.end) {
-				vi := rand.IntN(len(r.vus))
+				vi := rand.IntN(r.vus.len())
 				r.runFlow(ctx, vi, r.pickFlow(rand.Float64()), time.Now())
 			}
 		}()
@@ -475,7 +503,7 @@ func (r *run) pickFlow(u float64) *Flow {
 // due at intended; each later one is due a think time after the previous
 // response. Latency always counts from when a request was due.
 func (r *run) runFlow(ctx context.Context, vi int, f *Flow, intended time.Time) {
-	vu := r.vus[vi]
+	vu := r.vus.get(vi)
 	due := intended
 	first := true
 	for _, st := range f.Steps {

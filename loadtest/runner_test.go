@@ -388,3 +388,31 @@ func TestProgressString(t *testing.T) {
 		t.Errorf("empty progress %q", got)
 	}
 }
+
+func TestVUPoolLazyAndShared(t *testing.T) {
+	p, err := newVUPool("k", 1_000_000, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	got := make([]*VU, 8)
+	for g := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[g] = p.get(41) }()
+	}
+	wg.Wait()
+	for _, v := range got {
+		if v != got[0] || v.ID != 42 || v.Token == "" {
+			t.Fatalf("get(41) gave %p id %d, want one shared user 42", v, v.ID)
+		}
+	}
+	created := 0
+	for i := range p.vus {
+		if p.vus[i].Load() != nil {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d users created, want only the one used", created)
+	}
+}
