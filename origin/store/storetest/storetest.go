@@ -162,7 +162,9 @@ func testPreferences(t *testing.T, s store.Store) {
 	if err := s.PutPreferences(ctx(t), id, want); err != nil {
 		t.Fatal(err)
 	}
-	p, _ = s.GetPreferences(ctx(t), id)
+	if p, err = s.GetPreferences(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
 	if p.MinAge != 30 || p.MaxAge != 45 || p.MaxDistanceKm != 12 || len(p.Genders) != 1 || p.Genders[0] != "man" {
 		t.Fatalf("stored prefs: %+v", p)
 	}
@@ -251,8 +253,7 @@ func testNearestFirst(t *testing.T, s store.Store) {
 	for i := 0; i < 30; i++ {
 		// Distances 0.5, 1.0 ... 15 km in scrambled insertion order.
 		k := (i*7)%30 + 1
-		id := mk(t, s, fmt.Sprintf("u%d", k), 30, "woman", offset(lat, lng, float64(k)*0.5, float64(k*37%360)), nil)
-		_ = id
+		mk(t, s, fmt.Sprintf("u%d", k), 30, "woman", offset(lat, lng, float64(k)*0.5, float64(k*37%360)), nil)
 	}
 	all, err := s.Suggestions(ctx(t), me, 100)
 	if err != nil {
@@ -452,7 +453,9 @@ func testUnmatch(t *testing.T, s store.Store) {
 	a := mk(t, s, "a", 30, "man", nil, nil)
 	b := mk(t, s, "b", 30, "woman", nil, nil)
 	c := mk(t, s, "c", 30, "woman", nil, nil)
-	s.Swipe(ctx(t), a, b, store.Like)
+	if _, err := s.Swipe(ctx(t), a, b, store.Like); err != nil {
+		t.Fatal(err)
+	}
 	r, err := s.Swipe(ctx(t), b, a, store.Like)
 	if err != nil || r.Match == nil {
 		t.Fatalf("match: %+v %v", r, err)
