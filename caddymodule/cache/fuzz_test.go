@@ -76,8 +76,9 @@ func FuzzPrimaryKey(f *testing.F) {
 		}
 		// Ignored parameters are gone.
 		if len(ig) > 0 {
-			q, _, _ := strings.Cut(strings.TrimPrefix(tag1, uriTagPrefix+path), "\x00")
-			q = strings.TrimPrefix(q, "?")
+			// The URI tag is the path and query alone (no host to cut off:
+			// a NUL in the query must not end it early).
+			q := strings.TrimPrefix(strings.TrimPrefix(tag1, uriTagPrefix+path), "?")
 			if !strings.HasPrefix(tag1, uriTagPrefix+path+"?") {
 				q = ""
 			}
