@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Whole-system benchmark on this machine: the origin on PostGIS seeded with
+# 1,000,000 users, the edge (repo Caddyfile) in front, and `spark loadtest`
+# (dating mix, open model) at rising rates until P95 crosses 200 ms (or
+# errors pass 1%). Prints one line per rate and the knee.
+#
+# Between the last rate under the line and the first over it, BENCH_BISECT
+# (2) more runs narrow the knee down.
+#
+# Env: BENCH_USERS (1000000)  BENCH_DB (spark_loadtest_bench)
+#      BENCH_RATES ("250 500 1000 1500 2000 3000 4000 6000 8000")
+#      BENCH_STEP (20s per rate)  BENCH_SCENARIO (dating)  BENCH_P95_MS (200)
+#      BENCH_OUT (.bench/system: JSON and HTML report per rate)
+# The database is seeded once and reused while it holds BENCH_USERS users.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${SPARK_BIN:-bin/spark}
+USERS=${BENCH_USERS:-1000000}
+DB=${BENCH_DB:-spark_loadtest_bench}
+RATES=${BENCH_RATES:-"250 500 1000 1500 2000 3000 4000 6000 8000"}
+STEP=${BENCH_STEP:-20s}
+SCENARIO=${BENCH_SCENARIO:-dating}
+P95_MS=${BENCH_P95_MS:-200}
+OUT=${BENCH_OUT:-.bench/system}
+SECRET=spark-bench-secret-local-only
+PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+export PGHOST PGPORT PGUSER
+mkdir -p "$OUT"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ok() { for _ in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done; echo "bench-system: $1 not healthy" >&2; return 1; }
+
+url="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}?sslmode=disable"
+have=$(psql "$url" -qAt -c 'SELECT count(*) FROM users' 2>/dev/null || echo 0)
+if [ "${have:-0}" -lt "$USERS" ]; then
+	echo "bench-system: seeding $USERS users into $DB (once; reused by later runs)"
+	url=$(scripts/test-origin-deps.sh "$DB" | tail -n1 | cut -d= -f2-)
+	"$BIN" origin migrate --database-url "$url"
+	"$BIN" origin seed --database-url "$url" --users "$USERS"
+fi
+
+origin=127.0.0.1:$(free_port)
+edge=127.0.0.1:$(free_port)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" >"$work/origin.log" 2>&1 &
+pids+=($!)
+wait_ok "http://$origin/healthz"
+SPARK_ORIGIN=$origin SPARK_LISTEN=$edge SPARK_ADMIN=127.0.0.1:$(free_port) \
+	"$BIN" run --config Caddyfile --adapter caddyfile >"$work/edge.log" 2>&1 &
+pids+=($!)
+wait_ok "http://$edge/healthz"
+
+echo "bench-system: $SCENARIO against the edge at $edge (origin on PostGIS, $USERS users), $STEP per rate, $(nproc) cores"
+printf '%8s %10s %9s %9s %9s %8s %7s\n' "rate" "achieved" "P50 ms" "P95 ms" "P99 ms" "errors" "hit"
+# step RATE: runs one rate, prints its line, sets $over (1: P95 or errors over).
+step() {
+	local rate=$1 json="$OUT/rate-$1.json" ach p50 p95 p99 err hit
+	"$BIN" loadtest --target "http://$edge" --scenario "$SCENARIO" --rate "$rate" --duration "$STEP" \
+		--users "$USERS" --no-setup --jwt-secret "$SECRET" --quiet --json "$json" --html "$OUT/rate-$rate.html" >/dev/null
+	read -r ach p50 p95 p99 err hit over < <(python3 - "$json" "$P95_MS" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["latency"]
+hit = "-" if r["hit_ratio"] is None else "%.1f%%" % (100 * r["hit_ratio"])
+over = int(l["p95_ms"] > float(sys.argv[2]) or r["error_rate"] > 0.01)
+print("%.0f %.1f %.1f %.1f %.3f%% %s %d" % (r["steady_rps"], l["p50_ms"], l["p95_ms"], l["p99_ms"], 100 * r["error_rate"], hit, over))
+EOF
+	)
+	printf '%8s %10s %9s %9s %9s %8s %7s\n' "$rate" "$ach" "$p50" "$p95" "$p99" "$err" "$hit"
+}
+last_ok="" knee=""
+for rate in $RATES; do
+	step "$rate"
+	if [ "$over" = 1 ]; then
+		knee=$rate
+		break
+	fi
+	last_ok=$rate
+done
+# Narrow the knee down by bisection.
+if [ -n "$knee" ] && [ -n "$last_ok" ]; then
+	for _ in $(seq "${BENCH_BISECT:-2}"); do
+		mid=$(( (last_ok + knee) / 2 ))
+		[ "$mid" -le "$last_ok" ] && break
+		step "$mid"
+		if [ "$over" = 1 ]; then knee=$mid; else last_ok=$mid; fi
+	done
+fi
+echo
+if [ -n "$knee" ]; then
+	echo "knee: P95 stays under ${P95_MS} ms up to ${last_ok:-none} req/s and crosses it at $knee req/s"
+else
+	echo "knee: not reached; P95 under ${P95_MS} ms at every rate up to $last_ok req/s"
+fi
+echo "reports: $OUT/rate-*.html"
