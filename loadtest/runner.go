@@ -670,7 +670,9 @@ func (r *run) build(ctx context.Context, vu *VU, ep *Endpoint) (*http.Request, e
 		return nil, fmt.Errorf("endpoint %s: build request: %w", ep.Name, err)
 	}
 	req.ContentLength = int64(blen)
-	req.Header.Set("Authorization", "Bearer "+vu.Token)
+	if !ep.Anonymous {
+		req.Header.Set("Authorization", "Bearer "+vu.Token)
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "spark-loadtest/1")

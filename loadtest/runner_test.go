@@ -111,6 +111,7 @@ func TestRunOpenModeRate(t *testing.T) {
 	var progress atomic.Int32
 	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: mustScenario(t, oneEndpoint), Mode: ModeOpen,
 		Rate: 200, Duration: 2 * time.Second, Users: 50, Progress: func(Progress) { progress.Add(1) }})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,5 +415,34 @@ func TestVUPoolLazyAndShared(t *testing.T) {
 	}
 	if created != 1 {
 		t.Errorf("%d users created, want only the one used", created)
+	}
+}
+
+// Anonymous endpoints (the peers scenario) send no token.
+func TestRunAnonymousEndpoints(t *testing.T) {
+	var withAuth atomic.Int64
+	anon := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			withAuth.Add(1)
+		}
+		if !strings.HasPrefix(r.URL.Path, "/profiles/") && !strings.HasPrefix(r.URL.Path, "/blobs/") {
+			http.NotFound(w, r)
+		}
+	}))
+	defer anon.Close()
+	peers, err := LoadScenario("peers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres, err := Run(context.Background(), Config{Target: anon.URL, Scenario: peers, Mode: ModeClosed, Concurrency: 2,
+		Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := pres.Stats.Total(); tot.Requests == 0 || tot.Errors != 0 || withAuth.Load() != 0 {
+		t.Errorf("peers: %d requests, %d errors, %d with Authorization", tot.Requests, tot.Errors, withAuth.Load())
+	}
+	if pres.Stats.Endpoints["blob"] == nil || pres.Stats.Endpoints["profile"] == nil {
+		t.Errorf("peers endpoints: %v", pres.Stats.EndpointNames())
 	}
 }

@@ -70,6 +70,8 @@ type Endpoint struct {
 	// Capture maps a virtual-user variable to a JSON path in the response
 	// ("suggestions[].id"); the values are kept for {{.Pick "name"}}.
 	Capture map[string]string
+	// Anonymous requests carry no Authorization header (public content).
+	Anonymous bool
 	// Line is where the endpoint is defined in the scenario file.
 	Line int
 }
@@ -207,12 +209,13 @@ type rawPopularity struct {
 }
 
 type rawEndpoint struct {
-	Method  string            `yaml:"method"`
-	Path    string            `yaml:"path"`
-	Body    string            `yaml:"body"`
-	Headers map[string]string `yaml:"headers"`
-	Expect  []int             `yaml:"expect"`
-	Capture map[string]string `yaml:"capture"`
+	Method    string            `yaml:"method"`
+	Path      string            `yaml:"path"`
+	Body      string            `yaml:"body"`
+	Headers   map[string]string `yaml:"headers"`
+	Expect    []int             `yaml:"expect"`
+	Capture   map[string]string `yaml:"capture"`
+	Anonymous bool              `yaml:"anonymous"`
 }
 
 type rawFlow struct {
@@ -442,7 +445,7 @@ func buildEndpoint(name string, r *rawEndpoint, line int) (*Endpoint, error) {
 		return nil, errors.Join(errs...)
 	}
 	ep := &Endpoint{Name: name, Method: strings.ToUpper(r.Method), Line: line, Expect: r.Expect,
-		Capture: r.Capture, Headers: map[string]*template.Template{}}
+		Capture: r.Capture, Anonymous: r.Anonymous, Headers: map[string]*template.Template{}}
 	if ep.Method == "" {
 		ep.Method = http.MethodGet
 	}

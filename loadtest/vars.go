@@ -97,6 +97,15 @@ func (x Vars) Popular() int64 {
 	return x.zipf.Sample(rand.Float64())
 }
 
+// PopularMod is a Zipf-popular id folded into 1..n, for smaller catalogues
+// (e.g. blobs) that share the users' popularity skew.
+func (x Vars) PopularMod(n int64) int64 {
+	if n < 1 {
+		return 1
+	}
+	return (x.Popular()-1)%n + 1
+}
+
 // RandomUser is a uniformly drawn user id other than Me.
 func (x Vars) RandomUser() int64 {
 	n := x.vu.users

@@ -126,3 +126,25 @@ func TestExtract(t *testing.T) {
 		t.Error("extract from non-JSON: no error")
 	}
 }
+
+func TestPopularMod(t *testing.T) {
+	x := Vars{vu: NewVU(1, "t", 10000), zipf: NewZipf(10000, 1.1)}
+	counts := map[int64]int{}
+	for i := 0; i < 20000; i++ {
+		v := x.PopularMod(256)
+		if v < 1 || v > 256 {
+			t.Fatalf("PopularMod(256) = %d", v)
+		}
+		counts[v]++
+	}
+	top := 0
+	for _, c := range counts {
+		top = max(top, c)
+	}
+	if float64(top)/20000 < 0.05 {
+		t.Errorf("top blob share %.3f: popularity skew lost", float64(top)/20000)
+	}
+	if x.PopularMod(0) != 1 {
+		t.Error("PopularMod(0) != 1")
+	}
+}
