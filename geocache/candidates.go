@@ -2,7 +2,9 @@ package geocache
 
 import (
 	"cmp"
-	"container/list"
+	"encoding/binary"
+	"sync/atomic"
+
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/mmcloughlin/geohash"
+
+	"github.com/spark-edge/spark/tiered"
 )
 
 // Candidate is what the cell-candidate cache holds per user: enough to filter
@@ -35,42 +39,41 @@ type Loader func(ctx context.Context, cell string) ([]Candidate, error)
 
 // CandidateCacheConfig configures NewCandidateCache.
 type CandidateCacheConfig struct {
-	Loader       Loader
-	MaxEntries   int           // cells kept (LRU); default 65536
-	TTL          time.Duration // entry lifetime; default 10s. Bounds staleness across processes.
+	Loader Loader
+	// Store holds the cells. Origin instances whose stores share a Redis
+	// (tiered.Options.Redis) share the cells and their invalidation. Nil:
+	// an in-process store of MaxBytes.
+	Store *tiered.Cache
+	// MaxBytes sizes the in-process store made when Store is nil; default
+	// 64 MiB.
+	MaxBytes     int64
+	TTL          time.Duration // entry lifetime; default 10s
 	MinPrecision uint          // coarsest cell used; default 3
 	MaxPrecision uint          // finest cell used (<= the stored cell precision); default 5
 	MaxCells     int           // most cells a circle may cover at the chosen precision; default 4096
-	Now          func() time.Time
-}
-
-type entry struct {
-	cell    string
-	cands   []Candidate
-	vecs    []vec3 // unit vectors of cands, for cheap chord distances
-	expires time.Time
-	elem    *list.Element
+	// Now is the clock of the in-process store; default time.Now.
+	Now func() time.Time
 }
 
 type call struct {
 	done  chan struct{}
 	cands []Candidate
 	err   error
-	stale bool // invalidated while loading: do not store
 }
 
-// CandidateCache caches, per geohash cell, the active users located in it.
-// Entries are invalidated when a user moves in or out of a cell (Invalidate /
-// Moved) and expire after TTL. It is safe for concurrent use; concurrent
-// misses on one cell share one load.
+// CandidateCache caches, per geohash cell, the active users located in it,
+// in a tiered store. Entries are invalidated when a user moves in or out of
+// a cell (Invalidate / Moved) — a load in flight then is not stored — and
+// expire after TTL. It is safe for concurrent use; concurrent misses on one
+// cell share one load.
 type CandidateCache struct {
 	cfg      CandidateCacheConfig
+	store    *tiered.Cache
+	own      bool // store made here, closed by Close
 	mu       sync.Mutex
-	entries  map[string]*entry
-	lru      *list.List
 	inflight map[string]*call
-	hits     uint64
-	misses   uint64
+	hits     atomic.Uint64
+	misses   atomic.Uint64
 }
 
 // ErrRadiusTooLarge means the circle needs cells coarser than MinPrecision;
@@ -82,8 +85,8 @@ func NewCandidateCache(cfg CandidateCacheConfig) (*CandidateCache, error) {
 	if cfg.Loader == nil {
 		return nil, errors.New("geocache: candidate cache needs a loader")
 	}
-	if cfg.MaxEntries <= 0 {
-		cfg.MaxEntries = 1 << 16
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 64 << 20
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 10 * time.Second
@@ -100,21 +103,46 @@ func NewCandidateCache(cfg CandidateCacheConfig) (*CandidateCache, error) {
 	if cfg.MaxCells <= 0 {
 		cfg.MaxCells = 4096
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	c := &CandidateCache{cfg: cfg, store: cfg.Store, inflight: map[string]*call{}}
+	if c.store == nil {
+		st, err := tiered.New(context.Background(), tiered.Options{
+			Capacity: cfg.MaxBytes, MaxEntrySize: int(cfg.MaxBytes / 4), MaxLifetime: cfg.TTL, Now: cfg.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("geocache: candidate store: %w", err)
+		}
+		c.store, c.own = st, true
 	}
-	return &CandidateCache{cfg: cfg, entries: map[string]*entry{}, lru: list.New(),
-		inflight: map[string]*call{}}, nil
+	return c, nil
+}
+
+// Close releases the store the cache made itself (not a cfg.Store).
+func (c *CandidateCache) Close() error {
+	if c.own {
+		return c.store.Close()
+	}
+	return nil
 }
 
 // Stats returns hit and miss counts.
 func (c *CandidateCache) Stats() (hits, misses uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hits, c.misses
+	return c.hits.Load(), c.misses.Load()
 }
 
 const base32 = "0123456789bcdefghjkmnpqrstuvwxyz"
+
+// Store keys and tags: a cell's entry is tagged with every prefix of the
+// cell, so invalidating a cell purges it and all finer cells inside it.
+func cellKey(cell string) string { return "geocell:" + cell }
+func cellTag(cell string) string { return "geocell<" + cell }
+
+func cellTags(cell string) []string {
+	tags := make([]string, 0, len(cell))
+	for p := 1; p <= len(cell); p++ {
+		tags = append(tags, cellTag(cell[:p]))
+	}
+	return tags
+}
 
 // Get returns the candidates of a cell. On a miss it loads the cell's parent
 // (one precision coarser) in one loader call and stores all 32 children,
@@ -124,20 +152,20 @@ func (c *CandidateCache) Get(ctx context.Context, cell string) ([]Candidate, err
 	return cands, err
 }
 
-// get is Get with the candidates' unit vectors (computed when absent).
+// get is Get with the candidates' unit vectors.
 func (c *CandidateCache) get(ctx context.Context, cell string) ([]Candidate, []vec3, error) {
-	c.mu.Lock()
-	if e, ok := c.entries[cell]; ok && c.cfg.Now().Before(e.expires) {
-		c.lru.MoveToFront(e.elem)
-		c.hits++
-		c.mu.Unlock()
-		return e.cands, e.vecs, nil
+	if b, _, ok := c.store.Get(ctx, cellKey(cell)); ok {
+		if cands, vecs, err := decodeCell(b); err == nil {
+			c.hits.Add(1)
+			return cands, vecs, nil
+		}
 	}
-	c.misses++
+	c.misses.Add(1)
 	key := cell
 	if len(cell) > 1 {
 		key = cell[:len(cell)-1]
 	}
+	c.mu.Lock()
 	if cl, ok := c.inflight[key]; ok {
 		c.mu.Unlock()
 		select {
@@ -154,33 +182,100 @@ func (c *CandidateCache) get(ctx context.Context, cell string) ([]Candidate, []v
 	c.inflight[key] = cl
 	c.mu.Unlock()
 
+	gen := c.store.Generation() // an invalidation after this stops the store
 	cl.cands, cl.err = c.cfg.Loader(ctx, key)
 	if cl.err != nil {
 		cl.err = fmt.Errorf("geocache: load cell %s: %w", key, cl.err)
+	} else if key == cell {
+		c.storeCell(ctx, cell, cl.cands, gen)
+	} else {
+		children := make(map[string][]Candidate, 32)
+		for _, cd := range cl.cands {
+			k := Cell(cd.Lat, cd.Lng, uint(len(cell)))
+			children[k] = append(children[k], cd)
+		}
+		for i := 0; i < len(base32); i++ {
+			k := key + base32[i:i+1]
+			c.storeCell(ctx, k, children[k], gen)
+		}
 	}
 	c.mu.Lock()
 	delete(c.inflight, key)
-	if cl.err == nil && !cl.stale {
-		if key == cell {
-			c.storeLocked(cell, cl.cands)
-		} else {
-			children := make(map[string][]Candidate, 32)
-			for _, cd := range cl.cands {
-				k := Cell(cd.Lat, cd.Lng, uint(len(cell)))
-				children[k] = append(children[k], cd)
-			}
-			for i := 0; i < len(base32); i++ {
-				k := key + base32[i:i+1]
-				c.storeLocked(k, children[k])
-			}
-		}
-	}
 	c.mu.Unlock()
 	close(cl.done)
 	if cl.err != nil {
 		return nil, nil, cl.err
 	}
 	return withVecs(withPrefix(cl.cands, cell))
+}
+
+// storeCell writes a cell's candidates unless an invalidation since gen
+// touched it. A cell too large for the store is simply not cached.
+func (c *CandidateCache) storeCell(ctx context.Context, cell string, cands []Candidate, gen uint64) {
+	_, _ = c.store.Set(ctx, cellKey(cell), encodeCell(cands), c.cfg.TTL, cellTags(cell), gen)
+}
+
+// encodeCell lays out candidates with their unit vectors, so a hit decodes
+// without trigonometry: count, then per candidate id, lat, lng, the vector
+// (8 bytes each), age (2) and gender (length byte + bytes).
+func encodeCell(cands []Candidate) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 8+len(cands)*60), uint64(len(cands)))
+	for _, cd := range cands {
+		v := unitVec(cd.Lat, cd.Lng)
+		b = binary.LittleEndian.AppendUint64(b, uint64(cd.ID))
+		for _, f := range [...]float64{cd.Lat, cd.Lng, v[0], v[1], v[2]} {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+		}
+		b = binary.LittleEndian.AppendUint16(b, uint16(cd.Age))
+		g := cd.Gender
+		if len(g) > 255 {
+			g = g[:255]
+		}
+		b = append(b, byte(len(g)))
+		b = append(b, g...)
+	}
+	return b
+}
+
+var errCorruptCell = errors.New("geocache: corrupt cell entry")
+
+// decodeCell reverses encodeCell.
+func decodeCell(b []byte) ([]Candidate, []vec3, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b))/51 {
+		return nil, nil, errCorruptCell
+	}
+	b = b[w:]
+	cands := make([]Candidate, n)
+	vecs := make([]vec3, n)
+	for i := range cands {
+		if len(b) < 51 {
+			return nil, nil, errCorruptCell
+		}
+		f := func(off int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b[off:])) }
+		cands[i] = Candidate{ID: int64(binary.LittleEndian.Uint64(b)), Lat: f(8), Lng: f(16), Age: int16(binary.LittleEndian.Uint16(b[48:]))}
+		vecs[i] = vec3{f(24), f(32), f(40)}
+		gl := int(b[50])
+		if len(b) < 51+gl {
+			return nil, nil, errCorruptCell
+		}
+		cands[i].Gender = internGender(b[51 : 51+gl])
+		b = b[51+gl:]
+	}
+	if len(b) != 0 {
+		return nil, nil, errCorruptCell
+	}
+	return cands, vecs, nil
+}
+
+// internGender returns the common genders without allocating.
+func internGender(b []byte) string {
+	for _, g := range [...]string{"woman", "man", "nonbinary", ""} {
+		if string(b) == g {
+			return g
+		}
+	}
+	return string(b)
 }
 
 func withVecs(cands []Candidate) ([]Candidate, []vec3, error) {
@@ -227,67 +322,26 @@ func withPrefix(cands []Candidate, cell string) []Candidate {
 	return out
 }
 
-func (c *CandidateCache) storeLocked(cell string, cands []Candidate) {
-	if e, ok := c.entries[cell]; ok {
-		c.lru.Remove(e.elem)
-		delete(c.entries, cell)
-	}
-	vecs := make([]vec3, len(cands))
-	for i, cd := range cands {
-		vecs[i] = unitVec(cd.Lat, cd.Lng)
-	}
-	e := &entry{cell: cell, cands: cands, vecs: vecs, expires: c.cfg.Now().Add(c.cfg.TTL)}
-	e.elem = c.lru.PushFront(e)
-	c.entries[cell] = e
-	for c.lru.Len() > c.cfg.MaxEntries {
-		old := c.lru.Back().Value.(*entry)
-		c.lru.Remove(old.elem)
-		delete(c.entries, old.cell)
-	}
-}
-
-// Invalidate drops the given cells, every finer cached cell inside them (up
-// to MaxPrecision) and every coarser cell containing them (down to
-// MinPrecision). A load in flight for one of them is not stored.
+// Invalidate drops the given cells, every finer cell inside them and every
+// coarser cell containing them (down to MinPrecision), in every origin
+// sharing the store. A load in flight for one of them is not stored.
 func (c *CandidateCache) Invalidate(cells ...string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	var tags, keys []string
 	for _, cell := range cells {
 		if cell == "" {
 			continue
 		}
-		for p := len(cell); p >= 1 && uint(p) >= c.cfg.MinPrecision; p-- {
-			if uint(p) <= c.cfg.MaxPrecision {
-				c.dropLocked(cell[:p])
-			}
-			c.markStaleLocked(cell[:p])
+		tags = append(tags, cellTag(cell))
+		for p := len(cell) - 1; p >= 1 && uint(p) >= c.cfg.MinPrecision; p-- {
+			keys = append(keys, cellKey(cell[:p]))
 		}
-		c.dropDescendantsLocked(cell)
 	}
-}
-
-func (c *CandidateCache) markStaleLocked(k string) {
-	if cl, ok := c.inflight[k]; ok {
-		cl.stale = true
+	ctx := context.Background()
+	if len(tags) > 0 {
+		c.store.PurgeTags(ctx, tags...)
 	}
-}
-
-func (c *CandidateCache) dropLocked(k string) {
-	if e, ok := c.entries[k]; ok {
-		c.lru.Remove(e.elem)
-		delete(c.entries, k)
-	}
-}
-
-func (c *CandidateCache) dropDescendantsLocked(cell string) {
-	if uint(len(cell)) >= c.cfg.MaxPrecision {
-		return
-	}
-	for i := 0; i < len(base32); i++ {
-		k := cell + base32[i:i+1]
-		c.dropLocked(k)
-		c.markStaleLocked(k)
-		c.dropDescendantsLocked(k)
+	if len(keys) > 0 {
+		c.store.Delete(ctx, keys...)
 	}
 }
 

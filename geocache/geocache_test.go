@@ -136,7 +136,7 @@ func TestCandidateCache(t *testing.T) {
 	}
 	now := time.Unix(1000, 0)
 	var clock sync.Mutex
-	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, TTL: time.Minute, MaxEntries: 10000,
+	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, TTL: time.Minute, MaxBytes: 16 << 20,
 		Now: func() time.Time { clock.Lock(); defer clock.Unlock(); return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +269,7 @@ func TestNearestIteratorMatchesBruteForce(t *testing.T) {
 		}
 		return out, nil
 	}
-	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, MaxEntries: 100000})
+	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, MaxBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func openBench(b *testing.B, cellCache bool) *benchEnv {
 		b.Fatal("SPARK_BENCH_DATABASE_URL is not set: seed a database with `spark origin seed` and point it there")
 	}
 	ctx := context.Background()
-	st, err := postgis.Open(ctx, postgis.Config{URL: url, CellCache: postgis.CellCacheConfig{Enabled: cellCache, TTL: time.Minute, MaxEntries: 1 << 16}})
+	st, err := postgis.Open(ctx, postgis.Config{URL: url, CellCache: postgis.CellCacheConfig{Enabled: cellCache, TTL: time.Minute}})
 	if err != nil {
 		b.Fatalf("open bench database: %v", err)
 	}

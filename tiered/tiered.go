@@ -45,6 +45,8 @@ type Options struct {
 	// Logger receives the rare events worth a line (Redis lost and back).
 	// Default: slog.Default().
 	Logger *slog.Logger
+	// Now is the clock for lifetimes. Default time.Now; tests set it.
+	Now func() time.Time
 }
 
 // DefaultOptions returns 256 MiB of L1 with 1 MiB entries living at most 31 days.
@@ -104,7 +106,10 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 	if opts.MaxLifetime <= 0 {
 		opts.MaxLifetime = DefaultOptions().MaxLifetime
 	}
-	c := &Cache{opts: opts, now: time.Now, tags: make(map[string]map[string]struct{}), log: opts.Logger}
+	c := &Cache{opts: opts, now: opts.Now, tags: make(map[string]map[string]struct{}), log: opts.Logger}
+	if c.now == nil {
+		c.now = time.Now
+	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

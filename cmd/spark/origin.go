@@ -15,6 +15,7 @@ import (
 
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store/postgis"
+	"github.com/spark-edge/spark/tiered"
 )
 
 // The origin subcommand: `spark origin [flags]`, `spark origin migrate`,
@@ -51,7 +52,8 @@ Subcommands:
 			f.Bool("migrate", false, "PostGIS: apply migrations at start-up")
 			f.Bool("cell-cache", false, "PostGIS: build suggestions through the geohash cell-candidate cache (measured slower than the exact KNN query on a co-located 2-core box; see origin/README)")
 			f.Duration("cell-cache-ttl", 10*time.Second, "PostGIS: cell-candidate cache entry lifetime")
-			f.Int("cell-cache-entries", 1<<16, "PostGIS: cells kept in the candidate cache")
+			f.Int64("cell-cache-bytes", 64<<20, "PostGIS: in-process size of the cell-candidate cache")
+			f.StringSlice("cell-cache-redis", nil, "PostGIS: Redis address(es) backing the cell-candidate cache, so origin instances share cells and invalidations (two or more: a Cluster)")
 			cmd.RunE = runOrigin
 			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
 		},
@@ -141,8 +143,14 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 	get(err)
 	cfg.CellCache.TTL, err = f.GetDuration("cell-cache-ttl")
 	get(err)
-	cfg.CellCache.MaxEntries, err = f.GetInt("cell-cache-entries")
+	cfg.CellCache.MaxBytes, err = f.GetInt64("cell-cache-bytes")
 	get(err)
+	if addrs, err := f.GetStringSlice("cell-cache-redis"); err != nil {
+		get(err)
+	} else if len(addrs) > 0 {
+		ro := tiered.DefaultRedisOptions(addrs...)
+		cfg.CellCache.Redis = &ro
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("origin flags: %w", err)
 	}

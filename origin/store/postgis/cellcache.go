@@ -11,19 +11,46 @@ import (
 
 	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin/store"
+	"github.com/spark-edge/spark/tiered"
 )
 
 // CellCacheConfig switches on the cell-candidate cache for suggestions.
 type CellCacheConfig struct {
-	Enabled    bool
-	MaxEntries int           // cells kept; default 4096
-	TTL        time.Duration // entry lifetime; default 10s (bounds staleness across origin instances)
+	Enabled  bool
+	MaxBytes int64         // in-process store size; default 64 MiB
+	TTL      time.Duration // entry lifetime; default 10s
+	// Redis, when set, backs the store with Redis: origin instances using
+	// the same Redis share cells and invalidations (a user's move purges
+	// the cells in every instance within milliseconds).
+	Redis *tiered.RedisOptions
 }
 
 func (s *Store) newCellCache(c CellCacheConfig) error {
+	var shared *tiered.Cache
+	if c.Redis != nil {
+		maxBytes := c.MaxBytes
+		if maxBytes <= 0 {
+			maxBytes = 64 << 20
+		}
+		ttl := c.TTL
+		if ttl <= 0 {
+			ttl = 10 * time.Second
+		}
+		ro := *c.Redis
+		if ro.KeyPrefix == "" {
+			ro.KeyPrefix = "spark-origin:"
+		}
+		st, err := tiered.New(context.Background(), tiered.Options{Capacity: maxBytes, MaxEntrySize: int(maxBytes / 4), MaxLifetime: ttl, Redis: &ro})
+		if err != nil {
+			return fmt.Errorf("postgis: cell cache store: %w", err)
+		}
+		shared = st
+		s.closers = append(s.closers, st.Close)
+	}
 	cc, err := geocache.NewCandidateCache(geocache.CandidateCacheConfig{
 		Loader:       s.loadCell,
-		MaxEntries:   c.MaxEntries,
+		Store:        shared,
+		MaxBytes:     c.MaxBytes,
 		TTL:          c.TTL,
 		MaxPrecision: store.CellPrecision + 1, // the loader reads a parent cell by prefix of the stored cell
 		MaxCells:     32768,
@@ -32,6 +59,7 @@ func (s *Store) newCellCache(c CellCacheConfig) error {
 		return fmt.Errorf("postgis: cell cache: %w", err)
 	}
 	s.cells = cc
+	s.closers = append(s.closers, cc.Close)
 	return nil
 }
 

@@ -84,6 +84,7 @@ type Store struct {
 	replica *pgxpool.Pool // == primary when no replica
 	pool    PoolConfig
 	cells   *geocache.CandidateCache // nil: exact KNN query only
+	closers []func() error           // cell cache stores, closed by Close
 }
 
 var _ store.Store = (*Store)(nil)
@@ -150,6 +151,9 @@ func (s *Store) Primary() *pgxpool.Pool { return s.primary }
 
 // Close implements store.Store.
 func (s *Store) Close() {
+	for _, c := range s.closers {
+		_ = c()
+	}
 	if s.replica != s.primary {
 		s.replica.Close()
 	}
