@@ -8,14 +8,16 @@ import (
 // Format is an output image format.
 type Format int
 
-// Output formats.
+// Output formats. FormatPNG is only written by Normalize, for originals
+// with an alpha channel; variants are never PNG (ParseFormat refuses it).
 const (
 	FormatJPEG Format = iota
 	FormatWebP
 	FormatAVIF
+	FormatPNG
 )
 
-// String returns the format's short name: jpeg, webp or avif.
+// String returns the format's short name: jpeg, webp, avif or png.
 func (f Format) String() string {
 	switch f {
 	case FormatJPEG:
@@ -24,6 +26,8 @@ func (f Format) String() string {
 		return "webp"
 	case FormatAVIF:
 		return "avif"
+	case FormatPNG:
+		return "png"
 	}
 	return fmt.Sprintf("format(%d)", int(f))
 }

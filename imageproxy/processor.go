@@ -2,6 +2,7 @@ package imageproxy
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -228,14 +229,29 @@ func (p *Processor) Transform(ctx context.Context, src []byte, v Variant) (*Resu
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
 	weight := int64(1)
 	if v.Format == FormatAVIF {
 		weight = min(2, int64(p.cfg.MaxConcurrent))
 	}
-	if err := p.acquire(ctx, weight); err != nil {
+	r, err := p.inSlot(ctx, weight, func() (*Result, error) { return p.run(src, info, v) })
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return nil, fmt.Errorf("transform %s of %s %dx%d: %w", v, info.Type, info.Width, info.Height, err)
+		}
 		return nil, fmt.Errorf("transform %s: %w", v, err)
+	}
+	return r, nil
+}
+
+// inSlot runs work in a transform slot of the given weight, under the
+// configured timeout: ErrBusy when the queue is full, ErrTimeout when ctx or
+// the timeout ends first (the work then finishes in the background and
+// keeps its slot until it does).
+func (p *Processor) inSlot(ctx context.Context, weight int64, work func() (*Result, error)) (*Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	if err := p.acquire(ctx, weight); err != nil {
+		return nil, err
 	}
 	done := make(chan *Result, 1)
 	errc := make(chan error, 1)
@@ -245,7 +261,7 @@ func (p *Processor) Transform(ctx context.Context, src []byte, v Variant) (*Resu
 			p.hold()
 		}
 		start := time.Now()
-		r, err := p.run(src, info, v)
+		r, err := work()
 		if err != nil {
 			errc <- err
 			return
@@ -257,9 +273,9 @@ func (p *Processor) Transform(ctx context.Context, src []byte, v Variant) (*Resu
 	case r := <-done:
 		return r, nil
 	case err := <-errc:
-		return nil, fmt.Errorf("transform %s of %s %dx%d: %w", v, info.Type, info.Width, info.Height, err)
+		return nil, err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("transform %s: %w after %v: %v", v, ErrTimeout, p.cfg.Timeout, context.Cause(ctx))
+		return nil, fmt.Errorf("%w after %v: %v", ErrTimeout, p.cfg.Timeout, context.Cause(ctx))
 	}
 }
 

@@ -5,7 +5,7 @@ package imageproxy
 #include <stdlib.h>
 #include <vips/vips.h>
 
-enum { SPK_JPEG = 0, SPK_WEBP = 1, SPK_AVIF = 2 };
+enum { SPK_JPEG = 0, SPK_WEBP = 1, SPK_AVIF = 2, SPK_PNG = 3 };
 
 // spk_strip returns a copy of in without any metadata: EXIF (GPS
 // included), XMP, IPTC, ICC, comments. libvips 8.14's webpsave ignores its
@@ -87,6 +87,48 @@ static int spk_process(void *src, size_t srclen, int width, int height, int crop
 	return rc;
 }
 
+// spk_normalize makes the stored original of an upload: libvips'
+// thumbnail bounded by side (shrink-on-load, never enlarged, auto-rotated,
+// converted to sRGB from the embedded profile when srgb is set), every
+// metadata block removed, then baseline JPEG at quality q, or PNG when the
+// image has an alpha channel (*png set).
+static int spk_normalize(void *src, size_t srclen, int side, int srgb, int q,
+		void **buf, size_t *len, int *ow, int *oh, int *png) {
+	VipsImage *thumb = NULL, *clean = NULL;
+	int rc;
+	if (srgb)
+		rc = vips_thumbnail_buffer(src, srclen, &thumb, side,
+			"height", side,
+			"size", VIPS_SIZE_DOWN,
+			"export_profile", "srgb",
+			"fail_on", VIPS_FAIL_ON_TRUNCATED,
+			NULL);
+	else
+		rc = vips_thumbnail_buffer(src, srclen, &thumb, side,
+			"height", side,
+			"size", VIPS_SIZE_DOWN,
+			"fail_on", VIPS_FAIL_ON_TRUNCATED,
+			NULL);
+	if (rc == 0)
+		rc = spk_strip(thumb, &clean);
+	if (rc == 0) {
+		*ow = clean->Xsize;
+		*oh = clean->Ysize;
+		*png = vips_image_hasalpha(clean);
+		if (*png)
+			rc = vips_pngsave_buffer(clean, buf, len, "compression", 6, "strip", TRUE, NULL);
+		else
+			rc = vips_jpegsave_buffer(clean, buf, len, "Q", q,
+				"optimize_coding", TRUE, "strip", TRUE, NULL);
+	}
+	if (clean)
+		g_object_unref(clean);
+	if (thumb)
+		g_object_unref(thumb);
+	vips_thread_shutdown();
+	return rc;
+}
+
 static void spk_setup(void) {
 	vips_cache_set_max(0);
 	vips_cache_set_max_mem(0);
@@ -139,6 +181,34 @@ func process(src []byte, width, height int, crop, srgb bool, f Format, q, effort
 	}
 	defer C.g_free(C.gpointer(buf))
 	return C.GoBytes(buf, C.int(n)), int(ow), int(oh), nil
+}
+
+// normalize runs spk_normalize on the calling goroutine's OS thread.
+func normalize(src []byte, side int, srgb bool, q int) (out []byte, f Format, w, h int, err error) {
+	if len(src) == 0 {
+		return nil, 0, 0, 0, errors.New("empty input")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var buf unsafe.Pointer
+	var n C.size_t
+	var ow, oh, png C.int
+	s := C.int(0)
+	if srgb {
+		s = 1
+	}
+	rc := C.spk_normalize(unsafe.Pointer(&src[0]), C.size_t(len(src)), C.int(side), s, C.int(q),
+		&buf, &n, &ow, &oh, &png)
+	runtime.KeepAlive(src)
+	if rc != 0 {
+		return nil, 0, 0, 0, vipsError()
+	}
+	defer C.g_free(C.gpointer(buf))
+	f = FormatJPEG
+	if png != 0 {
+		f = FormatPNG
+	}
+	return C.GoBytes(buf, C.int(n)), f, int(ow), int(oh), nil
 }
 
 // vipsError takes libvips' error buffer (one per process) as an error.
