@@ -291,6 +291,16 @@ func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
 		t.Errorf("Cache-Tags reached the client: %q", got)
 	}
 
+	// The edge stores a variant after its client has the whole response:
+	// wait until the last one made is a hit before counting what a purge
+	// removes.
+	for deadline := time.Now().Add(5 * time.Second); !edgeGet(t, photo).hit(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the no-hint JPEG variant never became a hit")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
 	// Spark-Purge / admin purge by the photo's tag removes every variant.
 	if removed := e.purgeTags(t, PhotoTag("wine-gps-2560x3837.jpg")); removed < 4 {
 		t.Fatalf("purge removed %d entries, want the 4 variants", removed)
