@@ -69,6 +69,9 @@ type Profile struct {
 	Gender  string   `json:"gender"`
 	Bio     string   `json:"bio"`
 	Photos  []string `json:"photos"`
+	// Uploads are the names of the photos the user uploaded to the origin
+	// (AddPhoto), oldest first; UpdateProfile leaves them alone.
+	Uploads []string `json:"uploads"`
 	Active  bool     `json:"active"`
 	Version int64    `json:"-"`
 }
@@ -207,6 +210,14 @@ type Store interface {
 	SendMessage(ctx context.Context, id, convID int64, body, clientMsgID string) (Message, bool, error)
 	// MarkRead marks the conversation read by the user up to messageID.
 	MarkRead(ctx context.Context, id, convID, messageID int64) error
+	// AddPhoto appends the name of an uploaded photo to the user's Uploads
+	// and bumps the profile version, atomically: ErrConflict when the user
+	// already has max uploads or this name, ErrNotFound when there is no
+	// such user.
+	AddPhoto(ctx context.Context, id int64, name string, max int) (Profile, error)
+	// RemovePhoto removes the name from the user's Uploads and bumps the
+	// profile version: ErrNotFound when the user has no such photo.
+	RemovePhoto(ctx context.Context, id int64, name string) (Profile, error)
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases resources.

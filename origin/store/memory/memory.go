@@ -102,6 +102,10 @@ func cloneProfile(p store.Profile) store.Profile {
 	if p.Photos == nil {
 		p.Photos = []string{}
 	}
+	p.Uploads = slices.Clone(p.Uploads)
+	if p.Uploads == nil {
+		p.Uploads = []string{}
+	}
 	return p
 }
 
@@ -162,7 +166,50 @@ func (s *Store) UpdateProfile(ctx context.Context, id int64, p store.ProfileUpda
 			id, u.profile.Version, ifVersion, store.ErrPreconditionFailed)
 	}
 	u.profile = store.Profile{ID: id, Name: p.Name, Age: p.Age, Gender: p.Gender, Bio: p.Bio,
-		Photos: slices.Clone(p.Photos), Active: p.Active, Version: u.profile.Version + 1}
+		Photos: slices.Clone(p.Photos), Uploads: u.profile.Uploads, Active: p.Active, Version: u.profile.Version + 1}
+	return cloneProfile(u.profile), nil
+}
+
+// AddPhoto implements store.Store.
+func (s *Store) AddPhoto(ctx context.Context, id int64, name string, max int) (store.Profile, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Profile{}, fmt.Errorf("memory: add photo: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, err := s.get(id)
+	if err != nil {
+		return store.Profile{}, err
+	}
+	if slices.Contains(u.profile.Uploads, name) {
+		return store.Profile{}, fmt.Errorf("memory: add photo %q to %d: already there: %w", name, id, store.ErrConflict)
+	}
+	if len(u.profile.Uploads) >= max {
+		return store.Profile{}, fmt.Errorf("memory: add photo to %d: %d photos, limit %d: %w", id, len(u.profile.Uploads), max, store.ErrConflict)
+	}
+	// A fresh slice: earlier clones handed out never alias the new state.
+	u.profile.Uploads = append(slices.Clip(u.profile.Uploads), name)
+	u.profile.Version++
+	return cloneProfile(u.profile), nil
+}
+
+// RemovePhoto implements store.Store.
+func (s *Store) RemovePhoto(ctx context.Context, id int64, name string) (store.Profile, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Profile{}, fmt.Errorf("memory: remove photo: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, err := s.get(id)
+	if err != nil {
+		return store.Profile{}, err
+	}
+	i := slices.Index(u.profile.Uploads, name)
+	if i < 0 {
+		return store.Profile{}, fmt.Errorf("memory: remove photo %q of %d: %w", name, id, store.ErrNotFound)
+	}
+	u.profile.Uploads = slices.Delete(slices.Clone(u.profile.Uploads), i, i+1)
+	u.profile.Version++
 	return cloneProfile(u.profile), nil
 }
 

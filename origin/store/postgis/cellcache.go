@@ -95,7 +95,7 @@ func (s *Store) invalidateCells(cells ...string) {
 // active and eligible and that the user has not swiped or blocked (either
 // way); the distance is recomputed from the stored point.
 const survivorsSQL = `
-SELECT u.id, u.name, u.age, u.gender, u.bio, u.photos, u.is_active, u.version,
+SELECT u.id, u.name, u.age, u.gender, u.bio, u.photos, u.uploads, u.is_active, u.version,
        u.geog <-> ST_SetSRID(ST_MakePoint($4::float8, $3::float8), 4326)::geography
 FROM unnest($2::bigint[]) WITH ORDINALITY AS c(id, ord)
 JOIN users u ON u.id = c.id
@@ -149,7 +149,7 @@ func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p s
 		}
 		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Candidate, error) {
 			var c store.Candidate
-			err := r.Scan(&c.ID, &c.Name, &c.Age, &c.Gender, &c.Bio, &c.Photos, &c.Active, &c.Version, &c.DistanceM)
+			err := r.Scan(&c.ID, &c.Name, &c.Age, &c.Gender, &c.Bio, &c.Photos, &c.Uploads, &c.Active, &c.Version, &c.DistanceM)
 			return c, err
 		})
 		if err != nil {

@@ -277,15 +277,23 @@ func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (int64, error) 
 	return id, nil
 }
 
-const profileCols = `id, name, age, gender, bio, photos, is_active, version`
+const profileCols = `id, name, age, gender, bio, photos, uploads, is_active, version`
 
 func scanProfile(row pgx.Row) (store.Profile, error) {
 	var p store.Profile
-	err := row.Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Active, &p.Version)
+	err := row.Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Uploads, &p.Active, &p.Version)
+	fillSlices(&p)
+	return p, err
+}
+
+// fillSlices makes nil lists empty, as the memory store returns them.
+func fillSlices(p *store.Profile) {
 	if p.Photos == nil {
 		p.Photos = []string{}
 	}
-	return p, err
+	if p.Uploads == nil {
+		p.Uploads = []string{}
+	}
 }
 
 // GetProfile implements store.Store; it reads from the replica when configured.
@@ -314,11 +322,9 @@ func (s *Store) UpdateProfile(ctx context.Context, id int64, u store.ProfileUpda
 		       version = version + 1, updated_at = now()
 		WHERE id = $1 AND ($8::bigint = 0 OR version = $8::bigint)
 		RETURNING `+profileCols+`, cell`, id, u.Name, u.Age, u.Gender, u.Bio, photos, u.Active, ifVersion).
-		Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Active, &p.Version, &cell)
+		Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Uploads, &p.Active, &p.Version, &cell)
 	if err == nil {
-		if p.Photos == nil {
-			p.Photos = []string{}
-		}
+		fillSlices(&p)
 		if cell != nil {
 			// Age, gender or activity may have changed: the cached rows are stale.
 			s.invalidateCells(*cell)
@@ -336,6 +342,45 @@ func (s *Store) UpdateProfile(ctx context.Context, id int64, u store.ProfileUpda
 		return store.Profile{}, fmt.Errorf("postgis: update profile %d: %w", id, store.ErrNotFound)
 	}
 	return store.Profile{}, fmt.Errorf("postgis: update profile %d at version %d: %w", id, ifVersion, store.ErrPreconditionFailed)
+}
+
+// AddPhoto implements store.Store: one UPDATE checks the count and the
+// name under the row lock, so concurrent uploads cannot pass the limit.
+func (s *Store) AddPhoto(ctx context.Context, id int64, name string, max int) (store.Profile, error) {
+	ctx, cancel := s.acquireCtx(ctx)
+	defer cancel()
+	p, err := scanProfile(s.primary.QueryRow(ctx, `
+		UPDATE users SET uploads = array_append(uploads, $2::text), version = version + 1, updated_at = now()
+		WHERE id = $1 AND cardinality(uploads) < $3 AND NOT ($2::text = ANY (uploads))
+		RETURNING `+profileCols, id, name, max))
+	if err == nil {
+		return p, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return store.Profile{}, fmt.Errorf("postgis: add photo to %d: %w", id, err)
+	}
+	var exists bool
+	if err := s.primary.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return store.Profile{}, fmt.Errorf("postgis: add photo to %d: %w", id, err)
+	}
+	if !exists {
+		return store.Profile{}, fmt.Errorf("postgis: add photo to %d: %w", id, store.ErrNotFound)
+	}
+	return store.Profile{}, fmt.Errorf("postgis: add photo %q to %d: limit %d reached or name taken: %w", name, id, max, store.ErrConflict)
+}
+
+// RemovePhoto implements store.Store.
+func (s *Store) RemovePhoto(ctx context.Context, id int64, name string) (store.Profile, error) {
+	ctx, cancel := s.acquireCtx(ctx)
+	defer cancel()
+	p, err := scanProfile(s.primary.QueryRow(ctx, `
+		UPDATE users SET uploads = array_remove(uploads, $2::text), version = version + 1, updated_at = now()
+		WHERE id = $1 AND $2::text = ANY (uploads)
+		RETURNING `+profileCols, id, name))
+	if err != nil {
+		return store.Profile{}, notFound(err, fmt.Sprintf("remove photo %q of %d", name, id))
+	}
+	return p, nil
 }
 
 // GetPreferences implements store.Store.
@@ -417,8 +462,8 @@ func (s *Store) SetLocation(ctx context.Context, id int64, pt store.Point) (stor
 // checked outside the LIMIT (if any of the n nearest eligible users is beyond
 // the radius, everyone inside it is already among them).
 const suggestionsSQL = `
-SELECT id, name, age, gender, bio, photos, is_active, version, dist FROM (
-    SELECT u.id, u.name, u.age, u.gender, u.bio, u.photos, u.is_active, u.version,
+SELECT id, name, age, gender, bio, photos, uploads, is_active, version, dist FROM (
+    SELECT u.id, u.name, u.age, u.gender, u.bio, u.photos, u.uploads, u.is_active, u.version,
            u.geog <-> ST_SetSRID(ST_MakePoint($3::float8, $2::float8), 4326)::geography AS dist
     FROM users u
     WHERE u.is_active
@@ -484,7 +529,7 @@ func (s *Store) ExactNearest(ctx context.Context, id int64, at store.Point, p st
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Candidate, error) {
 		var c store.Candidate
-		err := r.Scan(&c.ID, &c.Name, &c.Age, &c.Gender, &c.Bio, &c.Photos, &c.Active, &c.Version, &c.DistanceM)
+		err := r.Scan(&c.ID, &c.Name, &c.Age, &c.Gender, &c.Bio, &c.Photos, &c.Uploads, &c.Active, &c.Version, &c.DistanceM)
 		return c, err
 	})
 	if err != nil {
