@@ -63,12 +63,12 @@ func ValidGender(g string) bool {
 
 // Profile is the public part of a user.
 type Profile struct {
-	ID      int64    `json:"id"`
-	Name    string   `json:"name"`
-	Age     int16    `json:"age"`
-	Gender  string   `json:"gender"`
-	Bio     string   `json:"bio"`
-	Photos  []string `json:"photos"`
+	ID     int64    `json:"id"`
+	Name   string   `json:"name"`
+	Age    int16    `json:"age"`
+	Gender string   `json:"gender"`
+	Bio    string   `json:"bio"`
+	Photos []string `json:"photos"`
 	// Uploads are the names of the photos the user uploaded to the origin
 	// (AddPhoto), oldest first; UpdateProfile leaves them alone.
 	Uploads []string `json:"uploads"`
