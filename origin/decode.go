@@ -82,7 +82,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return data, nil
 }
 
-// ProfileRequest is the body of PUT /api/users/me/profile.
+// ProfileRequest is the body of PUT /api/users/me/profile. Photos are
+// absolute http(s) URLs; entries naming uploaded photos
+// (/api/users/{id}/photos/{name}, as GET lists them) are skipped, since
+// uploads change only through POST and DELETE /api/users/me/photos.
 type ProfileRequest struct {
 	Name   string   `json:"name"`
 	Age    int      `json:"age"`
@@ -127,11 +130,17 @@ func DecodeProfile(data []byte) (store.ProfileUpdate, error) {
 	if !store.ValidGender(req.Gender) {
 		return store.ProfileUpdate{}, badRequest("gender must be one of %s", strings.Join(store.AllGenders(), ", "))
 	}
-	if len(req.Photos) > MaxPhotos {
-		return store.ProfileUpdate{}, badRequest("at most %d photos", MaxPhotos)
-	}
 	photos := make([]string, 0, len(req.Photos))
 	for i, p := range req.Photos {
+		if isUploadPath(p) {
+			// An uploaded photo, as GET /profile lists it: uploads are
+			// managed by POST and DELETE /api/users/me/photos, so a profile
+			// sent back as it was read keeps them.
+			continue
+		}
+		if len(photos) == MaxPhotos {
+			return store.ProfileUpdate{}, badRequest("at most %d photo URLs", MaxPhotos)
+		}
 		u, err := url.Parse(p)
 		if err != nil || len(p) > MaxPhotoURLBytes || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return store.ProfileUpdate{}, badRequest("photos[%d] must be an absolute http(s) URL of at most %d bytes", i, MaxPhotoURLBytes)

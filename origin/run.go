@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spark-edge/spark/origin/store"
@@ -29,6 +30,13 @@ type Config struct {
 	Pool           postgis.PoolConfig
 	CellCache      postgis.CellCacheConfig // PostGIS: cell-candidate cache for suggestions
 	ShutdownPeriod time.Duration
+	// PhotoDir keeps uploaded originals; empty: DefaultPhotoDir with the
+	// embedded store, an error with PostGIS (see ResolvePhotoDir).
+	PhotoDir       string
+	PhotoMaxBytes  int64 // default DefaultPhotoMaxBytes
+	PhotoMaxPixels int64 // default DefaultPhotoMaxPixels
+	MaxPhotos      int   // uploads per user, default DefaultMaxPhotos
+	PhotoMaxSide   int   // long side of stored originals, default imageproxy.DefaultOriginalSide
 }
 
 // DefaultListen is the origin's default listen address.
@@ -48,6 +56,24 @@ func ResolveSecret(secret, databaseURL string, hasPublicKeys bool) (s string, de
 		return "", false, nil
 	}
 	return "", false, errors.New("origin: refusing to start on PostGIS without a JWT secret: set --jwt-secret or SPARK_JWT_SECRET")
+}
+
+// DefaultPhotoDir is where the embedded store's uploads go when no
+// directory is configured: spark-photos under the OS temporary directory.
+func DefaultPhotoDir() string { return filepath.Join(os.TempDir(), "spark-photos") }
+
+// ResolvePhotoDir returns the directory for uploaded originals: the
+// configured one, or DefaultPhotoDir with the embedded store (dev reports
+// true). With PostGIS it is required: the database would outlive photos in
+// a temporary directory.
+func ResolvePhotoDir(dir, databaseURL string) (d string, dev bool, err error) {
+	if dir != "" {
+		return dir, false, nil
+	}
+	if databaseURL == "" {
+		return DefaultPhotoDir(), true, nil
+	}
+	return "", false, errors.New("origin: refusing to start on PostGIS without a photo directory: set --photo-dir or SPARK_PHOTO_DIR")
 }
 
 // poolAdapter exposes a postgis store's pool stats to the metrics.
@@ -144,12 +170,26 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err != nil {
 		return fmt.Errorf("origin: %w", err)
 	}
+	photoDir, devPhotos, err := ResolvePhotoDir(cfg.PhotoDir, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	photos, err := NewDirPhotoStorage(photoDir)
+	if err != nil {
+		return err
+	}
+	defer photos.Close()
+	if devPhotos {
+		log.Info("uploaded photos go to a temporary directory (set --photo-dir to keep them)", "dir", photoDir)
+	}
 	st, name, ps, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	srv, err := NewServer(ServerOptions{Store: st, StoreName: name, Auth: auth, Metrics: NewMetrics(ps), Logger: log})
+	srv, err := NewServer(ServerOptions{Store: st, StoreName: name, Auth: auth, Metrics: NewMetrics(ps), Logger: log,
+		Photos: PhotoOptions{Storage: photos, MaxBytes: cfg.PhotoMaxBytes, MaxPixels: cfg.PhotoMaxPixels,
+			MaxPhotos: cfg.MaxPhotos, MaxSide: cfg.PhotoMaxSide}})
 	if err != nil {
 		return err
 	}

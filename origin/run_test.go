@@ -75,6 +75,21 @@ func TestRunPostGISNeedsSecret(t *testing.T) {
 	}
 }
 
+// TestRunPostGISNeedsPhotoDir: on PostGIS uploads need a directory that
+// outlives the process; the embedded store defaults to a temporary one.
+func TestRunPostGISNeedsPhotoDir(t *testing.T) {
+	err := origin.Run(context.Background(), origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.URL(), JWTSecret: "s3cret"}, quietLog(), nil)
+	if err == nil || !strings.Contains(err.Error(), "photo directory") {
+		t.Fatalf("Run without a photo directory on PostGIS: %v", err)
+	}
+	if d, dev, err := origin.ResolvePhotoDir("", ""); err != nil || !dev || d != origin.DefaultPhotoDir() {
+		t.Fatalf("embedded store should use the default photo directory: %q %v %v", d, dev, err)
+	}
+	if d, dev, err := origin.ResolvePhotoDir("/srv/photos", "postgres://x"); err != nil || dev || d != "/srv/photos" {
+		t.Fatalf("configured photo directory: %q %v %v", d, dev, err)
+	}
+}
+
 // TestRunPostGISMigrates starts on the test database with --migrate and a secret.
 func TestRunPostGISMigrates(t *testing.T) {
 	pgtest.Open(t, "test_origin_run")
@@ -83,7 +98,7 @@ func TestRunPostGISMigrates(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.SchemaURL(t, "test_origin_run"),
-			JWTSecret: "s3cret", Migrate: true}, quietLog(), func(a string) { addrc <- a })
+			JWTSecret: "s3cret", Migrate: true, PhotoDir: t.TempDir()}, quietLog(), func(a string) { addrc <- a })
 	}()
 	select {
 	case addr := <-addrc:

@@ -44,6 +44,7 @@ type Server struct {
 	metrics   *Metrics
 	log       *slog.Logger
 	mux       *http.ServeMux
+	photos    PhotoOptions
 }
 
 // ServerOptions configures NewServer.
@@ -53,6 +54,7 @@ type ServerOptions struct {
 	Auth      *Authenticator
 	Metrics   *Metrics // nil: NewMetrics(store if it is a PoolStater)
 	Logger    *slog.Logger
+	Photos    PhotoOptions // uploads; without a Storage the photo routes answer 404
 }
 
 // NewServer wires the routes.
@@ -69,7 +71,11 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.StoreName == "" {
 		o.StoreName = "store"
 	}
-	s := &Server{store: o.Store, storeName: o.StoreName, auth: o.Auth, metrics: o.Metrics, log: o.Logger, mux: http.NewServeMux()}
+	if err := o.Photos.withDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{store: o.Store, storeName: o.StoreName, auth: o.Auth, metrics: o.Metrics, log: o.Logger, mux: http.NewServeMux(),
+		photos: o.Photos}
 	s.routes()
 	return s, nil
 }
@@ -88,6 +94,11 @@ func (s *Server) routes() {
 	s.handle("GET /api/users/me/preferences", s.getPreferences)
 	s.handle("PUT /api/users/me/preferences", s.putPreferences)
 	s.handle("PUT /api/users/me/location", s.putLocation)
+	if s.photos.Storage != nil {
+		s.handle("POST /api/users/me/photos", s.uploadPhoto)
+		s.handle("DELETE /api/users/me/photos/{photo}", s.deletePhoto)
+		s.mux.HandleFunc("GET /api/users/{id}/photos/{photo}", s.getPhoto)
+	}
 	s.handle("POST /api/users/{id}/block", s.block)
 	s.handle("GET /api/matches/suggestions", s.suggestions)
 	s.handle("POST /api/swipes", s.swipe)
@@ -285,10 +296,7 @@ type profileJSON struct {
 }
 
 func toProfileJSON(p store.Profile) profileJSON {
-	if p.Photos == nil {
-		p.Photos = []string{}
-	}
-	return profileJSON{ID: p.ID, Name: p.Name, Age: p.Age, Gender: p.Gender, Bio: p.Bio, Photos: p.Photos, Active: p.Active}
+	return profileJSON{ID: p.ID, Name: p.Name, Age: p.Age, Gender: p.Gender, Bio: p.Bio, Photos: photoList(p), Active: p.Active}
 }
 
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) error {
@@ -473,11 +481,7 @@ func shapeCandidate(c store.Candidate, fields []string) map[string]any {
 		case "distance_km":
 			out[f] = int64(c.DistanceM/1000 + 0.5)
 		case "photos":
-			ph := c.Photos
-			if ph == nil {
-				ph = []string{}
-			}
-			out[f] = ph
+			out[f] = photoList(c.Profile)
 		}
 	}
 	return out
