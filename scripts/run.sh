@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # make run: the origin with demo data on 127.0.0.1:8081 and the edge on :8080
-# in front of it. No external services. Ctrl-C stops both.
+# in front of it. No external services. Ctrl-C (or a TERM) stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SPARK_BIN:-bin/spark}
 export SPARK_ORIGIN=${SPARK_ORIGIN:-127.0.0.1:8081}
+pids=()
+stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap stop EXIT INT TERM
 "$BIN" origin --listen "$SPARK_ORIGIN" --demo-users "${SPARK_DEMO_USERS:-2000}" &
-origin=$!
-trap 'kill $origin 2>/dev/null || true; wait $origin 2>/dev/null || true' EXIT INT TERM
-echo "origin: http://$SPARK_ORIGIN   edge: http://localhost:8080   admin: http://localhost:2019"
-"$BIN" run --config Caddyfile --adapter caddyfile
+pids+=($!)
+"$BIN" run --config Caddyfile --adapter caddyfile &
+pids+=($!)
+echo "origin: http://$SPARK_ORIGIN   edge: http://localhost:8080   admin: http://localhost:2019" >&2
+echo "token:  $BIN origin token --user 1" >&2
+wait -n   # either one exiting stops the other
