@@ -13,6 +13,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/spark-edge/spark/imageproxy"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store/postgis"
 	"github.com/spark-edge/spark/tiered"
@@ -24,7 +25,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "origin",
-		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--demo-users <n>] [--migrate]",
+		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--demo-users <n>] [--migrate] [--photo-dir <dir>]",
 		Short: "Runs the Spark origin API (embedded store by default, PostGIS with --database-url)",
 		Long: `
 Runs the Spark origin API: matching, swipes, profiles, chat and location.
@@ -33,6 +34,11 @@ With no --database-url (or SPARK_DATABASE_URL) it uses an embedded in-memory
 store seeded with --demo-users demo users around a few cities, and a fixed
 development JWT secret unless --jwt-secret / SPARK_JWT_SECRET is set. On
 PostGIS it refuses to start without a secret (or EdDSA public keys).
+
+Photo uploads (POST /api/users/me/photos) are normalised once (upright,
+sRGB, no metadata, long side capped) and stored under --photo-dir
+(SPARK_PHOTO_DIR): required with PostGIS, a spark-photos directory under the
+OS temporary directory with the embedded store.
 
 Subcommands:
   spark origin migrate            apply the embedded SQL migrations
@@ -54,6 +60,11 @@ Subcommands:
 			f.Duration("cell-cache-ttl", 10*time.Second, "PostGIS: cell-candidate cache entry lifetime")
 			f.Int64("cell-cache-bytes", 64<<20, "PostGIS: in-process size of the cell-candidate cache")
 			f.StringSlice("cell-cache-redis", nil, "PostGIS: Redis address(es) backing the cell-candidate cache, so origin instances share cells and invalidations (two or more: a Cluster)")
+			f.String("photo-dir", os.Getenv("SPARK_PHOTO_DIR"), "directory for uploaded photo originals (env SPARK_PHOTO_DIR); required with PostGIS, default "+origin.DefaultPhotoDir()+" with the embedded store")
+			f.Int64("photo-max-bytes", origin.DefaultPhotoMaxBytes, "largest photo upload in bytes (413 beyond)")
+			f.Int64("photo-max-pixels", origin.DefaultPhotoMaxPixels, "largest declared photo size in pixels, checked on the header before decoding (half for PNG and lossless WebP)")
+			f.Int("photo-max-count", origin.DefaultMaxPhotos, "uploaded photos per user (409 beyond)")
+			f.Int("photo-max-side", imageproxy.DefaultOriginalSide, "long side of stored originals in pixels (uploads are shrunk to it, never enlarged)")
 			cmd.RunE = runOrigin
 			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
 		},
@@ -151,6 +162,16 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 		ro := tiered.DefaultRedisOptions(addrs...)
 		cfg.CellCache.Redis = &ro
 	}
+	cfg.PhotoDir, err = f.GetString("photo-dir")
+	get(err)
+	cfg.PhotoMaxBytes, err = f.GetInt64("photo-max-bytes")
+	get(err)
+	cfg.PhotoMaxPixels, err = f.GetInt64("photo-max-pixels")
+	get(err)
+	cfg.MaxPhotos, err = f.GetInt("photo-max-count")
+	get(err)
+	cfg.PhotoMaxSide, err = f.GetInt("photo-max-side")
+	get(err)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("origin flags: %w", err)
 	}
