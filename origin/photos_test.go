@@ -1,0 +1,463 @@
+package origin_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/origin"
+	"github.com/spark-edge/spark/origin/store"
+)
+
+// testdataDir is the shared test data: $SPARK_TESTDATA, or shared/testdata
+// beside the repository (as the imageproxy tests find it).
+func testdataDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("SPARK_TESTDATA")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "testdata")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "images")); err != nil {
+		t.Fatalf("test photos not found (set SPARK_TESTDATA to the shared testdata directory): %v", err)
+	}
+	return dir
+}
+
+func testFile(t testing.TB, kind, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdataDir(t), kind, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type photoAPI struct {
+	*api
+	dir string
+}
+
+func newPhotoAPI(t *testing.T, st store.Store, o origin.PhotoOptions) *photoAPI {
+	t.Helper()
+	auth, err := origin.NewAuthenticator(testSecret, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ps, err := origin.NewDirPhotoStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ps.Close() })
+	o.Storage = ps
+	s, err := origin.NewServer(origin.ServerOptions{Store: st, StoreName: "test", Auth: auth, Photos: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return &photoAPI{api: &api{t: t, srv: hs, st: st}, dir: dir}
+}
+
+// send sends a binary body; hdr is alternating name, value.
+func (a *photoAPI) send(method, path, tok string, body []byte, hdr ...string) resp {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := a.srv.Client().Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return resp{code: res.StatusCode, hdr: res.Header, body: string(b)}
+}
+
+func (a *photoAPI) uploadRaw(tok string, photo []byte, contentType string) resp {
+	a.t.Helper()
+	return a.send("POST", "/api/users/me/photos", tok, photo, "Content-Type", contentType)
+}
+
+func (a *photoAPI) uploadMultipart(tok, field, filename string, photo []byte) resp {
+	a.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if err := mw.WriteField("caption", "ignored"); err != nil {
+		a.t.Fatal(err)
+	}
+	w, err := mw.CreateFormFile(field, filename)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	_, _ = w.Write(photo)
+	if err := mw.Close(); err != nil {
+		a.t.Fatal(err)
+	}
+	return a.send("POST", "/api/users/me/photos", tok, buf.Bytes(), "Content-Type", mw.FormDataContentType())
+}
+
+type uploaded struct {
+	ID          string   `json:"id"`
+	URL         string   `json:"url"`
+	ContentType string   `json:"content_type"`
+	Width       int      `json:"width"`
+	Height      int      `json:"height"`
+	Bytes       int      `json:"bytes"`
+	Photos      []string `json:"photos"`
+}
+
+var photoNameRE = regexp.MustCompile(`^[0-9a-f]{32}\.(jpg|png)$`)
+
+func problemCode(t *testing.T, r resp) string {
+	t.Helper()
+	var p origin.Problem
+	r.json(t, &p)
+	return strings.TrimPrefix(p.Type, "/problems/")
+}
+
+func TestPhotos(t *testing.T) {
+	for name, mk := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Run("UploadServeDelete", func(t *testing.T) { testPhotoLifecycle(t, mk(t)) })
+			t.Run("Limits", func(t *testing.T) { testPhotoLimits(t, mk(t)) })
+			t.Run("ConcurrentUploads", func(t *testing.T) { testConcurrentUploads(t, mk(t)) })
+		})
+	}
+}
+
+func testPhotoLifecycle(t *testing.T, st store.Store) {
+	a := newPhotoAPI(t, st, origin.PhotoOptions{MaxPhotos: 4})
+	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
+	other := mkUser(t, st, "bob", 31, "man", 48.85, 2.35, nil)
+	tok := token(t, me)
+
+	// Raw body: the GPS photo comes back without GPS, capped, upright.
+	gps := testFile(t, "images", "wine-gps-2560x3837.jpg")
+	r := a.uploadRaw(tok, gps, "image/jpeg")
+	expect(t, r, 201, "raw upload")
+	var up uploaded
+	r.json(t, &up)
+	wantPath := fmt.Sprintf("/api/users/%d/photos/%s", me, up.ID)
+	if !photoNameRE.MatchString(up.ID) || !strings.HasSuffix(up.ID, ".jpg") || up.URL != wantPath || r.hdr.Get("Location") != wantPath {
+		t.Fatalf("upload answer %+v, Location %q", up, r.hdr.Get("Location"))
+	}
+	if up.Width != 1366 || up.Height != imageproxy.DefaultOriginalSide || up.ContentType != "image/jpeg" {
+		t.Fatalf("normalised size %dx%d %s, want 1366x2048 JPEG", up.Width, up.Height, up.ContentType)
+	}
+	if got, want := r.hdr.Get(origin.HeaderSparkPurge), fmt.Sprintf("user:%d profile:%d", me, me); got != want {
+		t.Fatalf("upload Spark-Purge %q, want %q", got, want)
+	}
+	if cc := r.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Fatalf("upload answer Cache-Control %q", cc)
+	}
+
+	// The original, without credentials, as the edge fetches it.
+	g := a.send("GET", up.URL, "", nil)
+	expect(t, g, 200, "get original")
+	body := []byte(g.body)
+	if bytes.Contains(body, []byte("GPS")) || bytes.Contains(body, []byte("Exif")) {
+		t.Fatal("the stored original keeps EXIF/GPS")
+	}
+	info, err := imageproxy.Inspect(body)
+	if err != nil || info.Type != imageproxy.SourceJPEG || info.Width != up.Width || info.Height != up.Height || info.Orientation > 1 {
+		t.Fatalf("stored original %+v, %v", info, err)
+	}
+	etag := g.hdr.Get("ETag")
+	for k, want := range map[string]string{
+		"Cache-Control":          origin.PhotoCacheControl,
+		"Content-Type":           "image/jpeg",
+		"Cache-Tags":             origin.PhotoTag(me, up.ID),
+		"X-Content-Type-Options": "nosniff",
+		"ETag":                   `"` + up.ID + `"`,
+	} {
+		if got := g.hdr.Get(k); got != want {
+			t.Errorf("original %s: %q, want %q", k, got, want)
+		}
+	}
+	if nm := a.send("GET", up.URL, "", nil, "If-None-Match", etag); nm.code != 304 || nm.body != "" {
+		t.Fatalf("conditional GET: %d %q", nm.code, nm.body)
+	}
+	if h := a.send("HEAD", up.URL, "", nil); h.code != 200 || h.body != "" || h.hdr.Get("ETag") != etag {
+		t.Fatalf("HEAD: %d, %d bytes", h.code, len(h.body))
+	}
+
+	// Multipart: the orientation-6 photo is stored upright, no orientation tag.
+	r = a.uploadMultipart(tok, "photo", "dogs.jpg", testFile(t, "images", "dogs-exif-orient6-3088x2048.jpg"))
+	expect(t, r, 201, "multipart upload")
+	var dogs uploaded
+	r.json(t, &dogs)
+	g = a.send("GET", dogs.URL, "", nil)
+	expect(t, g, 200, "get rotated original")
+	info, err = imageproxy.Inspect([]byte(g.body))
+	if err != nil || info.Width >= info.Height || info.Height != imageproxy.DefaultOriginalSide || info.Orientation > 1 {
+		t.Fatalf("orientation-6 photo stored as %+v (%v): want upright portrait without orientation", info, err)
+	}
+
+	// A PNG with alpha stays PNG; the file part may have any field name.
+	r = a.uploadMultipart(tok, "file", "astronaut.png", testFile(t, "images", "portrait-astronaut-alpha-512x512.png"))
+	expect(t, r, 201, "PNG upload")
+	var png uploaded
+	r.json(t, &png)
+	if !strings.HasSuffix(png.ID, ".png") || png.ContentType != "image/png" || png.Width != 512 {
+		t.Fatalf("alpha PNG stored as %+v", png)
+	}
+	if g := a.send("GET", png.URL, "", nil); g.code != 200 || g.hdr.Get("Content-Type") != "image/png" {
+		t.Fatalf("PNG original: %d %s", g.code, g.hdr.Get("Content-Type"))
+	}
+
+	// The profile lists the uploads first, then the photo URLs; sending it
+	// back unchanged keeps them.
+	p := a.do("GET", fmt.Sprintf("/api/users/%d/profile", me), token(t, other), "")
+	expect(t, p, 200, "profile")
+	var prof struct {
+		Name   string   `json:"name"`
+		Age    int      `json:"age"`
+		Gender string   `json:"gender"`
+		Photos []string `json:"photos"`
+	}
+	p.json(t, &prof)
+	want := []string{up.URL, dogs.URL, png.URL, "https://img.example/ana"}
+	if fmt.Sprint(prof.Photos) != fmt.Sprint(want) {
+		t.Fatalf("profile photos %v, want %v", prof.Photos, want)
+	}
+	put := fmt.Sprintf(`{"name":"Ana","age":30,"gender":"woman","bio":"","photos":["%s","%s","%s","https://img.example/new"]}`,
+		up.URL, dogs.URL, png.URL)
+	pr := a.do("PUT", "/api/users/me/profile", tok, put)
+	expect(t, pr, 200, "profile round trip")
+	pr.json(t, &prof)
+	if want := []string{up.URL, dogs.URL, png.URL, "https://img.example/new"}; fmt.Sprint(prof.Photos) != fmt.Sprint(want) {
+		t.Fatalf("after PUT: photos %v, want %v", prof.Photos, want)
+	}
+
+	// Someone else cannot delete it; the owner can, once; every edge purges
+	// the photo's variants (the tag spark_image puts on them) and the profile.
+	if r := a.send("DELETE", "/api/users/me/photos/"+up.ID, token(t, other), nil); r.code != 404 {
+		t.Fatalf("another user's DELETE: %d", r.code)
+	}
+	d := a.send("DELETE", "/api/users/me/photos/"+up.ID, tok, nil)
+	expect(t, d, 204, "delete")
+	wantPurge := fmt.Sprintf("photo:%d/photos/%s user:%d profile:%d", me, up.ID, me, me)
+	if got := d.hdr.Get(origin.HeaderSparkPurge); got != wantPurge {
+		t.Fatalf("DELETE Spark-Purge %q, want %q", got, wantPurge)
+	}
+	expect(t, a.send("GET", up.URL, "", nil), 404, "deleted original")
+	expect(t, a.send("DELETE", "/api/users/me/photos/"+up.ID, tok, nil), 404, "second delete")
+	if _, err := os.Stat(filepath.Join(a.dir, fmt.Sprint(me), up.ID)); !os.IsNotExist(err) {
+		t.Fatalf("deleted file still there: %v", err)
+	}
+	pf, err := st.GetProfile(context.Background(), me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(pf.Uploads) != fmt.Sprint([]string{dogs.ID, png.ID}) {
+		t.Fatalf("stored uploads after delete: %v", pf.Uploads)
+	}
+
+	// Names are validated: nothing else reaches the directory.
+	if err := os.WriteFile(filepath.Join(a.dir, "secret.txt"), []byte("TOP-SECRET-CONTENT"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		fmt.Sprintf("/api/users/%d/photos/..%%2fsecret.txt", me),
+		fmt.Sprintf("/api/users/%d/photos/%%2e%%2e%%2f%%2e%%2e%%2fsecret.txt", me),
+		fmt.Sprintf("/api/users/%d/photos/abc.jpg", me),
+		fmt.Sprintf("/api/users/%d/photos/%s", other, dogs.ID),
+		"/api/users/0/photos/" + dogs.ID,
+		"/api/users/me/photos/" + dogs.ID,
+		"/api/users/-1/photos/" + dogs.ID,
+		fmt.Sprintf("/api/users/%d/photos/%s", me, strings.ToUpper(dogs.ID)),
+		fmt.Sprintf("/api/users/%d/photos/%s.tmp", me, dogs.ID),
+	} {
+		r := a.send("GET", path, "", nil)
+		if r.code != 404 || strings.Contains(r.body, "TOP-SECRET") {
+			t.Errorf("GET %s: %d %q, want 404", path, r.code, r.body)
+		}
+	}
+	expect(t, a.send("DELETE", "/api/users/me/photos/..%2fsecret.txt", tok, nil), 404, "DELETE with a bad name")
+	expect(t, a.uploadRaw("", gps, "image/jpeg"), 401, "anonymous upload")
+}
+
+func testPhotoLimits(t *testing.T, st store.Store) {
+	a := newPhotoAPI(t, st, origin.PhotoOptions{MaxPhotos: 2, MaxBytes: 1 << 20})
+	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
+	tok := token(t, me)
+	hopper := testFile(t, "images", "portrait-hopper-512x600.jpg")
+	wine := testFile(t, "images", "wine-gps-2560x3837.jpg") // 525 KB
+	big := testFile(t, "images", "bird-6028x3391-q80.jpg")  // 1.7 MB
+
+	// Bytes: 413 from Content-Length, and from the stream when chunked.
+	r := a.uploadRaw(tok, big, "image/jpeg")
+	expect(t, r, 413, "oversized raw upload")
+	if problemCode(t, r) != "photo-too-large" {
+		t.Fatalf("oversized: %s", r.body)
+	}
+	req, _ := http.NewRequest("POST", a.srv.URL+"/api/users/me/photos", io.MultiReader(bytes.NewReader(big)))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.ContentLength = -1
+	res, err := a.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 413 {
+		t.Fatalf("chunked oversized upload: %d", res.StatusCode)
+	}
+	expect(t, a.uploadMultipart(tok, "photo", "big.jpg", big), 413, "oversized multipart upload")
+
+	// Bombs are refused from the header, fast.
+	for _, b := range []struct {
+		name string
+		code int
+	}{
+		{"bomb-png-30000x30000-1bit.png", 422},
+		{"bomb-webp-16383x16383-lossless.webp", 422},
+		{"bomb-png-30000x30000-truncated.png", 422},
+		{"bomb-jpeg-30000x30000-truncated.jpg", 422},
+	} {
+		start := time.Now()
+		r := a.uploadRaw(tok, testFile(t, "bombs", b.name), "application/octet-stream")
+		expect(t, r, b.code, b.name)
+		if took := time.Since(start); took > 500*time.Millisecond {
+			t.Errorf("%s refused after %v: decoded?", b.name, took)
+		}
+	}
+	if r := a.uploadRaw(tok, testFile(t, "bombs", "bomb-png-30000x30000-1bit.png"), "image/png"); problemCode(t, r) != "image-too-large" {
+		t.Fatalf("pixel bomb: %s", r.body)
+	}
+
+	// Formats: only JPEG, PNG, WebP, HEIF; corrupt ones are 422.
+	r = a.uploadRaw(tok, []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"), "image/gif")
+	expect(t, r, 415, "GIF")
+	r = a.uploadRaw(tok, []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`), "image/svg+xml")
+	expect(t, r, 415, "SVG")
+	expect(t, a.uploadRaw(tok, hopper, "application/json"), 415, "JSON content type")
+	r = a.uploadRaw(tok, wine[:len(wine)/2], "image/jpeg")
+	expect(t, r, 422, "truncated JPEG")
+	if problemCode(t, r) != "corrupt-image" {
+		t.Fatalf("truncated: %s", r.body)
+	}
+	expect(t, a.uploadRaw(tok, nil, "image/jpeg"), 400, "empty body")
+	expect(t, a.send("POST", "/api/users/me/photos", tok, []byte("--x\r\n\r\nno file\r\n--x--\r\n"),
+		"Content-Type", "multipart/form-data; boundary=x"), 400, "multipart without a file")
+
+	// Count: the third upload is refused, a delete frees a slot.
+	var first uploaded
+	for i, photo := range [][]byte{hopper, wine} {
+		r := a.uploadRaw(tok, photo, "image/jpeg")
+		expect(t, r, 201, fmt.Sprint("upload ", i))
+		if i == 0 {
+			r.json(t, &first)
+		}
+	}
+	r = a.uploadRaw(tok, hopper, "image/jpeg")
+	expect(t, r, 409, "upload over the limit")
+	if problemCode(t, r) != "photo-limit" {
+		t.Fatalf("over the limit: %s", r.body)
+	}
+	expect(t, a.send("DELETE", "/api/users/me/photos/"+first.ID, tok, nil), 204, "delete")
+	expect(t, a.uploadRaw(tok, hopper, "image/jpeg"), 201, "upload after a delete")
+	entries, err := os.ReadDir(filepath.Join(a.dir, fmt.Sprint(me)))
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("files on disk: %v %v, want 2", entries, err)
+	}
+}
+
+// Concurrent uploads past the limit: the store's atomic check refuses the
+// extra ones and their files are removed.
+func testConcurrentUploads(t *testing.T, st store.Store) {
+	a := newPhotoAPI(t, st, origin.PhotoOptions{MaxPhotos: 2})
+	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
+	tok := token(t, me)
+	hopper := testFile(t, "images", "portrait-hopper-512x600.jpg")
+	const n = 6
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", a.srv.URL+"/api/users/me/photos", bytes.NewReader(hopper))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := a.srv.Client().Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			res.Body.Close()
+			codes <- res.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	created := 0
+	for c := range codes {
+		switch c {
+		case 201:
+			created++
+		case 409, 503:
+		default:
+			t.Errorf("concurrent upload: status %d", c)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(a.dir, fmt.Sprint(me)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.GetProfile(context.Background(), me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created != 2 || len(p.Uploads) != 2 || len(entries) != 2 {
+		t.Fatalf("%d created, %d stored, %d files; want 2 each", created, len(p.Uploads), len(entries))
+	}
+}
+
+// The tag the origin purges is the one spark_image puts on variants: with
+// strip_prefix /api/users, the name of /api/users/42/photos/<name> is
+// 42/photos/<name> and its tag "photo:" + that name (caddymodule/image's
+// PhotoTag; the origin may not import it, so the edge end-to-end test
+// checks the two against each other through a real edge).
+func TestPhotoTagMatchesEdgeName(t *testing.T) {
+	name, err := origin.NewPhotoName("jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !origin.ValidPhotoName(name) || strings.ContainsAny(name, " ,/") {
+		t.Fatalf("name %q", name)
+	}
+	path := origin.PhotoPath(42, name)
+	if path != "/api/users/42/photos/"+name {
+		t.Fatalf("path %q", path)
+	}
+	if got, want := origin.PhotoTag(42, name), "photo:"+strings.TrimPrefix(path, "/api/users/"); got != want || got != "photo:42/photos/"+name {
+		t.Fatalf("tag %q, want %q", got, want)
+	}
+	for _, bad := range []string{"", "x.jpg", "../" + name, name + "/", strings.TrimSuffix(name, ".jpg") + ".gif", strings.ToUpper(name)} {
+		if origin.ValidPhotoName(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
