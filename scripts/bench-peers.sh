@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Cache comparison on this machine: the same hit-heavy workload (spark
+# loadtest's built-in "peers" scenario: 1 KB JSON profiles over 10,000 ids and
+# 64 KB blobs, Zipf popularity, closed model) against Varnish, nginx
+# proxy_cache and the Spark edge (repo Caddyfile), each in front of the same
+# static nginx origin, one after another. Prints throughput, P50/P99, hit
+# ratio and origin requests for each, with ratios to the Spark edge.
+# Configuration files: loadtest/peers/. Installs varnish and nginx-light
+# (Debian packages) when missing, without starting their system services.
+#
+# Env: BENCH_DURATION (15s)  BENCH_CONCURRENCY (64)  BENCH_WARM (5s)
+#      BENCH_OUT (.bench/peers: JSON and HTML report per cache)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${SPARK_BIN:-bin/spark}
+DUR=${BENCH_DURATION:-15s}
+CONC=${BENCH_CONCURRENCY:-64}
+WARM=${BENCH_WARM:-5s}
+OUT=${BENCH_OUT:-.bench/peers}
+PEERS=loadtest/peers
+mkdir -p "$OUT"
+
+if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null; then
+	echo "bench-peers: installing varnish and nginx-light (Debian packages; their services are not started)"
+	created_policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq varnish nginx-light >/dev/null || { apt-get update -qq && apt-get install -y -qq varnish nginx-light >/dev/null; }
+	[ -n "$created_policy" ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ok() { for _ in $(seq 100); do curl -fs -m 2 -o /dev/null "$1" && return 0; sleep 0.2; done; echo "bench-peers: $1 not answering; logs:" >&2; tail -n 20 "$work"/*.log >&2; return 1; }
+
+work=$(mktemp -d)
+chmod 755 "$work" # varnishd reads its VCL after dropping privileges
+pids=()
+stop_all() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+origin_pid=""
+trap 'stop_all; [ -n "$origin_pid" ] && kill "$origin_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT INT TERM
+
+# The origin's content: deterministic 1 KB profiles, incompressible 64 KB blobs.
+python3 - "$work/root" <<'PY'
+import json, os, random, sys
+root = sys.argv[1]
+os.makedirs(root + "/profiles"); os.makedirs(root + "/blobs")
+rng = random.Random(1)
+for i in range(1, 10001):
+    p = {"id": i, "name": "User %d" % i, "age": 18 + i % 40, "gender": ["woman", "man", "nonbinary"][i % 3],
+         "photos": ["https://img.spark.example/u/%d/%d.jpg" % (i, k) for k in range(3)], "active": True}
+    p["bio"] = ("".join(rng.choice("abcdefghijklmnopqrstuvwxyz    ") for _ in range(1024)))[: 1024 - len(json.dumps(p)) - 10]
+    open("%s/profiles/%d.json" % (root, i), "w").write(json.dumps(p))
+for i in range(1, 257):
+    open("%s/blobs/%d.bin" % (root, i), "wb").write(os.urandom(64 * 1024))
+PY
+mkdir -p "$work/cache"
+origin_port=$(free_port)
+sed -e "s#@WORK@#$work#g" -e "s#@ROOT@#$work/root#g" -e "s#@PORT@#$origin_port#g" "$PEERS/origin.nginx.conf" >"$work/origin.conf"
+nginx -c "$work/origin.conf" -g 'daemon off;' >"$work/origin.log" 2>&1 &
+origin_pid=$!
+wait_ok "http://127.0.0.1:$origin_port/healthz"
+origin_requests() { wc -l <"$work/origin.access.log"; }
+
+start_cache() { # name port
+	case $1 in
+	varnish)
+		sed -e "s#@ORIGIN_HOST@#127.0.0.1#" -e "s#@ORIGIN_PORT@#$origin_port#" "$PEERS/varnish.vcl" >"$work/varnish.vcl"
+		varnishd -F -a "127.0.0.1:$2" -f "$work/varnish.vcl" -s malloc,512m -n "$work/varnish" -T none >"$work/varnish.log" 2>&1 &
+		;;
+	nginx)
+		sed -e "s#@WORK@#$work#g" -e "s#@PORT@#$2#g" -e "s#@ORIGIN@#127.0.0.1:$origin_port#g" "$PEERS/nginx-cache.conf" >"$work/nginx-cache.conf"
+		nginx -c "$work/nginx-cache.conf" -g 'daemon off;' >"$work/nginx-cache.log" 2>&1 &
+		;;
+	spark)
+		SPARK_ORIGIN=127.0.0.1:$origin_port SPARK_LISTEN=127.0.0.1:$2 SPARK_ADMIN=127.0.0.1:$(free_port) \
+			"$BIN" run --config Caddyfile --adapter caddyfile >"$work/spark.log" 2>&1 &
+		;;
+	esac
+	pids+=($!)
+	wait_ok "http://127.0.0.1:$2/profiles/1.json"
+}
+
+declare -A rps p50 p99 hit origin_n
+for name in varnish nginx spark; do
+	port=$(free_port)
+	start_cache "$name" "$port"
+	"$BIN" loadtest --target "http://127.0.0.1:$port" --scenario peers --mode closed --concurrency 8 \
+		--duration "$WARM" --ramp 0s --quiet >/dev/null
+	before=$(origin_requests)
+	"$BIN" loadtest --target "http://127.0.0.1:$port" --scenario peers --mode closed --concurrency "$CONC" \
+		--duration "$DUR" --ramp 0s --quiet --json "$OUT/$name.json" --html "$OUT/$name.html" >/dev/null
+	origin_n[$name]=$(( $(origin_requests) - before ))
+	read -r rps[$name] p50[$name] p99[$name] hit[$name] < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+h = "-" if r["hit_ratio"] is None else "%.1f%%" % (100 * r["hit_ratio"])
+print("%.0f %.3f %.3f %s" % (r["rps"], r["latency"]["p50_ms"], r["latency"]["p99_ms"], h))' "$OUT/$name.json")
+	stop_all
+done
+kill "$origin_pid" 2>/dev/null || true
+wait "$origin_pid" 2>/dev/null || true
+
+echo
+echo "Cache comparison: peers scenario (1 KB profiles over 10,000 ids, 64 KB blobs), closed model, $CONC workers, $DUR each after $WARM warm-up, $(nproc) cores"
+printf '%-22s %10s %9s %9s %8s %12s %12s %12s\n' "" "req/s" "P50 ms" "P99 ms" "hit" "origin reqs" "req/s ratio" "P99 ratio"
+for name in spark varnish nginx; do
+	label=$name
+	case $name in spark) label="spark edge" ;; nginx) label="nginx proxy_cache" ;; esac
+	printf '%-22s %10s %9s %9s %8s %12s %12s %12s\n' "$label" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${hit[$name]}" "${origin_n[$name]}" \
+		"$(awk -v a="${rps[$name]}" -v b="${rps[spark]}" 'BEGIN { printf "%.2f", a/b }')" \
+		"$(awk -v a="${p99[$name]}" -v b="${p99[spark]}" 'BEGIN { printf "%.2f", a/b }')"
+done
+echo "(ratios are to the Spark edge; reports: $OUT/*.html)"
