@@ -1,0 +1,202 @@
+package origin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/origin"
+)
+
+// sparkBinary returns $SPARK_BIN or builds ./cmd/spark into a temporary
+// directory.
+func sparkBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("SPARK_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "spark")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/spark")
+	build.Dir = moduleRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build spark (needs libvips-dev, see scripts/build-deps.sh): %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestPhotosThroughEdge uploads a photo through a real edge whose
+// spark_image serves the variants of /api/users/{id}/photos/{name} from the
+// origin's originals (strip_prefix /api/users), and checks that the
+// origin's DELETE purges the cached variants: the tag the origin sends in
+// Spark-Purge is the one spark_image put on them.
+func TestPhotosThroughEdge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the edge")
+	}
+	bin := sparkBinary(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 20, DemoSeed: 1, PhotoDir: t.TempDir()},
+			quietLog(), func(a string) { addrc <- a })
+	}()
+	var originAddr string
+	select {
+	case originAddr = <-addrc:
+	case err := <-done:
+		t.Fatalf("origin: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("origin did not start")
+	}
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	edgePort, adminPort := freePort(t), freePort(t)
+	home := t.TempDir()
+	caddyfile := filepath.Join(home, "Caddyfile")
+	if err := os.WriteFile(caddyfile, []byte(`{
+	admin 127.0.0.1:`+adminPort+`
+	persist_config off
+	auto_https off
+	grace_period 2s
+}
+
+http://127.0.0.1:`+edgePort+` {
+	spark_image_hints
+	spark_cache {
+		capacity 16MiB
+		max_entry_size 1MiB
+		purge_token e2e-photos
+		rule /api/users/*/photos/* {
+			ignore_query w q fit
+		}
+	}
+	@variants {
+		method GET HEAD
+		path /api/users/*/photos/*
+	}
+	spark_image @variants {
+		upstream http://`+originAddr+`/api/users
+		strip_prefix /api/users
+		timeout 30s
+	}
+	reverse_proxy `+originAddr+`
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	edge := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	edge.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
+	var edgeLog strings.Builder
+	edge.Stdout, edge.Stderr = &edgeLog, &edgeLog
+	if err := edge.Start(); err != nil {
+		t.Fatalf("start edge: %v", err)
+	}
+	edgeDone := make(chan error, 1)
+	go func() { edgeDone <- edge.Wait() }()
+	defer func() {
+		_ = edge.Process.Kill()
+		<-edgeDone
+		if t.Failed() {
+			t.Logf("edge log:\n%s", edgeLog.String())
+		}
+	}()
+	base := "http://127.0.0.1:" + edgePort
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-edgeDone:
+			t.Fatalf("edge exited: %v\n%s", err, edgeLog.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge not answering on %s: %v", base, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path string, body []byte, hdr ...string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, b
+	}
+	res, body := call("POST", "/api/users/me/photos", testFile(t, "images", "portrait-hopper-512x600.jpg"),
+		"Authorization", "Bearer "+tok, "Content-Type", "image/jpeg")
+	if res.StatusCode != 201 {
+		t.Fatalf("upload through the edge: %d %s", res.StatusCode, body)
+	}
+	var up struct{ URL string }
+	if err := json.Unmarshal(body, &up); err != nil || up.URL == "" {
+		t.Fatalf("upload answer %s: %v", body, err)
+	}
+
+	variant := func() (*http.Response, []byte) {
+		return call("GET", up.URL, nil, "Accept", "image/webp,image/jpeg", "ECT", "4g")
+	}
+	isHit := func(r *http.Response) bool { return strings.Contains(r.Header.Get("Cache-Status"), "hit") }
+	first, fb := variant()
+	if first.StatusCode != 200 || first.Header.Get("Content-Type") != "image/webp" || isHit(first) {
+		t.Fatalf("first variant: %d %s %q %.200s", first.StatusCode, first.Header.Get("Content-Type"), first.Header.Get("Cache-Status"), fb)
+	}
+	if bytes.Contains(fb, []byte("Exif")) {
+		t.Fatal("variant carries EXIF")
+	}
+	hit := false
+	for i := 0; i < 50 && !hit; i++ {
+		r, _ := variant()
+		hit = isHit(r)
+		if !hit {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !hit {
+		t.Fatal("the variant is never served from the edge cache")
+	}
+
+	res, body = call("DELETE", strings.Replace(up.URL, "/api/users/1/", "/api/users/me/", 1), nil, "Authorization", "Bearer "+tok)
+	if res.StatusCode != 204 {
+		t.Fatalf("delete through the edge: %d %s", res.StatusCode, body)
+	}
+	after, ab := variant()
+	if isHit(after) || after.StatusCode != 404 {
+		t.Fatalf("after DELETE the variant is still served: %d %q %.200s", after.StatusCode, after.Header.Get("Cache-Status"), ab)
+	}
+}
