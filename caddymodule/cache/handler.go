@@ -350,13 +350,11 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			return modePass
 		}
 		dec.e.header = storableHeader(h)
-		if pol.etag && status == http.StatusOK && h.Get("Etag") == "" {
-			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; stored")
-			saveTags(&dec, tags)
-			return modeHold
-		}
 		h.Set(headerCacheStatus, "spark; fwd="+fwd+"; stored")
 		saveTags(&dec, tags)
+		if pol.etag && status == http.StatusOK && h.Get("Etag") == "" {
+			return modeHold // the ETag is a hash of the whole body
+		}
 		return modeStore
 	}
 	err := next.ServeHTTP(fw, r)
@@ -373,10 +371,8 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			clearHeader(w.Header())
 			return c.serveEntry(w, client, stale, stale.currentAge(fetched), st)
 		}
-		if fw.mode == modeCapture { // not reachable: capture implies stale-if-error OK
-			w.WriteHeader(fw.status)
-			_, _ = w.Write(fw.buf.Bytes())
-		}
+		// (Capture happens only when stale-if-error allows it, so nothing
+		// captured is left to write here.)
 		return err
 	}
 	if stale != nil && fw.mode == modeCapture && fw.status == http.StatusNotModified {
