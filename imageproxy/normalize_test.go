@@ -155,3 +155,29 @@ func TestNormalizeRefusals(t *testing.T) {
 		t.Errorf("negative side: %v", err)
 	}
 }
+
+// WebP and HEIF/AVIF uploads (what phones send) become JPEG originals.
+func TestNormalizeWebPAndAVIFInput(t *testing.T) {
+	p := newProcessor(t, Config{})
+	src := readPhoto(t, "dogs-exif-orient6-3088x2048.jpg")
+	fs := []Format{FormatWebP}
+	if p.SupportsAVIF() {
+		fs = append(fs, FormatAVIF)
+	}
+	for _, f := range fs {
+		in, err := p.Transform(context.Background(), src, Variant{Width: 800, Quality: 85, Format: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := p.Normalize(context.Background(), in.Body, 0)
+		if err != nil {
+			t.Fatalf("%s input: %v", f, err)
+		}
+		if r.Format != FormatJPEG || Sniff(r.Body) != SourceJPEG || r.Width != in.Width || r.Height != in.Height {
+			t.Fatalf("%s input %dx%d → %s %s %dx%d", f, in.Width, in.Height, r.Format, Sniff(r.Body), r.Width, r.Height)
+		}
+		if bad := metadataLeaks(t, r.Body); len(bad) > 0 {
+			t.Fatalf("%s input: output keeps %v", f, bad)
+		}
+	}
+}

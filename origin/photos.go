@@ -27,6 +27,9 @@ const (
 	multipartSlack = 64 << 10
 )
 
+// uploadPattern is the upload route; ServeHTTP gives it UploadTimeout.
+const uploadPattern = "POST /api/users/me/photos"
+
 // PhotoOptions configures photo uploads; zero fields take the defaults.
 type PhotoOptions struct {
 	// Storage keeps the originals. Nil disables the photo routes (404).

@@ -19,6 +19,7 @@ import (
 	"github.com/spark-edge/spark/imageproxy"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
+	"github.com/spark-edge/spark/origin/store/memory"
 )
 
 // testdataDir is the shared test data: $SPARK_TESTDATA, or shared/testdata
@@ -459,5 +460,59 @@ func TestPhotoTagMatchesEdgeName(t *testing.T) {
 		if origin.ValidPhotoName(bad) {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// slowReader hands out its bytes in chunks with a pause before each.
+type slowReader struct {
+	b     []byte
+	chunk int
+	pause time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(s.pause)
+	n := copy(p[:min(len(p), s.chunk)], s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+// An upload streamed at a slow phone's pace outlives the server's read
+// timeout: the upload route extends its connection's deadlines.
+func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
+	st := memory.New()
+	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
+	auth, err := origin.NewAuthenticator(testSecret, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := origin.NewDirPhotoStorage(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := origin.NewServer(origin.ServerOptions{Store: st, Auth: auth, Photos: origin.PhotoOptions{Storage: ps}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(s)
+	hs.Config.ReadTimeout = 300 * time.Millisecond
+	hs.Config.WriteTimeout = 300 * time.Millisecond
+	hs.Start()
+	t.Cleanup(hs.Close)
+	photo := testFile(t, "images", "portrait-hopper-512x600.jpg")
+	body := &slowReader{b: photo, chunk: len(photo)/8 + 1, pause: 120 * time.Millisecond}
+	req, _ := http.NewRequest("POST", hs.URL+"/api/users/me/photos", body)
+	req.Header.Set("Authorization", "Bearer "+token(t, me))
+	req.Header.Set("Content-Type", "image/jpeg")
+	res, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("slow upload: %d", res.StatusCode)
 	}
 }

@@ -34,6 +34,10 @@ const (
 	MaxMessageLimit        = 100
 	ListBioRunes           = 140
 	RequestTimeout         = 10 * time.Second
+	// UploadTimeout bounds a photo upload, body included: the edge streams
+	// the body at the phone's pace, which the server's 15 s read timeout
+	// would cut on a slow connection.
+	UploadTimeout = 2 * time.Minute
 )
 
 // Server is the origin's HTTP API.
@@ -95,7 +99,7 @@ func (s *Server) routes() {
 	s.handle("PUT /api/users/me/preferences", s.putPreferences)
 	s.handle("PUT /api/users/me/location", s.putLocation)
 	if s.photos.Storage != nil {
-		s.handle("POST /api/users/me/photos", s.uploadPhoto)
+		s.handle(uploadPattern, s.uploadPhoto)
 		s.handle("DELETE /api/users/me/photos/{photo}", s.deletePhoto)
 		s.mux.HandleFunc("GET /api/users/{id}/photos/{photo}", s.getPhoto)
 	}
@@ -139,6 +143,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // Write records an implicit 200.
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
@@ -155,11 +162,19 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // unknown routes and methods, latency metrics by route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	h, pattern := s.mux.Handler(r)
+	timeout := RequestTimeout
+	if pattern == uploadPattern {
+		timeout = UploadTimeout
+		// Errors: not a net/http connection (tests); nothing to extend.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(start.Add(UploadTimeout))
+		_ = rc.SetWriteDeadline(start.Add(UploadTimeout + 10*time.Second))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	r = r.WithContext(ctx)
 	rec := &statusRecorder{ResponseWriter: w}
-	h, pattern := s.mux.Handler(r)
 	route := pattern
 	if pattern == "" {
 		// The mux's own 404/405: replay it to learn which, answer with a problem.
