@@ -3,6 +3,7 @@ package cache
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/spark-edge/spark/tiered"
 	"net/http"
 	"time"
 )
@@ -22,6 +23,8 @@ type entry struct {
 	status int
 	header http.Header
 	body   []byte
+	// layer is the tier a lookup found the entry in (not stored).
+	layer tiered.Layer
 
 	// stored is when the response was received; age is its corrected
 	// initial age then (RFC 9111 §4.2.3).

@@ -182,6 +182,7 @@ func (c *Cache) lookup(r *http.Request, pk string) (*entry, tiered.Layer) {
 		// authorized request only with public, s-maxage or must-revalidate.
 		return nil, tiered.LayerNone
 	}
+	e.layer = layer
 	return e, layer
 }
 
@@ -363,7 +364,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 
 	if stale != nil && (err != nil && !fw.wroteHeader || fw.mode == modeCapture && fw.status != http.StatusNotModified) {
 		if stale.staleIfErrorOK(staleAge) {
-			c.metrics.hit(tiered.LayerL1, resultStaleIfError)
+			c.metrics.hit(stale.layer, resultStaleIfError)
 			st := "spark; fwd=stale; detail=stale-if-error"
 			if fw.wroteHeader {
 				st = "spark; fwd=stale; fwd-status=" + strconv.Itoa(fw.status) + "; detail=stale-if-error"
@@ -376,10 +377,10 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		return err
 	}
 	if stale != nil && fw.mode == modeCapture && fw.status == http.StatusNotModified {
-		c.metrics.hit(tiered.LayerL1, resultRevalidated)
+		c.metrics.hit(stale.layer, resultRevalidated)
 		fresh := c.refreshEntry(r, stale, w.Header(), pol, reqTime, fetched, pk, uriTag, gen)
 		clearHeader(w.Header())
-		return c.serveEntry(w, client, fresh, fresh.currentAge(fetched), "spark; fwd=stale; fwd-status=304; detail=l1-revalidated")
+		return c.serveEntry(w, client, fresh, fresh.currentAge(fetched), "spark; fwd=stale; fwd-status=304; detail="+string(stale.layer)+"-revalidated")
 	}
 	if err != nil {
 		c.metrics.request(resultMiss)
