@@ -283,28 +283,33 @@ func (s *Server) uploadPhoto(w http.ResponseWriter, r *http.Request, me int64) e
 // deletePhoto is DELETE /api/users/me/photos/{photo}: the file goes first
 // (a photo the user deleted must stop being served even if the store then
 // fails), then the store entry; every edge purges the photo's variants and
-// the profile.
+// the profile. Files live under the owner's id, so the path proves
+// ownership without a (possibly lagging replica) profile read.
 func (s *Server) deletePhoto(w http.ResponseWriter, r *http.Request, me int64) error {
 	name := r.PathValue("photo")
 	if !ValidPhotoName(name) {
 		return fmt.Errorf("photo %q: %w", name, store.ErrNotFound)
 	}
-	p, err := s.store.GetProfile(r.Context(), me)
-	if err != nil {
+	had := true
+	f, _, err := s.photos.Storage.Open(r.Context(), me, name)
+	switch {
+	case errors.Is(err, ErrPhotoNotFound):
+		had = false // a listing whose file is gone is still removed below
+	case err != nil:
 		return fmt.Errorf("delete photo of %d: %w", me, err)
+	default:
+		_ = f.Close()
+		if err := s.photos.Storage.Delete(r.Context(), me, name); err != nil {
+			return fmt.Errorf("delete photo of %d: %w", me, err)
+		}
 	}
-	found := false
-	for _, n := range p.Uploads {
-		found = found || n == name
-	}
-	if !found {
-		return fmt.Errorf("photo %s of %d: %w", name, me, store.ErrNotFound)
-	}
-	if err := s.photos.Storage.Delete(r.Context(), me, name); err != nil {
-		return fmt.Errorf("delete photo of %d: %w", me, err)
-	}
-	if _, err := s.store.RemovePhoto(r.Context(), me, name); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("delete photo of %d: %w", me, err)
+	if _, err := s.store.RemovePhoto(r.Context(), me, name); err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("delete photo of %d: %w", me, err)
+		}
+		if !had {
+			return fmt.Errorf("photo %s of %d: %w", name, me, store.ErrNotFound)
+		}
 	}
 	privateNoStore(w)
 	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("%s user:%d profile:%d", PhotoTag(me, name), me, me))
