@@ -34,6 +34,7 @@ func FuzzDecodeProfile(f *testing.F) {
 		`{"name":"Robert'); DROP TABLE users;--","age":30,"gender":"man"}`, `{"name":"\u0000","age":30,"gender":"man"}`,
 		`{"name":"x","age":1e400,"gender":"man"}`, `[]`, `null`, ``, `{`, `{"name":"x","age":30,"gender":"man"} {}`,
 		`{"name":"x","age":30,"gender":"man","photos":["javascript:alert(1)"]}`,
+		`{"name":"x","age":30,"gender":"man","photos":["/api/users/1/photos/0123456789abcdef0123456789abcdef.jpg","/api/users/1/photos/../x.jpg"]}`,
 	} {
 		f.Add([]byte(s))
 	}
