@@ -41,7 +41,15 @@ type PhotoOptions struct {
 	MaxPixels int64 // largest declared image, DefaultPhotoMaxPixels
 	MaxPhotos int   // uploads per user, DefaultMaxPhotos
 	MaxSide   int   // long side of stored originals, imageproxy.DefaultOriginalSide
+	// MaxInFlight bounds the uploads being received or processed at once,
+	// so their bodies (up to MaxBytes each) bound memory; more get 503
+	// with Retry-After. Default DefaultPhotoInFlight.
+	MaxInFlight int
 }
+
+// DefaultPhotoInFlight is the default PhotoOptions.MaxInFlight: with 10 MB
+// bodies, at most about 320 MB of uploads in memory.
+const DefaultPhotoInFlight = 32
 
 func (o *PhotoOptions) withDefaults() error {
 	if o.MaxBytes == 0 {
@@ -56,7 +64,10 @@ func (o *PhotoOptions) withDefaults() error {
 	if o.MaxSide == 0 {
 		o.MaxSide = imageproxy.DefaultOriginalSide
 	}
-	if o.MaxBytes < 0 || o.MaxPixels < 0 || o.MaxPhotos < 0 || o.MaxSide < 0 {
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultPhotoInFlight
+	}
+	if o.MaxBytes < 0 || o.MaxPixels < 0 || o.MaxPhotos < 0 || o.MaxSide < 0 || o.MaxInFlight < 0 {
 		return fmt.Errorf("origin: photo limits must not be negative: %+v", *o)
 	}
 	if o.Storage == nil || o.Processor != nil {
@@ -229,6 +240,14 @@ type photoJSON struct {
 // any decoding) and the user's count, then one normalisation, the file,
 // and the store's atomic count check last (the file goes if it refuses).
 func (s *Server) uploadPhoto(w http.ResponseWriter, r *http.Request, me int64) error {
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		w.Header().Set("Retry-After", strconv.Itoa(int(imageproxy.RetryAfter.Seconds())))
+		return &requestError{status: http.StatusServiceUnavailable, code: "busy",
+			msg: "too many photo uploads in progress; retry shortly"}
+	}
 	data, err := s.readPhoto(w, r)
 	if err != nil {
 		return err

@@ -516,3 +516,49 @@ func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
 		t.Fatalf("slow upload: %d", res.StatusCode)
 	}
 }
+
+// Uploads in flight are bounded (their bodies are held in memory): the one
+// over the bound gets 503 with Retry-After at once.
+func TestUploadsInFlightBounded(t *testing.T) {
+	st := memory.New()
+	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
+	a := newPhotoAPI(t, st, origin.PhotoOptions{MaxInFlight: 1, MaxPhotos: 100})
+	tok := token(t, me)
+	pr, pw := io.Pipe()
+	started := make(chan struct{})
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", a.srv.URL+"/api/users/me/photos", pr)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := a.srv.Client().Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		res.Body.Close()
+		done <- res.StatusCode
+	}()
+	photo := testFile(t, "images", "portrait-hopper-512x600.jpg")
+	go func() {
+		_, _ = pw.Write(photo[:1000]) // the first upload is now being received
+		close(started)
+	}()
+	<-started
+	var r resp
+	for range 50 { // until the first upload holds its slot
+		if r = a.uploadRaw(tok, photo, "image/jpeg"); r.code == 503 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	expect(t, r, 503, "upload beyond the in-flight bound")
+	if r.hdr.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	_, _ = pw.Write(photo[1000:])
+	pw.Close()
+	if c := <-done; c != 201 {
+		t.Fatalf("the first upload: %d", c)
+	}
+	expect(t, a.uploadRaw(tok, photo, "image/jpeg"), 201, "upload once the slot is free")
+}

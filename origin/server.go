@@ -49,6 +49,7 @@ type Server struct {
 	log       *slog.Logger
 	mux       *http.ServeMux
 	photos    PhotoOptions
+	uploads   chan struct{} // one token per upload in flight
 }
 
 // ServerOptions configures NewServer.
@@ -79,7 +80,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{store: o.Store, storeName: o.StoreName, auth: o.Auth, metrics: o.Metrics, log: o.Logger, mux: http.NewServeMux(),
-		photos: o.Photos}
+		photos: o.Photos, uploads: make(chan struct{}, o.Photos.MaxInFlight)}
 	s.routes()
 	return s, nil
 }
