@@ -37,6 +37,7 @@ type Config struct {
 	PhotoMaxPixels int64 // default DefaultPhotoMaxPixels
 	MaxPhotos      int   // uploads per user, default DefaultMaxPhotos
 	PhotoMaxSide   int   // long side of stored originals, default imageproxy.DefaultOriginalSide
+	PhotoInFlight  int   // uploads received or processed at once, default DefaultPhotoInFlight
 }
 
 // DefaultListen is the origin's default listen address.
@@ -189,7 +190,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	defer st.Close()
 	srv, err := NewServer(ServerOptions{Store: st, StoreName: name, Auth: auth, Metrics: NewMetrics(ps), Logger: log,
 		Photos: PhotoOptions{Storage: photos, MaxBytes: cfg.PhotoMaxBytes, MaxPixels: cfg.PhotoMaxPixels,
-			MaxPhotos: cfg.MaxPhotos, MaxSide: cfg.PhotoMaxSide}})
+			MaxPhotos: cfg.MaxPhotos, MaxSide: cfg.PhotoMaxSide, MaxInFlight: cfg.PhotoInFlight}})
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,7 @@ Subcommands:
 			f.Int64("photo-max-pixels", origin.DefaultPhotoMaxPixels, "largest declared photo size in pixels, checked on the header before decoding (half for PNG and lossless WebP)")
 			f.Int("photo-max-count", origin.DefaultMaxPhotos, "uploaded photos per user (409 beyond)")
 			f.Int("photo-max-side", imageproxy.DefaultOriginalSide, "long side of stored originals in pixels (uploads are shrunk to it, never enlarged)")
+			f.Int("photo-max-in-flight", origin.DefaultPhotoInFlight, "photo uploads received or processed at once (bodies are held in memory; 503 beyond)")
 			cmd.RunE = runOrigin
 			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
 		},
@@ -171,6 +172,8 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 	cfg.MaxPhotos, err = f.GetInt("photo-max-count")
 	get(err)
 	cfg.PhotoMaxSide, err = f.GetInt("photo-max-side")
+	get(err)
+	cfg.PhotoInFlight, err = f.GetInt("photo-max-in-flight")
 	get(err)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("origin flags: %w", err)
