@@ -101,8 +101,12 @@ func niceTicks(lo, hi float64, n int) []float64 {
 
 func logTicks(lo, hi float64) []float64 {
 	var out []float64
+	mults := []float64{1, 2, 5}
+	if math.Log10(hi/lo) > 5 {
+		mults = []float64{1} // wide ranges: decades only, or the labels collide
+	}
 	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
-		for _, m := range []float64{1, 2, 5} {
+		for _, m := range mults {
 			v := m * math.Pow(10, e)
 			if v >= lo*0.999 && v <= hi*1.001 {
 				out = append(out, v)
@@ -400,8 +404,9 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 .badge{display:inline-block;font-weight:700;font-size:12px;padding:1px 8px;border-radius:10px;color:#fff;background:var(--mut)}
 .pass .badge,.badge.pass{background:var(--pass)}.fail .badge,.badge.fail{background:var(--fail)}
 .panel{background:#fff;border:1px solid var(--bd);border-radius:8px;padding:12px}
-table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--bd);border-radius:8px;font-variant-numeric:tabular-nums}
-th,td{padding:6px 8px;border-bottom:1px solid var(--bd);text-align:right;white-space:nowrap}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--bd);border-radius:8px;font-variant-numeric:tabular-nums;font-size:13px}
+.tw{overflow-x:auto}
+th,td{padding:5px 6px;border-bottom:1px solid var(--bd);text-align:right;white-space:nowrap}
 th{background:#f1f5f9;font-weight:600}td:first-child,th:first-child{text-align:left}
 tr.total td{font-weight:650;background:#f8fafc}
 .facts{display:grid;grid-template-columns:repeat(4,1fr);gap:4px 16px;margin:8px 0}
@@ -432,10 +437,10 @@ footer{color:var(--mut);font-size:12px;margin-top:24px}
 <h2>Cache (Cache-Status) · hit ratio {{ratio .R.HitRatio}}</h2>
 <div class="panel">{{.Cache}}</div>
 <h2>Endpoints</h2>
-<table><thead><tr><th>endpoint</th><th>method</th><th>requests</th><th>req/s</th><th>errors</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>hit</th><th>bytes in</th></tr></thead><tbody>
+<div class="tw"><table><thead><tr><th>endpoint</th><th>method</th><th>requests</th><th>req/s</th><th>errors</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>hit</th><th>bytes in</th></tr></thead><tbody>
 {{range .R.Endpoints}}<tr><td>{{.Name}}</td><td>{{.Method}}</td><td>{{.Requests}}</td><td>{{printf "%.1f" .RPS}}</td><td>{{.Errors}}</td><td>{{ms .Latency.P50}}</td><td>{{ms .Latency.P95}}</td><td>{{ms .Latency.P99}}</td><td>{{ms .Latency.P999}}</td><td>{{ms .Latency.Max}}</td><td>{{ratio .HitRatio}}</td><td>{{bytes .BytesIn}}</td></tr>
 {{end}}<tr class="total"><td>all</td><td></td><td>{{.R.Requests}}</td><td>{{printf "%.1f" .R.RPS}}</td><td>{{.R.Errors}}</td><td>{{ms .R.Latency.P50}}</td><td>{{ms .R.Latency.P95}}</td><td>{{ms .R.Latency.P99}}</td><td>{{ms .R.Latency.P999}}</td><td>{{ms .R.Latency.Max}}</td><td>{{ratio .R.HitRatio}}</td><td>{{bytes .R.BytesIn}}</td></tr>
-</tbody></table>
+</tbody></table></div>
 <footer>Latency is measured from when each request was due (open model: its planned arrival; later steps: the previous response plus think time), so a slow server cannot hide its queueing. Hit ratio = hits / (hits + stored misses + revalidations) from the edge's Cache-Status header. {{if .R.Description}}Scenario: {{.R.Description}}{{end}}</footer>
 </main></body></html>
 `))

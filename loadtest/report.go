@@ -17,13 +17,39 @@ import (
 // Targets are the plan's goals a run is judged against.
 type Targets struct {
 	// P95 is the highest acceptable 95th percentile latency.
-	P95 time.Duration `json:"p95_ms"`
+	P95 time.Duration
 	// RPS is the lowest acceptable achieved request rate.
-	RPS float64 `json:"rps"`
+	RPS float64
 	// ErrorRate is the highest acceptable share of failed requests.
-	ErrorRate float64 `json:"error_rate"`
+	ErrorRate float64
 	// HitRatio is the lowest acceptable cache hit ratio.
-	HitRatio float64 `json:"hit_ratio"`
+	HitRatio float64
+}
+
+type targetsJSON struct {
+	P95Ms     float64 `json:"p95_ms"`
+	RPS       float64 `json:"rps"`
+	ErrorRate float64 `json:"error_rate"`
+	HitRatio  float64 `json:"hit_ratio"`
+}
+
+// MarshalJSON writes the P95 target in milliseconds.
+func (t Targets) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(targetsJSON{P95Ms: float64(t.P95) / float64(time.Millisecond), RPS: t.RPS, ErrorRate: t.ErrorRate, HitRatio: t.HitRatio})
+	if err != nil {
+		return nil, fmt.Errorf("targets: %w", err)
+	}
+	return b, nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (t *Targets) UnmarshalJSON(b []byte) error {
+	var j targetsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("targets: %w", err)
+	}
+	*t = Targets{P95: time.Duration(j.P95Ms * float64(time.Millisecond)), RPS: j.RPS, ErrorRate: j.ErrorRate, HitRatio: j.HitRatio}
+	return nil
 }
 
 // DefaultTargets are the plan's: P95 < 200 ms, > 2000 RPS, < 0.1% errors,
@@ -392,4 +418,17 @@ func WriteFile(path string, write func(io.Writer) error) (err error) {
 		}
 	}()
 	return write(f)
+}
+
+// ReadReport loads a report written by WriteJSON, e.g. to render it again.
+func ReadReport(path string) (*Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read report: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("report %s: %w", path, err)
+	}
+	return &r, nil
 }

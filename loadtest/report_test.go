@@ -134,16 +134,23 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back Report
-	if err := json.Unmarshal(data, &back); err != nil {
+	backp, err := ReadReport(path)
+	if err != nil {
 		t.Fatal(err)
 	}
+	back := *backp
+	if _, err := ReadReport(filepath.Join(t.TempDir(), "none.json")); err == nil {
+		t.Error("ReadReport of a missing file: no error")
+	}
 	if back.Requests != rep.Requests || back.Latency != rep.Latency || len(back.Endpoints) != 2 || *back.HitRatio != *rep.HitRatio ||
-		len(back.Timeline) != len(rep.Timeline) || back.Pass != rep.Pass {
+		len(back.Timeline) != len(rep.Timeline) || back.Pass != rep.Pass || back.Targets != rep.Targets {
 		t.Errorf("round trip lost data")
 	}
 	var raw map[string]any
 	_ = json.Unmarshal(data, &raw)
+	if tg, _ := raw["targets"].(map[string]any); tg["p95_ms"] != 200.0 {
+		t.Errorf("targets in JSON: %v, want p95_ms 200", raw["targets"])
+	}
 	for _, k := range []string{"steady_rps", "verdicts", "timeline", "percentiles", "error_rate", "wire_bytes_in", "hit_ratio"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
@@ -205,5 +212,17 @@ func TestReportHTMLSelfContained(t *testing.T) {
 	}
 	if err := NewReport(syntheticResult(t, true, 0), DefaultTargets()).WriteHTML(failWriter{}); err == nil {
 		t.Error("write error not reported")
+	}
+}
+
+func TestChartTicks(t *testing.T) {
+	if got := logTicks(1, 1000); len(got) != 10 || got[0] != 1 || got[9] != 1000 {
+		t.Errorf("logTicks(1, 1000) = %v", got)
+	}
+	if got := logTicks(0.01, 1e8); len(got) != 11 {
+		t.Errorf("logTicks over 10 decades = %v, want one per decade", got)
+	}
+	if got := niceTicks(0, 2600, 5); got[0] != 0 || got[len(got)-1] > 2600 || len(got) < 4 || len(got) > 8 {
+		t.Errorf("niceTicks(0, 2600) = %v", got)
 	}
 }

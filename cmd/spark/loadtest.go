@@ -67,6 +67,7 @@ Built-in scenarios: ` + strings.Join(loadtest.BuiltinScenarios(), ", ") + `; or 
 			f.Float64("target-errors", loadtest.DefaultTargets().ErrorRate, "verdict: highest acceptable error share")
 			f.Float64("target-hit", loadtest.DefaultTargets().HitRatio, "verdict: lowest acceptable cache hit ratio")
 			cmd.RunE = runLoadtest
+			cmd.AddCommand(loadtestReportCmd())
 		},
 	})
 }
@@ -148,4 +149,35 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		return errTargetsMissed
 	}
 	return nil
+}
+
+// loadtestReportCmd renders a saved JSON report again: `spark loadtest
+// report --json r.json --html r.html`.
+func loadtestReportCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "report --json <file> [--html <file>]",
+		Short: "Prints the summary of a saved JSON report and optionally renders its HTML report",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, _ := cmd.Flags().GetString("json")
+			out, _ := cmd.Flags().GetString("html")
+			rep, err := loadtest.ReadReport(in)
+			if err != nil {
+				return fmt.Errorf("loadtest report: %w", err)
+			}
+			if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			if out != "" {
+				if err := loadtest.WriteFile(out, rep.WriteHTML); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "HTML report: %s\n", out)
+			}
+			return nil
+		},
+	}
+	c.Flags().String("json", "", "JSON report written by spark loadtest --json")
+	c.Flags().String("html", "", "write the HTML report to this file")
+	_ = c.MarkFlagRequired("json")
+	return c
 }
