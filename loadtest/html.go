@@ -85,11 +85,11 @@ func niceTicks(lo, hi float64, n int) []float64 {
 	}
 	raw := (hi - lo) / float64(n)
 	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	// The round step closest to the raw one (on a log scale).
 	step := mag
 	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if m*mag >= raw {
+		if math.Abs(math.Log(m*mag/raw)) < math.Abs(math.Log(step/raw)) {
 			step = m * mag
-			break
 		}
 	}
 	var out []float64
