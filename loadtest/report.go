@@ -277,8 +277,9 @@ func verdicts(r *Report, t Targets) ([]Verdict, bool) {
 		{Name: "Errors", Target: fmt.Sprintf("< %.2g%%", 100*t.ErrorRate), Actual: fmt.Sprintf("%.3f%%", 100*r.ErrorRate),
 			Pass: b(r.Requests > 0 && r.ErrorRate < t.ErrorRate)},
 	}
-	hv := Verdict{Name: "Cache hit ratio", Target: fmt.Sprintf("> %.0f%%", 100*t.HitRatio), Actual: "no Cache-Status"}
+	hv := Verdict{Name: "Cache hit ratio", Target: fmt.Sprintf("> %.0f%% (no Cache-Status seen)", 100*t.HitRatio), Actual: "n/a"}
 	if r.HitRatio != nil {
+		hv.Target = fmt.Sprintf("> %.0f%%", 100*t.HitRatio)
 		hv.Actual = fmt.Sprintf("%.1f%%", 100**r.HitRatio)
 		hv.Pass = b(*r.HitRatio > t.HitRatio)
 	}
