@@ -60,12 +60,12 @@ func DefaultTargets() Targets {
 
 // Latency is a latency summary in milliseconds.
 type Latency struct {
-	P50  float64 `json:"p50_ms"`
-	P95  float64 `json:"p95_ms"`
-	P99  float64 `json:"p99_ms"`
-	P999 float64 `json:"p999_ms"`
-	Max  float64 `json:"max_ms"`
-	Mean float64 `json:"mean_ms"`
+	P50  float64 `json:"p50_ms"`  // median
+	P95  float64 `json:"p95_ms"`  // 95th percentile
+	P99  float64 `json:"p99_ms"`  // 99th percentile
+	P999 float64 `json:"p999_ms"` // 99.9th percentile
+	Max  float64 `json:"max_ms"`  // slowest request
+	Mean float64 `json:"mean_ms"` // arithmetic mean
 }
 
 func latencyOf(h *hdrhistogram.Histogram) Latency {
@@ -79,20 +79,20 @@ func latencyOf(h *hdrhistogram.Histogram) Latency {
 
 // EndpointReport is one endpoint's line in the report.
 type EndpointReport struct {
-	Name       string           `json:"name"`
-	Method     string           `json:"method"`
-	Requests   int64            `json:"requests"`
-	RPS        float64          `json:"rps"`
-	Errors     int64            `json:"errors"`
-	Skipped    int64            `json:"skipped"`
-	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
-	Statuses   map[string]int64 `json:"statuses"`
-	Latency    Latency          `json:"latency"`
-	Cache      CacheCounts      `json:"cache"`
+	Name       string           `json:"name"`                  // scenario endpoint name
+	Method     string           `json:"method"`                // HTTP method
+	Requests   int64            `json:"requests"`              // requests sent, failed ones included
+	RPS        float64          `json:"rps"`                   // requests per second over the run
+	Errors     int64            `json:"errors"`                // failed requests
+	Skipped    int64            `json:"skipped"`               // steps with nothing to send (ErrSkip)
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"` // failures by kind (ErrKind*)
+	Statuses   map[string]int64 `json:"statuses"`              // responses by HTTP status
+	Latency    Latency          `json:"latency"`               // latency summary
+	Cache      CacheCounts      `json:"cache"`                 // responses by Cache-Status
 	// HitRatio is null when the endpoint saw no cacheable responses.
 	HitRatio *float64 `json:"hit_ratio"`
-	BytesIn  int64    `json:"bytes_in"`
-	BytesOut int64    `json:"bytes_out"`
+	BytesIn  int64    `json:"bytes_in"`  // response body bytes
+	BytesOut int64    `json:"bytes_out"` // request body bytes
 	// Percentiles is the latency spectrum, for the percentile plot.
 	Percentiles []Quantile `json:"percentiles"`
 }
@@ -117,69 +117,69 @@ func spectrum(h *hdrhistogram.Histogram) []Quantile {
 
 // Point is one second of the timeline.
 type Point struct {
-	Second   int      `json:"t"`
-	Requests int64    `json:"requests"`
-	Errors   int64    `json:"errors"`
-	P50      float64  `json:"p50_ms"`
-	P95      float64  `json:"p95_ms"`
-	P99      float64  `json:"p99_ms"`
-	Max      float64  `json:"max_ms"`
-	HitRatio *float64 `json:"hit_ratio"`
+	Second   int      `json:"t"`         // seconds since the start
+	Requests int64    `json:"requests"`  // completions in the second
+	Errors   int64    `json:"errors"`    // failures in the second
+	P50      float64  `json:"p50_ms"`    // median latency (ms)
+	P95      float64  `json:"p95_ms"`    // 95th percentile (ms)
+	P99      float64  `json:"p99_ms"`    // 99th percentile (ms)
+	Max      float64  `json:"max_ms"`    // slowest (ms)
+	HitRatio *float64 `json:"hit_ratio"` // hit ratio; null without cacheable responses
 }
 
 // Quantile is one point of the latency distribution.
 type Quantile struct {
-	Q  float64 `json:"q"`
-	Ms float64 `json:"ms"`
+	Q  float64 `json:"q"`  // percentile, 0..100
+	Ms float64 `json:"ms"` // latency at Q (ms)
 }
 
 // Verdict is one target's pass or fail.
 type Verdict struct {
-	Name   string `json:"name"`
-	Target string `json:"target"`
-	Actual string `json:"actual"`
+	Name   string `json:"name"`   // what is judged
+	Target string `json:"target"` // the goal, readable
+	Actual string `json:"actual"` // the measured value, readable
 	// Pass is null when the run cannot tell (no Cache-Status seen).
 	Pass *bool `json:"pass"`
 }
 
 // Report is everything a run measured, ready for JSON, text or HTML.
 type Report struct {
-	Scenario    string           `json:"scenario"`
-	Description string           `json:"description,omitempty"`
-	Target      string           `json:"target"`
-	Mode        Mode             `json:"mode"`
-	PlannedRate float64          `json:"planned_rps,omitempty"`
-	Concurrency int              `json:"concurrency,omitempty"`
-	Users       int              `json:"users"`
-	Started     string           `json:"started"`
-	DurationS   float64          `json:"duration_s"`
-	RampS       float64          `json:"ramp_s"`
-	ThinkScale  float64          `json:"think_scale"`
-	Requests    int64            `json:"requests"`
-	Errors      int64            `json:"errors"`
-	ErrorRate   float64          `json:"error_rate"`
-	ErrorKinds  map[string]int64 `json:"error_kinds"`
-	Skipped     int64            `json:"skipped"`
+	Scenario    string           `json:"scenario"`              // scenario name
+	Description string           `json:"description,omitempty"` // scenario description
+	Target      string           `json:"target"`                // base URL tested
+	Mode        Mode             `json:"mode"`                  // open or closed
+	PlannedRate float64          `json:"planned_rps,omitempty"` // open mode: planned req/s
+	Concurrency int              `json:"concurrency,omitempty"` // closed mode: workers
+	Users       int              `json:"users"`                 // virtual users
+	Started     string           `json:"started"`               // start time, RFC 3339 UTC
+	DurationS   float64          `json:"duration_s"`            // planned duration (s), ramp included
+	RampS       float64          `json:"ramp_s"`                // ramp-up (s)
+	ThinkScale  float64          `json:"think_scale"`           // think-time multiplier
+	Requests    int64            `json:"requests"`              // requests sent
+	Errors      int64            `json:"errors"`                // failed requests
+	ErrorRate   float64          `json:"error_rate"`            // Errors / Requests
+	ErrorKinds  map[string]int64 `json:"error_kinds"`           // failures by kind
+	Skipped     int64            `json:"skipped"`               // steps with nothing to send
 	// RPS is over the whole run; SteadyRPS over the steady window, from
 	// SteadyFromS (after the ramp and the flows' think times) to the end.
 	RPS           float64          `json:"rps"`
-	SteadyRPS     float64          `json:"steady_rps"`
-	SteadyFromS   float64          `json:"steady_from_s"`
-	Latency       Latency          `json:"latency"`
-	Cache         CacheCounts      `json:"cache"`
-	HitRatio      *float64         `json:"hit_ratio"`
-	BytesIn       int64            `json:"bytes_in"`
-	BytesOut      int64            `json:"bytes_out"`
-	WireIn        int64            `json:"wire_bytes_in"`
-	WireOut       int64            `json:"wire_bytes_out"`
-	SetupRequests int64            `json:"setup_requests"`
-	SetupErrors   int64            `json:"setup_errors"`
-	Endpoints     []EndpointReport `json:"endpoints"`
-	Timeline      []Point          `json:"timeline"`
-	Percentiles   []Quantile       `json:"percentiles"`
-	Targets       Targets          `json:"targets"`
-	Verdicts      []Verdict        `json:"verdicts"`
-	Pass          bool             `json:"pass"`
+	SteadyRPS     float64          `json:"steady_rps"`     // req/s in the steady window
+	SteadyFromS   float64          `json:"steady_from_s"`  // start of the steady window (s)
+	Latency       Latency          `json:"latency"`        // latency over all requests
+	Cache         CacheCounts      `json:"cache"`          // responses by Cache-Status
+	HitRatio      *float64         `json:"hit_ratio"`      // hits / lookups; null without Cache-Status
+	BytesIn       int64            `json:"bytes_in"`       // response body bytes
+	BytesOut      int64            `json:"bytes_out"`      // request body bytes
+	WireIn        int64            `json:"wire_bytes_in"`  // bytes read from the network
+	WireOut       int64            `json:"wire_bytes_out"` // bytes written to the network
+	SetupRequests int64            `json:"setup_requests"` // setup requests (not measured)
+	SetupErrors   int64            `json:"setup_errors"`   // failed setup requests
+	Endpoints     []EndpointReport `json:"endpoints"`      // per-endpoint lines, by name
+	Timeline      []Point          `json:"timeline"`       // one point per second
+	Percentiles   []Quantile       `json:"percentiles"`    // latency spectrum over all requests
+	Targets       Targets          `json:"targets"`        // the goals judged against
+	Verdicts      []Verdict        `json:"verdicts"`       // one per target
+	Pass          bool             `json:"pass"`           // every judged target met
 }
 
 func ratio(c CacheCounts) *float64 {

@@ -356,12 +356,14 @@ type countingConn struct {
 	in, out *atomic.Int64
 }
 
+// Read counts the bytes read.
 func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.in.Add(int64(n))
 	return n, err //nolint:wrapcheck // io errors pass through unchanged for net/http
 }
 
+// Write counts the bytes written.
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.out.Add(int64(n))

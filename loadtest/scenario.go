@@ -232,6 +232,7 @@ type rawStep struct {
 	Line     int
 }
 
+// UnmarshalYAML reads a step written as a name or as a mapping.
 func (s *rawStep) UnmarshalYAML(n *yaml.Node) error {
 	s.Line = n.Line
 	switch n.Kind {

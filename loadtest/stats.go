@@ -90,12 +90,12 @@ func ParseCacheStatus(v string) CacheResult {
 
 // CacheCounts counts responses by CacheResult.
 type CacheCounts struct {
-	Hit         int64 `json:"hit"`
-	Miss        int64 `json:"miss"`
-	Stale       int64 `json:"stale"`
-	Uncacheable int64 `json:"uncacheable"`
-	Bypass      int64 `json:"bypass"`
-	None        int64 `json:"none"`
+	Hit         int64 `json:"hit"`         // served from the cache
+	Miss        int64 `json:"miss"`        // forwarded and stored
+	Stale       int64 `json:"stale"`       // forwarded to revalidate
+	Uncacheable int64 `json:"uncacheable"` // forwarded, not storable
+	Bypass      int64 `json:"bypass"`      // cache stepped aside (writes)
+	None        int64 `json:"none"`        // no Cache-Status
 }
 
 func (c *CacheCounts) add(r CacheResult) {
