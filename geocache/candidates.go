@@ -26,6 +26,11 @@ type Candidate struct {
 	Lng    float64
 	Age    int16
 	Gender string
+	// Extra is an opaque payload the loader may attach (for example the
+	// profile fields a caller returns without asking its database again);
+	// the cache stores it with the candidate and returns it unchanged. It
+	// must be treated as read-only.
+	Extra []byte
 }
 
 // Ranked is a candidate with its distance from the query point.
@@ -217,9 +222,14 @@ func (c *CandidateCache) storeCell(ctx context.Context, cell string, cands []Can
 
 // encodeCell lays out candidates with their unit vectors, so a hit decodes
 // without trigonometry: count, then per candidate id, lat, lng, the vector
-// (8 bytes each), age (2) and gender (length byte + bytes).
+// (8 bytes each), age (2), gender (length byte + bytes) and Extra (uvarint
+// length + bytes).
 func encodeCell(cands []Candidate) []byte {
-	b := binary.AppendUvarint(make([]byte, 0, 8+len(cands)*60), uint64(len(cands)))
+	size := 8
+	for _, cd := range cands {
+		size += 64 + len(cd.Gender) + len(cd.Extra)
+	}
+	b := binary.AppendUvarint(make([]byte, 0, size), uint64(len(cands)))
 	for _, cd := range cands {
 		v := unitVec(cd.Lat, cd.Lng)
 		b = binary.LittleEndian.AppendUint64(b, uint64(cd.ID))
@@ -233,6 +243,8 @@ func encodeCell(cands []Candidate) []byte {
 		}
 		b = append(b, byte(len(g)))
 		b = append(b, g...)
+		b = binary.AppendUvarint(b, uint64(len(cd.Extra)))
+		b = append(b, cd.Extra...)
 	}
 	return b
 }
@@ -242,14 +254,14 @@ var errCorruptCell = errors.New("geocache: corrupt cell entry")
 // decodeCell reverses encodeCell.
 func decodeCell(b []byte) ([]Candidate, []vec3, error) {
 	n, w := binary.Uvarint(b)
-	if w <= 0 || n > uint64(len(b))/51 {
+	if w <= 0 || n > uint64(len(b))/52 {
 		return nil, nil, errCorruptCell
 	}
 	b = b[w:]
 	cands := make([]Candidate, n)
 	vecs := make([]vec3, n)
 	for i := range cands {
-		if len(b) < 51 {
+		if len(b) < 52 {
 			return nil, nil, errCorruptCell
 		}
 		f := func(off int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b[off:])) }
@@ -261,6 +273,14 @@ func decodeCell(b []byte) ([]Candidate, []vec3, error) {
 		}
 		cands[i].Gender = internGender(b[51 : 51+gl])
 		b = b[51+gl:]
+		xl, w := binary.Uvarint(b)
+		if w <= 0 || xl > uint64(len(b)-w) {
+			return nil, nil, errCorruptCell
+		}
+		if xl > 0 {
+			cands[i].Extra = b[w : w+int(xl) : w+int(xl)]
+		}
+		b = b[w+int(xl):]
 	}
 	if len(b) != 0 {
 		return nil, nil, errCorruptCell

@@ -2,6 +2,7 @@ package geocache
 
 import (
 	"context"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,9 +79,10 @@ func TestCandidateCacheSharedThroughRedis(t *testing.T) {
 }
 
 func TestCellEncodingRoundTrip(t *testing.T) {
-	in := []Candidate{{ID: 1<<40 + 7, Lat: -16.8, Lng: 179.99, Age: 99, Gender: "nonbinary"}, {ID: 2, Lat: 90, Lng: -180, Gender: "custom"}}
+	in := []Candidate{{ID: 1<<40 + 7, Lat: -16.8, Lng: 179.99, Age: 99, Gender: "nonbinary", Extra: []byte("profile\x00bytes")},
+		{ID: 2, Lat: 90, Lng: -180, Gender: "custom"}}
 	out, vecs, err := decodeCell(encodeCell(in))
-	if err != nil || len(out) != 2 || out[0] != in[0] || out[1] != in[1] || vecs[0] != unitVec(in[0].Lat, in[0].Lng) {
+	if err != nil || len(out) != 2 || !reflect.DeepEqual(out, in) || vecs[0] != unitVec(in[0].Lat, in[0].Lng) {
 		t.Fatalf("round trip = %+v %v %v", out, vecs, err)
 	}
 	b := encodeCell(in)

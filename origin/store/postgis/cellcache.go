@@ -2,8 +2,10 @@ package postgis
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -17,41 +19,52 @@ import (
 // CellCacheConfig switches on the cell-candidate cache for suggestions.
 type CellCacheConfig struct {
 	Enabled  bool
-	MaxBytes int64         // in-process store size; default 64 MiB
-	TTL      time.Duration // entry lifetime; default 10s
+	MaxBytes int64         // in-process store size (cells and user states); default 128 MiB
+	TTL      time.Duration // cell entry lifetime; default 10s
+	// UserTTL is the lifetime of a cached user state (location, preferences
+	// and exclusion set); default 10 min. This process's own writes update
+	// it in place and purge other instances' copies; the TTL bounds what
+	// writes bypassing the store (or racing through two instances without
+	// Redis) can leave stale.
+	UserTTL time.Duration
 	// Redis, when set, backs the store with Redis: origin instances using
-	// the same Redis share cells and invalidations (a user's move purges
-	// the cells in every instance within milliseconds).
+	// the same Redis share cells, user states and invalidations (a user's
+	// move purges the cells in every instance within milliseconds).
 	Redis *tiered.RedisOptions
 }
 
 func (s *Store) newCellCache(c CellCacheConfig) error {
-	var shared *tiered.Cache
+	maxBytes := c.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = 128 << 20
+	}
+	ttl := c.TTL
+	if ttl <= 0 {
+		ttl = 10 * time.Second
+	}
+	s.userTTL = c.UserTTL
+	if s.userTTL <= 0 {
+		s.userTTL = 10 * time.Minute
+	}
+	opts := tiered.Options{Capacity: maxBytes, MaxEntrySize: int(maxBytes / 4), MaxLifetime: max(ttl, s.userTTL)}
 	if c.Redis != nil {
-		maxBytes := c.MaxBytes
-		if maxBytes <= 0 {
-			maxBytes = 64 << 20
-		}
-		ttl := c.TTL
-		if ttl <= 0 {
-			ttl = 10 * time.Second
-		}
 		ro := *c.Redis
 		if ro.KeyPrefix == "" {
 			ro.KeyPrefix = "spark-origin:"
 		}
-		st, err := tiered.New(context.Background(), tiered.Options{Capacity: maxBytes, MaxEntrySize: int(maxBytes / 4), MaxLifetime: ttl, Redis: &ro})
-		if err != nil {
-			return fmt.Errorf("postgis: cell cache store: %w", err)
-		}
-		shared = st
-		s.closers = append(s.closers, st.Close)
+		opts.Redis = &ro
 	}
+	st, err := tiered.New(context.Background(), opts)
+	if err != nil {
+		return fmt.Errorf("postgis: cell cache store: %w", err)
+	}
+	s.shared = st
+	s.closers = append(s.closers, st.Close)
 	cc, err := geocache.NewCandidateCache(geocache.CandidateCacheConfig{
 		Loader:       s.loadCell,
-		Store:        shared,
-		MaxBytes:     c.MaxBytes,
-		TTL:          c.TTL,
+		Store:        st,
+		MaxBytes:     maxBytes,
+		TTL:          ttl,
 		MaxPrecision: store.CellPrecision + 1, // the loader reads a parent cell by prefix of the stored cell
 		MaxCells:     32768,
 	})
@@ -66,17 +79,21 @@ func (s *Store) newCellCache(c CellCacheConfig) error {
 // CellCache returns the store's candidate cache (nil when disabled).
 func (s *Store) CellCache() *geocache.CandidateCache { return s.cells }
 
-// loadCell reads the active users of a cell by prefix of their stored cell.
+// loadCell reads the active users of a cell by prefix of their stored cell,
+// with the profile fields suggestions return (in Candidate.Extra), so a
+// suggestion built from cached cells needs no query.
 func (s *Store) loadCell(ctx context.Context, cell string) ([]geocache.Candidate, error) {
 	rows, err := s.primary.Query(ctx, `
-		SELECT id, ST_Y(geog::geometry), ST_X(geog::geometry), age, gender FROM users
+		SELECT id, ST_Y(geog::geometry), ST_X(geog::geometry), age, gender, name, bio, photos, uploads, version FROM users
 		WHERE is_active AND cell ~>=~ $1 AND cell ~<~ $2 AND geog IS NOT NULL`, cell, cell+"~")
 	if err != nil {
 		return nil, fmt.Errorf("postgis: load cell %s: %w", cell, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (geocache.Candidate, error) {
 		var c geocache.Candidate
-		err := r.Scan(&c.ID, &c.Lat, &c.Lng, &c.Age, &c.Gender)
+		var p store.Profile
+		err := r.Scan(&c.ID, &c.Lat, &c.Lng, &c.Age, &c.Gender, &p.Name, &p.Bio, &p.Photos, &p.Uploads, &p.Version)
+		c.Extra = encodeProfileExtra(p)
 		return c, err
 	})
 	if err != nil {
@@ -85,38 +102,144 @@ func (s *Store) loadCell(ctx context.Context, cell string) ([]geocache.Candidate
 	return out, nil
 }
 
+// encodeProfileExtra packs the profile fields a suggestion returns besides
+// those the cell candidate already has: version, name, bio, photos, uploads.
+func encodeProfileExtra(p store.Profile) []byte {
+	n := 16 + len(p.Name) + len(p.Bio)
+	for _, l := range [][]string{p.Photos, p.Uploads} {
+		for _, x := range l {
+			n += len(x) + 2
+		}
+	}
+	b := binary.AppendVarint(make([]byte, 0, n), p.Version)
+	b = appendString(b, p.Name)
+	b = appendString(b, p.Bio)
+	for _, l := range [][]string{p.Photos, p.Uploads} {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, x := range l {
+			b = appendString(b, x)
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, x string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(x)))
+	return append(b, x...)
+}
+
+var errCorruptEntry = errors.New("postgis: corrupt cache entry")
+
+// reader decodes what encodeProfileExtra and encodeUserState write; the
+// first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, w := binary.Uvarint(r.b)
+	if w <= 0 {
+		r.err = errCorruptEntry
+		return 0
+	}
+	r.b = r.b[w:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, w := binary.Varint(r.b)
+	if w <= 0 {
+		r.err = errCorruptEntry
+		return 0
+	}
+	r.b = r.b[w:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errCorruptEntry
+		return ""
+	}
+	x := string(r.b[:n])
+	r.b = r.b[n:]
+	return x
+}
+
+func (r *reader) strings() []string {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errCorruptEntry
+		return nil
+	}
+	out := make([]string, 0, n)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		out = append(out, r.string())
+	}
+	return out
+}
+
+func (r *reader) float() float64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 8 {
+		r.err = errCorruptEntry
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+// decodeProfileExtra fills the fields encodeProfileExtra packed.
+func decodeProfileExtra(b []byte, c *store.Candidate) error {
+	r := reader{b: b}
+	c.Version = r.varint()
+	c.Name = r.string()
+	c.Bio = r.string()
+	c.Photos = r.strings()
+	c.Uploads = r.strings()
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errCorruptEntry
+	}
+	return r.err
+}
+
 func (s *Store) invalidateCells(cells ...string) {
 	if s.cells != nil {
 		s.cells.Invalidate(cells...)
 	}
 }
 
-// survivorsSQL keeps, in the given order, the candidates that are still
-// active and eligible and that the user has not swiped or blocked (either
-// way); the distance is recomputed from the stored point.
-const survivorsSQL = `
-SELECT u.id, u.name, u.age, u.gender, u.bio, u.photos, u.uploads, u.is_active, u.version,
-       u.geog <-> ST_SetSRID(ST_MakePoint($4::float8, $3::float8), 4326)::geography
-FROM unnest($2::bigint[]) WITH ORDINALITY AS c(id, ord)
-JOIN users u ON u.id = c.id
-WHERE u.is_active
-  AND u.age BETWEEN $5::smallint AND $6::smallint
-  AND u.gender = ANY ($7::text[])
-  AND NOT EXISTS (SELECT 1 FROM swipes s WHERE s.swiper_id = $1 AND s.target_id = u.id)
-  AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = u.id)
-  AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $1)
-ORDER BY c.ord
-LIMIT $8`
-
-// cachedNearest builds suggestions from the cell-candidate cache: a
-// best-first walk over the cached cells yields eligible candidates nearest
-// first, and one query per batch drops the swiped, blocked or changed ones
-// (re-checking activity, age and gender on the stored row). ok is false when
-// the radius is too large for the cache (the caller runs the exact query).
-func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, bool, error) {
+// cachedNearest builds suggestions from the cell-candidate cache and the
+// user's cached exclusion set, without a query: a best-first walk over the
+// cached cells yields the eligible candidates nearest first (not self, in
+// age range and gender, not swiped, not blocked either way), with their
+// profiles from the cells. ok is false when the radius is too large for the
+// cache (the caller runs the exact query).
+func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p store.Preferences, excl []int64, limit int) ([]store.Candidate, bool, error) {
 	radius := float64(p.MaxDistanceKm) * 1000
 	it, err := s.cells.Nearest(at.Lat, at.Lng, radius, func(c geocache.Candidate) bool {
-		return c.ID != id && c.Age >= p.MinAge && c.Age <= p.MaxAge && slices.Contains(p.Genders, c.Gender)
+		if c.ID == id || c.Age < p.MinAge || c.Age > p.MaxAge || !slices.Contains(p.Genders, c.Gender) {
+			return false
+		}
+		_, found := slices.BinarySearch(excl, c.ID)
+		return !found
 	})
 	if errors.Is(err, geocache.ErrRadiusTooLarge) {
 		return nil, false, nil
@@ -125,41 +248,20 @@ func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p s
 		return nil, true, fmt.Errorf("postgis: cached suggestions for %d: %w", id, err)
 	}
 	out := make([]store.Candidate, 0, limit)
-	batch := 2*limit + 16
-	ids := make([]int64, 0, batch)
-	for done := false; !done && len(out) < limit; batch *= 4 {
-		ids = ids[:0]
-		for len(ids) < batch {
-			r, ok, err := it.Next(ctx)
-			if err != nil {
-				return nil, true, fmt.Errorf("postgis: cached suggestions for %d: %w", id, err)
-			}
-			if !ok {
-				done = true
-				break
-			}
-			ids = append(ids, r.ID)
+	for len(out) < limit {
+		r, ok, err := it.Next(ctx)
+		if err != nil {
+			return nil, true, fmt.Errorf("postgis: cached suggestions for %d: %w", id, err)
 		}
-		if len(ids) == 0 {
+		if !ok || r.DistanceM > radius {
 			break
 		}
-		rows, err := s.primary.Query(ctx, survivorsSQL, id, ids, at.Lat, at.Lng, p.MinAge, p.MaxAge, p.Genders, limit-len(out))
-		if err != nil {
-			return nil, true, fmt.Errorf("postgis: cached suggestions for %d: %w", id, err)
+		c := store.Candidate{Profile: store.Profile{ID: r.ID, Age: r.Age, Gender: r.Gender, Active: true}, DistanceM: r.DistanceM}
+		if err := decodeProfileExtra(r.Extra, &c); err != nil {
+			return nil, true, fmt.Errorf("postgis: cached suggestions for %d: candidate %d: %w", id, r.ID, err)
 		}
-		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Candidate, error) {
-			var c store.Candidate
-			err := r.Scan(&c.ID, &c.Name, &c.Age, &c.Gender, &c.Bio, &c.Photos, &c.Uploads, &c.Active, &c.Version, &c.DistanceM)
-			return c, err
-		})
-		if err != nil {
-			return nil, true, fmt.Errorf("postgis: cached suggestions for %d: %w", id, err)
-		}
-		for _, c := range got {
-			if c.DistanceM <= radius {
-				out = append(out, c)
-			}
-		}
+		fillSlices(&c.Profile)
+		out = append(out, c)
 	}
 	return out, true, nil
 }

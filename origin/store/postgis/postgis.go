@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin/store"
+	"github.com/spark-edge/spark/tiered"
 )
 
 // PoolConfig sizes and times the connection pools. Zero fields take the
@@ -84,6 +86,9 @@ type Store struct {
 	replica *pgxpool.Pool // == primary when no replica
 	pool    PoolConfig
 	cells   *geocache.CandidateCache // nil: exact KNN query only
+	shared  *tiered.Cache            // the cells' store, also holding user states (nil with cells)
+	userTTL time.Duration            // lifetime of a cached user state
+	locks   *userLocks               // per-user serialisation of cached-state updates
 	closers []func() error           // cell cache stores, closed by Close
 }
 
@@ -126,7 +131,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{primary: primary, replica: primary, pool: pc}
+	s := &Store{primary: primary, replica: primary, pool: pc, locks: new(userLocks)}
 	if c.ReplicaURL != "" {
 		if s.replica, err = newPool(ctx, c.ReplicaURL, pc); err != nil {
 			primary.Close()
@@ -349,11 +354,18 @@ func (s *Store) UpdateProfile(ctx context.Context, id int64, u store.ProfileUpda
 func (s *Store) AddPhoto(ctx context.Context, id int64, name string, max int) (store.Profile, error) {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
-	p, err := scanProfile(s.primary.QueryRow(ctx, `
+	var cell *string
+	var p store.Profile
+	err := s.primary.QueryRow(ctx, `
 		UPDATE users SET uploads = array_append(uploads, $2::text), version = version + 1, updated_at = now()
 		WHERE id = $1 AND cardinality(uploads) < $3 AND NOT ($2::text = ANY (uploads))
-		RETURNING `+profileCols, id, name, max))
+		RETURNING `+profileCols+`, cell`, id, name, max).
+		Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Uploads, &p.Active, &p.Version, &cell)
 	if err == nil {
+		fillSlices(&p)
+		if cell != nil {
+			s.invalidateCells(*cell) // the cells hold uploads and version for suggestions
+		}
 		return p, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -373,12 +385,19 @@ func (s *Store) AddPhoto(ctx context.Context, id int64, name string, max int) (s
 func (s *Store) RemovePhoto(ctx context.Context, id int64, name string) (store.Profile, error) {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
-	p, err := scanProfile(s.primary.QueryRow(ctx, `
+	var cell *string
+	var p store.Profile
+	err := s.primary.QueryRow(ctx, `
 		UPDATE users SET uploads = array_remove(uploads, $2::text), version = version + 1, updated_at = now()
 		WHERE id = $1 AND $2::text = ANY (uploads)
-		RETURNING `+profileCols, id, name))
+		RETURNING `+profileCols+`, cell`, id, name).
+		Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Uploads, &p.Active, &p.Version, &cell)
 	if err != nil {
 		return store.Profile{}, notFound(err, fmt.Sprintf("remove photo %q of %d", name, id))
+	}
+	fillSlices(&p)
+	if cell != nil {
+		s.invalidateCells(*cell) // the cells hold uploads and version for suggestions
 	}
 	return p, nil
 }
@@ -412,6 +431,9 @@ func (s *Store) PutPreferences(ctx context.Context, id int64, p store.Preference
 		ON CONFLICT (user_id) DO UPDATE SET min_age = EXCLUDED.min_age, max_age = EXCLUDED.max_age,
 		    max_distance_km = EXCLUDED.max_distance_km, genders = EXCLUDED.genders`,
 		id, p.MinAge, p.MaxAge, p.MaxDistanceKm, p.Genders)
+	s.updateUserState(ctx, id, err == nil, func(u *userState) {
+		u.Prefs = store.Preferences{MinAge: p.MinAge, MaxAge: p.MaxAge, MaxDistanceKm: p.MaxDistanceKm, Genders: slices.Clone(p.Genders)}
+	})
 	if err != nil {
 		return fmt.Errorf("postgis: put preferences %d: %w", id, err)
 	}
@@ -444,6 +466,7 @@ func (s *Store) SetLocation(ctx context.Context, id int64, pt store.Point) (stor
 			WHERE u.id = o.id
 			RETURNING o.cell`, id, pt.Lat, pt.Lng, cell).Scan(&old)
 	})
+	s.updateUserState(ctx, id, err == nil, func(u *userState) { u.HasLocation, u.At = true, pt })
 	if err != nil {
 		return store.LocationChange{}, notFound(err, fmt.Sprintf("set location %d", id))
 	}
@@ -482,10 +505,25 @@ ORDER BY dist, id`
 // SuggestionsSQL returns the suggestion query (for benchmarks and EXPLAIN).
 func SuggestionsSQL() string { return suggestionsSQL }
 
-// Suggestions implements store.Store (always on the primary).
+// Suggestions implements store.Store (always on the primary). With the cell
+// cache, a user whose state and cells are cached is answered without a query.
 func (s *Store) Suggestions(ctx context.Context, id int64, limit int) ([]store.Candidate, error) {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
+	if s.cells != nil {
+		u, err := s.cachedUserState(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !u.HasLocation {
+			return nil, fmt.Errorf("postgis: suggestions for %d: %w", id, store.ErrNoLocation)
+		}
+		out, ok, err := s.cachedNearest(ctx, id, u.At, u.Prefs, u.Excluded, limit)
+		if ok || err != nil {
+			return out, err
+		}
+		return s.ExactNearest(ctx, id, u.At, u.Prefs, limit)
+	}
 	var lat, lng *float64
 	var minAge, maxAge *int16
 	var dist *int32
@@ -512,7 +550,11 @@ func (s *Store) Suggestions(ctx context.Context, id int64, limit int) ([]store.C
 // exact KNN query.
 func (s *Store) Nearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, error) {
 	if s.cells != nil {
-		out, ok, err := s.cachedNearest(ctx, id, at, p, limit)
+		u, err := s.cachedUserState(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out, ok, err := s.cachedNearest(ctx, id, at, p, u.Excluded, limit)
 		if ok || err != nil {
 			return out, err
 		}
@@ -636,6 +678,7 @@ func (s *Store) Swipe(ctx context.Context, id, target int64, d store.Direction) 
 		res.Match = &m
 		return nil
 	})
+	s.updateUserState(ctx, id, err == nil, func(u *userState) { u.exclude(target) })
 	if err != nil {
 		return store.SwipeResult{}, fmt.Errorf("postgis: swipe %d->%d: %w", id, target, err)
 	}
@@ -671,6 +714,9 @@ func (s *Store) Block(ctx context.Context, id, target int64) error {
 		}
 		return nil
 	})
+	// Blocks hide both ways: both users' exclusion sets change.
+	s.updateUserState(ctx, id, err == nil, func(u *userState) { u.exclude(target) })
+	s.updateUserState(ctx, target, err == nil, func(u *userState) { u.exclude(id) })
 	if err != nil {
 		return fmt.Errorf("postgis: block %d by %d: %w", target, id, err)
 	}
