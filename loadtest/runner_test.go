@@ -446,3 +446,17 @@ func TestRunAnonymousEndpoints(t *testing.T) {
 		t.Errorf("peers endpoints: %v", pres.Stats.EndpointNames())
 	}
 }
+
+func TestRunPoissonArrivals(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: mustScenario(t, oneEndpoint), Mode: ModeOpen,
+		Rate: 200, Duration: 2 * time.Second, Ramp: 500 * time.Millisecond, Poisson: true, Users: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200/s for 2 s less half the 0.5 s ramp: 350 expected, sd ~19.
+	if n := res.Stats.Total().Requests; n < 250 || n > 450 {
+		t.Errorf("%d requests, want about 350", n)
+	}
+}
