@@ -49,7 +49,8 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" >"$work/origin.log" 2>&1 &
+mkdir -p "$work/photos"
+"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" --migrate >"$work/origin.log" 2>&1 &
 pids+=($!)
 wait_ok "http://$origin/healthz"
 SPARK_ORIGIN=$origin SPARK_LISTEN=$edge SPARK_ADMIN=127.0.0.1:$(free_port) \
