@@ -112,7 +112,8 @@ func startStack(t *testing.T) *stack {
 	home := filepath.Join(dir, "home")
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_DATA_HOME=" + filepath.Join(home, "data"),
 		"SPARK_ORIGIN=" + s.origin, "SPARK_LISTEN=" + s.edge, "SPARK_ADMIN=" + freeAddr(t), "SPARK_JWT_SECRET=", "SPARK_DATABASE_URL="}
-	startProcess(t, env, filepath.Join(dir, "origin.log"), bin, "origin", "--listen", s.origin, "--demo-users", "500")
+	startProcess(t, env, filepath.Join(dir, "origin.log"), bin, "origin", "--listen", s.origin, "--demo-users", "500",
+		"--photo-dir", filepath.Join(dir, "photos"))
 	waitHealthy(t, "http://"+s.origin+"/healthz")
 	startProcess(t, env, filepath.Join(dir, "edge.log"), bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	waitHealthy(t, "http://"+s.edge+"/healthz")
@@ -125,6 +126,34 @@ func TestEndToEnd(t *testing.T) {
 	s := startStack(t)
 	t.Run("dating-open", func(t *testing.T) { testDatingOpen(t, s) })
 	t.Run("command-closed", func(t *testing.T) { testCommandClosed(t, s) })
+	t.Run("photos", func(t *testing.T) { testPhotos(t, s) })
+}
+
+// Uploads in setup, then photo variants through spark_image with varied
+// hints: most come back 200, and cached variants are hit.
+func testPhotos(t *testing.T, s *stack) {
+	sc, err := LoadScenario("photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Config{Target: "http://" + s.edge, Scenario: sc, Mode: ModeOpen, Rate: 30,
+		Duration: 3 * time.Second, Ramp: 500 * time.Millisecond, ThinkScale: 0.2, Users: 40, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := NewReport(res, DefaultTargets())
+	if rep.SetupRequests != 40 || rep.SetupErrors != 0 {
+		t.Errorf("uploads: %d requests, %d errors %v", rep.SetupRequests, rep.SetupErrors, rep.SetupStatuses)
+	}
+	photo := res.Stats.Endpoints["photo"]
+	if photo == nil || photo.Statuses[200] == 0 {
+		t.Fatalf("no photo served: %+v", photo)
+	}
+	// spark_image sheds load with 503 when its transform queue is full;
+	// at this rate that should be rare.
+	if photo.Errors*10 > photo.Requests {
+		t.Errorf("photo errors %d of %d: %v", photo.Errors, photo.Requests, photo.Statuses)
+	}
 }
 
 // A few seconds of the dating mix against the real edge and origin: every

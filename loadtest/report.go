@@ -163,23 +163,24 @@ type Report struct {
 	// RPS is over the whole run; SteadyRPS over the steady window, from
 	// SteadyFromS (after the ramp and the flows' think times) to the end.
 	RPS           float64          `json:"rps"`
-	SteadyRPS     float64          `json:"steady_rps"`     // req/s in the steady window
-	SteadyFromS   float64          `json:"steady_from_s"`  // start of the steady window (s)
-	Latency       Latency          `json:"latency"`        // latency over all requests
-	Cache         CacheCounts      `json:"cache"`          // responses by Cache-Status
-	HitRatio      *float64         `json:"hit_ratio"`      // hits / lookups; null without Cache-Status
-	BytesIn       int64            `json:"bytes_in"`       // response body bytes
-	BytesOut      int64            `json:"bytes_out"`      // request body bytes
-	WireIn        int64            `json:"wire_bytes_in"`  // bytes read from the network
-	WireOut       int64            `json:"wire_bytes_out"` // bytes written to the network
-	SetupRequests int64            `json:"setup_requests"` // setup requests (not measured)
-	SetupErrors   int64            `json:"setup_errors"`   // failed setup requests
-	Endpoints     []EndpointReport `json:"endpoints"`      // per-endpoint lines, by name
-	Timeline      []Point          `json:"timeline"`       // one point per second
-	Percentiles   []Quantile       `json:"percentiles"`    // latency spectrum over all requests
-	Targets       Targets          `json:"targets"`        // the goals judged against
-	Verdicts      []Verdict        `json:"verdicts"`       // one per target
-	Pass          bool             `json:"pass"`           // every judged target met
+	SteadyRPS     float64          `json:"steady_rps"`               // req/s in the steady window
+	SteadyFromS   float64          `json:"steady_from_s"`            // start of the steady window (s)
+	Latency       Latency          `json:"latency"`                  // latency over all requests
+	Cache         CacheCounts      `json:"cache"`                    // responses by Cache-Status
+	HitRatio      *float64         `json:"hit_ratio"`                // hits / lookups; null without Cache-Status
+	BytesIn       int64            `json:"bytes_in"`                 // response body bytes
+	BytesOut      int64            `json:"bytes_out"`                // request body bytes
+	WireIn        int64            `json:"wire_bytes_in"`            // bytes read from the network
+	WireOut       int64            `json:"wire_bytes_out"`           // bytes written to the network
+	SetupRequests int64            `json:"setup_requests"`           // setup requests (not measured)
+	SetupErrors   int64            `json:"setup_errors"`             // failed setup requests
+	SetupStatuses map[string]int64 `json:"setup_statuses,omitempty"` // setup responses by status, and failures by kind
+	Endpoints     []EndpointReport `json:"endpoints"`                // per-endpoint lines, by name
+	Timeline      []Point          `json:"timeline"`                 // one point per second
+	Percentiles   []Quantile       `json:"percentiles"`              // latency spectrum over all requests
+	Targets       Targets          `json:"targets"`                  // the goals judged against
+	Verdicts      []Verdict        `json:"verdicts"`                 // one per target
+	Pass          bool             `json:"pass"`                     // every judged target met
 }
 
 func ratio(c CacheCounts) *float64 {
@@ -203,6 +204,15 @@ func NewReport(res *Result, t Targets) *Report {
 	if res.Setup != nil {
 		st := res.Setup.Total()
 		rep.SetupRequests, rep.SetupErrors = st.Requests, st.Errors
+		rep.SetupStatuses = map[string]int64{}
+		for code, n := range st.Statuses {
+			rep.SetupStatuses[fmt.Sprint(code)] = n
+		}
+		for kind, n := range st.ErrorKinds {
+			if kind != ErrKind4xx && kind != ErrKind5xx && kind != ErrKindUnexpected {
+				rep.SetupStatuses[kind] = n
+			}
+		}
 	}
 	s := res.Stats
 	tot := s.Total()
@@ -337,19 +347,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "\nspark loadtest: scenario %s against %s\n", r.Scenario, r.Target)
 	fmt.Fprintf(&b, "%s, %d users, %.0fs (ramp %.0fs), think x%g\n", load, r.Users, r.DurationS, r.RampS, r.ThinkScale)
 	if r.SetupRequests > 0 {
-		fmt.Fprintf(&b, "setup: %d requests, %d errors\n", r.SetupRequests, r.SetupErrors)
+		fmt.Fprintf(&b, "setup: %d requests, %d errors (%s)\n", r.SetupRequests, r.SetupErrors, countsText(r.SetupStatuses))
 	}
 	fmt.Fprintf(&b, "\n%d requests, %.0f req/s (steady %.0f from %.0fs), %d errors (%.3f%%), %d skipped, hit ratio %s\n",
 		r.Requests, r.RPS, r.SteadyRPS, r.SteadyFromS, r.Errors, 100*r.ErrorRate, r.Skipped, fmtRatio(r.HitRatio))
 	fmt.Fprintf(&b, "bytes: bodies %s in / %s out, wire %s in / %s out\n", fmtBytes(r.BytesIn), fmtBytes(r.BytesOut),
 		fmtBytes(r.WireIn), fmtBytes(r.WireOut))
 	if len(r.ErrorKinds) > 0 {
-		kinds := make([]string, 0, len(r.ErrorKinds))
-		for k, n := range r.ErrorKinds {
-			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
-		}
-		sort.Strings(kinds)
-		fmt.Fprintf(&b, "errors by kind: %s\n", strings.Join(kinds, " "))
+		fmt.Fprintf(&b, "errors by kind: %s\n", countsText(r.ErrorKinds))
 	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -432,4 +437,14 @@ func ReadReport(path string) (*Report, error) {
 		return nil, fmt.Errorf("report %s: %w", path, err)
 	}
 	return &r, nil
+}
+
+// countsText renders {"a": 1, "b": 2} as "a=1 b=2", sorted.
+func countsText(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for k, n := range m {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
 }

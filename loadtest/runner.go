@@ -370,13 +370,17 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return n, err //nolint:wrapcheck // io errors pass through unchanged for net/http
 }
 
-// setup runs the scenario's setup endpoints once per virtual user, 32 users
-// at a time.
+// setupWorkers is how many virtual users run their setup at once: few, as
+// setup requests may be heavy (photo uploads) and are not measured.
+const setupWorkers = 4
+
+// setup runs the scenario's setup endpoints once per virtual user,
+// setupWorkers users at a time.
 func (r *run) setup(ctx context.Context) *Stats {
 	rec := NewRecorder(time.Now(), 4)
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
-	for w := 0; w < 32; w++ {
+	for w := 0; w < setupWorkers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -660,12 +664,18 @@ func (r *run) build(ctx context.Context, vu *VU, ep *Endpoint) (*http.Request, e
 	}
 	var body io.Reader
 	var blen int
+	if ep.BodyBytes != nil {
+		body, blen = bytes.NewReader(ep.BodyBytes), len(ep.BodyBytes)
+	}
 	if ep.Body != nil {
 		b, err := execTemplate(ep.Body, v)
 		if err != nil {
 			return nil, err
 		}
 		body, blen = strings.NewReader(b), len(b)
+	}
+	if !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("endpoint %s: path %q does not start with /", ep.Name, path)
 	}
 	req, err := http.NewRequestWithContext(ctx, ep.Method, r.base+path, body)
 	if err != nil {
@@ -678,7 +688,10 @@ func (r *run) build(ctx context.Context, vu *VU, ep *Endpoint) (*http.Request, e
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "spark-loadtest/1")
-	if blen > 0 {
+	switch {
+	case ep.BodyBytes != nil:
+		req.Header.Set("Content-Type", "application/octet-stream") // headers: may say better
+	case blen > 0:
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for h, t := range ep.Headers {

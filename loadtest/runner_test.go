@@ -3,9 +3,11 @@ package loadtest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,15 +348,20 @@ func TestRunHintHeaders(t *testing.T) {
 			}
 			seen[h][v[0]]++
 		}
-		if !strings.HasPrefix(r.URL.Path, "/api/users/") || !strings.HasSuffix(r.URL.Path, ".jpg") {
+		if !strings.HasPrefix(r.URL.Path, "/item/") {
 			http.NotFound(w, r)
 		}
 	}))
 	defer srv.Close()
-	sc, err := LoadScenario("photos")
+	// The photo endpoint of the built-in photos scenario, on a fixed path.
+	photos, err := LoadScenario("photos")
 	if err != nil {
 		t.Fatal(err)
 	}
+	sc := mustScenario(t, oneEndpoint)
+	ep := *photos.Endpoints["photo"]
+	ep.Path = sc.Endpoints["item"].Path
+	sc.Flows[0].Steps[0].Endpoint = &ep
 	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: sc, Mode: ModeClosed, Concurrency: 4,
 		Duration: 500 * time.Millisecond, Users: 100})
 	if err != nil {
@@ -458,5 +465,54 @@ func TestRunPoissonArrivals(t *testing.T) {
 	// 200/s for 2 s less half the 0.5 s ramp: 350 expected, sd ~19.
 	if n := res.Stats.Total().Requests; n < 250 || n > 450 {
 		t.Errorf("%d requests, want about 350", n)
+	}
+}
+
+// body_file bodies go out as they are, with the endpoint's Content-Type; a
+// captured path that is not one is an error, not a request elsewhere.
+func TestRunBodyFileAndCapturedPaths(t *testing.T) {
+	var good, bad atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/upload" && string(b) == "hello-bytes" && r.Header.Get("Content-Type") == "application/x-test" {
+			good.Add(1)
+			return
+		}
+		bad.Add(1)
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	sc, err := LoadScenario(filepath.Join("testdata", "upload.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: sc, Mode: ModeClosed, Concurrency: 2,
+		Duration: 200 * time.Millisecond, Users: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := res.Stats.Total(); tot.Requests == 0 || tot.Errors != 0 || bad.Load() != 0 || good.Load() != tot.Requests ||
+		tot.BytesOut != tot.Requests*int64(len("hello-bytes")) {
+		t.Errorf("requests %d errors %d good %d bad %d bytes out %d", tot.Requests, tot.Errors, good.Load(), bad.Load(), tot.BytesOut)
+	}
+	// A template path that renders to a full URL must not be requested.
+	abs := mustScenario(t, `
+name: abs
+endpoints:
+  list: {path: /list, capture: {urls: "urls[]"}}
+  follow: {path: '{{.Pick "urls"}}'}
+flows: [{name: f, weight: 1, steps: [list, follow]}]
+`)
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"urls":["http://example.com/x"]}`)
+	}))
+	defer srv2.Close()
+	res, err = Run(context.Background(), Config{Target: srv2.URL, Scenario: abs, Mode: ModeClosed, Concurrency: 1,
+		Duration: 100 * time.Millisecond, Users: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := res.Stats.Endpoints["follow"]; f == nil || f.Requests == 0 || f.ErrorKinds[ErrKindOther] != f.Requests {
+		t.Errorf("follow: %+v", f)
 	}
 }

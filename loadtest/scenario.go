@@ -24,7 +24,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-//go:embed scenarios/*.yaml
+//go:embed scenarios/*.yaml scenarios/*.jpg
 var builtinScenarios embed.FS
 
 // Scenario is a parsed and validated traffic mix: the endpoints virtual users
@@ -61,6 +61,9 @@ type Endpoint struct {
 	Path *template.Template
 	// Body is the request body (a template), empty for none.
 	Body *template.Template
+	// BodyBytes is a fixed body read from the scenario's body_file (e.g. a
+	// photo to upload); it takes the place of Body.
+	BodyBytes []byte
 	// Headers are extra request headers (templates); an empty result omits
 	// the header.
 	Headers map[string]*template.Template
@@ -212,6 +215,7 @@ type rawEndpoint struct {
 	Method    string            `yaml:"method"`
 	Path      string            `yaml:"path"`
 	Body      string            `yaml:"body"`
+	BodyFile  string            `yaml:"body_file"` // read relative to the scenario file
 	Headers   map[string]string `yaml:"headers"`
 	Expect    []int             `yaml:"expect"`
 	Capture   map[string]string `yaml:"capture"`
@@ -271,8 +275,15 @@ func typeError(line int, msg string) error {
 }
 
 // ParseScenario parses and validates a scenario from YAML; name is used in
-// error messages (usually the file name).
+// error messages (usually the file name). It cannot read body_file: use
+// LoadScenario for scenarios that upload files.
 func ParseScenario(name string, data []byte) (*Scenario, error) {
+	return parseScenario(name, data, nil)
+}
+
+// parseScenario parses a scenario whose body_file paths are read from fsys
+// (nil: none may be used).
+func parseScenario(name string, data []byte, fsys fs.FS) (*Scenario, error) {
 	var raw rawScenario
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -289,7 +300,7 @@ func ParseScenario(name string, data []byte) (*Scenario, error) {
 	}
 	lines := keyLines(&root)
 	raw.decodeFailed = typeErr != nil
-	sc, err := raw.build(lines)
+	sc, err := raw.build(lines, fsys)
 	if typeErr != nil {
 		var errs []error
 		for _, e := range typeErr.Errors {
@@ -334,7 +345,7 @@ var (
 	capturePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\])?)*$`)
 )
 
-func (r *rawScenario) build(lines map[string]int) (*Scenario, error) {
+func (r *rawScenario) build(lines map[string]int, fsys fs.FS) (*Scenario, error) {
 	var errs []error
 	bad := func(line int, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
@@ -369,7 +380,7 @@ func (r *rawScenario) build(lines map[string]int) (*Scenario, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		ep, err := buildEndpoint(n, r.Endpoints[n], lines["endpoints."+n])
+		ep, err := buildEndpoint(n, r.Endpoints[n], lines["endpoints."+n], fsys)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -433,7 +444,7 @@ func (r *rawScenario) build(lines map[string]int) (*Scenario, error) {
 	return sc, nil
 }
 
-func buildEndpoint(name string, r *rawEndpoint, line int) (*Endpoint, error) {
+func buildEndpoint(name string, r *rawEndpoint, line int, fsys fs.FS) (*Endpoint, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("line %d: endpoint %q: %s", line, name, fmt.Sprintf(format, args...)))
@@ -453,7 +464,8 @@ func buildEndpoint(name string, r *rawEndpoint, line int) (*Endpoint, error) {
 	if !validMethods[ep.Method] {
 		bad("unknown method %q", r.Method)
 	}
-	if !strings.HasPrefix(r.Path, "/") {
+	// A path is absolute, or a template that yields one (a captured URL).
+	if !strings.HasPrefix(r.Path, "/") && !strings.HasPrefix(r.Path, "{{") {
 		bad("path must start with /, got %q", r.Path)
 	}
 	var err error
@@ -466,6 +478,20 @@ func buildEndpoint(name string, r *rawEndpoint, line int) (*Endpoint, error) {
 		}
 		if ep.Body, err = parseTemplate(name+".body", r.Body); err != nil {
 			bad("body: %v", err)
+		}
+	}
+	if r.BodyFile != "" {
+		switch {
+		case r.Body != "":
+			bad("body and body_file exclude each other")
+		case ep.Method == http.MethodGet || ep.Method == http.MethodHead:
+			bad("%s requests carry no body", ep.Method)
+		case fsys == nil:
+			bad("body_file %q: only scenarios loaded from a file or built in can read files", r.BodyFile)
+		default:
+			if ep.BodyBytes, err = fs.ReadFile(fsys, r.BodyFile); err != nil {
+				bad("body_file: %v", err)
+			}
 		}
 	}
 	for h, v := range r.Headers {
@@ -550,7 +576,9 @@ func BuiltinScenarios() []string {
 	}
 	var out []string
 	for _, e := range ents {
-		out = append(out, strings.TrimSuffix(e.Name(), ".yaml"))
+		if n, ok := strings.CutSuffix(e.Name(), ".yaml"); ok {
+			out = append(out, n)
+		}
 	}
 	return out
 }
@@ -563,11 +591,15 @@ func LoadScenario(nameOrPath string) (*Scenario, error) {
 		if err != nil {
 			return nil, fmt.Errorf("scenario %q: not built in (have %s) and not a file path", nameOrPath, strings.Join(BuiltinScenarios(), ", "))
 		}
-		return ParseScenario(nameOrPath+".yaml", data)
+		sub, err := fs.Sub(builtinScenarios, "scenarios")
+		if err != nil {
+			return nil, fmt.Errorf("scenario %q: %w", nameOrPath, err)
+		}
+		return parseScenario(nameOrPath+".yaml", data, sub)
 	}
 	data, err := os.ReadFile(nameOrPath)
 	if err != nil {
 		return nil, fmt.Errorf("read scenario: %w", err)
 	}
-	return ParseScenario(filepath.Base(nameOrPath), data)
+	return parseScenario(filepath.Base(nameOrPath), data, os.DirFS(filepath.Dir(nameOrPath)))
 }

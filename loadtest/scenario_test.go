@@ -176,3 +176,30 @@ flows:
 		t.Errorf("MeanRequestsPerFlow = %g, want 3.25", got)
 	}
 }
+
+func TestBodyFile(t *testing.T) {
+	sc, err := LoadScenario(filepath.Join("testdata", "upload.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(sc.Endpoints["upload"].BodyBytes); got != "hello-bytes" {
+		t.Errorf("body_file read %q", got)
+	}
+	photos, err := LoadScenario("photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := photos.Endpoints["upload_photo"].BodyBytes; len(b) < 1000 || b[0] != 0xFF || b[1] != 0xD8 {
+		t.Errorf("built-in photos scenario: upload body is not the embedded JPEG (%d bytes)", len(b))
+	}
+	_, err = LoadScenario(filepath.Join("testdata", "bad_body_file.yaml"))
+	for _, want := range []string{"body and body_file exclude each other", `endpoint "missing": body_file: open nope.bin`, `endpoint "get": GET requests carry no body`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join("testdata", "upload.yaml"))
+	if _, err := ParseScenario("inline.yaml", data); err == nil || !strings.Contains(err.Error(), "only scenarios loaded from a file") {
+		t.Errorf("inline body_file: %v", err)
+	}
+}

@@ -128,6 +128,21 @@ func (x Vars) Pick(name string) (string, error) {
 	return vs[rand.IntN(len(vs))], nil
 }
 
+// PickPath is Pick among the captured values that are paths ("/..."),
+// e.g. a profile's uploaded photos among absolute photo URLs.
+func (x Vars) PickPath(name string) (string, error) {
+	var paths []string
+	for _, v := range x.vu.Get(name) {
+		if strings.HasPrefix(v, "/") {
+			paths = append(paths, v)
+		}
+	}
+	if len(paths) == 0 {
+		return "", fmt.Errorf("pick path %q: %w", name, ErrSkip)
+	}
+	return paths[rand.IntN(len(paths))], nil
+}
+
 // Direction is "like" or "pass" for a swipe on target: fixed per pair, so a
 // repeated swipe never contradicts an earlier one, liking about a third; the
 // partner is always liked.

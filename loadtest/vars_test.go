@@ -148,3 +148,18 @@ func TestPopularMod(t *testing.T) {
 		t.Error("PopularMod(0) != 1")
 	}
 }
+
+func TestPickPath(t *testing.T) {
+	vu := NewVU(1, "t", 10)
+	x := Vars{vu: vu}
+	vu.Set("photos", []string{"https://img.example/a.jpg", "/api/users/1/photos/b.jpg"})
+	for i := 0; i < 20; i++ {
+		if got, err := x.PickPath("photos"); err != nil || got != "/api/users/1/photos/b.jpg" {
+			t.Fatalf("PickPath = %q, %v", got, err)
+		}
+	}
+	vu.Set("photos", []string{"https://img.example/a.jpg"})
+	if _, err := x.PickPath("photos"); !errors.Is(err, ErrSkip) {
+		t.Errorf("PickPath without paths: %v, want ErrSkip", err)
+	}
+}
