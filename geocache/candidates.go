@@ -129,6 +129,12 @@ func (c *CandidateCache) Close() error {
 	return nil
 }
 
+// ResetStats sets the hit and miss counts to zero.
+func (c *CandidateCache) ResetStats() {
+	c.hits.Store(0)
+	c.misses.Store(0)
+}
+
 // Stats returns hit and miss counts.
 func (c *CandidateCache) Stats() (hits, misses uint64) {
 	return c.hits.Load(), c.misses.Load()
@@ -159,10 +165,21 @@ func (c *CandidateCache) Get(ctx context.Context, cell string) ([]Candidate, err
 
 // get is Get with the candidates' unit vectors.
 func (c *CandidateCache) get(ctx context.Context, cell string) ([]Candidate, []vec3, error) {
+	b, err := c.getEncoded(ctx, cell)
+	if err != nil {
+		return nil, nil, err
+	}
+	return decodeCell(b)
+}
+
+// getEncoded returns a cell's candidates as encodeCell lays them out: a hit
+// is the stored bytes, checked but not decoded, so a caller scanning them
+// (scanCell) allocates only for the candidates it keeps.
+func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, error) {
 	if b, _, ok := c.store.Get(ctx, cellKey(cell)); ok {
-		if cands, vecs, err := decodeCell(b); err == nil {
+		if scanCell(b, nil) == nil {
 			c.hits.Add(1)
-			return cands, vecs, nil
+			return b, nil
 		}
 	}
 	c.misses.Add(1)
@@ -176,11 +193,11 @@ func (c *CandidateCache) get(ctx context.Context, cell string) ([]Candidate, []v
 		select {
 		case <-cl.done:
 			if cl.err != nil {
-				return nil, nil, cl.err
+				return nil, cl.err
 			}
-			return withVecs(withPrefix(cl.cands, cell))
+			return encodeCell(withPrefix(cl.cands, cell)), nil
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("geocache: waiting for cell %s: %w", cell, ctx.Err())
+			return nil, fmt.Errorf("geocache: waiting for cell %s: %w", cell, ctx.Err())
 		}
 	}
 	cl := &call{done: make(chan struct{})}
@@ -209,9 +226,9 @@ func (c *CandidateCache) get(ctx context.Context, cell string) ([]Candidate, []v
 	c.mu.Unlock()
 	close(cl.done)
 	if cl.err != nil {
-		return nil, nil, cl.err
+		return nil, cl.err
 	}
-	return withVecs(withPrefix(cl.cands, cell))
+	return encodeCell(withPrefix(cl.cands, cell)), nil
 }
 
 // storeCell writes a cell's candidates unless an invalidation since gen
@@ -257,35 +274,55 @@ func decodeCell(b []byte) ([]Candidate, []vec3, error) {
 	if w <= 0 || n > uint64(len(b))/52 {
 		return nil, nil, errCorruptCell
 	}
-	b = b[w:]
-	cands := make([]Candidate, n)
-	vecs := make([]vec3, n)
-	for i := range cands {
-		if len(b) < 52 {
-			return nil, nil, errCorruptCell
-		}
-		f := func(off int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b[off:])) }
-		cands[i] = Candidate{ID: int64(binary.LittleEndian.Uint64(b)), Lat: f(8), Lng: f(16), Age: int16(binary.LittleEndian.Uint16(b[48:]))}
-		vecs[i] = vec3{f(24), f(32), f(40)}
-		gl := int(b[50])
-		if len(b) < 51+gl {
-			return nil, nil, errCorruptCell
-		}
-		cands[i].Gender = internGender(b[51 : 51+gl])
-		b = b[51+gl:]
-		xl, w := binary.Uvarint(b)
-		if w <= 0 || xl > uint64(len(b)-w) {
-			return nil, nil, errCorruptCell
-		}
-		if xl > 0 {
-			cands[i].Extra = b[w : w+int(xl) : w+int(xl)]
-		}
-		b = b[w+int(xl):]
-	}
-	if len(b) != 0 {
-		return nil, nil, errCorruptCell
+	cands := make([]Candidate, 0, n)
+	vecs := make([]vec3, 0, n)
+	err := scanCell(b, func(cd Candidate, v vec3) {
+		cands = append(cands, cd)
+		vecs = append(vecs, v)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return cands, vecs, nil
+}
+
+// scanCell calls fn (when not nil) with each candidate of an encoded cell
+// and its unit vector, without allocating (Extra aliases b); it returns
+// errCorruptCell for a malformed entry, possibly after some calls.
+func scanCell(b []byte, fn func(Candidate, vec3)) error {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b))/52 {
+		return errCorruptCell
+	}
+	b = b[w:]
+	for i := uint64(0); i < n; i++ {
+		if len(b) < 52 {
+			return errCorruptCell
+		}
+		gl := int(b[50])
+		if len(b) < 52+gl {
+			return errCorruptCell
+		}
+		xl, xw := binary.Uvarint(b[51+gl:])
+		if xw <= 0 || xl > uint64(len(b)-51-gl-xw) {
+			return errCorruptCell
+		}
+		if fn != nil {
+			f := func(off int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b[off:])) }
+			cd := Candidate{ID: int64(binary.LittleEndian.Uint64(b)), Lat: f(8), Lng: f(16), Age: int16(binary.LittleEndian.Uint16(b[48:])),
+				Gender: internGender(b[51 : 51+gl])}
+			if xl > 0 {
+				x := 51 + gl + xw
+				cd.Extra = b[x : x+int(xl) : x+int(xl)]
+			}
+			fn(cd, vec3{f(24), f(32), f(40)})
+		}
+		b = b[51+gl+xw+int(xl):]
+	}
+	if len(b) != 0 {
+		return errCorruptCell
+	}
+	return nil
 }
 
 // internGender returns the common genders without allocating.
@@ -296,14 +333,6 @@ func internGender(b []byte) string {
 		}
 	}
 	return string(b)
-}
-
-func withVecs(cands []Candidate) ([]Candidate, []vec3, error) {
-	vecs := make([]vec3, len(cands))
-	for i, cd := range cands {
-		vecs[i] = unitVec(cd.Lat, cd.Lng)
-	}
-	return cands, vecs, nil
 }
 
 // vec3 is a point on the unit sphere.
@@ -530,33 +559,29 @@ func (it *Iterator) Next(ctx context.Context) (r Ranked, ok bool, err error) {
 			}
 			return r, true, nil
 		}
-		cands, vecs, err := it.c.get(ctx, top.cell)
+		b, err := it.c.getEncoded(ctx, top.cell)
 		if err != nil {
 			return Ranked{}, false, err
 		}
 		it.cellsRead++
-		type keyed struct {
-			c2 float64
-			i  int
-		}
-		var ks []keyed
-		for i := range cands {
-			c2 := chord2(it.q, vecs[i])
-			if c2 > it.maxChord2 || (it.keep != nil && !it.keep(cands[i])) {
-				continue
+		// DistanceM holds the squared chord until the list is sorted.
+		var list []Ranked
+		_ = scanCell(b, func(cd Candidate, v vec3) { // getEncoded checked b
+			c2 := chord2(it.q, v)
+			if c2 > it.maxChord2 || (it.keep != nil && !it.keep(cd)) {
+				return
 			}
-			ks = append(ks, keyed{c2, i})
-		}
-		if len(ks) > 0 {
-			slices.SortFunc(ks, func(a, b keyed) int {
-				if a.c2 != b.c2 {
-					return cmp.Compare(a.c2, b.c2)
+			list = append(list, Ranked{Candidate: cd, DistanceM: c2})
+		})
+		if len(list) > 0 {
+			slices.SortFunc(list, func(a, b Ranked) int {
+				if a.DistanceM != b.DistanceM {
+					return cmp.Compare(a.DistanceM, b.DistanceM)
 				}
-				return cmp.Compare(cands[a.i].ID, cands[b.i].ID)
+				return cmp.Compare(a.ID, b.ID)
 			})
-			list := make([]Ranked, len(ks))
-			for j, k := range ks {
-				list[j] = Ranked{Candidate: cands[k.i], DistanceM: chordToMeters(k.c2)}
+			for j := range list {
+				list[j].DistanceM = chordToMeters(list[j].DistanceM)
 			}
 			it.pq.push(&item{dist: list[0].DistanceM, list: list})
 		}

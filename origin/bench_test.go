@@ -53,7 +53,11 @@ func openBench(b *testing.B, cellCache bool) *benchEnv {
 		b.Fatal("SPARK_BENCH_DATABASE_URL is not set: seed a database with `spark origin seed` and point it there")
 	}
 	ctx := context.Background()
-	st, err := postgis.Open(ctx, postgis.Config{URL: url, CellCache: postgis.CellCacheConfig{Enabled: cellCache, TTL: time.Minute}})
+	cc := postgis.CellCacheConfig{Enabled: cellCache, TTL: time.Minute}
+	if n, err := strconv.ParseInt(os.Getenv("SPARK_BENCH_CELL_CACHE_BYTES"), 10, 64); err == nil {
+		cc.MaxBytes = n
+	}
+	st, err := postgis.Open(ctx, postgis.Config{URL: url, CellCache: cc})
 	if err != nil {
 		b.Fatalf("open bench database: %v", err)
 	}
@@ -181,12 +185,42 @@ func (e *benchEnv) req(method, path string, user int64, body string) *http.Reque
 	return req
 }
 
-func benchSuggestions(b *testing.B, cellCache bool) {
+func benchSuggestions(b *testing.B, cellCache bool) { benchSuggestionsWarm(b, cellCache, false) }
+
+// benchSuggestionsWarm is benchSuggestions; with warm, every bench user asks
+// once before the measured load (untimed), so the caches start full.
+func benchSuggestionsWarm(b *testing.B, cellCache, warm bool) {
 	e := openBench(b, cellCache)
+	if warm {
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1)) - 1; i < len(e.users); i = int(next.Add(1)) - 1 {
+					res, err := http.DefaultClient.Do(e.req("GET", "/api/matches/suggestions?limit=50", e.users[i], ""))
+					if err == nil {
+						_, _ = io.Copy(io.Discard, res.Body)
+						res.Body.Close()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if cc := e.st.CellCache(); cc != nil {
+			cc.ResetStats()
+		}
+	}
 	e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
 		u := e.users[r.IntN(len(e.users))]
 		return e.req("GET", "/api/matches/suggestions?limit=50", u, "")
 	}, 200, 409)
+	if cc := e.st.CellCache(); cc != nil {
+		hits, misses := cc.Stats()
+		b.ReportMetric(float64(misses)/float64(b.N), "cell_misses/op")
+		b.ReportMetric(float64(hits)/float64(b.N), "cell_hits/op")
+	}
 }
 
 // BenchmarkSuggestionsExactSQL: nearest-first KNN query per request.
@@ -194,6 +228,14 @@ func BenchmarkSuggestionsExactSQL(b *testing.B) { benchSuggestions(b, false) }
 
 // BenchmarkSuggestionsCellCache: suggestions through the cell-candidate cache.
 func BenchmarkSuggestionsCellCache(b *testing.B) { benchSuggestions(b, true) }
+
+// BenchmarkSuggestionsCellCacheWarm: the cell cache after every bench user
+// asked once (cells and user states loaded), i.e. the steady state.
+func BenchmarkSuggestionsCellCacheWarm(b *testing.B) { benchSuggestionsWarm(b, true, true) }
+
+// BenchmarkSuggestionsExactSQLWarm: the exact query after the same warm-up
+// (same database buffer state as the warm cell-cache run).
+func BenchmarkSuggestionsExactSQLWarm(b *testing.B) { benchSuggestionsWarm(b, false, true) }
 
 // BenchmarkLocationUpdate: PUT /api/users/me/location, small moves.
 func BenchmarkLocationUpdate(b *testing.B) {

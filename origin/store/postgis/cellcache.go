@@ -19,7 +19,7 @@ import (
 // CellCacheConfig switches on the cell-candidate cache for suggestions.
 type CellCacheConfig struct {
 	Enabled  bool
-	MaxBytes int64         // in-process store size (cells and user states); default 128 MiB
+	MaxBytes int64         // in-process store size (cells and user states); default 512 MiB
 	TTL      time.Duration // cell entry lifetime; default 10s
 	// UserTTL is the lifetime of a cached user state (location, preferences
 	// and exclusion set); default 10 min. This process's own writes update
@@ -36,7 +36,7 @@ type CellCacheConfig struct {
 func (s *Store) newCellCache(c CellCacheConfig) error {
 	maxBytes := c.MaxBytes
 	if maxBytes <= 0 {
-		maxBytes = 128 << 20
+		maxBytes = 512 << 20
 	}
 	ttl := c.TTL
 	if ttl <= 0 {
