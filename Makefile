@@ -5,7 +5,7 @@ BIN      := bin/spark
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: build build-deps run test test-deps vet fuzz-seeds bench bench-go bench-edge bench-images clean
+.PHONY: build build-deps run test test-deps vet fuzz-seeds bench bench-go bench-edge bench-images bench-system bench-peers loadtest clean
 
 build: build-deps
 	$(GO) build -trimpath -o $(BIN) ./cmd/spark
@@ -43,15 +43,31 @@ fuzz-seeds:
 		done; \
 	done
 
-# Benchmarks: hot paths with -benchmem, then the end-to-end edge run with
-# its reference (Caddy's respond) measured in the same run.
-bench: bench-go bench-edge bench-images
+# Benchmarks: hot paths with -benchmem; the edge hit run against Caddy's
+# respond; image variants against libvips' thumbnail path; then the whole
+# system (origin on PostGIS with 1,000,000 users, edge in front, spark
+# loadtest at rising rates until P95 crosses 200 ms: the knee). Each prints
+# its figures with the reference measured in the same run.
+bench: bench-go bench-edge bench-images bench-system
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./caddymodule/... ./tiered/...
 
 bench-edge: build
 	scripts/bench-edge.sh
+
+# Whole-system knee search (BENCH_USERS, BENCH_RATES, BENCH_STEP, BENCH_BISECT).
+bench-system: build
+	scripts/bench-system.sh
+
+# The same hit-heavy workload against Varnish, nginx proxy_cache and the Spark
+# edge in front of one origin (installs varnish and nginx-light).
+bench-peers: build
+	scripts/bench-peers.sh
+
+# spark loadtest against make run's stack: make loadtest LOADTEST_FLAGS="--rate 2000"
+loadtest: build
+	bin/spark loadtest $(LOADTEST_FLAGS)
 
 # Image variants per size and format against libvips' own thumbnail path.
 bench-images: build-deps
