@@ -16,7 +16,8 @@ import (
 // cache: on random data (clusters in Madrid, Fiji across the antimeridian and
 // near the North Cape, random swipes, blocks, inactive users, preferences),
 // suggestions built through the cache equal the exact KNN SQL answer, also
-// after users move and change their profiles.
+// after users move and change their profiles, and while swipes, blocks and
+// preference changes through the cached store interleave with requests.
 func TestCellCacheEqualsExactSQL(t *testing.T) {
 	exact := pgtest.Open(t, "test_postgis_prop")
 	cached := pgtest.OpenWith(t, "test_postgis_prop", withCellCache)
@@ -111,6 +112,52 @@ func TestCellCacheEqualsExactSQL(t *testing.T) {
 		}
 	}
 	compare("after moves")
+	// Swipes, blocks and preference changes through the cached store,
+	// interleaved with suggestions: each user's cached exclusion set and
+	// preferences are updated in place and must still equal the SQL.
+	for round := 0; round < 4; round++ {
+		for i := 0; i < 150; i++ {
+			a := ids[rng.IntN(n)]
+			switch k := rng.IntN(20); {
+			case k == 0:
+				b := ids[rng.IntN(n)]
+				if a != b {
+					if err := cached.Block(ctx, a, b); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case k == 1:
+				lo := int16(18 + rng.IntN(30))
+				if err := cached.PutPreferences(ctx, a, store.Preferences{MinAge: lo, MaxAge: lo + int16(rng.IntN(30)),
+					MaxDistanceKm: int32(1 + rng.IntN(60)), Genders: [][]string{{"woman"}, {"man"}, {"woman", "man", "nonbinary"}}[rng.IntN(3)]}); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				// Swipe on one of the user's current suggestions, as a client does.
+				got, err := cached.Suggestions(ctx, a, 5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) == 0 {
+					continue
+				}
+				b := got[rng.IntN(len(got))].ID
+				if _, err := cached.Swipe(ctx, a, b, []store.Direction{store.Like, store.Pass, store.Superlike}[rng.IntN(3)]); err != nil && !isConflict(err) {
+					t.Fatal(err)
+				}
+				after, err := cached.Suggestions(ctx, a, 60)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range after {
+					if c.ID == b {
+						t.Fatalf("round %d: %d suggested to %d right after the swipe", round, b, a)
+					}
+				}
+			}
+		}
+		compare(fmt.Sprintf("after swipes and blocks, round %d", round))
+	}
 }
 
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
