@@ -1,7 +1,6 @@
 package geocache
 
 import (
-	"cmp"
 	"encoding/binary"
 	"sync/atomic"
 
@@ -9,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -476,9 +474,53 @@ func (it *Iterator) CellsRead() int { return it.cellsRead }
 
 type item struct {
 	dist float64
-	cell string   // non-empty: a cell still to expand
-	list []Ranked // else: a cell's sorted candidates from idx on
-	idx  int
+	cell string // non-empty: a cell still to expand
+	// else: a cell's remaining candidates, keys a min-heap of them by
+	// (squared chord, id), so a caller that stops early never sorts a cell.
+	cands []Candidate
+	keys  []ckey
+}
+
+// ckey orders a cell's candidate (cands[i]) by squared chord, then id.
+type ckey struct {
+	c2 float64
+	id int64
+	i  int
+}
+
+func (a ckey) less(b ckey) bool { return a.c2 < b.c2 || (a.c2 == b.c2 && a.id < b.id) }
+
+func heapifyKeys(h []ckey) {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		siftDownKeys(h, i)
+	}
+}
+
+func siftDownKeys(h []ckey, i int) {
+	n := len(h)
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h[l].less(h[m]) {
+			m = l
+		}
+		if r < n && h[r].less(h[m]) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// popKey removes the least key.
+func popKey(h []ckey) []ckey {
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	siftDownKeys(h, 0)
+	return h
 }
 
 func (a *item) less(b *item) bool {
@@ -491,7 +533,7 @@ func (a *item) less(b *item) bool {
 	if a.cell != "" {
 		return a.cell < b.cell
 	}
-	return a.list[a.idx].ID < b.list[b.idx].ID
+	return a.keys[0].id < b.keys[0].id
 }
 
 type itemHeap []*item
@@ -551,10 +593,9 @@ func (it *Iterator) Next(ctx context.Context) (r Ranked, ok bool, err error) {
 	for len(it.pq) > 0 {
 		top := it.pq.pop()
 		if top.cell == "" {
-			r = top.list[top.idx]
-			if top.idx+1 < len(top.list) {
-				top.idx++
-				top.dist = top.list[top.idx].DistanceM
+			r = Ranked{Candidate: top.cands[top.keys[0].i], DistanceM: top.dist}
+			if top.keys = popKey(top.keys); len(top.keys) > 0 {
+				top.dist = chordToMeters(top.keys[0].c2)
 				it.pq.push(top)
 			}
 			return r, true, nil
@@ -564,26 +605,19 @@ func (it *Iterator) Next(ctx context.Context) (r Ranked, ok bool, err error) {
 			return Ranked{}, false, err
 		}
 		it.cellsRead++
-		// DistanceM holds the squared chord until the list is sorted.
-		var list []Ranked
+		var cands []Candidate
+		var keys []ckey
 		_ = scanCell(b, func(cd Candidate, v vec3) { // getEncoded checked b
 			c2 := chord2(it.q, v)
 			if c2 > it.maxChord2 || (it.keep != nil && !it.keep(cd)) {
 				return
 			}
-			list = append(list, Ranked{Candidate: cd, DistanceM: c2})
+			keys = append(keys, ckey{c2: c2, id: cd.ID, i: len(cands)})
+			cands = append(cands, cd)
 		})
-		if len(list) > 0 {
-			slices.SortFunc(list, func(a, b Ranked) int {
-				if a.DistanceM != b.DistanceM {
-					return cmp.Compare(a.DistanceM, b.DistanceM)
-				}
-				return cmp.Compare(a.ID, b.ID)
-			})
-			for j := range list {
-				list[j].DistanceM = chordToMeters(list[j].DistanceM)
-			}
-			it.pq.push(&item{dist: list[0].DistanceM, list: list})
+		if len(keys) > 0 {
+			heapifyKeys(keys)
+			it.pq.push(&item{dist: chordToMeters(keys[0].c2), cands: cands, keys: keys})
 		}
 		for _, n := range neighbors(top.cell, it.precision) {
 			it.pushCell(n)

@@ -20,7 +20,7 @@ import (
 type CellCacheConfig struct {
 	Enabled  bool
 	MaxBytes int64         // in-process store size (cells and user states); default 512 MiB
-	TTL      time.Duration // cell entry lifetime; default 10s
+	TTL      time.Duration // cell entry lifetime; default 1 min
 	// UserTTL is the lifetime of a cached user state (location, preferences
 	// and exclusion set); default 10 min. This process's own writes update
 	// it in place and purge other instances' copies; the TTL bounds what
@@ -40,7 +40,7 @@ func (s *Store) newCellCache(c CellCacheConfig) error {
 	}
 	ttl := c.TTL
 	if ttl <= 0 {
-		ttl = 10 * time.Second
+		ttl = time.Minute
 	}
 	s.userTTL = c.UserTTL
 	if s.userTTL <= 0 {

@@ -115,14 +115,21 @@ SELECT ST_Y(u.geog::geometry), ST_X(u.geog::geometry), p.min_age, p.max_age, p.m
 FROM users u LEFT JOIN preferences p ON p.user_id = u.id WHERE u.id = $1`
 
 // cachedUserState returns the user's state from the store, loading it with
-// one query on a miss. The load is stored only if no purge of the user
-// happened since it began (a write racing it), so a stored state never
-// misses a write this process or another sharing the store reported.
+// one query on a miss. The load runs under the user's lock, so it never
+// interleaves with this process's update of the same user (the store makes a
+// fill visible for a moment before its purge re-check drops it: unlocked, a
+// load that read the database before a swipe committed could be seen by the
+// swiper's next request). It is stored only if no purge of the user happened
+// since it began, which covers writes reported by other origins.
 func (s *Store) cachedUserState(ctx context.Context, id int64) (userState, error) {
-	if b, _, ok := s.shared.Get(ctx, userKey(id)); ok {
-		if u, err := decodeUserState(b); err == nil {
-			return u, nil
-		}
+	if u, ok := s.peekUserState(ctx, id); ok {
+		return u, nil
+	}
+	mu := s.locks.of(id)
+	mu.Lock()
+	defer mu.Unlock()
+	if u, ok := s.peekUserState(ctx, id); ok { // filled while we waited
+		return u, nil
 	}
 	gen := s.shared.Generation()
 	var lat, lng *float64
@@ -145,6 +152,15 @@ func (s *Store) cachedUserState(ctx context.Context, id int64) (userState, error
 	u.Excluded = slices.Compact(excl)
 	_, _ = s.shared.Set(ctx, userKey(id), encodeUserState(u), s.userTTL, []string{userTag(id)}, gen)
 	return u, nil
+}
+
+func (s *Store) peekUserState(ctx context.Context, id int64) (userState, bool) {
+	if b, _, ok := s.shared.Get(ctx, userKey(id)); ok {
+		if u, err := decodeUserState(b); err == nil {
+			return u, true
+		}
+	}
+	return userState{}, false
 }
 
 // updateUserState applies a write this process made to the user's cached
