@@ -522,7 +522,7 @@ func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
 func TestUploadsInFlightBounded(t *testing.T) {
 	st := memory.New()
 	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
-	a := newPhotoAPI(t, st, origin.PhotoOptions{MaxInFlight: 1, MaxPhotos: 100})
+	a := newPhotoAPI(t, st, origin.PhotoOptions{MaxInFlight: 1, MaxPhotos: 10000})
 	tok := token(t, me)
 	pr, pw := io.Pipe()
 	started := make(chan struct{})
@@ -545,11 +545,13 @@ func TestUploadsInFlightBounded(t *testing.T) {
 	}()
 	<-started
 	var r resp
-	for range 50 { // until the first upload holds its slot
+	// Until the first upload holds its slot: on a loaded machine the server
+	// may take a while to start handling it.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		if r = a.uploadRaw(tok, photo, "image/jpeg"); r.code == 503 {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	expect(t, r, 503, "upload beyond the in-flight bound")
 	if r.hdr.Get("Retry-After") == "" {
