@@ -551,7 +551,7 @@ func (s *Store) Suggestions(ctx context.Context, id int64, limit int) ([]store.C
 func (s *Store) Nearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, error) {
 	if s.cells != nil {
 		u, err := s.cachedUserState(ctx, id)
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrNotFound) { // no such user: nothing to exclude
 			return nil, err
 		}
 		out, ok, err := s.cachedNearest(ctx, id, at, p, u.Excluded, limit)
