@@ -121,7 +121,9 @@ func StartCluster(t testing.TB) []*Server {
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	WaitClusterOK(t, addrs[0])
+	for _, a := range addrs { // every node must know the whole slot map
+		WaitClusterOK(t, a)
+	}
 	return nodes
 }
 
