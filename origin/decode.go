@@ -61,6 +61,17 @@ func decodeJSON(data []byte, v any) error {
 	return nil
 }
 
+// decodeRequest reads the request body (readBody's checks) and decodes it
+// with decode.
+func decodeRequest[T any](w http.ResponseWriter, r *http.Request, decode func([]byte) (T, error)) (T, error) {
+	data, err := readBody(w, r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decode(data)
+}
+
 // readBody reads at most MaxBodyBytes and checks the content type.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {

@@ -348,11 +348,7 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 }
 
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, me int64) error {
-	data, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	up, err := DecodeProfile(data)
+	up, err := decodeRequest(w, r, DecodeProfile)
 	if err != nil {
 		return err
 	}
@@ -387,11 +383,7 @@ func (s *Server) getPreferences(w http.ResponseWriter, r *http.Request, me int64
 }
 
 func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, me int64) error {
-	data, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	p, err := DecodePreferences(data)
+	p, err := decodeRequest(w, r, DecodePreferences)
 	if err != nil {
 		return err
 	}
@@ -404,11 +396,7 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, me int64
 }
 
 func (s *Server) putLocation(w http.ResponseWriter, r *http.Request, me int64) error {
-	data, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	pt, err := DecodeLocation(data)
+	pt, err := decodeRequest(w, r, DecodeLocation)
 	if err != nil {
 		return err
 	}
@@ -549,11 +537,7 @@ func toMatchJSON(m store.Match) matchJSON {
 func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
 	start := time.Now()
 	defer func() { s.metrics.Swipe.Observe(time.Since(start).Seconds()) }()
-	data, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeSwipe(data)
+	req, err := decodeRequest(w, r, DecodeSwipe)
 	if err != nil {
 		return err
 	}
@@ -659,11 +643,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, me int64) e
 	if err != nil {
 		return err
 	}
-	data, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeMessage(data)
+	req, err := decodeRequest(w, r, DecodeMessage)
 	if err != nil {
 		return err
 	}
@@ -684,11 +664,7 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request, me int64) erro
 	if err != nil {
 		return err
 	}
-	data, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
-	msg, err := DecodeRead(data)
+	msg, err := decodeRequest(w, r, DecodeRead)
 	if err != nil {
 		return err
 	}
