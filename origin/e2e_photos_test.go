@@ -99,42 +99,7 @@ http://127.0.0.1:`+edgePort+` {
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	edge := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
-	edge.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
-	var edgeLog strings.Builder
-	edge.Stdout, edge.Stderr = &edgeLog, &edgeLog
-	if err := edge.Start(); err != nil {
-		t.Fatalf("start edge: %v", err)
-	}
-	edgeDone := make(chan error, 1)
-	go func() { edgeDone <- edge.Wait() }()
-	defer func() {
-		_ = edge.Process.Kill()
-		<-edgeDone
-		if t.Failed() {
-			t.Logf("edge log:\n%s", edgeLog.String())
-		}
-	}()
-	base := "http://127.0.0.1:" + edgePort
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-edgeDone:
-			t.Fatalf("edge exited: %v\n%s", err, edgeLog.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("edge not answering on %s: %v", base, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	base := startEdgeProcess(t, bin, caddyfile, edgePort, home)
 
 	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Hour, time.Now())
 	if err != nil {

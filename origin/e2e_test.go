@@ -61,44 +61,8 @@ func TestEndToEndThroughEdge(t *testing.T) {
 
 	edgePort, adminPort := freePort(t), freePort(t)
 	home := t.TempDir()
-	edge := exec.Command(bin, "run", "--config", filepath.Join(root, "Caddyfile"), "--adapter", "caddyfile")
-	edge.Env = append(os.Environ(),
-		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort,
-		"HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
-	var edgeLog strings.Builder
-	edge.Stdout, edge.Stderr = &edgeLog, &edgeLog
-	if err := edge.Start(); err != nil {
-		t.Fatalf("start edge: %v", err)
-	}
-	edgeDone := make(chan error, 1)
-	go func() { edgeDone <- edge.Wait() }()
-	defer func() {
-		_ = edge.Process.Kill()
-		<-edgeDone
-		if t.Failed() {
-			t.Logf("edge log:\n%s", edgeLog.String())
-		}
-	}()
-	base := "http://127.0.0.1:" + edgePort
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-edgeDone:
-			t.Fatalf("edge exited: %v\n%s", err, edgeLog.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("edge not answering on %s: %v", base, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	base := startEdgeProcess(t, bin, filepath.Join(root, "Caddyfile"), edgePort, home,
+		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort)
 
 	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Hour, time.Now())
 	if err != nil {
@@ -230,4 +194,48 @@ func freePort(t *testing.T) string {
 	defer l.Close()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	return port
+}
+
+// startEdgeProcess runs `spark run` on a Caddyfile with HOME (Caddy's
+// storage) in home and extra environment, waits until the edge on edgePort
+// answers /healthz, and kills it when the test ends. It returns the edge's
+// base URL.
+func startEdgeProcess(t *testing.T, bin, caddyfile, edgePort, home string, env ...string) string {
+	t.Helper()
+	edge := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	edge.Env = append(append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home), env...)
+	var edgeLog strings.Builder
+	edge.Stdout, edge.Stderr = &edgeLog, &edgeLog
+	if err := edge.Start(); err != nil {
+		t.Fatalf("start edge: %v", err)
+	}
+	edgeDone := make(chan error, 1)
+	go func() { edgeDone <- edge.Wait() }()
+	t.Cleanup(func() {
+		_ = edge.Process.Kill()
+		<-edgeDone
+		if t.Failed() {
+			t.Logf("edge log:\n%s", edgeLog.String())
+		}
+	})
+	base := "http://127.0.0.1:" + edgePort
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return base
+			}
+		}
+		select {
+		case err := <-edgeDone:
+			t.Fatalf("edge exited: %v\n%s", err, edgeLog.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge not answering on %s: %v", base, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
