@@ -49,7 +49,21 @@ type CandidateCacheConfig struct {
 	Store *tiered.Cache
 	// MaxBytes sizes the in-process store made when Store is nil; default
 	// 64 MiB.
-	MaxBytes     int64
+	MaxBytes int64
+	// DecodedBytes bounds the cells kept decoded in process besides the
+	// store: a walk reads them in place instead of copying each cell out of
+	// the store and parsing it. Default MaxBytes/2; negative: none.
+	DecodedBytes int64
+	// Grace is how long past its TTL a decoded cell that no purge touched
+	// is still served while one background load refreshes it, so expiry
+	// never puts a load on a request's path (purges still apply at once;
+	// only changes that bypass Invalidate can be seen up to TTL+Grace
+	// late). Default TTL; negative: none.
+	Grace time.Duration
+	// Refreshes bounds the background refresh loads running at once;
+	// default 2. A refresh that finds them all busy is tried again by a
+	// later read.
+	Refreshes    int
 	TTL          time.Duration // entry lifetime; default 10s
 	MinPrecision uint          // coarsest cell used; default 3
 	MaxPrecision uint          // finest cell used (<= the stored cell precision); default 5
@@ -59,9 +73,10 @@ type CandidateCacheConfig struct {
 }
 
 type call struct {
-	done  chan struct{}
-	cands []Candidate
-	err   error
+	done    chan struct{}
+	cands   []Candidate
+	expires time.Time
+	err     error
 }
 
 // CandidateCache caches, per geohash cell, the active users located in it,
@@ -75,9 +90,20 @@ type CandidateCache struct {
 	own      bool // store made here, closed by Close
 	mu       sync.Mutex
 	inflight map[string]*call
+	decoded  decodedCells
+	now      func() time.Time
+	// Background refreshes: sem bounds them, bg tracks them for Close,
+	// bgCtx ends them.
+	sem      chan struct{}
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 	hits     atomic.Uint64
 	misses   atomic.Uint64
 }
+
+// refreshTimeout bounds a background refresh load.
+const refreshTimeout = 30 * time.Second
 
 // ErrRadiusTooLarge means the circle needs cells coarser than MinPrecision;
 // callers should fall back to an exact query.
@@ -106,7 +132,22 @@ func NewCandidateCache(cfg CandidateCacheConfig) (*CandidateCache, error) {
 	if cfg.MaxCells <= 0 {
 		cfg.MaxCells = 4096
 	}
-	c := &CandidateCache{cfg: cfg, store: cfg.Store, inflight: map[string]*call{}}
+	if cfg.DecodedBytes == 0 {
+		cfg.DecodedBytes = cfg.MaxBytes / 2
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = cfg.TTL
+	}
+	if cfg.Refreshes <= 0 {
+		cfg.Refreshes = 2
+	}
+	c := &CandidateCache{cfg: cfg, store: cfg.Store, inflight: map[string]*call{}, now: cfg.Now,
+		decoded: decodedCells{m: map[string]*decodedCell{}, max: cfg.DecodedBytes},
+		sem:     make(chan struct{}, cfg.Refreshes)}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	if c.now == nil {
+		c.now = time.Now
+	}
 	if c.store == nil {
 		st, err := tiered.New(context.Background(), tiered.Options{
 			Capacity: cfg.MaxBytes, MaxEntrySize: int(cfg.MaxBytes / 4), MaxLifetime: cfg.TTL, Now: cfg.Now,
@@ -119,8 +160,11 @@ func NewCandidateCache(cfg CandidateCacheConfig) (*CandidateCache, error) {
 	return c, nil
 }
 
-// Close releases the store the cache made itself (not a cfg.Store).
+// Close stops background refreshes and releases the store the cache made
+// itself (not a cfg.Store, which must be closed after the cache).
 func (c *CandidateCache) Close() error {
+	c.bgCancel()
+	c.bg.Wait()
 	if c.own {
 		return c.store.Close()
 	}
@@ -157,27 +201,95 @@ func cellTags(cell string) []string {
 // (one precision coarser) in one loader call and stores all 32 children,
 // empty ones included, so sparse areas cost one query per 32 cells.
 func (c *CandidateCache) Get(ctx context.Context, cell string) ([]Candidate, error) {
-	cands, _, err := c.get(ctx, cell)
-	return cands, err
-}
-
-// get is Get with the candidates' unit vectors.
-func (c *CandidateCache) get(ctx context.Context, cell string) ([]Candidate, []vec3, error) {
-	b, err := c.getEncoded(ctx, cell)
+	d, err := c.cell(ctx, cell)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return decodeCell(b)
+	out := make([]Candidate, len(d.pts))
+	for i := range out {
+		out[i] = d.candidate(i)
+	}
+	return out, nil
 }
 
-// getEncoded returns a cell's candidates as encodeCell lays them out: a hit
-// is the stored bytes, checked but not decoded, so a caller scanning them
-// (scanCell) allocates only for the candidates it keeps.
-func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, error) {
-	if b, _, ok := c.store.Get(ctx, cellKey(cell)); ok {
-		if scanCell(b, nil) == nil {
+// cell returns a cell decoded: the decoded copy kept in process while no
+// purge touched it since it was read and it has not expired, else the
+// store's entry (or a load) decoded and kept. The result is shared: read
+// only.
+func (c *CandidateCache) cell(ctx context.Context, cell string) (*decodedCell, error) {
+	if d := c.decoded.get(cell); d != nil {
+		now := c.now().UnixNano()
+		if now < d.expires+int64(max(c.cfg.Grace, 0)) && c.unpurged(d) {
 			c.hits.Add(1)
-			return b, nil
+			if now >= d.expires {
+				c.refresh(cell, d)
+			}
+			return d, nil
+		}
+		c.decoded.drop(cell, d)
+	}
+	return c.decode(ctx, cell)
+}
+
+// decode reads a cell from the store (or loads it) and keeps it decoded.
+func (c *CandidateCache) decode(ctx context.Context, cell string) (*decodedCell, error) {
+	gen := c.store.Generation() // before the read: a purge after it makes the copy stale
+	b, expires, err := c.getEncoded(ctx, cell)
+	if err != nil {
+		return nil, err
+	}
+	d, err := newDecodedCell(cell, b, expires.UnixNano(), gen)
+	if err != nil { // getEncoded checked b
+		return nil, fmt.Errorf("geocache: cell %s: %w", cell, err)
+	}
+	c.decoded.put(cell, d)
+	return d, nil
+}
+
+// unpurged reports whether no purge since d was read touched it.
+func (c *CandidateCache) unpurged(d *decodedCell) bool {
+	cur := c.store.Generation()
+	if v := d.valid.Load(); v != cur && c.store.PurgedSince(v, d.key, d.tags) {
+		return false
+	}
+	d.advance(cur)
+	return true
+}
+
+// refresh reloads an expired decoded cell in the background, once at a
+// time per cell, within the bound on concurrent refreshes; the stale copy
+// is served meanwhile.
+func (c *CandidateCache) refresh(cell string, d *decodedCell) {
+	if !d.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case c.sem <- struct{}{}:
+	default: // all busy: a later read tries again
+		d.refreshing.Store(false)
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer func() {
+			<-c.sem
+			c.bg.Done()
+		}()
+		ctx, cancel := context.WithTimeout(c.bgCtx, refreshTimeout)
+		defer cancel()
+		if _, err := c.decode(ctx, cell); err != nil {
+			d.refreshing.Store(false) // keep serving it; a later read tries again
+		}
+	}()
+}
+
+// getEncoded returns a cell's candidates as encodeCell lays them out, and
+// when they expire: the stored bytes (checked) or a load's.
+func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, time.Time, error) {
+	if e, ok := c.store.GetEntry(ctx, cellKey(cell)); ok {
+		if scanCell(e.Value, nil) == nil {
+			c.hits.Add(1)
+			return e.Value, e.Expires, nil
 		}
 	}
 	c.misses.Add(1)
@@ -191,11 +303,11 @@ func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, e
 		select {
 		case <-cl.done:
 			if cl.err != nil {
-				return nil, cl.err
+				return nil, time.Time{}, cl.err
 			}
-			return encodeCell(withPrefix(cl.cands, cell)), nil
+			return encodeCell(withPrefix(cl.cands, cell)), cl.expires, nil
 		case <-ctx.Done():
-			return nil, fmt.Errorf("geocache: waiting for cell %s: %w", cell, ctx.Err())
+			return nil, time.Time{}, fmt.Errorf("geocache: waiting for cell %s: %w", cell, ctx.Err())
 		}
 	}
 	cl := &call{done: make(chan struct{})}
@@ -203,6 +315,7 @@ func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, e
 	c.mu.Unlock()
 
 	gen := c.store.Generation() // an invalidation after this stops the store
+	cl.expires = c.now().Add(c.cfg.TTL)
 	cl.cands, cl.err = c.cfg.Loader(ctx, key)
 	if cl.err != nil {
 		cl.err = fmt.Errorf("geocache: load cell %s: %w", key, cl.err)
@@ -224,9 +337,9 @@ func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, e
 	c.mu.Unlock()
 	close(cl.done)
 	if cl.err != nil {
-		return nil, cl.err
+		return nil, time.Time{}, cl.err
 	}
-	return encodeCell(withPrefix(cl.cands, cell)), nil
+	return encodeCell(withPrefix(cl.cands, cell)), cl.expires, nil
 }
 
 // storeCell writes a cell's candidates unless an invalidation since gen
@@ -266,28 +379,12 @@ func encodeCell(cands []Candidate) []byte {
 
 var errCorruptCell = errors.New("geocache: corrupt cell entry")
 
-// decodeCell reverses encodeCell.
-func decodeCell(b []byte) ([]Candidate, []vec3, error) {
-	n, w := binary.Uvarint(b)
-	if w <= 0 || n > uint64(len(b))/52 {
-		return nil, nil, errCorruptCell
-	}
-	cands := make([]Candidate, 0, n)
-	vecs := make([]vec3, 0, n)
-	err := scanCell(b, func(cd Candidate, v vec3) {
-		cands = append(cands, cd)
-		vecs = append(vecs, v)
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return cands, vecs, nil
-}
-
-// scanCell calls fn (when not nil) with each candidate of an encoded cell
-// and its unit vector, without allocating (Extra aliases b); it returns
-// errCorruptCell for a malformed entry, possibly after some calls.
-func scanCell(b []byte, fn func(Candidate, vec3)) error {
+// scanCell calls fn (when not nil) with each candidate of an encoded cell,
+// its unit vector and the offset of its Extra in b, without allocating
+// (Extra aliases b); it returns errCorruptCell for a malformed entry,
+// possibly after some calls.
+func scanCell(b []byte, fn func(cd Candidate, v vec3, extraAt int)) error {
+	all := len(b)
 	n, w := binary.Uvarint(b)
 	if w <= 0 || n > uint64(len(b))/52 {
 		return errCorruptCell
@@ -309,11 +406,11 @@ func scanCell(b []byte, fn func(Candidate, vec3)) error {
 			f := func(off int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b[off:])) }
 			cd := Candidate{ID: int64(binary.LittleEndian.Uint64(b)), Lat: f(8), Lng: f(16), Age: int16(binary.LittleEndian.Uint16(b[48:])),
 				Gender: internGender(b[51 : 51+gl])}
+			x := 51 + gl + xw
 			if xl > 0 {
-				x := 51 + gl + xw
 				cd.Extra = b[x : x+int(xl) : x+int(xl)]
 			}
-			fn(cd, vec3{f(24), f(32), f(40)})
+			fn(cd, vec3{f(24), f(32), f(40)}, all-len(b)+x)
 		}
 		b = b[51+gl+xw+int(xl):]
 	}
@@ -473,12 +570,13 @@ type Iterator struct {
 func (it *Iterator) CellsRead() int { return it.cellsRead }
 
 type item struct {
-	dist float64
-	cell string // non-empty: a cell still to expand
+	dist   float64
+	expand string // non-empty: a cell still to expand
 	// else: a cell's remaining candidates, keys a min-heap of them by
-	// (squared chord, id), so a caller that stops early never sorts a cell.
-	cands []Candidate
-	keys  []ckey
+	// (squared chord, id), so a caller that stops early never sorts a cell;
+	// keys index the points of cell (shared, read only).
+	cell *decodedCell
+	keys []ckey
 }
 
 // ckey orders a cell's candidate (cands[i]) by squared chord, then id.
@@ -527,11 +625,11 @@ func (a *item) less(b *item) bool {
 	if a.dist != b.dist {
 		return a.dist < b.dist
 	}
-	if (a.cell != "") != (b.cell != "") {
-		return a.cell != "" // expand a cell before returning a candidate at the same distance
+	if (a.expand != "") != (b.expand != "") {
+		return a.expand != "" // expand a cell before returning a candidate at the same distance
 	}
-	if a.cell != "" {
-		return a.cell < b.cell
+	if a.expand != "" {
+		return a.expand < b.expand
 	}
 	return a.keys[0].id < b.keys[0].id
 }
@@ -585,41 +683,39 @@ func (it *Iterator) pushCell(cell string) {
 	if d > it.radius {
 		return
 	}
-	it.pq.push(&item{dist: d, cell: cell})
+	it.pq.push(&item{dist: d, expand: cell})
 }
 
 // Next returns the next nearest candidate; ok is false when there are no more.
 func (it *Iterator) Next(ctx context.Context) (r Ranked, ok bool, err error) {
 	for len(it.pq) > 0 {
 		top := it.pq.pop()
-		if top.cell == "" {
-			r = Ranked{Candidate: top.cands[top.keys[0].i], DistanceM: top.dist}
+		if top.expand == "" {
+			r = Ranked{Candidate: top.cell.candidate(top.keys[0].i), DistanceM: top.dist}
 			if top.keys = popKey(top.keys); len(top.keys) > 0 {
 				top.dist = chordToMeters(top.keys[0].c2)
 				it.pq.push(top)
 			}
 			return r, true, nil
 		}
-		b, err := it.c.getEncoded(ctx, top.cell)
+		d, err := it.c.cell(ctx, top.expand)
 		if err != nil {
 			return Ranked{}, false, err
 		}
 		it.cellsRead++
-		var cands []Candidate
 		var keys []ckey
-		_ = scanCell(b, func(cd Candidate, v vec3) { // getEncoded checked b
-			c2 := chord2(it.q, v)
-			if c2 > it.maxChord2 || (it.keep != nil && !it.keep(cd)) {
-				return
+		for i := range d.pts {
+			c2 := chord2(it.q, d.pts[i].v)
+			if c2 > it.maxChord2 || (it.keep != nil && !it.keep(d.candidate(i))) {
+				continue
 			}
-			keys = append(keys, ckey{c2: c2, id: cd.ID, i: len(cands)})
-			cands = append(cands, cd)
-		})
+			keys = append(keys, ckey{c2: c2, id: d.pts[i].id, i: i})
+		}
 		if len(keys) > 0 {
 			heapifyKeys(keys)
-			it.pq.push(&item{dist: chordToMeters(keys[0].c2), cands: cands, keys: keys})
+			it.pq.push(&item{dist: chordToMeters(keys[0].c2), cell: d, keys: keys})
 		}
-		for _, n := range neighbors(top.cell, it.precision) {
+		for _, n := range neighbors(top.expand, it.precision) {
 			it.pushCell(n)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +29,8 @@ import (
 //	spark origin seed --database-url "$URL" --users 1000000
 //	SPARK_BENCH_DATABASE_URL="$URL" go test -run '^$' -bench . -benchtime 20000x ./origin/
 //
-// Each reports p50_ms, p95_ms, p99_ms and req/s.
+// Each reports p50_ms, p95_ms, p99_ms and req/s. SPARK_BENCH_CPUPROFILE=file
+// writes a CPU profile of the measured load alone (without the warm-up).
 
 // benchClients is the number of concurrent clients: SPARK_BENCH_CLIENTS, default 32.
 func benchClients() int {
@@ -121,6 +123,7 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 	var failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	stopProfile := profileLoad(b)
 	b.ResetTimer()
 	start := time.Now()
 	for w := 0; w < benchClients(); w++ {
@@ -161,6 +164,7 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	if f := failed.Load(); f > 0 {
 		b.Fatalf("%d of %d requests failed, first: %v", f, n, firstErr.Load())
 	}
@@ -170,6 +174,26 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 	b.ReportMetric(pct(0.95), "p95_ms")
 	b.ReportMetric(pct(0.99), "p99_ms")
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
+}
+
+// profileLoad starts a CPU profile of the measured load alone (not the
+// warm-up) when SPARK_BENCH_CPUPROFILE names a file; it returns the stop.
+func profileLoad(b *testing.B) func() {
+	path := os.Getenv("SPARK_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatalf("cpu profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatalf("cpu profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 func (e *benchEnv) req(method, path string, user int64, body string) *http.Request {
@@ -220,6 +244,9 @@ func benchSuggestionsWarm(b *testing.B, cellCache, warm bool) {
 		hits, misses := cc.Stats()
 		b.ReportMetric(float64(misses)/float64(b.N), "cell_misses/op")
 		b.ReportMetric(float64(hits)/float64(b.N), "cell_hits/op")
+		n, bytes := cc.Decoded()
+		b.ReportMetric(float64(n), "decoded_cells")
+		b.ReportMetric(float64(bytes)/(1<<20), "decoded_MiB")
 	}
 }
 

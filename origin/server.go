@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -232,14 +233,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
+// writeJSON sends v as JSON (with a final newline) and status. Nothing is
+// written when v cannot be encoded.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode response: %w", err)
 	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b) // net/http buffers: two writes, no copy into a longer slice
+	_, _ = io.WriteString(w, "\n")
 	return nil
 }
 
@@ -468,24 +472,43 @@ func TruncateRunes(s string, n int) string {
 	return strings.TrimRight(string(r[:n-1]), " ") + "…"
 }
 
-func shapeCandidate(c store.Candidate, fields []string) map[string]any {
-	out := make(map[string]any, len(fields))
+// suggestionItem is one suggestion as sent: only the selected fields are
+// set, and nil fields are left out (a set zero, such as distance_km 0, is
+// sent). A struct rather than a map: encoding/json writes it without sorting
+// keys or boxing values.
+type suggestionItem struct {
+	ID         *int64    `json:"id,omitempty"`
+	Name       *string   `json:"name,omitempty"`
+	Age        *int16    `json:"age,omitempty"`
+	Gender     *string   `json:"gender,omitempty"`
+	Bio        *string   `json:"bio,omitempty"`
+	DistanceKm *int64    `json:"distance_km,omitempty"`
+	Photos     *[]string `json:"photos,omitempty"`
+}
+
+// shapeCandidate selects fields of c for a list view (bio truncated). The
+// item points into c and into the returned strings; c must outlive it.
+func shapeCandidate(c *store.Candidate, fields []string) suggestionItem {
+	var out suggestionItem
 	for _, f := range fields {
 		switch f {
 		case "id":
-			out[f] = c.ID
+			out.ID = &c.ID
 		case "name":
-			out[f] = c.Name
+			out.Name = &c.Name
 		case "age":
-			out[f] = c.Age
+			out.Age = &c.Age
 		case "gender":
-			out[f] = c.Gender
+			out.Gender = &c.Gender
 		case "bio":
-			out[f] = TruncateRunes(c.Bio, ListBioRunes)
+			bio := TruncateRunes(c.Bio, ListBioRunes)
+			out.Bio = &bio
 		case "distance_km":
-			out[f] = int64(c.DistanceM/1000 + 0.5)
+			km := int64(c.DistanceM/1000 + 0.5)
+			out.DistanceKm = &km
 		case "photos":
-			out[f] = photoList(c.Profile)
+			photos := photoList(c.Profile)
+			out.Photos = &photos
 		}
 	}
 	return out
@@ -510,15 +533,17 @@ func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) e
 	if err != nil {
 		return fmt.Errorf("suggestions for %d: %w", me, err)
 	}
-	items := make([]map[string]any, 0, len(cs))
-	for _, c := range cs {
-		items = append(items, shapeCandidate(c, fields))
+	items := make([]suggestionItem, len(cs))
+	for i := range cs {
+		items[i] = shapeCandidate(&cs[i], fields)
 	}
 	h := w.Header()
 	h.Set("Cache-Control", "private, max-age=120")
 	h.Set("Vary", "Authorization")
-	h.Set(HeaderCacheTags, fmt.Sprintf("suggestions:%d", me))
-	return writeJSON(w, http.StatusOK, map[string]any{"suggestions": items})
+	h.Set(HeaderCacheTags, "suggestions:"+strconv.FormatInt(me, 10))
+	return writeJSON(w, http.StatusOK, struct {
+		Suggestions []suggestionItem `json:"suggestions"`
+	}{items})
 }
 
 // --- swipes and matches ---

@@ -165,33 +165,61 @@ func (c *Cache) Generation() uint64 { return c.purges.seq.Load() }
 // each as 2-byte length + bytes, then the value.
 const entryHeader = 10
 
+// Entry is a stored value with its expiry and the tier that answered.
+type Entry struct {
+	Value   []byte // the caller's own copy
+	Expires time.Time
+	Layer   Layer
+}
+
 // Get returns the value stored under key and the layer that had it. An L1
 // miss reads L2 and promotes what it finds into L1. The returned slice is
 // the caller's own.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, Layer, bool) {
+	e, ok := c.GetEntry(ctx, key)
+	return e.Value, e.Layer, ok
+}
+
+// GetEntry is Get with the entry's expiry, for callers that keep a decoded
+// copy of the value (see PurgedSince) and must not keep it longer.
+func (c *Cache) GetEntry(ctx context.Context, key string) (Entry, bool) {
 	if b, err := c.l1.Get(key); err == nil {
 		if v, ok := c.unwrap(b); ok {
-			return v, LayerL1, true
+			return Entry{Value: v, Expires: entryExpiry(b), Layer: LayerL1}, true
 		}
 	}
 	if c.l2 == nil || !c.breaker.allow() {
-		return nil, LayerNone, false
+		return Entry{}, false
 	}
 	gen := c.Generation()
 	b, ok, err := c.l2.get(ctx, key)
 	if err != nil {
 		c.l2Failed(err)
-		return nil, LayerNone, false
+		return Entry{}, false
 	}
 	c.breaker.success()
 	v, fresh := c.unwrap(b)
 	if !ok || !fresh {
 		c.stats.l2Misses.Add(1)
-		return nil, LayerNone, false
+		return Entry{}, false
 	}
 	c.stats.l2Hits.Add(1)
 	c.promote(key, b, gen)
-	return v, LayerL2, true
+	return Entry{Value: v, Expires: entryExpiry(b), Layer: LayerL2}, true
+}
+
+// PurgedSince reports whether a purge recorded after generation gen (see
+// Generation) touched key or any of tags, here or, through Redis, on another
+// node; also true when more purges happened since gen than the cache
+// remembers, or when L1 was reset. A caller holding a decoded copy of an
+// entry, read at gen, uses it to know when the copy went stale.
+func (c *Cache) PurgedSince(gen uint64, key string, tags []string) bool {
+	return c.purges.affects(gen, key, tags)
+}
+
+// entryExpiry reads the expiry of an entry unwrap accepted.
+func entryExpiry(b []byte) time.Time {
+	return time.Unix(0, int64(binary.LittleEndian.Uint64(b)))
 }
 
 // unwrap checks an entry's expiry and returns its value.

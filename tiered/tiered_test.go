@@ -500,3 +500,51 @@ func TestShardCount(t *testing.T) {
 		}
 	}
 }
+
+func TestGetEntryExpiry(t *testing.T) {
+	c, clk := newL1(t, 1<<20, 1<<10)
+	mustSet(t, c, "/e", "v", 90*time.Second)
+	e, ok := c.GetEntry(context.Background(), "/e")
+	if !ok || string(e.Value) != "v" || e.Layer != LayerL1 {
+		t.Fatalf("GetEntry = %+v, %v", e, ok)
+	}
+	if want := clk.now().Add(90 * time.Second); !e.Expires.Equal(want) {
+		t.Errorf("Expires = %v, want %v", e.Expires, want)
+	}
+	clk.advance(91 * time.Second)
+	if _, ok := c.GetEntry(context.Background(), "/e"); ok {
+		t.Error("expired entry returned")
+	}
+}
+
+func TestPurgedSince(t *testing.T) {
+	c, _ := newL1(t, 1<<20, 1<<10)
+	ctx := context.Background()
+	mustSet(t, c, "/a", "a", time.Minute, "t:a")
+	mustSet(t, c, "/b", "b", time.Minute, "t:b")
+	gen := c.Generation()
+	if c.PurgedSince(gen, "/a", []string{"t:a"}) {
+		t.Fatal("no purge yet, but PurgedSince is true")
+	}
+	c.Delete(ctx, "/b")
+	if c.PurgedSince(gen, "/a", []string{"t:a"}) {
+		t.Error("a purge of /b made /a stale")
+	}
+	if !c.PurgedSince(gen, "/b", nil) {
+		t.Error("deleted key not reported")
+	}
+	c.PurgeTags(ctx, "t:a")
+	if !c.PurgedSince(gen, "/a", []string{"t:a"}) {
+		t.Error("tag purge not reported")
+	}
+	if c.PurgedSince(c.Generation(), "/a", []string{"t:a"}) {
+		t.Error("purge before the generation reported")
+	}
+	gen = c.Generation()
+	for i := 0; i < purgeLogSize; i++ {
+		c.Delete(ctx, "/other")
+	}
+	if !c.PurgedSince(gen, "/a", nil) {
+		t.Error("more purges than remembered, but not reported stale")
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -59,7 +60,7 @@ Subcommands:
 			f.Bool("cell-cache", true, "PostGIS: build suggestions through the geohash cell-candidate cache and cached per-user exclusion sets, a hit without SQL (--cell-cache=false: the exact KNN query per request; see origin/README)")
 			f.Duration("cell-cache-ttl", time.Minute, "PostGIS: cell-candidate cache entry lifetime (writes through the store purge at once; the TTL bounds what bypasses it)")
 			f.Duration("cell-cache-user-ttl", 10*time.Minute, "PostGIS: lifetime of a cached user state (location, preferences, exclusion set)")
-			f.Int64("cell-cache-bytes", 512<<20, "PostGIS: in-process size of the cell-candidate cache (cells with profiles and user states)")
+			f.Int64("cell-cache-bytes", postgis.DefaultCellCacheBytes, "PostGIS: in-process memory of the cell-candidate cache: half the store (cells with profiles, user states), half cells kept decoded for in-place reads")
 			f.StringSlice("cell-cache-redis", nil, "PostGIS: Redis address(es) backing the cell-candidate cache, so origin instances share cells and invalidations (two or more: a Cluster)")
 			f.String("photo-dir", os.Getenv("SPARK_PHOTO_DIR"), "directory for uploaded photo originals (env SPARK_PHOTO_DIR); required with PostGIS, default "+origin.DefaultPhotoDir()+" with the embedded store")
 			f.Int64("photo-max-bytes", origin.DefaultPhotoMaxBytes, "largest photo upload in bytes (413 beyond)")
@@ -213,11 +214,15 @@ func migrateCmd() *cobra.Command {
 
 func tokenCmd() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "token --user <id>",
-		Short: "Prints a bearer token for a user, signed with the origin's secret",
+		Use:   "token --user <id>[,<id>...]",
+		Short: "Prints a bearer token per user, one per line, signed with the origin's secret",
+		Long: `Prints a bearer token for each --user, one per line in the order given,
+signed with the secret the origin would use (--jwt-secret / SPARK_JWT_SECRET).
+Several ids (--user 1,2,3 or --user repeated) give load generators one token
+per virtual user without starting the binary once per user.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
-			user, _ := f.GetInt64("user")
+			users, _ := f.GetInt64Slice("user")
 			ttl, _ := f.GetDuration("ttl")
 			secret, _ := f.GetString("jwt-secret")
 			url, _ := f.GetString("database-url")
@@ -228,15 +233,22 @@ func tokenCmd() *cobra.Command {
 			if dev {
 				fmt.Fprintln(os.Stderr, "warning: signed with the fixed development secret (embedded store only)")
 			}
-			tok, err := origin.IssueToken(s, user, ttl, time.Now())
-			if err != nil {
-				return fmt.Errorf("origin token: %w", err)
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			now := time.Now()
+			for _, user := range users {
+				tok, err := origin.IssueToken(s, user, ttl, now)
+				if err != nil {
+					return fmt.Errorf("origin token for user %d: %w", user, err)
+				}
+				fmt.Fprintln(out, tok)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			if err := out.Flush(); err != nil {
+				return fmt.Errorf("origin token: write: %w", err)
+			}
 			return nil
 		},
 	}
-	c.Flags().Int64("user", 0, "user id (the token's sub)")
+	c.Flags().Int64Slice("user", nil, "user id (the token's sub); several: 1,2,3 or repeated")
 	c.Flags().Duration("ttl", 24*time.Hour, "token lifetime")
 	_ = c.MarkFlagRequired("user")
 	return c

@@ -1,6 +1,9 @@
 package postgis
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // PurgeUserState drops the user's cached state everywhere, as a write by
 // another origin would (tests use it to make loads race writes).
@@ -8,4 +11,13 @@ func (s *Store) PurgeUserState(ctx context.Context, id int64) {
 	if s.shared != nil {
 		s.shared.PurgeTags(ctx, userTag(id))
 	}
+}
+
+// UserStateExpires returns when the user's cached state expires (zero when
+// none is cached).
+func (s *Store) UserStateExpires(ctx context.Context, id int64) time.Time {
+	if e, ok := s.shared.GetEntry(ctx, userKey(id)); ok {
+		return e.Expires
+	}
+	return time.Time{}
 }

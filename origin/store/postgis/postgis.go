@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,7 +90,13 @@ type Store struct {
 	shared  *tiered.Cache            // the cells' store, also holding user states (nil with cells)
 	userTTL time.Duration            // lifetime of a cached user state
 	locks   *userLocks               // per-user serialisation of cached-state updates
-	closers []func() error           // cell cache stores, closed by Close
+	// Background reloads of user states near expiry (with the cell cache).
+	refreshSem chan struct{}
+	refreshing sync.Map // user id -> struct{}: reload running
+	bg         sync.WaitGroup
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
+	closers    []func() error // cell cache stores, closed by Close
 }
 
 var _ store.Store = (*Store)(nil)
@@ -810,39 +817,61 @@ const participantSQL = `SELECT EXISTS (
 	SELECT 1 FROM conversations c JOIN matches m ON m.id = c.match_id AND m.unmatched_at IS NULL
 	WHERE c.id = $1 AND (c.user_a = $2 OR c.user_b = $2))`
 
+// historySQL is one page of a conversation's history and the participant
+// check in one statement (one round trip): no row when id is not a
+// participant of a live match's conversation, one row of NULLs when the page
+// is empty, else the page. %s is the keyset condition on the lateral page.
+const historySQL = `
+	SELECT m.id, COALESCE(m.sender_id, 0), COALESCE(m.body, ''), COALESCE(m.client_msg_id, ''), COALESCE(m.created_at, 'epoch')
+	FROM conversations c
+	JOIN matches mt ON mt.id = c.match_id AND mt.unmatched_at IS NULL
+	LEFT JOIN LATERAL (
+		SELECT id, sender_id, body, client_msg_id, created_at FROM messages
+		WHERE conversation_id = c.id AND deleted_at IS NULL %s
+		ORDER BY created_at DESC, id DESC LIMIT $3) m ON true
+	WHERE c.id = $1 AND (c.user_a = $2 OR c.user_b = $2)
+	ORDER BY m.created_at DESC, m.id DESC`
+
+var (
+	historyFirstSQL  = fmt.Sprintf(historySQL, "")
+	historyBeforeSQL = fmt.Sprintf(historySQL,
+		"AND (created_at, id) < (SELECT created_at, id FROM messages WHERE id = $4 AND conversation_id = c.id)")
+)
+
 // ListMessages implements store.Store: keyset paging on
 // (conversation_id, created_at DESC, id DESC) WHERE deleted_at IS NULL, read
-// from the replica when configured.
+// from the replica when configured, with the participant check in the same
+// statement.
 func (s *Store) ListMessages(ctx context.Context, id, convID, before int64, limit int) ([]store.Message, error) {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
-	var ok bool
-	if err := s.replica.QueryRow(ctx, participantSQL, convID, id).Scan(&ok); err != nil {
-		return nil, fmt.Errorf("postgis: list messages %d: %w", convID, err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("postgis: conversation %d: %w", convID, store.ErrNotFound)
-	}
 	var rows pgx.Rows
 	var err error
 	if before > 0 {
-		rows, err = s.replica.Query(ctx, `
-			SELECT id, conversation_id, sender_id, body, client_msg_id, created_at FROM messages
-			WHERE conversation_id = $1 AND deleted_at IS NULL
-			  AND (created_at, id) < (SELECT created_at, id FROM messages WHERE id = $2 AND conversation_id = $1)
-			ORDER BY created_at DESC, id DESC LIMIT $3`, convID, before, limit)
+		rows, err = s.replica.Query(ctx, historyBeforeSQL, convID, id, limit, before)
 	} else {
-		rows, err = s.replica.Query(ctx, `
-			SELECT id, conversation_id, sender_id, body, client_msg_id, created_at FROM messages
-			WHERE conversation_id = $1 AND deleted_at IS NULL
-			ORDER BY created_at DESC, id DESC LIMIT $2`, convID, limit)
+		rows, err = s.replica.Query(ctx, historyFirstSQL, convID, id, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("postgis: list messages %d: %w", convID, err)
 	}
-	out, err := pgx.CollectRows(rows, scanMessage)
+	participant := false
+	out := make([]store.Message, 0, limit)
+	var msgID *int64
+	var m store.Message
+	_, err = pgx.ForEachRow(rows, []any{&msgID, &m.SenderID, &m.Body, &m.ClientMsgID, &m.CreatedAt}, func() error {
+		participant = true
+		if msgID != nil {
+			m.ID, m.ConversationID = *msgID, convID
+			out = append(out, m)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("postgis: list messages %d: %w", convID, err)
+	}
+	if !participant {
+		return nil, fmt.Errorf("postgis: conversation %d: %w", convID, store.ErrNotFound)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/spark-edge/spark/origin/store"
 )
@@ -121,6 +122,10 @@ FROM users u LEFT JOIN preferences p ON p.user_id = u.id WHERE u.id = $1`
 // load that read the database before a swipe committed could be seen by the
 // swiper's next request). It is stored only if no purge of the user happened
 // since it began, which covers writes reported by other origins.
+//
+// A state in the last fifth of its lifetime is reloaded in the background
+// (refreshUserState), so in steady state expiry puts no query on a
+// request's path.
 func (s *Store) cachedUserState(ctx context.Context, id int64) (userState, error) {
 	if u, ok := s.peekUserState(ctx, id); ok {
 		return u, nil
@@ -131,6 +136,13 @@ func (s *Store) cachedUserState(ctx context.Context, id int64) (userState, error
 	if u, ok := s.peekUserState(ctx, id); ok { // filled while we waited
 		return u, nil
 	}
+	return s.loadUserState(ctx, id)
+}
+
+// loadUserState reads a user's state with one query and stores it unless a
+// purge of the user happened since the read began. The caller holds the
+// user's lock.
+func (s *Store) loadUserState(ctx context.Context, id int64) (userState, error) {
 	gen := s.shared.Generation()
 	var lat, lng *float64
 	var minAge, maxAge *int16
@@ -154,13 +166,61 @@ func (s *Store) cachedUserState(ctx context.Context, id int64) (userState, error
 	return u, nil
 }
 
+// peekUserState returns the stored state, if any, and starts its
+// background reload when it is in the last fifth of its lifetime.
 func (s *Store) peekUserState(ctx context.Context, id int64) (userState, bool) {
-	if b, _, ok := s.shared.Get(ctx, userKey(id)); ok {
-		if u, err := decodeUserState(b); err == nil {
-			return u, true
-		}
+	e, ok := s.shared.GetEntry(ctx, userKey(id))
+	if !ok {
+		return userState{}, false
 	}
-	return userState{}, false
+	u, err := decodeUserState(e.Value)
+	if err != nil {
+		return userState{}, false
+	}
+	if time.Until(e.Expires) < s.userTTL/5 {
+		s.refreshUserState(id)
+	}
+	return u, true
+}
+
+// userRefreshes bounds the background reloads of user states at once.
+const userRefreshes = 2
+
+// refreshUserState reloads a user's state in the background, once at a time
+// per user and within userRefreshes; when all are busy a later read tries
+// again (the state is still served until it expires).
+func (s *Store) refreshUserState(id int64) {
+	if _, busy := s.refreshing.LoadOrStore(id, struct{}{}); busy {
+		return
+	}
+	select {
+	case s.refreshSem <- struct{}{}:
+	default:
+		s.refreshing.Delete(id)
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer func() {
+			<-s.refreshSem
+			s.refreshing.Delete(id)
+			s.bg.Done()
+		}()
+		ctx, cancel := s.acquireCtx(s.bgCtx)
+		defer cancel()
+		mu := s.locks.of(id)
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = s.loadUserState(ctx, id) // on failure the state expires and the next read loads it
+	}()
+}
+
+// stopRefreshes ends background reloads and waits for them (before the
+// pools close).
+func (s *Store) stopRefreshes() error {
+	s.bgCancel()
+	s.bg.Wait()
+	return nil
 }
 
 // updateUserState applies a write this process made to the user's cached

@@ -232,3 +232,43 @@ func TestCellCacheUserStateSharedThroughRedis(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestUserStateRefreshAhead: a cached state in the last fifth of its
+// lifetime is reloaded in the background on its next read, picking up
+// changes that bypassed the store (here a swipe written with SQL) and
+// extending its lifetime, without the request waiting for a load.
+func TestUserStateRefreshAhead(t *testing.T) {
+	const ttl = 3 * time.Second
+	s := pgtest.OpenWith(t, "test_postgis_refresh", func(c *postgis.Config) {
+		c.CellCache = postgis.CellCacheConfig{Enabled: true, UserTTL: ttl}
+	})
+	ctx := context.Background()
+	ids := crowd(t, s, 2)
+	a, b := ids[0], ids[1]
+	got, err := s.Suggestions(ctx, a, 10)
+	if err != nil || !contains(got, b) {
+		t.Fatalf("suggestions before = %v, %v", got, err)
+	}
+	first := s.UserStateExpires(ctx, a)
+	if first.IsZero() {
+		t.Fatal("state not cached")
+	}
+	if _, err := s.Primary().Exec(ctx, `INSERT INTO swipes (swiper_id, target_id, direction) VALUES ($1, $2, -1)`, a, b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(first.Add(-ttl / 8))) // in the last fifth
+	if _, err := s.Suggestions(ctx, a, 10); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.UserStateExpires(ctx, a).After(first) {
+		if time.Now().After(deadline) {
+			t.Fatal("state was not reloaded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got, err = s.Suggestions(ctx, a, 10)
+	if err != nil || contains(got, b) {
+		t.Fatalf("after the reload: %v, %v (the SQL swipe of %d should exclude it)", got, err, b)
+	}
+}
