@@ -2,6 +2,7 @@ package geocache
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync/atomic"
 
 	"context"
@@ -552,12 +553,65 @@ func (c *CandidateCache) Nearest(lat, lng, radiusM float64, keep func(Candidate)
 	return it, nil
 }
 
+// Filter selects candidates without a call per candidate (see
+// NearestMatching): age within [MinAge, MaxAge], gender one of Genders, id
+// not Self and not in Exclude.
+type Filter struct {
+	MinAge, MaxAge int16
+	Genders        []string
+	Self           int64
+	Exclude        []int64 // sorted ascending
+}
+
+// NearestMatching is Nearest with a Filter in place of a keep function: the
+// scan of a cell tests the filter on its packed points directly, several
+// times faster than materialising each candidate for a call.
+func (c *CandidateCache) NearestMatching(lat, lng, radiusM float64, f Filter) (*Iterator, error) {
+	it, err := c.Nearest(lat, lng, radiusM, nil)
+	if err != nil {
+		return nil, err
+	}
+	it.filter = &f
+	return it, nil
+}
+
+// genderSet marks which of a cell's genders f accepts.
+func (f *Filter) genderSet(genders []string) (set [4]uint64) {
+	for i, g := range genders {
+		if slices.Contains(f.Genders, g) {
+			set[i>>6] |= 1 << (i & 63)
+		}
+	}
+	return set
+}
+
+// scan appends the keys of d's points within maxChord2 of q that f accepts.
+func (f *Filter) scan(d *decodedCell, q vec3, maxChord2 float64, keys []ckey) []ckey {
+	genders := f.genderSet(d.genders)
+	for i := range d.pts {
+		p := &d.pts[i]
+		if p.age < f.MinAge || p.age > f.MaxAge || genders[p.g>>6]&(1<<(p.g&63)) == 0 || p.id == f.Self {
+			continue
+		}
+		c2 := chord2(q, p.v)
+		if c2 > maxChord2 {
+			continue
+		}
+		if _, found := slices.BinarySearch(f.Exclude, p.id); found {
+			continue
+		}
+		keys = append(keys, ckey{c2: c2, id: p.id, i: i})
+	}
+	return keys
+}
+
 // Iterator yields candidates nearest first; see CandidateCache.Nearest.
 type Iterator struct {
 	c         *CandidateCache
 	lat, lng  float64
 	radius    float64
 	keep      func(Candidate) bool
+	filter    *Filter // instead of keep (NearestMatching)
 	precision uint
 	visited   map[string]struct{}
 	pq        itemHeap
@@ -704,12 +758,16 @@ func (it *Iterator) Next(ctx context.Context) (r Ranked, ok bool, err error) {
 		}
 		it.cellsRead++
 		var keys []ckey
-		for i := range d.pts {
-			c2 := chord2(it.q, d.pts[i].v)
-			if c2 > it.maxChord2 || (it.keep != nil && !it.keep(d.candidate(i))) {
-				continue
+		if it.filter != nil {
+			keys = it.filter.scan(d, it.q, it.maxChord2, nil)
+		} else {
+			for i := range d.pts {
+				c2 := chord2(it.q, d.pts[i].v)
+				if c2 > it.maxChord2 || (it.keep != nil && !it.keep(d.candidate(i))) {
+					continue
+				}
+				keys = append(keys, ckey{c2: c2, id: d.pts[i].id, i: i})
 			}
-			keys = append(keys, ckey{c2: c2, id: d.pts[i].id, i: i})
 		}
 		if len(keys) > 0 {
 			heapifyKeys(keys)

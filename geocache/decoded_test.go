@@ -2,6 +2,10 @@ package geocache
 
 import (
 	"context"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -174,5 +178,67 @@ func TestDecodedCellRefreshAhead(t *testing.T) {
 	cc.Invalidate(cell)
 	if a := get(); a != 33 {
 		t.Fatalf("after a purge within the grace: age %d, want 33", a)
+	}
+}
+
+// NearestMatching's Filter selects exactly what the equivalent keep function
+// does, in the same order.
+func TestFilterMatchesKeep(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	genders := []string{"woman", "man", "nonbinary", "other"}
+	var all []Candidate
+	for i := 0; i < 3000; i++ {
+		all = append(all, Candidate{ID: int64(i + 1), Lat: 52.52 + rng.NormFloat64()*0.05, Lng: 13.40 + rng.NormFloat64()*0.08,
+			Age: int16(18 + rng.IntN(60)), Gender: genders[rng.IntN(len(genders))]})
+	}
+	loader := func(ctx context.Context, cell string) ([]Candidate, error) {
+		var out []Candidate
+		for _, c := range all {
+			if strings.HasPrefix(Cell(c.Lat, c.Lng, 6), cell) {
+				out = append(out, c)
+			}
+		}
+		return out, nil
+	}
+	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, MaxBytes: 32 << 20, MaxPrecision: 6, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	for trial := 0; trial < 20; trial++ {
+		f := Filter{MinAge: int16(18 + rng.IntN(20)), MaxAge: int16(30 + rng.IntN(50)), Self: int64(1 + rng.IntN(3000)),
+			Genders: genders[:1+rng.IntN(3)]}
+		for i := 0; i < 300; i++ {
+			f.Exclude = append(f.Exclude, int64(1+rng.IntN(3000)))
+		}
+		slices.Sort(f.Exclude)
+		keep := func(c Candidate) bool {
+			_, excluded := slices.BinarySearch(f.Exclude, c.ID)
+			return c.ID != f.Self && c.Age >= f.MinAge && c.Age <= f.MaxAge && slices.Contains(f.Genders, c.Gender) && !excluded
+		}
+		lat, lng, radius := 52.52+rng.NormFloat64()*0.03, 13.40+rng.NormFloat64()*0.03, float64(2000+rng.IntN(8000))
+		want, err := cc.Near(ctx, lat, lng, radius, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it, err := cc.NearestMatching(lat, lng, radius, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Ranked
+		for {
+			r, ok, err := it.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			got = append(got, r)
+		}
+		if len(want) == 0 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("trial %d: filter gave %d candidates, keep %d", trial, len(got), len(want))
+		}
 	}
 }

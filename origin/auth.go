@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -27,7 +28,26 @@ type Authenticator struct {
 	secret []byte
 	keys   []ed25519.PublicKey
 	now    func() time.Time
+
+	// verified remembers tokens whose signature checked out, so a client's
+	// next request skips the parse and the signature (HMAC or Ed25519); the
+	// time claims are still checked on every use.
+	mu       sync.RWMutex
+	verified map[string]verifiedToken
 }
+
+// verifiedToken is what a verified token grants, and when.
+type verifiedToken struct {
+	id                 int64
+	notBefore, expires time.Time // notBefore zero: none
+}
+
+// maxVerifiedTokens bounds the verified-token memory (about 15 MB of tokens);
+// when full it starts again empty.
+const maxVerifiedTokens = 1 << 16
+
+// tokenLeeway is the clock skew allowed on exp and nbf.
+const tokenLeeway = 30 * time.Second
 
 // NewAuthenticator returns an authenticator accepting HS256 tokens signed with
 // secret (if non-empty) and EdDSA tokens signed by any of keys.
@@ -38,7 +58,7 @@ func NewAuthenticator(secret string, keys []ed25519.PublicKey, now func() time.T
 	if now == nil {
 		now = time.Now
 	}
-	return &Authenticator{secret: []byte(secret), keys: keys, now: now}, nil
+	return &Authenticator{secret: []byte(secret), keys: keys, now: now, verified: map[string]verifiedToken{}}, nil
 }
 
 // ParseEd25519PublicKeyPEM reads a PKIX "PUBLIC KEY" PEM block holding an
@@ -66,6 +86,19 @@ func (a *Authenticator) Authenticate(header string) (int64, error) {
 		return 0, fmt.Errorf("%w: missing bearer token", ErrUnauthenticated)
 	}
 	raw := strings.TrimSpace(header[len(prefix):])
+	now := a.now()
+	a.mu.RLock()
+	v, ok := a.verified[raw]
+	a.mu.RUnlock()
+	if ok {
+		if now.After(v.expires.Add(tokenLeeway)) {
+			return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, jwt.ErrTokenExpired)
+		}
+		if !v.notBefore.IsZero() && now.Before(v.notBefore.Add(-tokenLeeway)) {
+			return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, jwt.ErrTokenNotValidYet)
+		}
+		return v.id, nil
+	}
 	var methods []string
 	if len(a.secret) > 0 {
 		methods = append(methods, jwt.SigningMethodHS256.Alg())
@@ -76,7 +109,7 @@ func (a *Authenticator) Authenticate(header string) (int64, error) {
 	claims := &jwt.RegisteredClaims{}
 	_, err := jwt.ParseWithClaims(raw, claims, a.keyFunc(),
 		jwt.WithValidMethods(methods), jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(a.now), jwt.WithLeeway(30*time.Second))
+		jwt.WithTimeFunc(func() time.Time { return now }), jwt.WithLeeway(tokenLeeway))
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
@@ -84,6 +117,16 @@ func (a *Authenticator) Authenticate(header string) (int64, error) {
 	if err != nil || id <= 0 {
 		return 0, fmt.Errorf("%w: sub %q is not a user id", ErrUnauthenticated, claims.Subject)
 	}
+	v = verifiedToken{id: id, expires: claims.ExpiresAt.Time} // required above
+	if claims.NotBefore != nil {
+		v.notBefore = claims.NotBefore.Time
+	}
+	a.mu.Lock()
+	if len(a.verified) >= maxVerifiedTokens {
+		clear(a.verified)
+	}
+	a.verified[raw] = v
+	a.mu.Unlock()
 	return id, nil
 }
 

@@ -29,8 +29,8 @@ import (
 //	spark origin seed --database-url "$URL" --users 1000000
 //	SPARK_BENCH_DATABASE_URL="$URL" go test -run '^$' -bench . -benchtime 20000x ./origin/
 //
-// Each reports p50_ms, p95_ms, p99_ms and req/s. SPARK_BENCH_CPUPROFILE=file
-// writes a CPU profile of the measured load alone (without the warm-up).
+// Each reports p50_ms, p95_ms, p99_ms and req/s. SPARK_BENCH_CPUPROFILE and
+// SPARK_BENCH_MEMPROFILE profile the measured load alone (see profileLoad).
 
 // benchClients is the number of concurrent clients: SPARK_BENCH_CLIENTS, default 32.
 func benchClients() int {
@@ -55,7 +55,7 @@ func openBench(b *testing.B, cellCache bool) *benchEnv {
 		b.Fatal("SPARK_BENCH_DATABASE_URL is not set: seed a database with `spark origin seed` and point it there")
 	}
 	ctx := context.Background()
-	cc := postgis.CellCacheConfig{Enabled: cellCache, TTL: time.Minute}
+	cc := postgis.CellCacheConfig{Enabled: cellCache} // the defaults spark origin uses
 	if n, err := strconv.ParseInt(os.Getenv("SPARK_BENCH_CELL_CACHE_BYTES"), 10, 64); err == nil {
 		cc.MaxBytes = n
 	}
@@ -176,12 +176,33 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
 }
 
-// profileLoad starts a CPU profile of the measured load alone (not the
-// warm-up) when SPARK_BENCH_CPUPROFILE names a file; it returns the stop.
+// profileLoad profiles the measured load alone (not the warm-up): a CPU
+// profile into SPARK_BENCH_CPUPROFILE, and heap profiles into
+// SPARK_BENCH_MEMPROFILE (at the end) and SPARK_BENCH_MEMPROFILE.base (at the
+// start; compare with go tool pprof -base). It returns the stop.
 func profileLoad(b *testing.B) func() {
+	writeHeap := func(path string) {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatalf("heap profile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatalf("heap profile: %v", err)
+		}
+	}
+	mem := os.Getenv("SPARK_BENCH_MEMPROFILE")
+	if mem != "" {
+		writeHeap(mem + ".base")
+	}
+	stop := func() {
+		if mem != "" {
+			writeHeap(mem)
+		}
+	}
 	path := os.Getenv("SPARK_BENCH_CPUPROFILE")
 	if path == "" {
-		return func() {}
+		return stop
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -193,6 +214,7 @@ func profileLoad(b *testing.B) func() {
 	return func() {
 		pprof.StopCPUProfile()
 		_ = f.Close()
+		stop()
 	}
 }
 

@@ -472,48 +472,6 @@ func TruncateRunes(s string, n int) string {
 	return strings.TrimRight(string(r[:n-1]), " ") + "…"
 }
 
-// suggestionItem is one suggestion as sent: only the selected fields are
-// set, and nil fields are left out (a set zero, such as distance_km 0, is
-// sent). A struct rather than a map: encoding/json writes it without sorting
-// keys or boxing values.
-type suggestionItem struct {
-	ID         *int64    `json:"id,omitempty"`
-	Name       *string   `json:"name,omitempty"`
-	Age        *int16    `json:"age,omitempty"`
-	Gender     *string   `json:"gender,omitempty"`
-	Bio        *string   `json:"bio,omitempty"`
-	DistanceKm *int64    `json:"distance_km,omitempty"`
-	Photos     *[]string `json:"photos,omitempty"`
-}
-
-// shapeCandidate selects fields of c for a list view (bio truncated). The
-// item points into c and into the returned strings; c must outlive it.
-func shapeCandidate(c *store.Candidate, fields []string) suggestionItem {
-	var out suggestionItem
-	for _, f := range fields {
-		switch f {
-		case "id":
-			out.ID = &c.ID
-		case "name":
-			out.Name = &c.Name
-		case "age":
-			out.Age = &c.Age
-		case "gender":
-			out.Gender = &c.Gender
-		case "bio":
-			bio := TruncateRunes(c.Bio, ListBioRunes)
-			out.Bio = &bio
-		case "distance_km":
-			km := int64(c.DistanceM/1000 + 0.5)
-			out.DistanceKm = &km
-		case "photos":
-			photos := photoList(c.Profile)
-			out.Photos = &photos
-		}
-	}
-	return out
-}
-
 func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) error {
 	q, err := parseQuery(r)
 	if err != nil {
@@ -533,17 +491,14 @@ func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) e
 	if err != nil {
 		return fmt.Errorf("suggestions for %d: %w", me, err)
 	}
-	items := make([]suggestionItem, len(cs))
-	for i := range cs {
-		items[i] = shapeCandidate(&cs[i], fields)
-	}
+	body := appendSuggestions(make([]byte, 0, 64+200*len(cs)), cs, newFieldSet(fields))
 	h := w.Header()
 	h.Set("Cache-Control", "private, max-age=120")
 	h.Set("Vary", "Authorization")
 	h.Set(HeaderCacheTags, "suggestions:"+strconv.FormatInt(me, 10))
-	return writeJSON(w, http.StatusOK, struct {
-		Suggestions []suggestionItem `json:"suggestions"`
-	}{items})
+	h.Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+	return nil
 }
 
 // --- swipes and matches ---

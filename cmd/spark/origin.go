@@ -58,7 +58,7 @@ Subcommands:
 			f.Uint64("demo-seed", 1, "embedded store: seed of the demo data")
 			f.Bool("migrate", false, "PostGIS: apply migrations at start-up")
 			f.Bool("cell-cache", true, "PostGIS: build suggestions through the geohash cell-candidate cache and cached per-user exclusion sets, a hit without SQL (--cell-cache=false: the exact KNN query per request; see origin/README)")
-			f.Duration("cell-cache-ttl", time.Minute, "PostGIS: cell-candidate cache entry lifetime (writes through the store purge at once; the TTL bounds what bypasses it)")
+			f.Duration("cell-cache-ttl", postgis.DefaultCellTTL, "PostGIS: cell-candidate cache entry lifetime (writes through the store purge at once; the TTL bounds what bypasses it; expired cells are served as long again while refreshed in the background)")
 			f.Duration("cell-cache-user-ttl", 10*time.Minute, "PostGIS: lifetime of a cached user state (location, preferences, exclusion set)")
 			f.Int64("cell-cache-bytes", postgis.DefaultCellCacheBytes, "PostGIS: in-process memory of the cell-candidate cache: half the store (cells with profiles, user states), half cells kept decoded for in-place reads")
 			f.StringSlice("cell-cache-redis", nil, "PostGIS: Redis address(es) backing the cell-candidate cache, so origin instances share cells and invalidations (two or more: a Cluster)")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +22,7 @@ type CellCacheConfig struct {
 	// Half is the store (cells as stored, user states), half the cells kept
 	// decoded for walks that read them in place.
 	MaxBytes int64
-	TTL      time.Duration // cell entry lifetime; default 1 min
+	TTL      time.Duration // cell entry lifetime; default DefaultCellTTL
 	// UserTTL is the lifetime of a cached user state (location, preferences
 	// and exclusion set); default 10 min. This process's own writes update
 	// it in place and purge other instances' copies; the TTL bounds what
@@ -35,6 +34,14 @@ type CellCacheConfig struct {
 	// move purges the cells in every instance within milliseconds).
 	Redis *tiered.RedisOptions
 }
+
+// DefaultCellTTL is the default lifetime of a cached cell. Writes through
+// the store purge cells at once (in every origin sharing Redis); the TTL
+// only bounds how late a change that bypassed the store is seen. An expired
+// cell is still served for as long again while a background load refreshes
+// it, so the TTL sets the refresh work: every cell in use is reloaded once
+// per TTL (at 1 min that was a quarter of the warm bench's allocations).
+const DefaultCellTTL = 5 * time.Minute
 
 // DefaultCellCacheBytes is the cell cache's default memory bound: enough for
 // the decoded cells of the 1,000,000-user bench (423 MiB at 2 cores' worth of
@@ -48,7 +55,7 @@ func (s *Store) newCellCache(c CellCacheConfig) error {
 	}
 	ttl := c.TTL
 	if ttl <= 0 {
-		ttl = time.Minute
+		ttl = DefaultCellTTL
 	}
 	s.userTTL = c.UserTTL
 	if s.userTTL <= 0 {
@@ -218,14 +225,44 @@ func (r *reader) float() float64 {
 	return v
 }
 
-// decodeProfileExtra fills the fields encodeProfileExtra packed.
+// decodeProfileExtra fills the fields encodeProfileExtra packed. The
+// strings are substrings of one copy of b: one allocation for all of them.
 func decodeProfileExtra(b []byte, c *store.Candidate) error {
+	all := string(b)
 	r := reader{b: b}
+	str := func() string {
+		n := r.uvarint()
+		if r.err != nil {
+			return ""
+		}
+		if n > uint64(len(r.b)) {
+			r.err = errCorruptEntry
+			return ""
+		}
+		off := len(b) - len(r.b)
+		r.b = r.b[n:]
+		return all[off : off+int(n)]
+	}
+	strs := func() []string {
+		n := r.uvarint()
+		if r.err != nil || n == 0 {
+			return nil
+		}
+		if n > uint64(len(r.b)) {
+			r.err = errCorruptEntry
+			return nil
+		}
+		out := make([]string, 0, n)
+		for i := uint64(0); i < n && r.err == nil; i++ {
+			out = append(out, str())
+		}
+		return out
+	}
 	c.Version = r.varint()
-	c.Name = r.string()
-	c.Bio = r.string()
-	c.Photos = r.strings()
-	c.Uploads = r.strings()
+	c.Name = str()
+	c.Bio = str()
+	c.Photos = strs()
+	c.Uploads = strs()
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errCorruptEntry
 	}
@@ -246,13 +283,8 @@ func (s *Store) invalidateCells(cells ...string) {
 // cache (the caller runs the exact query).
 func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p store.Preferences, excl []int64, limit int) ([]store.Candidate, bool, error) {
 	radius := float64(p.MaxDistanceKm) * 1000
-	it, err := s.cells.Nearest(at.Lat, at.Lng, radius, func(c geocache.Candidate) bool {
-		if c.ID == id || c.Age < p.MinAge || c.Age > p.MaxAge || !slices.Contains(p.Genders, c.Gender) {
-			return false
-		}
-		_, found := slices.BinarySearch(excl, c.ID)
-		return !found
-	})
+	it, err := s.cells.NearestMatching(at.Lat, at.Lng, radius, geocache.Filter{
+		MinAge: p.MinAge, MaxAge: p.MaxAge, Genders: p.Genders, Self: id, Exclude: excl})
 	if errors.Is(err, geocache.ErrRadiusTooLarge) {
 		return nil, false, nil
 	}
