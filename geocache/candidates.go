@@ -728,11 +728,15 @@ func (h *itemHeap) pop() *item {
 }
 
 func (it *Iterator) pushCell(cell string) {
+	it.pushCellBox(cell, geohash.BoundingBox(cell))
+}
+
+// pushCellBox is pushCell with the cell's bounding box known.
+func (it *Iterator) pushCellBox(cell string, b geohash.Box) {
 	if _, seen := it.visited[cell]; seen {
 		return
 	}
 	it.visited[cell] = struct{}{}
-	b := geohash.BoundingBox(cell)
 	d := minDistToBox(it.lat, it.lng, b.MinLat, b.MaxLat, b.MinLng, b.MaxLng)
 	if d > it.radius {
 		return
@@ -773,8 +777,9 @@ func (it *Iterator) Next(ctx context.Context) (r Ranked, ok bool, err error) {
 			heapifyKeys(keys)
 			it.pq.push(&item{dist: chordToMeters(keys[0].c2), cell: d, keys: keys})
 		}
-		for _, n := range neighbors(top.expand, it.precision) {
-			it.pushCell(n)
+		nbrs, boxes := d.neighbors()
+		for i, n := range nbrs {
+			it.pushCellBox(n, boxes[i])
 		}
 	}
 	return Ranked{}, false, nil

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/mmcloughlin/geohash"
 )
 
 // decodedCell is a cell parsed once and shared read-only by every walk
@@ -16,36 +18,61 @@ import (
 // while unexpired and while no purge recorded by the store since valid
 // touched its key or tags.
 type decodedCell struct {
-	key     string   // cellKey
-	tags    []string // cellTags
-	b       []byte   // the encoded cell (encodeCell)
-	pts     []cellPoint
-	genders []string // distinct genders of the cell, indexed by cellPoint.g
-	expires int64    // unix nanoseconds, the stored entry's expiry
-	size    int64    // bytes charged against the budget
+	cell    string
+	key     string      // cellKey
+	tags    []string    // cellTags
+	b       []byte      // the encoded cell (encodeCell)
+	pts     []cellPoint // what a scan reads
+	more    []cellMore  // the rest, by the same index
+	genders []string    // distinct genders of the cell, indexed by cellPoint.g
+	expires int64       // unix nanoseconds, the stored entry's expiry
+	size    int64       // bytes charged against the budget
 	// valid is the store generation up to which no purge touched the cell;
 	// it only moves forward.
 	valid atomic.Uint64
 	// refreshing is set while a background load replaces the expired cell.
 	refreshing atomic.Bool
+
+	nbrOnce  sync.Once
+	nbrs     []string      // the cells around this one (see neighbors)
+	nbrBoxes []geohash.Box // their bounding boxes
 }
 
-// cellPoint is one candidate of a decodedCell.
+// neighbors returns the cells around d's cell at its precision and their
+// bounding boxes, computed once per decoded cell: a walk expanding the cell
+// needs them every time.
+func (d *decodedCell) neighbors() ([]string, []geohash.Box) {
+	d.nbrOnce.Do(func() {
+		d.nbrs = neighbors(d.cell, uint(len(d.cell)))
+		d.nbrBoxes = make([]geohash.Box, len(d.nbrs))
+		for i, n := range d.nbrs {
+			d.nbrBoxes[i] = geohash.BoundingBox(n)
+		}
+	})
+	return d.nbrs, d.nbrBoxes
+}
+
+// cellPoint is what a scan of a decodedCell reads of a candidate: 40 bytes,
+// so more of them share a cache line than with the fields of cellMore.
 type cellPoint struct {
-	v        vec3
-	id       int64
+	v   vec3
+	id  int64
+	age int16
+	g   uint8 // index into genders
+}
+
+// cellMore is the rest of a candidate, read only for those a scan keeps.
+type cellMore struct {
 	lat, lng float64
 	x, xn    uint32 // Extra is b[x : x+xn]
-	age      int16
-	g        uint8 // index into genders
 }
 
 // candidate materialises point i (no allocation).
 func (d *decodedCell) candidate(i int) Candidate {
-	p := &d.pts[i]
-	c := Candidate{ID: p.id, Lat: p.lat, Lng: p.lng, Age: p.age, Gender: d.genders[p.g]}
-	if p.xn > 0 {
-		c.Extra = d.b[p.x : p.x+p.xn : p.x+p.xn]
+	p, m := &d.pts[i], &d.more[i]
+	c := Candidate{ID: p.id, Lat: m.lat, Lng: m.lng, Age: p.age, Gender: d.genders[p.g]}
+	if m.xn > 0 {
+		c.Extra = d.b[m.x : m.x+m.xn : m.x+m.xn]
 	}
 	return c
 }
@@ -55,7 +82,8 @@ func newDecodedCell(cell string, b []byte, expires int64, gen uint64) (*decodedC
 	if w <= 0 || n > uint64(len(b))/52 {
 		return nil, errCorruptCell
 	}
-	d := &decodedCell{key: cellKey(cell), tags: cellTags(cell), b: b, pts: make([]cellPoint, 0, n), expires: expires}
+	d := &decodedCell{cell: cell, key: cellKey(cell), tags: cellTags(cell), b: b, pts: make([]cellPoint, 0, n), more: make([]cellMore, 0, n),
+		expires: expires}
 	gidx := map[string]uint8{}
 	tooMany := false
 	err := scanCell(b, func(cd Candidate, v vec3, x int) {
@@ -69,8 +97,8 @@ func newDecodedCell(cell string, b []byte, expires int64, gen uint64) (*decodedC
 			gidx[cd.Gender] = g
 			d.genders = append(d.genders, cd.Gender)
 		}
-		d.pts = append(d.pts, cellPoint{v: v, id: cd.ID, lat: cd.Lat, lng: cd.Lng, age: cd.Age, g: g,
-			x: uint32(x), xn: uint32(len(cd.Extra))})
+		d.pts = append(d.pts, cellPoint{v: v, id: cd.ID, age: cd.Age, g: g})
+		d.more = append(d.more, cellMore{lat: cd.Lat, lng: cd.Lng, x: uint32(x), xn: uint32(len(cd.Extra))})
 	})
 	if err == nil && tooMany {
 		err = fmt.Errorf("%w: more than 256 genders", errCorruptCell)
@@ -78,7 +106,7 @@ func newDecodedCell(cell string, b []byte, expires int64, gen uint64) (*decodedC
 	if err != nil {
 		return nil, err
 	}
-	d.size = int64(len(b)) + int64(len(d.pts))*int64(unsafe.Sizeof(cellPoint{})) + 2*int64(len(cell)) + 256
+	d.size = int64(len(b)) + int64(len(d.pts))*int64(unsafe.Sizeof(cellPoint{})+unsafe.Sizeof(cellMore{})) + 2*int64(len(cell)) + 256
 	d.valid.Store(gen)
 	return d, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 
@@ -226,9 +227,11 @@ func (r *reader) float() float64 {
 }
 
 // decodeProfileExtra fills the fields encodeProfileExtra packed. The
-// strings are substrings of one copy of b: one allocation for all of them.
+// strings alias b without copying it: b is a candidate's Extra, which the
+// cell cache never writes after decoding a cell (geocache.Candidate.Extra
+// is read-only), so they stay valid and unchanged while referenced.
 func decodeProfileExtra(b []byte, c *store.Candidate) error {
-	all := string(b)
+	all := unsafe.String(unsafe.SliceData(b), len(b))
 	r := reader{b: b}
 	str := func() string {
 		n := r.uvarint()
