@@ -545,7 +545,7 @@ func (c *CandidateCache) Nearest(lat, lng, radiusM float64, keep func(Candidate)
 	if err != nil {
 		return nil, err
 	}
-	it := &Iterator{c: c, lat: lat, lng: lng, radius: radiusM, keep: keep, precision: p, visited: map[string]struct{}{},
+	it := &Iterator{c: c, lat: lat, lng: lng, radius: radiusM, keep: keep, precision: p, visited: make(map[string]struct{}, 64),
 		q: unitVec(lat, lng)}
 	half := math.Min(radiusM/EarthRadiusM, math.Pi) / 2
 	it.maxChord2 = 4 * math.Sin(half) * math.Sin(half)
@@ -615,6 +615,7 @@ type Iterator struct {
 	precision uint
 	visited   map[string]struct{}
 	pq        itemHeap
+	slab      []item // backs the items of pq (newItem)
 	cellsRead int
 	q         vec3
 	maxChord2 float64
@@ -727,6 +728,17 @@ func (h *itemHeap) pop() *item {
 	return top
 }
 
+// newItem returns a zero item from the iterator's slab: items are allocated
+// 32 at a time, and a full chunk is never appended to, so pointers into it
+// stay valid.
+func (it *Iterator) newItem() *item {
+	if len(it.slab) == cap(it.slab) {
+		it.slab = make([]item, 0, 32)
+	}
+	it.slab = append(it.slab, item{})
+	return &it.slab[len(it.slab)-1]
+}
+
 func (it *Iterator) pushCell(cell string) {
 	it.pushCellBox(cell, geohash.BoundingBox(cell))
 }
@@ -741,7 +753,9 @@ func (it *Iterator) pushCellBox(cell string, b geohash.Box) {
 	if d > it.radius {
 		return
 	}
-	it.pq.push(&item{dist: d, expand: cell})
+	x := it.newItem()
+	x.dist, x.expand = d, cell
+	it.pq.push(x)
 }
 
 // Next returns the next nearest candidate; ok is false when there are no more.
@@ -775,7 +789,9 @@ func (it *Iterator) Next(ctx context.Context) (r Ranked, ok bool, err error) {
 		}
 		if len(keys) > 0 {
 			heapifyKeys(keys)
-			it.pq.push(&item{dist: chordToMeters(keys[0].c2), cell: d, keys: keys})
+			x := it.newItem()
+			x.dist, x.cell, x.keys = chordToMeters(keys[0].c2), d, keys
+			it.pq.push(x)
 		}
 		nbrs, boxes := d.neighbors()
 		for i, n := range nbrs {
@@ -845,7 +861,13 @@ func minDistToBox(lat, lng, minLat, maxLat, minLng, maxLng float64) float64 {
 	}
 	foot = math.Max(minLat, math.Min(maxLat, foot))
 	d := DistanceM(lat, lng, foot, edge)
-	// Guard against the endpoints being nearer when the foot formula is off
-	// (beyond a quarter turn of longitude).
+	if dLng < math.Pi/2 {
+		// Along the edge's meridian the distance grows monotonically away
+		// from the foot (for a quarter turn either way), so the clamped foot
+		// is the nearest point of the edge.
+		return d
+	}
+	// Beyond a quarter turn of longitude the foot formula is off: take the
+	// nearer endpoint too.
 	return math.Min(d, math.Min(DistanceM(lat, lng, minLat, edge), DistanceM(lat, lng, maxLat, edge)))
 }

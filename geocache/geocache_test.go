@@ -217,7 +217,7 @@ func TestCandidateCacheLoaderError(t *testing.T) {
 // distance to a cell never exceeds the distance to any point inside it.
 func TestMinDistToBoxIsALowerBound(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < 3000; i++ {
+	for i := 0; i < 20000; i++ {
 		lat, lng := rng.Float64()*178-89, rng.Float64()*360-180
 		if i%3 == 0 { // near the antimeridian
 			lng = 179.5 + rng.Float64()
@@ -233,9 +233,17 @@ func TestMinDistToBoxIsALowerBound(t *testing.T) {
 		cell := Cell(clat, clng, p)
 		b := geohashBox(cell)
 		md := minDistToBox(lat, lng, b[0], b[1], b[2], b[3])
-		for k := 0; k < 50; k++ {
+		for k := 0; k < 60; k++ {
 			qlat := b[0] + rng.Float64()*(b[1]-b[0])
 			qlng := b[2] + rng.Float64()*(b[3]-b[2])
+			switch k % 4 { // on the edges too, where the nearest point lies
+			case 1:
+				qlng = b[2]
+			case 2:
+				qlng = b[3]
+			case 3:
+				qlat = b[k%2]
+			}
 			if d := DistanceM(lat, lng, qlat, qlng); d < md-1e-6 {
 				t.Fatalf("point (%v,%v) cell %s: min %.3f > distance %.3f to (%v,%v)", lat, lng, cell, md, d, qlat, qlng)
 			}

@@ -229,8 +229,10 @@ func (r *reader) float() float64 {
 // decodeProfileExtra fills the fields encodeProfileExtra packed. The
 // strings alias b without copying it: b is a candidate's Extra, which the
 // cell cache never writes after decoding a cell (geocache.Candidate.Extra
-// is read-only), so they stay valid and unchanged while referenced.
-func decodeProfileExtra(b []byte, c *store.Candidate) error {
+// is read-only), so they stay valid and unchanged while referenced. The
+// photo lists are carved out of *arena (grown as needed), so decoding a page
+// of candidates allocates once for all their lists.
+func decodeProfileExtra(b []byte, c *store.Candidate, arena *[]string) error {
 	all := unsafe.String(unsafe.SliceData(b), len(b))
 	r := reader{b: b}
 	str := func() string {
@@ -255,11 +257,11 @@ func decodeProfileExtra(b []byte, c *store.Candidate) error {
 			r.err = errCorruptEntry
 			return nil
 		}
-		out := make([]string, 0, n)
+		start := len(*arena)
 		for i := uint64(0); i < n && r.err == nil; i++ {
-			out = append(out, str())
+			*arena = append(*arena, str())
 		}
-		return out
+		return (*arena)[start:len(*arena):len(*arena)]
 	}
 	c.Version = r.varint()
 	c.Name = str()
@@ -295,6 +297,7 @@ func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p s
 		return nil, true, fmt.Errorf("postgis: cached suggestions for %d: %w", id, err)
 	}
 	out := make([]store.Candidate, 0, limit)
+	arena := make([]string, 0, 4*limit) // photo lists of the page
 	for len(out) < limit {
 		r, ok, err := it.Next(ctx)
 		if err != nil {
@@ -304,7 +307,7 @@ func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p s
 			break
 		}
 		c := store.Candidate{Profile: store.Profile{ID: r.ID, Age: r.Age, Gender: r.Gender, Active: true}, DistanceM: r.DistanceM}
-		if err := decodeProfileExtra(r.Extra, &c); err != nil {
+		if err := decodeProfileExtra(r.Extra, &c, &arena); err != nil {
 			return nil, true, fmt.Errorf("postgis: cached suggestions for %d: candidate %d: %w", id, r.ID, err)
 		}
 		fillSlices(&c.Profile)
