@@ -5,7 +5,7 @@ BIN      := bin/spark
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: build build-deps run test test-deps vet fuzz-seeds bench bench-go bench-edge bench-images bench-system bench-peers loadtest clean
+.PHONY: build build-deps run test test-deps vet fuzz-seeds bench bench-go bench-edge bench-images bench-origin bench-system bench-peers loadtest clean
 
 build: build-deps
 	$(GO) build -trimpath -o $(BIN) ./cmd/spark
@@ -44,14 +44,22 @@ fuzz-seeds:
 	done
 
 # Benchmarks: hot paths with -benchmem; the edge hit run against Caddy's
-# respond; image variants against libvips' thumbnail path; then the whole
-# system (origin on PostGIS with 1,000,000 users, edge in front, spark
-# loadtest at rising rates until P95 crosses 200 ms: the knee). Each prints
-# its figures with the reference measured in the same run.
-bench: bench-go bench-edge bench-images bench-system
+# respond; image variants against libvips' thumbnail path; the origin alone
+# on PostGIS with 1,000,000 users against pgbench running its SQL; then the
+# whole system (edge in front of that origin, spark loadtest at rising rates
+# until P95 crosses 200 ms: the knee). Each prints its figures with the
+# reference measured in the same run.
+bench: bench-go bench-edge bench-images bench-origin bench-system
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./caddymodule/... ./tiered/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./caddymodule/... ./tiered/... ./geocache/...
+	$(GO) test -run '^$$' -bench 'SuggestionsJSON' -benchmem -count 1 ./origin/
+
+# The origin alone (issue 3's figures): suggestions, location, history and
+# send at 32 and 4 clients (wrk), pgbench on the same SQL as the reference.
+# Seeds BENCH_DB (spark_loadtest_bench, shared with bench-system) once.
+bench-origin: build
+	scripts/bench-origin.sh
 
 bench-edge: build
 	scripts/bench-edge.sh
