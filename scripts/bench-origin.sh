@@ -76,8 +76,11 @@ pgb() {
 	PGOPTIONS="-c plan_cache_mode=force_generic_plan -c jit=off" pgbench -n -M prepared -c "$1" -j 2 -T "${DUR%s}" \
 		-f origin/testdata/pgbench_suggestions.sql "$url" 2>/dev/null | awk '/^tps/ {print $3; exit}'
 }
-results=()
-row() { results+=("$(printf '%-34s %7s %10.0f %8.2f %8.2f %8.2f %7s  %s' "$@")"); printf '%s\n' "${results[-1]}"; }
+row() { # what clients rps p50 p95 p99 errors target (latencies "-": not measured)
+	local ms=()
+	for v in "$4" "$5" "$6"; do if [ "$v" = - ]; then ms+=(-); else ms+=("$(printf '%.2f' "$v")"); fi; done
+	printf '%-34s %7s %10.0f %8s %8s %8s %7s  %s\n' "$1" "$2" "$3" "${ms[@]}" "$7" "$8"
+}
 header() { printf '%-34s %7s %10s %8s %8s %8s %7s  %s\n' "what" "clients" "req/s" "P50 ms" "P95 ms" "P99 ms" "errors" "target"; }
 
 PARTS=" ${BENCH_PARTS:-suggestions pgbench location history send exact} "
@@ -95,7 +98,7 @@ done
 best=0
 part pgbench && for c in 8 32; do
 	tps=$(pgb "$c")
-	row "pgbench, the exact path's SQL" "$c" "$tps" 0 0 0 - "reference"
+	row "pgbench, the exact path's SQL" "$c" "$tps" - - - - "reference"
 	best=$(awk -v a="$tps" -v b="$best" 'BEGIN {print (a > b ? a : b)}')
 done
 part location && for c in $CLIENTS; do
