@@ -26,17 +26,9 @@ export PGHOST PGPORT PGUSER
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 command -v pgbench >/dev/null || { echo "pgbench missing (postgresql-contrib / postgresql-client)"; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ok() { for _ in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done; echo "bench-origin: $1 not healthy" >&2; return 1; }
-
-url="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}?sslmode=disable"
-have=$(psql "$url" -qAt -c 'SELECT count(*) FROM users' 2>/dev/null || echo 0)
-if [ "${have:-0}" -lt "$USERS" ]; then
-	echo "bench-origin: seeding $USERS users into $DB (once; reused by later runs)"
-	url=$(scripts/test-origin-deps.sh "$DB" | tail -n1 | cut -d= -f2-)
-	"$BIN" origin migrate --database-url "$url"
-	"$BIN" origin seed --database-url "$url" --users "$USERS"
-fi
+NAME=bench-origin
+. scripts/bench/lib.sh
+url=$(seeded_db "$DB" "$USERS")
 
 work=$(mktemp -d)
 pid=""

@@ -27,17 +27,9 @@ PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export PGHOST PGPORT PGUSER
 mkdir -p "$OUT"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ok() { for _ in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done; echo "bench-system: $1 not healthy" >&2; return 1; }
-
-url="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}?sslmode=disable"
-have=$(psql "$url" -qAt -c 'SELECT count(*) FROM users' 2>/dev/null || echo 0)
-if [ "${have:-0}" -lt "$USERS" ]; then
-	echo "bench-system: seeding $USERS users into $DB (once; reused by later runs)"
-	url=$(scripts/test-origin-deps.sh "$DB" | tail -n1 | cut -d= -f2-)
-	"$BIN" origin migrate --database-url "$url"
-	"$BIN" origin seed --database-url "$url" --users "$USERS"
-fi
+NAME=bench-system
+. scripts/bench/lib.sh
+url=$(seeded_db "$DB" "$USERS")
 
 origin=127.0.0.1:$(free_port)
 edge=127.0.0.1:$(free_port)

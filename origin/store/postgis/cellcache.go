@@ -155,6 +155,12 @@ var errCorruptEntry = errors.New("postgis: corrupt cache entry")
 type reader struct {
 	b   []byte
 	err error
+	// alias, when set, is the whole input as a string: string and strings
+	// then return substrings of it instead of copies. whole is its length.
+	alias string
+	whole int
+	// arena, when set, backs the slices strings returns.
+	arena *[]string
 }
 
 func (r *reader) uvarint() uint64 {
@@ -192,7 +198,13 @@ func (r *reader) string() string {
 		r.err = errCorruptEntry
 		return ""
 	}
-	x := string(r.b[:n])
+	var x string
+	if r.alias != "" {
+		off := r.whole - len(r.b)
+		x = r.alias[off : off+int(n)]
+	} else {
+		x = string(r.b[:n])
+	}
 	r.b = r.b[n:]
 	return x
 }
@@ -206,11 +218,21 @@ func (r *reader) strings() []string {
 		r.err = errCorruptEntry
 		return nil
 	}
-	out := make([]string, 0, n)
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		out = append(out, r.string())
+	if r.arena == nil {
+		out := make([]string, 0, n)
+		for i := uint64(0); i < n && r.err == nil; i++ {
+			out = append(out, r.string())
+		}
+		return out
 	}
-	return out
+	if n == 0 {
+		return nil
+	}
+	start := len(*r.arena)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		*r.arena = append(*r.arena, r.string())
+	}
+	return (*r.arena)[start:len(*r.arena):len(*r.arena)]
 }
 
 func (r *reader) float() float64 {
@@ -233,41 +255,12 @@ func (r *reader) float() float64 {
 // photo lists are carved out of *arena (grown as needed), so decoding a page
 // of candidates allocates once for all their lists.
 func decodeProfileExtra(b []byte, c *store.Candidate, arena *[]string) error {
-	all := unsafe.String(unsafe.SliceData(b), len(b))
-	r := reader{b: b}
-	str := func() string {
-		n := r.uvarint()
-		if r.err != nil {
-			return ""
-		}
-		if n > uint64(len(r.b)) {
-			r.err = errCorruptEntry
-			return ""
-		}
-		off := len(b) - len(r.b)
-		r.b = r.b[n:]
-		return all[off : off+int(n)]
-	}
-	strs := func() []string {
-		n := r.uvarint()
-		if r.err != nil || n == 0 {
-			return nil
-		}
-		if n > uint64(len(r.b)) {
-			r.err = errCorruptEntry
-			return nil
-		}
-		start := len(*arena)
-		for i := uint64(0); i < n && r.err == nil; i++ {
-			*arena = append(*arena, str())
-		}
-		return (*arena)[start:len(*arena):len(*arena)]
-	}
+	r := reader{b: b, alias: unsafe.String(unsafe.SliceData(b), len(b)), whole: len(b), arena: arena}
 	c.Version = r.varint()
-	c.Name = str()
-	c.Bio = str()
-	c.Photos = strs()
-	c.Uploads = strs()
+	c.Name = r.string()
+	c.Bio = r.string()
+	c.Photos = r.strings()
+	c.Uploads = r.strings()
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errCorruptEntry
 	}
