@@ -36,7 +36,7 @@ func BenchmarkNearestMatching(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cc.Close()
-	f := Filter{MinAge: 25, MaxAge: 40, Genders: []string{"woman"}}
+	f := Filter{MinAge: 25, MaxAge: 40, Genders: []string{"woman"}, Limit: 50}
 	walk := func(lat, lng float64) int {
 		it, err := cc.NearestMatching(lat, lng, 50_000, f)
 		if err != nil {

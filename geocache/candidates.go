@@ -561,6 +561,10 @@ type Filter struct {
 	Genders        []string
 	Self           int64
 	Exclude        []int64 // sorted ascending
+	// Limit, when positive, promises that the caller takes at most Limit
+	// candidates: a point farther than Limit accepted points already seen
+	// can never be returned, and is not kept.
+	Limit int
 }
 
 // NearestMatching is Nearest with a Filter in place of a keep function: the
@@ -586,23 +590,68 @@ func (f *Filter) genderSet(genders []string) (set [4]uint64) {
 }
 
 // scan appends the keys of d's points within maxChord2 of q that f accepts.
-func (f *Filter) scan(d *decodedCell, q vec3, maxChord2 float64, keys []ckey) []ckey {
+//
+// With f.Limit, bound is a max-heap of the Limit smallest squared chords
+// accepted so far; a point beyond its top cannot be among the first Limit
+// (ties are kept: the id may order them first).
+func (f *Filter) scan(d *decodedCell, q vec3, maxChord2 float64, keys []ckey, bound *[]float64) []ckey {
 	genders := f.genderSet(d.genders)
+	full := f.Limit > 0 && len(*bound) == f.Limit
 	for i := range d.pts {
 		p := &d.pts[i]
 		if p.age < f.MinAge || p.age > f.MaxAge || genders[p.g>>6]&(1<<(p.g&63)) == 0 || p.id == f.Self {
 			continue
 		}
 		c2 := chord2(q, p.v)
-		if c2 > maxChord2 {
+		if c2 > maxChord2 || full && c2 > (*bound)[0] {
 			continue
 		}
 		if _, found := slices.BinarySearch(f.Exclude, p.id); found {
 			continue
 		}
 		keys = append(keys, ckey{c2: c2, id: p.id, i: i})
+		if f.Limit > 0 {
+			full = pushBound(bound, c2, f.Limit)
+		}
 	}
 	return keys
+}
+
+// pushBound adds c2 to the max-heap of the limit smallest values and
+// reports whether it holds limit values.
+func pushBound(h *[]float64, c2 float64, limit int) bool {
+	b := *h
+	if len(b) < limit {
+		b = append(b, c2)
+		for i := len(b) - 1; i > 0; {
+			p := (i - 1) / 2
+			if b[p] >= b[i] {
+				break
+			}
+			b[p], b[i] = b[i], b[p]
+			i = p
+		}
+		*h = b
+		return len(b) == limit
+	}
+	if c2 >= b[0] {
+		return true
+	}
+	b[0] = c2
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(b) && b[l] > b[m] {
+			m = l
+		}
+		if r < len(b) && b[r] > b[m] {
+			m = r
+		}
+		if m == i {
+			return true
+		}
+		b[i], b[m] = b[m], b[i]
+		i = m
+	}
 }
 
 // Iterator yields candidates nearest first; see CandidateCache.Nearest.
@@ -611,7 +660,8 @@ type Iterator struct {
 	lat, lng  float64
 	radius    float64
 	keep      func(Candidate) bool
-	filter    *Filter // instead of keep (NearestMatching)
+	filter    *Filter   // instead of keep (NearestMatching)
+	bound     []float64 // with filter.Limit: see Filter.scan
 	precision uint
 	visited   map[string]struct{}
 	pq        itemHeap
@@ -777,7 +827,7 @@ func (it *Iterator) Next(ctx context.Context) (r Ranked, ok bool, err error) {
 		it.cellsRead++
 		var keys []ckey
 		if it.filter != nil {
-			keys = it.filter.scan(d, it.q, it.maxChord2, nil)
+			keys = it.filter.scan(d, it.q, it.maxChord2, nil, &it.bound)
 		} else {
 			for i := range d.pts {
 				c2 := chord2(it.q, d.pts[i].v)

@@ -2,6 +2,7 @@ package geocache
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -189,7 +190,11 @@ func TestFilterMatchesKeep(t *testing.T) {
 	genders := []string{"woman", "man", "nonbinary", "other"}
 	var all []Candidate
 	for i := 0; i < 3000; i++ {
-		all = append(all, Candidate{ID: int64(i + 1), Lat: 52.52 + rng.NormFloat64()*0.05, Lng: 13.40 + rng.NormFloat64()*0.08,
+		lat, lng := 52.52+rng.NormFloat64()*0.05, 13.40+rng.NormFloat64()*0.08
+		if i%3 == 0 { // several on one spot: equal distances, ordered by id
+			lat, lng = math.Round(lat*200)/200, math.Round(lng*200)/200
+		}
+		all = append(all, Candidate{ID: int64(i + 1), Lat: lat, Lng: lng,
 			Age: int16(18 + rng.IntN(60)), Gender: genders[rng.IntN(len(genders))]})
 	}
 	loader := func(ctx context.Context, cell string) ([]Candidate, error) {
@@ -206,6 +211,12 @@ func TestFilterMatchesKeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
+	nonEmpty := 0
+	defer func() {
+		if nonEmpty < 15 {
+			t.Errorf("only %d of 20 trials found candidates: the test compares too little", nonEmpty)
+		}
+	}()
 	for trial := 0; trial < 20; trial++ {
 		f := Filter{MinAge: int16(18 + rng.IntN(20)), MaxAge: int16(30 + rng.IntN(50)), Self: int64(1 + rng.IntN(3000)),
 			Genders: genders[:1+rng.IntN(3)]}
@@ -237,8 +248,31 @@ func TestFilterMatchesKeep(t *testing.T) {
 			}
 			got = append(got, r)
 		}
-		if len(want) == 0 || !reflect.DeepEqual(got, want) {
+		if len(want) > 0 {
+			nonEmpty++
+		}
+		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("trial %d: filter gave %d candidates, keep %d", trial, len(got), len(want))
+		}
+		// With a Limit, the first Limit are the same (and only those are taken).
+		f.Limit = 1 + rng.IntN(80)
+		it, err = cc.NearestMatching(lat, lng, radius, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for len(got) < f.Limit {
+			r, ok, err := it.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			got = append(got, r)
+		}
+		if n := min(f.Limit, len(want)); !reflect.DeepEqual(got, want[:n]) {
+			t.Fatalf("trial %d: with limit %d the first %d differ", trial, f.Limit, n)
 		}
 	}
 }

@@ -282,7 +282,7 @@ func (s *Store) invalidateCells(cells ...string) {
 func (s *Store) cachedNearest(ctx context.Context, id int64, at store.Point, p store.Preferences, excl []int64, limit int) ([]store.Candidate, bool, error) {
 	radius := float64(p.MaxDistanceKm) * 1000
 	it, err := s.cells.NearestMatching(at.Lat, at.Lng, radius, geocache.Filter{
-		MinAge: p.MinAge, MaxAge: p.MaxAge, Genders: p.Genders, Self: id, Exclude: excl})
+		MinAge: p.MinAge, MaxAge: p.MaxAge, Genders: p.Genders, Self: id, Exclude: excl, Limit: limit})
 	if errors.Is(err, geocache.ErrRadiusTooLarge) {
 		return nil, false, nil
 	}
