@@ -146,6 +146,7 @@ func (s *decodedCells) put(cell string, d *decodedCell) {
 	}
 	s.mu.Lock()
 	if old, ok := s.m[cell]; ok {
+		delete(s.m, cell)
 		s.bytes -= old.size
 	}
 	for k, old := range s.m {

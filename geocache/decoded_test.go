@@ -23,9 +23,23 @@ func TestDecodedCellsBudget(t *testing.T) {
 			t.Fatalf("after %d puts %d bytes held, budget %d", i+1, bytes, s.max)
 		}
 	}
+	// Replacing cells over and over keeps the count of bytes exact.
+	for i := 0; i < 5000; i++ {
+		cell := Cell(float64(i%7), float64(i%5), 5)
+		s.put(cell, &decodedCell{size: int64(300 + i%400)})
+		var sum int64
+		s.mu.RLock()
+		for _, d := range s.m {
+			sum += d.size
+		}
+		s.mu.RUnlock()
+		if _, bytes := s.len(); bytes != sum || bytes > s.max {
+			t.Fatalf("after replacing: %d bytes counted, %d held, budget %d", bytes, sum, s.max)
+		}
+	}
 	n, _ := s.len()
-	if n == 0 || n > 14 {
-		t.Fatalf("%d cells held in a 10,000-byte budget of 700-byte cells", n)
+	if n == 0 || n > 10_000/300 {
+		t.Fatalf("%d cells held in a 10,000-byte budget of cells of 300 bytes or more", n)
 	}
 	s.put("big", &decodedCell{size: s.max/4 + 1})
 	if s.get("big") != nil {
