@@ -4,25 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-// testdataDir is the shared test data: $SPARK_TESTDATA, or shared/testdata
-// beside the repository (CI puts shared/ next to the clone).
-func testdataDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("SPARK_TESTDATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "testdata")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "images")); err != nil {
-		t.Fatalf("test photos not found (set SPARK_TESTDATA to the shared testdata directory): %v", err)
-	}
-	return dir
-}
+	"github.com/spark-edge/spark/internal/testdata"
+)
 
 func readPhoto(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdataDir(t), "images", name))
+	b, err := os.ReadFile(filepath.Join(testdata.Dir(t), "images", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +19,7 @@ func readPhoto(t testing.TB, name string) []byte {
 
 func readBomb(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdataDir(t), "bombs", name))
+	b, err := os.ReadFile(filepath.Join(testdata.Dir(t), "bombs", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,28 +17,15 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/testdata"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
 )
 
-// testdataDir is the shared test data: $SPARK_TESTDATA, or shared/testdata
-// beside the repository (as the imageproxy tests find it).
-func testdataDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("SPARK_TESTDATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "testdata")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "images")); err != nil {
-		t.Fatalf("test photos not found (set SPARK_TESTDATA to the shared testdata directory): %v", err)
-	}
-	return dir
-}
-
 func testFile(t testing.TB, kind, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdataDir(t), kind, name))
+	b, err := os.ReadFile(filepath.Join(testdata.Dir(t), kind, name))
 	if err != nil {
 		t.Fatal(err)
 	}
