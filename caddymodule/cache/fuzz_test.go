@@ -258,3 +258,39 @@ func FuzzMatchPath(f *testing.F) {
 		}
 	})
 }
+
+// writeEncodingBucketSlow is encodingBucket by its definition, one coding at
+// a time: the reference FuzzEncodingBucket holds the one-pass version to.
+func writeEncodingBucketSlow(b *strings.Builder, values []string, encodings []string) {
+	first := true
+	for _, enc := range encodings {
+		if acceptsCoding(values, enc) {
+			if !first {
+				b.WriteByte(',')
+			}
+			b.WriteString(enc)
+			first = false
+		}
+	}
+}
+
+// acceptsCoding reports whether Accept-Encoding values accept coding with a
+// non-zero q-value (explicitly or through "*").
+func acceptsCoding(values []string, coding string) bool {
+	star := false
+	for _, v := range values {
+		for v != "" {
+			var it string
+			it, v, _ = strings.Cut(v, ",")
+			name, params, _ := strings.Cut(strings.TrimSpace(it), ";")
+			name = strings.TrimSpace(name)
+			if strings.EqualFold(name, coding) {
+				return !isZeroQ(params)
+			}
+			if name == "*" && !isZeroQ(params) {
+				star = true
+			}
+		}
+	}
+	return star
+}

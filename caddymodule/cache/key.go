@@ -224,10 +224,10 @@ func writeEncodingBucket(b *strings.Builder, values []string, encodings []string
 		accepted
 		refused
 	)
-	var state [8]byte
-	if len(encodings) > len(state) {
-		writeEncodingBucketSlow(b, values, encodings)
-		return
+	var buf [8]byte // edges configure a handful of codings: no allocation
+	state := buf[:]
+	if len(encodings) > len(buf) {
+		state = make([]byte, len(encodings))
 	}
 	star := false
 	for _, v := range values {
@@ -259,41 +259,6 @@ func writeEncodingBucket(b *strings.Builder, values []string, encodings []string
 			first = false
 		}
 	}
-}
-
-// writeEncodingBucketSlow is writeEncodingBucket for many codings.
-func writeEncodingBucketSlow(b *strings.Builder, values []string, encodings []string) {
-	first := true
-	for _, enc := range encodings {
-		if acceptsCoding(values, enc) {
-			if !first {
-				b.WriteByte(',')
-			}
-			b.WriteString(enc)
-			first = false
-		}
-	}
-}
-
-// acceptsCoding reports whether Accept-Encoding values accept coding with a
-// non-zero q-value (explicitly or through "*").
-func acceptsCoding(values []string, coding string) bool {
-	star := false
-	for _, v := range values {
-		for v != "" {
-			var it string
-			it, v, _ = strings.Cut(v, ",")
-			name, params, _ := strings.Cut(strings.TrimSpace(it), ";")
-			name = strings.TrimSpace(name)
-			if strings.EqualFold(name, coding) {
-				return !isZeroQ(params)
-			}
-			if name == "*" && !isZeroQ(params) {
-				star = true
-			}
-		}
-	}
-	return star
 }
 
 func isZeroQ(params string) bool {
