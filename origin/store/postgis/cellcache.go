@@ -156,31 +156,21 @@ type reader struct {
 	b   []byte
 	err error
 	// alias, when set, is the whole input as a string: string and strings
-	// then return substrings of it instead of copies. whole is its length.
+	// then return substrings of it instead of copies.
 	alias string
-	whole int
 	// arena, when set, backs the slices strings returns.
 	arena *[]string
 }
 
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, w := binary.Uvarint(r.b)
-	if w <= 0 {
-		r.err = errCorruptEntry
-		return 0
-	}
-	r.b = r.b[w:]
-	return v
-}
+func (r *reader) uvarint() uint64 { return readVarint(r, binary.Uvarint) }
+func (r *reader) varint() int64   { return readVarint(r, binary.Varint) }
 
-func (r *reader) varint() int64 {
+// readVarint reads one varint with read (binary.Uvarint or binary.Varint).
+func readVarint[T int64 | uint64](r *reader, read func([]byte) (T, int)) T {
 	if r.err != nil {
 		return 0
 	}
-	v, w := binary.Varint(r.b)
+	v, w := read(r.b)
 	if w <= 0 {
 		r.err = errCorruptEntry
 		return 0
@@ -200,7 +190,7 @@ func (r *reader) string() string {
 	}
 	var x string
 	if r.alias != "" {
-		off := r.whole - len(r.b)
+		off := len(r.alias) - len(r.b)
 		x = r.alias[off : off+int(n)]
 	} else {
 		x = string(r.b[:n])
@@ -255,7 +245,7 @@ func (r *reader) float() float64 {
 // photo lists are carved out of *arena (grown as needed), so decoding a page
 // of candidates allocates once for all their lists.
 func decodeProfileExtra(b []byte, c *store.Candidate, arena *[]string) error {
-	r := reader{b: b, alias: unsafe.String(unsafe.SliceData(b), len(b)), whole: len(b), arena: arena}
+	r := reader{b: b, alias: unsafe.String(unsafe.SliceData(b), len(b)), arena: arena}
 	c.Version = r.varint()
 	c.Name = r.string()
 	c.Bio = r.string()
