@@ -39,25 +39,7 @@ func TestEndToEndThroughEdge(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1}, quietLog(), func(a string) { addrc <- a })
-	}()
-	var originAddr string
-	select {
-	case originAddr = <-addrc:
-	case err := <-done:
-		t.Fatalf("origin: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("origin did not start")
-	}
-	defer func() {
-		cancel()
-		<-done
-	}()
+	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1})
 
 	edgePort, adminPort := freePort(t), freePort(t)
 	home := t.TempDir()

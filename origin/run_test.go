@@ -2,10 +2,12 @@ package origin_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +17,46 @@ import (
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// startOrigin runs origin.Run with cfg in the background and waits until it
+// listens. stop ends it and returns Run's error; the test's cleanup calls it
+// too.
+func startOrigin(t *testing.T, cfg origin.Config) (addr string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- origin.Run(ctx, cfg, quietLog(), func(a string) { addrc <- a }) }()
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("origin: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("origin did not start")
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(15 * time.Second):
+				err = errors.New("origin did not shut down")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return addr, stop
+}
+
 // TestRunEmbedded starts the origin as `spark origin` does (embedded store,
 // demo users, dev secret), serves a token-authenticated request, and shuts
 // down when the context ends.
 func TestRunEmbedded(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 50, DemoSeed: 3}, quietLog(), func(a string) { addrc <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("origin did not start")
-	}
+	addr, stop := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 50, DemoSeed: 3})
 	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -53,14 +77,8 @@ func TestRunEmbedded(t *testing.T) {
 			t.Fatalf("demo user 1 has no conversations: %s", body)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run after cancel: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("origin did not shut down")
+	if err := stop(); err != nil {
+		t.Fatalf("Run after cancel: %v", err)
 	}
 }
 
@@ -93,30 +111,17 @@ func TestRunPostGISNeedsPhotoDir(t *testing.T) {
 // TestRunPostGISMigrates starts on the test database with --migrate and a secret.
 func TestRunPostGISMigrates(t *testing.T) {
 	pgtest.Open(t, "test_origin_run")
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.SchemaURL(t, "test_origin_run"),
-			JWTSecret: "s3cret", Migrate: true, PhotoDir: t.TempDir()}, quietLog(), func(a string) { addrc <- a })
-	}()
-	select {
-	case addr := <-addrc:
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Fatalf("readyz %d", res.StatusCode)
-		}
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("origin did not start")
+	addr, stop := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.SchemaURL(t, "test_origin_run"),
+		JWTSecret: "s3cret", Migrate: true, PhotoDir: t.TempDir()})
+	res, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("readyz %d", res.StatusCode)
+	}
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }
