@@ -49,6 +49,29 @@ static int spk_save(VipsImage *in, int format, int q, int effort, void **buf, si
 	return rc;
 }
 
+// spk_thumbnail is libvips' thumbnail within width x height: shrink-on-load,
+// never enlarged, auto-rotated, attention crop when crop is set, converted
+// to sRGB from the embedded profile when srgb is set, failing on truncated
+// input.
+static int spk_thumbnail(void *src, size_t srclen, int width, int height, int crop, int srgb,
+		VipsImage **thumb) {
+	VipsInteresting interesting = crop ? VIPS_INTERESTING_ATTENTION : VIPS_INTERESTING_NONE;
+	if (srgb)
+		return vips_thumbnail_buffer(src, srclen, thumb, width,
+			"height", height,
+			"size", VIPS_SIZE_DOWN,
+			"crop", interesting,
+			"export_profile", "srgb",
+			"fail_on", VIPS_FAIL_ON_TRUNCATED,
+			NULL);
+	return vips_thumbnail_buffer(src, srclen, thumb, width,
+		"height", height,
+		"size", VIPS_SIZE_DOWN,
+		"crop", interesting,
+		"fail_on", VIPS_FAIL_ON_TRUNCATED,
+		NULL);
+}
+
 // spk_process is the whole transform in one call: libvips' thumbnail
 // (shrink-on-load, rotation after shrinking, attention crop and, when srgb
 // is set, conversion to sRGB from the embedded profile), metadata removal,
@@ -57,21 +80,7 @@ static int spk_process(void *src, size_t srclen, int width, int height, int crop
 		int format, int q, int effort, void **buf, size_t *len, int *ow, int *oh) {
 	VipsImage *thumb = NULL, *clean = NULL;
 	int rc;
-	if (srgb)
-		rc = vips_thumbnail_buffer(src, srclen, &thumb, width,
-			"height", height,
-			"size", VIPS_SIZE_DOWN,
-			"crop", crop ? VIPS_INTERESTING_ATTENTION : VIPS_INTERESTING_NONE,
-			"export_profile", "srgb",
-			"fail_on", VIPS_FAIL_ON_TRUNCATED,
-			NULL);
-	else
-		rc = vips_thumbnail_buffer(src, srclen, &thumb, width,
-			"height", height,
-			"size", VIPS_SIZE_DOWN,
-			"crop", crop ? VIPS_INTERESTING_ATTENTION : VIPS_INTERESTING_NONE,
-			"fail_on", VIPS_FAIL_ON_TRUNCATED,
-			NULL);
+	rc = spk_thumbnail(src, srclen, width, height, crop, srgb, &thumb);
 	if (rc == 0)
 		rc = spk_strip(thumb, &clean);
 	if (rc == 0) {
@@ -96,19 +105,7 @@ static int spk_normalize(void *src, size_t srclen, int side, int srgb, int q,
 		void **buf, size_t *len, int *ow, int *oh, int *png) {
 	VipsImage *thumb = NULL, *clean = NULL;
 	int rc;
-	if (srgb)
-		rc = vips_thumbnail_buffer(src, srclen, &thumb, side,
-			"height", side,
-			"size", VIPS_SIZE_DOWN,
-			"export_profile", "srgb",
-			"fail_on", VIPS_FAIL_ON_TRUNCATED,
-			NULL);
-	else
-		rc = vips_thumbnail_buffer(src, srclen, &thumb, side,
-			"height", side,
-			"size", VIPS_SIZE_DOWN,
-			"fail_on", VIPS_FAIL_ON_TRUNCATED,
-			NULL);
+	rc = spk_thumbnail(src, srclen, side, side, 0, srgb, &thumb);
 	if (rc == 0)
 		rc = spk_strip(thumb, &clean);
 	if (rc == 0) {
