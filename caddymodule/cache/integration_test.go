@@ -1518,7 +1518,7 @@ func TestIntegrationBadInputFromClients(t *testing.T) {
 	good(t)
 	// With a larger max_header_size they reach the cache: hashed into keys,
 	// stored, still correct.
-	loadCaddyfile(t, strings.Replace(caddyfileFor(e.ports[0], e.ports[1], e.origin.addr(), defaultCacheBlock),
+	e.load(strings.Replace(caddyfileFor(e.ports[0], e.ports[1], e.origin.addr(), defaultCacheBlock),
 		"\tmetrics\n", "\tmetrics\n\tservers {\n\t\tmax_header_size 1MiB\n\t}\n", 1))
 	e.get("/ok", "Accept-Language", "en")
 	good(t)
