@@ -31,6 +31,9 @@ type Metrics struct {
 	Matching *prometheus.HistogramVec
 	Swipe    prometheus.Histogram
 	HTTP     *prometheus.HistogramVec
+	// UploadsInFlight counts photo uploads being received or processed;
+	// at PhotoOptions.MaxInFlight further uploads get 503.
+	UploadsInFlight prometheus.Gauge
 }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
@@ -49,8 +52,11 @@ func NewMetrics(ps PoolStater) *Metrics {
 		HTTP: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "spark_origin_http_request_duration_seconds", Help: "Origin HTTP latency by route.", Buckets: latencyBuckets,
 		}, []string{"route", "method", "code"}),
+		UploadsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spark_origin_photo_uploads_in_flight", Help: "Photo uploads being received or processed.",
+		}),
 	}
-	m.Registry.MustRegister(m.Matching, m.Swipe, m.HTTP,
+	m.Registry.MustRegister(m.Matching, m.Swipe, m.HTTP, m.UploadsInFlight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if ps != nil {
 		m.Registry.MustRegister(&poolCollector{ps: ps})

@@ -242,7 +242,11 @@ type photoJSON struct {
 func (s *Server) uploadPhoto(w http.ResponseWriter, r *http.Request, me int64) error {
 	select {
 	case s.uploads <- struct{}{}:
-		defer func() { <-s.uploads }()
+		s.metrics.UploadsInFlight.Inc()
+		defer func() {
+			s.metrics.UploadsInFlight.Dec()
+			<-s.uploads
+		}()
 	default:
 		w.Header().Set("Retry-After", strconv.Itoa(int(imageproxy.RetryAfter.Seconds())))
 		return &requestError{status: http.StatusServiceUnavailable, code: "busy",

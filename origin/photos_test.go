@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/spark-edge/spark/imageproxy"
 	"github.com/spark-edge/spark/internal/testdata"
 	"github.com/spark-edge/spark/origin"
@@ -34,7 +36,8 @@ func testFile(t testing.TB, kind, name string) []byte {
 
 type photoAPI struct {
 	*api
-	dir string
+	dir    string
+	server *origin.Server
 }
 
 func newPhotoAPI(t *testing.T, st store.Store, o origin.PhotoOptions) *photoAPI {
@@ -56,7 +59,7 @@ func newPhotoAPI(t *testing.T, st store.Store, o origin.PhotoOptions) *photoAPI 
 	}
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
-	return &photoAPI{api: &api{t: t, srv: hs, st: st}, dir: dir}
+	return &photoAPI{api: &api{t: t, srv: hs, st: st}, dir: dir, server: s}
 }
 
 // send sends a binary body; hdr is alternating name, value.
@@ -531,15 +534,21 @@ func TestUploadsInFlightBounded(t *testing.T) {
 		close(started)
 	}()
 	<-started
-	var r resp
-	// Until the first upload holds its slot: on a loaded machine the server
-	// may take a while to start handling it.
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		if r = a.uploadRaw(tok, photo, "image/jpeg"); r.code == 503 {
-			break
+	// Wait until the first upload holds its slot (on a loaded machine the
+	// server may take a while to start handling it); an upload sent before
+	// then could take the slot itself and have the first one refused.
+	inFlight := a.server.Metrics().UploadsInFlight
+	for deadline := time.Now().Add(30 * time.Second); testutil.ToFloat64(inFlight) < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first upload never started")
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case c := <-done:
+			t.Fatalf("the first upload ended early: %d", c)
+		default:
+		}
 	}
+	r := a.uploadRaw(tok, photo, "image/jpeg")
 	expect(t, r, 503, "upload beyond the in-flight bound")
 	if r.hdr.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")
