@@ -190,6 +190,12 @@ const base32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 func cellKey(cell string) string { return "geocell:" + cell }
 func cellTag(cell string) string { return "geocell<" + cell }
 
+// loadedKey marks a cell whose 32 children were stored by one load: a child
+// missing while the mark lives was invalidated (or evicted) on its own, and
+// is loaded alone rather than with its 31 cached siblings. The mark carries
+// the cell's tags, so invalidating the cell or a coarser one drops it.
+func loadedKey(cell string) string { return "geoload:" + cell }
+
 func cellTags(cell string) []string {
 	tags := make([]string, 0, len(cell))
 	for p := 1; p <= len(cell); p++ {
@@ -200,7 +206,8 @@ func cellTags(cell string) []string {
 
 // Get returns the candidates of a cell. On a miss it loads the cell's parent
 // (one precision coarser) in one loader call and stores all 32 children,
-// empty ones included, so sparse areas cost one query per 32 cells.
+// empty ones included, so sparse areas cost one query per 32 cells; a cell
+// invalidated alone while its siblings are still stored is loaded alone.
 func (c *CandidateCache) Get(ctx context.Context, cell string) ([]Candidate, error) {
 	d, err := c.cell(ctx, cell)
 	if err != nil {
@@ -296,7 +303,9 @@ func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, t
 	c.misses.Add(1)
 	key := cell
 	if len(cell) > 1 {
-		key = cell[:len(cell)-1]
+		if _, ok := c.store.GetEntry(ctx, loadedKey(cell[:len(cell)-1])); !ok {
+			key = cell[:len(cell)-1]
+		}
 	}
 	c.mu.Lock()
 	if cl, ok := c.inflight[key]; ok {
@@ -332,6 +341,7 @@ func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, t
 			k := key + base32[i:i+1]
 			c.storeCell(ctx, k, children[k], gen)
 		}
+		_, _ = c.store.Set(ctx, loadedKey(key), []byte{1}, c.cfg.TTL, cellTags(key), gen)
 	}
 	c.mu.Lock()
 	delete(c.inflight, key)

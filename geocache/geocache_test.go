@@ -5,10 +5,14 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mmcloughlin/geohash"
 )
 
 func TestValidatePoint(t *testing.T) {
@@ -199,6 +203,92 @@ func TestCandidateCache(t *testing.T) {
 	wg.Wait()
 	if h, m := cc.Stats(); h+m == 0 {
 		t.Fatal("no stats")
+	}
+}
+
+// TestCandidateCacheReloadsOnlyTheInvalidatedCell: a cold miss loads the
+// parent and stores its 32 children; a child invalidated on its own is then
+// loaded alone, until the parent itself is invalidated or expires.
+func TestCandidateCacheReloadsOnlyTheInvalidatedCell(t *testing.T) {
+	var mu sync.Mutex
+	var loaded []string
+	var users []Candidate
+	box := geohash.BoundingBox("u09t") // users spread over one precision-4 cell
+	for i := range 200 {
+		users = append(users, Candidate{ID: int64(i + 1), Age: 30, Gender: "woman",
+			Lat: box.MinLat + (box.MaxLat-box.MinLat)*(float64(i%20)+0.5)/20,
+			Lng: box.MinLng + (box.MaxLng-box.MinLng)*(float64(i/20)+0.5)/10})
+	}
+	loader := func(ctx context.Context, cell string) ([]Candidate, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		loaded = append(loaded, cell)
+		var out []Candidate
+		for _, u := range users {
+			if strings.HasPrefix(Cell(u.Lat, u.Lng, 5), cell) {
+				out = append(out, u)
+			}
+		}
+		return out, nil
+	}
+	now := time.Unix(1000, 0)
+	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, TTL: time.Minute, Grace: -1, DecodedBytes: -1,
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	loads := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		l := loaded
+		loaded = nil
+		return l
+	}
+	ctx := context.Background()
+	a := Cell(users[0].Lat, users[0].Lng, 5)
+	b := Cell(users[199].Lat, users[199].Lng, 5)
+	if a == b || a[:4] != b[:4] {
+		t.Fatalf("test data: want two precision-5 cells in one parent, got %s and %s", a, b)
+	}
+	get := func(cell string) []Candidate {
+		t.Helper()
+		got, err := cc.Get(ctx, cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	wantA := len(get(a))
+	if l := loads(); !slices.Equal(l, []string{a[:4]}) {
+		t.Fatalf("cold miss loaded %q, want the parent %q", l, a[:4])
+	}
+	get(b)
+	if l := loads(); len(l) != 0 {
+		t.Fatalf("sibling of a loaded cell loaded %q", l)
+	}
+	cc.Invalidate(a)
+	if got := len(get(a)); got != wantA {
+		t.Fatalf("after invalidation %d candidates, want %d", got, wantA)
+	}
+	if l := loads(); !slices.Equal(l, []string{a}) {
+		t.Fatalf("invalidated cell loaded %q, want only %q", l, a)
+	}
+	get(b)
+	if l := loads(); len(l) != 0 {
+		t.Fatalf("sibling reloaded %q after another cell's invalidation", l)
+	}
+	cc.Invalidate(a[:4])
+	get(a)
+	if l := loads(); !slices.Equal(l, []string{a[:4]}) {
+		t.Fatalf("after the parent's invalidation loaded %q, want the parent", l)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	get(b)
+	if l := loads(); !slices.Equal(l, []string{a[:4]}) {
+		t.Fatalf("after expiry loaded %q, want the parent", l)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/spark-edge/spark/geocache"
+	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/postgis"
 )
 
@@ -117,7 +118,7 @@ func SeedDatabase(ctx context.Context, url string, pc postgis.PoolConfig, o Seed
 		byCity[ci] = append(byCity[ci], int32(i))
 		p, loc := u.Preferences, u.Location
 		row := []any{base + int64(i) + 1, u.Profile.Name, u.Profile.Age, u.Profile.Gender, u.Profile.Bio, u.Profile.Photos,
-			u.Profile.Active, loc.Lat, loc.Lng, geocache.Cell(loc.Lat, loc.Lng, 5), p.MinAge, p.MaxAge, p.MaxDistanceKm, p.Genders}
+			u.Profile.Active, loc.Lat, loc.Lng, geocache.Cell(loc.Lat, loc.Lng, store.CellPrecision), p.MinAge, p.MaxAge, p.MaxDistanceKm, p.Genders}
 		i++
 		return row, nil
 	}))

@@ -26,8 +26,11 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 )
 
-// CellPrecision is the geohash precision stored with each user's location.
-const CellPrecision = 5
+// CellPrecision is the geohash precision stored with each user's location
+// (cells of about 1.2 x 0.6 km): a location update invalidates cached
+// candidates at this granularity, and the PostGIS cell cache loads any
+// coarser cell by prefix.
+const CellPrecision = 6
 
 // Direction of a swipe.
 type Direction string

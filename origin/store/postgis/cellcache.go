@@ -85,7 +85,7 @@ func (s *Store) newCellCache(c CellCacheConfig) error {
 		MaxBytes:     storeBytes,
 		DecodedBytes: maxBytes - storeBytes,
 		TTL:          ttl,
-		MaxPrecision: store.CellPrecision + 1, // the loader reads a parent cell by prefix of the stored cell
+		MaxPrecision: store.CellPrecision, // the loader reads a cell by prefix of the stored cell
 		MaxCells:     32768,
 	})
 	if err != nil {
