@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,14 +129,44 @@ type edge struct {
 	reloaded time.Time
 }
 
-func freePort(t *testing.T) int {
+// freePorts returns n distinct ports free on 127.0.0.1 (all n are held
+// open until every one is picked, so no two are the same). They are free
+// now, not when Caddy binds them: loadWithFreePorts retries on a port
+// taken in between.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
+}
+
+// loadWithFreePorts loads the Caddyfile render makes for n free ports and
+// returns the ports. A port that another socket of this busy machine
+// (another test package's client connection, say) took between freePorts
+// and Caddy's bind fails the load with EADDRINUSE: then it tries new
+// ports, a few times.
+func loadWithFreePorts(t *testing.T, n int, render func(ports []int) string) []int {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		ports := freePorts(t, n)
+		text := render(ports)
+		err := tryLoadCaddyfile(t, text)
+		if err == nil {
+			return ports
+		}
+		if attempt < 5 && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
+			t.Logf("caddy.Load on ports %v: %v; trying other ports", ports, err)
+			continue
+		}
+		t.Fatalf("caddy.Load: %v\n%s", err, text)
+	}
 }
 
 // caddyfileFor renders a Caddyfile: global options with the admin address
@@ -164,6 +196,15 @@ http://:` + strconv.Itoa(sitePort) + ` {
 // loadCaddyfile adapts and loads a Caddyfile into the process's Caddy.
 func loadCaddyfile(t *testing.T, text string) {
 	t.Helper()
+	if err := tryLoadCaddyfile(t, text); err != nil {
+		t.Fatalf("caddy.Load: %v", err)
+	}
+}
+
+// tryLoadCaddyfile adapts a Caddyfile (failing the test if it does not
+// adapt) and returns caddy.Load's error.
+func tryLoadCaddyfile(t *testing.T, text string) error {
+	t.Helper()
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	if adapter == nil {
 		t.Fatal("caddyfile adapter not registered")
@@ -175,9 +216,7 @@ func loadCaddyfile(t *testing.T, text string) {
 	for _, w := range warnings {
 		t.Logf("caddyfile warning: %s", w.String())
 	}
-	if err := caddy.Load(cfgJSON, true); err != nil {
-		t.Fatalf("caddy.Load: %v", err)
-	}
+	return caddy.Load(cfgJSON, true)
 }
 
 // startEdge starts Caddy with the given spark_cache block in front of a new
@@ -188,8 +227,8 @@ func startEdge(t *testing.T, cacheBlock string) *edge {
 		cacheBlock = defaultCacheBlock
 	}
 	o := newOrigin(t)
-	adminPort, sitePort := freePort(t), freePort(t)
-	loadCaddyfile(t, caddyfileFor(adminPort, sitePort, o.addr(), cacheBlock))
+	ports := loadWithFreePorts(t, 2, func(p []int) string { return caddyfileFor(p[0], p[1], o.addr(), cacheBlock) })
+	adminPort, sitePort := ports[0], ports[1]
 	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 200}
 	e := &edge{
 		t:      t,

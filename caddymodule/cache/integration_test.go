@@ -515,7 +515,7 @@ func TestIntegrationPrivatePerUser(t *testing.T) {
 		name string
 		hdr  []string
 	}{{"alice", alice}, {"bob", bob}} {
-		eventually(t, 5*time.Second, u.name+"'s background refresh", func() bool {
+		eventually(t, 15*time.Second, u.name+"'s background refresh", func() bool {
 			r := e.get("/me/swr", u.hdr...)
 			if r.body != "swr of "+u.name {
 				t.Fatalf("%s got %q", u.name, r.body)
@@ -726,19 +726,31 @@ func TestIntegrationGeneratedETag(t *testing.T) {
 func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 	e := startEdge(t, "")
 	var n atomic.Int64
+	// The refresh does not answer until every stale response has arrived:
+	// a client that waited for it would never get one.
+	refreshing, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	releaseRefresh := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseRefresh()
 	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		v := n.Add(1)
 		if v == 1 {
 			w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=30")
 		} else {
-			time.Sleep(time.Second) // the refresh is slow: clients must not wait for it
+			if v == 2 {
+				close(refreshing)
+			}
+			select { // the refresh is slow: clients must not wait for it
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
 			w.Header().Set("Cache-Control", "max-age=60")
 		}
 		_, _ = fmt.Fprintf(w, "v%d", v)
 	})
 	expect(t, "fill", e.get("/swr"), 200, "v1", false)
 	time.Sleep(2100 * time.Millisecond) // max-age=1 has passed
-	start := time.Now()
 	var wg sync.WaitGroup
 	results := make([]*resp, 20)
 	for i := range results {
@@ -748,10 +760,21 @@ func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 			results[i] = e.get("/swr")
 		}()
 	}
-	wg.Wait()
-	if d := time.Since(start); d > 800*time.Millisecond {
-		t.Errorf("stale responses took %s: clients waited for the refresh", d)
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		releaseRefresh()
+		<-all
+		t.Fatal("stale responses did not arrive while the refresh was held: clients waited for the refresh")
 	}
+	select {
+	case <-refreshing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no background refresh reached the origin")
+	}
+	releaseRefresh()
 	for i, r := range results {
 		expect(t, fmt.Sprintf("stale #%d", i), r, 200, "v1", true)
 		if !strings.Contains(r.cacheStatus(), "stale-while-revalidate") {
@@ -761,7 +784,7 @@ func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 			t.Errorf("stale #%d: Age %q, want at least 2", i, r.header.Get("Age"))
 		}
 	}
-	eventually(t, 5*time.Second, "the background refresh", func() bool {
+	eventually(t, 15*time.Second, "the background refresh", func() bool {
 		return e.get("/swr").body == "v2"
 	})
 	r := e.get("/swr")
@@ -784,7 +807,7 @@ func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 	e.get("/swr-rule/x")
 	r = e.get("/swr-rule/x")
 	expect(t, "rule swr", r, 200, "r1", true)
-	eventually(t, 5*time.Second, "the rule's background refresh", func() bool {
+	eventually(t, 15*time.Second, "the rule's background refresh", func() bool {
 		return e.get("/swr-rule/x").body == "r2"
 	})
 	if got := e.origin.hits("GET", "/swr-rule/x"); got != 2 {
@@ -1215,13 +1238,13 @@ func TestIntegrationEventStreamPassesThrough(t *testing.T) {
 		w.(http.Flusher).Flush()
 		select {
 		case <-release:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second): // well past the client's wait below
 		case <-r.Context().Done():
 			return
 		}
 		_, _ = io.WriteString(w, "data: two\n\n")
 	})
-	req, _ := http.NewRequestWithContext(ctxTimeout(t, 10*time.Second), "GET", e.site+"/events", nil)
+	req, _ := http.NewRequestWithContext(ctxTimeout(t, 60*time.Second), "GET", e.site+"/events", nil)
 	res, err := e.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -1245,7 +1268,7 @@ func TestIntegrationEventStreamPassesThrough(t *testing.T) {
 		if got != "data: one\n\n" {
 			t.Fatalf("first event %q", got)
 		}
-	case <-time.After(3 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("first event not flushed to the client while the stream is open")
 	}
 	close(release)
@@ -1331,9 +1354,20 @@ func TestIntegrationRangeBypassed(t *testing.T) {
 // in-flight request.
 func TestIntegrationReloadKeepsEntries(t *testing.T) {
 	e := startEdge(t, "")
+	// /slow is answered only once the reload has returned: it is in flight
+	// across the reload whatever the machine's speed.
+	slowArrived, reloaded := make(chan struct{}, 1), make(chan struct{})
+	var reloadedOnce sync.Once
+	endReload := func() { reloadedOnce.Do(func() { close(reloaded) }) }
+	defer endReload()
 	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			time.Sleep(500 * time.Millisecond)
+			slowArrived <- struct{}{}
+			select {
+			case <-reloaded:
+			case <-r.Context().Done():
+				return
+			}
 		}
 		w.Header().Set("Cache-Control", "max-age=100")
 		w.Header().Set("Cache-Tags", "reload")
@@ -1354,11 +1388,18 @@ func TestIntegrationReloadKeepsEntries(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		inflight <- &resp{status: res.StatusCode, body: string(b)}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-slowArrived:
+	case r := <-inflight:
+		t.Fatalf("request meant to be in flight during the reload ended first: %d %q", r.status, r.body)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request meant to be in flight during the reload never reached the origin")
+	}
 
 	block := strings.Replace(defaultCacheBlock, "purge_token "+testPurgeToken, "purge_token rotated-token", 1)
 	block = strings.Replace(block, "rule /ttl/* {", "rule /added/* {\n\t\t\tttl 1m\n\t\t}\n\t\trule /ttl/* {", 1)
 	e.reload(block)
+	endReload()
 
 	if r := <-inflight; r.status != 200 || r.body != "kept /slow" {
 		t.Errorf("request in flight during the reload: %d %q", r.status, r.body)
@@ -1626,7 +1667,7 @@ func TestIntegrationConcurrentStreams(t *testing.T) {
 	firstEvent := func(name string) chan string {
 		ch := make(chan string, 1)
 		go func() {
-			req, _ := http.NewRequestWithContext(ctxTimeout(t, 10*time.Second), "GET", e.site+"/stream", nil)
+			req, _ := http.NewRequestWithContext(ctxTimeout(t, 60*time.Second), "GET", e.site+"/stream", nil)
 			res, err := e.client.Do(req)
 			if err != nil {
 				ch <- name + ": " + err.Error()
@@ -1649,7 +1690,7 @@ func TestIntegrationConcurrentStreams(t *testing.T) {
 			if got != "data: hello\n\n" {
 				t.Fatalf("%s client: %q", name, got)
 			}
-		case <-time.After(3 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatalf("%s client of the stream got nothing while %d other stream(s) are open", name, i)
 		}
 	}
@@ -1663,10 +1704,19 @@ func TestIntegrationConcurrentStreams(t *testing.T) {
 func TestIntegrationPurgeDuringFill(t *testing.T) {
 	e := startEdge(t, "")
 	var v atomic.Int64
+	// The first fill is answered only after the purge has returned.
+	purged := make(chan struct{})
+	var purgedOnce sync.Once
+	endPurge := func() { purgedOnce.Do(func() { close(purged) }) }
+	defer endPurge()
 	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		n := v.Add(1)
 		if n == 1 {
-			time.Sleep(400 * time.Millisecond)
+			select {
+			case <-purged:
+			case <-r.Context().Done():
+				return
+			}
 		}
 		w.Header().Set("Cache-Control", "max-age=100")
 		w.Header().Set("Cache-Tags", "slow")
@@ -1683,8 +1733,9 @@ func TestIntegrationPurgeDuringFill(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		done <- &resp{status: res.StatusCode, body: string(b)}
 	}()
-	eventually(t, 5*time.Second, "the fill to reach the origin", func() bool { return e.origin.hits("GET", "/slowfill") == 1 })
+	eventually(t, 15*time.Second, "the fill to reach the origin", func() bool { return e.origin.hits("GET", "/slowfill") == 1 })
 	e.purge(`{"tags":["slow"]}`)
+	endPurge()
 	if r := <-done; r.status != 200 || r.body != "v1" {
 		t.Fatalf("in-flight request: %d %q", r.status, r.body)
 	}
@@ -1979,7 +2030,9 @@ func TestIntegrationStreamsWhileStoring(t *testing.T) {
 		w.(http.Flusher).Flush()
 		select {
 		case <-release:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second): // well past the client's wait below
+		case <-r.Context().Done():
+			return
 		}
 		_, _ = io.WriteString(w, part)
 	})
@@ -1998,7 +2051,7 @@ func TestIntegrationStreamsWhileStoring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(3 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the first part did not reach the client before the origin finished")
 	}
 	close(release)

@@ -24,10 +24,12 @@ func startOwnRedis(t *testing.T) *testredis.Server { return testredis.Start(t) }
 
 // twoEdges loads one Caddy with two edge sites, each its own spark_cache
 // (own L1, own node on the purge channel) sharing the Redis at redisAddr.
+// The Redis timeouts are generous: these tests check sharing, not latency,
+// and a loaded machine must not turn a slow L2 read or write into a miss (a
+// killed Redis fails operations at once, timeouts or not).
 func twoEdges(t *testing.T, redisAddr string) (a, b *edge) {
 	t.Helper()
 	o := newOrigin(t)
-	adminPort, portA, portB := freePort(t), freePort(t), freePort(t)
 	prefix := fmt.Sprintf("sparkit:%d:", time.Now().UnixNano())
 	site := func(port int, name string) string {
 		return `
@@ -39,16 +41,17 @@ http://:` + strconv.Itoa(port) + ` {
 		max_entry_size 1MiB
 		redis ` + redisAddr + ` {
 			key_prefix ` + prefix + `
-			read_timeout 100ms
-			write_timeout 100ms
+			read_timeout 2s
+			write_timeout 2s
 		}
 	}
 	reverse_proxy ` + o.addr() + `
 }
 `
 	}
-	loadCaddyfile(t, `{
-	admin 127.0.0.1:`+strconv.Itoa(adminPort)+`
+	ports := loadWithFreePorts(t, 3, func(p []int) string {
+		return `{
+	admin 127.0.0.1:` + strconv.Itoa(p[0]) + `
 	persist_config off
 	grace_period 2s
 	metrics
@@ -56,7 +59,9 @@ http://:` + strconv.Itoa(port) + ` {
 		level ERROR
 	}
 }
-`+site(portA, "edge-a")+site(portB, "edge-b"))
+` + site(p[1], "edge-a") + site(p[2], "edge-b")
+	})
+	adminPort, portA, portB := ports[0], ports[1], ports[2]
 	t.Cleanup(func() {
 		if err := caddy.Stop(); err != nil {
 			t.Errorf("caddy.Stop: %v", err)
@@ -107,7 +112,9 @@ func TestIntegrationL2SharedBetweenEdges(t *testing.T) {
 		t.Fatalf("origin saw %d GETs, want 1", n)
 	}
 
-	// A write through edge A purges user:7 on edge B too, within milliseconds.
+	// A write through edge A purges user:7 on edge B too, within
+	// milliseconds on an idle machine (logged below); the bound is for
+	// liveness only, loose enough for a loaded CI machine.
 	res, err := a.client.Post(a.site+"/users/7/like", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
@@ -119,8 +126,8 @@ func TestIntegrationL2SharedBetweenEdges(t *testing.T) {
 		if strings.Contains(cs, "fwd=miss") {
 			break
 		}
-		if time.Since(start) > time.Second {
-			t.Fatalf("edge B still serves user:7 1 s after the purge on A (Cache-Status %q)", cs)
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("edge B still serves user:7 10 s after the purge on A (Cache-Status %q)", cs)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -182,8 +189,10 @@ func TestIntegrationRedisKilledUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d requests failed while Redis was killed and restarted", f, total.Load())
 	}
 	t.Logf("%d requests, 0 failed", total.Load())
-	// Sharing resumes: a store on A becomes an L2 hit on B.
-	deadline := time.Now().Add(10 * time.Second)
+	// Sharing resumes: a store on A becomes an L2 hit on B. (The breaker
+	// probes with backoff up to 5 s; the bound leaves room for a loaded
+	// machine's slow Redis restart.)
+	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
 		path := fmt.Sprintf("/after/%d", i)
 		getStatus(t, a, path)
