@@ -334,11 +334,21 @@ func TestRunTimeoutAndCancel(t *testing.T) {
 // The photos scenario's hint headers vary per request, and an empty
 // template result leaves the header out.
 func TestRunHintHeaders(t *testing.T) {
+	// The run ends once the server has seen enough requests to show the
+	// headers' variety, not after a fixed time: in 500 ms a loaded CI
+	// machine (-race) sent as few as 55. The duration is only a bound.
+	const enough = 200
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var mu sync.Mutex
 	seen := map[string]map[string]int{}
+	served := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
+		if served++; served == enough {
+			cancel()
+		}
 		for _, h := range []string{"Save-Data", "Ect", "Downlink", "Accept", "Viewport-Width"} {
 			if seen[h] == nil {
 				seen[h] = map[string]int{}
@@ -364,8 +374,8 @@ func TestRunHintHeaders(t *testing.T) {
 	ep := *photos.Endpoints["photo"]
 	ep.Path = sc.Endpoints["item"].Path
 	sc.Flows[0].Steps[0].Endpoint = &ep
-	res, err := Run(context.Background(), Config{Target: srv.URL, Scenario: sc, Mode: ModeClosed, Concurrency: 4,
-		Duration: 500 * time.Millisecond, Users: 100})
+	res, err := Run(ctx, Config{Target: srv.URL, Scenario: sc, Mode: ModeClosed, Concurrency: 4,
+		Duration: time.Minute, Users: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
