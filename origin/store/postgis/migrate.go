@@ -92,6 +92,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			// A migration rewriting a large table outlasts the pool's
+			// statement_timeout; lock_timeout still applies, so one stuck
+			// behind live traffic fails instead of queueing it.
+			if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+				return fmt.Errorf("lift statement_timeout: %w", err)
+			}
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}

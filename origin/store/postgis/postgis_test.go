@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/postgis"
 	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
@@ -81,4 +82,55 @@ func TestConformanceWithCellCache(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return pgtest.OpenWith(t, "test_postgis", withCellCache)
 	})
+}
+
+// TestMigrationCellPrecision6 runs migration 0005 on users stored with the
+// old precision-5 cells: afterwards every cell is the one the origin
+// computes, so loads by prefix find everyone.
+func TestMigrationCellPrecision6(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	p := s.Primary()
+	if _, err := p.Exec(ctx, `
+		INSERT INTO users (name, age, gender, geog, cell)
+		SELECT 'u' || g, 30, 'woman', pt, ST_GeoHash(pt::geometry, 5)
+		FROM (SELECT g, ST_SetSRID(ST_MakePoint(random() * 360 - 180, random() * 170 - 85), 4326)::geography AS pt
+		      FROM generate_series(1, 3000) g) AS r`); err != nil {
+		t.Fatal(err)
+	}
+	// Round coordinates, on cell edges at every precision.
+	for _, pt := range [][2]float64{{0, 0}, {45, 90}, {-45, -90}, {48.75, 2.25}, {-16.875, 179.6484375}} {
+		if _, err := p.Exec(ctx, `INSERT INTO users (name, age, gender, geog, cell)
+			VALUES ('edge', 30, 'woman', ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography, $3)`,
+			pt[0], pt[1], geocache.Cell(pt[0], pt[1], 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Exec(ctx, `DELETE FROM schema_migrations WHERE version = 5`); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := postgis.Migrate(ctx, p)
+	if err != nil || len(applied) != 1 || applied[0] != 5 {
+		t.Fatalf("migrate from version 4: applied %v, %v", applied, err)
+	}
+	rows, err := p.Query(ctx, `SELECT id, ST_Y(geog::geometry), ST_X(geog::geometry), cell FROM users`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var id int64
+		var lat, lng float64
+		var cell string
+		if err := rows.Scan(&id, &lat, &lng, &cell); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if want := geocache.Cell(lat, lng, store.CellPrecision); cell != want {
+			t.Errorf("user %d at (%v, %v): cell %q after the migration, the origin computes %q", id, lat, lng, cell, want)
+		}
+	}
+	if err := rows.Err(); err != nil || n != 3005 {
+		t.Fatalf("%d users checked: %v", n, err)
+	}
 }

@@ -2,8 +2,10 @@
 -- (~1.2 x 0.6 km), so a location update invalidates 1/32 of the area it
 -- used to and the cell cache reloads only that (store.CellPrecision). The
 -- origin computes cells with mmcloughlin/geohash; ST_GeoHash agrees with it
--- except for a point lying exactly on a cell edge, which the user's next
--- location update puts right.
+-- (TestMigrationCellPrecision6: random points and points on cell edges; all
+-- 1,000,000 seeded users). Rewrites every located user: 37 s for 1,000,000
+-- on 2 loaded cores, holding their row locks meanwhile — run it when
+-- location updates can wait.
 DROP INDEX IF EXISTS users_cell_prefix;
 UPDATE users SET cell = ST_GeoHash(geog::geometry, 6)
 WHERE geog IS NOT NULL AND cell IS DISTINCT FROM ST_GeoHash(geog::geometry, 6);
