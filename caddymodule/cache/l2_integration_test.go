@@ -23,11 +23,9 @@ var testRedis = func(t *testing.T) string { return testredis.Shared(t) }
 func startOwnRedis(t *testing.T) *testredis.Server { return testredis.Start(t) }
 
 // twoEdges loads one Caddy with two edge sites, each its own spark_cache
-// (own L1, own node on the purge channel) sharing the Redis at redisAddr.
-// The Redis timeouts are generous: these tests check sharing, not latency,
-// and a loaded machine must not turn a slow L2 read or write into a miss (a
-// killed Redis fails operations at once, timeouts or not).
-func twoEdges(t *testing.T, redisAddr string) (a, b *edge) {
+// (own L1, own node on the purge channel) sharing the Redis at redisAddr
+// with the given read and write timeout.
+func twoEdges(t *testing.T, redisAddr, timeout string) (a, b *edge) {
 	t.Helper()
 	o := newOrigin(t)
 	prefix := fmt.Sprintf("sparkit:%d:", time.Now().UnixNano())
@@ -41,8 +39,8 @@ http://:` + strconv.Itoa(port) + ` {
 		max_entry_size 1MiB
 		redis ` + redisAddr + ` {
 			key_prefix ` + prefix + `
-			read_timeout 2s
-			write_timeout 2s
+			read_timeout ` + timeout + `
+			write_timeout ` + timeout + `
 		}
 	}
 	reverse_proxy ` + o.addr() + `
@@ -86,7 +84,9 @@ func getStatus(t *testing.T, e *edge, path string) (int, string, string) {
 }
 
 func TestIntegrationL2SharedBetweenEdges(t *testing.T) {
-	a, b := twoEdges(t, testRedis(t))
+	// Generous Redis timeouts: this test checks sharing, not latency, and
+	// on a loaded machine a slow L2 write or read must not become a miss.
+	a, b := twoEdges(t, testRedis(t), "2s")
 	o := a.origin
 	o.handle(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
@@ -138,7 +138,9 @@ func TestIntegrationL2SharedBetweenEdges(t *testing.T) {
 // go back to sharing once it returns.
 func TestIntegrationRedisKilledUnderLoad(t *testing.T) {
 	rs := startOwnRedis(t)
-	a, b := twoEdges(t, rs.Addr())
+	// Short timeouts: operations on a killed Redis wait them out until
+	// the breaker opens (with 2 s the requests during the outage crawl).
+	a, b := twoEdges(t, rs.Addr(), "100ms")
 	a.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = io.WriteString(w, "item "+r.URL.Path)
