@@ -147,7 +147,9 @@ func TestNormalizeRefusals(t *testing.T) {
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
 		}
-		if took := time.Since(start); took > 250*time.Millisecond {
+		// Microseconds when refused from the header, seconds when decoded;
+		// the bound leaves room for a loaded machine's stalls.
+		if took := time.Since(start); took > time.Second {
 			t.Errorf("%s: refused after %v", tt.name, took)
 		}
 	}
