@@ -48,7 +48,12 @@ type Server struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
 }
+
+// startTimeout bounds how long redis-server may take to answer PING: a
+// liveness bound, generous for a loaded CI machine.
+const startTimeout = 30 * time.Second
 
 // FreePort returns a TCP port free on 127.0.0.1.
 func FreePort(t testing.TB) int {
@@ -67,10 +72,23 @@ func Start(t testing.TB, extra ...string) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not installed (make test installs it): %v", err)
 	}
-	s := &Server{t: t, port: FreePort(t), dir: t.TempDir(), args: extra}
-	s.Start()
+	s := &Server{t: t, dir: t.TempDir(), args: extra}
 	t.Cleanup(s.Stop)
-	return s
+	// The port is free when FreePort returns, not necessarily when
+	// redis-server binds it (another test package's connection may take
+	// it meanwhile): on a first start, a bind failure tries another port.
+	for attempt := 1; ; attempt++ {
+		s.port = FreePort(t)
+		err := s.start()
+		if err == nil {
+			return s
+		}
+		if attempt < 5 && strings.Contains(err.Error(), "already in use") {
+			t.Logf("redis-server on %d: %v; trying another port", s.port, err)
+			continue
+		}
+		t.Fatal(err)
+	}
 }
 
 // Addr is the server's host:port.
@@ -79,30 +97,53 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 // Start (re)starts the server on its port and directory.
 func (s *Server) Start() {
 	s.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log")}, s.args...)
-	s.cmd = exec.Command("redis-server", args...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
 	}
+}
+
+// start runs redis-server on s.port and waits until it answers PING; it
+// returns an error (with the server's log) when the server exits first or
+// does not answer within startTimeout.
+func (s *Server) start() error {
+	logPath := filepath.Join(s.dir, "redis.log")
+	_ = os.Remove(logPath) // this start's log only
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--logfile", logPath}, s.args...)
+	cmd := exec.Command("redis-server", args...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	defer c.Close()
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(startTimeout); ; time.Sleep(50 * time.Millisecond) {
 		if c.Ping(context.Background()).Err() == nil {
-			return
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-done:
+			s.cmd, s.done = nil, nil
+			log, _ := os.ReadFile(logPath)
+			return fmt.Errorf("redis-server on %d exited: %s", s.port, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			log, _ := os.ReadFile(logPath)
+			return fmt.Errorf("redis-server on %d did not answer within %s: %s", s.port, startTimeout, log)
+		}
 	}
-	log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-	s.t.Fatalf("redis-server on %d did not start: %s", s.port, log)
 }
 
 // Stop kills the server.
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
-		_, _ = s.cmd.Process.Wait()
-		s.cmd = nil
+		<-s.done
+		s.cmd, s.done = nil, nil
 	}
 }
 
@@ -132,14 +173,15 @@ func WaitClusterOK(t testing.TB, addr string) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	for i := 0; i < 200; i++ {
+	// A liveness bound: a loaded machine is slow at forming a cluster and
+	// at a restarted master rejoining one.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		info, err := c.ClusterInfo(context.Background()).Result()
 		if err == nil && strings.Contains(info, "cluster_state:ok") {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("cluster at %s did not reach cluster_state:ok", addr)
+	t.Fatalf("cluster at %s did not reach cluster_state:ok within 60 s", addr)
 }
 
 // Addrs returns the servers' addresses.
