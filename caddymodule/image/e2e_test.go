@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,6 +84,16 @@ func freePort(t testing.TB) int {
 
 func loadCaddyfile(t testing.TB, text string) {
 	t.Helper()
+	if err := tryLoadCaddyfile(t, text); err != nil {
+		t.Fatalf("caddy.Load: %v", err)
+	}
+}
+
+// tryLoadCaddyfile adapts text (failing the test if it does not adapt),
+// loads it, and returns caddy.Load's error; once loaded, Caddy stops when
+// the test ends.
+func tryLoadCaddyfile(t testing.TB, text string) error {
+	t.Helper()
 	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(text), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		t.Fatalf("adapt: %v\n%s", err, text)
@@ -90,13 +102,44 @@ func loadCaddyfile(t testing.TB, text string) {
 		t.Logf("caddyfile warning: %s", w.String())
 	}
 	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("caddy.Load: %v", err)
+		return err
 	}
 	t.Cleanup(func() {
 		if err := caddy.Stop(); err != nil {
 			t.Errorf("caddy.Stop: %v", err)
 		}
 	})
+	return nil
+}
+
+// loadWithFreePorts loads the Caddyfile render makes for an admin and a
+// site port and returns them. The ports are free when picked, not
+// necessarily when Caddy binds them (another test package's connection may
+// take one meanwhile): on EADDRINUSE it tries other ports, a few times.
+func loadWithFreePorts(t testing.TB, render func(admin, site int) string) (admin, site int) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		la, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := net.Listen("tcp", "127.0.0.1:0") // while la is open: a different port
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin, site = la.Addr().(*net.TCPAddr).Port, ls.Addr().(*net.TCPAddr).Port
+		la.Close()
+		ls.Close()
+		err = tryLoadCaddyfile(t, render(admin, site))
+		if err == nil {
+			return admin, site
+		}
+		if attempt < 5 && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
+			t.Logf("caddy.Load on ports %d, %d: %v; trying other ports", admin, site, err)
+			continue
+		}
+		t.Fatalf("caddy.Load: %v", err)
+	}
 }
 
 type edgeResp struct {
@@ -130,9 +173,9 @@ func startImageEdge(t *testing.T) imageEdge {
 		w.Write(readPhoto(t, "portrait-hopper-512x600.jpg"))
 	}))
 	t.Cleanup(evil.Close)
-	admin, port := freePort(t), freePort(t)
-	loadCaddyfile(t, `{
-	admin 127.0.0.1:`+strconv.Itoa(admin)+`
+	admin, port := loadWithFreePorts(t, func(admin, port int) string {
+		return `{
+	admin 127.0.0.1:` + strconv.Itoa(admin) + `
 	persist_config off
 	auto_https off
 	grace_period 2s
@@ -141,26 +184,27 @@ func startImageEdge(t *testing.T) imageEdge {
 	}
 }
 
-http://:`+strconv.Itoa(port)+` {
+http://:` + strconv.Itoa(port) + ` {
 	bind 127.0.0.1
 	spark_image_hints
 	spark_cache {
 		capacity 16MiB
 		max_entry_size 1MiB
-		purge_token `+e2ePurgeToken+`
+		purge_token ` + e2ePurgeToken + `
 		# The variant header carries w, q and fit: one entry per variant.
 		rule /photos/* {
 			ignore_query w q fit
 		}
 	}
 	spark_image /photos/* {
-		upstream `+o.srv.URL+`/api/photos
+		upstream ` + o.srv.URL + `/api/photos
 		strip_prefix /photos
 		timeout 30s
 	}
 	respond 404
 }
-`)
+`
+	})
 	return imageEdge{
 		site:   "http://127.0.0.1:" + strconv.Itoa(port),
 		admin:  "http://127.0.0.1:" + strconv.Itoa(admin),
@@ -294,7 +338,7 @@ func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
 	// The edge stores a variant after its client has the whole response:
 	// wait until the last one made is a hit before counting what a purge
 	// removes.
-	for deadline := time.Now().Add(5 * time.Second); !edgeGet(t, photo).hit(); {
+	for deadline := time.Now().Add(15 * time.Second); !edgeGet(t, photo).hit(); {
 		if time.Now().After(deadline) {
 			t.Fatal("the no-hint JPEG variant never became a hit")
 		}

@@ -106,7 +106,14 @@ func TestHTTPUpstream(t *testing.T) {
 			t.Errorf("NewHTTPUpstream(%q) accepted", bad)
 		}
 	}
-	up, err := NewHTTPUpstream(srv.URL+"/api/photos", 200*time.Millisecond)
+	// A generous timeout for the fetches that must succeed or fail on
+	// their own merits (200 ms was a race with a loaded machine's round
+	// trip), and a short one, below the slow photo's 300 ms, for slow.jpg.
+	up, err := NewHTTPUpstream(srv.URL+"/api/photos", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := NewHTTPUpstream(srv.URL+"/api/photos", 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,11 +135,13 @@ func TestHTTPUpstream(t *testing.T) {
 		"redirect.jpg": ErrUpstream,
 		"boom.jpg":     ErrUpstream,
 		"big.jpg":      imageproxy.ErrSourceTooLarge,
-		"slow.jpg":     ErrUpstream,
 	} {
 		if _, err := up.Fetch(ctx, name, 100); !errors.Is(err, want) {
 			t.Errorf("%s: %v, want %v", name, err, want)
 		}
+	}
+	if _, err := short.Fetch(ctx, "slow.jpg", 100); !errors.Is(err, ErrUpstream) {
+		t.Errorf("slow.jpg past the timeout: %v, want %v", err, ErrUpstream)
 	}
 }
 
