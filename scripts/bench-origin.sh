@@ -54,6 +54,7 @@ tokens() { "$BIN" origin token --jwt-secret "$SECRET" --ttl 6h --user "$(cut -d'
 paste -d' ' "$work/u" <(tokens 1 "$work/u") >"$work/users"
 paste -d' ' "$work/c" <(tokens 2 "$work/c") >"$work/convs"
 echo "bench-origin: $(wc -l <"$work/users") bench users, $(wc -l <"$work/convs") conversations, $DUR per run, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
+echo "bench-origin: machine: $(python3 scripts/bench/machine.py)"
 
 # load MODE FILE CLIENTS -> "rps p50 p95 p99 requests errors". One wrk
 # thread drives all connections: on 2 cores shared with the origin (and

@@ -51,6 +51,7 @@ pids+=($!)
 wait_ok "http://$edge/healthz"
 
 echo "bench-system: $SCENARIO against the edge at $edge (origin on PostGIS, $USERS users), $STEP per rate, $(nproc) cores"
+echo "bench-system: machine: $(python3 scripts/bench/machine.py)"
 printf '%8s %10s %9s %9s %9s %8s %7s\n' "rate" "achieved" "P50 ms" "P95 ms" "P99 ms" "errors" "hit"
 # step RATE: runs one rate, prints its line, sets $over (1: P95 or errors over).
 step() {
