@@ -41,9 +41,22 @@ type Ranked struct {
 // Loader fetches the active users whose location lies in a geohash cell.
 type Loader func(ctx context.Context, cell string) ([]Candidate, error)
 
+// BoundedLoader fetches at most limit of the active users located in a
+// geohash cell, in ascending order of their finer cells (so every child
+// cell in the result but the last is there whole), and reports whether the
+// result holds all of them.
+type BoundedLoader func(ctx context.Context, cell string, limit int) (cands []Candidate, complete bool, err error)
+
 // CandidateCacheConfig configures NewCandidateCache.
 type CandidateCacheConfig struct {
 	Loader Loader
+	// BoundedLoader, when set, reads the parent on a cold miss instead of
+	// Loader, at most ParentRows users: a dense parent is not read whole,
+	// only its first children (stored); a wanted cell beyond them is loaded
+	// alone, and so are its siblings later.
+	BoundedLoader BoundedLoader
+	// ParentRows bounds a BoundedLoader's read; default 1024.
+	ParentRows int
 	// Store holds the cells. Origin instances whose stores share a Redis
 	// (tiered.Options.Redis) share the cells and their invalidation. Nil:
 	// an in-process store of MaxBytes.
@@ -73,11 +86,28 @@ type CandidateCacheConfig struct {
 	Now func() time.Time
 }
 
+// call is one load, shared by the misses that wait for it.
 type call struct {
+	key     string
+	split   bool // key's 32 children were loaded (and stored), not key itself
 	done    chan struct{}
 	cands   []Candidate
 	expires time.Time
 	err     error
+	// upTo, when set, means a split load read only the children before
+	// it: upTo and the children after it were not read (whole).
+	upTo string
+}
+
+// covers reports whether the load read all of cell.
+func (cl *call) covers(cell string) bool { return cl.upTo == "" || cell < cl.upTo }
+
+// of returns cell's candidates from the load.
+func (cl *call) of(cell string) []Candidate {
+	if !cl.split && cl.key == cell {
+		return cl.cands
+	}
+	return withPrefix(cl.cands, cell)
 }
 
 // CandidateCache caches, per geohash cell, the active users located in it,
@@ -126,6 +156,9 @@ func NewCandidateCache(cfg CandidateCacheConfig) (*CandidateCache, error) {
 	}
 	if cfg.MaxPrecision == 0 {
 		cfg.MaxPrecision = 5
+	}
+	if cfg.ParentRows <= 0 {
+		cfg.ParentRows = 1024
 	}
 	if cfg.MaxPrecision < cfg.MinPrecision {
 		return nil, fmt.Errorf("geocache: max precision %d below min precision %d", cfg.MaxPrecision, cfg.MinPrecision)
@@ -301,56 +334,99 @@ func (c *CandidateCache) getEncoded(ctx context.Context, cell string) ([]byte, t
 		}
 	}
 	c.misses.Add(1)
-	key := cell
-	if len(cell) > 1 {
-		if _, ok := c.store.GetEntry(ctx, loadedKey(cell[:len(cell)-1])); !ok {
-			key = cell[:len(cell)-1]
-		}
+	parent := len(cell) > 1
+	if parent {
+		_, loaded := c.store.GetEntry(ctx, loadedKey(cell[:len(cell)-1]))
+		parent = !loaded
+	}
+	var cl *call
+	var err error
+	if parent {
+		cl, err = c.load(ctx, cell[:len(cell)-1], true)
+	}
+	if !parent || (err == nil && !cl.covers(cell)) {
+		cl, err = c.load(ctx, cell, false)
+	}
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return encodeCell(cl.of(cell)), cl.expires, nil
+}
+
+// load runs one load of key (split: of its 32 children), or waits for the
+// one in flight, and stores what it read.
+func (c *CandidateCache) load(ctx context.Context, key string, split bool) (*call, error) {
+	id := key
+	if split {
+		id += "/"
 	}
 	c.mu.Lock()
-	if cl, ok := c.inflight[key]; ok {
+	if cl, ok := c.inflight[id]; ok {
 		c.mu.Unlock()
 		select {
 		case <-cl.done:
-			if cl.err != nil {
-				return nil, time.Time{}, cl.err
-			}
-			return encodeCell(withPrefix(cl.cands, cell)), cl.expires, nil
+			return cl, cl.err
 		case <-ctx.Done():
-			return nil, time.Time{}, fmt.Errorf("geocache: waiting for cell %s: %w", cell, ctx.Err())
+			return nil, fmt.Errorf("geocache: waiting for cell %s: %w", key, ctx.Err())
 		}
 	}
-	cl := &call{done: make(chan struct{})}
-	c.inflight[key] = cl
+	cl := &call{key: key, split: split, done: make(chan struct{})}
+	c.inflight[id] = cl
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.inflight, id)
+		c.mu.Unlock()
+		close(cl.done)
+	}()
 
 	gen := c.store.Generation() // an invalidation after this stops the store
 	cl.expires = c.now().Add(c.cfg.TTL)
-	cl.cands, cl.err = c.cfg.Loader(ctx, key)
+	switch {
+	case !split:
+		cl.cands, cl.err = c.cfg.Loader(ctx, key)
+	case c.cfg.BoundedLoader != nil:
+		var complete bool
+		cl.cands, complete, cl.err = c.cfg.BoundedLoader(ctx, key, c.cfg.ParentRows)
+		if cl.err == nil && !complete {
+			cl.upTo = firstUnread(cl.cands, key) // its users in cands are never used
+		}
+	default:
+		cl.cands, cl.err = c.cfg.Loader(ctx, key)
+	}
 	if cl.err != nil {
 		cl.err = fmt.Errorf("geocache: load cell %s: %w", key, cl.err)
-	} else if key == cell {
-		c.storeCell(ctx, cell, cl.cands, gen)
-	} else {
-		children := make(map[string][]Candidate, 32)
-		for _, cd := range cl.cands {
-			k := Cell(cd.Lat, cd.Lng, uint(len(cell)))
-			children[k] = append(children[k], cd)
-		}
-		for i := 0; i < len(base32); i++ {
-			k := key + base32[i:i+1]
-			c.storeCell(ctx, k, children[k], gen)
-		}
-		_, _ = c.store.Set(ctx, loadedKey(key), []byte{1}, c.cfg.TTL, cellTags(key), gen)
+		return cl, cl.err
 	}
-	c.mu.Lock()
-	delete(c.inflight, key)
-	c.mu.Unlock()
-	close(cl.done)
-	if cl.err != nil {
-		return nil, time.Time{}, cl.err
+	if !split {
+		c.storeCell(ctx, key, cl.cands, gen)
+		return cl, nil
 	}
-	return encodeCell(withPrefix(cl.cands, cell)), cl.expires, nil
+	children := make(map[string][]Candidate, 32)
+	for _, cd := range cl.cands {
+		k := Cell(cd.Lat, cd.Lng, uint(len(key)+1))
+		children[k] = append(children[k], cd)
+	}
+	for i := 0; i < len(base32); i++ {
+		k := key + base32[i:i+1]
+		if !cl.covers(k) {
+			break
+		}
+		c.storeCell(ctx, k, children[k], gen)
+	}
+	_, _ = c.store.Set(ctx, loadedKey(key), []byte{1}, c.cfg.TTL, cellTags(key), gen)
+	return cl, nil
+}
+
+// firstUnread returns the first child of parent that a bounded read in cell
+// order did not read whole: the child of the last user read, which the
+// bound may have cut.
+func firstUnread(cands []Candidate, parent string) string {
+	if len(cands) == 0 {
+		return parent + base32[:1]
+	}
+	last := cands[len(cands)-1]
+	return Cell(last.Lat, last.Lng, uint(len(parent)+1))
 }
 
 // storeCell writes a cell's candidates unless an invalidation since gen

@@ -292,6 +292,82 @@ func TestCandidateCacheReloadsOnlyTheInvalidatedCell(t *testing.T) {
 	}
 }
 
+// TestCandidateCacheBoundedParentRead: a dense parent is read only up to
+// ParentRows; the children read whole are stored, a wanted cell beyond them
+// is loaded alone, and so are the siblings after it.
+func TestCandidateCacheBoundedParentRead(t *testing.T) {
+	var mu sync.Mutex
+	var loaded []string
+	box := geohash.BoundingBox("u09t")
+	var users []Candidate
+	for i := range 320 { // 10 in each of the 32 children
+		users = append(users, Candidate{ID: int64(i + 1), Age: 30, Gender: "woman",
+			Lat: box.MinLat + (box.MaxLat-box.MinLat)*(float64(i%16)+0.5)/16,
+			Lng: box.MinLng + (box.MaxLng-box.MinLng)*(float64(i/16)+0.5)/20})
+	}
+	in := func(cell string) []Candidate {
+		var out []Candidate
+		for _, u := range users {
+			if strings.HasPrefix(Cell(u.Lat, u.Lng, 5), cell) {
+				out = append(out, u)
+			}
+		}
+		slices.SortStableFunc(out, func(a, b Candidate) int { return strings.Compare(Cell(a.Lat, a.Lng, 5), Cell(b.Lat, b.Lng, 5)) })
+		return out
+	}
+	record := func(what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		loaded = append(loaded, what)
+	}
+	cc, err := NewCandidateCache(CandidateCacheConfig{
+		Loader: func(_ context.Context, cell string) ([]Candidate, error) { record(cell); return in(cell), nil },
+		BoundedLoader: func(_ context.Context, cell string, limit int) ([]Candidate, bool, error) {
+			record(cell + "/")
+			out := in(cell)
+			if len(out) > limit {
+				return out[:limit], false, nil
+			}
+			return out, true, nil
+		},
+		ParentRows: 25, // two children and a half
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	loads := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		l := loaded
+		loaded = nil
+		return l
+	}
+	ctx := context.Background()
+	count := func(cell string) int {
+		t.Helper()
+		got, err := cc.Get(ctx, cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := len(in(cell)); len(got) != want {
+			t.Fatalf("cell %s: %d candidates, want %d", cell, len(got), want)
+		}
+		return len(got)
+	}
+	if count("u09t0") == 0 || count("u09t1") == 0 {
+		t.Fatal("test data: the first children are empty")
+	}
+	if l := loads(); !slices.Equal(l, []string{"u09t/"}) {
+		t.Fatalf("first children: loads %q, want one bounded parent read", l)
+	}
+	count("u09t2") // cut by the bound: read alone
+	count("u09tz") // beyond the bound: read alone
+	if l := loads(); !slices.Equal(l, []string{"u09t2", "u09tz"}) {
+		t.Fatalf("cells beyond the bound: loads %q", l)
+	}
+}
+
 func TestCandidateCacheLoaderError(t *testing.T) {
 	boom := errors.New("boom")
 	cc, _ := NewCandidateCache(CandidateCacheConfig{Loader: func(context.Context, string) ([]Candidate, error) { return nil, boom }})
@@ -367,10 +443,32 @@ func TestNearestIteratorMatchesBruteForce(t *testing.T) {
 		}
 		return out, nil
 	}
-	cc, err := NewCandidateCache(CandidateCacheConfig{Loader: loader, MaxBytes: 64 << 20})
+	// The same with parent reads bounded to 20 users: dense parents are
+	// read in part, the rest cell by cell.
+	bounded := func(ctx context.Context, cell string, limit int) ([]Candidate, bool, error) {
+		out, _ := loader(ctx, cell)
+		p := uint(len(cell) + 1)
+		slices.SortStableFunc(out, func(a, b Candidate) int { return strings.Compare(Cell(a.Lat, a.Lng, p), Cell(b.Lat, b.Lng, p)) })
+		if len(out) > limit {
+			return out[:limit], false, nil
+		}
+		return out, true, nil
+	}
+	for _, cfg := range []CandidateCacheConfig{
+		{Loader: loader, MaxBytes: 64 << 20},
+		{Loader: loader, BoundedLoader: bounded, ParentRows: 20, MaxBytes: 64 << 20},
+	} {
+		matchesBruteForce(t, rng, cfg, all, centres)
+	}
+}
+
+func matchesBruteForce(t *testing.T, rng *rand.Rand, cfg CandidateCacheConfig, all []Candidate, centres [][2]float64) {
+	t.Helper()
+	cc, err := NewCandidateCache(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cc.Close()
 	ctx := context.Background()
 	for q := 0; q < 60; q++ {
 		c := centres[q%3]
