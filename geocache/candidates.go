@@ -88,8 +88,7 @@ type CandidateCacheConfig struct {
 
 // call is one load, shared by the misses that wait for it.
 type call struct {
-	key     string
-	split   bool // key's 32 children were loaded (and stored), not key itself
+	split   bool // the cell's 32 children were loaded (and stored), not the cell itself
 	done    chan struct{}
 	cands   []Candidate
 	expires time.Time
@@ -104,7 +103,7 @@ func (cl *call) covers(cell string) bool { return cl.upTo == "" || cell < cl.upT
 
 // of returns cell's candidates from the load.
 func (cl *call) of(cell string) []Candidate {
-	if !cl.split && cl.key == cell {
+	if !cl.split {
 		return cl.cands
 	}
 	return withPrefix(cl.cands, cell)
@@ -370,7 +369,7 @@ func (c *CandidateCache) load(ctx context.Context, key string, split bool) (*cal
 			return nil, fmt.Errorf("geocache: waiting for cell %s: %w", key, ctx.Err())
 		}
 	}
-	cl := &call{key: key, split: split, done: make(chan struct{})}
+	cl := &call{split: split, done: make(chan struct{})}
 	c.inflight[id] = cl
 	c.mu.Unlock()
 	defer func() {
@@ -382,16 +381,13 @@ func (c *CandidateCache) load(ctx context.Context, key string, split bool) (*cal
 
 	gen := c.store.Generation() // an invalidation after this stops the store
 	cl.expires = c.now().Add(c.cfg.TTL)
-	switch {
-	case !split:
-		cl.cands, cl.err = c.cfg.Loader(ctx, key)
-	case c.cfg.BoundedLoader != nil:
+	if split && c.cfg.BoundedLoader != nil {
 		var complete bool
 		cl.cands, complete, cl.err = c.cfg.BoundedLoader(ctx, key, c.cfg.ParentRows)
 		if cl.err == nil && !complete {
 			cl.upTo = firstUnread(cl.cands, key) // its users in cands are never used
 		}
-	default:
+	} else {
 		cl.cands, cl.err = c.cfg.Loader(ctx, key)
 	}
 	if cl.err != nil {

@@ -251,17 +251,7 @@ func TestFilterMatchesKeep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []Ranked
-		for {
-			r, ok, err := it.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			got = append(got, r)
-		}
+		got := take(t, it, -1)
 		if len(want) > 0 {
 			nonEmpty++
 		}
@@ -274,19 +264,26 @@ func TestFilterMatchesKeep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = got[:0]
-		for len(got) < f.Limit {
-			r, ok, err := it.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			got = append(got, r)
-		}
+		got = take(t, it, f.Limit)
 		if n := min(f.Limit, len(want)); !reflect.DeepEqual(got, want[:n]) {
 			t.Fatalf("trial %d: with limit %d the first %d differ", trial, f.Limit, n)
 		}
 	}
+}
+
+// take returns the iterator's next n results (n < 0: all of them).
+func take(t *testing.T, it *Iterator, n int) []Ranked {
+	t.Helper()
+	var got []Ranked
+	for n < 0 || len(got) < n {
+		r, ok, err := it.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, r)
+	}
+	return got
 }

@@ -210,8 +210,8 @@ func TestCandidateCache(t *testing.T) {
 // parent and stores its 32 children; a child invalidated on its own is then
 // loaded alone, until the parent itself is invalidated or expires.
 func TestCandidateCacheReloadsOnlyTheInvalidatedCell(t *testing.T) {
-	var mu sync.Mutex
-	var loaded []string
+	var mu sync.Mutex // guards now
+	var log loadLog
 	var users []Candidate
 	box := geohash.BoundingBox("u09t") // users spread over one precision-4 cell
 	for i := range 200 {
@@ -220,9 +220,7 @@ func TestCandidateCacheReloadsOnlyTheInvalidatedCell(t *testing.T) {
 			Lng: box.MinLng + (box.MaxLng-box.MinLng)*(float64(i/20)+0.5)/10})
 	}
 	loader := func(ctx context.Context, cell string) ([]Candidate, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		loaded = append(loaded, cell)
+		log.add(cell)
 		var out []Candidate
 		for _, u := range users {
 			if strings.HasPrefix(Cell(u.Lat, u.Lng, 5), cell) {
@@ -238,13 +236,7 @@ func TestCandidateCacheReloadsOnlyTheInvalidatedCell(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	loads := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		l := loaded
-		loaded = nil
-		return l
-	}
+	loads := log.take
 	ctx := context.Background()
 	a := Cell(users[0].Lat, users[0].Lng, 5)
 	b := Cell(users[199].Lat, users[199].Lng, 5)
@@ -296,8 +288,7 @@ func TestCandidateCacheReloadsOnlyTheInvalidatedCell(t *testing.T) {
 // ParentRows; the children read whole are stored, a wanted cell beyond them
 // is loaded alone, and so are the siblings after it.
 func TestCandidateCacheBoundedParentRead(t *testing.T) {
-	var mu sync.Mutex
-	var loaded []string
+	var log loadLog
 	box := geohash.BoundingBox("u09t")
 	var users []Candidate
 	for i := range 320 { // 10 in each of the 32 children
@@ -315,15 +306,10 @@ func TestCandidateCacheBoundedParentRead(t *testing.T) {
 		slices.SortStableFunc(out, func(a, b Candidate) int { return strings.Compare(Cell(a.Lat, a.Lng, 5), Cell(b.Lat, b.Lng, 5)) })
 		return out
 	}
-	record := func(what string) {
-		mu.Lock()
-		defer mu.Unlock()
-		loaded = append(loaded, what)
-	}
 	cc, err := NewCandidateCache(CandidateCacheConfig{
-		Loader: func(_ context.Context, cell string) ([]Candidate, error) { record(cell); return in(cell), nil },
+		Loader: func(_ context.Context, cell string) ([]Candidate, error) { log.add(cell); return in(cell), nil },
 		BoundedLoader: func(_ context.Context, cell string, limit int) ([]Candidate, bool, error) {
-			record(cell + "/")
+			log.add(cell + "/")
 			out := in(cell)
 			if len(out) > limit {
 				return out[:limit], false, nil
@@ -336,13 +322,7 @@ func TestCandidateCacheBoundedParentRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	loads := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		l := loaded
-		loaded = nil
-		return l
-	}
+	loads := log.take
 	ctx := context.Background()
 	count := func(cell string) int {
 		t.Helper()
@@ -505,4 +485,25 @@ func matchesBruteForce(t *testing.T, rng *rand.Rand, cfg CandidateCacheConfig, a
 			t.Fatalf("query %d: first 10 results read %d of %d cells", q, it.CellsRead(), total)
 		}
 	}
+}
+
+// loadLog records the cells a test's loaders were asked for.
+type loadLog struct {
+	mu    sync.Mutex
+	cells []string
+}
+
+func (l *loadLog) add(cell string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cells = append(l.cells, cell)
+}
+
+// take returns the cells recorded since the last take.
+func (l *loadLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.cells
+	l.cells = nil
+	return c
 }
