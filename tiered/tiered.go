@@ -47,6 +47,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for lifetimes. Default time.Now; tests set it.
 	Now func() time.Time
+
+	// hasher replaces the seeded L1 key hash (tests make keys collide).
+	hasher bigcache.Hasher
 }
 
 // DefaultOptions returns 256 MiB of L1 with 1 MiB entries living at most 31 days.
@@ -125,6 +128,10 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 	cfg.CleanWindow = time.Minute
 	cfg.Verbose = false
 	cfg.OnRemoveWithReason = c.onRemove
+	cfg.Hasher = opts.hasher
+	if cfg.Hasher == nil {
+		cfg.Hasher = newKeyHasher()
+	}
 	l1, err := bigcache.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("tiered: start L1: %w", err)
@@ -269,7 +276,7 @@ func (c *Cache) promote(key string, b []byte, gen uint64) {
 	if len(b) > c.opts.MaxEntrySize {
 		return
 	}
-	if c.l1.Set(key, b) != nil {
+	if c.storeL1(key, b) != nil {
 		return
 	}
 	tags := entryTags(b)
@@ -277,23 +284,6 @@ func (c *Cache) promote(key string, b []byte, gen uint64) {
 	if c.purges.affects(gen, key, tags) {
 		_ = c.l1.Delete(key)
 	}
-}
-
-// index adds key to the local tag index.
-func (c *Cache) index(key string, tags []string) {
-	if len(tags) == 0 {
-		return
-	}
-	c.mu.Lock()
-	for _, t := range tags {
-		keys := c.tags[t]
-		if keys == nil {
-			keys = make(map[string]struct{})
-			c.tags[t] = keys
-		}
-		keys[key] = struct{}{}
-	}
-	c.mu.Unlock()
 }
 
 // Set stores value under key for ttl, indexed under tags. gen is the value of
@@ -326,7 +316,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	b = append(b, value...)
 
-	if err := c.l1.Set(key, b); err != nil {
+	if err := c.storeL1(key, b); err != nil {
 		return false, fmt.Errorf("tiered: store %q in L1: %w", key, err)
 	}
 	// Index only once stored: indexed first, a concurrent delete of an older
@@ -500,34 +490,3 @@ func (c *Cache) Stats() Stats {
 
 // HasL2 reports whether the cache has a Redis tier.
 func (c *Cache) HasL2() bool { return c.l2 != nil }
-
-// onRemove drops an evicted or deleted key from the tag index. bigcache calls
-// it with a shard lock held, so it only takes c.mu, which is never held while
-// calling into bigcache.
-func (c *Cache) onRemove(key string, b []byte, _ bigcache.RemoveReason) {
-	if len(b) < entryHeader {
-		return
-	}
-	n := int(binary.LittleEndian.Uint16(b[8:]))
-	if n == 0 {
-		return
-	}
-	off := entryHeader
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for ; n > 0 && off+2 <= len(b); n-- {
-		l := int(binary.LittleEndian.Uint16(b[off:]))
-		off += 2
-		if off+l > len(b) {
-			return
-		}
-		t := string(b[off : off+l])
-		off += l
-		if keys := c.tags[t]; keys != nil {
-			delete(keys, key)
-			if len(keys) == 0 {
-				delete(c.tags, t)
-			}
-		}
-	}
-}

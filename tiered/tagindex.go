@@ -1,0 +1,96 @@
+package tiered
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+
+	"github.com/allegro/bigcache/v3"
+)
+
+// The L1 tag index (Cache.tags, tag -> keys) finds the L1 entries a tag
+// purge removes. It must name every entry L1 holds under a tag (a missing
+// pair is an entry no purge reaches) and should name little else: its size
+// must follow what L1 holds, whatever keys clients make the cache store.
+//
+// Pairs leave the index when bigcache removes an entry (onRemove, on
+// eviction, expiry or Delete) and when a purge takes a tag. But bigcache
+// calls no callback for an entry it overwrites: storing under a key that is
+// already present, or under another key with the same 64-bit hash, drops
+// the old entry silently. Every pair of the old entry would stay for good,
+// so one URI re-stored with changing tags, or an attacker storing pairs of
+// URIs whose hashes collide (FNV-1a, bigcache's default, is not built to
+// resist that), grew the index without bound. Two measures keep it bounded:
+//
+//   - storeL1 deletes whatever the key's hash slot holds before storing, so
+//     the old entry leaves through onRemove like any other;
+//   - keys are hashed with a seeded hash (hash/maphash, seeded per cache),
+//     so colliding keys cannot be computed from outside.
+//
+// What stays possible is a leak on a race (a purge deleting an entry between
+// its store and its indexing, just before its fill's own re-check deletes it
+// again): one pair per such race, removed with its tag by the next purge of
+// the tag, and not something a client can repeat at will.
+
+// keyHasher hashes L1 keys with a per-cache random seed.
+type keyHasher struct{ seed maphash.Seed }
+
+func newKeyHasher() keyHasher { return keyHasher{seed: maphash.MakeSeed()} }
+
+// Sum64 implements bigcache.Hasher.
+func (h keyHasher) Sum64(key string) uint64 { return maphash.String(h.seed, key) }
+
+// storeL1 stores an entry in L1, first removing (through onRemove, so that
+// its tags leave the index) the entry its hash slot holds, be it an older
+// entry under key or one under a colliding key.
+func (c *Cache) storeL1(key string, b []byte) error {
+	_ = c.l1.Delete(key) // bigcache deletes by hash: a colliding entry goes too
+	return c.l1.Set(key, b)
+}
+
+// index adds key to the local tag index.
+func (c *Cache) index(key string, tags []string) {
+	if len(tags) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for _, t := range tags {
+		keys := c.tags[t]
+		if keys == nil {
+			keys = make(map[string]struct{})
+			c.tags[t] = keys
+		}
+		keys[key] = struct{}{}
+	}
+	c.mu.Unlock()
+}
+
+// onRemove drops an evicted or deleted key from the tag index. bigcache calls
+// it with a shard lock held, so it only takes c.mu, which is never held while
+// calling into bigcache.
+func (c *Cache) onRemove(key string, b []byte, _ bigcache.RemoveReason) {
+	if len(b) < entryHeader {
+		return
+	}
+	n := int(binary.LittleEndian.Uint16(b[8:]))
+	if n == 0 {
+		return
+	}
+	off := entryHeader
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ; n > 0 && off+2 <= len(b); n-- {
+		l := int(binary.LittleEndian.Uint16(b[off:]))
+		off += 2
+		if off+l > len(b) {
+			return
+		}
+		t := string(b[off : off+l])
+		off += l
+		if keys := c.tags[t]; keys != nil {
+			delete(keys, key)
+			if len(keys) == 0 {
+				delete(c.tags, t)
+			}
+		}
+	}
+}
