@@ -30,6 +30,9 @@ type RedisOptions struct {
 
 	// KeyPrefix starts every key and the purge channel. Default "spark:".
 	KeyPrefix string
+	// MaxTagMembers caps the entries a tag indexes in Redis; past it the
+	// soonest-expiring ones leave L2 (see tagset.go). Default 10,000.
+	MaxTagMembers int
 	// Codec compresses values. Default s2 (see the README's measurements).
 	Codec Codec
 }
@@ -39,7 +42,7 @@ func DefaultRedisOptions(addrs ...string) RedisOptions {
 	return RedisOptions{
 		Addrs: addrs, PoolSize: 200, MinIdleConns: 50,
 		DialTimeout: time.Second, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond,
-		KeyPrefix: "spark:", Codec: CodecS2,
+		KeyPrefix: "spark:", Codec: CodecS2, MaxTagMembers: 10000,
 	}
 }
 
@@ -69,6 +72,9 @@ func (o *RedisOptions) fill() error {
 	if o.Codec == "" {
 		o.Codec = d.Codec
 	}
+	if o.MaxTagMembers <= 0 {
+		o.MaxTagMembers = d.MaxTagMembers
+	}
 	return nil
 }
 
@@ -80,6 +86,8 @@ type l2 struct {
 	codec   *codec
 	opTO    time.Duration
 	batch   *getBatcher
+
+	maxTagMembers int
 }
 
 func newL2(o RedisOptions) (*l2, error) {
@@ -110,11 +118,12 @@ func newL2(o RedisOptions) (*l2, error) {
 		channel: o.KeyPrefix + "purge",
 		codec:   cd,
 		opTO:    o.ReadTimeout + o.WriteTimeout,
+
+		maxTagMembers: o.MaxTagMembers,
 	}, nil
 }
 
 func (r *l2) entryKey(k string) string { return r.prefix + "k:" + k }
-func (r *l2) tagKey(t string) string   { return r.prefix + "t:" + t }
 
 // get returns the raw entry (L1 layout) stored under key.
 func (r *l2) get(ctx context.Context, key string) ([]byte, bool, error) {
@@ -134,26 +143,28 @@ func (r *l2) get(ctx context.Context, key string) ([]byte, bool, error) {
 	return v, true, nil
 }
 
-// set writes an entry and indexes it under its tags. Tag sets live as long
-// as the longest entry could; keys in them are checked on purge only.
-func (r *l2) set(ctx context.Context, key string, entry []byte, ttl time.Duration, tags []string, maxLife time.Duration) error {
+// set writes an entry, stored now for ttl, and indexes it under its tags
+// (see tagset.go). It returns the keys of entries that left a full tag set
+// but could not be deleted from Redis: the caller must purge them.
+func (r *l2) set(ctx context.Context, key string, entry []byte, ttl time.Duration, tags []string, now time.Time) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opTO)
 	defer cancel()
 	// Per-key commands only: in a Cluster each lands on its own slot's node
 	// (the pipeline is split by node).
+	var cards []*redis.IntCmd
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, r.entryKey(key), r.codec.encode(entry), ttl)
-		for _, t := range tags {
-			tk := r.tagKey(t)
-			p.SAdd(ctx, tk, key)
-			p.PExpire(ctx, tk, maxLife)
-		}
+		cards = r.addToTags(ctx, p, key, tags, ttl, now)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("redis set %q: %w", key, err)
+		return nil, fmt.Errorf("redis set %q: %w", key, err)
 	}
-	return nil
+	orphans, err := r.trimTags(ctx, tags, cards)
+	if err != nil {
+		return orphans, fmt.Errorf("redis set %q: %w", key, err)
+	}
+	return nil, nil
 }
 
 // delEach removes entries and reports which existed.
@@ -190,28 +201,6 @@ func (r *l2) del(ctx context.Context, keys ...string) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// takeTags returns the keys indexed under tags and deletes the tag sets.
-func (r *l2) takeTags(ctx context.Context, tags ...string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*r.opTO)
-	defer cancel()
-	cmds := make([]*redis.StringSliceCmd, len(tags))
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, t := range tags {
-			cmds[i] = p.SMembers(ctx, r.tagKey(t))
-			p.Del(ctx, r.tagKey(t))
-		}
-		return nil
-	})
-	var keys []string
-	for _, c := range cmds {
-		keys = append(keys, c.Val()...)
-	}
-	if err != nil {
-		return keys, fmt.Errorf("redis tag members: %w", err)
-	}
-	return keys, nil
 }
 
 // keysWithPrefix scans every master for entry keys starting with prefix.

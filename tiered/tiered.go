@@ -307,8 +307,9 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if size > c.opts.MaxEntrySize || len(tags) > 0xffff {
 		return false, ErrTooLarge
 	}
+	now := c.now()
 	b := make([]byte, entryHeader, size)
-	binary.LittleEndian.PutUint64(b, uint64(c.now().Add(ttl).UnixNano()))
+	binary.LittleEndian.PutUint64(b, uint64(now.Add(ttl).UnixNano()))
 	binary.LittleEndian.PutUint16(b[8:], uint16(len(tags)))
 	for _, t := range tags {
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(t)))
@@ -325,10 +326,16 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	// between here and the store is caught by the generation check below.
 	c.index(key, tags)
 	if c.l2 != nil && c.breaker.allow() {
-		if err := c.l2.set(ctx, key, b, ttl, tags, c.opts.MaxLifetime); err != nil {
+		orphans, err := c.l2.set(ctx, key, b, ttl, tags, now)
+		if err != nil {
 			c.l2Failed(err)
 		} else {
 			c.breaker.success()
+		}
+		if len(orphans) > 0 {
+			// Entries a full tag set dropped, still in Redis: no purge of
+			// the tag would find them.
+			c.purge(ctx, purgeMessage{Keys: orphans})
 		}
 	}
 	// A purge that began after the check above may have missed this entry.
