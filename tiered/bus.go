@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -36,6 +37,9 @@ func (c *Cache) startL2(o RedisOptions) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	r.startBatcher(ctx)
+	c.retryWake, c.retryKick = make(chan struct{}, 1), make(chan struct{}, 1)
+	c.wg.Add(1)
+	go c.retryLoop(ctx)
 	c.breaker = breaker{
 		threshold: 3,
 		probe:     r.ping,
@@ -45,7 +49,7 @@ func (c *Cache) startL2(o RedisOptions) error {
 		},
 		onClose: func() {
 			c.log.Info("tiered: Redis is back")
-			c.replay(ctx)
+			c.kickRetrier()
 		},
 		ctx: ctx,
 		wg:  &c.wg,
@@ -67,54 +71,19 @@ func (c *Cache) l2Failed(err error) {
 }
 
 // publish tells the other nodes about a purge.
-func (c *Cache) publish(ctx context.Context, m purgeMessage) {
+func (c *Cache) publish(ctx context.Context, m purgeMessage) error {
 	m.From = c.node
 	b, err := json.Marshal(m)
 	if err != nil {
-		return
+		return fmt.Errorf("encode purge: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.l2.opTO)
 	defer cancel()
 	if err := c.l2.client.Publish(ctx, c.l2.channel, b).Err(); err != nil {
-		c.l2Failed(err)
-		c.remember(m)
-		return
+		return fmt.Errorf("redis publish purge: %w", err)
 	}
 	c.stats.purgesSent.Add(1)
-}
-
-// remember keeps a purge made while Redis was away, to replay on return.
-func (c *Cache) remember(m purgeMessage) {
-	c.pendMu.Lock()
-	defer c.pendMu.Unlock()
-	if len(c.pending) >= maxPending {
-		c.overflow = true
-		return
-	}
-	c.pending = append(c.pending, m)
-}
-
-// replay applies the purges made while Redis was away to L2 and publishes
-// them. If more were made than remembered, every L2 entry is dropped.
-func (c *Cache) replay(ctx context.Context) {
-	c.pendMu.Lock()
-	pending, overflow := c.pending, c.overflow
-	c.pending, c.overflow = nil, false
-	c.pendMu.Unlock()
-	if overflow {
-		c.log.Warn("tiered: too many purges while Redis was away; dropping all of L2")
-		pending = []purgeMessage{{HasPrefix: true}}
-	}
-	for _, m := range pending {
-		local := map[string]bool{}
-		for _, k := range m.Keys {
-			local[k] = false
-		}
-		if _, err := c.purgeL2(ctx, m, local); err != nil {
-			c.log.Warn("tiered: replay purge", slog.Any("error", err))
-		}
-		c.publish(ctx, m)
-	}
+	return nil
 }
 
 // subscribe receives the other nodes' purges until ctx ends. Every time the
@@ -158,19 +127,30 @@ func (c *Cache) subscribe(ctx context.Context) {
 
 // applyRemote applies another node's purge to L1. The keys this node holds
 // for it are deleted from L2 again: a fill of ours may have written one
-// there just after the sender's delete.
+// there just after the sender's delete. If that fails it is retried like a
+// purge of our own, and meanwhile L2 reads of what m names are misses.
 func (c *Cache) applyRemote(ctx context.Context, m purgeMessage) {
+	p := c.pending.begin(m, purgeMessage{}) // before purgeLocal records it
 	local := c.purgeLocal(m)
-	if len(local) == 0 || !c.breaker.allow() {
+	if len(local) == 0 {
+		c.pending.finish(p) // nothing of ours to delete from Redis
 		return
 	}
 	keys := make([]string, 0, len(local))
 	for k := range local {
 		keys = append(keys, k)
 	}
+	p.do = purgeMessage{Keys: keys}
+	if !c.breaker.allow() {
+		c.deferPurge(p, errBreakerOpen)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
 	existed, err := c.l2.delEach(ctx, keys)
 	if err != nil {
 		c.l2Failed(err)
+		c.deferPurge(p, err)
 		return
 	}
 	// What was still in L2 was written by one of our fills after the
@@ -182,8 +162,15 @@ func (c *Cache) applyRemote(ctx context.Context, m purgeMessage) {
 		}
 	}
 	if len(resurrected) > 0 {
-		c.publish(ctx, purgeMessage{Keys: resurrected})
+		if err := c.publish(ctx, purgeMessage{Keys: resurrected}); err != nil {
+			c.l2Failed(err)
+			p.do = purgeMessage{Keys: resurrected}
+			c.deferPurge(p, err)
+			return
+		}
 	}
+	c.purges.record(m, false) // reached Redis: see pendingPurges
+	c.pending.finish(p)
 }
 
 // resetL1 drops every L1 entry and the tag index.

@@ -7,14 +7,25 @@ import (
 	"sync/atomic"
 )
 
-// purgeLogSize is how many recent purges a fill can be checked against; a
-// fill that spans more purges than this is not stored.
-const purgeLogSize = 1024
+// purgeLogSize is how many recent purge records a fill can be checked
+// against; a fill that spans more records than this is not stored. With
+// Redis a purge takes two records (below): 2048 keeps the 1024 purges a
+// fill could span before.
+const purgeLogSize = 2048
 
 // purgeLog remembers recent purges so that a fill stores its entry only if
 // no purge since the fill began touched the entry's key or tags. A
 // cache-wide counter would also discard fills of unrelated entries, and on a
 // busy API (every swipe purges something) that costs hits.
+//
+// With Redis, a purge is recorded when it starts and again when its Redis
+// part is done. The second record is for L2 reads: a read that began after
+// a purge started but before it deleted the entry from Redis may return
+// the purged value, and promoting that into L1 after the purge cleared L1
+// would bring it back. The read takes its generation before reading and
+// promote checks the log after storing: the second record, later than the
+// generation, makes it drop the copy (see pendingPurges for the reads that
+// end while the purge is still under way).
 type purgeLog struct {
 	seq  atomic.Uint64
 	mu   sync.RWMutex

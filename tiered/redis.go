@@ -191,18 +191,6 @@ func (r *l2) delEach(ctx context.Context, keys []string) ([]bool, error) {
 	return existed, nil
 }
 
-// del removes entries.
-func (r *l2) del(ctx context.Context, keys ...string) (int, error) {
-	existed, err := r.delEach(ctx, keys)
-	n := 0
-	for _, e := range existed {
-		if e {
-			n++
-		}
-	}
-	return n, err
-}
-
 // keysWithPrefix scans every master for entry keys starting with prefix.
 func (r *l2) keysWithPrefix(ctx context.Context, prefix string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

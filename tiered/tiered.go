@@ -4,7 +4,9 @@
 // prefix that reach every node through Redis pub/sub, and purge generations
 // so that a purge is never undone by a fill that was in flight when it
 // happened. When Redis fails, a circuit breaker keeps every operation on L1
-// alone. It knows nothing about HTTP.
+// alone, and a purge that did not reach Redis is retried in the background
+// until it does (meanwhile L2 reads of what it names are misses). It knows
+// nothing about HTTP.
 package tiered
 
 import (
@@ -82,20 +84,19 @@ type Cache struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	pendMu   sync.Mutex
-	pending  []purgeMessage // purges made while Redis was away, replayed on return
-	overflow bool
+	// pending holds the purges that have not reached Redis yet; the
+	// retrier (retry.go) runs the failed ones, woken by retryWake (new
+	// work) and retryKick (Redis is back).
+	pending              pendingPurges
+	retryWake, retryKick chan struct{}
 }
-
-// maxPending bounds the purges remembered while Redis is away; past it, the
-// whole L2 keyspace is dropped on return.
-const maxPending = 10000
 
 // counters are the cache's running totals, read by Stats.
 type counters struct {
-	l2Hits, l2Misses, l2Errors atomic.Uint64
-	purgesSent, purgesReceived atomic.Uint64
-	l1Resets, breakerOpens     atomic.Uint64
+	l2Hits, l2Misses, l2Errors     atomic.Uint64
+	purgesSent, purgesReceived     atomic.Uint64
+	l1Resets, breakerOpens         atomic.Uint64
+	purgesDeferred, purgeOverflows atomic.Uint64
 }
 
 // New starts a cache. Close releases it.
@@ -156,13 +157,15 @@ func shardCount(capacity int64, maxEntry int) int {
 	return n
 }
 
-// Close stops background work, closes the Redis client and frees L1.
+// Close stops background work, makes a last short attempt at the purges
+// that have not reached Redis, closes the Redis client and frees L1.
 func (c *Cache) Close() error {
 	if c.l2 != nil {
 		c.cancel()
 		_ = c.ps.Close() // unblocks the subscriber's read
-		err := c.l2.close()
 		c.wg.Wait()
+		c.flushPending()
+		err := c.l2.close()
 		return errors.Join(err, c.l1.Close())
 	}
 	return c.l1.Close()
@@ -184,7 +187,8 @@ type Entry struct {
 }
 
 // Get returns the value stored under key and the layer that had it. An L1
-// miss reads L2 and promotes what it finds into L1. The returned slice is
+// miss reads L2 and promotes what it finds into L1, unless a purge naming
+// it has not reached Redis yet (then it is a miss). The returned slice is
 // the caller's own.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, Layer, bool) {
 	e, ok := c.GetEntry(ctx, key)
@@ -205,12 +209,17 @@ func (c *Cache) GetEntry(ctx context.Context, key string) (Entry, bool) {
 	gen := c.Generation()
 	b, ok, err := c.l2.get(ctx, key)
 	if err != nil {
-		c.l2Failed(err)
+		if ctx.Err() == nil { // a caller that went away is no Redis failure
+			c.l2Failed(err)
+		}
 		return Entry{}, false
 	}
 	c.breaker.success()
 	v, fresh := c.unwrap(b)
-	if !ok || !fresh {
+	// Checked after the read: a purge pending at any time since is either
+	// still pending here or recorded as done in the purge log, which
+	// promote checks.
+	if !ok || !fresh || c.pending.blocks(key, b) {
 		c.stats.l2Misses.Add(1)
 		return Entry{}, false
 	}
@@ -326,7 +335,9 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	// between here and the store is caught by the generation check below.
 	c.index(key, tags)
 	if c.l2 != nil && c.breaker.allow() {
-		orphans, err := c.l2.set(ctx, key, b, ttl, tags, now)
+		// Not cancelled with the caller: the entry is good, and a client
+		// that went away is no Redis failure.
+		orphans, err := c.l2.set(context.WithoutCancel(ctx), key, b, ttl, tags, now)
 		if err != nil {
 			c.l2Failed(err)
 		} else {
@@ -340,12 +351,12 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	// A purge that began after the check above may have missed this entry.
 	if c.purges.affects(gen, key, tags) {
-		_ = c.l1.Delete(key)
-		if c.l2 != nil && c.breaker.allow() {
-			// Another node may have read it from L2 meanwhile: tell it.
-			if n, _ := c.l2.del(ctx, key); n > 0 {
-				c.publish(ctx, purgeMessage{Keys: []string{key}})
-			}
+		if c.l2 == nil {
+			_ = c.l1.Delete(key)
+		} else {
+			// It may be in L2, and another node may have read it from
+			// there meanwhile: purge it everywhere.
+			c.purge(ctx, purgeMessage{Keys: []string{key}})
 		}
 		return false, nil
 	}
@@ -371,23 +382,35 @@ func (c *Cache) PurgePrefix(ctx context.Context, prefix string) int {
 	return c.purge(ctx, purgeMessage{Prefix: prefix, HasPrefix: true})
 }
 
-// purge applies m here, in L2, and on the other nodes.
+// purge applies m here, in L2, and on the other nodes. Its Redis part runs
+// detached from ctx's cancellation and, if it fails (or the breaker is
+// open), is retried in the background until it gets through; until then
+// L2 reads of what m names are misses (see pendingPurges).
 func (c *Cache) purge(ctx context.Context, m purgeMessage) int {
-	removed := c.purgeLocal(m)
 	if c.l2 == nil {
-		return purgedCount(removed)
+		return purgedCount(c.purgeLocal(m))
 	}
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	p := c.pending.begin(m, m) // before purgeLocal records it
+	removed := c.purgeLocal(m)
 	if !c.breaker.allow() {
-		c.remember(m)
+		p.do = withKeys(m, removed)
+		c.deferPurge(p, errBreakerOpen)
 		return purgedCount(removed)
 	}
 	n, err := c.purgeL2(ctx, m, removed)
+	if err == nil {
+		err = c.publish(ctx, m)
+	}
 	if err != nil {
 		c.l2Failed(err)
-		c.remember(m)
+		p.do = withKeys(m, removed)
+		c.deferPurge(p, err)
 		return purgedCount(removed)
 	}
-	c.publish(ctx, m)
+	c.purges.record(m, false) // reached Redis: see pendingPurges
+	c.pending.finish(p)
 	return n
 }
 
@@ -482,6 +505,15 @@ type Stats struct {
 	L2Down                     bool // the breaker is open: L1 only
 	PurgesSent, PurgesReceived uint64
 	L1Resets, BreakerOpens     uint64
+
+	// PurgesDeferred counts purges whose Redis part failed (or found the
+	// breaker open) and went to the background retrier.
+	PurgesDeferred uint64
+	// PurgesPending is how many of those have not reached Redis yet.
+	PurgesPending int
+	// PurgeOverflows counts the times more than 10,000 purges waited for
+	// Redis, so that every Redis entry was to be dropped instead.
+	PurgeOverflows uint64
 }
 
 // Stats returns the cache's contents and totals.
@@ -492,6 +524,8 @@ func (c *Cache) Stats() Stats {
 		L2Down:     c.l2 != nil && !c.breaker.allow(),
 		PurgesSent: c.stats.purgesSent.Load(), PurgesReceived: c.stats.purgesReceived.Load(),
 		L1Resets: c.stats.l1Resets.Load(), BreakerOpens: c.stats.breakerOpens.Load(),
+		PurgesDeferred: c.stats.purgesDeferred.Load(), PurgesPending: c.pending.len(),
+		PurgeOverflows: c.stats.purgeOverflows.Load(),
 	}
 }
 
