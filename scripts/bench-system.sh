@@ -22,7 +22,7 @@ STEP=${BENCH_STEP:-20s}
 SCENARIO=${BENCH_SCENARIO:-dating}
 P95_MS=${BENCH_P95_MS:-200}
 OUT=${BENCH_OUT:-.bench/system}
-SECRET=spark-bench-secret-local-only
+SECRET=spark-bench-secret-local-only-not-for-production  # PostGIS: at least 32 bytes
 PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export PGHOST PGPORT PGUSER
 mkdir -p "$OUT"
