@@ -44,14 +44,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 		requests = existing
 	}
+	reasons := authtoken.Reasons()
 	m := &metrics{
 		requests:  requests,
 		accepted:  requests.WithLabelValues(resultAccepted, ""),
 		preflight: requests.WithLabelValues(resultPreflight, ""),
-		byReason:  make(map[authtoken.Reason]prometheus.Counter, len(authtoken.Reasons)),
+		byReason:  make(map[authtoken.Reason]prometheus.Counter, len(reasons)),
 		other:     requests.WithLabelValues(resultRefused, "other"),
 	}
-	for _, r := range authtoken.Reasons {
+	for _, r := range reasons {
 		m.byReason[r] = requests.WithLabelValues(resultRefused, string(r))
 	}
 	return m, nil

@@ -65,23 +65,39 @@ const (
 	ReasonClaims      Reason = "claims"        // a required claim (exp) is missing or invalid
 )
 
-// Reasons lists every Reason, for metrics that want each label up front.
-var Reasons = []Reason{ReasonMissing, ReasonMalformed, ReasonAlgorithm, ReasonUnknownKey, ReasonSignature,
-	ReasonExpired, ReasonNotYetValid, ReasonIssuer, ReasonAudience, ReasonLifetime, ReasonSubject, ReasonClaims}
+// Reasons returns every Reason, for metrics that want each label up front.
+func Reasons() []Reason {
+	return []Reason{ReasonMissing, ReasonMalformed, ReasonAlgorithm, ReasonUnknownKey, ReasonSignature,
+		ReasonExpired, ReasonNotYetValid, ReasonIssuer, ReasonAudience, ReasonLifetime, ReasonSubject, ReasonClaims}
+}
 
-var reasonText = map[Reason]string{
-	ReasonMissing:     "no bearer token",
-	ReasonMalformed:   "malformed token",
-	ReasonAlgorithm:   "signing algorithm not accepted",
-	ReasonUnknownKey:  "no key for the token's kid",
-	ReasonSignature:   "signature does not verify",
-	ReasonExpired:     "token expired",
-	ReasonNotYetValid: "token not valid yet",
-	ReasonIssuer:      "wrong issuer",
-	ReasonAudience:    "wrong audience",
-	ReasonLifetime:    "token lifetime exceeds the maximum",
-	ReasonSubject:     "sub is not a user id",
-	ReasonClaims:      "required claim missing or invalid",
+// text is the fixed message of a reason.
+func (r Reason) text() string {
+	switch r {
+	case ReasonMissing:
+		return "no bearer token"
+	case ReasonMalformed:
+		return "malformed token"
+	case ReasonAlgorithm:
+		return "signing algorithm not accepted"
+	case ReasonUnknownKey:
+		return "no key for the token's kid"
+	case ReasonSignature:
+		return "signature does not verify"
+	case ReasonExpired:
+		return "token expired"
+	case ReasonNotYetValid:
+		return "token not valid yet"
+	case ReasonIssuer:
+		return "wrong issuer"
+	case ReasonAudience:
+		return "wrong audience"
+	case ReasonLifetime:
+		return "token lifetime exceeds the maximum"
+	case ReasonSubject:
+		return "sub is not a user id"
+	}
+	return "required claim missing or invalid"
 }
 
 // Error is a refused token. Its message is fixed per Reason (it never
@@ -93,7 +109,7 @@ type Error struct {
 }
 
 // Error implements error.
-func (e *Error) Error() string { return "unauthenticated: " + reasonText[e.Reason] }
+func (e *Error) Error() string { return "unauthenticated: " + e.Reason.text() }
 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.cause }

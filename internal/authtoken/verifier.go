@@ -74,6 +74,7 @@ var (
 	errNoAlgorithm = errors.New("algorithm without keys")
 	errUnknownKey  = errors.New("unknown kid")
 	errBadKid      = errors.New("kid is not a string")
+	errCrit        = errors.New("crit header: no extension is understood")
 )
 
 // NewVerifier returns a verifier for o. It refuses an empty key list, empty
@@ -160,6 +161,11 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 	// could register its own under the same name).
 	if ak == nil || t.Method != ak.method {
 		return nil, errNoAlgorithm
+	}
+	// RFC 7515 §4.1.11: a critical extension we do not understand (we
+	// understand none) makes the token invalid.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCrit
 	}
 	raw, ok := t.Header["kid"]
 	if !ok {
@@ -275,7 +281,7 @@ func classify(err error) *Error {
 		r = ReasonAlgorithm
 	case errors.Is(err, errUnknownKey):
 		r = ReasonUnknownKey
-	case errors.Is(err, errBadKid), errors.Is(err, jwt.ErrTokenMalformed):
+	case errors.Is(err, errBadKid), errors.Is(err, errCrit), errors.Is(err, jwt.ErrTokenMalformed):
 		r = ReasonMalformed
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		// An alg golang-jwt does not know ("none" is known, and refused by

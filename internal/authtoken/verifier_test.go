@@ -133,6 +133,7 @@ func TestVerifyRefusals(t *testing.T) {
 		{"kid of another key", "Bearer " + sign(t, jwt.SigningMethodEdDSA, testEd, "ed2", good()), ReasonSignature},
 		{"kid of another algorithm", "Bearer " + sign(t, jwt.SigningMethodEdDSA, testEd, "rs1", good()), ReasonUnknownKey},
 		{"kid not a string", "Bearer " + sign(t, jwt.SigningMethodHS256, testSecret, "", good()) /* replaced below */, ""},
+		{"crit header", "", ""}, // set below
 		{"rs256 unknown key", "Bearer " + sign(t, jwt.SigningMethodRS256, testRSA3, "", good()), ReasonSignature},
 		{"expired", "Bearer " + hs(with("exp", t0.Add(-time.Minute).Unix())), ReasonExpired},
 		{"no exp", "Bearer " + hs(with("exp", nil)), ReasonClaims},
@@ -159,6 +160,11 @@ func TestVerifyRefusals(t *testing.T) {
 			case "kid not a string":
 				tk := jwt.NewWithClaims(jwt.SigningMethodHS256, good())
 				tk.Header["kid"] = 7
+				s, _ := tk.SignedString(testSecret)
+				header, want = "Bearer "+s, ReasonMalformed
+			case "crit header":
+				tk := jwt.NewWithClaims(jwt.SigningMethodHS256, good())
+				tk.Header["crit"] = []string{"exp"}
 				s, _ := tk.SignedString(testSecret)
 				header, want = "Bearer "+s, ReasonMalformed
 			case "exp too far from iat":
