@@ -111,7 +111,7 @@ func startStack(t *testing.T) *stack {
 	s := &stack{bin: bin, origin: freeAddr(t), edge: freeAddr(t)}
 	home := filepath.Join(dir, "home")
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_DATA_HOME=" + filepath.Join(home, "data"),
-		"SPARK_ORIGIN=" + s.origin, "SPARK_LISTEN=" + s.edge, "SPARK_ADMIN=" + freeAddr(t), "SPARK_JWT_SECRET=", "SPARK_DATABASE_URL="}
+		"SPARK_ORIGIN=" + s.origin, "SPARK_LISTEN=" + s.edge, "SPARK_ADMIN=" + freeAddr(t), "SPARK_JWT_SECRET=" + DevJWTSecret, "SPARK_DATABASE_URL="}
 	startProcess(t, env, filepath.Join(dir, "origin.log"), bin, "origin", "--listen", s.origin, "--demo-users", "500",
 		"--photo-dir", filepath.Join(dir, "photos"))
 	waitHealthy(t, "http://"+s.origin+"/healthz")

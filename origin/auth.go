@@ -2,168 +2,136 @@ package origin
 
 import (
 	"crypto/ed25519"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
+	"crypto/rsa"
 	"fmt"
-	"strconv"
+	"os"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/spark-edge/spark/internal/authtoken"
 )
 
 // DevJWTSecret is the fixed HS256 secret used with the embedded store when no
 // secret is configured, so `spark origin token` works out of the box. Never
 // accepted with PostGIS.
-const DevJWTSecret = "spark-development-secret-not-for-production"
+const DevJWTSecret = authtoken.DevSecret
 
-// ErrUnauthenticated reports a missing, malformed, expired or forged token.
-var ErrUnauthenticated = errors.New("unauthenticated")
+// DefaultTokenIssuer is the iss of tokens `spark origin token` issues when
+// no --jwt-issuer is configured.
+const DefaultTokenIssuer = "spark-origin"
 
-// Authenticator verifies bearer tokens: HS256 with a shared secret and/or
-// EdDSA (Ed25519) with public keys. The token's "sub" is the user id.
+// ErrUnauthenticated reports a missing, malformed, expired or forged token
+// (it matches every error Authenticate returns).
+var ErrUnauthenticated = authtoken.ErrUnauthenticated
+
+// Authenticator verifies bearer tokens with an authtoken.Verifier: HS256
+// with a shared secret, EdDSA (Ed25519) and RS256 with public keys. The
+// token's "sub" is the user id. The edge's spark_auth verifies with the same
+// library, so both accept the same tokens when configured alike.
 type Authenticator struct {
-	secret []byte
-	keys   []ed25519.PublicKey
-	now    func() time.Time
-
-	// verified remembers tokens whose signature checked out, so a client's
-	// next request skips the parse and the signature (HMAC or Ed25519); the
-	// time claims are still checked on every use.
-	mu       sync.RWMutex
-	verified map[string]verifiedToken
+	v *authtoken.Verifier
 }
-
-// verifiedToken is what a verified token grants, and when.
-type verifiedToken struct {
-	id                 int64
-	notBefore, expires time.Time // notBefore zero: none
-}
-
-// maxVerifiedTokens bounds the verified-token memory (about 15 MB of tokens);
-// when full it starts again empty.
-const maxVerifiedTokens = 1 << 16
-
-// tokenLeeway is the clock skew allowed on exp and nbf.
-const tokenLeeway = 30 * time.Second
 
 // NewAuthenticator returns an authenticator accepting HS256 tokens signed with
-// secret (if non-empty) and EdDSA tokens signed by any of keys.
+// secret (if non-empty) and EdDSA tokens signed by any of keys, with the
+// default lifetime cap and leeway (tests and the embedded store).
 func NewAuthenticator(secret string, keys []ed25519.PublicKey, now func() time.Time) (*Authenticator, error) {
-	if secret == "" && len(keys) == 0 {
-		return nil, errors.New("auth: neither a JWT secret nor an EdDSA public key is configured")
+	o := authtoken.Options{Leeway: authtoken.DefaultLeeway, Now: now}
+	if secret != "" {
+		o.HS256 = []authtoken.HMACKey{{Secret: []byte(secret)}}
 	}
-	if now == nil {
-		now = time.Now
+	for _, k := range keys {
+		o.Ed25519 = append(o.Ed25519, authtoken.Ed25519Key{Key: k})
 	}
-	return &Authenticator{secret: []byte(secret), keys: keys, now: now, verified: map[string]verifiedToken{}}, nil
+	v, err := authtoken.NewVerifier(o)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return &Authenticator{v: v}, nil
+}
+
+// AuthenticatorFor returns an authenticator verifying with v.
+func AuthenticatorFor(v *authtoken.Verifier) *Authenticator { return &Authenticator{v: v} }
+
+// Authenticate checks an Authorization header value and returns the user id.
+func (a *Authenticator) Authenticate(header string) (int64, error) {
+	id, err := a.v.Verify(header)
+	if err != nil {
+		return 0, err
+	}
+	return id.UserID, nil
 }
 
 // ParseEd25519PublicKeyPEM reads a PKIX "PUBLIC KEY" PEM block holding an
 // Ed25519 key.
 func ParseEd25519PublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
-	blk, _ := pem.Decode(data)
-	if blk == nil {
-		return nil, errors.New("auth: no PEM block in public key")
-	}
-	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	k, err := authtoken.ParseEd25519PublicKeyPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("auth: parse public key: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
-	ek, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("auth: public key is %T, want Ed25519", k)
-	}
-	return ek, nil
+	return k, nil
 }
 
-// Authenticate checks an Authorization header value and returns the user id.
-func (a *Authenticator) Authenticate(header string) (int64, error) {
-	const prefix = "bearer "
-	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
-		return 0, fmt.Errorf("%w: missing bearer token", ErrUnauthenticated)
-	}
-	raw := strings.TrimSpace(header[len(prefix):])
-	now := a.now()
-	a.mu.RLock()
-	v, ok := a.verified[raw]
-	a.mu.RUnlock()
-	if ok {
-		if now.After(v.expires.Add(tokenLeeway)) {
-			return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, jwt.ErrTokenExpired)
-		}
-		if !v.notBefore.IsZero() && now.Before(v.notBefore.Add(-tokenLeeway)) {
-			return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, jwt.ErrTokenNotValidYet)
-		}
-		return v.id, nil
-	}
-	var methods []string
-	if len(a.secret) > 0 {
-		methods = append(methods, jwt.SigningMethodHS256.Alg())
-	}
-	if len(a.keys) > 0 {
-		methods = append(methods, jwt.SigningMethodEdDSA.Alg())
-	}
-	claims := &jwt.RegisteredClaims{}
-	_, err := jwt.ParseWithClaims(raw, claims, a.keyFunc(),
-		jwt.WithValidMethods(methods), jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(func() time.Time { return now }), jwt.WithLeeway(tokenLeeway))
-	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
-	}
-	id, err := strconv.ParseInt(claims.Subject, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%w: sub %q is not a user id", ErrUnauthenticated, claims.Subject)
-	}
-	v = verifiedToken{id: id, expires: claims.ExpiresAt.Time} // required above
-	if claims.NotBefore != nil {
-		v.notBefore = claims.NotBefore.Time
-	}
-	a.mu.Lock()
-	if len(a.verified) >= maxVerifiedTokens {
-		clear(a.verified)
-	}
-	a.verified[raw] = v
-	a.mu.Unlock()
-	return id, nil
-}
-
-func (a *Authenticator) keyFunc() jwt.Keyfunc {
-	return func(t *jwt.Token) (any, error) {
-		switch t.Method.Alg() {
-		case jwt.SigningMethodHS256.Alg():
-			return a.secret, nil
-		case jwt.SigningMethodEdDSA.Alg():
-			// Verify against every configured key; jwt accepts a VerificationKeySet.
-			set := jwt.VerificationKeySet{}
-			for _, k := range a.keys {
-				set.Keys = append(set.Keys, k)
-			}
-			return set, nil
-		}
-		return nil, fmt.Errorf("unexpected signing method %s", t.Method.Alg())
-	}
-}
-
-// IssueToken returns an HS256 token for user id valid for ttl.
+// IssueToken returns an HS256 token for user id valid for ttl, issued by
+// DefaultTokenIssuer.
 func IssueToken(secret string, id int64, ttl time.Duration, now time.Time) (string, error) {
-	if secret == "" {
-		return "", errors.New("auth: empty secret")
+	return authtoken.Issue([]byte(secret), id, authtoken.IssueOptions{TTL: ttl, Now: now, Issuer: DefaultTokenIssuer})
+}
+
+// LoadPublicKeys reads the PEM public keys of --jwt-public-key: each spec
+// is a file path, or kid=path to name the key. Ed25519 keys verify EdDSA
+// tokens, RSA keys (at least 2048 bits) RS256 tokens.
+func LoadPublicKeys(specs []string) ([]authtoken.Ed25519Key, []authtoken.RSAKey, error) {
+	var eds []authtoken.Ed25519Key
+	var rss []authtoken.RSAKey
+	for _, spec := range specs {
+		kid, path := "", spec
+		if k, p, ok := strings.Cut(spec, "="); ok {
+			kid, path = k, p
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("origin: read public key: %w", err)
+		}
+		k, err := authtoken.ParsePublicKeyPEM(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("origin: public key %s: %w", path, err)
+		}
+		switch k := k.(type) {
+		case ed25519.PublicKey:
+			eds = append(eds, authtoken.Ed25519Key{ID: kid, Key: k})
+		case *rsa.PublicKey:
+			rss = append(rss, authtoken.RSAKey{ID: kid, Key: k})
+		}
 	}
-	if id <= 0 {
-		return "", fmt.Errorf("auth: user id %d must be positive", id)
-	}
-	c := jwt.RegisteredClaims{
-		Subject:   strconv.FormatInt(id, 10),
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		Issuer:    "spark-origin",
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))
+	return eds, rss, nil
+}
+
+// NewConfiguredAuthenticator builds the authenticator Run uses from cfg's
+// JWT settings: the HS256 secret (ResolveSecret: the development secret
+// with the embedded store only; with PostGIS at least 32 bytes and never
+// the development secret), the public keys, issuer, audience and lifetime
+// cap. dev reports that the development secret is in use.
+func NewConfiguredAuthenticator(cfg Config) (a *Authenticator, dev bool, err error) {
+	eds, rss, err := LoadPublicKeys(cfg.JWTPublicKeys)
 	if err != nil {
-		return "", fmt.Errorf("auth: sign token: %w", err)
+		return nil, false, err
 	}
-	return s, nil
+	secret, dev, err := ResolveSecret(cfg.JWTSecret, cfg.DatabaseURL, len(eds)+len(rss) > 0)
+	if err != nil {
+		return nil, false, err
+	}
+	if cfg.JWTMaxLifetime < 0 {
+		return nil, false, fmt.Errorf("origin: --jwt-max-lifetime %v must not be negative", cfg.JWTMaxLifetime)
+	}
+	o := authtoken.Options{Ed25519: eds, RS256: rss, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		MaxLifetime: cfg.JWTMaxLifetime, Leeway: authtoken.DefaultLeeway}
+	if secret != "" {
+		o.HS256 = []authtoken.HMACKey{{Secret: []byte(secret)}}
+	}
+	v, err := authtoken.NewVerifier(o)
+	if err != nil {
+		return nil, false, fmt.Errorf("origin: %w", err)
+	}
+	return AuthenticatorFor(v), dev, nil
 }

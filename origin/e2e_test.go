@@ -44,7 +44,8 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	edgePort, adminPort := freePort(t), freePort(t)
 	home := t.TempDir()
 	base := startEdgeProcess(t, bin, filepath.Join(root, "Caddyfile"), edgePort, home,
-		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort)
+		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort,
+		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
 
 	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Hour, time.Now())
 	if err != nil {
@@ -137,6 +138,48 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	if !isHit(res) || res.Header.Get("ETag") != etag {
 		t.Fatalf("profile not served from the edge: %q etag %q", res.Header.Get("Cache-Status"), res.Header.Get("ETag"))
 	}
+	// Issue 10 item 2: the stored profile never reaches a request the
+	// origin refuses. No token, a garbage or forged one, an expired one:
+	// the edge's own 401, the same document the origin sends, and never
+	// the stored body.
+	direct, err := http.Get("http://" + originAddr + prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	originBody, _ := io.ReadAll(direct.Body)
+	direct.Body.Close()
+	if direct.StatusCode != 401 {
+		t.Fatalf("origin without a token: %d", direct.StatusCode)
+	}
+	expired, _ := origin.IssueToken(origin.DevJWTSecret, 1, time.Minute, time.Now().Add(-time.Hour))
+	forged, _ := origin.IssueToken("not-the-secret-of-this-origin-0123456789", 1, time.Hour, time.Now())
+	for name, auth := range map[string]string{"no token": "", "garbage": "Bearer garbage", "forged": "Bearer " + forged,
+		"expired": "Bearer " + expired, "basic": "Basic MTpw"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			req, _ := http.NewRequest(method, base+prof, nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 401 || res.Header.Get("Cache-Status") != "" || res.Header.Get("Content-Type") != "application/problem+json" ||
+				res.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+				t.Fatalf("%s %s through the edge: %d Cache-Status %q %q", name, method, res.StatusCode, res.Header.Get("Cache-Status"), b)
+			}
+			if method == "GET" && string(b) != string(originBody) {
+				t.Fatalf("%s: the edge's 401 %q differs from the origin's %q", name, b, originBody)
+			}
+		}
+	}
+	res, _ = call("GET", prof, "")
+	if !isHit(res) {
+		t.Fatalf("valid token after refusals not a hit: %q", res.Header.Get("Cache-Status"))
+	}
+
 	// The target updates their profile: the edge drops the cached copy.
 	targetTok, _ := origin.IssueToken(origin.DevJWTSecret, target, time.Hour, time.Now())
 	put, _ := http.NewRequest("PUT", base+"/api/users/me/profile",

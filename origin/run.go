@@ -2,7 +2,6 @@ package origin
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spark-edge/spark/internal/authtoken"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
 	"github.com/spark-edge/spark/origin/store/postgis"
@@ -38,17 +38,30 @@ type Config struct {
 	MaxPhotos      int   // uploads per user, default DefaultMaxPhotos
 	PhotoMaxSide   int   // long side of stored originals, default imageproxy.DefaultOriginalSide
 	PhotoInFlight  int   // uploads received or processed at once, default DefaultPhotoInFlight
+
+	// Token checks besides JWTSecret and JWTPublicKeys (Ed25519 or RSA PEM
+	// files, each "path" or "kid=path"); see NewConfiguredAuthenticator.
+	JWTIssuer      string        // iss every token must carry; empty: not checked
+	JWTAudience    string        // aud every token must name; empty: not checked
+	JWTMaxLifetime time.Duration // longest token lifetime accepted; 0: 24 h (authtoken.DefaultMaxLifetime)
 }
 
 // DefaultListen is the origin's default listen address.
 const DefaultListen = "127.0.0.1:8081"
 
 // ResolveSecret returns the HS256 secret to use: the configured one, or the
-// development secret when the embedded store is in use (dev reports true).
-// With PostGIS and no secret (and no public keys) it is an error.
+// development secret when the embedded store is in use (dev reports that
+// the development secret is in use). With PostGIS (production) no secret
+// (and no public keys), the development secret and a secret shorter than
+// 32 bytes are errors.
 func ResolveSecret(secret, databaseURL string, hasPublicKeys bool) (s string, dev bool, err error) {
 	if secret != "" {
-		return secret, false, nil
+		if databaseURL != "" {
+			if err := authtoken.CheckSecret([]byte(secret)); err != nil {
+				return "", false, fmt.Errorf("origin: refusing the JWT secret of --jwt-secret / SPARK_JWT_SECRET on PostGIS: %w", err)
+			}
+		}
+		return secret, secret == DevJWTSecret, nil
 	}
 	if databaseURL == "" {
 		return DevJWTSecret, true, nil
@@ -130,23 +143,6 @@ func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 	return pg, "postgis", poolAdapter{pg}, nil
 }
 
-// LoadPublicKeys reads Ed25519 PEM public keys from files.
-func LoadPublicKeys(paths []string) ([]ed25519.PublicKey, error) {
-	var keys []ed25519.PublicKey
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("origin: read public key: %w", err)
-		}
-		k, err := ParseEd25519PublicKeyPEM(b)
-		if err != nil {
-			return nil, fmt.Errorf("origin: %s: %w", p, err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}
-
 // Run serves the origin API until ctx is cancelled, then shuts down
 // gracefully. ready, if non-nil, receives the bound address once listening.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
@@ -156,20 +152,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	keys, err := LoadPublicKeys(cfg.JWTPublicKeys)
-	if err != nil {
-		return err
-	}
-	secret, dev, err := ResolveSecret(cfg.JWTSecret, cfg.DatabaseURL, len(keys) > 0)
+	auth, dev, err := NewConfiguredAuthenticator(cfg)
 	if err != nil {
 		return err
 	}
 	if dev {
 		log.Warn("!!! USING THE FIXED DEVELOPMENT JWT SECRET: anyone can mint tokens. Set --jwt-secret / SPARK_JWT_SECRET outside development. !!!")
-	}
-	auth, err := NewAuthenticator(secret, keys, nil)
-	if err != nil {
-		return fmt.Errorf("origin: %w", err)
 	}
 	photoDir, devPhotos, err := ResolvePhotoDir(cfg.PhotoDir, cfg.DatabaseURL)
 	if err != nil {

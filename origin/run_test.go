@@ -96,7 +96,7 @@ func TestRunPostGISNeedsSecret(t *testing.T) {
 // TestRunPostGISNeedsPhotoDir: on PostGIS uploads need a directory that
 // outlives the process; the embedded store defaults to a temporary one.
 func TestRunPostGISNeedsPhotoDir(t *testing.T) {
-	err := origin.Run(context.Background(), origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.URL(), JWTSecret: "s3cret"}, quietLog(), nil)
+	err := origin.Run(context.Background(), origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.URL(), JWTSecret: "origin-run-test-secret-0123456789abcdef"}, quietLog(), nil)
 	if err == nil || !strings.Contains(err.Error(), "photo directory") {
 		t.Fatalf("Run without a photo directory on PostGIS: %v", err)
 	}
@@ -112,7 +112,7 @@ func TestRunPostGISNeedsPhotoDir(t *testing.T) {
 func TestRunPostGISMigrates(t *testing.T) {
 	pgtest.Open(t, "test_origin_run")
 	addr, stop := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: pgtest.SchemaURL(t, "test_origin_run"),
-		JWTSecret: "s3cret", Migrate: true, PhotoDir: t.TempDir()})
+		JWTSecret: "origin-run-test-secret-0123456789abcdef", Migrate: true, PhotoDir: t.TempDir()})
 	res, err := http.Get("http://" + addr + "/readyz")
 	if err != nil {
 		t.Fatal(err)

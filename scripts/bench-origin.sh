@@ -20,7 +20,7 @@ USERS=${BENCH_USERS:-1000000}
 DB=${BENCH_DB:-spark_loadtest_bench}
 DUR=${BENCH_DURATION:-15s}
 CLIENTS=${BENCH_CLIENTS:-"32 4"}
-SECRET=spark-bench-secret-local-only
+SECRET=spark-bench-secret-local-only-not-for-production  # PostGIS: at least 32 bytes
 PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export PGHOST PGPORT PGUSER
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; }

@@ -78,7 +78,10 @@ start_cache() { # name port
 		nginx -c "$work/nginx-cache.conf" -g 'daemon off;' >"$work/nginx-cache.log" 2>&1 &
 		;;
 	spark)
+		# spark_auth guards /api/* only (the peers scenario reads other paths);
+		# the repo Caddyfile still needs its secret to start.
 		SPARK_ORIGIN=127.0.0.1:$origin_port SPARK_LISTEN=127.0.0.1:$2 SPARK_ADMIN=127.0.0.1:$(free_port) \
+			SPARK_JWT_SECRET=spark-bench-peers-secret-not-for-production \
 			"$BIN" run --config Caddyfile --adapter caddyfile >"$work/spark.log" 2>&1 &
 		;;
 	esac

@@ -22,7 +22,7 @@ STEP=${BENCH_STEP:-20s}
 SCENARIO=${BENCH_SCENARIO:-dating}
 P95_MS=${BENCH_P95_MS:-200}
 OUT=${BENCH_OUT:-.bench/system}
-SECRET=spark-bench-secret-local-only
+SECRET=spark-bench-secret-local-only-not-for-production  # PostGIS: at least 32 bytes
 PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export PGHOST PGPORT PGUSER
 mkdir -p "$OUT"
@@ -45,7 +45,7 @@ mkdir -p "$work/photos"
 "$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" --migrate >"$work/origin.log" 2>&1 &
 pids+=($!)
 wait_ok "http://$origin/healthz"
-SPARK_ORIGIN=$origin SPARK_LISTEN=$edge SPARK_ADMIN=127.0.0.1:$(free_port) \
+SPARK_ORIGIN=$origin SPARK_LISTEN=$edge SPARK_ADMIN=127.0.0.1:$(free_port) SPARK_JWT_SECRET=$SECRET \
 	"$BIN" run --config Caddyfile --adapter caddyfile >"$work/edge.log" 2>&1 &
 pids+=($!)
 wait_ok "http://$edge/healthz"

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SPARK_BIN:-bin/spark}
 export SPARK_ORIGIN=${SPARK_ORIGIN:-127.0.0.1:8081}
+# One HS256 secret for the origin and the edge's spark_auth: the published
+# development secret unless one is set (`bin/spark origin token` uses the
+# same default).
+export SPARK_JWT_SECRET=${SPARK_JWT_SECRET:-spark-development-secret-not-for-production}
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM

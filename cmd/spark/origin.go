@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/authtoken"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store/postgis"
 	"github.com/spark-edge/spark/tiered"
@@ -26,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "origin",
-		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--demo-users <n>] [--migrate] [--photo-dir <dir>]",
+		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>]",
 		Short: "Runs the Spark origin API (embedded store by default, PostGIS with --database-url)",
 		Long: `
 Runs the Spark origin API: matching, swipes, profiles, chat and location.
@@ -34,7 +35,14 @@ Runs the Spark origin API: matching, swipes, profiles, chat and location.
 With no --database-url (or SPARK_DATABASE_URL) it uses an embedded in-memory
 store seeded with --demo-users demo users around a few cities, and a fixed
 development JWT secret unless --jwt-secret / SPARK_JWT_SECRET is set. On
-PostGIS it refuses to start without a secret (or EdDSA public keys).
+PostGIS it refuses to start without a secret (or public keys), with the
+development secret, or with a secret shorter than 32 bytes.
+
+Tokens: HS256 with --jwt-secret; EdDSA (Ed25519) and RS256 (RSA, at least
+2048 bits) with --jwt-public-key PEM files, each "path" or "kid=path" (a
+token's kid header selects the key). exp is required and may lie at most
+--jwt-max-lifetime (default 24h) from now and from iat; --jwt-issuer and
+--jwt-audience, when set, must match iss and aud.
 
 Photo uploads (POST /api/users/me/photos) are normalised once (upright,
 sRGB, no metadata, long side capped) and stored under --photo-dir
@@ -48,12 +56,12 @@ Subcommands:
 		CobraFunc: func(cmd *cobra.Command) {
 			pf := cmd.PersistentFlags()
 			pf.String("database-url", os.Getenv("SPARK_DATABASE_URL"), "PostgreSQL+PostGIS URL (env SPARK_DATABASE_URL); empty: embedded store")
-			pf.String("jwt-secret", os.Getenv("SPARK_JWT_SECRET"), "HS256 secret (env SPARK_JWT_SECRET)")
+			addJWTFlags(cmd)
 			addPoolFlags(cmd)
 			f := cmd.Flags()
 			f.String("listen", envOr("SPARK_ORIGIN_LISTEN", origin.DefaultListen), "listen address")
 			f.String("replica-url", os.Getenv("SPARK_REPLICA_URL"), "read replica URL for profile reads and message history (env SPARK_REPLICA_URL)")
-			f.StringSlice("jwt-public-key", nil, "Ed25519 public key PEM file accepted for EdDSA tokens (repeatable)")
+			f.StringSlice("jwt-public-key", nil, "Ed25519 (EdDSA) or RSA (RS256) public key PEM file, as path or kid=path (repeatable)")
 			f.Int("demo-users", 500, "embedded store: number of demo users to seed")
 			f.Uint64("demo-seed", 1, "embedded store: seed of the demo data")
 			f.Bool("migrate", false, "PostGIS: apply migrations at start-up")
@@ -87,6 +95,15 @@ func newLogger() *slog.Logger {
 
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// addJWTFlags adds the token settings the origin and `origin token` share.
+func addJWTFlags(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.String("jwt-secret", os.Getenv("SPARK_JWT_SECRET"), "HS256 secret (env SPARK_JWT_SECRET); with PostGIS at least 32 bytes, never the development secret")
+	pf.String("jwt-issuer", os.Getenv("SPARK_JWT_ISSUER"), "iss every token must carry, and `token` issues (env SPARK_JWT_ISSUER); empty: not checked")
+	pf.String("jwt-audience", os.Getenv("SPARK_JWT_AUDIENCE"), "aud every token must name, and `token` issues (env SPARK_JWT_AUDIENCE); empty: not checked")
+	pf.Duration("jwt-max-lifetime", authtoken.DefaultMaxLifetime, "longest token lifetime accepted: exp at most this far from now and from iat (`token` issues within it)")
 }
 
 func addPoolFlags(cmd *cobra.Command) {
@@ -144,6 +161,12 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 	cfg.JWTSecret, err = f.GetString("jwt-secret")
 	get(err)
 	cfg.JWTPublicKeys, err = f.GetStringSlice("jwt-public-key")
+	get(err)
+	cfg.JWTIssuer, err = f.GetString("jwt-issuer")
+	get(err)
+	cfg.JWTAudience, err = f.GetString("jwt-audience")
+	get(err)
+	cfg.JWTMaxLifetime, err = f.GetDuration("jwt-max-lifetime")
 	get(err)
 	cfg.DemoUsers, err = f.GetInt("demo-users")
 	get(err)
@@ -217,15 +240,33 @@ func tokenCmd() *cobra.Command {
 		Use:   "token --user <id>[,<id>...]",
 		Short: "Prints a bearer token per user, one per line, signed with the origin's secret",
 		Long: `Prints a bearer token for each --user, one per line in the order given,
-signed with the secret the origin would use (--jwt-secret / SPARK_JWT_SECRET).
-Several ids (--user 1,2,3 or --user repeated) give load generators one token
-per virtual user without starting the binary once per user.`,
+signed with the secret the origin would use (--jwt-secret / SPARK_JWT_SECRET),
+carrying --jwt-issuer and --jwt-audience when set (iss defaults to
+spark-origin). --ttl defaults to --jwt-max-lifetime (24h); a longer one is
+refused, since the origin would refuse the token. Several ids (--user 1,2,3
+or --user repeated) give load generators one token per virtual user without
+starting the binary once per user.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
 			users, _ := f.GetInt64Slice("user")
 			ttl, _ := f.GetDuration("ttl")
 			secret, _ := f.GetString("jwt-secret")
 			url, _ := f.GetString("database-url")
+			iss, _ := f.GetString("jwt-issuer")
+			aud, _ := f.GetString("jwt-audience")
+			maxLife, _ := f.GetDuration("jwt-max-lifetime")
+			if maxLife <= 0 {
+				maxLife = authtoken.DefaultMaxLifetime
+			}
+			if ttl == 0 {
+				ttl = maxLife
+			}
+			if ttl < 0 || ttl > maxLife {
+				return fmt.Errorf("origin token: --ttl %v must be positive and at most --jwt-max-lifetime %v", ttl, maxLife)
+			}
+			if iss == "" {
+				iss = origin.DefaultTokenIssuer
+			}
 			s, dev, err := origin.ResolveSecret(secret, url, false)
 			if err != nil {
 				return fmt.Errorf("origin token: %w", err)
@@ -236,7 +277,7 @@ per virtual user without starting the binary once per user.`,
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			now := time.Now()
 			for _, user := range users {
-				tok, err := origin.IssueToken(s, user, ttl, now)
+				tok, err := authtoken.Issue([]byte(s), user, authtoken.IssueOptions{TTL: ttl, Now: now, Issuer: iss, Audience: aud})
 				if err != nil {
 					return fmt.Errorf("origin token for user %d: %w", user, err)
 				}
@@ -249,7 +290,7 @@ per virtual user without starting the binary once per user.`,
 		},
 	}
 	c.Flags().Int64Slice("user", nil, "user id (the token's sub); several: 1,2,3 or repeated")
-	c.Flags().Duration("ttl", 24*time.Hour, "token lifetime")
+	c.Flags().Duration("ttl", 0, "token lifetime (default and at most --jwt-max-lifetime)")
 	_ = c.MarkFlagRequired("user")
 	return c
 }

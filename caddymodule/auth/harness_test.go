@@ -1,0 +1,378 @@
+package auth
+
+// Integration harness: a real Caddy loaded from Caddyfile text, with
+// spark_auth and spark_cache in front of a counting origin stub. Caddy is
+// process-global: tests using the harness run sequentially.
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"github.com/golang-jwt/jwt/v5"
+
+	_ "github.com/spark-edge/spark/caddymodule/cache"
+)
+
+// secretEnv names the environment variable the test Caddyfiles read the
+// HS256 secret from.
+const secretEnv = "SPARK_AUTH_TEST_SECRET"
+
+// testSecret is the HS256 secret behind {env.SPARK_AUTH_TEST_SECRET}.
+const testSecret = "spark-auth-test-secret-0123456789abcdef"
+
+// testKeys are the keys of a test: two Ed25519 (kids k1, k2), one RSA
+// (kid rs1), their PEM files, and an old HS256 secret in a file.
+type testKeys struct {
+	ed1, ed2       ed25519.PrivateKey
+	rsa            *rsa.PrivateKey
+	ed1PEM, ed2PEM string // paths
+	rsaPEM         string
+	oldSecretFile  string
+	oldSecret      string
+}
+
+var (
+	rsaOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+)
+
+func newTestKeys(t testing.TB) *testKeys {
+	t.Helper()
+	rsaOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		rsaKey = k
+	})
+	dir := t.TempDir()
+	k := &testKeys{rsa: rsaKey, oldSecret: "spark-auth-old-secret-0123456789abcdef"}
+	_, k.ed1, _ = ed25519.GenerateKey(rand.Reader)
+	_, k.ed2, _ = ed25519.GenerateKey(rand.Reader)
+	write := func(name string, pub any) string {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k.ed1PEM = write("ed1.pem", k.ed1.Public())
+	k.ed2PEM = write("ed2.pem", k.ed2.Public())
+	k.rsaPEM = write("rsa.pem", &k.rsa.PublicKey)
+	k.oldSecretFile = filepath.Join(dir, "old.secret")
+	if err := os.WriteFile(k.oldSecretFile, []byte(k.oldSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// claims are a valid user token's claims for the test Caddyfiles (audience
+// spark-api, lifetime within 1h).
+func claims(user int64) jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{"sub": fmt.Sprint(user), "iat": now.Unix(), "exp": now.Add(30 * time.Minute).Unix(), "aud": "spark-api"}
+}
+
+// sign signs c with method and key, with kid when non-empty.
+func sign(t testing.TB, method jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
+	t.Helper()
+	tk := jwt.NewWithClaims(method, c)
+	if kid != "" {
+		tk.Header["kid"] = kid
+	}
+	s, err := tk.SignedString(key)
+	if err != nil {
+		t.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	return s
+}
+
+// stubOrigin answers like the Spark origin for the paths the tests use and
+// counts what reaches it.
+type stubOrigin struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	count map[string]int    // "METHOD path" -> requests
+	user  map[string]string // "METHOD path" -> X-Spark-User of the last one
+	total atomic.Int64
+}
+
+func newStubOrigin(t *testing.T) *stubOrigin {
+	t.Helper()
+	o := &stubOrigin{count: map[string]int{}, user: map[string]string{}}
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := r.Method + " " + r.URL.Path
+		o.mu.Lock()
+		o.count[k]++
+		o.user[k] = userHeader(r)
+		o.mu.Unlock()
+		o.total.Add(1)
+		h := w.Header()
+		switch {
+		case r.Method == http.MethodOptions:
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("Access-Control-Allow-Headers", "Authorization")
+			w.WriteHeader(http.StatusNoContent)
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			h.Set("Cache-Control", "no-store")
+			_, _ = io.WriteString(w, "written")
+		case strings.HasSuffix(r.URL.Path, "/profile"), strings.Contains(r.URL.Path, "/photos/"):
+			h.Set("Cache-Control", "public, max-age=300")
+			_, _ = io.WriteString(w, "origin "+r.URL.Path)
+		case r.URL.Path == "/api/me":
+			h.Set("Cache-Control", "private, no-store")
+			_, _ = io.WriteString(w, "me "+userHeader(r))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+// userHeader is the X-Spark-User the edge set from {http.auth.user.id}:
+// empty when the placeholder was unset (request_header leaves an unknown
+// placeholder as written).
+func userHeader(r *http.Request) string {
+	v := r.Header.Get("X-Spark-User")
+	if strings.HasPrefix(v, "{") {
+		return ""
+	}
+	return v
+}
+
+func (o *stubOrigin) hits(method, path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.count[method+" "+path]
+}
+
+func (o *stubOrigin) userOf(method, path string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.user[method+" "+path]
+}
+
+// edge is a running Caddy with spark_auth and spark_cache.
+type edge struct {
+	t           *testing.T
+	admin, site string
+	ports       []int
+	origin      *stubOrigin
+	reloaded    time.Time // when the last reload returned
+}
+
+// siteCaddyfile renders the test site: spark_auth with authBlock's options on
+// /api/* except GET/HEAD of photos (as the repo's Caddyfile), the user id
+// handed to the origin in X-Spark-User, spark_cache, the proxy. spark_auth
+// is written after spark_cache: the directive order puts it first.
+func siteCaddyfile(adminPort, sitePort int, originAddr, authBlock string) string {
+	return fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	persist_config off
+	auto_https off
+	grace_period 1s
+	metrics
+	log {
+		level ERROR
+	}
+}
+
+http://:%d {
+	bind 127.0.0.1
+	@api {
+		path /api/*
+		not {
+			method GET HEAD
+			path /api/users/*/photos/*
+		}
+	}
+	spark_cache {
+		capacity 16MiB
+		max_entry_size 64KiB
+	}
+	request_header X-Spark-User {http.auth.user.id}
+	spark_auth @api {
+		%s
+	}
+	reverse_proxy %s
+}
+`, adminPort, sitePort, authBlock, originAddr)
+}
+
+// defaultAuthBlock accepts the HS256 secret from the environment and the
+// old one from a file (kid "old"), Ed25519 keys k1 and k2, RSA key rs1;
+// audience spark-api; tokens of at most an hour.
+func defaultAuthBlock(k *testKeys) string {
+	return fmt.Sprintf(`hs256_secret {env.%s}
+		hs256_secret {file.%s} old
+		ed25519_key %s k1
+		ed25519_key %s k2
+		rs256_key %s rs1
+		audience spark-api
+		max_lifetime 1h
+		leeway 5s`, secretEnv, k.oldSecretFile, k.ed1PEM, k.ed2PEM, k.rsaPEM)
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
+// tryLoad adapts a Caddyfile (failing the test if it does not adapt) and
+// returns caddy.Load's error.
+func tryLoad(t *testing.T, text string) error {
+	t.Helper()
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(text), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapt Caddyfile: %v\n%s", err, text)
+	}
+	for _, w := range warnings {
+		t.Logf("caddyfile warning: %s", w.String())
+	}
+	return caddy.Load(cfg, true)
+}
+
+// startEdge starts Caddy with authBlock in front of a new stub origin.
+func startEdge(t *testing.T, authBlock string) *edge {
+	t.Helper()
+	t.Setenv(secretEnv, testSecret)
+	o := newStubOrigin(t)
+	var ports []int
+	for attempt := 1; ; attempt++ {
+		ports = freePorts(t, 2)
+		err := tryLoad(t, siteCaddyfile(ports[0], ports[1], o.srv.Listener.Addr().String(), authBlock))
+		if err == nil {
+			break
+		}
+		if attempt < 5 && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
+			continue
+		}
+		t.Fatalf("caddy.Load: %v", err)
+	}
+	e := &edge{t: t, admin: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), site: fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		ports: ports, origin: o}
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("caddy.Stop: %v", err)
+		}
+	})
+	return e
+}
+
+// reload loads the site again with another auth block, as `caddy reload`.
+func (e *edge) reload(authBlock string) {
+	e.t.Helper()
+	if err := tryLoad(e.t, siteCaddyfile(e.ports[0], e.ports[1], e.origin.srv.Listener.Addr().String(), authBlock)); err != nil {
+		e.t.Fatalf("reload: %v", err)
+	}
+	e.reloaded = time.Now()
+}
+
+// resp is a response with its body read.
+type resp struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends method target (the request-target exactly as given: no
+// cleaning of // or ..) with header pairs; a repeated name adds another
+// field. It speaks HTTP/1.1 on a connection of its own. Within two seconds
+// of a reload a failed exchange is tried once more: Caddy binds the new
+// listener beside the old one and closes the old one, and Linux resets the
+// connections still in the closed socket's accept queue.
+func (e *edge) do(method, target string, hdr ...string) *resp {
+	e.t.Helper()
+	r, err := e.exchange(method, target, hdr...)
+	if err != nil && !e.reloaded.IsZero() && time.Since(e.reloaded) < 2*time.Second {
+		e.t.Logf("%s %s %v after a reload: %v; trying again", method, target, time.Since(e.reloaded).Round(time.Millisecond), err)
+		r, err = e.exchange(method, target, hdr...)
+	}
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, target, err)
+	}
+	return r
+}
+
+func (e *edge) exchange(method, target string, hdr ...string) (*resp, error) {
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(e.site, "http://"), 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, strings.TrimPrefix(e.site, "http://"))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		fmt.Fprintf(&b, "%s: %s\r\n", hdr[i], hdr[i+1])
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		return nil, err
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &resp{status: res.StatusCode, header: res.Header, body: string(body)}, nil
+}
+
+// get sends GET path with the bearer token tok (none when empty).
+func (e *edge) get(path, tok string) *resp {
+	e.t.Helper()
+	if tok == "" {
+		return e.do(http.MethodGet, path)
+	}
+	return e.do(http.MethodGet, path, "Authorization", "Bearer "+tok)
+}
+
+// signEd signs a user token with an Ed25519 key under kid.
+func signEd(t testing.TB, key any, kid string, user int64) string {
+	return sign(t, jwt.SigningMethodEdDSA, key, kid, claims(user))
+}
+
+// signHS signs a user token with an HS256 secret under kid.
+func signHS(t testing.TB, secret, kid string, user int64) string {
+	return sign(t, jwt.SigningMethodHS256, []byte(secret), kid, claims(user))
+}
