@@ -444,7 +444,7 @@ func TestRunAnonymousEndpoints(t *testing.T) {
 		if r.Header.Get("Authorization") != "" {
 			withAuth.Add(1)
 		}
-		if !strings.HasPrefix(r.URL.Path, "/profiles/") && !strings.HasPrefix(r.URL.Path, "/blobs/") {
+		if !strings.HasPrefix(r.URL.Path, "/static/profiles/") && !strings.HasPrefix(r.URL.Path, "/static/blobs/") {
 			http.NotFound(w, r)
 		}
 	}))

@@ -49,15 +49,16 @@ trap 'stop_all; [ -n "$origin_pid" ] && kill "$origin_pid" 2>/dev/null; wait 2>/
 python3 - "$work/root" <<'PY'
 import json, os, random, sys
 root = sys.argv[1]
-os.makedirs(root + "/profiles"); os.makedirs(root + "/blobs")
+# Under /static/: the repo Caddyfile routes only /api/* and /static/* to an origin.
+os.makedirs(root + "/static/profiles"); os.makedirs(root + "/static/blobs")
 rng = random.Random(1)
 for i in range(1, 10001):
     p = {"id": i, "name": "User %d" % i, "age": 18 + i % 40, "gender": ["woman", "man", "nonbinary"][i % 3],
          "photos": ["https://img.spark.example/u/%d/%d.jpg" % (i, k) for k in range(3)], "active": True}
     p["bio"] = ("".join(rng.choice("abcdefghijklmnopqrstuvwxyz    ") for _ in range(1024)))[: 1024 - len(json.dumps(p)) - 10]
-    open("%s/profiles/%d.json" % (root, i), "w").write(json.dumps(p))
+    open("%s/static/profiles/%d.json" % (root, i), "w").write(json.dumps(p))
 for i in range(1, 257):
-    open("%s/blobs/%d.bin" % (root, i), "wb").write(os.urandom(64 * 1024))
+    open("%s/static/blobs/%d.bin" % (root, i), "wb").write(os.urandom(64 * 1024))
 PY
 mkdir -p "$work/cache"
 origin_port=$(free_port)
@@ -86,7 +87,7 @@ start_cache() { # name port
 		;;
 	esac
 	pids+=($!)
-	wait_ok "http://127.0.0.1:$2/profiles/1.json"
+	wait_ok "http://127.0.0.1:$2/static/profiles/1.json"
 }
 
 declare -A rps p50 p99 hit origin_n

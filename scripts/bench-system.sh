@@ -48,7 +48,7 @@ wait_ok "http://$origin/healthz"
 SPARK_ORIGIN=$origin SPARK_LISTEN=$edge SPARK_ADMIN=127.0.0.1:$(free_port) SPARK_JWT_SECRET=$SECRET \
 	"$BIN" run --config Caddyfile --adapter caddyfile >"$work/edge.log" 2>&1 &
 pids+=($!)
-wait_ok "http://$edge/healthz"
+wait_answering "http://$edge/healthz"
 
 echo "bench-system: $SCENARIO against the edge at $edge (origin on PostGIS, $USERS users), $STEP per rate, $(nproc) cores"
 echo "bench-system: machine: $(python3 scripts/bench/machine.py)"

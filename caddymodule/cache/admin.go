@@ -1,18 +1,23 @@
 package cache
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // PurgeAPI is the admin module admin.api.spark_purge: POST /spark/purge on
 // Caddy's admin endpoint removes entries by URI, tag or path prefix from
-// every spark_cache whose purge_token the request carries.
+// every spark_cache whose purge_token the request carries. Keep the admin
+// endpoint on loopback (it can read and replace the whole config); to purge
+// from other hosts, serve PurgeHandler on a private listener instead.
 type PurgeAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -47,31 +52,111 @@ type PurgeResponse struct {
 
 const maxPurgeBody = 1 << 20
 
+// servePurge is the admin route: a purge of every cache whose token the
+// request carries.
 func servePurge(w http.ResponseWriter, r *http.Request) error {
+	res, err := runPurge(w, r, "")
+	if err != nil {
+		var pe *purgeError
+		if errors.As(err, &pe) {
+			return caddy.APIError{HTTPStatus: pe.status, Err: pe.err}
+		}
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(res)
+}
+
+// PurgeHandler is the HTTP handler http.handlers.spark_purge: the JSON purge
+// API of POST /spark/purge, with the named cache's purge_token, on a
+// listener of the operator's choosing (a site bound to a private address),
+// so that the admin endpoint can stay on loopback. It answers every request
+// it gets: give it a matcher or a site of its own.
+type PurgeHandler struct {
+	// Cache names the spark_cache whose entries it removes (its `name`).
+	// Default: "default".
+	Cache string `json:"cache,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (PurgeHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.spark_purge",
+		New: func() caddy.Module { return new(PurgeHandler) },
+	}
+}
+
+// Provision fills in the default cache name.
+func (h *PurgeHandler) Provision(caddy.Context) error {
+	if h.Cache == "" {
+		h.Cache = "default"
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler; it never calls next.
+func (h *PurgeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	res, err := runPurge(w, r, h.Cache)
+	if err != nil {
+		var pe *purgeError
+		if !errors.As(err, &pe) {
+			return err
+		}
+		// The admin API's error body: {"error": "..."}.
+		w.WriteHeader(pe.status)
+		return json.NewEncoder(w).Encode(map[string]string{"error": pe.err.Error()})
+	}
+	return json.NewEncoder(w).Encode(res)
+}
+
+// purgeError is a purge request refused: the status to answer and why.
+type purgeError struct {
+	status int
+	err    error
+}
+
+func (e *purgeError) Error() string { return e.err.Error() }
+
+// runPurge checks and runs a purge request against the caches whose purge
+// token it carries, among those named name ("": every cache). The token is
+// compared in constant time and never echoed. A refusal is a *purgeError
+// (with WWW-Authenticate or Allow set on w when it calls for them).
+func runPurge(w http.ResponseWriter, r *http.Request, name string) (PurgeResponse, error) {
 	if r.Method != http.MethodPost {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed; use POST", r.Method)}
+		w.Header().Set("Allow", http.MethodPost)
+		return PurgeResponse{}, &purgeError{http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed; use POST", r.Method)}
 	}
 	var targets []*pooled
+	named := 0
 	pool.Range(func(_, v any) bool {
-		if p := v.(*pooled); p.checkToken(r) {
+		p := v.(*pooled)
+		if name != "" && p.name != name {
+			return true
+		}
+		named++
+		if p.checkToken(r) {
 			targets = append(targets, p)
 		}
 		return true
 	})
+	if name != "" && named == 0 {
+		return PurgeResponse{}, &purgeError{http.StatusInternalServerError, fmt.Errorf("spark_purge: no spark_cache named %q is loaded", name)}
+	}
 	if len(targets) == 0 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="spark purge"`)
-		return caddy.APIError{HTTPStatus: http.StatusUnauthorized, Err: fmt.Errorf("purge requires Authorization: Bearer <purge_token>")}
+		return PurgeResponse{}, &purgeError{http.StatusUnauthorized, fmt.Errorf("purge requires Authorization: Bearer <purge_token>")}
 	}
 	req, err := parsePurgeRequest(r)
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+		return PurgeResponse{}, &purgeError{http.StatusBadRequest, err}
 	}
 	removed := 0
 	for _, p := range targets {
 		removed += purge(r, p, req)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(PurgeResponse{Removed: removed})
+	return PurgeResponse{Removed: removed}, nil
 }
 
 // parsePurgeRequest reads and checks a purge body.
@@ -119,8 +204,10 @@ func uriTagOf(c *Cache, k string) (string, error) {
 	return tag, nil
 }
 
+// purge removes what req names from p. It runs on a context detached from
+// the client's request: a client that hangs up mid-purge cancels nothing.
 func purge(r *http.Request, p *pooled, req *PurgeRequest) int {
-	ctx := r.Context()
+	ctx := context.WithoutCancel(r.Context())
 	tags := append([]string(nil), req.Tags...)
 	for _, k := range req.Keys {
 		tag, _ := uriTagOf(p.cache.Load(), k)
@@ -138,4 +225,8 @@ func purge(r *http.Request, p *pooled, req *PurgeRequest) int {
 }
 
 // Interface guards
-var _ caddy.AdminRouter = PurgeAPI{}
+var (
+	_ caddy.AdminRouter           = PurgeAPI{}
+	_ caddy.Provisioner           = (*PurgeHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*PurgeHandler)(nil)
+)

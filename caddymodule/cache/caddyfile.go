@@ -8,9 +8,16 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/spark-edge/spark/internal/duration"
 )
 
 func init() {
+	// spark_purge is a responder that answers before the cache sees the
+	// request (a purge is no cacheable request): registered first, each
+	// right before encode, it lands before spark_cache.
+	httpcaddyfile.RegisterHandlerDirective("spark_purge", parsePurgeCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("spark_purge", httpcaddyfile.Before, "encode")
 	httpcaddyfile.RegisterHandlerDirective("spark_cache", parseCaddyfile)
 	// Before encode: hits skip compression (the stored body is already
 	// encoded for its Accept-Encoding bucket), and everything after it,
@@ -24,13 +31,42 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	return &c, err
 }
 
+func parsePurgeCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var p PurgeHandler
+	err := p.UnmarshalCaddyfile(h.Dispenser)
+	return &p, err
+}
+
+// UnmarshalCaddyfile sets up the purge handler from Caddyfile tokens:
+//
+//	spark_purge [<matcher>] {
+//		cache <name>
+//	}
+func (p *PurgeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "cache":
+			if !d.AllArgs(&p.Cache) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized spark_purge option %q", opt)
+		}
+	}
+	return nil
+}
+
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
 //
 //	spark_cache {
 //		name            <name>
 //		capacity        <size>
 //		max_entry_size  <size>
-//		purge_token     <token>
+//		purge_token     <token>       # {env.NAME} or {file./path} keeps it out of the config
 //		encodings       <coding...>
 //		# policy defaults, also valid inside rule blocks:
 //		ttl                     <duration>
@@ -47,7 +83,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			addresses       <address...>
 //			cluster
 //			master_name     <name>
-//			username        <user>
+//			username        <user>        # {env.NAME} or {file./path}, as purge_token
 //			password        <password>
 //			db              <n>
 //			pool_size       <n>
@@ -254,20 +290,24 @@ func unmarshalPolicyOption(d *caddyfile.Dispenser, p *Policy) error {
 	return nil
 }
 
+// durationArg reads the option's one duration argument: Caddy's syntax or
+// bare seconds, at most duration.Max (a huge value is an error, never a
+// wrapped one).
 func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	opt := d.Val()
 	var v string
 	if !d.AllArgs(&v) {
 		return 0, d.ArgErr()
 	}
-	if n, err := strconv.Atoi(v); err == nil {
-		return caddy.Duration(n) * caddy.Duration(1e9), nil // bare seconds
-	}
-	dur, err := caddy.ParseDuration(v)
+	dur, err := duration.Parse(v)
 	if err != nil {
-		return 0, d.Errf("%s: invalid duration %q: %v", d.Val(), v, err)
+		return 0, d.Errf("%s: %v", opt, err)
 	}
 	return caddy.Duration(dur), nil
 }
 
-// Interface guard
-var _ caddyfile.Unmarshaler = (*Handler)(nil)
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*PurgeHandler)(nil)
+)

@@ -19,14 +19,17 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/spark-edge/spark/internal/duration"
 	"github.com/spark-edge/spark/tiered"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
 	caddy.RegisterModule(PurgeAPI{})
+	caddy.RegisterModule(PurgeHandler{})
 }
 
 // Defaults of the Handler's size settings.
@@ -65,8 +68,12 @@ type Handler struct {
 	// MaxEntrySize is the largest response (headers and body) stored;
 	// larger ones stream through uncached. Default 1 MiB.
 	MaxEntrySize int64 `json:"max_entry_size,omitempty"`
-	// PurgeToken is the bearer token the admin endpoint POST /spark/purge
-	// requires. Without one, purges through the admin API are refused.
+	// PurgeToken is the bearer token purges require: POST /spark/purge on
+	// the admin endpoint, and the spark_purge handler. Write it as a runtime
+	// placeholder ({env.SPARK_PURGE_TOKEN}, {file./etc/spark/purge-token}):
+	// it is resolved at provision, so the config (and the admin API's GET
+	// /config/) holds only the placeholder. A literal token works too, and
+	// is shown there. Empty (or an unset variable): purges are refused.
 	PurgeToken string `json:"purge_token,omitempty"`
 	// Encodings are the content codings the edge produces (the encode
 	// directive's), best first; Accept-Encoding is bucketed to these for
@@ -111,6 +118,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	token, err := resolveSecret(h.PurgeToken, false)
+	if err != nil {
+		return fmt.Errorf("spark_cache %q: purge_token: %w", h.Name, err)
+	}
+	if token != "" && token == h.PurgeToken {
+		ctx.Logger().Warn("purge_token is written literally, so the admin API's GET /config/ shows it; use {env.SPARK_PURGE_TOKEN} or {file./path}",
+			zap.String("cache", h.Name))
+	}
 	opts := tiered.Options{
 		Capacity:     h.Capacity,
 		MaxEntrySize: int(h.MaxEntrySize),
@@ -118,11 +133,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.poolKey = fmt.Sprintf("%s/%d/%d", h.Name, h.Capacity, h.MaxEntrySize)
 	if h.Redis != nil {
-		ro := h.Redis.options()
+		ro, err := h.Redis.options()
+		if err != nil {
+			return fmt.Errorf("spark_cache %q redis: %w", h.Name, err)
+		}
 		opts.Redis = &ro
-		// A changed Redis setting makes a new store; the same one is reused.
+		// A changed Redis setting (a rotated password included) makes a new
+		// store; the same one is reused. The key is a hash: it holds no
+		// secret.
 		rk, _ := json.Marshal(h.Redis)
-		h.poolKey += "/" + hashValue(string(rk))
+		h.poolKey += "/" + hashValue(string(rk)+"\x00"+ro.Username+"\x00"+ro.Password)
 	}
 	v, _, err := pool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
 		store, err := tiered.New(context.Background(), opts)
@@ -135,7 +155,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.state = v.(*pooled)
-	token := h.PurgeToken
 	h.state.token.Store(&token)
 	if err := h.state.metrics.register(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("spark_cache %q: register metrics: %w", h.Name, err)
@@ -157,9 +176,15 @@ func (h *Handler) Validate() error {
 	if err := h.Defaults.validate(); err != nil {
 		return fmt.Errorf("spark_cache defaults: %w", err)
 	}
+	if err := checkDurations(h.Defaults.TTL, h.Defaults.StaleWhileRevalidate, h.Defaults.StaleIfError); err != nil {
+		return fmt.Errorf("spark_cache defaults: %w", err)
+	}
 	for _, r := range h.Rules {
 		if err := r.validate(); err != nil {
 			return fmt.Errorf("spark_cache: %w", err)
+		}
+		if err := checkDurations(r.TTL, r.StaleWhileRevalidate, r.StaleIfError); err != nil {
+			return fmt.Errorf("spark_cache: rule %q: %w", r.Path, err)
 		}
 	}
 	if h.Redis != nil {
@@ -173,6 +198,29 @@ func (h *Handler) Validate() error {
 		}
 	}
 	return nil
+}
+
+// checkDurations refuses policy durations longer than duration.Max (a JSON
+// config can hold any int64; the Caddyfile parser already refuses them).
+func checkDurations(ttl caddy.Duration, windows ...*caddy.Duration) error {
+	for _, d := range append([]*caddy.Duration{&ttl}, windows...) {
+		if d != nil && time.Duration(*d) > duration.Max {
+			return fmt.Errorf("duration %s is longer than the maximum %s", time.Duration(*d), duration.Max)
+		}
+	}
+	return nil
+}
+
+// resolveSecret returns a secret setting with its runtime placeholders
+// ({env.*}, {file.*}) replaced. An unknown placeholder is an error, so a
+// typo never becomes the secret itself; so is one that comes out empty
+// when notEmpty is set.
+func resolveSecret(v string, notEmpty bool) (string, error) {
+	s, err := caddy.NewReplacer().ReplaceOrErr(v, notEmpty, true)
+	if err != nil {
+		return "", fmt.Errorf("resolve placeholders: %w", err)
+	}
+	return s, nil
 }
 
 // Cleanup releases this config's hold on the store; the store itself lives
@@ -214,9 +262,14 @@ type RedisConfig struct {
 	Cluster bool `json:"cluster,omitempty"`
 	// MasterName selects Sentinel mode: the monitored master's name.
 	MasterName string `json:"master_name,omitempty"`
-	Username   string `json:"username,omitempty"`
-	Password   string `json:"password,omitempty"`
-	DB         int    `json:"db,omitempty"`
+	// Username and Password authenticate to Redis (ACL user, or the
+	// requirepass password alone). Like purge_token they take runtime
+	// placeholders ({env.SPARK_REDIS_PASSWORD}, {file./path}), resolved at
+	// provision so the config holds only their names; a placeholder that
+	// comes out empty is an error.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	DB       int    `json:"db,omitempty"`
 	// PoolSize and MinIdleConns are per node (defaults 200 and 50).
 	PoolSize     int `json:"pool_size,omitempty"`
 	MinIdleConns int `json:"min_idle_conns,omitempty"`
@@ -230,9 +283,18 @@ type RedisConfig struct {
 	Codec string `json:"codec,omitempty"`
 }
 
-func (r *RedisConfig) options() tiered.RedisOptions {
+// options returns the tiered store's Redis options, the credentials'
+// placeholders resolved.
+func (r *RedisConfig) options() (tiered.RedisOptions, error) {
 	o := tiered.DefaultRedisOptions(r.Addresses...)
-	o.Cluster, o.MasterName, o.Username, o.Password, o.DB = r.Cluster, r.MasterName, r.Username, r.Password, r.DB
+	o.Cluster, o.MasterName, o.DB = r.Cluster, r.MasterName, r.DB
+	var err error
+	if o.Username, err = resolveSecret(r.Username, true); err != nil {
+		return o, fmt.Errorf("username: %w", err)
+	}
+	if o.Password, err = resolveSecret(r.Password, true); err != nil {
+		return o, fmt.Errorf("password: %w", err)
+	}
 	if r.PoolSize > 0 {
 		o.PoolSize = r.PoolSize
 		o.MinIdleConns = min(o.MinIdleConns, r.PoolSize)
@@ -255,7 +317,7 @@ func (r *RedisConfig) options() tiered.RedisOptions {
 	if r.Codec != "" {
 		o.Codec = tiered.Codec(r.Codec)
 	}
-	return o
+	return o, nil
 }
 
 func (r *RedisConfig) validate() error {
@@ -272,6 +334,11 @@ func (r *RedisConfig) validate() error {
 	}
 	if r.MinIdleConns > 0 && r.PoolSize > 0 && r.MinIdleConns > r.PoolSize {
 		return fmt.Errorf("min_idle_conns %d exceeds pool_size %d", r.MinIdleConns, r.PoolSize)
+	}
+	for _, d := range []caddy.Duration{r.DialTimeout, r.ReadTimeout, r.WriteTimeout} {
+		if d < 0 || time.Duration(d) > duration.Max {
+			return fmt.Errorf("timeout %s must be between 0 and %s", time.Duration(d), duration.Max)
+		}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/duration"
 )
 
 func init() {
@@ -125,9 +126,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&v) {
 				return d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: invalid duration %q", opt, v)
+			dur, err := duration.Parse(v)
+			if err != nil {
+				return d.Errf("%s: %v", opt, err)
+			}
+			if dur <= 0 {
+				return d.Errf("%s: duration %q must be positive", opt, v)
 			}
 			if opt == "timeout" {
 				h.Timeout = caddy.Duration(dur)

@@ -99,3 +99,26 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		t.Fatalf("hints: %+v, %v", hn, err)
 	}
 }
+
+// Durations take bare seconds like spark_cache's, and a huge one is refused
+// with an error saying so instead of being accepted (or wrapped).
+func TestUnmarshalCaddyfileDurationBounds(t *testing.T) {
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("spark_image {\ntimeout 30\nupstream_timeout 1m\n}")); err != nil ||
+		h.Timeout != caddy.Duration(30*time.Second) || h.UpstreamTimeout != caddy.Duration(time.Minute) {
+		t.Errorf("timeouts %v %v, %v", h.Timeout, h.UpstreamTimeout, err)
+	}
+	for _, opt := range []string{"timeout 1000000h", "timeout 20000000000", "upstream_timeout 106752d", "upstream_timeout 1000000000h"} {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("spark_image {\n" + opt + "\n}"))
+		if err == nil || !strings.Contains(err.Error(), "longer than the maximum") {
+			t.Errorf("%q: %v (timeouts %v %v), want an error saying it is too long", opt, err, h.Timeout, h.UpstreamTimeout)
+		}
+	}
+	for _, opt := range []string{"timeout 0", "timeout -1s", "upstream_timeout 0s"} {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("spark_image {\n" + opt + "\n}")); err == nil {
+			t.Errorf("%q accepted", opt)
+		}
+	}
+}

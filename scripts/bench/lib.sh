@@ -4,6 +4,9 @@
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ok() { for _ in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done; echo "$NAME: $1 not healthy" >&2; return 1; }
+# wait_answering URL: until URL answers HTTP, whatever the status (the repo
+# Caddyfile's edge answers only /api/* and /static/*; its /healthz is a 404).
+wait_answering() { for _ in $(seq 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done; echo "$NAME: $1 not answering" >&2; return 1; }
 
 # seeded_db DB USERS: prints the URL of DB, seeding it first (once; later runs
 # reuse it) when it holds fewer than USERS users.
