@@ -137,9 +137,21 @@ func parseDeltaSeconds(s string) int64 {
 	return n
 }
 
-// parseAge parses an Age header value; ok is false when it is invalid.
+// parseAgeField parses the Age field: the first member of its first line
+// (RFC 9111 §5.1: a cache encountering a list-based Age value uses the
+// first member, discarding the rest). ok is false when that member is
+// invalid, and then the field is ignored.
+func parseAgeField(values []string) (time.Duration, bool) {
+	if len(values) == 0 {
+		return 0, false
+	}
+	first, _, _ := strings.Cut(values[0], ",")
+	return parseAge(first)
+}
+
+// parseAge parses one Age value; ok is false when it is invalid.
 func parseAge(v string) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
+	v = strings.Trim(v, " \t")
 	if v == "" {
 		return 0, false
 	}

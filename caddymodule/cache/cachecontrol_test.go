@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"net/http"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -113,6 +115,30 @@ func TestParseAge(t *testing.T) {
 		got, ok := parseAge(tc.in)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("parseAge(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestSanitizeAge: the Age forwarded to clients is the one the cache
+// computed with (RFC 9111 §5.1: a list's first member).
+func TestSanitizeAge(t *testing.T) {
+	cases := []struct {
+		in   []string
+		want []string // nil: removed
+	}{
+		{[]string{"42"}, []string{"42"}},
+		{[]string{"7200, 0"}, []string{"7200"}},
+		{[]string{"7200,0"}, []string{"7200"}},
+		{[]string{"5", "9"}, []string{"5"}},
+		{[]string{"x, 5"}, nil},
+		{[]string{"-1"}, nil},
+		{[]string{"99999999999999, 1"}, []string{"2147483648"}},
+	}
+	for _, tc := range cases {
+		h := http.Header{"Age": append([]string(nil), tc.in...)}
+		sanitizeAge(h)
+		if got := h["Age"]; !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("sanitizeAge(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

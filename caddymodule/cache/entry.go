@@ -14,7 +14,15 @@ const (
 	kindVary     byte = 2 // the Vary field list of a primary key
 )
 
-const entryVersion byte = 1
+// entryVersion is the response layout's version: 2 added the deny list,
+// the tags and the authorized-fill flag. A record of another version is a
+// miss, never misread (an edge of the previous version reads a version-2
+// entry as a miss too, so none serves a deny-listed entry to everyone).
+// varyVersion is the Vary record's.
+const (
+	entryVersion byte = 2
+	varyVersion  byte = 1
+)
 
 var errCorrupt = errors.New("cache: corrupt entry")
 
@@ -38,18 +46,32 @@ type entry struct {
 	noCache        bool // must be revalidated before every use
 	// authOK: may be served to requests carrying Authorization.
 	authOK bool
+	// authFill: the request that filled it carried Authorization; it is
+	// never served to a request without (defence in depth beside §3.5).
+	authFill bool
+	// deny: the ids of Spark-Deny-Users; the response is never served to
+	// them or to an unknown viewer. Empty: no deny list.
+	deny denyList
+	// tagBlock: the origin's Cache-Tags (see appendTags), so that an entry
+	// refreshed by a 304 is stored under its tags again.
+	tagBlock []byte
+	// refuseAll (not stored): served to nobody; set on a refreshed entry
+	// whose 304 carried an invalid deny list.
+	refuseAll bool
 }
 
 const (
 	flagMustRevalidate = 1 << iota
 	flagNoCache
 	flagAuthOK
+	flagAuthFill
 )
 
 // encodeEntry appends the binary form of e to dst. Layout: kind, version,
 // status (2), flags (1), stored (8), age, fresh, swr, sie (8 each), header
 // count (2), then per header field name and values as length-prefixed
-// strings, then the body.
+// strings, the deny list and the tag block as length-prefixed strings,
+// then the body.
 func encodeEntry(dst []byte, e *entry) []byte {
 	dst = append(dst, kindResponse, entryVersion)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(e.status))
@@ -62,6 +84,9 @@ func encodeEntry(dst []byte, e *entry) []byte {
 	}
 	if e.authOK {
 		flags |= flagAuthOK
+	}
+	if e.authFill {
+		flags |= flagAuthFill
 	}
 	dst = append(dst, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(e.stored.UnixNano()))
@@ -79,6 +104,10 @@ func encodeEntry(dst []byte, e *entry) []byte {
 			dst = appendString(dst, v)
 		}
 	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.deny)))
+	dst = append(dst, e.deny...)
+	dst = binary.AppendUvarint(dst, uint64(len(e.tagBlock)))
+	dst = append(dst, e.tagBlock...)
 	return append(dst, e.body...)
 }
 
@@ -119,6 +148,7 @@ func decodeEntry(b []byte) (*entry, error) {
 	e.mustRevalidate = flags&flagMustRevalidate != 0
 	e.noCache = flags&flagNoCache != 0
 	e.authOK = flags&flagAuthOK != 0
+	e.authFill = flags&flagAuthFill != 0
 	e.stored = time.Unix(0, int64(binary.LittleEndian.Uint64(b[5:])))
 	off := 13
 	durs := [...]*time.Duration{&e.age, &e.fresh, &e.swr, &e.sie}
@@ -138,6 +168,18 @@ func decodeEntry(b []byte) (*entry, error) {
 		off += w + int(l)
 	}
 	block := string(b[start:off])
+	// The deny list and the tag block are read in place.
+	for _, dst := range [...]*[]byte{(*[]byte)(&e.deny), &e.tagBlock} {
+		l, w := binary.Uvarint(b[off:])
+		if w <= 0 || uint64(len(b)-off-w) < l {
+			return nil, errCorrupt
+		}
+		off += w
+		if l > 0 {
+			*dst = b[off : off+int(l) : off+int(l)]
+		}
+		off += int(l)
+	}
 	e.body = b[off:]
 	e.header = make(http.Header, n)
 	values := eb.values[:0:len(eb.values)]
@@ -186,7 +228,7 @@ func readString(s string, p int) (string, int) {
 // encodeVary encodes the Vary record stored under a primary key: the field
 // names (lower case) and whether variants are keyed by credential.
 func encodeVary(fields []string, private bool) []byte {
-	b := []byte{kindVary, entryVersion, 0}
+	b := []byte{kindVary, varyVersion, 0}
 	if private {
 		b[2] = 1
 	}
@@ -205,7 +247,7 @@ func decodeVary(b []byte) (fields []string, private bool, err error) {
 // hit path keep them on its stack.
 func decodeVaryAppend(dst []string, b []byte) (fields []string, private bool, err error) {
 	fields = dst
-	if len(b) < 3 || b[0] != kindVary || b[1] != entryVersion {
+	if len(b) < 3 || b[0] != kindVary || b[1] != varyVersion {
 		return nil, false, errCorrupt
 	}
 	private = b[2] == 1
@@ -240,4 +282,27 @@ func internField(b []byte) string {
 		return "location"
 	}
 	return string(b)
+}
+
+// appendTags appends the tag block of an entry: each tag as a
+// length-prefixed string.
+func appendTags(dst []byte, tags []string) []byte {
+	for _, t := range tags {
+		dst = appendString(dst, t)
+	}
+	return dst
+}
+
+// tags decodes the entry's tag block.
+func (e *entry) tags() []string {
+	var out []string
+	for b := e.tagBlock; len(b) > 0; {
+		l, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < l {
+			return out
+		}
+		out = append(out, string(b[w:w+int(l)]))
+		b = b[w+int(l):]
+	}
+	return out
 }

@@ -30,6 +30,9 @@ func sampleEntry() *entry {
 		mustRevalidate: true,
 		noCache:        false,
 		authOK:         true,
+		authFill:       true,
+		deny:           denyList(appendDenyList(nil, []uint64{17, 42, 977})),
+		tagBlock:       appendTags(nil, []string{"user:42", "profile:42"}),
 	}
 }
 
@@ -37,8 +40,11 @@ func equalEntry(t *testing.T, got, want *entry) {
 	t.Helper()
 	if got.status != want.status || !got.stored.Equal(want.stored) || got.age != want.age || got.fresh != want.fresh ||
 		got.swr != want.swr || got.sie != want.sie || got.mustRevalidate != want.mustRevalidate ||
-		got.noCache != want.noCache || got.authOK != want.authOK {
+		got.noCache != want.noCache || got.authOK != want.authOK || got.authFill != want.authFill {
 		t.Errorf("scalars differ:\n got %+v\nwant %+v", got, want)
+	}
+	if !reflect.DeepEqual(got.deny.ids(), want.deny.ids()) || !reflect.DeepEqual(got.tags(), want.tags()) {
+		t.Errorf("deny list %v tags %q, want %v %q", got.deny.ids(), got.tags(), want.deny.ids(), want.tags())
 	}
 	if string(got.body) != string(want.body) {
 		t.Errorf("body %q, want %q", got.body, want.body)
@@ -66,7 +72,9 @@ func TestEntryRoundTrip(t *testing.T) {
 	for i := 0; i < 500; i++ {
 		many.header.Add("X-Many", strconv.Itoa(i))
 	}
-	for name, e := range map[string]*entry{"full": full, "empty": empty, "big body": big, "long value": long, "many values": many} {
+	bare := sampleEntry()
+	bare.deny, bare.tagBlock, bare.authFill = nil, nil, false
+	for name, e := range map[string]*entry{"full": full, "empty": empty, "big body": big, "long value": long, "many values": many, "no deny list or tags": bare} {
 		t.Run(name, func(t *testing.T) {
 			b := encodeEntry(nil, e)
 			got, err := decodeEntry(b)
@@ -209,11 +217,11 @@ func TestVaryRecordRoundTrip(t *testing.T) {
 	}
 	for name, b := range map[string][]byte{
 		"empty":           {},
-		"short":           {kindVary, entryVersion},
-		"response kind":   {kindResponse, entryVersion, 0},
+		"short":           {kindVary, varyVersion},
+		"response kind":   {kindResponse, varyVersion, 0},
 		"wrong version":   {kindVary, 9, 0},
-		"length past end": {kindVary, entryVersion, 0, 5, 'a'},
-		"bad varint":      {kindVary, entryVersion, 0, 0x80},
+		"length past end": {kindVary, varyVersion, 0, 5, 'a'},
+		"bad varint":      {kindVary, varyVersion, 0, 0x80},
 	} {
 		if _, _, err := decodeVary(b); !errors.Is(err, errCorrupt) {
 			t.Errorf("%s: decodeVary err = %v, want errCorrupt", name, err)

@@ -116,19 +116,30 @@ func decideStore(req *http.Request, status int, h http.Header, pol policy, reqTi
 	e.noCache = cc.noCache
 	e.mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0 && !targeted
 	e.authOK = cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
+	e.authFill = len(req.Header["Authorization"]) > 0
 	e.fresh = freshnessLifetime(cc, targeted, h, status, pol, respTime)
-	e.swr, e.sie = cc.staleWhileRevalidate, cc.staleIfError
-	if e.swr < 0 {
-		e.swr = pol.swr
-	}
-	if e.sie < 0 {
-		e.sie = pol.sie
-	}
 	if e.noCache {
 		e.fresh = 0
 	}
+	e.swr, e.sie = cc.staleWhileRevalidate, cc.staleIfError
+	// RFC 9111 §4.2.4: a cache serves stale only where the origin (or the
+	// client) allows it. The policy's default windows stand in for the
+	// origin only on responses that were fresh when they arrived: one
+	// without freshness information, with max-age=0, an Expires in the past
+	// or an age past its lifetime never gets them, and is revalidated before
+	// every use. (A rule's ttl is the operator giving a lifetime, so a
+	// response under one counts as fresh.)
+	freshOnArrival := e.fresh > e.age
+	if e.swr < 0 && freshOnArrival {
+		e.swr = pol.swr
+	}
+	if e.sie < 0 && freshOnArrival {
+		e.sie = pol.sie
+	}
 	hasValidator := len(h["Etag"]) > 0 || len(h["Last-Modified"]) > 0 || pol.etag && status == http.StatusOK
-	if e.fresh <= 0 && !hasValidator && e.swr <= 0 {
+	if !freshOnArrival && !hasValidator && e.swr <= 0 && e.sie <= 0 {
+		// Nothing to serve it from: not fresh, nothing to revalidate with,
+		// and no stale window the origin gave.
 		d.reason = "not-fresh"
 		return d
 	}
@@ -154,9 +165,11 @@ func freshnessLifetime(cc directives, targeted bool, h http.Header, status int, 
 		return cc.maxAge
 	}
 	if v := h["Expires"]; len(v) > 0 {
-		exp, err := http.ParseTime(v[0])
-		if err != nil || len(v) > 1 {
-			return 0 // invalid Expires means already expired
+		// RFC 9111 §5.3: an invalid Expires (parsed strictly, see
+		// parseHTTPDate), or more than one, means already expired.
+		exp, ok := parseHTTPDate(v[0], now)
+		if !ok || len(v) > 1 {
+			return 0
 		}
 		date := now
 		if d, err := http.ParseTime(h.Get("Date")); err == nil {
@@ -185,7 +198,7 @@ func correctedAge(h http.Header, reqTime, respTime time.Time) time.Duration {
 	if date, err := http.ParseTime(h.Get("Date")); err == nil && respTime.After(date) {
 		apparent = respTime.Sub(date)
 	}
-	ageValue, _ := parseAge(h.Get("Age"))
+	ageValue, _ := parseAgeField(h["Age"])
 	corrected := ageValue + respTime.Sub(reqTime)
 	return max(apparent, corrected)
 }

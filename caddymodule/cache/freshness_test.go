@@ -167,6 +167,76 @@ func TestDecideStore(t *testing.T) {
 					t.Error("mustRevalidate not set")
 				}
 			}},
+
+		// Issue 10: a policy's default stale windows apply only to responses
+		// that were fresh when they arrived.
+		{name: "default windows: no freshness, no validator (a /metrics)", status: 200, resp: []string{"Content-Type", "text/plain"},
+			pol: defaultWindows, reason: "not-fresh"},
+		{name: "default windows: max-age=0 without validator", status: 200, resp: []string{"Cache-Control", "max-age=0"},
+			pol: defaultWindows, reason: "not-fresh"},
+		{name: "default windows: Expires in the past without validator", status: 200, resp: []string{"Date", t0HTTP, "Expires", httpTime(-time.Minute)},
+			pol: defaultWindows, reason: "not-fresh"},
+		{name: "default windows: max-age=0 with validator kept for revalidation only", status: 200, resp: []string{"Cache-Control", "max-age=0", "Etag", `"v"`},
+			pol: defaultWindows, ok: true, fresh: 0, check: noWindows},
+		{name: "default windows: Expires in the past with validator", status: 200, resp: []string{"Date", t0HTTP, "Expires", httpTime(-time.Minute), "Last-Modified", httpTime(-time.Hour)},
+			pol: defaultWindows, ok: true, fresh: 0, check: noWindows},
+		{name: "default windows: no-cache", status: 200, resp: []string{"Cache-Control", "no-cache, max-age=60", "Etag", `"v"`},
+			pol: defaultWindows, ok: true, fresh: 0, check: noWindows},
+		{name: "default windows: stale on arrival", status: 200, resp: []string{"Cache-Control", "max-age=10", "Age", "30", "Etag", `"v"`},
+			pol: defaultWindows, ok: true, fresh: 10 * s, check: noWindows},
+		{name: "default windows: stale on arrival without validator", status: 200, resp: []string{"Cache-Control", "max-age=10", "Age", "30"},
+			pol: defaultWindows, reason: "not-fresh"},
+		{name: "default windows: fresh response gets them", status: 200, resp: []string{"Cache-Control", "max-age=10"},
+			pol: defaultWindows, ok: true, fresh: 10 * s, check: func(t *testing.T, d storeDecision) {
+				if d.e.swr != time.Minute || d.e.sie != time.Hour {
+					t.Errorf("swr %v sie %v, want the defaults", d.e.swr, d.e.sie)
+				}
+			}},
+		{name: "default windows: heuristically fresh gets them", status: 200, resp: []string{"Date", t0HTTP, "Last-Modified", httpTime(-10 * time.Hour)},
+			pol: defaultWindows, ok: true, fresh: time.Hour, check: func(t *testing.T, d storeDecision) {
+				if d.e.swr != time.Minute {
+					t.Errorf("swr %v", d.e.swr)
+				}
+			}},
+		{name: "default windows: rule ttl is a lifetime", status: 200, resp: []string{"Cache-Control", "max-age=0"},
+			pol: func() policy { p := defaultWindows; p.ttl = time.Minute; return p }(), ok: true, fresh: time.Minute, check: func(t *testing.T, d storeDecision) {
+				if d.e.swr != time.Minute {
+					t.Errorf("swr %v", d.e.swr)
+				}
+			}},
+		{name: "origin's own swr on max-age=0 holds", status: 200, resp: []string{"Cache-Control", "max-age=0, stale-while-revalidate=30"},
+			pol: defaultWindows, ok: true, fresh: 0, check: func(t *testing.T, d storeDecision) {
+				if d.e.swr != 30*s || d.e.sie != -1 {
+					t.Errorf("swr %v sie %v", d.e.swr, d.e.sie)
+				}
+			}},
+		{name: "origin's own stale-if-error on a stale response holds", status: 200, resp: []string{"Cache-Control", "max-age=10, stale-if-error=600", "Age", "30"},
+			pol: defaultWindows, ok: true, fresh: 10 * s, check: func(t *testing.T, d storeDecision) {
+				if d.e.sie != 600*s || d.e.swr != -1 {
+					t.Errorf("swr %v sie %v", d.e.swr, d.e.sie)
+				}
+			}},
+
+		// Issue 11: Expires parsed as strictly as RFC 9110 §5.6.7 says.
+		{name: "Expires as IMF-fixdate", status: 200, resp: []string{"Date", t0HTTP, "Expires", "Wed, 25 Nov 2026 13:00:00 GMT"}, ok: true, fresh: time.Hour},
+		{name: "Expires with a one-digit hour is expired", status: 200, resp: []string{"Date", t0HTTP, "Expires", "Thu, 26 Nov 2026 1:00:00 GMT"}, reason: "not-fresh"},
+		{name: "Expires with a doubled space is expired", status: 200, resp: []string{"Date", t0HTTP, "Expires", "Thu, 26  Nov 2026 01:00:00 GMT"}, reason: "not-fresh"},
+		{name: "Expires in RFC 850 form", status: 200, resp: []string{"Date", t0HTTP, "Expires", "Wednesday, 25-Nov-26 12:10:00 GMT"}, ok: true, fresh: 10 * time.Minute},
+		{name: "Expires in asctime form", status: 200, resp: []string{"Date", t0HTTP, "Expires", "Wed Nov 25 12:10:00 2026"}, ok: true, fresh: 10 * time.Minute},
+
+		// Who filled a shared entry.
+		{name: "authorized fill is marked", req: bearer, status: 200, resp: []string{"Cache-Control", "public, max-age=60"}, ok: true, fresh: 60 * s,
+			check: func(t *testing.T, d storeDecision) {
+				if !d.e.authFill {
+					t.Error("authFill not set")
+				}
+			}},
+		{name: "cookie fill is not an authorized fill", req: cookie, status: 200, resp: []string{"Cache-Control", "public, max-age=60"}, ok: true, fresh: 60 * s,
+			check: func(t *testing.T, d storeDecision) {
+				if d.e.authFill {
+					t.Error("authFill set")
+				}
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,6 +272,18 @@ func TestDecideStore(t *testing.T) {
 	}
 }
 
+// defaultWindows is a policy with the repo Caddyfile's default stale
+// windows (stale_while_revalidate 1m, stale_if_error 1h).
+var defaultWindows = policy{swr: time.Minute, sie: time.Hour}
+
+// noWindows checks that a decision got no stale window.
+func noWindows(t *testing.T, d storeDecision) {
+	t.Helper()
+	if d.e.swr > 0 || d.e.sie > 0 {
+		t.Errorf("swr %v sie %v, want none", d.e.swr, d.e.sie)
+	}
+}
+
 func manyFields(n int) string {
 	fs := make([]string, n)
 	for i := range fs {
@@ -224,6 +306,9 @@ func TestCorrectedAge(t *testing.T) {
 		{"Date in the future ignored", []string{"Date", httpTime(time.Hour)}, t0, t0, 0},
 		{"invalid Age ignored", []string{"Age", "-3"}, t0, t0, 0},
 		{"overflowing Age capped", []string{"Age", "999999999999999999999"}, t0, t0, maxDelta * time.Second},
+		{"Age list: first member", []string{"Age", "7200, 0"}, t0, t0, 7200 * time.Second},
+		{"Age lines: first line", []string{"Age", "60", "Age", "5"}, t0, t0, 60 * time.Second},
+		{"Age list with invalid first member ignored", []string{"Age", "x, 60"}, t0, t0, 0},
 	}
 	for _, tc := range cases {
 		if got := correctedAge(hdr(tc.resp...), tc.reqTime, tc.respAt); got != tc.want {

@@ -196,7 +196,8 @@ func FuzzEntryRoundTrip(f *testing.F) {
 		h[n1] = append(h[n1], v1)
 		h[n2] = append(h[n2], v2, v1)
 		e := &entry{status: status, header: h, body: body, stored: time.Unix(0, d), age: time.Duration(d),
-			fresh: time.Duration(-d), swr: time.Duration(d / 2), sie: -1, mustRevalidate: flag, noCache: !flag, authOK: flag}
+			fresh: time.Duration(-d), swr: time.Duration(d / 2), sie: -1, mustRevalidate: flag, noCache: !flag, authOK: flag,
+			authFill: !flag, deny: denyList(appendDenyList(nil, []uint64{uint64(d) >> 1, uint64(d)>>1 + 1})), tagBlock: appendTags(nil, []string{v1, n2})}
 		got, err := decodeEntry(encodeEntry(nil, e))
 		if err != nil {
 			t.Fatal(err)

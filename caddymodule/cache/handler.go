@@ -21,11 +21,12 @@ import (
 const (
 	headerCacheTags   = "Cache-Tags"
 	headerSparkPurge  = "Spark-Purge"
+	headerDenyUsers   = "Spark-Deny-Users"
 	headerCacheStatus = "Cache-Status"
 )
 
 // hopByHop fields are never stored.
-var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie", headerCacheTags, headerSparkPurge, headerCacheStatus, "Age", "Content-Length"}
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie", headerCacheTags, headerSparkPurge, headerDenyUsers, headerCacheStatus, "Age", "Content-Length"}
 
 // Cache is the response cache's logic, independent of Caddy's module
 // machinery. Its zero value is not usable; build one with newCache.
@@ -78,34 +79,46 @@ func (c *Cache) policyFor(p string) *policy {
 	return &c.def
 }
 
-// isUnsafe reports methods that change state (RFC 9110 §9.2.1).
-func isUnsafe(m string) bool {
-	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch || m == http.MethodDelete
+// isSafe reports the methods RFC 9110 §9.2.1 defines as safe. Any other
+// method, registered or not, may change state: RFC 9111 §4.4 has a cache
+// invalidate after one of unknown safety as after an unsafe one.
+func isSafe(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
 }
 
 // ServeHTTP answers r from the cache or through next.
 func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if isUnsafe(r.Method) {
+		if !isSafe(r.Method) {
 			return c.serveUnsafe(w, r, next)
 		}
-		return next.ServeHTTP(w, r)
+		c.metrics.request(resultBypass)
+		return c.passThrough(w, r, next, "spark; fwd=bypass; detail=method")
 	}
 	if len(r.Header["Upgrade"]) > 0 {
-		return next.ServeHTTP(w, r) // WebSocket and friends: untouched
+		return c.passThrough(w, r, next, "") // WebSocket and friends: untouched
 	}
 	if len(r.Header["Range"]) > 0 {
 		c.metrics.request(resultBypass)
-		w.Header().Set(headerCacheStatus, "spark; fwd=bypass; detail=range")
-		return next.ServeHTTP(w, r)
+		return c.passThrough(w, r, next, "spark; fwd=bypass; detail=range")
 	}
 	pol := c.policyFor(r.URL.Path)
 	reqCC := parseDirectives(r.Header["Cache-Control"])
 	// The URI tag is only needed when the origin is involved: a fresh hit
 	// does not build it.
 	pk, uriLen := primaryKeyLen(r.Host, r.URL.EscapedPath(), r.URL.RawQuery, pol.ignoreQuery)
+	// The purge generation is read before the lookup: a purge that lands
+	// after it (between the lookup and a 304's refresh, or during a fill)
+	// keeps whatever this request would store out of the cache.
+	gen := c.store.Generation()
 
 	if e, layer := c.lookup(r, pk); e != nil {
+		if refused(r, e) {
+			if reqCC.onlyIfCached {
+				return c.gatewayTimeout(w)
+			}
+			return c.forwardDenied(w, r, next)
+		}
 		now := c.now()
 		age := e.currentAge(now)
 		switch usable(e, reqCC, age) {
@@ -120,7 +133,7 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			if reqCC.onlyIfCached {
 				return c.gatewayTimeout(w)
 			}
-			return c.revalidate(w, r, next, e, age, pk, keyURITag(pk, uriLen), pol)
+			return c.revalidate(w, r, next, e, fill{pk: pk, uriTag: keyURITag(pk, uriLen), pol: pol, gen: gen})
 		}
 	}
 	uriTag := keyURITag(pk, uriLen)
@@ -129,10 +142,70 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	if r.Method == http.MethodHead {
 		c.metrics.request(resultMiss)
-		w.Header().Set(headerCacheStatus, "spark; fwd=miss; detail=head")
-		return next.ServeHTTP(w, r)
+		return c.passThrough(w, r, next, "spark; fwd=miss; detail=head")
 	}
-	return c.fetchCoalesced(w, r, next, pk, uriTag, pol)
+	return c.fetchCoalesced(w, r, next, fill{pk: pk, uriTag: uriTag, pol: pol, gen: gen, fwd: "miss"})
+}
+
+// fill is what a fetch from the origin needs to know besides the request.
+type fill struct {
+	pk, uriTag string
+	pol        *policy
+	// gen is the purge generation read before the lookup that led here.
+	gen uint64
+	// fwd is the Cache-Status fwd= of the response (miss, stale).
+	fwd string
+	// stale, when set, is the entry being revalidated: a 304 refreshes it
+	// and an origin failure may serve it (stale-if-error).
+	stale *entry
+	// background: nobody waits for the response (a stale-while-revalidate
+	// refresh); there is no viewer to check.
+	background bool
+	// release, when set, is called once the response is known not to be
+	// stored (it frees coalesced waiters).
+	release func()
+}
+
+// passThrough forwards r and streams the response back untouched but for
+// the contract's fields: Spark-Purge is honoured, and it, Cache-Tags and
+// Spark-Deny-Users never reach the client, on every path (Range, Upgrade,
+// HEAD misses, other methods, refused viewers). status, when set, is the
+// response's Cache-Status.
+func (c *Cache) passThrough(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, status string) error {
+	fw := &fillWriter{w: w}
+	fw.onHeader = func(_ int, h http.Header) writeMode {
+		c.takeOriginFields(r.Context(), h)
+		if status != "" {
+			h.Set(headerCacheStatus, status)
+		}
+		return modePass
+	}
+	return next.ServeHTTP(fw, r)
+}
+
+// forwardDenied sends a request that a stored response may not answer (its
+// deny list names the viewer, or the viewer is unknown) to the origin,
+// which decides: outside request coalescing, and never stored, as the
+// answer is for this viewer alone.
+func (c *Cache) forwardDenied(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	c.metrics.request(resultDenied)
+	return c.passThrough(w, r, next, "spark; fwd=request; detail=denied")
+}
+
+// originFields are the contract's fields of an origin response.
+type originFields struct {
+	tags, deny []string // nil when absent
+}
+
+// takeOriginFields applies the response's Spark-Purge and removes it,
+// Cache-Tags and Spark-Deny-Users from h (they are for the edge, never for
+// clients), returning the last two.
+func (c *Cache) takeOriginFields(ctx context.Context, h http.Header) originFields {
+	c.applyPurge(ctx, h)
+	f := originFields{tags: h[headerCacheTags], deny: h[headerDenyUsers]}
+	delete(h, headerCacheTags)
+	delete(h, headerDenyUsers)
+	return f
 }
 
 func ttlSeconds(e *entry, age time.Duration) int64 {
@@ -177,9 +250,16 @@ func (c *Cache) lookup(r *http.Request, pk string) (*entry, tiered.Layer) {
 	if err != nil {
 		return nil, tiered.LayerNone
 	}
-	if len(r.Header["Authorization"]) > 0 && !e.authOK && !keyedByCredential {
-		// RFC 9111 §3.5: a response shared between users is served to an
-		// authorized request only with public, s-maxage or must-revalidate.
+	if len(r.Header["Authorization"]) > 0 {
+		if !e.authOK && !keyedByCredential {
+			// RFC 9111 §3.5: a response shared between users is served to an
+			// authorized request only with public, s-maxage or must-revalidate.
+			return nil, tiered.LayerNone
+		}
+	} else if e.authFill {
+		// Defence in depth: what an authorized request filled is never
+		// served to a request without Authorization, whatever the response
+		// said (the origin answers such requests 401).
 		return nil, tiered.LayerNone
 	}
 	e.layer = layer
@@ -273,9 +353,10 @@ func notModified(r *http.Request, h http.Header) bool {
 // fetchCoalesced fetches a miss from the origin. Concurrent misses for the
 // same key (and the same credential) wait for the first one and then look
 // again, so the origin sees one request; a waiter whose lookup still misses
-// (the response was not storable, or varies) fetches for itself.
-func (c *Cache) fetchCoalesced(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy) error {
-	fk := pk
+// (the response was not storable, or varies) fetches for itself, and one
+// the stored response refuses is forwarded on its own.
+func (c *Cache) fetchCoalesced(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, f fill) error {
+	fk := f.pk
 	if hasCredential(r.Header) {
 		fk += varySep + hashValue(r.Header.Get("Authorization")+"\n"+r.Header.Get("Cookie"))
 	}
@@ -286,46 +367,47 @@ func (c *Cache) fetchCoalesced(w http.ResponseWriter, r *http.Request, next cadd
 		case <-r.Context().Done():
 			return r.Context().Err()
 		}
-		if e, layer := c.lookup(r, pk); e != nil {
+		f.gen = c.store.Generation() // before this lookup, as in ServeHTTP
+		if e, layer := c.lookup(r, f.pk); e != nil {
+			if refused(r, e) {
+				return c.forwardDenied(w, r, next)
+			}
 			age := e.currentAge(c.now())
 			if usable(e, parseDirectives(r.Header["Cache-Control"]), age) == useFresh {
 				c.metrics.hit(layer, resultHit)
 				return c.serveHit(w, r, e, age, layer, "-coalesced")
 			}
 		}
-		return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r, nil)
+		return c.fetch(w, r, next, r, f)
 	}
 	// Waiters are released as soon as the response turns out not to be
 	// stored (an event stream, a long poll, no-store): they fetch for
 	// themselves instead of waiting for its end.
 	var once sync.Once
-	release := func() { once.Do(func() { c.flight.leave(fk, call) }) }
-	defer release()
-	return c.fetch(w, r, next, pk, uriTag, pol, "miss", nil, r, release)
+	f.release = func() { once.Do(func() { c.flight.leave(fk, call) }) }
+	defer f.release()
+	return c.fetch(w, r, next, r, f)
 }
 
 // fetch forwards r to next, streaming the response to w and storing it when
-// allowed. stale, when set, is the entry being revalidated: a 304 refreshes
-// it and an origin failure may serve it (stale-if-error). client is the
-// client's own request: its conditionals, not the validators a revalidation
-// put in r, decide whether the client gets a 304. release, when set, is
-// called once the response is known not to be stored.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pk, uriTag string, pol *policy, fwd string, stale *entry, client *http.Request, release func()) error {
-	gen := c.store.Generation()
+// allowed. client is the client's own request: its conditionals, not the
+// validators a revalidation put in r, decide whether the client gets a 304.
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, client *http.Request, f fill) error {
+	pol, stale := f.pol, f.stale
 	reqTime := c.now()
 	var dec storeDecision
 	var staleAge time.Duration
 	if stale != nil {
 		staleAge = stale.currentAge(reqTime)
 	}
+	var of304 originFields // the contract's fields of a 304 refreshing stale
 	fw := &fillWriter{w: w, limit: c.maxEntry}
 	fw.onHeader = func(status int, h http.Header) writeMode {
-		c.applyPurge(r.Context(), h)
-		tags := h[headerCacheTags]
-		delete(h, headerCacheTags)
+		of := c.takeOriginFields(r.Context(), h)
 		sanitizeAge(h)
 		if stale != nil {
 			if status == http.StatusNotModified {
+				of304 = of
 				return modeCapture
 			}
 			if status >= 500 && stale.staleIfErrorOK(staleAge) {
@@ -333,10 +415,13 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			}
 		}
 		dec = decideStore(r, status, h, *pol, reqTime, c.now())
+		if dec.ok {
+			saveDenyList(&dec, of.deny)
+		}
 		if !dec.ok {
-			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; detail="+dec.reason)
-			if release != nil {
-				release()
+			h.Set(headerCacheStatus, "spark; fwd="+f.fwd+"; detail="+dec.reason)
+			if f.release != nil {
+				f.release()
 			}
 			return modePass
 		}
@@ -344,15 +429,15 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			// Known to be over the limit: pass it through, and say so
 			// rather than "stored".
 			dec.ok = false
-			h.Set(headerCacheStatus, "spark; fwd="+fwd+"; detail=too-large")
-			if release != nil {
-				release()
+			h.Set(headerCacheStatus, "spark; fwd="+f.fwd+"; detail=too-large")
+			if f.release != nil {
+				f.release()
 			}
 			return modePass
 		}
 		dec.e.header = storableHeader(h)
-		h.Set(headerCacheStatus, "spark; fwd="+fwd+"; stored")
-		saveTags(&dec, tags)
+		h.Set(headerCacheStatus, "spark; fwd="+f.fwd+"; stored")
+		saveTags(&dec, of.tags)
 		if pol.etag && status == http.StatusOK && h.Get("Etag") == "" {
 			return modeHold // the ETag is a hash of the whole body
 		}
@@ -378,8 +463,12 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 	}
 	if stale != nil && fw.mode == modeCapture && fw.status == http.StatusNotModified {
 		c.metrics.hit(stale.layer, resultRevalidated)
-		fresh := c.refreshEntry(r, stale, w.Header(), pol, reqTime, fetched, pk, uriTag, gen)
+		fresh := c.refreshEntry(r, f, w.Header(), of304, reqTime, fetched)
 		clearHeader(w.Header())
+		if !f.background && refused(client, fresh) {
+			// The 304 brought a deny list that refuses this viewer.
+			return c.forwardDenied(w, client, next)
+		}
 		return c.serveEntry(w, client, fresh, fresh.currentAge(fetched), "spark; fwd=stale; fwd-status=304; detail="+string(stale.layer)+"-revalidated")
 	}
 	if err != nil {
@@ -413,18 +502,42 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		return nil
 	}
 	dec.e.body = body
-	c.storeDecision(r, pk, uriTag, &dec, gen)
+	c.storeDecision(r, f.pk, f.uriTag, &dec, f.gen)
 	return nil
 }
 
 // saveTags records the origin's Cache-Tags on a store decision.
 func saveTags(dec *storeDecision, values []string) {
-	for _, v := range values {
-		dec.tags = append(dec.tags, strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })...)
-	}
+	dec.tags = append(dec.tags, splitTags(values)...)
 }
 
-// storeDecision writes the entry (and the Vary record) to the store.
+// splitTags splits Cache-Tags (or Spark-Purge) values into tags.
+func splitTags(values []string) []string {
+	var tags []string
+	for _, v := range values {
+		tags = append(tags, strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })...)
+	}
+	return tags
+}
+
+// saveDenyList records the origin's Spark-Deny-Users on a store decision.
+// A list that does not parse (or is too long) keeps the response out of
+// the cache: the origin's answer still reaches the requester it was made
+// for, but no one else.
+func saveDenyList(dec *storeDecision, values []string) {
+	if values == nil {
+		return
+	}
+	ids, ok := parseDenyUsers(values)
+	if !ok {
+		dec.ok, dec.reason = false, "deny-list"
+		return
+	}
+	dec.e.deny = appendDenyList(nil, ids)
+}
+
+// storeDecision writes the entry (and the Vary record) to the store. gen is
+// the purge generation read before the lookup that led to the fill.
 func (c *Cache) storeDecision(r *http.Request, pk, uriTag string, dec *storeDecision, gen uint64) {
 	if !dec.e.encodable() {
 		c.logger.Debug("store response: too many header fields", zap.String("key", pk))
@@ -435,7 +548,8 @@ func (c *Cache) storeDecision(r *http.Request, pk, uriTag string, dec *storeDeci
 	if dec.e.fresh <= 0 {
 		ttl += time.Hour // kept for revalidation with its validators
 	}
-	tags := append(dec.tags, uriTag)
+	dec.e.tagBlock = appendTags(nil, dec.tags)
+	tags := append(dec.tags[:len(dec.tags):len(dec.tags)], uriTag)
 	key := pk
 	if len(dec.vary) > 0 || dec.perUser {
 		rec := encodeVary(dec.vary, dec.perUser)
@@ -454,8 +568,11 @@ func (c *Cache) storeDecision(r *http.Request, pk, uriTag string, dec *storeDeci
 }
 
 // refreshEntry merges a 304's header fields into the stale entry, recomputes
-// its freshness and stores it again (RFC 9111 §4.3.4).
-func (c *Cache) refreshEntry(r *http.Request, stale *entry, h304 http.Header, pol *policy, reqTime, respTime time.Time, pk, uriTag string, gen uint64) *entry {
+// its freshness and stores it again (RFC 9111 §4.3.4) under its tags, unless
+// a purge since f.gen touched it. A deny list or Cache-Tags on the 304
+// replace the stored ones; without them the stored ones stay.
+func (c *Cache) refreshEntry(r *http.Request, f fill, h304 http.Header, of originFields, reqTime, respTime time.Time) *entry {
+	stale := f.stale
 	merged := stale.header.Clone()
 	for k, v := range storableHeader(h304) {
 		// Vary too: a 304 (encode adds Vary: Accept-Encoding to every 304)
@@ -466,18 +583,45 @@ func (c *Cache) refreshEntry(r *http.Request, stale *entry, h304 http.Header, po
 		}
 		merged[k] = v
 	}
-	dec := decideStore(r, stale.status, merged, *pol, reqTime, respTime)
+	// The 304's Age counts for the refreshed entry's age (it is never
+	// stored as a field): a 304 as old as its lifetime leaves it stale.
+	if v := h304["Age"]; len(v) > 0 {
+		merged["Age"] = v
+	}
+	dec := decideStore(r, stale.status, merged, *f.pol, reqTime, respTime)
+	delete(merged, "Age")
 	if !dec.ok {
 		return stale
 	}
+	// The entry keeps who filled it: a 304 to an anonymous revalidation
+	// does not make a response an authorized request got anonymous.
+	dec.e.authFill = dec.e.authFill || stale.authFill
+	dec.e.deny = stale.deny
+	if of.deny != nil {
+		ids, ok := parseDenyUsers(of.deny)
+		if !ok {
+			// Refused to everyone, and not stored.
+			dec.e.header, dec.e.body, dec.e.refuseAll = merged, stale.body, true
+			return &dec.e
+		}
+		dec.e.deny = appendDenyList(nil, ids)
+	}
+	if of.tags != nil {
+		dec.tags = splitTags(of.tags)
+	} else {
+		dec.tags = stale.tags()
+	}
 	dec.e.header = merged
 	dec.e.body = stale.body
-	c.storeDecision(r, pk, uriTag, &dec, gen)
+	c.storeDecision(r, f.pk, f.uriTag, &dec, f.gen)
 	return &dec.e
 }
 
-// revalidate asks the origin whether the stale entry e is still good.
-func (c *Cache) revalidate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, e *entry, age time.Duration, pk, uriTag string, pol *policy) error {
+// revalidate asks the origin whether the stale entry e is still good. A
+// HEAD is revalidated with a conditional GET (RFC 9111 §4.3.1): its 304
+// refreshes the stored header fields, its 200 replaces the entry, and the
+// client gets the header alone.
+func (c *Cache) revalidate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, e *entry, f fill) error {
 	cond := r.Clone(r.Context())
 	cond.Header.Del("If-None-Match")
 	cond.Header.Del("If-Modified-Since")
@@ -491,7 +635,8 @@ func (c *Cache) revalidate(w http.ResponseWriter, r *http.Request, next caddyhtt
 		cond.Method = http.MethodGet
 		w = headWriter{w}
 	}
-	return c.fetch(w, cond, next, pk, uriTag, pol, "stale", e, r, nil)
+	f.fwd, f.stale = "stale", e
+	return c.fetch(w, cond, next, r, f)
 }
 
 // headWriter drops the body of a GET made on behalf of a HEAD.
@@ -525,27 +670,34 @@ func (c *Cache) refreshInBackground(r *http.Request, next caddyhttp.Handler, pk,
 			bg.Method = http.MethodGet
 		}
 		dw := &discardWriter{h: make(http.Header)}
+		gen := c.store.Generation() // before the lookup, as in ServeHTTP
 		e, _ := c.lookup(bg, pk)
 		if e == nil {
 			return
 		}
-		_ = c.revalidate(dw, bg, next, e, 0, pk, uriTag, pol)
+		_ = c.revalidate(dw, bg, next, e, fill{pk: pk, uriTag: uriTag, pol: pol, gen: gen, background: true})
 	}()
 }
 
 // Wait blocks until background refreshes have finished.
 func (c *Cache) Wait() { c.wg.Wait() }
 
-// serveUnsafe forwards a state-changing request and, when it succeeds,
-// invalidates the target URI and its Location/Content-Location (RFC 9111
-// §4.4) before the client sees the response.
+// serveUnsafe forwards a request whose method is not known to be safe and
+// invalidates what it may have changed (RFC 9111 §4.4) before the client
+// sees the response: the target URI after any non-error status (2xx, 3xx),
+// and same-host Location/Content-Location only after a 2xx. A redirect's
+// Location is where the client is sent, not something the request changed;
+// invalidating it let anyone empty any URL by making the origin redirect.
 func (c *Cache) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	fw := &fillWriter{w: w, limit: 0}
 	fw.onHeader = func(status int, h http.Header) writeMode {
-		c.applyPurge(r.Context(), h)
-		delete(h, headerCacheTags)
-		if status >= 200 && status < 400 {
-			c.invalidateURI(r, r.URL)
+		c.takeOriginFields(r.Context(), h)
+		if status < 200 || status >= 400 {
+			h.Set(headerCacheStatus, "spark; fwd=bypass")
+			return modePass
+		}
+		c.invalidateURI(r, r.URL)
+		if status < 300 {
 			for _, f := range []string{"Location", "Content-Location"} {
 				if v := h.Get(f); v != "" {
 					if u, err := r.URL.Parse(v); err == nil && (u.Host == "" || strings.EqualFold(u.Host, r.Host)) {
@@ -553,10 +705,8 @@ func (c *Cache) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddyht
 					}
 				}
 			}
-			h.Set(headerCacheStatus, "spark; fwd=bypass; detail=invalidated")
-		} else {
-			h.Set(headerCacheStatus, "spark; fwd=bypass")
 		}
+		h.Set(headerCacheStatus, "spark; fwd=bypass; detail=invalidated")
 		return modePass
 	}
 	c.metrics.request(resultBypass)
@@ -577,11 +727,7 @@ func (c *Cache) applyPurge(ctx context.Context, h http.Header) {
 		return
 	}
 	delete(h, headerSparkPurge)
-	var tags []string
-	for _, s := range v {
-		tags = append(tags, strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })...)
-	}
-	if len(tags) > 0 {
+	if tags := splitTags(v); len(tags) > 0 {
 		n := c.store.PurgeTags(ctx, tags...)
 		c.metrics.purged(n)
 	}
@@ -602,20 +748,21 @@ func storableHeader(h http.Header) http.Header {
 }
 
 // sanitizeAge fixes the Age field the origin sent before it is forwarded:
-// an invalid value is dropped, and one over 2^31-1 is sent as 2147483648
-// (RFC 9111 §1.2.2, §5.1).
+// a list keeps its first member, the one the age calculation uses (RFC 9111
+// §5.1); an invalid value is dropped, and one over 2^31-1 is sent as
+// 2147483648 (§1.2.2).
 func sanitizeAge(h http.Header) {
 	v := h["Age"]
 	if len(v) == 0 {
 		return
 	}
-	switch a, ok := parseAge(v[0]); {
+	switch a, ok := parseAgeField(v); {
 	case !ok:
 		delete(h, "Age")
 	case a >= maxDelta*time.Second:
 		h["Age"] = []string{"2147483648"}
-	case len(v) > 1:
-		h["Age"] = v[:1] // the value the age calculation uses
+	case len(v) > 1 || strings.ContainsAny(v[0], ", \t"):
+		h["Age"] = []string{strconv.FormatInt(int64(a/time.Second), 10)}
 	}
 }
 

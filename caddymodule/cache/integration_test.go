@@ -793,18 +793,19 @@ func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 		t.Errorf("origin saw %d requests, want 2 (fill + exactly one refresh)", got)
 	}
 
-	// The rule default applies to responses that state no window (stale on
-	// arrival: Age 30 > max-age 10).
+	// The rule default applies to responses that state no window and were
+	// fresh when they arrived (Age 9 < max-age 10: stale a second later).
 	var m atomic.Int64
 	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		v := m.Add(1)
 		w.Header().Set("Cache-Control", "max-age=10")
 		if v == 1 {
-			w.Header().Set("Age", "30")
+			w.Header().Set("Age", "9")
 		}
 		_, _ = fmt.Fprintf(w, "r%d", v)
 	})
 	e.get("/swr-rule/x")
+	time.Sleep(1100 * time.Millisecond)
 	r = e.get("/swr-rule/x")
 	expect(t, "rule swr", r, 200, "r1", true)
 	eventually(t, 15*time.Second, "the rule's background refresh", func() bool {
@@ -840,6 +841,10 @@ func TestIntegrationStaleIfError(t *testing.T) {
 		case "/sie/must-revalidate":
 			w.Header().Set("Cache-Control", "max-age=10, must-revalidate, stale-if-error=600")
 		case "/sie-rule/x":
+			// Fresh on arrival, stale a second later: the rule's default
+			// window applies only to responses fresh when they came (not to
+			// /sie-rule/stale-on-arrival).
+			w.Header().Set("Age", "9")
 			w.Header().Set("Cache-Control", "max-age=10")
 		default:
 			w.Header().Set("Cache-Control", "max-age=10")
@@ -852,6 +857,7 @@ func TestIntegrationStaleIfError(t *testing.T) {
 	}{
 		{"/sie/yes", true},
 		{"/sie-rule/x", true},
+		{"/sie-rule/stale-on-arrival", false},
 		{"/sie/none", false},
 		{"/sie/expired", false},
 		{"/sie/must-revalidate", false},
@@ -859,6 +865,7 @@ func TestIntegrationStaleIfError(t *testing.T) {
 	for _, p := range paths {
 		expect(t, "fill "+p.path, e.get(p.path), 200, "good "+p.path, false)
 	}
+	time.Sleep(1100 * time.Millisecond) // /sie-rule/x turns stale
 	for _, m := range []string{"503", "abort", "closed"} {
 		if m == "closed" {
 			e.origin.srv.Close()
@@ -968,19 +975,28 @@ func TestIntegrationUnsafeMethodsInvalidate(t *testing.T) {
 			}
 		}
 	}
+	// RFC 9111 §4.4: the target URI after any non-error status, Location
+	// and Content-Location after a 2xx only (a redirect's Location was not
+	// changed by the request: invalidating it let anyone empty any URL by
+	// making the origin redirect). A method of unknown safety is unsafe.
 	cases := []struct {
-		method      string
-		status      int
-		invalidated bool
+		method            string
+		status            int
+		target, locations bool // invalidated
 	}{
-		{"POST", 201, true},
-		{"PUT", 200, true},
-		{"DELETE", 204, true},
-		{"PATCH", 200, true},
-		{"POST", 303, true},
-		{"POST", 500, false},
-		{"DELETE", 404, false},
-		{"PUT", 409, false},
+		{"POST", 201, true, true},
+		{"PUT", 200, true, true},
+		{"DELETE", 204, true, true},
+		{"PATCH", 200, true, true},
+		{"PURGE", 200, true, true}, // unknown safety: as unsafe
+		{"LINK", 204, true, true},
+		{"POST", 303, true, false},
+		{"POST", 308, true, false},
+		{"PURGE", 301, true, false},
+		{"POST", 500, false, false},
+		{"DELETE", 404, false, false},
+		{"PUT", 409, false, false},
+		{"OPTIONS", 200, false, false}, // safe
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s %d", c.method, c.status), func(t *testing.T) {
@@ -990,9 +1006,13 @@ func TestIntegrationUnsafeMethodsInvalidate(t *testing.T) {
 			if r.status != c.status {
 				t.Fatalf("status %d", r.status)
 			}
-			for _, p := range targets[:3] {
-				if hit := e.get(p).isHit(); hit == c.invalidated {
-					t.Errorf("%s after %s %d: hit=%v, want invalidated=%v", p, c.method, c.status, hit, c.invalidated)
+			for i, p := range targets[:3] {
+				want := c.target
+				if i > 0 {
+					want = c.locations
+				}
+				if hit := e.get(p).isHit(); hit == want {
+					t.Errorf("%s after %s %d: hit=%v, want invalidated=%v", p, c.method, c.status, hit, want)
 				}
 			}
 			if !e.get("/items/other").isHit() {

@@ -16,6 +16,9 @@ const (
 	resultRevalidated  = "revalidated"
 	resultMiss         = "miss"
 	resultBypass       = "bypass"
+	// resultDenied: a stored response refused the viewer (deny list) and
+	// the request went to the origin.
+	resultDenied = "denied"
 )
 
 // metrics are the cache's Prometheus collectors. They live as long as the

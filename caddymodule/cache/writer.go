@@ -47,7 +47,13 @@ func (f *fillWriter) WriteHeader(status int) {
 		return
 	}
 	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
-		f.w.WriteHeader(status) // 103 Early Hints and friends reach the client
+		// 103 Early Hints and friends reach the client, without the
+		// contract's fields (an interim response purges nothing).
+		h := f.w.Header()
+		delete(h, headerCacheTags)
+		delete(h, headerDenyUsers)
+		delete(h, headerSparkPurge)
+		f.w.WriteHeader(status)
 		return
 	}
 	f.wroteHeader = true
