@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
-	"github.com/spark-edge/spark/internal/duration"
+	"github.com/spark-edge/spark/caddymodule/internal/duration"
 )
 
 func init() {

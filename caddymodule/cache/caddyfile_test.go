@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/spark-edge/spark/internal/duration"
+	"github.com/spark-edge/spark/caddymodule/internal/duration"
 )
 
 func unmarshalCache(t *testing.T, text string) (*Handler, error) {

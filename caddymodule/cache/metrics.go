@@ -69,6 +69,10 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 			counter("spark_cache_purges_sent_total", "Purges published to the other edges.", func(s tiered.Stats) uint64 { return s.PurgesSent }),
 			counter("spark_cache_purges_received_total", "Purges received from the other edges.", func(s tiered.Stats) uint64 { return s.PurgesReceived }),
 			counter("spark_cache_l1_resets_total", "Times L1 was dropped because purges may have been missed.", func(s tiered.Stats) uint64 { return s.L1Resets }),
+			counter("spark_cache_purges_deferred_total", "Purges whose Redis part failed and went to the background retrier.", func(s tiered.Stats) uint64 { return s.PurgesDeferred }),
+			counter("spark_cache_purge_overflows_total", "Times more purges waited for Redis than are remembered, so every Redis entry under the prefix was dropped instead.", func(s tiered.Stats) uint64 { return s.PurgeOverflows }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spark_cache_purges_pending", Help: "Purges that have not reached Redis yet (retried in the background).", ConstLabels: constLabels},
+				func() float64 { return float64(store.Stats().PurgesPending) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spark_cache_l2_up", Help: "1 while Redis is in use, 0 while the breaker is open.", ConstLabels: constLabels},
 				func() float64 {
 					if store.Stats().L2Down {

@@ -22,7 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
-	"github.com/spark-edge/spark/internal/duration"
+	"github.com/spark-edge/spark/caddymodule/internal/duration"
 	"github.com/spark-edge/spark/tiered"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/spark-edge/spark/imageproxy"
-	"github.com/spark-edge/spark/internal/duration"
+	"github.com/spark-edge/spark/caddymodule/internal/duration"
 )
 
 func init() {
