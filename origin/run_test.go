@@ -145,7 +145,9 @@ func TestRunDefaultPhotoDirPrivate(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil { // past the umask
 		t.Fatal(err)
 	}
-	err := origin.Run(context.Background(), origin.Config{Listen: "127.0.0.1:0", DemoUsers: 1}, quietLog(), nil)
+	started, cancelStarted := context.WithCancel(context.Background())
+	defer cancelStarted()
+	err := origin.Run(started, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 1}, quietLog(), func(string) { cancelStarted() })
 	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "may write") {
 		t.Fatalf("Run with a world-writable default photo directory: %v", err)
 	}
