@@ -25,7 +25,6 @@ const (
 	MaxNameRunes      = 64
 	MaxBioRunes       = 1000
 	MaxPhotos         = 9
-	MaxPhotoURLBytes  = 2048
 	MaxMessageRunes   = 4000
 	MaxClientMsgBytes = 64
 	MinAge            = 18
@@ -93,10 +92,12 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return data, nil
 }
 
-// ProfileRequest is the body of PUT /api/users/me/profile. Photos are
-// absolute http(s) URLs; entries naming uploaded photos
-// (/api/users/{id}/photos/{name}, as GET lists them) are skipped, since
-// uploads change only through POST and DELETE /api/users/me/photos.
+// ProfileRequest is the body of PUT /api/users/me/profile. Photos may only
+// name the user's own uploads (/api/users/{me}/photos/{name}, as GET lists
+// them); they are skipped, since uploads change only through POST and
+// DELETE /api/users/me/photos. Anything else, above all a URL on another
+// host, is refused: a profile photo fetched from a host of the user's
+// choosing would hand them every viewer's IP address.
 type ProfileRequest struct {
 	Name   string   `json:"name"`
 	Age    int      `json:"age"`
@@ -123,8 +124,8 @@ func checkText(field, s string, maxRunes int, required bool) error {
 	return nil
 }
 
-// DecodeProfile parses and validates a profile body.
-func DecodeProfile(data []byte) (store.ProfileUpdate, error) {
+// DecodeProfile parses and validates the profile body user me sent.
+func DecodeProfile(me int64, data []byte) (store.ProfileUpdate, error) {
 	var req ProfileRequest
 	if err := decodeJSON(data, &req); err != nil {
 		return store.ProfileUpdate{}, err
@@ -141,28 +142,23 @@ func DecodeProfile(data []byte) (store.ProfileUpdate, error) {
 	if !store.ValidGender(req.Gender) {
 		return store.ProfileUpdate{}, badRequest("gender must be one of %s", strings.Join(store.AllGenders(), ", "))
 	}
-	photos := make([]string, 0, len(req.Photos))
+	if len(req.Photos) > MaxPhotos {
+		return store.ProfileUpdate{}, badRequest("at most %d photos", MaxPhotos)
+	}
 	for i, p := range req.Photos {
-		if isUploadPath(p) {
-			// An uploaded photo, as GET /profile lists it: uploads are
-			// managed by POST and DELETE /api/users/me/photos, so a profile
-			// sent back as it was read keeps them.
-			continue
+		if !isUploadPathOf(me, p) {
+			return store.ProfileUpdate{}, badRequest("photos[%d] is not one of your uploaded photos (%s…): upload photos with POST /api/users/me/photos",
+				i, PhotoPath(me, ""))
 		}
-		if len(photos) == MaxPhotos {
-			return store.ProfileUpdate{}, badRequest("at most %d photo URLs", MaxPhotos)
-		}
-		u, err := url.Parse(p)
-		if err != nil || len(p) > MaxPhotoURLBytes || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return store.ProfileUpdate{}, badRequest("photos[%d] must be an absolute http(s) URL of at most %d bytes", i, MaxPhotoURLBytes)
-		}
-		photos = append(photos, p)
+		// An uploaded photo, as GET /profile lists it: uploads are managed
+		// by POST and DELETE /api/users/me/photos, so a profile sent back
+		// as it was read keeps them.
 	}
 	active := true
 	if req.Active != nil {
 		active = *req.Active
 	}
-	return store.ProfileUpdate{Name: req.Name, Age: int16(req.Age), Gender: req.Gender, Bio: req.Bio, Photos: photos, Active: active}, nil
+	return store.ProfileUpdate{Name: req.Name, Age: int16(req.Age), Gender: req.Gender, Bio: req.Bio, Photos: []string{}, Active: active}, nil
 }
 
 // DecodePreferences parses and validates a preferences body.

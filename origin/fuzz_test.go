@@ -2,6 +2,7 @@ package origin
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +29,9 @@ func checkReject(t *testing.T, err error) {
 func FuzzDecodeProfile(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"Ann","age":30,"gender":"woman","bio":"hi","photos":["https://x.example/a.jpg"]}`,
+		`{"name":"Ann","age":30,"gender":"woman","bio":"hi","photos":["/api/users/1/photos/0123456789abcdef0123456789abcdef.png"]}`,
+		`{"name":"Ann","age":30,"gender":"woman","photos":["/api/users/2/photos/0123456789abcdef0123456789abcdef.jpg"]}`,
+		`{"name":"Ann","age":30,"gender":"woman","photos":["//evil.example/api/users/1/photos/0123456789abcdef0123456789abcdef.jpg"]}`,
 		`{"name":"Ann","age":30,"gender":"woman","active":false}`,
 		`{"name":"","age":30,"gender":"woman"}`, `{"name":"x","age":17,"gender":"man"}`,
 		`{"name":"x","age":30,"gender":"robot"}`, `{"name":"x","age":30,"gender":"man","x":1}`,
@@ -39,15 +43,24 @@ func FuzzDecodeProfile(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := DecodeProfile(data)
+		p, err := DecodeProfile(1, data)
 		if err != nil {
 			checkReject(t, err)
 			return
 		}
 		if p.Age < MinAge || p.Age > MaxAge || !store.ValidGender(p.Gender) || strings.TrimSpace(p.Name) == "" ||
 			utf8.RuneCountInString(p.Name) > MaxNameRunes || utf8.RuneCountInString(p.Bio) > MaxBioRunes ||
-			!utf8.ValidString(p.Name) || !utf8.ValidString(p.Bio) || len(p.Photos) > MaxPhotos {
+			!utf8.ValidString(p.Name) || !utf8.ValidString(p.Bio) || len(p.Photos) != 0 {
 			t.Fatalf("accepted invalid profile %+v", p)
+		}
+		// Whatever was accepted names only user 1's own uploads.
+		var req ProfileRequest
+		if err := json.Unmarshal(data, &req); err == nil {
+			for _, ph := range req.Photos {
+				if !strings.HasPrefix(ph, "/api/users/1/photos/") || !ValidPhotoName(strings.TrimPrefix(ph, "/api/users/1/photos/")) {
+					t.Fatalf("accepted photo %q", ph)
+				}
+			}
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"math"
 	"strconv"
 	"unicode/utf8"
 
@@ -11,6 +12,23 @@ import (
 // hand rather than through encoding/json (which reflects over every field
 // of every item). The output is byte for byte what encoding/json writes for
 // suggestionItem (FuzzSuggestionsJSON checks it).
+
+// DistanceKm is the distance_km shown for a candidate distanceM metres away
+// (between the two users' stored cell centres): whole kilometres below
+// 10 km, never below 1; 5 km steps below 50 km; 10 km steps beyond. Each
+// rounds to the nearest step, so a reading tells at best which band a
+// cell is in, never metres.
+func DistanceKm(distanceM float64) int64 {
+	km := distanceM / 1000
+	switch {
+	case km < 10:
+		return max(1, int64(math.Round(km)))
+	case km < 50:
+		return 5 * int64(math.Round(km/5))
+	default:
+		return 10 * int64(math.Round(km/10))
+	}
+}
 
 // fieldSet is a set of suggestionFields, by index.
 type fieldSet uint8
@@ -70,7 +88,7 @@ func appendSuggestion(b []byte, c *store.Candidate, fields fieldSet) []byte {
 		case "bio":
 			b = appendJSONString(b, TruncateRunes(c.Bio, ListBioRunes))
 		case "distance_km":
-			b = strconv.AppendInt(b, int64(c.DistanceM/1000+0.5), 10)
+			b = strconv.AppendInt(b, DistanceKm(c.DistanceM), 10)
 		case "photos":
 			b = append(b, '[')
 			for j, p := range photoList(c.Profile) {

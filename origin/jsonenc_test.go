@@ -41,7 +41,7 @@ func shapeCandidate(c *store.Candidate, fields []string) suggestionItem {
 			bio := TruncateRunes(c.Bio, ListBioRunes)
 			out.Bio = &bio
 		case "distance_km":
-			km := int64(c.DistanceM/1000 + 0.5)
+			km := referenceDistanceKm(c.DistanceM)
 			out.DistanceKm = &km
 		case "photos":
 			photos := photoList(c.Profile)
@@ -49,6 +49,20 @@ func shapeCandidate(c *store.Candidate, fields []string) suggestionItem {
 		}
 	}
 	return out
+}
+
+// referenceDistanceKm buckets a distance as the API promises, written
+// apart from DistanceKm: the step of the band the distance falls in, the
+// nearest multiple of it, and never below 1 km.
+func referenceDistanceKm(m float64) int64 {
+	km := m / 1000
+	step := 1.0
+	if km >= 50 {
+		step = 10
+	} else if km >= 10 {
+		step = 5
+	}
+	return int64(math.Max(1, step*math.Round(km/step)))
 }
 
 func referenceSuggestions(t testing.TB, cs []store.Candidate, fields []string) []byte {
@@ -94,16 +108,45 @@ func TestAppendSuggestionsMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestDistanceKm(t *testing.T) {
+	for _, tc := range []struct {
+		m    float64
+		want int64
+	}{{0, 1}, {499, 1}, {1499, 1}, {1500, 2}, {9499, 9}, {9500, 10}, {9999, 10}, {10000, 10}, {12499, 10},
+		{12500, 15}, {17600, 20}, {47499, 45}, {47500, 50}, {49999, 50}, {50000, 50}, {54999, 50}, {55000, 60},
+		{123456, 120}, {20015000, 20020}} {
+		if got := DistanceKm(tc.m); got != tc.want {
+			t.Errorf("DistanceKm(%v) = %d, want %d", tc.m, got, tc.want)
+		}
+	}
+	// Never decreasing with the distance, and always one of the promised
+	// values.
+	prev := int64(0)
+	for m := 0.0; m < 200000; m += 7.3 {
+		km := DistanceKm(m)
+		if km < prev {
+			t.Fatalf("DistanceKm(%v) = %d after %d", m, km, prev)
+		}
+		if (km >= 10 && km < 50 && km%5 != 0) || (km >= 50 && km%10 != 0) || km < 1 {
+			t.Fatalf("DistanceKm(%v) = %d is not a step value", m, km)
+		}
+		prev = km
+	}
+}
+
 func FuzzSuggestionsJSON(f *testing.F) {
 	f.Add(int64(1), "Ada", "a bio", "woman", "p.jpg", int16(30), 1234.5, uint8(0x3f))
 	f.Add(int64(-5), "\u2029<&>", "\xff\xfe\\\"", "", "", int16(-1), math.MaxFloat64/1e10, uint8(0x7f))
+	for _, m := range []float64{499.99999999999994, 9499.999999999998, 9500, 47499.99999999999, 47500, 49999.99, 55000} {
+		f.Add(int64(2), "B", "", "man", "", int16(40), m, uint8(1<<5))
+	}
 	f.Fuzz(func(t *testing.T, id int64, name, bio, gender, photo string, age int16, dist float64, mask uint8) {
 		if math.IsNaN(dist) || math.IsInf(dist, 0) || math.Abs(dist) > 1e15 {
 			return // distances are finite metres
 		}
 		set := fieldSet(mask & 0x7f)
 		cs := []store.Candidate{{Profile: store.Profile{ID: id, Name: name, Age: age, Gender: gender, Bio: bio,
-			Photos: []string{photo}}, DistanceM: dist}}
+			Photos: []string{"https://elsewhere.example/" + photo}, Uploads: []string{photo}}, DistanceM: dist}}
 		want := referenceSuggestions(t, cs, fieldsOf(set))
 		if got := appendSuggestions(nil, cs, set); !bytes.Equal(got, want) {
 			t.Fatalf("got  %s\nwant %s", got, want)

@@ -97,31 +97,23 @@ func PhotoTag(user int64, name string) string {
 	return "photo:" + strconv.FormatInt(user, 10) + "/photos/" + name
 }
 
-// photoList is the profile's photos field: the uploads (oldest first) as
-// paths, then the URLs the profile names.
+// photoList is the profile's photos field: the uploads, oldest first, as
+// paths on the origin (and every edge). Photo URLs stored by older
+// versions (any http(s) URL was accepted) are never sent: a photo on a host
+// of the owner's choosing would collect viewers' IP addresses.
 func photoList(p store.Profile) []string {
-	out := make([]string, 0, len(p.Uploads)+len(p.Photos))
+	out := make([]string, 0, len(p.Uploads))
 	for _, n := range p.Uploads {
 		out = append(out, PhotoPath(p.ID, n))
 	}
-	return append(out, p.Photos...)
+	return out
 }
 
-// isUploadPath reports whether s names an uploaded original (of anyone):
-// PUT /profile skips those, uploads being managed by POST and DELETE.
-func isUploadPath(s string) bool {
-	rest, ok := strings.CutPrefix(s, "/api/users/")
-	if !ok {
-		return false
-	}
-	id, name, ok := strings.Cut(rest, "/photos/")
-	if !ok {
-		return false
-	}
-	if _, err := parseID("user id", id); err != nil {
-		return false
-	}
-	return ValidPhotoName(name)
+// isUploadPathOf reports whether s names an uploaded original of user me,
+// as photoList writes it.
+func isUploadPathOf(me int64, s string) bool {
+	name, ok := strings.CutPrefix(s, PhotoPath(me, ""))
+	return ok && ValidPhotoName(name)
 }
 
 // photoRequestError maps imageproxy's refusals to problems.

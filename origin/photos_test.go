@@ -220,8 +220,8 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 		t.Fatalf("PNG original: %d %s", g.code, g.hdr.Get("Content-Type"))
 	}
 
-	// The profile lists the uploads first, then the photo URLs; sending it
-	// back unchanged keeps them.
+	// The profile lists the uploads only (the photo URL mkUser stored, on
+	// another host, is never sent); sending it back unchanged keeps them.
 	p := a.do("GET", fmt.Sprintf("/api/users/%d/profile", me), token(t, other), "")
 	expect(t, p, 200, "profile")
 	var prof struct {
@@ -231,17 +231,26 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 		Photos []string `json:"photos"`
 	}
 	p.json(t, &prof)
-	want := []string{up.URL, dogs.URL, png.URL, "https://img.example/ana"}
+	want := []string{up.URL, dogs.URL, png.URL}
 	if fmt.Sprint(prof.Photos) != fmt.Sprint(want) {
 		t.Fatalf("profile photos %v, want %v", prof.Photos, want)
 	}
-	put := fmt.Sprintf(`{"name":"Ana","age":30,"gender":"woman","bio":"","photos":["%s","%s","%s","https://img.example/new"]}`,
-		up.URL, dogs.URL, png.URL)
+	put := fmt.Sprintf(`{"name":"Ana","age":30,"gender":"woman","bio":"","photos":["%s","%s","%s"]}`, up.URL, dogs.URL, png.URL)
 	pr := a.do("PUT", "/api/users/me/profile", tok, put)
 	expect(t, pr, 200, "profile round trip")
 	pr.json(t, &prof)
-	if want := []string{up.URL, dogs.URL, png.URL, "https://img.example/new"}; fmt.Sprint(prof.Photos) != fmt.Sprint(want) {
+	if fmt.Sprint(prof.Photos) != fmt.Sprint(want) {
 		t.Fatalf("after PUT: photos %v, want %v", prof.Photos, want)
+	}
+	// Only one's own photos: another host, another user's upload, a path
+	// that merely looks like one are all refused, and change nothing.
+	for _, bad := range []string{"https://img.example/new", "http://evil.example" + up.URL, "//evil.example" + up.URL,
+		fmt.Sprintf("/api/users/%d/photos/%s", other, up.ID), up.URL + "?x=1", up.URL + "/../../../x.jpg"} {
+		r := a.do("PUT", "/api/users/me/profile", tok, fmt.Sprintf(`{"name":"Ana","age":30,"gender":"woman","photos":[%q]}`, bad))
+		expect(t, r, 400, "foreign photo "+bad)
+	}
+	if r := a.do("GET", "/api/users/me/profile", tok, ""); !strings.Contains(r.body, up.URL) || strings.Contains(r.body, "example") {
+		t.Fatalf("profile after refused updates: %s", r.body)
 	}
 
 	// Someone else cannot delete it; the owner can, once; every edge purges

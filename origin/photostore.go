@@ -72,8 +72,13 @@ func photoContentType(name string) string {
 
 // DirPhotoStorage keeps originals as files, dir/<user id>/<name>, through
 // an os.Root: no path can leave the directory, symbolic links included.
+// Writes are durable before they return: the file and the directories
+// naming it are fsynced.
 type DirPhotoStorage struct {
 	root *os.Root
+	// sync flushes an open file or directory (named relative to root) to
+	// stable storage: (*os.File).Sync.
+	sync func(name string, f *os.File) error
 }
 
 var _ PhotoStorage = (*DirPhotoStorage)(nil)
@@ -90,7 +95,66 @@ func NewDirPhotoStorage(dir string) (*DirPhotoStorage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("origin: photo directory: %w", err)
 	}
-	return &DirPhotoStorage{root: r}, nil
+	return newDirPhotoStorage(r), nil
+}
+
+func newDirPhotoStorage(r *os.Root) *DirPhotoStorage {
+	return &DirPhotoStorage{root: r, sync: func(_ string, f *os.File) error { return f.Sync() }}
+}
+
+// NewPrivatePhotoStorage is NewDirPhotoStorage for a directory where other
+// local users may create files first (the default under the OS temporary
+// directory): it creates dir with mode 0700, and refuses one that already
+// exists unless it is a real directory (not a symbolic link) owned by this
+// process's user and writable by no one else — another user could have
+// made it to read or replace every upload.
+func NewPrivatePhotoStorage(dir string) (*DirPhotoStorage, error) {
+	if dir == "" {
+		return nil, errors.New("origin: photo directory: empty path")
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("origin: photo directory: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("origin: photo directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("origin: photo directory %s is not a directory (%v); remove it or set --photo-dir", dir, fi.Mode().Type())
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("origin: photo directory: %w", err)
+	}
+	st, err := r.Stat(".")
+	if err == nil && !os.SameFile(fi, st) {
+		err = errors.New("replaced while being opened")
+	}
+	if err == nil {
+		err = checkPrivateDir(st)
+	}
+	if err != nil {
+		_ = r.Close()
+		return nil, fmt.Errorf("origin: refusing photo directory %s: %w; remove it or set --photo-dir", dir, err)
+	}
+	return newDirPhotoStorage(r), nil
+}
+
+// syncDir fsyncs a directory of the root ("." for the root itself), so
+// the entries created or removed in it survive a crash.
+func (d *DirPhotoStorage) syncDir(name string) error {
+	f, err := d.root.Open(name)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", name, err)
+	}
+	err = d.sync(name, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", name, err)
+	}
+	return nil
 }
 
 // Dir returns the directory's path.
@@ -112,7 +176,9 @@ func photoPath(user int64, name string) (string, error) {
 }
 
 // Put implements PhotoStorage: a temporary file in the user's directory,
-// synced, then renamed over the name.
+// synced, renamed over the name, and the directory synced (and the root,
+// when the user's directory is new), so a photo acknowledged to the client
+// is still there after a crash.
 func (d *DirPhotoStorage) Put(ctx context.Context, user int64, name string, data []byte) error {
 	p, err := photoPath(user, name)
 	if err != nil {
@@ -121,7 +187,13 @@ func (d *DirPhotoStorage) Put(ctx context.Context, user int64, name string, data
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put photo %s: %w", p, err)
 	}
-	if err := d.root.Mkdir(strconv.FormatInt(user, 10), 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+	udir := strconv.FormatInt(user, 10)
+	switch err := d.root.Mkdir(udir, 0o750); {
+	case err == nil:
+		if err := d.syncDir("."); err != nil {
+			return fmt.Errorf("put photo %s: %w", p, err)
+		}
+	case !errors.Is(err, fs.ErrExist):
 		return fmt.Errorf("put photo %s: %w", p, err)
 	}
 	tmp := p + ".tmp"
@@ -131,7 +203,7 @@ func (d *DirPhotoStorage) Put(ctx context.Context, user int64, name string, data
 	}
 	_, werr := f.Write(data)
 	if werr == nil {
-		werr = f.Sync()
+		werr = d.sync(tmp, f)
 	}
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
@@ -142,6 +214,9 @@ func (d *DirPhotoStorage) Put(ctx context.Context, user int64, name string, data
 	if werr != nil {
 		_ = d.root.Remove(tmp)
 		return fmt.Errorf("put photo %s: %w", p, werr)
+	}
+	if err := d.syncDir(udir); err != nil {
+		return fmt.Errorf("put photo %s: %w", p, err)
 	}
 	return nil
 }
@@ -179,7 +254,14 @@ func (d *DirPhotoStorage) Delete(ctx context.Context, user int64, name string) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete photo %s: %w", p, err)
 	}
-	if err := d.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.root.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("delete photo %s: %w", p, err)
+	}
+	// A deleted photo must not come back after a crash.
+	if err := d.syncDir(strconv.FormatInt(user, 10)); err != nil {
 		return fmt.Errorf("delete photo %s: %w", p, err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spark-edge/spark/origin"
@@ -74,5 +75,74 @@ func TestDirPhotoStorage(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(dir, "7"))
 	if len(entries) != 1 { // the planted link only: no temporary files left
 		t.Fatalf("left in the user's directory: %v", entries)
+	}
+}
+
+// TestPrivatePhotoStorage: the default directory (under the OS temporary
+// directory, where any local user may create it first) is created 0700;
+// an existing one is used only when it is a real directory of ours that
+// no one else may write to.
+func TestPrivatePhotoStorage(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "spark-photos")
+	ps, err := origin.NewPrivatePhotoStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.Close()
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("created with %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	// Ours and private (0700, or 0750 as older versions made it): accepted.
+	for _, mode := range []os.FileMode{0o700, 0o750} {
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := origin.NewPrivatePhotoStorage(dir)
+		if err != nil {
+			t.Fatalf("own directory %v refused: %v", mode, err)
+		}
+		ps.Close()
+	}
+	// Writable by others: refused, saying why.
+	for _, mode := range []os.FileMode{0o777, 0o770, 0o1777} {
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := origin.NewPrivatePhotoStorage(dir); err == nil || !strings.Contains(err.Error(), "may write") {
+			t.Fatalf("directory with mode %v: %v", mode, err)
+		}
+	}
+	// A symbolic link to a directory elsewhere: refused.
+	elsewhere := t.TempDir()
+	link := filepath.Join(base, "linked")
+	if err := os.Symlink(elsewhere, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.NewPrivatePhotoStorage(link); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("symbolic link: %v", err)
+	}
+	// A file in its place: refused.
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.NewPrivatePhotoStorage(file); err == nil {
+		t.Fatal("a file accepted as the photo directory")
+	}
+	// Another user's: refused (changing the owner needs root).
+	if os.Geteuid() != 0 {
+		t.Log("not root: the other owner's case is not exercised")
+		return
+	}
+	theirs := filepath.Join(base, "theirs")
+	if err := os.Mkdir(theirs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origin.NewPrivatePhotoStorage(theirs); err == nil || !strings.Contains(err.Error(), "owned by uid 4242") {
+		t.Fatalf("another user's directory: %v", err)
 	}
 }

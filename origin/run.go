@@ -38,6 +38,9 @@ type Config struct {
 	MaxPhotos      int   // uploads per user, default DefaultMaxPhotos
 	PhotoMaxSide   int   // long side of stored originals, default imageproxy.DefaultOriginalSide
 	PhotoInFlight  int   // uploads received or processed at once, default DefaultPhotoInFlight
+	// LocationLimit bounds location updates per user; nil:
+	// DefaultLocationLimit, Every 0: off (load tests).
+	LocationLimit *RateLimit
 
 	// Token checks besides JWTSecret and JWTPublicKeys (Ed25519 or RSA PEM
 	// files, each "path" or "kid=path"); see NewConfiguredAuthenticator.
@@ -73,7 +76,9 @@ func ResolveSecret(secret, databaseURL string, hasPublicKeys bool) (s string, de
 }
 
 // DefaultPhotoDir is where the embedded store's uploads go when no
-// directory is configured: spark-photos under the OS temporary directory.
+// directory is configured: spark-photos under the OS temporary directory,
+// created private (0700); Run refuses one another user created first
+// (NewPrivatePhotoStorage).
 func DefaultPhotoDir() string { return filepath.Join(os.TempDir(), "spark-photos") }
 
 // ResolvePhotoDir returns the directory for uploaded originals: the
@@ -163,7 +168,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err != nil {
 		return err
 	}
-	photos, err := NewDirPhotoStorage(photoDir)
+	newStorage := NewDirPhotoStorage
+	if devPhotos {
+		newStorage = NewPrivatePhotoStorage // in a directory anyone may write to
+	}
+	photos, err := newStorage(photoDir)
 	if err != nil {
 		return err
 	}
@@ -178,7 +187,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	defer st.Close()
 	srv, err := NewServer(ServerOptions{Store: st, StoreName: name, Auth: auth, Metrics: NewMetrics(ps), Logger: log,
 		Photos: PhotoOptions{Storage: photos, MaxBytes: cfg.PhotoMaxBytes, MaxPixels: cfg.PhotoMaxPixels,
-			MaxPhotos: cfg.MaxPhotos, MaxSide: cfg.PhotoMaxSide, MaxInFlight: cfg.PhotoInFlight}})
+			MaxPhotos: cfg.MaxPhotos, MaxSide: cfg.PhotoMaxSide, MaxInFlight: cfg.PhotoInFlight},
+		LocationLimit: cfg.LocationLimit})
 	if err != nil {
 		return err
 	}
@@ -188,7 +198,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	log.Info("spark origin listening", "addr", ln.Addr().String(), "store", name)
+	ll := DefaultLocationLimit
+	if cfg.LocationLimit != nil {
+		ll = *cfg.LocationLimit
+	}
+	if name == "memory" {
+		log.Warn("spark origin listening; embedded memory store: every user, swipe, match and message lives in this process only and is LOST when it exits (use --database-url for data that must last)",
+			"addr", ln.Addr().String(), "store", name, "location_limit", ll.String())
+	} else {
+		log.Info("spark origin listening", "addr", ln.Addr().String(), "store", name, "location_limit", ll.String())
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

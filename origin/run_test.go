@@ -1,11 +1,13 @@
 package origin_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -124,4 +126,66 @@ func TestRunPostGISMigrates(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRunDefaultPhotoDirPrivate: with the embedded store, the default photo
+// directory under the temporary directory is made private, one another
+// user could have planted (writable by others) stops the start with a
+// clear error, and the start-up line says the data ends with the process.
+func TestRunDefaultPhotoDirPrivate(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dir := origin.DefaultPhotoDir()
+	if !strings.HasPrefix(dir, tmp) {
+		t.Fatalf("default photo dir %s not under TMPDIR %s", dir, tmp)
+	}
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	started, cancelStarted := context.WithCancel(context.Background())
+	defer cancelStarted()
+	err := origin.Run(started, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 1}, quietLog(), func(string) { cancelStarted() })
+	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "may write") {
+		t.Fatalf("Run with a world-writable default photo directory: %v", err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- origin.Run(ctx, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 1}, slog.New(slog.NewTextHandler(&logs, nil)),
+			func(string) { cancel() })
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("default photo directory created with %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	if out := logs.String(); !strings.Contains(out, "spark origin listening") || !strings.Contains(out, "LOST when it exits") {
+		t.Fatalf("start-up log does not say the embedded store's data ends with the process:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -116,9 +116,11 @@ func SeedDatabase(ctx context.Context, url string, pc postgis.PoolConfig, o Seed
 		u, ci := g.User(int(base) + i + 1)
 		city[i] = uint8(ci)
 		byCity[ci] = append(byCity[ci], int32(i))
-		p, loc := u.Preferences, u.Location
+		p := u.Preferences
+		// Stored as the store would: the centre of the point's grid cell.
+		lat, lng := geocache.SnapToGrid(u.Location.Lat, u.Location.Lng)
 		row := []any{base + int64(i) + 1, u.Profile.Name, u.Profile.Age, u.Profile.Gender, u.Profile.Bio, u.Profile.Photos,
-			u.Profile.Active, loc.Lat, loc.Lng, geocache.Cell(loc.Lat, loc.Lng, store.CellPrecision), p.MinAge, p.MaxAge, p.MaxDistanceKm, p.Genders}
+			u.Profile.Active, lat, lng, geocache.Cell(lat, lng, store.CellPrecision), p.MinAge, p.MaxAge, p.MaxDistanceKm, p.Genders}
 		i++
 		return row, nil
 	}))

@@ -2,11 +2,16 @@ package origin_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin"
+	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/postgis"
 	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 )
@@ -63,6 +68,21 @@ func TestSeedDeterministicAndConsistent(t *testing.T) {
 		}
 		if _, err := s.Suggestions(ctx, 1, 20); err != nil {
 			t.Fatalf("suggestions on seeded data: %v", err)
+		}
+		// Seeded points are stored as the store stores them: cell centres.
+		rows, err := s.Primary().Query(ctx, `SELECT ST_Y(geog::geometry), ST_X(geog::geometry), cell FROM users`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lat, lng float64
+		var cell string
+		if _, err := pgx.ForEachRow(rows, []any{&lat, &lng, &cell}, func() error {
+			if slat, slng := geocache.SnapToGrid(lat, lng); slat != lat || slng != lng || cell != geocache.Cell(lat, lng, store.CellPrecision) {
+				return fmt.Errorf("seeded user at (%v, %v) in %s: not a grid cell centre (%v, %v)", lat, lng, cell, slat, slng)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 		if round == 0 {
 			first = fp

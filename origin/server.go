@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +28,17 @@ import (
 const (
 	HeaderCacheTags  = "Cache-Tags"
 	HeaderSparkPurge = "Spark-Purge"
+	// HeaderDenyUsers lists, on a shared response, the users it must never
+	// be served to (decimal ids, space-separated): an edge stores the list
+	// with the entry, never forwards it, and sends those viewers (and
+	// viewers it cannot identify) to the origin instead.
+	HeaderDenyUsers = "Spark-Deny-Users"
 )
+
+// MaxDenyUsers is the longest Spark-Deny-Users list the origin sends; a
+// profile with more users in a block relation with its owner is sent
+// private (per viewer) instead.
+const MaxDenyUsers = 256
 
 // List view limits.
 const (
@@ -51,6 +64,7 @@ type Server struct {
 	mux       *http.ServeMux
 	photos    PhotoOptions
 	uploads   chan struct{} // one token per upload in flight
+	locLimit  *userLimiter  // nil: location updates unlimited
 }
 
 // ServerOptions configures NewServer.
@@ -61,6 +75,9 @@ type ServerOptions struct {
 	Metrics   *Metrics // nil: NewMetrics(store if it is a PoolStater)
 	Logger    *slog.Logger
 	Photos    PhotoOptions // uploads; without a Storage the photo routes answer 404
+	// LocationLimit bounds PUT /api/users/me/location per user; nil:
+	// DefaultLocationLimit, Every 0: no limit (load tests).
+	LocationLimit *RateLimit
 }
 
 // NewServer wires the routes.
@@ -80,8 +97,16 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if err := o.Photos.withDefaults(); err != nil {
 		return nil, err
 	}
+	ll := DefaultLocationLimit
+	if o.LocationLimit != nil {
+		ll = *o.LocationLimit
+	}
+	lim, err := newUserLimiter(ll, nil)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{store: o.Store, storeName: o.StoreName, auth: o.Auth, metrics: o.Metrics, log: o.Logger, mux: http.NewServeMux(),
-		photos: o.Photos, uploads: make(chan struct{}, o.Photos.MaxInFlight)}
+		photos: o.Photos, uploads: make(chan struct{}, o.Photos.MaxInFlight), locLimit: lim}
 	s.routes()
 	return s, nil
 }
@@ -131,16 +156,28 @@ func (s *Server) handle(pattern string, h authedHandler) {
 	})
 }
 
-// statusRecorder captures the status for metrics.
+// statusRecorder captures the status for metrics and makes every error
+// response uncacheable, whoever wrote it (a handler's problem, the mux,
+// http.ServeContent's 416).
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
-// WriteHeader records the first status.
+// WriteHeader records the first status. An error status (4xx, 5xx) goes out
+// with Cache-Control: no-store and without the fields that would let a
+// cache store, index or revalidate it (ETag, Last-Modified, Expires,
+// Cache-Tags, Spark-Deny-Users).
 func (r *statusRecorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
+	}
+	if code >= 400 {
+		h := r.Header()
+		h.Set("Cache-Control", "no-store")
+		for _, k := range []string{"ETag", "Last-Modified", "Expires", HeaderCacheTags, HeaderDenyUsers} {
+			h.Del(k)
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -178,7 +215,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	rec := &statusRecorder{ResponseWriter: w}
 	route := pattern
-	if pattern == "" {
+	switch {
+	case !redirectable(r.Method) && r.URL.Path != cleanPath(r.URL.Path):
+		// The mux would redirect to the cleaned path. A redirect answering
+		// a write tells an edge the write "succeeded" at another URI (which
+		// it then invalidates); never give one.
+		route = "unmatched"
+		writeProblem(rec, r, http.StatusNotFound, "not-found", "no resource at a non-canonical path (//, /./ or ..)")
+	case pattern == "":
 		// The mux's own 404/405: replay it to learn which, answer with a problem.
 		probe := httptest.NewRecorder()
 		h.ServeHTTP(probe, r)
@@ -189,14 +233,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.StatusMethodNotAllowed:
 			rec.Header().Set("Allow", probe.Header().Get("Allow"))
 			writeProblem(rec, r, probe.Code, "method-not-allowed", "")
-		default: // the mux's redirects to the cleaned path
+		default: // the mux's redirects to the cleaned path (safe methods)
 			for k, v := range probe.Header() {
 				rec.Header()[k] = v
 			}
 			rec.WriteHeader(probe.Code)
 			_, _ = rec.Write(probe.Body.Bytes())
 		}
-	} else {
+	default:
 		s.mux.ServeHTTP(rec, r)
 	}
 	if rec.status == 0 {
@@ -205,7 +249,43 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if i := strings.IndexByte(route, ' '); i >= 0 {
 		route = route[i+1:]
 	}
-	s.metrics.HTTP.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+	s.metrics.HTTP.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+}
+
+// cleanPath is the path http.ServeMux redirects a request to (its own
+// unexported cleanPath): rooted, path.Clean'ed, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		if len(p) == len(np)+1 && strings.HasPrefix(p, np) {
+			np = p
+		} else {
+			np += "/"
+		}
+	}
+	return np
+}
+
+// redirectable reports whether a request with this method may be answered
+// with the mux's redirect to the cleaned path: the safe methods only.
+func redirectable(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+// methodLabel maps a request method to the metrics' method label: the
+// methods the API knows, else OTHER, so clients cannot mint label values.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "OTHER"
 }
 
 // writeError maps errors to problem details.
@@ -319,6 +399,16 @@ func toProfileJSON(p store.Profile) profileJSON {
 	return profileJSON{ID: p.ID, Name: p.Name, Age: p.Age, Gender: p.Gender, Bio: p.Bio, Photos: photoList(p), Active: p.Active}
 }
 
+// getProfile is GET /api/users/{id}/profile. Who may read it, and how an
+// edge may keep it:
+//   - the owner (by number or "me"): always, also when inactive; private,
+//     no-cache, Vary: Authorization.
+//   - anyone else: only an active profile whose owner is not in a block
+//     relation with them (404 otherwise, like a missing user). The answer is
+//     public, max-age=300, with Spark-Deny-Users listing the users in a
+//     block relation with the owner, whom an edge must never serve it to;
+//     past MaxDenyUsers of them it is private, no-cache, Vary:
+//     Authorization instead, so every use comes back here.
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) error {
 	id := me
 	if v := r.PathValue("id"); v != "me" {
@@ -331,18 +421,39 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	if err != nil {
 		return fmt.Errorf("get profile %d: %w", id, err)
 	}
-	if !p.Active && id != me {
+	self := id == me
+	if !p.Active && !self {
 		return fmt.Errorf("profile %d inactive: %w", id, store.ErrNotFound)
+	}
+	var deny []int64
+	if !self {
+		if deny, err = s.store.BlockedWith(r.Context(), id, MaxDenyUsers+1); err != nil {
+			return fmt.Errorf("get profile %d: %w", id, err)
+		}
+		blocked := slices.Contains(deny, me)
+		if len(deny) > MaxDenyUsers {
+			// The list was cut: ask about this viewer alone.
+			if blocked, err = s.store.Blocked(r.Context(), id, me); err != nil {
+				return fmt.Errorf("get profile %d: %w", id, err)
+			}
+		}
+		if blocked {
+			return fmt.Errorf("profile %d for %d: block: %w", id, me, store.ErrNotFound)
+		}
 	}
 	etag := profileETag(p)
 	h := w.Header()
 	h.Set("ETag", etag)
-	h.Set("Cache-Tags", fmt.Sprintf("user:%d profile:%d", id, id))
-	if id == me && r.PathValue("id") == "me" {
+	h.Set(HeaderCacheTags, fmt.Sprintf("user:%d profile:%d", id, id))
+	switch {
+	case self || len(deny) > MaxDenyUsers:
 		h.Set("Cache-Control", "private, no-cache")
 		h.Set("Vary", "Authorization")
-	} else {
+	default:
 		h.Set("Cache-Control", "public, max-age=300")
+		if len(deny) > 0 {
+			h.Set(HeaderDenyUsers, formatIDs(deny))
+		}
 	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
@@ -351,8 +462,20 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	return writeJSON(w, http.StatusOK, toProfileJSON(p))
 }
 
+// formatIDs writes ids in decimal, space-separated.
+func formatIDs(ids []int64) string {
+	b := make([]byte, 0, 8*len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(b)
+}
+
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, me int64) error {
-	up, err := decodeRequest(w, r, DecodeProfile)
+	up, err := decodeRequest(w, r, func(b []byte) (store.ProfileUpdate, error) { return DecodeProfile(me, b) })
 	if err != nil {
 		return err
 	}
@@ -399,23 +522,35 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, me int64
 	return writeJSON(w, http.StatusOK, p)
 }
 
+// putLocation is PUT /api/users/me/location: rate-limited per user (429
+// with Retry-After past the limit), stored coarsely (the store keeps a grid
+// cell's centre, see store.Store.SetLocation). The answer is the point now
+// stored; a report that kept it purges nothing.
 func (s *Server) putLocation(w http.ResponseWriter, r *http.Request, me int64) error {
 	pt, err := decodeRequest(w, r, DecodeLocation)
 	if err != nil {
 		return err
+	}
+	if ok, wait := s.locLimit.allow(me); !ok {
+		secs := int64(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		return &requestError{status: http.StatusTooManyRequests, code: "too-many-location-updates",
+			msg: fmt.Sprintf("too many location updates (%s); retry in %d s", s.locLimit.limit(), secs)}
 	}
 	ch, err := s.store.SetLocation(r.Context(), me, pt)
 	if err != nil {
 		return fmt.Errorf("set location %d: %w", me, err)
 	}
 	privateNoStore(w)
-	tags := []string{fmt.Sprintf("suggestions:%d", me)}
-	if ch.OldCell != "" && ch.OldCell != ch.NewCell {
-		tags = append(tags, "cell:"+ch.OldCell)
+	if !ch.Kept {
+		tags := []string{fmt.Sprintf("suggestions:%d", me)}
+		if ch.OldCell != "" && ch.OldCell != ch.NewCell {
+			tags = append(tags, "cell:"+ch.OldCell)
+		}
+		tags = append(tags, "cell:"+ch.NewCell)
+		w.Header().Set(HeaderSparkPurge, strings.Join(tags, " "))
 	}
-	tags = append(tags, "cell:"+ch.NewCell)
-	w.Header().Set(HeaderSparkPurge, strings.Join(tags, " "))
-	return writeJSON(w, http.StatusOK, map[string]any{"lat": pt.Lat, "lng": pt.Lng, "cell": ch.NewCell})
+	return writeJSON(w, http.StatusOK, map[string]any{"lat": ch.Stored.Lat, "lng": ch.Stored.Lng, "cell": ch.NewCell})
 }
 
 func (s *Server) block(w http.ResponseWriter, r *http.Request, me int64) error {
@@ -427,7 +562,10 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, me int64) error {
 		return fmt.Errorf("block %d by %d: %w", target, me, err)
 	}
 	privateNoStore(w)
-	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("suggestions:%d suggestions:%d matches:%d matches:%d", me, target, me, target))
+	// Both profiles: each edge drops its shared copy, whose deny list no
+	// longer names the other user, and the next fetch carries the new one.
+	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("suggestions:%d suggestions:%d matches:%d matches:%d profile:%d profile:%d",
+		me, target, me, target, me, target))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -39,7 +39,7 @@ origin=""
 start_origin() { # extra flags...
 	stop_origin
 	origin=127.0.0.1:$(free_port)
-	"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" --migrate "$@" >>"$work/origin.log" 2>&1 &
+	"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" --migrate --location-limit-every 0 "$@" >>"$work/origin.log" 2>&1 &
 	pid=$!
 	wait_ok "http://$origin/healthz"
 }

@@ -42,7 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 mkdir -p "$work/photos"
-"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" --migrate >"$work/origin.log" 2>&1 &
+"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" --migrate --location-limit-every 0 >"$work/origin.log" 2>&1 &
 pids+=($!)
 wait_ok "http://$origin/healthz"
 SPARK_ORIGIN=$origin SPARK_LISTEN=$edge SPARK_ADMIN=127.0.0.1:$(free_port) SPARK_JWT_SECRET=$SECRET \

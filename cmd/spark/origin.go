@@ -33,7 +33,8 @@ func init() {
 Runs the Spark origin API: matching, swipes, profiles, chat and location.
 
 With no --database-url (or SPARK_DATABASE_URL) it uses an embedded in-memory
-store seeded with --demo-users demo users around a few cities, and a fixed
+store seeded with --demo-users demo users around a few cities (all its data
+is lost when the process exits), and a fixed
 development JWT secret unless --jwt-secret / SPARK_JWT_SECRET is set. On
 PostGIS it refuses to start without a secret (or public keys), with the
 development secret, or with a secret shorter than 32 bytes.
@@ -47,7 +48,12 @@ token's kid header selects the key). exp is required and may lie at most
 Photo uploads (POST /api/users/me/photos) are normalised once (upright,
 sRGB, no metadata, long side capped) and stored under --photo-dir
 (SPARK_PHOTO_DIR): required with PostGIS, a spark-photos directory under the
-OS temporary directory with the embedded store.
+OS temporary directory with the embedded store (created 0700; one another
+user created first is refused).
+
+Locations are stored coarsely (the centre of a ~1 km grid cell) and
+PUT /api/users/me/location is limited per user (--location-limit-burst at
+once, then one per --location-limit-every; 0 turns it off for load tests).
 
 Subcommands:
   spark origin migrate            apply the embedded SQL migrations
@@ -76,6 +82,8 @@ Subcommands:
 			f.Int("photo-max-count", origin.DefaultMaxPhotos, "uploaded photos per user (409 beyond)")
 			f.Int("photo-max-side", imageproxy.DefaultOriginalSide, "long side of stored originals in pixels (uploads are shrunk to it, never enlarged)")
 			f.Int("photo-max-in-flight", origin.DefaultPhotoInFlight, "photo uploads received or processed at once (bodies are held in memory; 503 beyond)")
+			f.Duration("location-limit-every", origin.DefaultLocationLimit.Every, "location updates per user: one more per this interval after the burst (429 with Retry-After beyond); 0 switches the limit off (load tests)")
+			f.Int("location-limit-burst", origin.DefaultLocationLimit.Burst, "location updates per user allowed at once")
 			cmd.RunE = runOrigin
 			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
 		},
@@ -202,6 +210,12 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 	get(err)
 	cfg.PhotoInFlight, err = f.GetInt("photo-max-in-flight")
 	get(err)
+	var ll origin.RateLimit
+	ll.Every, err = f.GetDuration("location-limit-every")
+	get(err)
+	ll.Burst, err = f.GetInt("location-limit-burst")
+	get(err)
+	cfg.LocationLimit = &ll
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("origin flags: %w", err)
 	}

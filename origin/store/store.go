@@ -119,11 +119,20 @@ func DefaultPreferences() Preferences {
 type LocationChange struct {
 	OldCell string // "" when the user had no location
 	NewCell string
+	// Stored is the point now stored for the user: the centre of a cell of
+	// the coarse grid (geocache.GridCellOf), never the reported point.
+	Stored Point
+	// Kept is true when the report fell within the user's current cell
+	// widened by the hysteresis margin: nothing changed.
+	Kept bool
 }
 
 // Candidate is one suggestion, nearest first.
 type Candidate struct {
 	Profile
+	// DistanceM is the distance between the two users' stored points (cell
+	// centres of the coarse grid); suggestions are ordered by it, then by
+	// id.
 	DistanceM float64
 }
 
@@ -187,7 +196,13 @@ type Store interface {
 	GetPreferences(ctx context.Context, id int64) (Preferences, error)
 	// PutPreferences stores preferences.
 	PutPreferences(ctx context.Context, id int64, p Preferences) error
-	// SetLocation stores the user's point and geohash cell.
+	// SetLocation stores the user's location coarsely: the centre of pt's
+	// cell of the coarse grid (about 1 km × 1 km, geocache.GridCellOf) and
+	// its geohash cell. Nothing finer is ever stored, so suggestions, their
+	// order, their radius and their distances only see cell centres. When
+	// pt lies within the user's current cell widened by a margin drawn for
+	// this update from [0, geocache.MaxHysteresisM] metres, the current
+	// point is kept (geocache.NextGridPoint). CreateUser snaps likewise.
 	SetLocation(ctx context.Context, id int64, pt Point) (LocationChange, error)
 	// Suggestions returns up to limit active users within the user's max
 	// distance, in age range and gender preference, not self, not swiped, not
@@ -198,6 +213,15 @@ type Store interface {
 	Swipe(ctx context.Context, id, target int64, d Direction) (SwipeResult, error)
 	// Block hides two users from each other's suggestions and ends any match.
 	Block(ctx context.Context, id, target int64) error
+	// BlockedWith returns, ascending and at most max of them, the ids of the
+	// users in a block relation with the user, either direction: those
+	// the user blocked and those who blocked the user. They may not see
+	// the user's profile. Always read from the primary: a block must hold
+	// at once.
+	BlockedWith(ctx context.Context, id int64, max int) ([]int64, error)
+	// Blocked reports whether a and b are in a block relation, either
+	// direction (on the primary, as BlockedWith).
+	Blocked(ctx context.Context, a, b int64) (bool, error)
 	// ListMatches returns the user's current matches, newest first.
 	ListMatches(ctx context.Context, id int64) ([]Match, error)
 	// Unmatch ends a match the user is part of; returns the ended match.

@@ -1,7 +1,8 @@
 // Package memory is the embedded Spark store: all state in process, users
 // indexed on a geohash grid, swipes in per-user sets. It is the development
 // default of `spark origin` and passes the same conformance suite as the
-// PostGIS store.
+// PostGIS store. Its data lives only as long as the process: nothing is
+// written to disk.
 package memory
 
 import (
@@ -53,7 +54,8 @@ type Store struct {
 	users     map[int64]*user
 	grid      map[string]map[int64]struct{}
 	swipes    map[int64]map[int64]store.Direction
-	blocks    map[int64]map[int64]struct{}
+	blocks    map[int64]map[int64]struct{} // blocker -> blocked
+	blockedBy map[int64]map[int64]struct{} // blocked -> blockers
 	matches   map[int64]*match
 	pairMatch map[[2]int64]int64
 	convs     map[int64]*conversation
@@ -62,6 +64,8 @@ type Store struct {
 	nextConv  int64
 	nextMsg   int64
 	lastTime  time.Time
+	// margin draws the hysteresis margin of each location update.
+	margin func() float64
 }
 
 // New returns an empty store.
@@ -72,9 +76,11 @@ func New() *Store {
 		grid:      make(map[string]map[int64]struct{}),
 		swipes:    make(map[int64]map[int64]store.Direction),
 		blocks:    make(map[int64]map[int64]struct{}),
+		blockedBy: make(map[int64]map[int64]struct{}),
 		matches:   make(map[int64]*match),
 		pairMatch: make(map[[2]int64]int64),
 		convs:     make(map[int64]*conversation),
+		margin:    geocache.RandomHysteresisM,
 	}
 }
 
@@ -242,8 +248,21 @@ func (s *Store) PutPreferences(ctx context.Context, id int64, p store.Preference
 	return nil
 }
 
+// setLocationLocked stores the coarse point for a report pt (caller holds
+// mu): the centre of pt's grid cell, or the current point when pt is
+// within the current cell widened by a fresh hysteresis margin.
 func (s *Store) setLocationLocked(u *user, pt store.Point) store.LocationChange {
 	ch := store.LocationChange{OldCell: u.cell}
+	var old store.Point
+	if u.loc != nil {
+		old = *u.loc
+	}
+	lat, lng, kept := geocache.NextGridPoint(old.Lat, old.Lng, u.loc != nil, pt.Lat, pt.Lng, s.margin())
+	if kept {
+		ch.NewCell, ch.Stored, ch.Kept = u.cell, old, true
+		return ch
+	}
+	pt = store.Point{Lat: lat, Lng: lng}
 	if u.gridCell != "" {
 		delete(s.grid[u.gridCell], u.profile.ID)
 		if len(s.grid[u.gridCell]) == 0 {
@@ -260,7 +279,7 @@ func (s *Store) setLocationLocked(u *user, pt store.Point) store.LocationChange 
 		s.grid[u.gridCell] = g
 	}
 	g[u.profile.ID] = struct{}{}
-	ch.NewCell = u.cell
+	ch.NewCell, ch.Stored = u.cell, pt
 	return ch
 }
 
@@ -412,10 +431,44 @@ func (s *Store) Block(ctx context.Context, id, target int64) error {
 		s.blocks[id] = make(map[int64]struct{})
 	}
 	s.blocks[id][target] = struct{}{}
+	if s.blockedBy[target] == nil {
+		s.blockedBy[target] = make(map[int64]struct{})
+	}
+	s.blockedBy[target][id] = struct{}{}
 	if mid, ok := s.pairMatch[pair(id, target)]; ok {
 		s.matches[mid].ended = true
 	}
 	return nil
+}
+
+// Blocked implements store.Store.
+func (s *Store) Blocked(ctx context.Context, a, b int64) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("memory: blocked %d %d: %w", a, b, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.blocked(a, b), nil
+}
+
+// BlockedWith implements store.Store.
+func (s *Store) BlockedWith(ctx context.Context, id int64, maxIDs int) ([]int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: blocked with %d: %w", id, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]int64, 0, len(s.blocks[id])+len(s.blockedBy[id]))
+	for b := range s.blocks[id] {
+		out = append(out, b)
+	}
+	for a := range s.blockedBy[id] {
+		if _, both := s.blocks[id][a]; !both {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out[:min(len(out), max(maxIDs, 0))], nil
 }
 
 // ListMatches implements store.Store.

@@ -97,6 +97,8 @@ type Store struct {
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
 	closers    []func() error // cell cache stores, closed by Close
+	// margin draws the hysteresis margin of each location update.
+	margin func() float64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -138,7 +140,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{primary: primary, replica: primary, pool: pc, locks: new(userLocks)}
+	s := &Store{primary: primary, replica: primary, pool: pc, locks: new(userLocks), margin: geocache.RandomHysteresisM}
 	if c.ReplicaURL != "" {
 		if s.replica, err = newPool(ctx, c.ReplicaURL, pc); err != nil {
 			primary.Close()
@@ -246,15 +248,16 @@ func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (int64, error) 
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
 	var id int64
+	var cell *string
 	err := pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
 		var lat, lng *float64
-		var cell *string
 		if u.Location != nil {
 			if err := geocache.ValidatePoint(u.Location.Lat, u.Location.Lng); err != nil {
 				return fmt.Errorf("%w: %w", store.ErrInvalid, err)
 			}
-			lat, lng = &u.Location.Lat, &u.Location.Lng
-			c := geocache.Cell(u.Location.Lat, u.Location.Lng, store.CellPrecision)
+			sLat, sLng := geocache.SnapToGrid(u.Location.Lat, u.Location.Lng)
+			lat, lng = &sLat, &sLng
+			c := geocache.Cell(sLat, sLng, store.CellPrecision)
 			cell = &c
 		}
 		photos := u.Profile.Photos
@@ -283,8 +286,8 @@ func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (int64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("postgis: create user: %w", err)
 	}
-	if u.Location != nil {
-		s.invalidateCells(geocache.Cell(u.Location.Lat, u.Location.Lng, store.CellPrecision))
+	if cell != nil {
+		s.invalidateCells(*cell)
 	}
 	return id, nil
 }
@@ -450,38 +453,61 @@ func (s *Store) PutPreferences(ctx context.Context, id int64, p store.Preference
 	return nil
 }
 
-// SetLocation implements store.Store (always on the primary).
+// SetLocation implements store.Store (always on the primary): the stored
+// point is read under the row lock, the coarse point to store decided from
+// it (geocache.NextGridPoint), and written only when it changed.
 func (s *Store) SetLocation(ctx context.Context, id int64, pt store.Point) (store.LocationChange, error) {
 	if err := geocache.ValidatePoint(pt.Lat, pt.Lng); err != nil {
 		return store.LocationChange{}, fmt.Errorf("postgis: set location: %w: %w", store.ErrInvalid, err)
 	}
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
-	cell := geocache.Cell(pt.Lat, pt.Lng, store.CellPrecision)
-	var old *string
+	margin := s.margin()
+	var ch store.LocationChange
 	// A location is superseded within seconds: losing the last few hundred
 	// milliseconds of them in a database crash is acceptable, waiting for the
-	// WAL flush on every update is not. Only this transaction skips the wait.
+	// WAL flush on every update is not. Only this transaction skips the wait
+	// (set_config(..., true) is SET LOCAL, sent with the read).
 	err := pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return fmt.Errorf("relax commit: %w", err)
+		ch = store.LocationChange{}
+		var oldLat, oldLng *float64
+		var oldCell *string
+		err := tx.QueryRow(ctx, `
+			SELECT ST_Y(geog::geometry), ST_X(geog::geometry), cell, set_config('synchronous_commit', 'off', true)
+			FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&oldLat, &oldLng, &oldCell, nil)
+		if err != nil {
+			return err
 		}
-		return tx.QueryRow(ctx, `
-			UPDATE users u SET geog = ST_SetSRID(ST_MakePoint($3, $2), 4326)::geography, cell = $4,
+		if oldCell != nil {
+			ch.OldCell = *oldCell
+		}
+		hasOld := oldLat != nil && oldLng != nil
+		var o store.Point
+		if hasOld {
+			o = store.Point{Lat: *oldLat, Lng: *oldLng}
+		}
+		lat, lng, kept := geocache.NextGridPoint(o.Lat, o.Lng, hasOld, pt.Lat, pt.Lng, margin)
+		ch.Stored, ch.Kept = store.Point{Lat: lat, Lng: lng}, kept
+		if kept {
+			ch.NewCell = ch.OldCell
+			return nil
+		}
+		ch.NewCell = geocache.Cell(lat, lng, store.CellPrecision)
+		_, err = tx.Exec(ctx, `
+			UPDATE users SET geog = ST_SetSRID(ST_MakePoint($3, $2), 4326)::geography, cell = $4,
 			       location_updated_at = now()
-			FROM (SELECT id, cell FROM users WHERE id = $1 FOR UPDATE) o
-			WHERE u.id = o.id
-			RETURNING o.cell`, id, pt.Lat, pt.Lng, cell).Scan(&old)
+			WHERE id = $1`, id, lat, lng, ch.NewCell)
+		return err
 	})
-	s.updateUserState(ctx, id, err == nil, func(u *userState) { u.HasLocation, u.At = true, pt })
+	if err != nil || !ch.Kept {
+		s.updateUserState(ctx, id, err == nil, func(u *userState) { u.HasLocation, u.At = true, ch.Stored })
+	}
 	if err != nil {
 		return store.LocationChange{}, notFound(err, fmt.Sprintf("set location %d", id))
 	}
-	ch := store.LocationChange{NewCell: cell}
-	if old != nil {
-		ch.OldCell = *old
+	if !ch.Kept {
+		s.invalidateCells(ch.OldCell, ch.NewCell)
 	}
-	s.invalidateCells(ch.OldCell, ch.NewCell)
 	return ch, nil
 }
 
@@ -490,7 +516,11 @@ func (s *Store) SetLocation(ctx context.Context, id int64, pt store.Point) (stor
 // parameters cast to smallint so the condition stays inside the index, an
 // anti-join on the swipes primary key, blocks both ways, and the radius
 // checked outside the LIMIT (if any of the n nearest eligible users is beyond
-// the radius, everyone inside it is already among them).
+// the radius, everyone inside it is already among them). Stored points are
+// cell centres, so users of one cell tie: the inner limit keeps every user
+// tied with the n-th (WITH TIES, still on the index order) and the outer one
+// cuts by (dist, id), so a page is the same whatever order the index
+// returned the tied users in.
 const suggestionsSQL = `
 SELECT id, name, age, gender, bio, photos, uploads, is_active, version, dist FROM (
     SELECT u.id, u.name, u.age, u.gender, u.bio, u.photos, u.uploads, u.is_active, u.version,
@@ -504,10 +534,11 @@ SELECT id, name, age, gender, bio, photos, uploads, is_active, version, dist FRO
       AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = u.id)
       AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $1)
     ORDER BY u.geog <-> ST_SetSRID(ST_MakePoint($3::float8, $2::float8), 4326)::geography
-    LIMIT $7
+    FETCH FIRST $7 ROWS WITH TIES
 ) nearest
 WHERE dist <= $8::float8
-ORDER BY dist, id`
+ORDER BY dist, id
+LIMIT $7`
 
 // SuggestionsSQL returns the suggestion query (for benchmarks and EXPLAIN).
 func SuggestionsSQL() string { return suggestionsSQL }
@@ -728,6 +759,39 @@ func (s *Store) Block(ctx context.Context, id, target int64) error {
 		return fmt.Errorf("postgis: block %d by %d: %w", target, id, err)
 	}
 	return nil
+}
+
+// Blocked implements store.Store: two primary-key lookups on the primary.
+func (s *Store) Blocked(ctx context.Context, a, b int64) (bool, error) {
+	ctx, cancel := s.acquireCtx(ctx)
+	defer cancel()
+	var blocked bool
+	if err := s.primary.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM blocks
+		WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1))`, a, b).Scan(&blocked); err != nil {
+		return false, fmt.Errorf("postgis: blocked %d %d: %w", a, b, err)
+	}
+	return blocked, nil
+}
+
+// BlockedWith implements store.Store: both directions on the primary (a
+// replica could still miss a block just made), each through its index
+// (the primary key, blocks_blocked).
+func (s *Store) BlockedWith(ctx context.Context, id int64, maxIDs int) ([]int64, error) {
+	ctx, cancel := s.acquireCtx(ctx)
+	defer cancel()
+	rows, err := s.primary.Query(ctx, `
+		SELECT blocked_id FROM blocks WHERE blocker_id = $1
+		UNION
+		SELECT blocker_id FROM blocks WHERE blocked_id = $1
+		ORDER BY 1 LIMIT $2`, id, max(maxIDs, 0))
+	if err != nil {
+		return nil, fmt.Errorf("postgis: blocked with %d: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("postgis: blocked with %d: %w", id, err)
+	}
+	return out, nil
 }
 
 // ListMatches implements store.Store.

@@ -2,6 +2,7 @@ package postgis_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -132,5 +133,69 @@ func TestMigrationCellPrecision6(t *testing.T) {
 	}
 	if err := rows.Err(); err != nil || n != 3005 {
 		t.Fatalf("%d users checked: %v", n, err)
+	}
+}
+
+// TestMigrationCoarseLocations runs migration 0006 on users stored with
+// exact points: afterwards every point is, to the bit, the cell centre
+// geocache.SnapToGrid computes, and every cell the geohash of that centre.
+// One user per grid row (so every row's column count is compared), random
+// points, and points on row and column edges, the poles and ±180°.
+func TestMigrationCoarseLocations(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	p := s.Primary()
+	rng := rand.New(rand.NewPCG(6, 6))
+	var lats, lngs []float64
+	add := func(lat, lng float64) { lats, lngs = append(lats, lat), append(lngs, lng) }
+	for r := int32(0); r < geocache.GridRows; r++ {
+		add(-90+(float64(r)+rng.Float64())*geocache.GridRowHeightDeg, rng.Float64()*360-180)
+	}
+	for i := 0; i < 3000; i++ {
+		add(rng.Float64()*180-90, rng.Float64()*360-180)
+		r := int32(rng.IntN(geocache.GridRows))
+		n := geocache.GridColumns(r)
+		add(-90+float64(r)*180/geocache.GridRows, -180+float64(rng.Int32N(n))*360/float64(n))
+	}
+	for _, pt := range [][2]float64{{90, 0}, {-90, 0}, {0, 180}, {0, -180}, {89.9999, 180}, {-16.8, 179.95}, {-16.8, -179.95}} {
+		add(pt[0], pt[1])
+	}
+	if _, err := p.Exec(ctx, `INSERT INTO users (name, age, gender, geog, cell)
+		SELECT 'u', 30, 'woman', ST_SetSRID(ST_MakePoint(lng, lat), 4326)::geography, 'stale'
+		FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS x(lat, lng, k) ORDER BY k`, lats, lngs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `DELETE FROM schema_migrations WHERE version = 6`); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := postgis.Migrate(ctx, p)
+	if err != nil || len(applied) != 1 || applied[0] != 6 {
+		t.Fatalf("migrate from version 5: applied %v, %v", applied, err)
+	}
+	rows, err := p.Query(ctx, `SELECT id, ST_Y(geog::geometry), ST_X(geog::geometry), cell FROM users ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var id int64
+		var lat, lng float64
+		var cell string
+		if err := rows.Scan(&id, &lat, &lng, &cell); err != nil {
+			t.Fatal(err)
+		}
+		olat, olng := lats[id-1], lngs[id-1]
+		wlat, wlng := geocache.SnapToGrid(olat, olng)
+		if lat != wlat || lng != wlng {
+			t.Errorf("(%v, %v) snapped by the migration to (%v, %v), by the origin to (%v, %v) (row %d)",
+				olat, olng, lat, lng, wlat, wlng, geocache.GridCellOf(olat, olng).Row)
+		}
+		if want := geocache.Cell(wlat, wlng, store.CellPrecision); cell != want {
+			t.Errorf("user %d at (%v, %v): cell %q after the migration, want %q", id, lat, lng, cell, want)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n != len(lats) {
+		t.Fatalf("%d of %d users checked: %v", n, len(lats), err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"ProfileIfVersion", testProfileIfVersion},
 		{"Preferences", testPreferences},
 		{"Location", testLocation},
+		{"LocationIsCoarse", testCoarseLocation},
+		{"LocationHysteresis", testLocationHysteresis},
+		{"SuggestionsTiesInOneCell", testTies},
 		{"SuggestionFilters", testSuggestionFilters},
 		{"SuggestionsNearestFirstAndLimit", testNearestFirst},
 		{"SuggestionsAcrossAntimeridianFiji", testFiji},
@@ -36,6 +40,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"SwipeIdempotentAndMatch", testSwipe},
 		{"ConcurrentMutualLikeMakesOneMatch", testConcurrentMatch},
 		{"BlockHidesAndEndsMatch", testBlock},
+		{"BlockedWith", testBlockedWith},
 		{"Unmatch", testUnmatch},
 		{"ChatPagingIdempotencyUnread", testChat},
 		{"ChatParticipantsOnly", testChatParticipants},
@@ -70,6 +75,41 @@ func mk(t *testing.T, s store.Store, name string, age int16, gender string, loc 
 }
 
 func pt(lat, lng float64) *store.Point { return &store.Point{Lat: lat, Lng: lng} }
+
+// snapped is the point a store keeps for a first report of p: its cell
+// centre on the coarse grid.
+func snapped(p *store.Point) store.Point {
+	lat, lng := geocache.SnapToGrid(p.Lat, p.Lng)
+	return store.Point{Lat: lat, Lng: lng}
+}
+
+// coarseDist is the distance suggestions report between two users first
+// located at a and b: between their cell centres.
+func coarseDist(a, b *store.Point) float64 {
+	sa, sb := snapped(a), snapped(b)
+	return geocache.DistanceM(sa.Lat, sa.Lng, sb.Lat, sb.Lng)
+}
+
+// byCoarseDistance orders users (located at locs[i]) as suggestions for a
+// user at from must be: by distance between cell centres, then by id.
+func byCoarseDistance(from *store.Point, users []int64, locs []*store.Point) []int64 {
+	idx := make([]int, len(users))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool {
+		di, dj := coarseDist(from, locs[idx[i]]), coarseDist(from, locs[idx[j]])
+		if di != dj {
+			return di < dj
+		}
+		return users[idx[i]] < users[idx[j]]
+	})
+	out := make([]int64, len(idx))
+	for i, k := range idx {
+		out[i] = users[k]
+	}
+	return out
+}
 
 // offset returns a point dKm north-east-ish of (lat,lng) along a bearing.
 func offset(lat, lng, dKm, bearingDeg float64) *store.Point {
@@ -181,14 +221,15 @@ func testLocation(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch.OldCell != "" || ch.NewCell != geocache.Cell(48.8566, 2.3522, store.CellPrecision) {
+	paris, london := snapped(pt(48.8566, 2.3522)), snapped(pt(51.5072, -0.1276))
+	if ch.OldCell != "" || ch.NewCell != geocache.Cell(paris.Lat, paris.Lng, store.CellPrecision) || ch.Stored != paris || ch.Kept {
 		t.Fatalf("first change: %+v", ch)
 	}
 	ch2, err := s.SetLocation(ctx(t), id, store.Point{Lat: 51.5072, Lng: -0.1276})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch2.OldCell != ch.NewCell || ch2.NewCell != geocache.Cell(51.5072, -0.1276, store.CellPrecision) {
+	if ch2.OldCell != ch.NewCell || ch2.NewCell != geocache.Cell(london.Lat, london.Lng, store.CellPrecision) || ch2.Stored != london || ch2.Kept {
 		t.Fatalf("second change: %+v", ch2)
 	}
 	_, err = s.SetLocation(ctx(t), id+999, store.Point{Lat: 1, Lng: 1})
@@ -199,12 +240,150 @@ func testLocation(t *testing.T, s store.Store) {
 	}
 }
 
+// testCoarseLocation: what is stored is the centre of the reported point's
+// cell, for new users and moves alike; suggestions measure between centres,
+// so two users anywhere in one cell are the same distance from everyone.
+func testCoarseLocation(t *testing.T, s store.Store) {
+	const lat, lng = 52.5200, 13.4050 // Berlin
+	c := geocache.GridCellOf(lat, lng)
+	clat, clng := c.Center()
+	// Two points of the same cell, on either side of its centre.
+	inA, inB := pt(clat-0.003, clng-0.004), pt(clat+0.0035, clng+0.005)
+	if geocache.GridCellOf(inA.Lat, inA.Lng) != c || geocache.GridCellOf(inB.Lat, inB.Lng) != c {
+		t.Fatal("test points left the cell")
+	}
+	prefs := &store.Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 50, Genders: []string{"woman"}}
+	askers := []*store.Point{offset(lat, lng, 3.3, 20), offset(lat, lng, 7.9, 250), offset(lat, lng, 0.9, 130)}
+	var me []int64
+	for i, at := range askers {
+		me = append(me, mk(t, s, fmt.Sprintf("asker%d", i), 30, "man", at, prefs))
+	}
+	a := mk(t, s, "a", 30, "woman", inA, nil)
+	b := mk(t, s, "b", 30, "woman", inB, nil)
+	for i, asker := range me {
+		got, err := s.Suggestions(ctx(t), asker, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalIDs(ids(got), []int64{a, b}) {
+			t.Fatalf("asker %d sees %v, want [%d %d] (equal distances, by id)", i, ids(got), a, b)
+		}
+		want := geocache.DistanceM(clat, clng, snapped(askers[i]).Lat, snapped(askers[i]).Lng)
+		if got[0].DistanceM != got[1].DistanceM || math.Abs(got[0].DistanceM-want) > 1 {
+			t.Fatalf("asker %d: distances %.3f and %.3f m, want both %.3f (cell centre to cell centre)", i, got[0].DistanceM, got[1].DistanceM, want)
+		}
+	}
+	// A moved user is stored at the centre of the new cell.
+	far := offset(lat, lng, 25, 75)
+	ch, err := s.SetLocation(ctx(t), a, *far)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Kept || ch.Stored != snapped(far) || ch.NewCell != geocache.Cell(ch.Stored.Lat, ch.Stored.Lng, store.CellPrecision) ||
+		ch.OldCell != geocache.Cell(clat, clng, store.CellPrecision) {
+		t.Fatalf("move: %+v, want stored %v", ch, snapped(far))
+	}
+	got, err := s.Suggestions(ctx(t), me[0], 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1].ID != a || math.Abs(got[1].DistanceM-coarseDist(askers[0], far)) > 1 {
+		t.Fatalf("after the move: %+v", got)
+	}
+}
+
+// testLocationHysteresis: a report inside the current cell, or within 0 m
+// of it, keeps the stored point; one beyond the largest margin moves it to
+// the new cell's centre; in between, either — never anything else.
+func testLocationHysteresis(t *testing.T, s store.Store) {
+	c := geocache.GridCellOf(-33.8688, 151.2093) // Sydney
+	clat, clng := c.Center()
+	id := mk(t, s, "walker", 30, "woman", pt(clat, clng), nil)
+	north := geocache.GridCell{Row: c.Row + 1, Col: geocache.GridCellOf(clat+geocache.GridRowHeightDeg, clng).Col}
+	nlat, nlng := north.Center()
+	edge := clat + geocache.GridRowHeightDeg/2 // the boundary with the row to the north
+	const mPerDeg = geocache.EarthRadiusM * math.Pi / 180
+	for i, step := range []struct {
+		lat, lng   float64
+		keep, move bool // keep: must keep; move: must move north
+	}{
+		{clat + 0.002, clng + 0.003, true, false},     // inside the cell
+		{edge - 1/mPerDeg, clng - 0.002, true, false}, // a metre inside the edge
+		{edge + 100/mPerDeg, clng, false, false},      // 100 m past it: margin decides
+		{edge + 250/mPerDeg, clng, false, false},      // 250 m past it: margin decides
+		{edge + 450/mPerDeg, clng, false, true},       // beyond any margin
+	} {
+		// Start each step from the cell's centre.
+		if _, err := s.SetLocation(ctx(t), id, store.Point{Lat: clat + 0.03, Lng: clng}); err != nil {
+			t.Fatal(err)
+		}
+		if ch, err := s.SetLocation(ctx(t), id, store.Point{Lat: clat, Lng: clng}); err != nil || ch.Stored != (store.Point{Lat: clat, Lng: clng}) {
+			t.Fatalf("step %d: back to the centre: %+v %v", i, ch, err)
+		}
+		ch, err := s.SetLocation(ctx(t), id, store.Point{Lat: step.lat, Lng: step.lng})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := ch.Stored == store.Point{Lat: clat, Lng: clng}
+		moved := ch.Stored == store.Point{Lat: nlat, Lng: nlng}
+		switch {
+		case !kept && !moved:
+			t.Fatalf("step %d: stored %+v: neither the old centre nor the northern neighbour's", i, ch.Stored)
+		case kept != ch.Kept || (kept && ch.NewCell != ch.OldCell):
+			t.Fatalf("step %d: change %+v contradicts itself", i, ch)
+		case step.keep && !kept:
+			t.Fatalf("step %d: a report inside the cell moved the user to %+v", i, ch.Stored)
+		case step.move && !moved:
+			t.Fatalf("step %d: a report %0.f m past the edge kept the user", i, (step.lat-edge)*mPerDeg)
+		}
+	}
+	// 100 m past the edge over many updates: both outcomes occur (the
+	// margin is drawn per update), so the crossing line is not fixed.
+	seen := map[bool]int{}
+	for i := 0; i < 60 && len(seen) < 2; i++ {
+		if _, err := s.SetLocation(ctx(t), id, store.Point{Lat: clat, Lng: clng}); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := s.SetLocation(ctx(t), id, store.Point{Lat: edge + 150/mPerDeg, Lng: clng})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[ch.Kept]++
+	}
+	if len(seen) < 2 {
+		t.Fatalf("150 m past the edge: always kept=%v in 60 updates; the margin is not drawn per update", seen)
+	}
+}
+
+// testTies: users in one cell are at one distance; they come in id order,
+// and a limit cutting through them returns the lowest ids (pages are
+// deterministic).
+func testTies(t *testing.T, s store.Store) {
+	c := geocache.GridCellOf(59.3293, 18.0686) // Stockholm
+	clat, clng := c.Center()
+	me := mk(t, s, "me", 30, "man", offset(clat, clng, 2.5, 33), &store.Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 20, Genders: []string{"woman"}})
+	var same []int64
+	for i := 0; i < 7; i++ {
+		same = append(same, mk(t, s, fmt.Sprintf("t%d", i), 30, "woman", pt(clat+float64(i-3)*0.001, clng+float64(3-i)*0.0012), nil))
+	}
+	for _, limit := range []int{3, 5, 7} {
+		got, err := s.Suggestions(ctx(t), me, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalIDs(ids(got), same[:limit]) {
+			t.Fatalf("limit %d: %v, want %v", limit, ids(got), same[:limit])
+		}
+	}
+}
+
 func testSuggestionFilters(t *testing.T, s store.Store) {
 	const lat, lng = 40.4168, -3.7038 // Madrid
 	prefs := &store.Preferences{MinAge: 25, MaxAge: 35, MaxDistanceKm: 20, Genders: []string{"woman", "nonbinary"}}
 	me := mk(t, s, "me", 30, "man", pt(lat, lng), prefs)
-	ok1 := mk(t, s, "ok1", 25, "woman", offset(lat, lng, 1, 10), nil)
-	ok2 := mk(t, s, "ok2", 35, "nonbinary", offset(lat, lng, 5, 200), nil)
+	ok1At, ok2At, passedMeAt := offset(lat, lng, 1, 10), offset(lat, lng, 5, 200), offset(lat, lng, 4, 170)
+	ok1 := mk(t, s, "ok1", 25, "woman", ok1At, nil)
+	ok2 := mk(t, s, "ok2", 35, "nonbinary", ok2At, nil)
 	mk(t, s, "tooYoung", 24, "woman", offset(lat, lng, 1, 90), nil)
 	mk(t, s, "tooOld", 36, "woman", offset(lat, lng, 1, 100), nil)
 	mk(t, s, "wrongGender", 30, "man", offset(lat, lng, 1, 110), nil)
@@ -217,7 +396,7 @@ func testSuggestionFilters(t *testing.T, s store.Store) {
 	swiped := mk(t, s, "swiped", 30, "woman", offset(lat, lng, 3, 140), nil)
 	blockedByMe := mk(t, s, "blockedByMe", 30, "woman", offset(lat, lng, 3, 150), nil)
 	blocksMe := mk(t, s, "blocksMe", 30, "woman", offset(lat, lng, 3, 160), nil)
-	passedMe := mk(t, s, "passedMe", 28, "woman", offset(lat, lng, 4, 170), nil)
+	passedMe := mk(t, s, "passedMe", 28, "woman", passedMeAt, nil)
 	if _, err := s.Swipe(ctx(t), me, swiped, store.Pass); err != nil {
 		t.Fatal(err)
 	}
@@ -234,12 +413,16 @@ func testSuggestionFilters(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []int64{ok1, passedMe, ok2}
+	want := byCoarseDistance(pt(lat, lng), []int64{ok1, passedMe, ok2}, []*store.Point{ok1At, passedMeAt, ok2At})
 	if !equalIDs(ids(got), want) {
 		t.Fatalf("suggestions = %v, want %v", ids(got), want)
 	}
-	if d := got[0].DistanceM; math.Abs(d-1000) > 5 {
-		t.Fatalf("distance of ok1 = %.1f m, want ~1000", d)
+	for _, c := range got {
+		if c.ID == ok1 {
+			if d, w := c.DistanceM, coarseDist(pt(lat, lng), ok1At); math.Abs(d-w) > 1 {
+				t.Fatalf("distance of ok1 = %.1f m, want %.1f between the cell centres", d, w)
+			}
+		}
 	}
 	if got[0].Name != "ok1" || got[0].Bio != "bio of ok1" || len(got[0].Photos) != 1 {
 		t.Fatalf("candidate profile not filled: %+v", got[0])
@@ -252,11 +435,16 @@ func testNearestFirst(t *testing.T, s store.Store) {
 	const lat, lng = 35.6762, 139.6503 // Tokyo
 	me := mk(t, s, "me", 30, "man", pt(lat, lng), &store.Preferences{MinAge: 18, MaxAge: 99, MaxDistanceKm: 100, Genders: []string{"woman"}})
 	var want []int64
+	var users []int64
+	var locs []*store.Point
 	for i := 0; i < 30; i++ {
 		// Distances 0.5, 1.0 ... 15 km in scrambled insertion order.
 		k := (i*7)%30 + 1
-		mk(t, s, fmt.Sprintf("u%d", k), 30, "woman", offset(lat, lng, float64(k)*0.5, float64(k*37%360)), nil)
+		at := offset(lat, lng, float64(k)*0.5, float64(k*37%360))
+		users = append(users, mk(t, s, fmt.Sprintf("u%d", k), 30, "woman", at, nil))
+		locs = append(locs, at)
 	}
+	order := byCoarseDistance(pt(lat, lng), users, locs)
 	all, err := s.Suggestions(ctx(t), me, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -269,6 +457,9 @@ func testNearestFirst(t *testing.T, s store.Store) {
 			t.Fatalf("not nearest first at %d: %.1f after %.1f", i, all[i].DistanceM, all[i-1].DistanceM)
 		}
 	}
+	if !equalIDs(ids(all), order) {
+		t.Fatalf("order %v, want %v (by distance between cell centres, then id)", ids(all), order)
+	}
 	for i := 0; i < 10; i++ {
 		want = append(want, all[i].ID)
 	}
@@ -279,8 +470,12 @@ func testNearestFirst(t *testing.T, s store.Store) {
 	if !equalIDs(ids(top), want) {
 		t.Fatalf("limit 10 = %v, want prefix %v", ids(top), want)
 	}
-	if top[0].Name != "u1" || math.Abs(top[0].DistanceM-500) > 5 {
-		t.Fatalf("nearest = %+v", top[0])
+	for i, u := range users {
+		if u == top[0].ID {
+			if d := coarseDist(pt(lat, lng), locs[i]); math.Abs(top[0].DistanceM-d) > 1 {
+				t.Fatalf("nearest at %.1f m, want %.1f between the cell centres", top[0].DistanceM, d)
+			}
+		}
 	}
 }
 
@@ -296,8 +491,8 @@ func testFiji(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dEW := geocache.DistanceM(-16.8, 179.95, -16.8, -179.95)
-	dEN := geocache.DistanceM(-16.8, 179.95, -16.9, 179.9)
+	dEW := coarseDist(pt(-16.8, 179.95), pt(-16.8, -179.95))
+	dEN := coarseDist(pt(-16.8, 179.95), pt(-16.9, 179.9))
 	want := []int64{west, near}
 	if dEN < dEW {
 		want = []int64{near, west}
@@ -306,7 +501,7 @@ func testFiji(t *testing.T, s store.Store) {
 		t.Fatalf("east sees %v, want %v (distances %.0f m, %.0f m)", ids(got), want, dEW, dEN)
 	}
 	for _, c := range got {
-		if c.ID == west && math.Abs(c.DistanceM-dEW) > 50 {
+		if c.ID == west && math.Abs(c.DistanceM-dEW) > 1 {
 			t.Fatalf("distance across the antimeridian = %.0f m, want ~%.0f m", c.DistanceM, dEW)
 		}
 	}
@@ -449,6 +644,44 @@ func testBlock(t *testing.T, s store.Store) {
 	}
 	_, _, err = s.SendMessage(ctx(t), a, r.Match.ConversationID, "hi", "m1")
 	wantErr(t, err, store.ErrNotFound, "message after block")
+}
+
+func testBlockedWith(t *testing.T, s store.Store) {
+	a := mk(t, s, "a", 30, "man", nil, nil)
+	b := mk(t, s, "b", 30, "woman", nil, nil)
+	c := mk(t, s, "c", 30, "woman", nil, nil)
+	d := mk(t, s, "d", 30, "woman", nil, nil)
+	e := mk(t, s, "e", 30, "woman", nil, nil)
+	for _, blk := range [][2]int64{{a, b}, {c, a}, {a, d}, {d, a}} {
+		if err := s.Block(ctx(t), blk[0], blk[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		id   int64
+		max  int
+		want []int64
+	}{{a, 10, []int64{b, c, d}}, {a, 2, []int64{b, c}}, {a, 0, nil}, {b, 10, []int64{a}}, {c, 10, []int64{a}}, {e, 10, nil}} {
+		got, err := s.BlockedWith(ctx(t), tc.id, tc.max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalIDs(got, tc.want) {
+			t.Fatalf("BlockedWith(%d, %d) = %v, want %v", tc.id, tc.max, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		a, b int64
+		want bool
+	}{{a, b, true}, {b, a, true}, {a, c, true}, {c, a, true}, {a, d, true}, {b, c, false}, {a, e, false}, {e, a, false}} {
+		got, err := s.Blocked(ctx(t), tc.a, tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Fatalf("Blocked(%d, %d) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
 }
 
 func testUnmatch(t *testing.T, s store.Store) {
