@@ -99,8 +99,9 @@ func TestDecodedCellFollowsStorePurges(t *testing.T) {
 	if cc.decoded.get(cell) != d {
 		t.Fatal("an unrelated purge dropped the decoded cell")
 	}
-	// ... and past the log's memory it is read again from the store.
-	for i := 0; i < 1100; i++ {
+	// ... and past the log's memory (tiered keeps 2,048 purge records) it
+	// is read again from the store.
+	for i := 0; i < 4100; i++ {
 		st.Delete(ctx, "unrelated")
 	}
 	get()
