@@ -2,12 +2,10 @@ package origin_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,24 +13,6 @@ import (
 
 	"github.com/spark-edge/spark/origin"
 )
-
-// sparkBinary returns $SPARK_BIN or builds ./cmd/spark into a temporary
-// directory.
-func sparkBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("SPARK_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "spark")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/spark")
-	build.Dir = moduleRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build spark (needs libvips-dev, see scripts/build-deps.sh): %v\n%s", err, out)
-	}
-	return bin
-}
 
 // TestPhotosThroughEdge uploads a photo through a real edge whose
 // spark_image serves the variants of /api/users/{id}/photos/{name} from the

@@ -1,7 +1,6 @@
 package origin_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,17 +26,7 @@ import (
 // points at a prebuilt binary; otherwise the test builds one.
 func TestEndToEndThroughEdge(t *testing.T) {
 	root := moduleRoot(t)
-	bin := os.Getenv("SPARK_BIN")
-	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "spark")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/spark")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build spark (needs libvips-dev, see scripts/build-deps.sh): %v\n%s", err, out)
-		}
-	}
+	bin := sparkBinary(t)
 
 	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1})
 
@@ -179,6 +168,18 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	if !isHit(res) {
 		t.Fatalf("valid token after refusals not a hit: %q", res.Header.Get("Cache-Status"))
 	}
+	// Issue 10 item 4: a write to a non-canonical spelling of the URL
+	// (which the origin once redirected to the canonical one, and the edge
+	// then invalidated) gets a 404 and empties nothing.
+	for _, p := range []string{"/" + prof, fmt.Sprintf("/api/users/%d/../%d/profile", target, target), fmt.Sprintf("/api/users/./%d/profile", target)} {
+		res, _ = call("POST", p, "{}")
+		if res.StatusCode != http.StatusNotFound || res.Header.Get("Location") != "" {
+			t.Fatalf("POST %s: %d Location %q, want 404 without a redirect", p, res.StatusCode, res.Header.Get("Location"))
+		}
+		if res, _ = call("GET", prof, ""); !isHit(res) {
+			t.Fatalf("POST %s emptied the stored profile: %q", p, res.Header.Get("Cache-Status"))
+		}
+	}
 
 	// The target updates their profile: the edge drops the cached copy.
 	targetTok, _ := origin.IssueToken(origin.DevJWTSecret, target, time.Hour, time.Now())
@@ -235,11 +236,14 @@ func startEdgeProcess(t *testing.T, bin, caddyfile, edgePort, home string, env .
 	if err := edge.Start(); err != nil {
 		t.Fatalf("start edge: %v", err)
 	}
-	edgeDone := make(chan error, 1)
-	go func() { edgeDone <- edge.Wait() }()
+	// exited is closed when the process has ended (exitErr set): read by
+	// the wait below and by the cleanup, which may both need it.
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = edge.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = edge.Process.Kill()
-		<-edgeDone
+		<-exited
 		if t.Failed() {
 			t.Logf("edge log:\n%s", edgeLog.String())
 		}
@@ -253,8 +257,8 @@ func startEdgeProcess(t *testing.T, bin, caddyfile, edgePort, home string, env .
 			return base
 		}
 		select {
-		case err := <-edgeDone:
-			t.Fatalf("edge exited: %v\n%s", err, edgeLog.String())
+		case <-exited:
+			t.Fatalf("edge exited: %v\n%s", exitErr, edgeLog.String())
 		default:
 		}
 		if time.Now().After(deadline) {
