@@ -9,8 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
-	"github.com/spark-edge/spark/imageproxy"
 	"github.com/spark-edge/spark/caddymodule/internal/duration"
+	"github.com/spark-edge/spark/imageproxy"
 )
 
 func init() {
