@@ -3,8 +3,10 @@ package auth
 import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/spark-edge/spark/caddymodule/internal/duration"
 )
 
 func init() {
@@ -77,9 +79,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&v) {
 				return d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < 0 {
-				return d.Errf("%s: invalid duration %q", opt, v)
+			dur, err := duration.Parse(v)
+			if err != nil {
+				return d.Errf("%s: %v", opt, err)
 			}
 			if opt == "max_lifetime" {
 				h.MaxLifetime = caddy.Duration(dur)
