@@ -77,9 +77,11 @@ func (d *decodedCell) candidate(i int) Candidate {
 	return c
 }
 
+// newDecodedCell decodes cell's entry b (encodeCell), which expires at
+// expires (unix nanoseconds), read at store generation gen.
 func newDecodedCell(cell string, b []byte, expires int64, gen uint64) (*decodedCell, error) {
 	n, w := binary.Uvarint(b)
-	if w <= 0 || n > uint64(len(b))/52 {
+	if w <= 0 || n > uint64(len(b))/minEncodedCandidate {
 		return nil, errCorruptCell
 	}
 	d := &decodedCell{cell: cell, key: cellKey(cell), tags: cellTags(cell), b: b, pts: make([]cellPoint, 0, n), more: make([]cellMore, 0, n),
@@ -130,6 +132,7 @@ type decodedCells struct {
 	max   int64 // <= 0: disabled
 }
 
+// get returns the cell's decoded copy, or nil.
 func (s *decodedCells) get(cell string) *decodedCell {
 	if s.max <= 0 {
 		return nil
@@ -140,6 +143,8 @@ func (s *decodedCells) get(cell string) *decodedCell {
 	return d
 }
 
+// put keeps d as the cell's decoded copy, dropping other cells to stay
+// within the budget; a cell over a quarter of the budget is not kept.
 func (s *decodedCells) put(cell string, d *decodedCell) {
 	if s.max <= 0 || d.size > s.max/4 {
 		return

@@ -1,7 +1,8 @@
 // Package geocache holds the geohash helpers Spark uses to bucket users by
-// location: the cell of a point, the precision that suits a search radius, the
-// cells covering a circle (correct across the ±180° meridian and near the
-// poles), and a cell-candidate cache for matching.
+// location: the cell of a point, the cells covering a circle and how many
+// they are (correct across the ±180° meridian and near the poles), the
+// coarse grid users' locations are snapped to, and a cell-candidate cache
+// for matching that walks cells nearest first.
 package geocache
 
 import (
@@ -11,10 +12,6 @@ import (
 
 	"github.com/mmcloughlin/geohash"
 )
-
-// EarthRadiusM is the mean Earth radius in metres, the sphere PostGIS uses for
-// geography distances computed on a sphere.
-const EarthRadiusM = 6371008.7714
 
 // MaxPrecision is the longest geohash this package produces.
 const MaxPrecision = 12
@@ -43,25 +40,7 @@ func Cell(lat, lng float64, precision uint) string {
 	return geohash.EncodeWithPrecision(lat, lng, precision)
 }
 
-// NormalizeCell lower-cases a geohash and checks it; it is the key form used
-// in cache tags and the candidate cache.
-func NormalizeCell(cell string) (string, error) {
-	b := []byte(cell)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + ('a' - 'A')
-		}
-	}
-	s := string(b)
-	if len(s) == 0 || len(s) > MaxPrecision {
-		return "", fmt.Errorf("geocache: cell %q: length must be 1..%d", cell, MaxPrecision)
-	}
-	if err := geohash.Validate(s); err != nil {
-		return "", fmt.Errorf("geocache: cell %q: %w", cell, err)
-	}
-	return s, nil
-}
-
+// clampPrecision bounds a precision to 1..MaxPrecision.
 func clampPrecision(p uint) uint {
 	if p < 1 {
 		return 1
@@ -79,19 +58,6 @@ func CellSize(precision uint) (widthDeg, heightDeg float64) {
 	lngBits := (bits + 1) / 2
 	latBits := bits / 2
 	return 360 / math.Exp2(float64(lngBits)), 180 / math.Exp2(float64(latBits))
-}
-
-// DistanceM is the great-circle (haversine) distance in metres between two
-// points on a sphere of radius EarthRadiusM.
-func DistanceM(lat1, lng1, lat2, lng2 float64) float64 {
-	p1, p2 := lat1*math.Pi/180, lat2*math.Pi/180
-	dp := p2 - p1
-	dl := (lng2 - lng1) * math.Pi / 180
-	s := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
-	if s > 1 {
-		s = 1
-	}
-	return 2 * EarthRadiusM * math.Asin(math.Sqrt(s))
 }
 
 // box is a latitude/longitude range; MinLng may exceed MaxLng when the range
@@ -154,17 +120,6 @@ func CellCount(lat, lng, radiusM float64, precision uint) int {
 	return int(n)
 }
 
-// PrecisionForRadius returns the longest precision whose covering of a circle
-// of radiusM around (lat, lng) needs at most maxCells cells (at least 1).
-func PrecisionForRadius(lat, lng, radiusM float64, maxCells int) uint {
-	for p := uint(MaxPrecision); p > 1; p-- {
-		if CellCount(lat, lng, radiusM, p) <= maxCells {
-			return p
-		}
-	}
-	return 1
-}
-
 // CoveringCells returns every geohash cell of the given precision that
 // intersects the bounding box of the circle of radiusM metres around
 // (lat, lng). The result is a superset of the cells the circle touches, so a
@@ -209,6 +164,34 @@ func CoveringCells(lat, lng, radiusM float64, precision uint) []string {
 			if la >= b.maxLat {
 				break
 			}
+		}
+	}
+	return out
+}
+
+// neighbors returns the up to 8 cells around cell, wrapping across the
+// antimeridian and stopping at the poles.
+func neighbors(cell string, precision uint) []string {
+	b := geohash.BoundingBox(cell)
+	w, h := CellSize(precision)
+	clat, clng := (b.MinLat+b.MaxLat)/2, (b.MinLng+b.MaxLng)/2
+	out := make([]string, 0, 8)
+	for dy := -1; dy <= 1; dy++ {
+		la := clat + float64(dy)*h
+		if la <= -90 || la >= 90 {
+			continue
+		}
+		for dx := -1; dx <= 1; dx++ {
+			if dx == 0 && dy == 0 {
+				continue
+			}
+			ln := clng + float64(dx)*w
+			if ln >= 180 {
+				ln -= 360
+			} else if ln < -180 {
+				ln += 360
+			}
+			out = append(out, geohash.EncodeWithPrecision(la, ln, precision))
 		}
 	}
 	return out

@@ -51,6 +51,7 @@ func GridColumns(r int32) int32 {
 	return int32(max(1, n))
 }
 
+// gridRowCentre is the latitude of the centre of grid row r.
 func gridRowCentre(r int32) float64 { return -90 + (float64(r)+0.5)*180/GridRows }
 
 // GridCellOf returns the cell holding the point. lat must be in [-90, 90]

@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 // stack is `make run`'s stack on free ports: the origin with demo users and
@@ -22,82 +22,6 @@ type stack struct {
 	bin    string
 	origin string // host:port
 	edge   string // host:port
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func startProcess(t *testing.T, env []string, logPath string, name string, args ...string) {
-	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		_ = logf.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				t.Logf("%s log (tail):\n%s", filepath.Base(logPath), tail(string(b), 3000))
-			}
-		}
-	})
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func waitHealthy(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not healthy after 30s", url)
-}
-
-// waitAnswering waits until url answers HTTP, whatever the status.
-func waitAnswering(t *testing.T, url string) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return
-		}
-	}
-	t.Fatalf("%s not answering after 30s", url)
 }
 
 func startStack(t *testing.T) *stack {
@@ -120,16 +44,19 @@ func startStack(t *testing.T) *stack {
 	if err := os.WriteFile(cfgPath, caddyfile, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{bin: bin, origin: freeAddr(t), edge: freeAddr(t)}
+	addrs := testutil.FreePorts(t, 3)
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(addrs[i]) }
+	s := &stack{bin: bin, origin: addr(0), edge: addr(1)}
 	home := filepath.Join(dir, "home")
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_DATA_HOME=" + filepath.Join(home, "data"),
-		"SPARK_ORIGIN=" + s.origin, "SPARK_LISTEN=" + s.edge, "SPARK_ADMIN=" + freeAddr(t), "SPARK_JWT_SECRET=" + DevJWTSecret, "SPARK_DATABASE_URL="}
-	startProcess(t, env, filepath.Join(dir, "origin.log"), bin, "origin", "--listen", s.origin, "--demo-users", "500",
+		"SPARK_ORIGIN=" + s.origin, "SPARK_LISTEN=" + s.edge, "SPARK_ADMIN=" + addr(2), "SPARK_JWT_SECRET=" + DevJWTSecret, "SPARK_DATABASE_URL="}
+	origin := testutil.StartProcess(t, env, bin, "origin", "--listen", s.origin, "--demo-users", "500",
 		"--photo-dir", filepath.Join(dir, "photos"))
-	waitHealthy(t, "http://"+s.origin+"/healthz")
-	startProcess(t, env, filepath.Join(dir, "edge.log"), bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	// The origin's /healthz answers 200 as soon as it listens.
+	testutil.WaitHTTP(t, "http://"+s.origin+"/healthz", 30*time.Second, origin.Exited())
+	edge := testutil.StartProcess(t, env, bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	// The edge routes only /api/* and /static/*: its /healthz is a 404.
-	waitAnswering(t, "http://"+s.edge+"/healthz")
+	testutil.WaitHTTP(t, "http://"+s.edge+"/healthz", 30*time.Second, edge.Exited())
 	return s
 }
 

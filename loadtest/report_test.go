@@ -41,7 +41,7 @@ func syntheticResult(t *testing.T, hit bool, errorsEvery int) *Result {
 			if errorsEvery > 0 && n%errorsEvery == 0 {
 				s.Status, s.ErrKind = 503, ErrKind5xx
 			}
-			st.Add(s)
+			record(st, s)
 		}
 	}
 	return &Result{Config: Config{Target: "http://127.0.0.1:8080", Scenario: sc, Mode: ModeOpen, Rate: 1000,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 func mustScenario(t *testing.T, doc string) *Scenario {
 	t.Helper()
-	sc, err := ParseScenario("test.yaml", []byte(doc))
+	sc, err := parseScenario("test.yaml", []byte(doc), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,67 +36,6 @@ flows:
     weight: 1
     steps: [item]
 `
-
-func TestCheckTarget(t *testing.T) {
-	for _, ok := range []string{"http://127.0.0.1:8080", "http://localhost:8080/", "https://[::1]:8443", "http://127.3.2.1"} {
-		if _, err := CheckTarget(ok); err != nil {
-			t.Errorf("CheckTarget(%q): %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"http://10.0.0.1:8080", "http://example.com", "ftp://127.0.0.1", "http://192.168.1.2", "127.0.0.1:8080", "http://0.0.0.0:80"} {
-		if _, err := CheckTarget(bad); err == nil {
-			t.Errorf("CheckTarget(%q): accepted", bad)
-		}
-	}
-}
-
-func TestConfigValidation(t *testing.T) {
-	sc := mustScenario(t, oneEndpoint)
-	for _, c := range []Config{
-		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: ModeOpen, Rate: 0, Duration: time.Second},
-		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: ModeClosed, Concurrency: 0, Duration: time.Second},
-		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: "bursty", Duration: time.Second},
-		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: ModeOpen, Rate: 1, Duration: 2 * time.Hour},
-		{Target: "http://127.0.0.1:1", Scenario: sc, Mode: ModeOpen, Rate: 1, Duration: time.Second, Ramp: time.Second},
-		// Refused by CheckTarget; were that check ever to regress, 0.0.0.0
-		// still dials this machine, never another one.
-		{Target: "http://0.0.0.0:9", Scenario: sc, Mode: ModeOpen, Rate: 1, Duration: time.Second},
-	} {
-		if _, err := Run(context.Background(), c); err == nil {
-			t.Errorf("Run(%+v): no error", c)
-		}
-	}
-}
-
-func TestMintToken(t *testing.T) {
-	tok, err := MintToken("s3cret", 42, time.Minute, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims := &jwt.RegisteredClaims{}
-	if _, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte("s3cret"), nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired()); err != nil {
-		t.Fatal(err)
-	}
-	if claims.Subject != "42" {
-		t.Errorf("sub = %q", claims.Subject)
-	}
-}
-
-// userOf checks the bearer token like the origin does and returns the sub.
-func userOf(r *http.Request, secret string) (int64, error) {
-	raw := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	claims := &jwt.RegisteredClaims{}
-	if _, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired()); err != nil {
-		return 0, fmt.Errorf("token: %w", err)
-	}
-	id, err := strconv.ParseInt(claims.Subject, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("sub: %w", err)
-	}
-	return id, nil
-}
 
 func TestRunOpenModeRate(t *testing.T) {
 	var users sync.Map
@@ -274,12 +212,7 @@ func TestRunCaptureSkipSetupAndErrors(t *testing.T) {
 }
 
 func TestRunConnectionErrors(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close() // nothing listens there now
+	addr := testutil.FreeAddr(t) // nothing listens there
 	res, err := Run(context.Background(), Config{Target: "http://" + addr, Scenario: mustScenario(t, oneEndpoint), Mode: ModeOpen,
 		Rate: 50, Duration: 500 * time.Millisecond, Users: 3})
 	if err != nil {
@@ -406,34 +339,6 @@ func TestProgressString(t *testing.T) {
 	}
 	if got := (Progress{}).String(); !strings.Contains(got, "hit -") || !strings.Contains(got, "p95 -") {
 		t.Errorf("empty progress %q", got)
-	}
-}
-
-func TestVUPoolLazyAndShared(t *testing.T) {
-	p, err := newVUPool("k", 1_000_000, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	got := make([]*VU, 8)
-	for g := range got {
-		wg.Add(1)
-		go func() { defer wg.Done(); got[g] = p.get(41) }()
-	}
-	wg.Wait()
-	for _, v := range got {
-		if v != got[0] || v.ID != 42 || v.Token == "" {
-			t.Fatalf("get(41) gave %p id %d, want one shared user 42", v, v.ID)
-		}
-	}
-	created := 0
-	for i := range p.vus {
-		if p.vus[i].Load() != nil {
-			created++
-		}
-	}
-	if created != 1 {
-		t.Errorf("%d users created, want only the one used", created)
 	}
 }
 

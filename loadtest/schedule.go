@@ -23,34 +23,9 @@ type Schedule struct {
 	Poisson bool
 }
 
-// Cumulative returns the expected number of arrivals in [0, t).
-func (s Schedule) Cumulative(t time.Duration) float64 {
-	if t <= 0 || s.Rate <= 0 {
-		return 0
-	}
-	if t > s.Duration {
-		t = s.Duration
-	}
-	T := s.Ramp.Seconds()
-	x := t.Seconds()
-	if x <= T {
-		return s.Rate * x * x / (2 * T)
-	}
-	return s.Rate*T/2 + s.Rate*(x-T)
-}
-
-// RateAt is the planned rate at t.
-func (s Schedule) RateAt(t time.Duration) float64 {
-	if t < 0 || t >= s.Duration {
-		return 0
-	}
-	if t < s.Ramp {
-		return s.Rate * t.Seconds() / s.Ramp.Seconds()
-	}
-	return s.Rate
-}
-
-// timeAt inverts Cumulative: the time by which lambda arrivals are due.
+// timeAt is the time by which lambda arrivals are due: the inverse of the
+// expected arrival count, Rate·t²/(2·Ramp) during the ramp and growing by
+// Rate a second after it.
 func (s Schedule) timeAt(lambda float64) time.Duration {
 	T := s.Ramp.Seconds()
 	var x float64

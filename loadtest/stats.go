@@ -240,12 +240,6 @@ func NewStats(start time.Time) *Stats {
 	return &Stats{Start: start, Endpoints: map[string]*EndpointStats{}}
 }
 
-// Add records a sample.
-func (s *Stats) Add(x Sample) {
-	s.addEndpoint(x)
-	s.addTimeline(x)
-}
-
 func latencyValue(d time.Duration) int64 {
 	return max(histMin, min(d.Microseconds(), histMax))
 }

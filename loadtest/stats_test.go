@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// record adds a sample to s, as a Recorder's shards and timeline do
+// between them.
+func record(s *Stats, x Sample) {
+	s.addEndpoint(x)
+	s.addTimeline(x)
+}
+
 func TestParseCacheStatus(t *testing.T) {
 	for in, want := range map[string]CacheResult{
 		"":                                 CacheNone,
@@ -63,8 +70,8 @@ func TestStatsMergeEqualsSingle(t *testing.T) {
 	one := NewStats(start)
 	parts := []*Stats{NewStats(start), NewStats(start), NewStats(start)}
 	for i, s := range samples {
-		one.Add(s)
-		parts[i%3].Add(s)
+		record(one, s)
+		record(parts[i%3], s)
 	}
 	merged := NewStats(start)
 	for _, p := range parts {
@@ -125,7 +132,7 @@ func TestRecorderConcurrent(t *testing.T) {
 	for w := range per {
 		per[w] = randomSamples(3000, start, uint64(w+1))
 		for _, s := range per[w] {
-			want.Add(s)
+			record(want, s)
 		}
 	}
 	rec := NewRecorder(start, 4)
@@ -155,9 +162,9 @@ func TestRecorderConcurrent(t *testing.T) {
 func TestStatsDroppedAndClamping(t *testing.T) {
 	start := time.Now()
 	s := NewStats(start)
-	s.Add(Sample{Endpoint: "a", Intended: start, ErrKind: ErrKindDropped})
-	s.Add(Sample{Endpoint: "a", Intended: start, Latency: 10 * time.Minute}) // beyond the histogram: clamped
-	s.Add(Sample{Endpoint: "a", Intended: start.Add(-time.Second), Latency: 0})
+	record(s, Sample{Endpoint: "a", Intended: start, ErrKind: ErrKindDropped})
+	record(s, Sample{Endpoint: "a", Intended: start, Latency: 10 * time.Minute}) // beyond the histogram: clamped
+	record(s, Sample{Endpoint: "a", Intended: start.Add(-time.Second), Latency: 0})
 	e := s.Endpoints["a"]
 	if e.Requests != 3 || e.Errors != 1 || e.ErrorKinds[ErrKindDropped] != 1 {
 		t.Errorf("counts %+v", e)

@@ -10,60 +10,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
 // ErrSkip is returned by a template when the virtual user has nothing to
 // send yet (e.g. {{.Pick "suggested"}} before any suggestions arrived); the
 // step is counted as skipped, not as an error.
 var ErrSkip = errors.New("nothing to send yet")
-
-// city is a centre virtual users live around; their location updates jitter
-// around it.
-type city struct {
-	lat, lng float64
-}
-
-var homeCities = []city{
-	{35.6762, 139.6503}, {40.7128, -74.0060}, {51.5072, -0.1276}, {48.8566, 2.3522}, {-23.5505, -46.6333},
-	{19.0760, 72.8777}, {6.5244, 3.3792}, {-33.8688, 151.2093}, {52.5200, 13.4050}, {19.4326, -99.1332},
-}
-
-// VU is a virtual user: a user id, its token and what it learnt from earlier
-// responses (captures).
-type VU struct {
-	// ID is the user id (the token's sub).
-	ID int64
-	// Token is the bearer token sent with every request.
-	Token string
-	home  city
-	users int64
-	mu    sync.Mutex
-	vars  map[string][]string
-	seq   atomic.Int64
-}
-
-// NewVU returns a virtual user among users users.
-func NewVU(id int64, token string, users int) *VU {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(strconv.FormatInt(id, 10)))
-	return &VU{ID: id, Token: token, users: int64(users), home: homeCities[h.Sum32()%uint32(len(homeCities))], vars: map[string][]string{}}
-}
-
-// Set replaces a captured variable.
-func (v *VU) Set(name string, values []string) {
-	v.mu.Lock()
-	v.vars[name] = values
-	v.mu.Unlock()
-}
-
-// Get returns a captured variable.
-func (v *VU) Get(name string) []string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.vars[name]
-}
 
 // Vars is the data scenario templates run against: {{.Me}}, {{.Popular}},
 // {{.Pick "suggested"}}, {{.Direction $t}} and so on.

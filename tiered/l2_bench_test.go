@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/internal/testredis"
 )
 
 // jsonDoc returns a realistic JSON list of profiles of about size bytes.
@@ -81,8 +83,7 @@ func BenchmarkCodec(b *testing.B) {
 // BenchmarkPurgePropagation measures how long a purge on one node takes to
 // be applied on another through Redis, and reports P50 and P99.
 func BenchmarkPurgePropagation(b *testing.B) {
-	ro := DefaultRedisOptions(sharedRedis(b))
-	ro.KeyPrefix = uniquePrefix(b)
+	ro := testOptions(b, testredis.Shared(b))
 	a, c := newTiered(b, ro), newTiered(b, ro)
 	ctx := context.Background()
 	var lat []time.Duration
@@ -110,8 +111,7 @@ func BenchmarkPurgePropagation(b *testing.B) {
 
 // BenchmarkGet compares an L1 hit with an L2 hit (L1 miss) in process.
 func BenchmarkGet(b *testing.B) {
-	ro := DefaultRedisOptions(sharedRedis(b))
-	ro.KeyPrefix = uniquePrefix(b)
+	ro := testOptions(b, testredis.Shared(b))
 	writer := newTiered(b, ro)
 	ctx := context.Background()
 	doc := jsonDoc(1 << 10)

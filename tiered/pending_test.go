@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/spark-edge/spark/internal/testredis"
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 // proxied is two nodes sharing one Redis through a proxy that can fail
@@ -24,14 +26,14 @@ type proxied struct {
 
 func newProxied(t *testing.T) *proxied {
 	t.Helper()
-	addr := sharedRedis(t)
-	p := &proxied{proxy: testredis.NewProxy(t, addr), prefix: uniquePrefix(t)}
+	addr := testredis.Shared(t)
+	p := &proxied{proxy: testredis.NewProxy(t, addr)}
 	p.redis = redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { _ = p.redis.Close() })
-	p.ro = generous(DefaultRedisOptions(p.proxy.Addr()))
-	p.ro.KeyPrefix = p.prefix
+	p.ro = generous(testOptions(t, p.proxy.Addr()))
+	p.prefix = p.ro.KeyPrefix
 	p.a, p.b = newTiered(t, p.ro), newTiered(t, p.ro)
-	eventually(t, 10*time.Second, "both nodes to use Redis", func() bool { return !p.a.Stats().L2Down && !p.b.Stats().L2Down })
+	testutil.Eventually(t, 10*time.Second, "both nodes to use Redis", func() bool { return !p.a.Stats().L2Down && !p.b.Stats().L2Down })
 	return p
 }
 
@@ -122,7 +124,7 @@ func TestFailedPurgeReachesRedisAndOtherNodes(t *testing.T) {
 				t.Fatalf("the proxy failed %d commands, want %d: the purge never met the failure", p.proxy.Failed(), tc.n)
 			}
 			neverOld(t, key, p.a)
-			eventually(t, delivery, "the purge to reach Redis and b", func() bool {
+			testutil.Eventually(t, delivery, "the purge to reach Redis and b", func() bool {
 				neverOld(t, key, p.a)
 				_, _, onB := p.b.Get(context.Background(), key)
 				return !p.inRedis(t, key) && !onB
@@ -157,7 +159,7 @@ func TestPendingPurgeBlocksL2Reads(t *testing.T) {
 		t.Fatal("no read reached L2 while the purge was pending: the test proves nothing")
 	}
 	p.proxy.SetRule(nil)
-	eventually(t, delivery, "the purge to reach Redis and b", func() bool {
+	testutil.Eventually(t, delivery, "the purge to reach Redis and b", func() bool {
 		_, _, onB := p.b.Get(context.Background(), key)
 		return !p.inRedis(t, key) && !onB
 	})
@@ -184,7 +186,7 @@ func TestPurgeSurvivesCallerCancel(t *testing.T) {
 	}
 	p.a.Delete(ctx, "/before") // already cancelled
 	for _, k := range []string{"/mid", "/before"} {
-		eventually(t, delivery, k+"'s purge to reach Redis and b", func() bool {
+		testutil.Eventually(t, delivery, k+"'s purge to reach Redis and b", func() bool {
 			_, _, onB := p.b.Get(context.Background(), k)
 			return !p.inRedis(t, k) && !onB
 		})
@@ -195,9 +197,7 @@ func TestPurgeSurvivesCallerCancel(t *testing.T) {
 // A client that disconnects while its request reads or writes Redis is not
 // a Redis failure: it must not count toward opening the breaker.
 func TestCallerCancelIsNotARedisFailure(t *testing.T) {
-	ro := generous(DefaultRedisOptions(sharedRedis(t)))
-	ro.KeyPrefix = uniquePrefix(t)
-	c := newTiered(t, ro)
+	c := newTiered(t, generous(testOptions(t, testredis.Shared(t))))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for i := 0; i < 20; i++ {
@@ -230,7 +230,7 @@ func TestPendingPurgeOverflowDropsL2(t *testing.T) {
 		}
 	}
 	p.proxy.SetRule(nil)
-	eventually(t, 30*time.Second, "every entry to leave Redis and b", func() bool {
+	testutil.Eventually(t, 30*time.Second, "every entry to leave Redis and b", func() bool {
 		for i := 0; i < 20; i++ {
 			k := fmt.Sprintf("/o/%d", i)
 			if _, _, onB := p.b.Get(ctx, k); onB || p.inRedis(t, k) {
@@ -239,7 +239,7 @@ func TestPendingPurgeOverflowDropsL2(t *testing.T) {
 		}
 		return true
 	})
-	eventually(t, 30*time.Second, "the queue to drain", func() bool { return p.a.Stats().PurgesPending == 0 })
+	testutil.Eventually(t, 30*time.Second, "the queue to drain", func() bool { return p.a.Stats().PurgesPending == 0 })
 }
 
 // An entry a full tag set drops is deleted from Redis, and when that delete
@@ -263,7 +263,7 @@ func TestTrimmedEntryPurgedWhenDeleteFails(t *testing.T) {
 	if p.proxy.Failed() != 1 {
 		t.Fatalf("the proxy failed %d commands, want 1", p.proxy.Failed())
 	}
-	eventually(t, delivery, "the trimmed entry to leave Redis", func() bool { return !p.inRedis(t, "/t/0") })
+	testutil.Eventually(t, delivery, "the trimmed entry to leave Redis", func() bool { return !p.inRedis(t, "/t/0") })
 	if !p.inRedis(t, "/t/1") || !p.inRedis(t, "/t/2") {
 		t.Fatal("the tag set's members left Redis")
 	}

@@ -7,11 +7,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/internal/testredis"
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
+// newTiered returns a cache with a 16 MiB L1 in front of the Redis ro
+// names, closed when the test ends.
 func newTiered(t testing.TB, ro RedisOptions) *Cache {
 	t.Helper()
-
 	opts := DefaultOptions()
 	opts.Capacity = 16 << 20
 	opts.MaxEntrySize = 64 << 10
@@ -24,16 +28,32 @@ func newTiered(t testing.TB, ro RedisOptions) *Cache {
 	return c
 }
 
-// eventually polls cond for up to d.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+// testOptions returns the default options for the Redis at addrs (a
+// Cluster when there are several), under a key prefix no other test uses.
+func testOptions(t testing.TB, addrs ...string) RedisOptions {
+	ro := DefaultRedisOptions(addrs...)
+	ro.Cluster = len(addrs) > 1
+	ro.KeyPrefix = testredis.Prefix(t)
+	return ro
+}
+
+// clusterOptions starts a 3-master Redis Cluster for the test and returns
+// options for it (see testOptions) and its nodes.
+func clusterOptions(t testing.TB) (RedisOptions, []*testredis.Server) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	nodes := testredis.StartCluster(t)
+	return testOptions(t, testredis.Addrs(nodes)...), nodes
+}
+
+// onSingleAndCluster runs check against the machine's shared Redis
+// (subtest single) and against a 3-master Cluster of the test's own
+// (subtest cluster).
+func onSingleAndCluster(t *testing.T, check func(t *testing.T, ro RedisOptions)) {
+	t.Run("single", func(t *testing.T) { check(t, testOptions(t, testredis.Shared(t))) })
+	t.Run("cluster", func(t *testing.T) {
+		ro, _ := clusterOptions(t)
+		check(t, ro)
+	})
 }
 
 // delivery bounds the wait for a purge published on one node to be
@@ -42,7 +62,6 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 // (-race, other packages' tests) can stall the subscriber for over a second.
 const delivery = 10 * time.Second
 
-// twoNodes runs the shared-tier checks on two caches sharing one Redis.
 // generous gives tests that check sharing, not latency, timeouts that a
 // loaded machine does not turn into misses.
 func generous(ro RedisOptions) RedisOptions {
@@ -50,11 +69,12 @@ func generous(ro RedisOptions) RedisOptions {
 	return ro
 }
 
+// twoNodes runs the shared-tier checks on two caches sharing one Redis.
 func twoNodes(t *testing.T, ro RedisOptions) {
 	ro = generous(ro)
 	ctx := context.Background()
 	a, b := newTiered(t, ro), newTiered(t, ro)
-	eventually(t, 10*time.Second, "both nodes to use Redis", func() bool { return !a.Stats().L2Down && !b.Stats().L2Down })
+	testutil.Eventually(t, 10*time.Second, "both nodes to use Redis", func() bool { return !a.Stats().L2Down && !b.Stats().L2Down })
 
 	if ok, err := a.Set(ctx, "/p/1", []byte("one"), time.Minute, []string{"user:1"}, a.Generation()); !ok || err != nil {
 		t.Fatalf("Set on a: %v %v", ok, err)
@@ -71,7 +91,7 @@ func twoNodes(t *testing.T, ro RedisOptions) {
 	if n := a.PurgeTags(ctx, "user:1"); n != 1 {
 		t.Fatalf("PurgeTags removed %d, want 1", n)
 	}
-	eventually(t, delivery, "purge to reach b", func() bool {
+	testutil.Eventually(t, delivery, "purge to reach b", func() bool {
 		_, _, ok := b.Get(ctx, "/p/1")
 		return !ok
 	})
@@ -88,11 +108,11 @@ func twoNodes(t *testing.T, ro RedisOptions) {
 	if n := b.Delete(ctx, "/q/0"); n != 1 {
 		t.Fatalf("Delete removed %d, want 1", n)
 	}
-	eventually(t, delivery, "key purge on a", func() bool { _, _, ok := a.Get(ctx, "/q/0"); return !ok })
+	testutil.Eventually(t, delivery, "key purge on a", func() bool { _, _, ok := a.Get(ctx, "/q/0"); return !ok })
 	if n := a.PurgePrefix(ctx, "/q/"); n != 4 {
 		t.Fatalf("PurgePrefix removed %d, want 4", n)
 	}
-	eventually(t, delivery, "prefix purge on b", func() bool {
+	testutil.Eventually(t, delivery, "prefix purge on b", func() bool {
 		for i := 1; i < 5; i++ {
 			if _, _, ok := b.Get(ctx, fmt.Sprintf("/q/%d", i)); ok {
 				return false
@@ -100,31 +120,18 @@ func twoNodes(t *testing.T, ro RedisOptions) {
 		}
 		return true
 	})
-	eventually(t, delivery, "b to count the purges it received", func() bool { return b.Stats().PurgesReceived >= 2 })
+	testutil.Eventually(t, delivery, "b to count the purges it received", func() bool { return b.Stats().PurgesReceived >= 2 })
 	if s := b.Stats(); s.L2Hits == 0 {
 		t.Fatalf("b stats = %+v", s)
 	}
 }
 
-func TestL2SingleNodeSharedBetweenNodes(t *testing.T) {
-	ro := DefaultRedisOptions(sharedRedis(t))
-	ro.KeyPrefix = uniquePrefix(t)
-	twoNodes(t, ro)
-}
-
-func TestL2ClusterSharedBetweenNodes(t *testing.T) {
-	nodes := startCluster(t)
-	ro := DefaultRedisOptions(clusterAddrs(nodes)...)
-	ro.Cluster = true
-	ro.KeyPrefix = uniquePrefix(t)
-	twoNodes(t, ro)
-}
+func TestL2SharedBetweenNodes(t *testing.T) { onSingleAndCluster(t, twoNodes) }
 
 // A fill that began before a purge on another node must not leave its entry
 // behind, in either tier, whichever order the writes land in.
 func TestPurgeNotUndoneByInflightFillAcrossNodes(t *testing.T) {
-	ro := generous(DefaultRedisOptions(sharedRedis(t)))
-	ro.KeyPrefix = uniquePrefix(t)
+	ro := generous(testOptions(t, testredis.Shared(t)))
 	a, b := newTiered(t, ro), newTiered(t, ro)
 	ctx := context.Background()
 	for i := 0; i < 50; i++ {
@@ -137,10 +144,10 @@ func TestPurgeNotUndoneByInflightFillAcrossNodes(t *testing.T) {
 		wg.Wait()
 		// The purge has been received by a once a's received counter moves.
 		want := uint64(i + 1)
-		eventually(t, delivery, "purge delivered", func() bool { return a.Stats().PurgesReceived >= want })
+		testutil.Eventually(t, delivery, "purge delivered", func() bool { return a.Stats().PurgesReceived >= want })
 		// Soon (milliseconds on an idle machine) no node has it, in either
 		// tier, and it stays gone.
-		eventually(t, delivery, fmt.Sprintf("round %d: entry filled before the purge to go", i), func() bool {
+		testutil.Eventually(t, delivery, fmt.Sprintf("round %d: entry filled before the purge to go", i), func() bool {
 			_, _, okA := a.Get(ctx, key)
 			_, _, okB := b.Get(ctx, key)
 			return !okA && !okB
@@ -158,9 +165,8 @@ func TestPurgeNotUndoneByInflightFillAcrossNodes(t *testing.T) {
 // answering, and after Redis returns the node uses it again with L1 dropped
 // (purges may have been missed).
 func TestRedisOutageServesFromL1(t *testing.T) {
-	srv := startRedis(t)
-	ro := DefaultRedisOptions(srv.Addr())
-	ro.KeyPrefix = uniquePrefix(t)
+	srv := testredis.Start(t)
+	ro := testOptions(t, srv.Addr())
 	c := newTiered(t, ro)
 	ctx := context.Background()
 	for i := 0; i < 100; i++ {
@@ -196,7 +202,7 @@ func TestRedisOutageServesFromL1(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("operations during the outage took %s", el)
 	}
-	eventually(t, 5*time.Second, "breaker to open", func() bool { return c.Stats().L2Down })
+	testutil.Eventually(t, 5*time.Second, "breaker to open", func() bool { return c.Stats().L2Down })
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	wg.Wait()
@@ -204,14 +210,14 @@ func TestRedisOutageServesFromL1(t *testing.T) {
 		t.Fatalf("%d L1 reads missed during the Redis outage, want 0", m)
 	}
 	srv.Start()
-	eventually(t, 15*time.Second, "breaker to close", func() bool { return !c.Stats().L2Down })
-	eventually(t, 15*time.Second, "L1 reset after re-subscribing", func() bool { return c.Stats().L1Resets >= 1 })
+	testutil.Eventually(t, 15*time.Second, "breaker to close", func() bool { return !c.Stats().L2Down })
+	testutil.Eventually(t, 15*time.Second, "L1 reset after re-subscribing", func() bool { return c.Stats().L1Resets >= 1 })
 	// A write after recovery reaches L2. With the default 250 ms timeouts
 	// one write (or the other node's read) can time out on a loaded machine
 	// and count as an L2 failure, so this polls (the other node reads with
 	// generous timeouts) instead of trying once.
 	other := newTiered(t, generous(ro))
-	eventually(t, 15*time.Second, "an entry written after recovery to be in L2", func() bool {
+	testutil.Eventually(t, 15*time.Second, "an entry written after recovery to be in L2", func() bool {
 		if _, err := c.Set(ctx, "/after", []byte("v"), time.Minute, nil, c.Generation()); err != nil {
 			t.Fatal(err)
 		}

@@ -147,16 +147,4 @@ func tagSetChecks(t *testing.T, ro RedisOptions) {
 	})
 }
 
-func TestTagSetsSingleNode(t *testing.T) {
-	ro := DefaultRedisOptions(sharedRedis(t))
-	ro.KeyPrefix = uniquePrefix(t)
-	tagSetChecks(t, ro)
-}
-
-func TestTagSetsCluster(t *testing.T) {
-	nodes := startCluster(t)
-	ro := DefaultRedisOptions(clusterAddrs(nodes)...)
-	ro.Cluster = true
-	ro.KeyPrefix = uniquePrefix(t)
-	tagSetChecks(t, ro)
-}
+func TestTagSets(t *testing.T) { onSingleAndCluster(t, tagSetChecks) }

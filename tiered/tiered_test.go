@@ -138,59 +138,77 @@ func TestTTLExpiry(t *testing.T) {
 	}
 }
 
+// purge is one purge of a test's steps and what it must leave behind.
+type purge struct {
+	op   string   // PurgeTags, Delete or PurgePrefix
+	args []string // its arguments after the context
+	want int      // entries it removes
+	gone []string // keys absent after it
+	kept []string // keys present after it
+}
+
+// runPurges runs steps in order on c and checks each.
+func runPurges(t *testing.T, c *Cache, steps ...purge) {
+	t.Helper()
+	ctx := context.Background()
+	for _, p := range steps {
+		var n int
+		switch p.op {
+		case "PurgeTags":
+			n = c.PurgeTags(ctx, p.args...)
+		case "Delete":
+			n = c.Delete(ctx, p.args...)
+		case "PurgePrefix":
+			n = c.PurgePrefix(ctx, p.args[0])
+		default:
+			t.Fatalf("unknown purge %q", p.op)
+		}
+		call := fmt.Sprintf("%s(%q)", p.op, p.args)
+		if n != p.want {
+			t.Fatalf("%s = %d, want %d", call, n, p.want)
+		}
+		for _, k := range p.gone {
+			if present(c, k) {
+				t.Fatalf("after %s %q is still present", call, k)
+			}
+		}
+		for _, k := range p.kept {
+			if !present(c, k) {
+				t.Fatalf("after %s %q is gone", call, k)
+			}
+		}
+	}
+}
+
 func TestPurgeTags(t *testing.T) {
 	c, _ := newL1(t, 4<<20, 64<<10)
-	ctx := context.Background()
 	mustSet(t, c, "/a", "a", time.Minute, "user:1", "profile:1")
 	mustSet(t, c, "/b", "b", time.Minute, "user:1")
 	mustSet(t, c, "/c", "c", time.Minute, "user:2")
 	mustSet(t, c, "/d", "d", time.Minute)
-	if n := c.PurgeTags(ctx, "nobody"); n != 0 {
-		t.Fatalf("PurgeTags(nobody) = %d", n)
-	}
-	if n := c.PurgeTags(ctx, "user:1"); n != 2 {
-		t.Fatalf("PurgeTags(user:1) = %d, want 2", n)
-	}
-	if present(c, "/a") || present(c, "/b") || !present(c, "/c") || !present(c, "/d") {
-		t.Fatal("wrong entries purged")
-	}
-	// The other tags of a purged entry no longer name it.
-	if n := c.PurgeTags(ctx, "profile:1"); n != 0 {
-		t.Fatalf("PurgeTags(profile:1) after /a is gone = %d, want 0", n)
-	}
-	if n := c.PurgeTags(ctx, "user:1"); n != 0 {
-		t.Fatalf("second PurgeTags(user:1) = %d, want 0", n)
-	}
+	runPurges(t, c,
+		purge{op: "PurgeTags", args: []string{"nobody"}, want: 0},
+		purge{op: "PurgeTags", args: []string{"user:1"}, want: 2, gone: []string{"/a", "/b"}, kept: []string{"/c", "/d"}},
+		// The other tags of a purged entry no longer name it.
+		purge{op: "PurgeTags", args: []string{"profile:1"}, want: 0},
+		purge{op: "PurgeTags", args: []string{"user:1"}, want: 0})
 	// Several tags at once; an entry under two of them counts once.
 	mustSet(t, c, "/e", "e", time.Minute, "x", "y")
 	mustSet(t, c, "/f", "f", time.Minute, "y")
-	if n := c.PurgeTags(ctx, "x", "y", "user:2"); n != 3 {
-		t.Fatalf("PurgeTags(x, y, user:2) = %d, want 3", n)
-	}
-	if present(c, "/c") || present(c, "/e") || present(c, "/f") || !present(c, "/d") {
-		t.Fatal("wrong entries purged")
-	}
+	runPurges(t, c, purge{op: "PurgeTags", args: []string{"x", "y", "user:2"}, want: 3,
+		gone: []string{"/c", "/e", "/f"}, kept: []string{"/d"}})
 	// Re-stored after a purge, an entry is indexed again.
 	mustSet(t, c, "/a", "a2", time.Minute, "user:1")
-	if n := c.PurgeTags(ctx, "user:1"); n != 1 || present(c, "/a") {
-		t.Fatalf("PurgeTags after re-store = %d", n)
-	}
+	runPurges(t, c, purge{op: "PurgeTags", args: []string{"user:1"}, want: 1, gone: []string{"/a"}})
 }
 
 func TestDelete(t *testing.T) {
 	c, _ := newL1(t, 4<<20, 64<<10)
-	ctx := context.Background()
 	mustSet(t, c, "/a", "a", time.Minute, "t")
 	mustSet(t, c, "/b", "b", time.Minute)
-	if n := c.Delete(ctx, "/a", "/missing"); n != 1 {
-		t.Fatalf("Delete(/a, /missing) = %d, want 1", n)
-	}
-	if n := c.Delete(ctx); n != 0 {
-		t.Fatalf("Delete() = %d", n)
-	}
-	if present(c, "/a") || !present(c, "/b") {
-		t.Fatal("wrong entries deleted")
-	}
+	runPurges(t, c,
+		purge{op: "Delete", args: []string{"/a", "/missing"}, want: 1},
+		purge{op: "Delete", want: 0, gone: []string{"/a"}, kept: []string{"/b"}})
 	c.mu.Lock()
 	_, indexed := c.tags["t"]
 	c.mu.Unlock()
@@ -201,22 +219,14 @@ func TestDelete(t *testing.T) {
 
 func TestPurgePrefix(t *testing.T) {
 	c, _ := newL1(t, 4<<20, 64<<10)
-	ctx := context.Background()
 	for _, k := range []string{"/api/users/1\x00h", "/api/users/1?x=1\x00h", "/api/users/10\x00h", "/api/usersX\x00h", "/static/a\x00h"} {
 		mustSet(t, c, k, k, time.Minute, "tag")
 	}
-	if n := c.PurgePrefix(ctx, "/api/users/1"); n != 3 {
-		t.Fatalf("PurgePrefix(/api/users/1) = %d, want 3", n)
-	}
-	if present(c, "/api/users/1\x00h") || present(c, "/api/users/10\x00h") || !present(c, "/api/usersX\x00h") || !present(c, "/static/a\x00h") {
-		t.Fatal("wrong entries purged")
-	}
-	if n := c.PurgePrefix(ctx, "/nothing"); n != 0 {
-		t.Fatalf("PurgePrefix(/nothing) = %d", n)
-	}
-	if n := c.PurgePrefix(ctx, "/"); n != 2 {
-		t.Fatalf("PurgePrefix(/) = %d, want 2", n)
-	}
+	runPurges(t, c,
+		purge{op: "PurgePrefix", args: []string{"/api/users/1"}, want: 3,
+			gone: []string{"/api/users/1\x00h", "/api/users/10\x00h"}, kept: []string{"/api/usersX\x00h", "/static/a\x00h"}},
+		purge{op: "PurgePrefix", args: []string{"/nothing"}, want: 0},
+		purge{op: "PurgePrefix", args: []string{"/"}, want: 2})
 }
 
 func TestErrTooLarge(t *testing.T) {

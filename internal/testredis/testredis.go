@@ -7,7 +7,6 @@ package testredis
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 // Shared returns the address of the machine's Redis: $SPARK_TEST_REDIS, or
@@ -55,17 +56,6 @@ type Server struct {
 // liveness bound, generous for a loaded CI machine.
 const startTimeout = 30 * time.Second
 
-// FreePort returns a TCP port free on 127.0.0.1.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Start starts redis-server on a free port with extra arguments.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
@@ -74,11 +64,11 @@ func Start(t testing.TB, extra ...string) *Server {
 	}
 	s := &Server{t: t, dir: t.TempDir(), args: extra}
 	t.Cleanup(s.Stop)
-	// The port is free when FreePort returns, not necessarily when
+	// The port is free when testutil.FreePort returns, not necessarily when
 	// redis-server binds it (another test package's connection may take
 	// it meanwhile): on a first start, a bind failure tries another port.
 	for attempt := 1; ; attempt++ {
-		s.port = FreePort(t)
+		s.port = testutil.FreePort(t)
 		err := s.start()
 		if err == nil {
 			return s
