@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // BenchmarkEdgeHit compares serving a cached photo variant (spark_image_hints
@@ -29,9 +31,9 @@ func BenchmarkEdgeHit(b *testing.B) {
 		w.Write(*body.Load())
 	}))
 	defer origin.Close()
-	admin, port := freePort(b), freePort(b)
-	loadCaddyfile(b, `{
-	admin 127.0.0.1:`+strconv.Itoa(admin)+`
+	ports := caddytest.LoadOnFreePorts(b, 2, func(ports []int) string {
+		return `{
+	admin 127.0.0.1:` + strconv.Itoa(ports[0]) + `
 	persist_config off
 	auto_https off
 	log {
@@ -39,7 +41,7 @@ func BenchmarkEdgeHit(b *testing.B) {
 	}
 }
 
-http://:`+strconv.Itoa(port)+` {
+http://:` + strconv.Itoa(ports[1]) + ` {
 	bind 127.0.0.1
 	spark_image_hints /photos/*
 	spark_cache {
@@ -47,13 +49,14 @@ http://:`+strconv.Itoa(port)+` {
 		max_entry_size 1MiB
 	}
 	spark_image /photos/* {
-		upstream `+origin.URL+`/api/photos
+		upstream ` + origin.URL + `/api/photos
 		strip_prefix /photos
 	}
-	reverse_proxy `+strings.TrimPrefix(origin.URL, "http://")+`
+	reverse_proxy ` + strings.TrimPrefix(origin.URL, "http://") + `
 }
-`)
-	site := "http://127.0.0.1:" + strconv.Itoa(port)
+`
+	})
+	site := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}

@@ -1,9 +1,11 @@
 package image
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -14,6 +16,7 @@ import (
 )
 
 func init() {
+	httpcaddyfile.RegisterGlobalOption(PlanAppID, parsePlanOption)
 	httpcaddyfile.RegisterHandlerDirective("spark_image_hints", parseHints)
 	httpcaddyfile.RegisterHandlerDirective("spark_image", parseHandler)
 	// Right after request_header: before spark_cache (which sits right
@@ -23,6 +26,19 @@ func init() {
 	// A responder: after spark_cache and encode, before respond and
 	// reverse_proxy, so `spark_image /photos/*` takes those paths.
 	httpcaddyfile.RegisterDirectiveOrder("spark_image", httpcaddyfile.Before, "respond")
+}
+
+// parsePlanOption reads the global option spark_image_plan into the app
+// of that name.
+func parsePlanOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Errf("%s is given twice: both handlers share one plan", PlanAppID)
+	}
+	var app PlanApp
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: PlanAppID, Value: caddyconfig.JSON(app, nil)}, nil
 }
 
 func parseHints(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -37,22 +53,42 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	return &m, err
 }
 
+// UnmarshalCaddyfile sets up the plan app from the global option:
+//
+//	{
+//		spark_image_plan {
+//			sizes          <width...>
+//			slow           <width> <quality>
+//			3g             <width> <quality>
+//			fast           <width> <quality>
+//			default_class  slow|3g|fast
+//			formats        <avif|webp|jpeg...>
+//		}
+//	}
+//
+// The plan as a whole (budget widths among the sizes…) is checked by
+// Validate.
+func (a *PlanApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if err := a.unmarshalOption(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // UnmarshalCaddyfile sets up the middleware from Caddyfile tokens:
 //
 //	spark_image_hints [<matcher>] {
-//		<plan options>
 //		critical_ch
 //		measure_rtt off
 //	}
 //
-// Plan options (the same in spark_image; keep both blocks' plans equal):
-//
-//	sizes          <width...>
-//	slow           <width> <quality>
-//	3g             <width> <quality>
-//	fast           <width> <quality>
-//	default_class  slow|3g|fast
-//	formats        <avif|webp|jpeg...>
+// The variant plan is the global option spark_image_plan's.
 func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -73,9 +109,7 @@ func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.NoMeasureRTT = !on
 		default:
-			if err := unmarshalPlanOption(d, &h.Plan, "spark_image_hints"); err != nil {
-				return err
-			}
+			return unknownOption(d, "spark_image_hints")
 		}
 	}
 	return nil
@@ -97,8 +131,9 @@ func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		avif_effort       <0-9>
 //		cache_control     <value>
 //		measure_rtt       on|off
-//		<plan options, as in spark_image_hints>
 //	}
+//
+// The variant plan is the global option spark_image_plan's.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -172,29 +207,40 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.NoMeasureRTT = !on
 		default:
-			if err := unmarshalPlanOption(d, &h.Plan, "spark_image"); err != nil {
-				return err
-			}
+			return unknownOption(d, "spark_image")
 		}
 	}
 	return nil
 }
 
-// unmarshalPlanOption reads one plan option at the dispenser's cursor.
-func unmarshalPlanOption(d *caddyfile.Dispenser, p *PlanConfig, directive string) error {
+// planOptions are the options of spark_image_plan.
+var planOptions = []string{"sizes", "slow", "3g", "fast", "default_class", "formats"}
+
+// unknownOption is the error for an option the directive does not take;
+// a plan option gets one that says where the plan is set now.
+func unknownOption(d *caddyfile.Dispenser, directive string) error {
+	if slices.Contains(planOptions, d.Val()) {
+		return d.Errf("%s: %q belongs to the variant plan, which spark_image and spark_image_hints share: set it in the global option %s { … }",
+			directive, d.Val(), PlanAppID)
+	}
+	return d.Errf("unrecognized %s option %q", directive, d.Val())
+}
+
+// unmarshalOption reads one plan option at the dispenser's cursor.
+func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 	switch opt := d.Val(); opt {
 	case "sizes":
 		args := d.RemainingArgs()
 		if len(args) == 0 {
 			return d.ArgErr()
 		}
-		p.Sizes = nil
-		for _, a := range args {
-			n, err := strconv.Atoi(a)
+		a.Sizes = nil
+		for _, arg := range args {
+			n, err := strconv.Atoi(arg)
 			if err != nil {
-				return d.Errf("sizes: %q is not a width", a)
+				return d.Errf("sizes: %q is not a width", arg)
 			}
-			p.Sizes = append(p.Sizes, n)
+			a.Sizes = append(a.Sizes, n)
 		}
 	case "slow", "3g", "fast":
 		var w, q string
@@ -208,34 +254,32 @@ func unmarshalPlanOption(d *caddyfile.Dispenser, p *PlanConfig, directive string
 		}
 		switch opt {
 		case "slow":
-			p.Slow = []int{wi, qi}
+			a.Slow = []int{wi, qi}
 		case "3g":
-			p.ThreeG = []int{wi, qi}
+			a.ThreeG = []int{wi, qi}
 		default:
-			p.Fast = []int{wi, qi}
+			a.Fast = []int{wi, qi}
 		}
 	case "default_class":
-		if !d.AllArgs(&p.DefaultClass) {
+		if !d.AllArgs(&a.DefaultClass) {
 			return d.ArgErr()
 		}
-		if _, err := imageproxy.ParseClass(p.DefaultClass); err != nil {
+		if _, err := imageproxy.ParseClass(a.DefaultClass); err != nil {
 			return d.Errf("%v", err)
 		}
 	case "formats":
-		p.Formats = d.RemainingArgs()
-		if len(p.Formats) == 0 {
+		a.Formats = d.RemainingArgs()
+		if len(a.Formats) == 0 {
 			return d.ArgErr()
 		}
-		for _, f := range p.Formats {
+		for _, f := range a.Formats {
 			if _, err := imageproxy.ParseFormat(f); err != nil {
 				return d.Errf("%v", err)
 			}
 		}
 	default:
-		return d.Errf("unrecognized %s option %q", directive, opt)
+		return d.Errf("unrecognized %s option %q", PlanAppID, opt)
 	}
-	// The plan as a whole (budget widths among the sizes…) is checked by
-	// Validate, once the block is read.
 	return nil
 }
 
@@ -270,6 +314,7 @@ func onOff(d *caddyfile.Dispenser) (bool, error) {
 
 // Interface guards
 var (
+	_ caddyfile.Unmarshaler = (*PlanApp)(nil)
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler = (*Hints)(nil)
 )

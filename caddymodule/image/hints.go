@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // CriticalCH is the Critical-CH value sent on HTML responses when enabled:
@@ -37,7 +38,7 @@ func (hn *Hinter) Init() error {
 	return nil
 }
 
-// Apply sets VariantHeader on the request, replacing whatever the client
+// Apply sets contract.ImageVariant on the request, replacing whatever the client
 // sent, and returns a writer that, on the way out, turns "Vary:
 // Spark-Image-Variant" (what the edge's cache keys on) into the request
 // fields it stands for (what caches beyond the edge must key on), and adds
@@ -47,7 +48,7 @@ func (hn *Hinter) Apply(w http.ResponseWriter, r *http.Request) http.ResponseWri
 	if hn.MeasuredRTT != nil && !hasNetworkHint(h) {
 		h.MeasuredRTT = hn.MeasuredRTT(r)
 	}
-	r.Header.Set(VariantHeader, hn.Plan.Choose(h, hn.formats).String())
+	r.Header.Set(contract.ImageVariant, hn.Plan.Choose(h, hn.formats).String())
 	return &varyWriter{ResponseWriter: w, hn: hn}
 }
 
@@ -70,7 +71,7 @@ func (v *varyWriter) rewrite() {
 		for _, val := range vals {
 			for _, f := range strings.Split(val, ",") {
 				f = strings.TrimSpace(f)
-				if strings.EqualFold(f, VariantHeader) {
+				if strings.EqualFold(f, contract.ImageVariant) {
 					changed = true
 					out = append(out, v.hn.vary)
 				} else if f != "" {
