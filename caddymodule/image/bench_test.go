@@ -32,29 +32,17 @@ func BenchmarkEdgeHit(b *testing.B) {
 	}))
 	defer origin.Close()
 	ports := caddytest.LoadOnFreePorts(b, 2, func(ports []int) string {
-		return `{
-	admin 127.0.0.1:` + strconv.Itoa(ports[0]) + `
-	persist_config off
-	auto_https off
-	log {
-		level ERROR
-	}
-}
-
-http://:` + strconv.Itoa(ports[1]) + ` {
-	bind 127.0.0.1
-	spark_image_hints /photos/*
+		return testSite(ports, "", `	spark_image_hints /photos/*
 	spark_cache {
 		capacity 64MiB
 		max_entry_size 1MiB
 	}
 	spark_image /photos/* {
-		upstream ` + origin.URL + `/api/photos
+		upstream `+origin.URL+`/api/photos
 		strip_prefix /photos
 	}
-	reverse_proxy ` + strings.TrimPrefix(origin.URL, "http://") + `
-}
-`
+	reverse_proxy `+strings.TrimPrefix(origin.URL, "http://")+`
+`)
 	})
 	site := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}

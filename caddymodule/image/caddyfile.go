@@ -69,16 +69,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // The plan as a whole (budget widths among the sizes…) is checked by
 // Validate.
 func (a *PlanApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // option name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		if err := a.unmarshalOption(d); err != nil {
-			return err
-		}
-	}
-	return nil
+	return unmarshalBlock(d, a.unmarshalOption)
 }
 
 // UnmarshalCaddyfile sets up the middleware from Caddyfile tokens:
@@ -90,29 +81,18 @@ func (a *PlanApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //
 // The variant plan is the global option spark_image_plan's.
 func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
+	return unmarshalBlock(d, func(d *caddyfile.Dispenser) error {
+		var err error
 		switch d.Val() {
 		case "critical_ch":
-			on, err := onOff(d)
-			if err != nil {
-				return err
-			}
-			h.CriticalCH = on
+			h.CriticalCH, err = onOff(d)
 		case "measure_rtt":
-			on, err := onOff(d)
-			if err != nil {
-				return err
-			}
-			h.NoMeasureRTT = !on
+			h.NoMeasureRTT, err = offOn(d)
 		default:
-			return unknownOption(d, "spark_image_hints")
+			err = unknownOption(d, "spark_image_hints")
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
@@ -135,79 +115,57 @@ func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //
 // The variant plan is the global option spark_image_plan's.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
+	return unmarshalBlock(d, h.unmarshalOption)
+}
+
+// unmarshalOption reads one spark_image option at the dispenser's cursor.
+func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
+	var err error
+	switch opt := d.Val(); opt {
+	case "root":
+		err = stringArg(d, &h.Root)
+	case "upstream":
+		err = stringArg(d, &h.Upstream)
+	case "strip_prefix":
+		err = stringArg(d, &h.StripPrefix)
+	case "cache_control":
+		err = stringArg(d, &h.CacheControl)
+	case "timeout":
+		h.Timeout, err = durationArg(d)
+	case "upstream_timeout":
+		h.UpstreamTimeout, err = durationArg(d)
+	case "max_source_bytes":
+		h.MaxSourceBytes, err = sizeArg(d)
+	case "max_source_pixels":
+		var n int
+		n, err = intArg(d)
+		h.MaxSourcePixels = int64(n)
+	case "max_side":
+		h.MaxSide, err = intArg(d)
+	case "max_concurrent":
+		h.MaxConcurrent, err = intArg(d)
+	case "max_queue":
+		h.MaxQueue, err = intArg(d)
+	case "avif_effort":
+		h.AVIFEffort, err = intArg(d)
+	case "measure_rtt":
+		h.NoMeasureRTT, err = offOn(d)
+	default:
+		err = unknownOption(d, "spark_image")
+	}
+	return err
+}
+
+// unmarshalBlock reads a directive or global option that takes no
+// argument, calling option at each option of its block.
+func unmarshalBlock(d *caddyfile.Dispenser, option func(*caddyfile.Dispenser) error) error {
+	d.Next() // the directive's or global option's name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		switch opt := d.Val(); opt {
-		case "root", "upstream", "strip_prefix", "cache_control":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			switch opt {
-			case "root":
-				h.Root = v
-			case "upstream":
-				h.Upstream = v
-			case "strip_prefix":
-				h.StripPrefix = v
-			default:
-				h.CacheControl = v
-			}
-		case "timeout", "upstream_timeout":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			dur, err := duration.Parse(v)
-			if err != nil {
-				return d.Errf("%s: %v", opt, err)
-			}
-			if dur <= 0 {
-				return d.Errf("%s: duration %q must be positive", opt, v)
-			}
-			if opt == "timeout" {
-				h.Timeout = caddy.Duration(dur)
-			} else {
-				h.UpstreamTimeout = caddy.Duration(dur)
-			}
-		case "max_source_bytes":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			n, err := humanize.ParseBytes(v)
-			if err != nil || n == 0 || n > 1<<32 {
-				return d.Errf("max_source_bytes: invalid size %q", v)
-			}
-			h.MaxSourceBytes = int64(n)
-		case "max_source_pixels", "max_side", "max_concurrent", "max_queue", "avif_effort":
-			n, err := intArg(d)
-			if err != nil {
-				return err
-			}
-			switch opt {
-			case "max_source_pixels":
-				h.MaxSourcePixels = int64(n)
-			case "max_side":
-				h.MaxSide = n
-			case "max_concurrent":
-				h.MaxConcurrent = n
-			case "max_queue":
-				h.MaxQueue = n
-			default:
-				h.AVIFEffort = n
-			}
-		case "measure_rtt":
-			on, err := onOff(d)
-			if err != nil {
-				return err
-			}
-			h.NoMeasureRTT = !on
-		default:
-			return unknownOption(d, "spark_image")
+		if err := option(d); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -283,18 +241,63 @@ func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// stringArg reads the option's one argument into dst.
+func stringArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// durationArg reads the option's one argument as a positive duration
+// (bounded, bare numbers are seconds: internal/duration).
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	opt := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	dur, err := duration.Parse(v)
+	if err != nil {
+		return 0, d.Errf("%s: %v", opt, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s: duration %q must be positive", opt, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// sizeArg reads the option's one argument as a byte size (10MB, 1MiB)
+// from 1 byte to 4 GiB.
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	opt := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n == 0 || n > 1<<32 {
+		return 0, d.Errf("%s: invalid size %q", opt, v)
+	}
+	return int64(n), nil
+}
+
+// intArg reads the option's one argument as a non-negative integer.
 func intArg(d *caddyfile.Dispenser) (int, error) {
+	opt := d.Val()
 	var v string
 	if !d.AllArgs(&v) {
 		return 0, d.ArgErr()
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
-		return 0, d.Errf("%s: want a non-negative integer, got %q", d.Val(), v)
+		return 0, d.Errf("%s: want a non-negative integer, got %q", opt, v)
 	}
 	return n, nil
 }
 
+// onOff reads an optional on|off (or true|false) argument: a bare option
+// means on.
 func onOff(d *caddyfile.Dispenser) (bool, error) {
 	on := true
 	if d.NextArg() {
@@ -310,6 +313,13 @@ func onOff(d *caddyfile.Dispenser) (bool, error) {
 		}
 	}
 	return on, nil
+}
+
+// offOn is onOff negated, for the No… fields of options written as
+// "measure_rtt off".
+func offOn(d *caddyfile.Dispenser) (bool, error) {
+	on, err := onOff(d)
+	return !on, err
 }
 
 // Interface guards

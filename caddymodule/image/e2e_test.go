@@ -98,36 +98,23 @@ func startImageEdge(t *testing.T) imageEdge {
 	}))
 	t.Cleanup(evil.Close)
 	ports := caddytest.LoadOnFreePorts(t, 2, func(ports []int) string {
-		return `{
-	admin 127.0.0.1:` + strconv.Itoa(ports[0]) + `
-	persist_config off
-	auto_https off
-	grace_period 2s
-	log {
-		level ERROR
-	}
-}
-
-http://:` + strconv.Itoa(ports[1]) + ` {
-	bind 127.0.0.1
-	spark_image_hints
+		return testSite(ports, "\tgrace_period 2s\n", `	spark_image_hints
 	spark_cache {
 		capacity 16MiB
 		max_entry_size 1MiB
-		purge_token ` + e2ePurgeToken + `
+		purge_token `+e2ePurgeToken+`
 		# The variant header carries w, q and fit: one entry per variant.
 		rule /photos/* {
 			ignore_query w q fit
 		}
 	}
 	spark_image /photos/* {
-		upstream ` + o.srv.URL + `/api/photos
+		upstream `+o.srv.URL+`/api/photos
 		strip_prefix /photos
 		timeout 30s
 	}
 	respond 404
-}
-`
+`)
 	})
 	return imageEdge{
 		site:   "http://127.0.0.1:" + strconv.Itoa(ports[1]),
@@ -323,6 +310,10 @@ func TestEndToEndNoSSRFAndCleanErrors(t *testing.T) {
 		r := edgeGet(t, site+path)
 		if r.code != want || r.hit() || r.header.Get("Cache-Control") != "no-store" {
 			t.Errorf("%s: %d (Cache-Status %q, Cache-Control %q), want an uncached %d", path, r.code, r.header.Get("Cache-Status"), r.header.Get("Cache-Control"), want)
+		}
+		// Without handle_errors spark_image writes the refusal itself.
+		if !strings.HasPrefix(string(r.body), http.StatusText(want)+": ") || r.header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("%s: body %q (%s), want the status text and the reason", path, r.body, r.header.Get("Content-Type"))
 		}
 	}
 	before := len(o.fetches())

@@ -18,7 +18,9 @@ const CriticalCH = "Sec-CH-DPR, Sec-CH-Viewport-Width, ECT"
 // Hinter is the logic of spark_image_hints: it quantizes the request's
 // hints into a variant before the response cache sees the request.
 type Hinter struct {
-	Plan       imageproxy.Plan
+	// Plan turns the hints into a variant.
+	Plan imageproxy.Plan
+	// CriticalCH adds Critical-CH to HTML responses.
 	CriticalCH bool
 	// MeasuredRTT returns the connection's measured round trip, used when
 	// the request has no network hint; may be nil.
@@ -38,11 +40,11 @@ func (hn *Hinter) Init() error {
 	return nil
 }
 
-// Apply sets contract.ImageVariant on the request, replacing whatever the client
-// sent, and returns a writer that, on the way out, turns "Vary:
-// Spark-Image-Variant" (what the edge's cache keys on) into the request
-// fields it stands for (what caches beyond the edge must key on), and adds
-// Accept-CH to images and HTML pages.
+// Apply sets the contract.ImageVariant header on the request, replacing
+// whatever the client sent, and returns a writer that, on the way out,
+// turns "Vary: Spark-Image-Variant" (what the edge's cache keys on) into
+// the request fields it stands for (what caches beyond the edge must key
+// on), and adds Accept-CH to images and HTML pages.
 func (hn *Hinter) Apply(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
 	h := imageproxy.ParseHints(r.Header, r.URL.Query())
 	if hn.MeasuredRTT != nil && !hasNetworkHint(h) {

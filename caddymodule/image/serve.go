@@ -24,17 +24,25 @@ const DefaultCacheControl = "public, max-age=31536000, immutable"
 // Server serves variants of the originals of one Upstream: the logic of
 // the spark_image handler, usable without Caddy.
 type Server struct {
-	Proc         *imageproxy.Processor
-	Plan         imageproxy.Plan
-	Upstream     Upstream
-	StripPrefix  string
+	// Proc makes the variants (and bounds how many at once).
+	Proc *imageproxy.Processor
+	// Plan turns hints into variants, and says which variants a request
+	// header may name.
+	Plan imageproxy.Plan
+	// Upstream holds the originals.
+	Upstream Upstream
+	// StripPrefix is removed from the request path to name the original.
+	StripPrefix string
+	// CacheControl of variants. Default DefaultCacheControl.
 	CacheControl string
-	// FetchTimeout bounds the fetch of an original.
+	// FetchTimeout bounds the fetch of an original. Default
+	// DefaultUpstreamTimeout.
 	FetchTimeout time.Duration
 	// MeasuredRTT returns the connection's round-trip time as the edge
 	// measured it (0 when unknown); may be nil.
 	MeasuredRTT func(*http.Request) time.Duration
-	Logger      *zap.Logger
+	// Logger gets refusals (debug) and failures (error). Default: none.
+	Logger *zap.Logger
 
 	formats []imageproxy.Format
 }
@@ -51,7 +59,7 @@ func (s *Server) Init() error {
 		s.CacheControl = DefaultCacheControl
 	}
 	if s.FetchTimeout == 0 {
-		s.FetchTimeout = 10 * time.Second
+		s.FetchTimeout = DefaultUpstreamTimeout
 	}
 	if s.Logger == nil {
 		s.Logger = zap.NewNop()
