@@ -47,11 +47,12 @@ func (PlanApp) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision builds the plan from the configured fields.
+// Provision builds the plan from the configured fields. (Caddy prefixes
+// its errors, and Validate's, with the app's name.)
 func (a *PlanApp) Provision(caddy.Context) error {
 	p, err := a.build()
 	if err != nil {
-		return fmt.Errorf("%s: %w", PlanAppID, err)
+		return fmt.Errorf("build the variant plan: %w", err)
 	}
 	a.plan = p
 	return nil
@@ -59,12 +60,7 @@ func (a *PlanApp) Provision(caddy.Context) error {
 
 // Validate checks the plan as a whole: budget widths among the sizes,
 // qualities in range, JPEG among the formats.
-func (a *PlanApp) Validate() error {
-	if err := a.plan.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", PlanAppID, err)
-	}
-	return nil
-}
+func (a *PlanApp) Validate() error { return a.plan.Validate() }
 
 // Start implements caddy.App: the plan is data, nothing runs.
 func (a *PlanApp) Start() error { return nil }
