@@ -28,6 +28,11 @@ type Hinter struct {
 
 	formats []imageproxy.Format
 	vary    string
+	// names holds the text of every variant the plan can choose, and
+	// values the same texts boxed once, so that neither the header nor the
+	// placeholder costs an allocation per request.
+	names  map[imageproxy.Variant]string
+	values map[string]any
 }
 
 // Init validates the plan and fills the derived fields.
@@ -37,7 +42,29 @@ func (hn *Hinter) Init() error {
 	}
 	hn.formats = imageproxy.EncoderFormats(hn.Plan.Formats)
 	hn.vary = strings.Join(imageproxy.VaryHeaders, ", ")
+	hn.names = make(map[imageproxy.Variant]string)
+	hn.values = make(map[string]any)
+	for _, w := range hn.Plan.Sizes {
+		for _, q := range hn.Plan.Qualities() {
+			for _, f := range hn.formats {
+				for _, sq := range []bool{false, true} {
+					v := imageproxy.Variant{Width: w, Quality: q, Format: f, Square: sq}
+					text := v.String()
+					hn.names[v], hn.values[text] = text, text
+				}
+			}
+		}
+	}
 	return nil
+}
+
+// PlaceholderValue returns the value for VariantPlaceholder of a variant
+// text Apply set: boxed once at Init for every variant of the plan.
+func (hn *Hinter) PlaceholderValue(text string) any {
+	if v, ok := hn.values[text]; ok {
+		return v
+	}
+	return text
 }
 
 // Apply sets the contract.ImageVariant header on the request, replacing
@@ -50,7 +77,12 @@ func (hn *Hinter) Apply(w http.ResponseWriter, r *http.Request) http.ResponseWri
 	if hn.MeasuredRTT != nil && !hasNetworkHint(h) {
 		h.MeasuredRTT = hn.MeasuredRTT(r)
 	}
-	r.Header.Set(contract.ImageVariant, hn.Plan.Choose(h, hn.formats).String())
+	v := hn.Plan.Choose(h, hn.formats)
+	text, ok := hn.names[v]
+	if !ok {
+		text = v.String()
+	}
+	r.Header.Set(contract.ImageVariant, text)
 	return &varyWriter{ResponseWriter: w, hn: hn}
 }
 

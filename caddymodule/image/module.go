@@ -49,8 +49,9 @@ func init() {
 // (log_append variant {http.spark_image.variant}).
 const VariantPlaceholder = "http.spark_image.variant"
 
-// setVariantPlaceholder sets VariantPlaceholder on the request's replacer.
-func setVariantPlaceholder(r *http.Request, variant string) {
+// setVariantPlaceholder sets VariantPlaceholder on the request's replacer
+// to variant, the variant's text.
+func setVariantPlaceholder(r *http.Request, variant any) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set(VariantPlaceholder, variant)
 	}
@@ -95,7 +96,7 @@ func (h *Hints) Provision(ctx caddy.Context) error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Hints) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	w = h.hinter.Apply(w, r)
-	setVariantPlaceholder(r, r.Header.Get(contract.ImageVariant))
+	setVariantPlaceholder(r, h.hinter.PlaceholderValue(r.Header.Get(contract.ImageVariant)))
 	return next.ServeHTTP(w, r)
 }
 

@@ -206,6 +206,13 @@ func TestHinterOverwritesAndRewritesVary(t *testing.T) {
 	if seen != "w800-q85-webp" {
 		t.Fatalf("variant header %q, want w800-q85-webp (client value replaced)", seen)
 	}
+	// The placeholder's value is the same text, boxed once at Init.
+	if got := hn.PlaceholderValue(seen); got != "w800-q85-webp" {
+		t.Fatalf("placeholder value %v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = hn.PlaceholderValue(seen) }); n != 0 {
+		t.Fatalf("PlaceholderValue allocates %v times", n)
+	}
 	vary := rec.Header().Get("Vary")
 	if strings.Contains(vary, contract.ImageVariant) || !strings.Contains(vary, "Accept-Encoding") || !strings.Contains(vary, "Sec-CH-Width") {
 		t.Fatalf("outgoing Vary %q", vary)
