@@ -1,10 +1,31 @@
 // Package imageproxy makes the variants of profile photos that the edge
-// serves: it turns request hints into a network class and a Variant (width,
-// quality, format), and transforms originals with libvips through bimg —
-// header-checked limits before any decoding, bounded concurrency with a
-// bounded queue, auto-orientation, removal of every metadata block (GPS
-// included, in every output format), progressive JPEG, attention crop for
-// square thumbnails.
+// serves and the normalised originals the origin stores: it turns request
+// hints into a network class and a Variant (width, quality, format), and
+// transforms images with libvips — header-checked limits before any
+// decoding, bounded concurrency with a bounded queue, auto-orientation,
+// conversion to sRGB, removal of every metadata block (GPS included, in
+// every output format), progressive JPEG, attention crop for square
+// thumbnails.
+//
+// # libvips, called directly
+//
+// The transforms are this package's own cgo calls into libvips (vips.go):
+// one C function per job runs libvips' thumbnail path,
+// vips_thumbnail_buffer (shrink-on-load, so a 16 MP JPEG is decoded at a
+// fraction of its size; rotation after shrinking; attention crop;
+// conversion to sRGB from the embedded profile with export_profile; a
+// truncated file fails instead of being filled in), then removes every
+// metadata field and saves. They do not go through bimg's Process, which
+// design/images.md measured against this path: bimg decodes an
+// EXIF-rotated photo at full size, rotates, re-encodes and decodes again
+// (150–200 ms against 33–110 ms), and cannot convert from an embedded
+// colour profile, so Display P3 photos lose saturation.
+//
+// bimg (github.com/h2non/bimg) remains for two small things: its package
+// init starts libvips (vips_init, with VIPS_CONCURRENCY=1 unless the
+// environment sets it), and Inspect reads the declared size and EXIF
+// orientation through bimg.Metadata, which opens the header without
+// decoding pixels.
 //
 // # Hints
 //
@@ -23,7 +44,9 @@
 // With no network hint at all the edge falls back to the round-trip time it
 // measured on the connection (TCP_INFO), then to the plan's default class.
 // Hints are quantized into a Class before anything else uses them: a cache
-// keys on Variant.String(), never on raw RTT or Downlink values.
+// keys on Variant.String(), never on raw RTT or Downlink values. Accept
+// weights are read as RFC 9110 q-values (internal/contract): a format with
+// q=0 or a malformed q is not accepted.
 //
 // # Process-wide libvips state
 //

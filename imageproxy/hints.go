@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // Class is a network class: the quantized form of every connection hint.
@@ -175,8 +177,9 @@ func parseInt(s string, lo, hi int) (int, bool) {
 }
 
 // acceptsImage reports whether Accept values accept image/avif and
-// image/webp with a non-zero q-value. Wildcards do not count: browsers name
-// the modern formats they decode.
+// image/webp with a non-zero weight (contract.QValue: RFC 9110's q, so a
+// malformed one weighs 0). Wildcards do not count: browsers name the modern
+// formats they decode.
 func acceptsImage(values []string) (avif, webp bool) {
 	for _, v := range values {
 		for _, item := range strings.Split(v, ",") {
@@ -185,7 +188,7 @@ func acceptsImage(values []string) (avif, webp bool) {
 			if name != "image/avif" && name != "image/webp" {
 				continue
 			}
-			if zeroQ(params) {
+			if contract.QValue(params) == 0 {
 				continue
 			}
 			if name == "image/avif" {
@@ -196,17 +199,6 @@ func acceptsImage(values []string) (avif, webp bool) {
 		}
 	}
 	return avif, webp
-}
-
-func zeroQ(params string) bool {
-	for _, p := range strings.Split(params, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
-			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return err != nil || q <= 0
-		}
-	}
-	return false
 }
 
 // Budget is the width and quality a network class gets.

@@ -58,6 +58,8 @@ func TestChooseFollowsThePlanTable(t *testing.T) {
 		{"avif first", hdr("Accept", "image/avif,image/webp,*/*"), "", 0, "w400-q75-avif"},
 		{"webp", hdr("Accept", "image/webp,*/*;q=0.8"), "", 0, "w400-q75-webp"},
 		{"avif refused by q=0", hdr("Accept", "image/avif;q=0, image/webp"), "", 0, "w400-q75-webp"},
+		{"a malformed q weighs 0", hdr("Accept", "image/avif;q=.5, image/webp;q=1.5"), "", 0, "w400-q75-jpeg"},
+		{"q with three decimals", hdr("Accept", "image/avif;q=0.001"), "", 0, "w400-q75-avif"},
 		{"wildcard is jpeg", hdr("Accept", "image/*,*/*"), "", 0, "w400-q75-jpeg"},
 		{"junk hints ignored", hdr("RTT", "NaN", "Downlink", "-1", "ECT", "5g", "Sec-CH-DPR", "1e9"), "", 0, "w400-q75-jpeg"},
 		{"quoted ect", hdr("ECT", `"2g"`), "", 0, "w200-q60-jpeg"},

@@ -72,26 +72,35 @@ static int spk_thumbnail(void *src, size_t srclen, int width, int height, int cr
 		NULL);
 }
 
+// spk_clean is spk_thumbnail, then spk_strip: the image to save, and its
+// size.
+static int spk_clean(void *src, size_t srclen, int width, int height, int crop, int srgb,
+		VipsImage **clean, int *ow, int *oh) {
+	VipsImage *thumb = NULL;
+	int rc = spk_thumbnail(src, srclen, width, height, crop, srgb, &thumb);
+	if (rc == 0)
+		rc = spk_strip(thumb, clean);
+	if (thumb)
+		g_object_unref(thumb);
+	if (rc == 0) {
+		*ow = (*clean)->Xsize;
+		*oh = (*clean)->Ysize;
+	}
+	return rc;
+}
+
 // spk_process is the whole transform in one call: libvips' thumbnail
 // (shrink-on-load, rotation after shrinking, attention crop and, when srgb
 // is set, conversion to sRGB from the embedded profile), metadata removal,
 // save.
 static int spk_process(void *src, size_t srclen, int width, int height, int crop, int srgb,
 		int format, int q, int effort, void **buf, size_t *len, int *ow, int *oh) {
-	VipsImage *thumb = NULL, *clean = NULL;
-	int rc;
-	rc = spk_thumbnail(src, srclen, width, height, crop, srgb, &thumb);
+	VipsImage *clean = NULL;
+	int rc = spk_clean(src, srclen, width, height, crop, srgb, &clean, ow, oh);
 	if (rc == 0)
-		rc = spk_strip(thumb, &clean);
-	if (rc == 0) {
-		*ow = clean->Xsize;
-		*oh = clean->Ysize;
 		rc = spk_save(clean, format, q, effort, buf, len);
-	}
 	if (clean)
 		g_object_unref(clean);
-	if (thumb)
-		g_object_unref(thumb);
 	vips_thread_shutdown();
 	return rc;
 }
@@ -103,14 +112,9 @@ static int spk_process(void *src, size_t srclen, int width, int height, int crop
 // image has an alpha channel (*png set).
 static int spk_normalize(void *src, size_t srclen, int side, int srgb, int q,
 		void **buf, size_t *len, int *ow, int *oh, int *png) {
-	VipsImage *thumb = NULL, *clean = NULL;
-	int rc;
-	rc = spk_thumbnail(src, srclen, side, side, 0, srgb, &thumb);
-	if (rc == 0)
-		rc = spk_strip(thumb, &clean);
+	VipsImage *clean = NULL;
+	int rc = spk_clean(src, srclen, side, side, 0, srgb, &clean, ow, oh);
 	if (rc == 0) {
-		*ow = clean->Xsize;
-		*oh = clean->Ysize;
 		*png = vips_image_hasalpha(clean);
 		if (*png)
 			rc = vips_pngsave_buffer(clean, buf, len, "compression", 6, "strip", TRUE, NULL);
@@ -120,8 +124,6 @@ static int spk_normalize(void *src, size_t srclen, int side, int srgb, int q,
 	}
 	if (clean)
 		g_object_unref(clean);
-	if (thumb)
-		g_object_unref(thumb);
 	vips_thread_shutdown();
 	return rc;
 }

@@ -72,10 +72,15 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 
 // problem is an RFC 9457 problem details object, as the origin writes them.
 type problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
+	// Type names the problem (a URI reference).
+	Type string `json:"type"`
+	// Title is the status text.
+	Title string `json:"title"`
+	// Status is the HTTP status.
+	Status int `json:"status"`
+	// Detail says what the client should do.
+	Detail string `json:"detail,omitempty"`
+	// Instance is the request path.
 	Instance string `json:"instance,omitempty"`
 }
 

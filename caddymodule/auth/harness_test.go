@@ -5,16 +5,13 @@ package auth
 // process-global: tests using the harness run sequentially.
 
 import (
-	"bufio"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,17 +19,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/golang-jwt/jwt/v5"
 
 	_ "github.com/spark-edge/spark/caddymodule/cache"
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // secretEnv names the environment variable the test Caddyfiles read the
@@ -181,11 +175,12 @@ func (o *stubOrigin) userOf(method, path string) string {
 
 // edge is a running Caddy with spark_auth and spark_cache.
 type edge struct {
-	t           *testing.T
-	admin, site string
-	ports       []int
-	origin      *stubOrigin
-	reloaded    time.Time // when the last reload returned
+	t        *testing.T
+	admin    string // http://127.0.0.1:port
+	site     string // 127.0.0.1:port
+	ports    []int
+	origin   *stubOrigin
+	reloaded time.Time // when the last reload returned
 }
 
 // siteCaddyfile renders the test site: spark_auth with authBlock's options on
@@ -240,75 +235,23 @@ func defaultAuthBlock(k *testKeys) string {
 		leeway 5s`, secretEnv, k.oldSecretFile, k.ed1PEM, k.ed2PEM, k.rsaPEM)
 }
 
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
-}
-
-// tryLoad adapts a Caddyfile (failing the test if it does not adapt) and
-// returns caddy.Load's error.
-func tryLoad(t *testing.T, text string) error {
-	t.Helper()
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(text), map[string]any{"filename": "Caddyfile"})
-	if err != nil {
-		t.Fatalf("adapt Caddyfile: %v\n%s", err, text)
-	}
-	for _, w := range warnings {
-		t.Logf("caddyfile warning: %s", w.String())
-	}
-	return caddy.Load(cfg, true)
-}
-
 // startEdge starts Caddy with authBlock in front of a new stub origin.
 func startEdge(t *testing.T, authBlock string) *edge {
 	t.Helper()
 	t.Setenv(secretEnv, testSecret)
 	o := newStubOrigin(t)
-	var ports []int
-	for attempt := 1; ; attempt++ {
-		ports = freePorts(t, 2)
-		err := tryLoad(t, siteCaddyfile(ports[0], ports[1], o.srv.Listener.Addr().String(), authBlock))
-		if err == nil {
-			break
-		}
-		if attempt < 5 && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
-			continue
-		}
-		t.Fatalf("caddy.Load: %v", err)
-	}
-	e := &edge{t: t, admin: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), site: fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		ports: ports, origin: o}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("caddy.Stop: %v", err)
-		}
+	ports := caddytest.LoadOnFreePorts(t, 2, func(ports []int) string {
+		return siteCaddyfile(ports[0], ports[1], o.srv.Listener.Addr().String(), authBlock)
 	})
-	return e
+	return &edge{t: t, admin: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), site: fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		ports: ports, origin: o}
 }
 
 // reload loads the site again with another auth block, as `caddy reload`.
 func (e *edge) reload(authBlock string) {
 	e.t.Helper()
-	if err := tryLoad(e.t, siteCaddyfile(e.ports[0], e.ports[1], e.origin.srv.Listener.Addr().String(), authBlock)); err != nil {
-		e.t.Fatalf("reload: %v", err)
-	}
+	caddytest.Load(e.t, siteCaddyfile(e.ports[0], e.ports[1], e.origin.srv.Listener.Addr().String(), authBlock))
 	e.reloaded = time.Now()
-}
-
-// resp is a response with its body read.
-type resp struct {
-	status int
-	header http.Header
-	body   string
 }
 
 // do sends method target (the request-target exactly as given: no
@@ -317,12 +260,12 @@ type resp struct {
 // of a reload a failed exchange is tried once more: Caddy binds the new
 // listener beside the old one and closes the old one, and Linux resets the
 // connections still in the closed socket's accept queue.
-func (e *edge) do(method, target string, hdr ...string) *resp {
+func (e *edge) do(method, target string, hdr ...string) *caddytest.Response {
 	e.t.Helper()
-	r, err := e.exchange(method, target, hdr...)
+	r, err := caddytest.Exchange(e.site, method, target, "", hdr...)
 	if err != nil && !e.reloaded.IsZero() && time.Since(e.reloaded) < 2*time.Second {
 		e.t.Logf("%s %s %v after a reload: %v; trying again", method, target, time.Since(e.reloaded).Round(time.Millisecond), err)
-		r, err = e.exchange(method, target, hdr...)
+		r, err = caddytest.Exchange(e.site, method, target, "", hdr...)
 	}
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, target, err)
@@ -330,36 +273,8 @@ func (e *edge) do(method, target string, hdr ...string) *resp {
 	return r
 }
 
-func (e *edge) exchange(method, target string, hdr ...string) (*resp, error) {
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(e.site, "http://"), 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, strings.TrimPrefix(e.site, "http://"))
-	for i := 0; i+1 < len(hdr); i += 2 {
-		fmt.Fprintf(&b, "%s: %s\r\n", hdr[i], hdr[i+1])
-	}
-	b.WriteString("\r\n")
-	if _, err := io.WriteString(conn, b.String()); err != nil {
-		return nil, err
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &resp{status: res.StatusCode, header: res.Header, body: string(body)}, nil
-}
-
 // get sends GET path with the bearer token tok (none when empty).
-func (e *edge) get(path, tok string) *resp {
+func (e *edge) get(path, tok string) *caddytest.Response {
 	e.t.Helper()
 	if tok == "" {
 		return e.do(http.MethodGet, path)

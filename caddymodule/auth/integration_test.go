@@ -11,34 +11,36 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // checkUnauthorized asserts the edge's own 401: problem+json in the
 // origin's shape, the Bearer challenge, no-store, and no trace of the cache
 // or of the stored body.
-func checkUnauthorized(t *testing.T, what, path string, r *resp) {
+func checkUnauthorized(t *testing.T, what, path string, r *caddytest.Response) {
 	t.Helper()
-	if r.status != http.StatusUnauthorized {
-		t.Fatalf("%s: status %d, want 401 (Cache-Status %q, body %.200q)", what, r.status, r.header.Get("Cache-Status"), r.body)
+	if r.Status != http.StatusUnauthorized {
+		t.Fatalf("%s: status %d, want 401 (Cache-Status %q, body %.200q)", what, r.Status, r.Header.Get("Cache-Status"), r.Body)
 	}
-	if got := r.header.Get("Content-Type"); got != "application/problem+json" {
+	if got := r.Header.Get("Content-Type"); got != "application/problem+json" {
 		t.Errorf("%s: Content-Type %q", what, got)
 	}
-	if got := r.header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
+	if got := r.Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
 		t.Errorf("%s: WWW-Authenticate %q", what, got)
 	}
-	if got := r.header.Get("Cache-Control"); got != "no-store" {
+	if got := r.Header.Get("Cache-Control"); got != "no-store" {
 		t.Errorf("%s: Cache-Control %q", what, got)
 	}
-	if cs := r.header.Get("Cache-Status"); cs != "" {
+	if cs := r.Header.Get("Cache-Status"); cs != "" {
 		t.Errorf("%s: the cache ran (Cache-Status %q)", what, cs)
 	}
-	if strings.Contains(r.body, "origin ") {
-		t.Errorf("%s: stored body served: %q", what, r.body)
+	if strings.Contains(r.Body, "origin ") {
+		t.Errorf("%s: stored body served: %q", what, r.Body)
 	}
 	var p problem
-	if err := json.Unmarshal([]byte(r.body), &p); err != nil {
-		t.Fatalf("%s: body %q: %v", what, r.body, err)
+	if err := json.Unmarshal([]byte(r.Body), &p); err != nil {
+		t.Fatalf("%s: body %q: %v", what, r.Body, err)
 	}
 	want := problem{Type: "/problems/unauthenticated", Title: "Unauthorized", Status: 401, Detail: "a valid bearer token is required", Instance: path}
 	if p != want {
@@ -57,19 +59,19 @@ func TestRefusesBeforeTheCache(t *testing.T) {
 	valid := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims(7))
 
 	r := e.get(prof, valid)
-	if r.status != 200 || r.body != "origin "+prof || !strings.Contains(r.header.Get("Cache-Status"), "stored") {
-		t.Fatalf("first fetch: %d %q %q", r.status, r.body, r.header.Get("Cache-Status"))
+	if r.Status != 200 || r.Body != "origin "+prof || !strings.Contains(r.Header.Get("Cache-Status"), "stored") {
+		t.Fatalf("first fetch: %d %q %q", r.Status, r.Body, r.Header.Get("Cache-Status"))
 	}
 	r = e.get(prof, valid)
-	if r.status != 200 || r.body != "origin "+prof || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
-		t.Fatalf("second fetch not a hit: %d %q", r.status, r.header.Get("Cache-Status"))
+	if r.Status != 200 || r.Body != "origin "+prof || !strings.Contains(r.Header.Get("Cache-Status"), "hit") {
+		t.Fatalf("second fetch not a hit: %d %q", r.Status, r.Header.Get("Cache-Status"))
 	}
 	if n := e.origin.hits("GET", prof); n != 1 {
 		t.Fatalf("origin saw %d requests, want 1", n)
 	}
 	// Another user's valid token gets the shared entry too.
-	if r = e.get(prof, sign(t, jwt.SigningMethodRS256, k.rsa, "rs1", claims(8))); r.status != 200 || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
-		t.Fatalf("RS256 user: %d %q", r.status, r.header.Get("Cache-Status"))
+	if r = e.get(prof, sign(t, jwt.SigningMethodRS256, k.rsa, "rs1", claims(8))); r.Status != 200 || !strings.Contains(r.Header.Get("Cache-Status"), "hit") {
+		t.Fatalf("RS256 user: %d %q", r.Status, r.Header.Get("Cache-Status"))
 	}
 
 	rsaPubDER, _ := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
@@ -109,16 +111,16 @@ func TestRefusesBeforeTheCache(t *testing.T) {
 		checkUnauthorized(t, tc.name+" (hit)", prof, e.do(method, prof, tc.hdr...))
 		checkUnauthorized(t, tc.name+" (miss)", "/api/users/3/profile", e.do(method, "/api/users/3/profile", tc.hdr...))
 		head := e.do(http.MethodHead, prof, tc.hdr...)
-		if head.status != 401 || head.header.Get("Cache-Status") != "" {
-			t.Errorf("%s (HEAD): %d %q", tc.name, head.status, head.header.Get("Cache-Status"))
+		if head.Status != 401 || head.Header.Get("Cache-Status") != "" {
+			t.Errorf("%s (HEAD): %d %q", tc.name, head.Status, head.Header.Get("Cache-Status"))
 		}
 	}
 	// Paths that are the protected profile once cleaned.
 	for _, p := range []string{"//api/users/2/profile", "/api//users/2/profile", "/API/users/2/profile",
 		"/api/users/1/photos/../../2/profile", "/api/users/1/photos/%2e%2e/%2e%2e/2/profile", "/x/../api/users/2/profile"} {
 		r := e.do(http.MethodGet, p)
-		if r.status != 401 {
-			t.Errorf("anonymous %s: %d %q", p, r.status, r.body)
+		if r.Status != 401 {
+			t.Errorf("anonymous %s: %d %q", p, r.Status, r.Body)
 		}
 	}
 	if n := e.origin.hits("GET", prof) + e.origin.hits("GET", "/api/users/3/profile") + e.origin.hits("OPTIONS", prof); n != 1 {
@@ -129,22 +131,22 @@ func TestRefusesBeforeTheCache(t *testing.T) {
 	}
 
 	// The valid token still gets the stored response.
-	if r = e.get(prof, valid); r.status != 200 || r.body != "origin "+prof || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
-		t.Fatalf("valid token after the refusals: %d %q", r.status, r.header.Get("Cache-Status"))
+	if r = e.get(prof, valid); r.Status != 200 || r.Body != "origin "+prof || !strings.Contains(r.Header.Get("Cache-Status"), "hit") {
+		t.Fatalf("valid token after the refusals: %d %q", r.Status, r.Header.Get("Cache-Status"))
 	}
 	// The verified user id reaches what follows as {http.auth.user.id}.
-	if r = e.get("/api/me", sign(t, jwt.SigningMethodEdDSA, k.ed2, "k2", claims(977))); r.status != 200 || r.body != "me 977" {
-		t.Fatalf("/api/me: %d %q", r.status, r.body)
+	if r = e.get("/api/me", sign(t, jwt.SigningMethodEdDSA, k.ed2, "k2", claims(977))); r.Status != 200 || r.Body != "me 977" {
+		t.Fatalf("/api/me: %d %q", r.Status, r.Body)
 	}
 	// CORS preflights pass unauthenticated.
 	r = e.do(http.MethodOptions, prof, "Origin", "https://app.spark.example", "Access-Control-Request-Method", "GET")
-	if r.status != http.StatusNoContent || e.origin.hits("OPTIONS", prof) != 1 || e.origin.userOf("OPTIONS", prof) != "" {
-		t.Fatalf("preflight: %d, origin saw %d", r.status, e.origin.hits("OPTIONS", prof))
+	if r.Status != http.StatusNoContent || e.origin.hits("OPTIONS", prof) != 1 || e.origin.userOf("OPTIONS", prof) != "" {
+		t.Fatalf("preflight: %d, origin saw %d", r.Status, e.origin.hits("OPTIONS", prof))
 	}
 	// Photo variants are public: GET needs no token; writing there does.
 	const photo = "/api/users/2/photos/0123456789abcdef0123456789abcdef.jpg"
-	if r = e.get(photo, ""); r.status != 200 || e.origin.userOf("GET", photo) != "" {
-		t.Fatalf("anonymous photo: %d %q", r.status, r.body)
+	if r = e.get(photo, ""); r.Status != 200 || e.origin.userOf("GET", photo) != "" {
+		t.Fatalf("anonymous photo: %d %q", r.Status, r.Body)
 	}
 	checkUnauthorized(t, "anonymous DELETE of a photo", photo, e.do(http.MethodDelete, photo))
 	checkUnauthorized(t, "anonymous POST next to photos", "/api/users/2/photos/x/y", e.do(http.MethodGet, "/api/users/2/photos/x/y"))
@@ -164,8 +166,8 @@ func TestKeyRotation(t *testing.T) {
 	tOldNoKid := sign(t, jwt.SigningMethodHS256, []byte(k.oldSecret), "", claims(15))
 	tCur := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims(16))
 	for tok, want := range map[string]string{tk1: "me 11", tk2: "me 12", tNoKid: "me 13", tOld: "me 14", tOldNoKid: "me 15", tCur: "me 16"} {
-		if r := e.get(path, tok); r.status != 200 || r.body != want {
-			t.Fatalf("before rotation: %d %q, want %q", r.status, r.body, want)
+		if r := e.get(path, tok); r.Status != 200 || r.Body != want {
+			t.Fatalf("before rotation: %d %q, want %q", r.Status, r.Body, want)
 		}
 	}
 	checkUnauthorized(t, "k1 key under kid k2", path, e.get(path, sign(t, jwt.SigningMethodEdDSA, k.ed1, "k2", claims(11))))
@@ -179,8 +181,8 @@ func TestKeyRotation(t *testing.T) {
 		checkUnauthorized(t, "after rotation: "+name, path, e.get(path, tok))
 	}
 	for tok, want := range map[string]string{tk2: "me 12", tNoKid: "me 13", tCur: "me 16"} {
-		if r := e.get(path, tok); r.status != 200 || r.body != want {
-			t.Fatalf("after rotation: %d %q, want %q", r.status, r.body, want)
+		if r := e.get(path, tok); r.Status != 200 || r.Body != want {
+			t.Fatalf("after rotation: %d %q, want %q", r.Status, r.Body, want)
 		}
 	}
 }
@@ -211,7 +213,7 @@ func TestAdminConfigHoldsOnlyPlaceholders(t *testing.T) {
 		}
 	}
 	// And the secret behind the placeholder is what verifies.
-	if r := e.get("/api/me", sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims(5))); r.status != 200 {
-		t.Fatalf("token of the env secret: %d", r.status)
+	if r := e.get("/api/me", sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims(5))); r.Status != 200 {
+		t.Fatalf("token of the env secret: %d", r.Status)
 	}
 }

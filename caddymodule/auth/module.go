@@ -14,6 +14,8 @@
 package auth
 
 import (
+	"crypto/ed25519"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"os"
@@ -88,12 +90,10 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the secrets and keys and builds the verifier.
+// Provision resolves the secrets and keys and builds the verifier. (Caddy
+// calls Validate after it.)
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if err := h.Validate(); err != nil {
-		return err
-	}
 	o, err := h.options(caddy.NewReplacer())
 	if err != nil {
 		return err
@@ -137,29 +137,36 @@ func (h *Handler) options(repl *caddy.Replacer) (authtoken.Options, error) {
 		}
 		o.HS256 = append(o.HS256, authtoken.HMACKey{ID: s.KeyID, Secret: []byte(secret)})
 	}
-	for i, k := range h.Ed25519Keys {
-		data, err := loadPEM(repl, k.File)
-		if err != nil {
-			return o, fmt.Errorf("spark_auth: ed25519_key %d: %w", i+1, err)
-		}
-		key, err := authtoken.ParseEd25519PublicKeyPEM(data)
-		if err != nil {
-			return o, fmt.Errorf("spark_auth: ed25519_key %d: %w", i+1, err)
-		}
-		o.Ed25519 = append(o.Ed25519, authtoken.Ed25519Key{ID: k.KeyID, Key: key})
+	err = parseKeys(repl, h.Ed25519Keys, "ed25519_key", authtoken.ParseEd25519PublicKeyPEM, func(kid string, key ed25519.PublicKey) {
+		o.Ed25519 = append(o.Ed25519, authtoken.Ed25519Key{ID: kid, Key: key})
+	})
+	if err != nil {
+		return o, err
 	}
-	for i, k := range h.RS256Keys {
-		data, err := loadPEM(repl, k.File)
-		if err != nil {
-			return o, fmt.Errorf("spark_auth: rs256_key %d: %w", i+1, err)
-		}
-		key, err := authtoken.ParseRSAPublicKeyPEM(data)
-		if err != nil {
-			return o, fmt.Errorf("spark_auth: rs256_key %d: %w", i+1, err)
-		}
-		o.RS256 = append(o.RS256, authtoken.RSAKey{ID: k.KeyID, Key: key})
+	err = parseKeys(repl, h.RS256Keys, "rs256_key", authtoken.ParseRSAPublicKeyPEM, func(kid string, key *rsa.PublicKey) {
+		o.RS256 = append(o.RS256, authtoken.RSAKey{ID: kid, Key: key})
+	})
+	if err != nil {
+		return o, err
 	}
 	return o, nil
+}
+
+// parseKeys loads and parses the public keys configured for one algorithm
+// (option is the Caddyfile option, for errors), handing each to add.
+func parseKeys[K any](repl *caddy.Replacer, keys []PublicKey, option string, parse func([]byte) (K, error), add func(kid string, key K)) error {
+	for i, k := range keys {
+		data, err := loadPEM(repl, k.File)
+		if err != nil {
+			return fmt.Errorf("spark_auth: %s %d: %w", option, i+1, err)
+		}
+		key, err := parse(data)
+		if err != nil {
+			return fmt.Errorf("spark_auth: %s %d: %w", option, i+1, err)
+		}
+		add(k.KeyID, key)
+	}
+	return nil
 }
 
 // resolve replaces the runtime placeholders of a configured value. An

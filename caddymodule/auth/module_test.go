@@ -9,12 +9,16 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
-// provision provisions h in a fresh Caddy context.
+// provision provisions h in a fresh Caddy context, then validates it, as
+// Caddy loads a module.
 func provision(t testing.TB, h *Handler) error {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
 	t.Cleanup(cancel)
-	return h.Provision(ctx)
+	if err := h.Provision(ctx); err != nil {
+		return err
+	}
+	return h.Validate()
 }
 
 func TestProvisionResolvesPlaceholders(t *testing.T) {

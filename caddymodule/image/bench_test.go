@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // BenchmarkEdgeHit compares serving a cached photo variant (spark_image_hints
@@ -29,19 +31,8 @@ func BenchmarkEdgeHit(b *testing.B) {
 		w.Write(*body.Load())
 	}))
 	defer origin.Close()
-	admin, port := freePort(b), freePort(b)
-	loadCaddyfile(b, `{
-	admin 127.0.0.1:`+strconv.Itoa(admin)+`
-	persist_config off
-	auto_https off
-	log {
-		level ERROR
-	}
-}
-
-http://:`+strconv.Itoa(port)+` {
-	bind 127.0.0.1
-	spark_image_hints /photos/*
+	ports := caddytest.LoadOnFreePorts(b, 2, func(ports []int) string {
+		return testSite(ports, "", `	spark_image_hints /photos/*
 	spark_cache {
 		capacity 64MiB
 		max_entry_size 1MiB
@@ -51,9 +42,9 @@ http://:`+strconv.Itoa(port)+` {
 		strip_prefix /photos
 	}
 	reverse_proxy `+strings.TrimPrefix(origin.URL, "http://")+`
-}
 `)
-	site := "http://127.0.0.1:" + strconv.Itoa(port)
+	})
+	site := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}

@@ -1,9 +1,11 @@
 package image
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -14,6 +16,7 @@ import (
 )
 
 func init() {
+	httpcaddyfile.RegisterGlobalOption(PlanAppID, parsePlanOption)
 	httpcaddyfile.RegisterHandlerDirective("spark_image_hints", parseHints)
 	httpcaddyfile.RegisterHandlerDirective("spark_image", parseHandler)
 	// Right after request_header: before spark_cache (which sits right
@@ -23,6 +26,19 @@ func init() {
 	// A responder: after spark_cache and encode, before respond and
 	// reverse_proxy, so `spark_image /photos/*` takes those paths.
 	httpcaddyfile.RegisterDirectiveOrder("spark_image", httpcaddyfile.Before, "respond")
+}
+
+// parsePlanOption reads the global option spark_image_plan into the app
+// of that name.
+func parsePlanOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Errf("%s is given twice: both handlers share one plan", PlanAppID)
+	}
+	var app PlanApp
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: PlanAppID, Value: caddyconfig.JSON(app, nil)}, nil
 }
 
 func parseHints(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -37,48 +53,46 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	return &m, err
 }
 
+// UnmarshalCaddyfile sets up the plan app from the global option:
+//
+//	{
+//		spark_image_plan {
+//			sizes          <width...>
+//			slow           <width> <quality>
+//			3g             <width> <quality>
+//			fast           <width> <quality>
+//			default_class  slow|3g|fast
+//			formats        <avif|webp|jpeg...>
+//		}
+//	}
+//
+// The plan as a whole (budget widths among the sizes…) is checked by
+// Validate.
+func (a *PlanApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalBlock(d, a.unmarshalOption)
+}
+
 // UnmarshalCaddyfile sets up the middleware from Caddyfile tokens:
 //
 //	spark_image_hints [<matcher>] {
-//		<plan options>
 //		critical_ch
 //		measure_rtt off
 //	}
 //
-// Plan options (the same in spark_image; keep both blocks' plans equal):
-//
-//	sizes          <width...>
-//	slow           <width> <quality>
-//	3g             <width> <quality>
-//	fast           <width> <quality>
-//	default_class  slow|3g|fast
-//	formats        <avif|webp|jpeg...>
+// The variant plan is the global option spark_image_plan's.
 func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
+	return unmarshalBlock(d, func(d *caddyfile.Dispenser) error {
+		var err error
 		switch d.Val() {
 		case "critical_ch":
-			on, err := onOff(d)
-			if err != nil {
-				return err
-			}
-			h.CriticalCH = on
+			h.CriticalCH, err = onOff(d)
 		case "measure_rtt":
-			on, err := onOff(d)
-			if err != nil {
-				return err
-			}
-			h.NoMeasureRTT = !on
+			h.NoMeasureRTT, err = offOn(d)
 		default:
-			if err := unmarshalPlanOption(d, &h.Plan, "spark_image_hints"); err != nil {
-				return err
-			}
+			err = unknownOption(d, "spark_image_hints")
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
@@ -97,104 +111,94 @@ func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		avif_effort       <0-9>
 //		cache_control     <value>
 //		measure_rtt       on|off
-//		<plan options, as in spark_image_hints>
 //	}
+//
+// The variant plan is the global option spark_image_plan's.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
+	return unmarshalBlock(d, h.unmarshalOption)
+}
+
+// unmarshalOption reads one spark_image option at the dispenser's cursor.
+func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
+	var err error
+	switch opt := d.Val(); opt {
+	case "root":
+		err = stringArg(d, &h.Root)
+	case "upstream":
+		err = stringArg(d, &h.Upstream)
+	case "strip_prefix":
+		err = stringArg(d, &h.StripPrefix)
+	case "cache_control":
+		err = stringArg(d, &h.CacheControl)
+	case "timeout":
+		h.Timeout, err = durationArg(d)
+	case "upstream_timeout":
+		h.UpstreamTimeout, err = durationArg(d)
+	case "max_source_bytes":
+		h.MaxSourceBytes, err = sizeArg(d)
+	case "max_source_pixels":
+		var n int
+		n, err = intArg(d)
+		h.MaxSourcePixels = int64(n)
+	case "max_side":
+		h.MaxSide, err = intArg(d)
+	case "max_concurrent":
+		h.MaxConcurrent, err = intArg(d)
+	case "max_queue":
+		h.MaxQueue, err = intArg(d)
+	case "avif_effort":
+		h.AVIFEffort, err = intArg(d)
+	case "measure_rtt":
+		h.NoMeasureRTT, err = offOn(d)
+	default:
+		err = unknownOption(d, "spark_image")
+	}
+	return err
+}
+
+// unmarshalBlock reads a directive or global option that takes no
+// argument, calling option at each option of its block.
+func unmarshalBlock(d *caddyfile.Dispenser, option func(*caddyfile.Dispenser) error) error {
+	d.Next() // the directive's or global option's name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		switch opt := d.Val(); opt {
-		case "root", "upstream", "strip_prefix", "cache_control":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			switch opt {
-			case "root":
-				h.Root = v
-			case "upstream":
-				h.Upstream = v
-			case "strip_prefix":
-				h.StripPrefix = v
-			default:
-				h.CacheControl = v
-			}
-		case "timeout", "upstream_timeout":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			dur, err := duration.Parse(v)
-			if err != nil {
-				return d.Errf("%s: %v", opt, err)
-			}
-			if dur <= 0 {
-				return d.Errf("%s: duration %q must be positive", opt, v)
-			}
-			if opt == "timeout" {
-				h.Timeout = caddy.Duration(dur)
-			} else {
-				h.UpstreamTimeout = caddy.Duration(dur)
-			}
-		case "max_source_bytes":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			n, err := humanize.ParseBytes(v)
-			if err != nil || n == 0 || n > 1<<32 {
-				return d.Errf("max_source_bytes: invalid size %q", v)
-			}
-			h.MaxSourceBytes = int64(n)
-		case "max_source_pixels", "max_side", "max_concurrent", "max_queue", "avif_effort":
-			n, err := intArg(d)
-			if err != nil {
-				return err
-			}
-			switch opt {
-			case "max_source_pixels":
-				h.MaxSourcePixels = int64(n)
-			case "max_side":
-				h.MaxSide = n
-			case "max_concurrent":
-				h.MaxConcurrent = n
-			case "max_queue":
-				h.MaxQueue = n
-			default:
-				h.AVIFEffort = n
-			}
-		case "measure_rtt":
-			on, err := onOff(d)
-			if err != nil {
-				return err
-			}
-			h.NoMeasureRTT = !on
-		default:
-			if err := unmarshalPlanOption(d, &h.Plan, "spark_image"); err != nil {
-				return err
-			}
+		if err := option(d); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// unmarshalPlanOption reads one plan option at the dispenser's cursor.
-func unmarshalPlanOption(d *caddyfile.Dispenser, p *PlanConfig, directive string) error {
+// planOptions are the options of spark_image_plan.
+var planOptions = []string{"sizes", "slow", "3g", "fast", "default_class", "formats"}
+
+// unknownOption is the error for an option the directive does not take;
+// a plan option gets one that says where the plan is set now.
+func unknownOption(d *caddyfile.Dispenser, directive string) error {
+	if slices.Contains(planOptions, d.Val()) {
+		return d.Errf("%s: %q belongs to the variant plan, which spark_image and spark_image_hints share: set it in the global option %s { … }",
+			directive, d.Val(), PlanAppID)
+	}
+	return d.Errf("unrecognized %s option %q", directive, d.Val())
+}
+
+// unmarshalOption reads one plan option at the dispenser's cursor.
+func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 	switch opt := d.Val(); opt {
 	case "sizes":
 		args := d.RemainingArgs()
 		if len(args) == 0 {
 			return d.ArgErr()
 		}
-		p.Sizes = nil
-		for _, a := range args {
-			n, err := strconv.Atoi(a)
+		a.Sizes = nil
+		for _, arg := range args {
+			n, err := strconv.Atoi(arg)
 			if err != nil {
-				return d.Errf("sizes: %q is not a width", a)
+				return d.Errf("sizes: %q is not a width", arg)
 			}
-			p.Sizes = append(p.Sizes, n)
+			a.Sizes = append(a.Sizes, n)
 		}
 	case "slow", "3g", "fast":
 		var w, q string
@@ -208,49 +212,92 @@ func unmarshalPlanOption(d *caddyfile.Dispenser, p *PlanConfig, directive string
 		}
 		switch opt {
 		case "slow":
-			p.Slow = []int{wi, qi}
+			a.Slow = []int{wi, qi}
 		case "3g":
-			p.ThreeG = []int{wi, qi}
+			a.ThreeG = []int{wi, qi}
 		default:
-			p.Fast = []int{wi, qi}
+			a.Fast = []int{wi, qi}
 		}
 	case "default_class":
-		if !d.AllArgs(&p.DefaultClass) {
+		if !d.AllArgs(&a.DefaultClass) {
 			return d.ArgErr()
 		}
-		if _, err := imageproxy.ParseClass(p.DefaultClass); err != nil {
+		if _, err := imageproxy.ParseClass(a.DefaultClass); err != nil {
 			return d.Errf("%v", err)
 		}
 	case "formats":
-		p.Formats = d.RemainingArgs()
-		if len(p.Formats) == 0 {
+		a.Formats = d.RemainingArgs()
+		if len(a.Formats) == 0 {
 			return d.ArgErr()
 		}
-		for _, f := range p.Formats {
+		for _, f := range a.Formats {
 			if _, err := imageproxy.ParseFormat(f); err != nil {
 				return d.Errf("%v", err)
 			}
 		}
 	default:
-		return d.Errf("unrecognized %s option %q", directive, opt)
+		return d.Errf("unrecognized %s option %q", PlanAppID, opt)
 	}
-	// The plan as a whole (budget widths among the sizes…) is checked by
-	// Validate, once the block is read.
 	return nil
 }
 
+// stringArg reads the option's one argument into dst.
+func stringArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// durationArg reads the option's one argument as a positive duration
+// (bounded, bare numbers are seconds: internal/duration).
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	opt := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	dur, err := duration.Parse(v)
+	if err != nil {
+		return 0, d.Errf("%s: %v", opt, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s: duration %q must be positive", opt, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// sizeArg reads the option's one argument as a byte size (10MB, 1MiB)
+// from 1 byte to 4 GiB.
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	opt := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.ArgErr()
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n == 0 || n > 1<<32 {
+		return 0, d.Errf("%s: invalid size %q", opt, v)
+	}
+	return int64(n), nil
+}
+
+// intArg reads the option's one argument as a non-negative integer.
 func intArg(d *caddyfile.Dispenser) (int, error) {
+	opt := d.Val()
 	var v string
 	if !d.AllArgs(&v) {
 		return 0, d.ArgErr()
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
-		return 0, d.Errf("%s: want a non-negative integer, got %q", d.Val(), v)
+		return 0, d.Errf("%s: want a non-negative integer, got %q", opt, v)
 	}
 	return n, nil
 }
 
+// onOff reads an optional on|off (or true|false) argument: a bare option
+// means on.
 func onOff(d *caddyfile.Dispenser) (bool, error) {
 	on := true
 	if d.NextArg() {
@@ -268,8 +315,16 @@ func onOff(d *caddyfile.Dispenser) (bool, error) {
 	return on, nil
 }
 
+// offOn is onOff negated, for the No… fields of options written as
+// "measure_rtt off".
+func offOn(d *caddyfile.Dispenser) (bool, error) {
+	on, err := onOff(d)
+	return !on, err
+}
+
 // Interface guards
 var (
+	_ caddyfile.Unmarshaler = (*PlanApp)(nil)
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler = (*Hints)(nil)
 )

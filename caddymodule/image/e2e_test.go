@@ -6,13 +6,9 @@ package image
 // process-global: these tests do not run in parallel.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,16 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/spark-edge/spark/caddymodule/cache"
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 type photoOrigin struct {
@@ -72,76 +66,6 @@ func (o *photoOrigin) fetches() []string {
 	return append([]string(nil), o.paths...)
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func loadCaddyfile(t testing.TB, text string) {
-	t.Helper()
-	if err := tryLoadCaddyfile(t, text); err != nil {
-		t.Fatalf("caddy.Load: %v", err)
-	}
-}
-
-// tryLoadCaddyfile adapts text (failing the test if it does not adapt),
-// loads it, and returns caddy.Load's error; once loaded, Caddy stops when
-// the test ends.
-func tryLoadCaddyfile(t testing.TB, text string) error {
-	t.Helper()
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(text), map[string]any{"filename": "Caddyfile"})
-	if err != nil {
-		t.Fatalf("adapt: %v\n%s", err, text)
-	}
-	for _, w := range warnings {
-		t.Logf("caddyfile warning: %s", w.String())
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		return err
-	}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("caddy.Stop: %v", err)
-		}
-	})
-	return nil
-}
-
-// loadWithFreePorts loads the Caddyfile render makes for an admin and a
-// site port and returns them. The ports are free when picked, not
-// necessarily when Caddy binds them (another test package's connection may
-// take one meanwhile): on EADDRINUSE it tries other ports, a few times.
-func loadWithFreePorts(t testing.TB, render func(admin, site int) string) (admin, site int) {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		la, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, err := net.Listen("tcp", "127.0.0.1:0") // while la is open: a different port
-		if err != nil {
-			t.Fatal(err)
-		}
-		admin, site = la.Addr().(*net.TCPAddr).Port, ls.Addr().(*net.TCPAddr).Port
-		la.Close()
-		ls.Close()
-		err = tryLoadCaddyfile(t, render(admin, site))
-		if err == nil {
-			return admin, site
-		}
-		if attempt < 5 && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
-			t.Logf("caddy.Load on ports %d, %d: %v; trying other ports", admin, site, err)
-			continue
-		}
-		t.Fatalf("caddy.Load: %v", err)
-	}
-}
-
 type edgeResp struct {
 	code   int
 	header http.Header
@@ -149,7 +73,7 @@ type edgeResp struct {
 }
 
 func (r edgeResp) hit() bool       { return strings.Contains(r.header.Get("Cache-Status"), "hit") }
-func (r edgeResp) variant() string { return r.header.Get(VariantHeader) }
+func (r edgeResp) variant() string { return r.header.Get(contract.ImageVariant) }
 
 const e2ePurgeToken = "image-e2e-token"
 
@@ -173,41 +97,28 @@ func startImageEdge(t *testing.T) imageEdge {
 		w.Write(readPhoto(t, "portrait-hopper-512x600.jpg"))
 	}))
 	t.Cleanup(evil.Close)
-	admin, port := loadWithFreePorts(t, func(admin, port int) string {
-		return `{
-	admin 127.0.0.1:` + strconv.Itoa(admin) + `
-	persist_config off
-	auto_https off
-	grace_period 2s
-	log {
-		level ERROR
-	}
-}
-
-http://:` + strconv.Itoa(port) + ` {
-	bind 127.0.0.1
-	spark_image_hints
+	ports := caddytest.LoadOnFreePorts(t, 2, func(ports []int) string {
+		return testSite(ports, "\tgrace_period 2s\n", `	spark_image_hints
 	spark_cache {
 		capacity 16MiB
 		max_entry_size 1MiB
-		purge_token ` + e2ePurgeToken + `
+		purge_token `+e2ePurgeToken+`
 		# The variant header carries w, q and fit: one entry per variant.
 		rule /photos/* {
 			ignore_query w q fit
 		}
 	}
 	spark_image /photos/* {
-		upstream ` + o.srv.URL + `/api/photos
+		upstream `+o.srv.URL+`/api/photos
 		strip_prefix /photos
 		timeout 30s
 	}
 	respond 404
-}
-`
+`)
 	})
 	return imageEdge{
-		site:   "http://127.0.0.1:" + strconv.Itoa(port),
-		admin:  "http://127.0.0.1:" + strconv.Itoa(admin),
+		site:   "http://127.0.0.1:" + strconv.Itoa(ports[1]),
+		admin:  "http://127.0.0.1:" + strconv.Itoa(ports[0]),
 		origin: o, evil: evil, evilHits: &n,
 	}
 }
@@ -267,7 +178,7 @@ func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
 	if first.hit() {
 		t.Fatalf("first request is a hit: %s", first.header.Get("Cache-Status"))
 	}
-	if v := first.header.Get("Vary"); strings.Contains(v, VariantHeader) || !strings.Contains(v, "ECT") {
+	if v := first.header.Get("Vary"); strings.Contains(v, contract.ImageVariant) || !strings.Contains(v, "ECT") {
 		t.Errorf("client-facing Vary %q: want the hint fields, not the internal header", v)
 	}
 	if first.header.Get("Accept-CH") == "" || !strings.Contains(first.header.Get("Cache-Control"), "max-age=31536000") {
@@ -287,7 +198,7 @@ func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
 	for _, h := range [][]string{
 		{"RTT", "50", "Downlink", "25", "Accept", "image/webp"},
 		{"RTT", "150", "Accept", "image/webp,image/apng,*/*"},
-		{"ECT", "4g", "Accept", webp, VariantHeader, "w100-q60-jpeg"},
+		{"ECT", "4g", "Accept", webp, contract.ImageVariant, "w100-q60-jpeg"},
 		{"ECT", "4g", "Accept", webp, "Sec-CH-Width", "900"},
 	} {
 		r := edgeGet(t, photo, h...)
@@ -346,7 +257,7 @@ func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
 	}
 
 	// Spark-Purge / admin purge by the photo's tag removes every variant.
-	if removed := e.purgeTags(t, PhotoTag("wine-gps-2560x3837.jpg")); removed < 4 {
+	if removed := e.purgeTags(t, contract.PhotoTag("wine-gps-2560x3837.jpg")); removed < 4 {
 		t.Fatalf("purge removed %d entries, want the 4 variants", removed)
 	}
 	if r := edgeGet(t, photo, "ECT", "4g", "Accept", webp); r.hit() || r.code != 200 {
@@ -362,19 +273,11 @@ func TestEndToEndNoSSRFAndCleanErrors(t *testing.T) {
 
 	raw := func(target string) int {
 		t.Helper()
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", target, addr)
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		resp, err := caddytest.Exchange(addr, "GET", target, "")
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		return resp.Status
 	}
 	for _, target := range []string{
 		"http://" + evilHost + "/photos/x.jpg",            // absolute-form request target
@@ -407,6 +310,10 @@ func TestEndToEndNoSSRFAndCleanErrors(t *testing.T) {
 		r := edgeGet(t, site+path)
 		if r.code != want || r.hit() || r.header.Get("Cache-Control") != "no-store" {
 			t.Errorf("%s: %d (Cache-Status %q, Cache-Control %q), want an uncached %d", path, r.code, r.header.Get("Cache-Status"), r.header.Get("Cache-Control"), want)
+		}
+		// Without handle_errors spark_image writes the refusal itself.
+		if !strings.HasPrefix(string(r.body), http.StatusText(want)+": ") || r.header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("%s: body %q (%s), want the status text and the reason", path, r.body, r.header.Get("Content-Type"))
 		}
 	}
 	before := len(o.fetches())

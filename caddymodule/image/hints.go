@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // CriticalCH is the Critical-CH value sent on HTML responses when enabled:
@@ -17,7 +18,9 @@ const CriticalCH = "Sec-CH-DPR, Sec-CH-Viewport-Width, ECT"
 // Hinter is the logic of spark_image_hints: it quantizes the request's
 // hints into a variant before the response cache sees the request.
 type Hinter struct {
-	Plan       imageproxy.Plan
+	// Plan turns the hints into a variant.
+	Plan imageproxy.Plan
+	// CriticalCH adds Critical-CH to HTML responses.
 	CriticalCH bool
 	// MeasuredRTT returns the connection's measured round trip, used when
 	// the request has no network hint; may be nil.
@@ -25,6 +28,11 @@ type Hinter struct {
 
 	formats []imageproxy.Format
 	vary    string
+	// names holds the text of every variant the plan can choose, and
+	// values the same texts boxed once, so that neither the header nor the
+	// placeholder costs an allocation per request.
+	names  map[imageproxy.Variant]string
+	values map[string]any
 }
 
 // Init validates the plan and fills the derived fields.
@@ -34,20 +42,47 @@ func (hn *Hinter) Init() error {
 	}
 	hn.formats = imageproxy.EncoderFormats(hn.Plan.Formats)
 	hn.vary = strings.Join(imageproxy.VaryHeaders, ", ")
+	hn.names = make(map[imageproxy.Variant]string)
+	hn.values = make(map[string]any)
+	for _, w := range hn.Plan.Sizes {
+		for _, q := range hn.Plan.Qualities() {
+			for _, f := range hn.formats {
+				for _, sq := range []bool{false, true} {
+					v := imageproxy.Variant{Width: w, Quality: q, Format: f, Square: sq}
+					text := v.String()
+					hn.names[v], hn.values[text] = text, text
+				}
+			}
+		}
+	}
 	return nil
 }
 
-// Apply sets VariantHeader on the request, replacing whatever the client
-// sent, and returns a writer that, on the way out, turns "Vary:
-// Spark-Image-Variant" (what the edge's cache keys on) into the request
-// fields it stands for (what caches beyond the edge must key on), and adds
-// Accept-CH to images and HTML pages.
+// PlaceholderValue returns the value for VariantPlaceholder of a variant
+// text Apply set: boxed once at Init for every variant of the plan.
+func (hn *Hinter) PlaceholderValue(text string) any {
+	if v, ok := hn.values[text]; ok {
+		return v
+	}
+	return text
+}
+
+// Apply sets the contract.ImageVariant header on the request, replacing
+// whatever the client sent, and returns a writer that, on the way out,
+// turns "Vary: Spark-Image-Variant" (what the edge's cache keys on) into
+// the request fields it stands for (what caches beyond the edge must key
+// on), and adds Accept-CH to images and HTML pages.
 func (hn *Hinter) Apply(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
 	h := imageproxy.ParseHints(r.Header, r.URL.Query())
 	if hn.MeasuredRTT != nil && !hasNetworkHint(h) {
 		h.MeasuredRTT = hn.MeasuredRTT(r)
 	}
-	r.Header.Set(VariantHeader, hn.Plan.Choose(h, hn.formats).String())
+	v := hn.Plan.Choose(h, hn.formats)
+	text, ok := hn.names[v]
+	if !ok {
+		text = v.String()
+	}
+	r.Header.Set(contract.ImageVariant, text)
 	return &varyWriter{ResponseWriter: w, hn: hn}
 }
 
@@ -70,7 +105,7 @@ func (v *varyWriter) rewrite() {
 		for _, val := range vals {
 			for _, f := range strings.Split(val, ",") {
 				f = strings.TrimSpace(f)
-				if strings.EqualFold(f, VariantHeader) {
+				if strings.EqualFold(f, contract.ImageVariant) {
 					changed = true
 					out = append(out, v.hn.vary)
 				} else if f != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,13 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/contract"
 )
-
-// VariantHeader is the normalized request header that carries the chosen
-// variant (imageproxy.Variant.String()) from spark_image_hints, which runs
-// before spark_cache, to spark_image. Responses vary on it inside the edge,
-// so spark_cache stores one entry per variant whatever the raw hints were.
-const VariantHeader = "Spark-Image-Variant"
 
 // DefaultCacheControl is the Cache-Control of variants: a year, immutable.
 // Photo URLs name an upload; a deleted photo is purged at the edges with
@@ -28,17 +24,25 @@ const DefaultCacheControl = "public, max-age=31536000, immutable"
 // Server serves variants of the originals of one Upstream: the logic of
 // the spark_image handler, usable without Caddy.
 type Server struct {
-	Proc         *imageproxy.Processor
-	Plan         imageproxy.Plan
-	Upstream     Upstream
-	StripPrefix  string
+	// Proc makes the variants (and bounds how many at once).
+	Proc *imageproxy.Processor
+	// Plan turns hints into variants, and says which variants a request
+	// header may name.
+	Plan imageproxy.Plan
+	// Upstream holds the originals.
+	Upstream Upstream
+	// StripPrefix is removed from the request path to name the original.
+	StripPrefix string
+	// CacheControl of variants. Default DefaultCacheControl.
 	CacheControl string
-	// FetchTimeout bounds the fetch of an original.
+	// FetchTimeout bounds the fetch of an original. Default
+	// DefaultUpstreamTimeout.
 	FetchTimeout time.Duration
 	// MeasuredRTT returns the connection's round-trip time as the edge
 	// measured it (0 when unknown); may be nil.
 	MeasuredRTT func(*http.Request) time.Duration
-	Logger      *zap.Logger
+	// Logger gets refusals (debug) and failures (error). Default: none.
+	Logger *zap.Logger
 
 	formats []imageproxy.Format
 }
@@ -55,7 +59,7 @@ func (s *Server) Init() error {
 		s.CacheControl = DefaultCacheControl
 	}
 	if s.FetchTimeout == 0 {
-		s.FetchTimeout = 10 * time.Second
+		s.FetchTimeout = DefaultUpstreamTimeout
 	}
 	if s.Logger == nil {
 		s.Logger = zap.NewNop()
@@ -65,13 +69,14 @@ func (s *Server) Init() error {
 }
 
 // Variant returns the variant for the request and the Vary value of the
-// response. A valid VariantHeader (set by spark_image_hints, whose value
-// the plan allows) is used as is and is what the response varies on;
-// otherwise the hints are read here and the response varies on them.
+// response. A valid contract.ImageVariant header (set by
+// spark_image_hints, whose value the plan allows) is used as is and is what
+// the response varies on; otherwise the hints are read here and the
+// response varies on them.
 func (s *Server) Variant(r *http.Request) (imageproxy.Variant, string) {
-	if hv := r.Header.Get(VariantHeader); hv != "" {
-		if v, err := imageproxy.ParseVariant(hv); err == nil && s.Plan.Allows(v) && containsFormat(s.formats, v.Format) {
-			return v, VariantHeader
+	if hv := r.Header.Get(contract.ImageVariant); hv != "" {
+		if v, err := imageproxy.ParseVariant(hv); err == nil && s.Plan.Allows(v) && slices.Contains(s.formats, v.Format) {
+			return v, contract.ImageVariant
 		}
 	}
 	h := imageproxy.ParseHints(r.Header, r.URL.Query())
@@ -81,54 +86,40 @@ func (s *Server) Variant(r *http.Request) (imageproxy.Variant, string) {
 	return s.Plan.Choose(h, s.formats), strings.Join(imageproxy.VaryHeaders, ", ")
 }
 
-func containsFormat(fs []imageproxy.Format, f imageproxy.Format) bool {
-	for _, x := range fs {
-		if x == f {
-			return true
-		}
-	}
-	return false
-}
-
 // hasNetworkHint reports whether the client sent any hint that classifies
 // the connection (so measuring the RTT is unnecessary).
 func hasNetworkHint(h imageproxy.Hints) bool {
 	return h.SaveData || h.ECT != "" || h.RTT > 0 || h.DownlinkMbps > 0
 }
 
-// ServeHTTP serves the variant of the original the path names.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Serve writes the variant of the original the path names, or returns why
+// it will not, having written nothing: the caller answers the Refusal
+// (ServeHTTP writes it; the Caddy module may hand it to handle_errors). It
+// also returns the variant chosen, zero when the request was refused before
+// one was (method, name).
+func (s *Server) Serve(w http.ResponseWriter, r *http.Request) (imageproxy.Variant, *Refusal) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		s.fail(w, r, http.StatusMethodNotAllowed, errors.New("method not allowed"))
-		return
+		return imageproxy.Variant{}, &Refusal{Status: http.StatusMethodNotAllowed, Err: errMethod}
 	}
 	p, ok := strings.CutPrefix(r.URL.Path, s.StripPrefix)
 	if !ok {
-		s.fail(w, r, http.StatusNotFound, ErrNotFound)
-		return
+		return imageproxy.Variant{}, &Refusal{Status: http.StatusNotFound, Err: ErrNotFound}
 	}
 	name, err := CleanName(p)
 	if err != nil {
-		s.fail(w, r, http.StatusBadRequest, err)
-		return
+		return imageproxy.Variant{}, &Refusal{Status: http.StatusBadRequest, Err: err}
 	}
 	v, vary := s.Variant(r)
 	fctx, cancel := context.WithTimeout(r.Context(), s.FetchTimeout)
 	src, err := s.Upstream.Fetch(fctx, name, s.Proc.Limits().MaxSourceBytes)
 	cancel()
 	if err != nil {
-		s.fail(w, r, fetchStatus(err), err)
-		return
+		return v, &Refusal{Status: fetchStatus(err), Err: err}
 	}
 	res, err := s.Proc.Transform(r.Context(), src, v)
 	if err != nil {
 		code, retry := imageproxy.StatusCode(err)
-		if retry > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
-		}
-		s.fail(w, r, code, err)
-		return
+		return v, &Refusal{Status: code, RetryAfter: retry, Err: err}
 	}
 	h := w.Header()
 	etag := res.ETag()
@@ -137,27 +128,90 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", etag)
 	h.Set("Vary", vary)
 	h.Set("Accept-CH", imageproxy.AcceptCH)
-	h.Set(VariantHeader, v.String())
-	h.Set("Cache-Tags", PhotoTag(name))
+	h.Set(contract.ImageVariant, v.String())
+	// The origin purges every variant with the same tag (Spark-Purge) when
+	// the photo goes.
+	h.Set(contract.CacheTags, contract.PhotoTag(name))
 	h.Set("X-Content-Type-Options", "nosniff")
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+	if contract.MatchETagList(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
-		return
+		return v, nil
 	}
 	h.Set("Content-Length", strconv.Itoa(len(res.Body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(res.Body)
 	}
+	return v, nil
 }
 
-// PhotoTag is the Cache-Tags value spark_image puts on every variant of
-// the original name: "photo:" + name, with spaces and commas (the tag
-// separators) percent-encoded. The origin purges all variants of a photo
-// at every edge with "Spark-Purge: photo:<name>" (e.g. on DELETE), where
-// name is the upstream name: the request path without strip_prefix.
-func PhotoTag(name string) string {
-	return "photo:" + strings.NewReplacer(" ", "%20", ",", "%2C").Replace(name)
+// ServeHTTP serves the variant, and writes a refusal as WriteRefusal does.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, refusal := s.Serve(w, r); refusal != nil {
+		s.WriteRefusal(w, r, refusal)
+	}
+}
+
+// errMethod refuses every method but GET and HEAD.
+var errMethod = errors.New("method not allowed")
+
+// Refusal is the answer to a request that gets no variant: its status, a
+// Retry-After delay for the ones worth retrying (busy, timed out), and why.
+type Refusal struct {
+	// Status is the HTTP status, 4xx or 5xx.
+	Status int
+	// RetryAfter, when positive, is sent as Retry-After.
+	RetryAfter time.Duration
+	// Err says why, with detail (upstream addresses included) for logs.
+	Err error
+}
+
+// Error returns the detailed reason.
+func (f *Refusal) Error() string { return f.Err.Error() }
+
+// Unwrap returns the reason, for errors.Is.
+func (f *Refusal) Unwrap() error { return f.Err }
+
+// SetHeader sets the fields every refusal carries: Cache-Control no-store
+// (no cache keeps it), nosniff, Retry-After when there is one, and Allow on
+// a 405.
+func (f *Refusal) SetHeader(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if f.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(f.RetryAfter/time.Second)))
+	}
+	if f.Status == http.StatusMethodNotAllowed {
+		h.Set("Allow", "GET, HEAD")
+	}
+}
+
+// Message is the body clients get: the status text, and for a 4xx what was
+// wrong with the request or the original; a 5xx says only its status (the
+// detail, such as an upstream address, is for the log).
+func (f *Refusal) Message() string {
+	msg := http.StatusText(f.Status)
+	if f.Status < 500 {
+		msg += ": " + f.Err.Error()
+	}
+	return msg
+}
+
+// WriteRefusal writes a refusal as plain text that no cache stores, and
+// logs it: 4xx at debug level, 5xx as errors.
+func (s *Server) WriteRefusal(w http.ResponseWriter, r *http.Request, f *Refusal) {
+	if f.Status < 500 {
+		s.Logger.Debug("image request refused", zap.String("path", r.URL.Path), zap.Int("status", f.Status), zap.Error(f.Err))
+	} else {
+		s.Logger.Error("image request failed", zap.String("path", r.URL.Path), zap.Int("status", f.Status), zap.Error(f.Err))
+	}
+	h := w.Header()
+	f.SetHeader(h)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(f.Status)
+	if r.Method != http.MethodHead {
+		_, _ = io.WriteString(w, f.Message()+"\n")
+	}
 }
 
 // fetchStatus maps an upstream error to a status.
@@ -173,36 +227,4 @@ func fetchStatus(err error) int {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusBadGateway
-}
-
-// etagMatch is the weak comparison of If-None-Match (RFC 9110 §13.1.2).
-func etagMatch(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == "*" || t == etag {
-			return true
-		}
-	}
-	return false
-}
-
-// fail writes an error response that no cache stores. 4xx bodies say
-// what was wrong with the request or the original; 5xx bodies say only the
-// status (details, such as upstream addresses, go to the log).
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, err error) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	msg := http.StatusText(code)
-	if code < 500 {
-		msg += ": " + err.Error()
-		s.Logger.Debug("image request refused", zap.String("path", r.URL.Path), zap.Int("status", code), zap.Error(err))
-	} else {
-		s.Logger.Error("image request failed", zap.String("path", r.URL.Path), zap.Int("status", code), zap.Error(err))
-	}
-	w.WriteHeader(code)
-	if r.Method != http.MethodHead {
-		_, _ = io.WriteString(w, msg+"\n")
-	}
 }

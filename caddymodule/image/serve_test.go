@@ -6,12 +6,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 func newServer(t *testing.T, limits imageproxy.Limits) *Server {
@@ -45,18 +48,18 @@ func get(t *testing.T, h http.Handler, method, target string, hdr ...string) *ht
 
 func TestServeVariant(t *testing.T) {
 	s := newServer(t, imageproxy.Limits{})
-	w := get(t, s, "GET", "/photos/wine-gps-2560x3837.jpg", VariantHeader, "w200-q60-webp")
+	w := get(t, s, "GET", "/photos/wine-gps-2560x3837.jpg", contract.ImageVariant, "w200-q60-webp")
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 	h := w.Header()
 	for k, want := range map[string]string{
-		"Content-Type":  "image/webp",
-		"Cache-Control": DefaultCacheControl,
-		"Vary":          VariantHeader,
-		"Accept-CH":     imageproxy.AcceptCH,
-		VariantHeader:   "w200-q60-webp",
-		"Cache-Tags":    "photo:wine-gps-2560x3837.jpg",
+		"Content-Type":        "image/webp",
+		"Cache-Control":       DefaultCacheControl,
+		"Vary":                contract.ImageVariant,
+		"Accept-CH":           imageproxy.AcceptCH,
+		contract.ImageVariant: "w200-q60-webp",
+		"Cache-Tags":          "photo:wine-gps-2560x3837.jpg",
 	} {
 		if got := h.Get(k); got != want {
 			t.Errorf("%s: %q, want %q", k, got, want)
@@ -70,17 +73,34 @@ func TestServeVariant(t *testing.T) {
 		t.Fatal("GPS in the body")
 	}
 	// Conditional and HEAD.
-	if w := get(t, s, "GET", "/photos/wine-gps-2560x3837.jpg", VariantHeader, "w200-q60-webp", "If-None-Match", etag); w.Code != 304 || w.Body.Len() != 0 {
+	if w := get(t, s, "GET", "/photos/wine-gps-2560x3837.jpg", contract.ImageVariant, "w200-q60-webp", "If-None-Match", etag); w.Code != 304 || w.Body.Len() != 0 {
 		t.Fatalf("If-None-Match: %d", w.Code)
 	}
-	if w := get(t, s, "HEAD", "/photos/wine-gps-2560x3837.jpg", VariantHeader, "w200-q60-webp"); w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("ETag") != etag {
+	if w := get(t, s, "HEAD", "/photos/wine-gps-2560x3837.jpg", contract.ImageVariant, "w200-q60-webp"); w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("ETag") != etag {
 		t.Fatalf("HEAD: %d, %d bytes, etag %q", w.Code, w.Body.Len(), w.Header().Get("ETag"))
 	}
 }
 
-func TestPhotoTag(t *testing.T) {
-	if got := PhotoTag("42/photos/a b,c.jpg"); got != "photo:42/photos/a%20b%2Cc.jpg" {
-		t.Fatalf("PhotoTag = %q", got)
+// A variant carries the tag the origin purges its photo with: "photo:" and
+// the upstream name (the path below /api/users), tag separators escaped.
+func TestServeTagsVariantsAsTheOriginPurges(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "42", "photos"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "42", "photos", "a b,c.jpg"), readPhoto(t, "portrait-hopper-512x600.jpg"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, imageproxy.Limits{})
+	up, err := NewDirUpstream(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	s.Upstream, s.StripPrefix = up, "/api/users"
+	w := get(t, s, "GET", "/api/users/42/photos/a%20b%2Cc.jpg")
+	if got := w.Header().Get(contract.CacheTags); w.Code != 200 || got != "photo:42/photos/a%20b%2Cc.jpg" {
+		t.Fatalf("status %d, Cache-Tags %q", w.Code, got)
 	}
 }
 
@@ -89,14 +109,14 @@ func TestPhotoTag(t *testing.T) {
 func TestServeWithoutHeaderVariesOnHints(t *testing.T) {
 	s := newServer(t, imageproxy.Limits{})
 	for _, hv := range []string{"", "w999-q60-jpeg", "garbage", "w200-q61-jpeg"} {
-		w := get(t, s, "GET", "/photos/portrait-hopper-512x600.jpg?w=150", VariantHeader, hv, "ECT", "2g", "Accept", "image/webp")
+		w := get(t, s, "GET", "/photos/portrait-hopper-512x600.jpg?w=150", contract.ImageVariant, hv, "ECT", "2g", "Accept", "image/webp")
 		if w.Code != 200 {
 			t.Fatalf("%q: status %d", hv, w.Code)
 		}
-		if got := w.Header().Get(VariantHeader); got != "w200-q60-webp" {
+		if got := w.Header().Get(contract.ImageVariant); got != "w200-q60-webp" {
 			t.Errorf("header %q: variant %s, want w200-q60-webp", hv, got)
 		}
-		if v := w.Header().Get("Vary"); !strings.Contains(v, "Save-Data") || !strings.Contains(v, "Accept") || strings.Contains(v, VariantHeader) {
+		if v := w.Header().Get("Vary"); !strings.Contains(v, "Save-Data") || !strings.Contains(v, "Accept") || strings.Contains(v, contract.ImageVariant) {
 			t.Errorf("header %q: Vary %q", hv, v)
 		}
 	}
@@ -141,7 +161,7 @@ func TestServeBusyIs503WithRetryAfter(t *testing.T) {
 	for range n {
 		go func() {
 			<-start
-			codes <- get(t, s, "GET", "/photos/dandelions-5312x2988.jpg", VariantHeader, variant)
+			codes <- get(t, s, "GET", "/photos/dandelions-5312x2988.jpg", contract.ImageVariant, variant)
 		}()
 	}
 	close(start)
@@ -171,14 +191,14 @@ func TestHinterOverwritesAndRewritesVary(t *testing.T) {
 	}
 	var seen string
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen = r.Header.Get(VariantHeader)
+		seen = r.Header.Get(contract.ImageVariant)
 		w.Header().Set("Content-Type", "image/webp")
 		w.Header().Add("Vary", "Accept-Encoding")
-		w.Header().Add("Vary", VariantHeader)
+		w.Header().Add("Vary", contract.ImageVariant)
 		w.Write([]byte("x"))
 	})
 	r := httptest.NewRequest("GET", "/photos/a.jpg", nil)
-	r.Header.Set(VariantHeader, "w100-q60-jpeg") // forged by the client
+	r.Header.Set(contract.ImageVariant, "w100-q60-jpeg") // forged by the client
 	r.Header.Set("ECT", "4g")
 	r.Header.Set("Accept", "image/webp")
 	rec := httptest.NewRecorder()
@@ -186,8 +206,15 @@ func TestHinterOverwritesAndRewritesVary(t *testing.T) {
 	if seen != "w800-q85-webp" {
 		t.Fatalf("variant header %q, want w800-q85-webp (client value replaced)", seen)
 	}
+	// The placeholder's value is the same text, boxed once at Init.
+	if got := hn.PlaceholderValue(seen); got != "w800-q85-webp" {
+		t.Fatalf("placeholder value %v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = hn.PlaceholderValue(seen) }); n != 0 {
+		t.Fatalf("PlaceholderValue allocates %v times", n)
+	}
 	vary := rec.Header().Get("Vary")
-	if strings.Contains(vary, VariantHeader) || !strings.Contains(vary, "Accept-Encoding") || !strings.Contains(vary, "Sec-CH-Width") {
+	if strings.Contains(vary, contract.ImageVariant) || !strings.Contains(vary, "Accept-Encoding") || !strings.Contains(vary, "Sec-CH-Width") {
 		t.Fatalf("outgoing Vary %q", vary)
 	}
 	if rec.Header().Get("Accept-CH") == "" || rec.Header().Get("Critical-CH") != "" {

@@ -27,6 +27,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 )
 
@@ -102,8 +103,9 @@ func startRepoEdge(t *testing.T, listenHost string, env ...string) *repoEdge {
 	// The ports are free now, not necessarily when Caddy binds them:
 	// another port on EADDRINUSE, a few times.
 	for attempt := 1; ; attempt++ {
-		e.port = freeTCPPort(t)
-		adminPort := freeTCPPort(t)
+		ports := testutil.FreePorts(t, 2)
+		e.port = ports[0]
+		adminPort := ports[1]
 		t.Setenv("SPARK_LISTEN", listenHost+":"+strconv.Itoa(e.port))
 		t.Setenv("SPARK_ADMIN", "127.0.0.1:"+strconv.Itoa(adminPort))
 		e.admin = "http://127.0.0.1:" + strconv.Itoa(adminPort)
@@ -164,16 +166,6 @@ func secret(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // edgeResp is a response with its body read.

@@ -74,32 +74,28 @@ Built-in scenarios: ` + strings.Join(loadtest.BuiltinScenarios(), ", ") + `; or 
 
 func runLoadtest(cmd *cobra.Command, _ []string) error {
 	f := cmd.Flags()
-	var errs []error
-	str := func(n string) string { v, err := f.GetString(n); errs = append(errs, err); return v }
-	flt := func(n string) float64 { v, err := f.GetFloat64(n); errs = append(errs, err); return v }
-	num := func(n string) int { v, err := f.GetInt(n); errs = append(errs, err); return v }
-	boo := func(n string) bool { v, err := f.GetBool(n); errs = append(errs, err); return v }
-	dur := func(n string) time.Duration { v, err := f.GetDuration(n); errs = append(errs, err); return v }
-	var cfg loadtest.Config
-	cfg.Target = str("target")
-	cfg.Mode = loadtest.Mode(str("mode"))
-	cfg.Rate = flt("rate")
-	cfg.Concurrency = num("concurrency")
-	cfg.Duration = (dur("duration"))
-	ramp := (dur("ramp"))
-	cfg.ThinkScale = flt("think")
-	cfg.Poisson = boo("poisson")
-	cfg.Users = num("users")
-	cfg.JWTSecret = str("jwt-secret")
-	cfg.Timeout = (dur("timeout"))
-	cfg.MaxInFlight = num("max-inflight")
-	cfg.SkipSetup = boo("no-setup")
-	jsonPath, htmlPath := str("json"), str("html")
-	quiet, failOnMiss := boo("quiet"), boo("fail-on-miss")
-	targets := loadtest.Targets{P95: (dur("target-p95")), RPS: flt("target-rps"),
-		ErrorRate: flt("target-errors"), HitRatio: flt("target-hit")}
-	scenario := str("scenario")
-	if err := errors.Join(errs...); err != nil {
+	fl := &flagReader{cmd: cmd}
+	cfg := loadtest.Config{
+		Target:      fl.String("target"),
+		Mode:        loadtest.Mode(fl.String("mode")),
+		Rate:        fl.Float64("rate"),
+		Concurrency: fl.Int("concurrency"),
+		Duration:    fl.Duration("duration"),
+		ThinkScale:  fl.Float64("think"),
+		Poisson:     fl.Bool("poisson"),
+		Users:       fl.Int("users"),
+		JWTSecret:   fl.String("jwt-secret"),
+		Timeout:     fl.Duration("timeout"),
+		MaxInFlight: fl.Int("max-inflight"),
+		SkipSetup:   fl.Bool("no-setup"),
+	}
+	ramp := fl.Duration("ramp")
+	jsonPath, htmlPath := fl.String("json"), fl.String("html")
+	quiet, failOnMiss := fl.Bool("quiet"), fl.Bool("fail-on-miss")
+	targets := loadtest.Targets{P95: fl.Duration("target-p95"), RPS: fl.Float64("target-rps"),
+		ErrorRate: fl.Float64("target-errors"), HitRatio: fl.Float64("target-hit")}
+	scenario := fl.String("scenario")
+	if err := fl.Err(); err != nil {
 		return fmt.Errorf("loadtest flags: %w", err)
 	}
 	if cfg.Duration == 0 {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -11,6 +12,31 @@ import (
 	_ "github.com/spark-edge/spark/caddymodule/cache"
 	_ "github.com/spark-edge/spark/caddymodule/image"
 )
+
+// longDescription is what `spark help` and `spark --help` open with.
+const longDescription = `Spark runs the Spark dating app's edge and origin from one binary: it is a
+Caddy build with Spark's modules (spark_cache, spark_image, spark_auth),
+plus the origin API and a load generator.
+
+As an edge node (every Caddy command works, named spark):
+
+	spark run --config Caddyfile      run the edge in the foreground
+	spark reload --config Caddyfile   apply a changed Caddyfile
+	spark adapt --config Caddyfile    print the JSON config it makes
+	spark validate --config Caddyfile check it without running it
+
+The other jobs:
+
+	spark origin [flags]              the origin API (in-memory demo store, or PostGIS)
+	spark loadtest [flags]            dating-app traffic against an edge or origin
+
+'spark help <command>' shows a command's flags.`
+
+func init() {
+	// Caddy's command line names and describes this binary, not caddy.
+	caddy.CustomBinaryName = "spark"
+	caddy.CustomLongDescription = longDescription
+}
 
 func main() {
 	caddycmd.Main()

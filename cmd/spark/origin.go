@@ -129,94 +129,57 @@ func addPoolFlags(cmd *cobra.Command) {
 }
 
 func poolConfig(cmd *cobra.Command) (postgis.PoolConfig, error) {
-	f := cmd.Flags()
-	var pc postgis.PoolConfig
-	var errs []error
-	var err error
-	pc.MaxConns, err = f.GetInt32("db-max-conns")
-	errs = append(errs, err)
-	pc.MinConns, err = f.GetInt32("db-min-conns")
-	errs = append(errs, err)
-	pc.MinIdleConns, err = f.GetInt32("db-min-idle-conns")
-	errs = append(errs, err)
-	pc.MaxConnLifetime, err = f.GetDuration("db-max-conn-lifetime")
-	errs = append(errs, err)
-	pc.MaxConnIdleTime, err = f.GetDuration("db-max-conn-idle-time")
-	errs = append(errs, err)
-	pc.AcquireTimeout, err = f.GetDuration("db-acquire-timeout")
-	errs = append(errs, err)
-	pc.StatementTimeout, err = f.GetDuration("db-statement-timeout")
-	errs = append(errs, err)
-	pc.LockTimeout, err = f.GetDuration("db-lock-timeout")
-	errs = append(errs, err)
-	pc.CustomPlans, err = f.GetBool("db-custom-plans")
-	errs = append(errs, err)
-	return pc, errors.Join(errs...)
+	fl := &flagReader{cmd: cmd}
+	pc := postgis.PoolConfig{
+		MaxConns:         fl.Int32("db-max-conns"),
+		MinConns:         fl.Int32("db-min-conns"),
+		MinIdleConns:     fl.Int32("db-min-idle-conns"),
+		MaxConnLifetime:  fl.Duration("db-max-conn-lifetime"),
+		MaxConnIdleTime:  fl.Duration("db-max-conn-idle-time"),
+		AcquireTimeout:   fl.Duration("db-acquire-timeout"),
+		StatementTimeout: fl.Duration("db-statement-timeout"),
+		LockTimeout:      fl.Duration("db-lock-timeout"),
+		CustomPlans:      fl.Bool("db-custom-plans"),
+	}
+	return pc, fl.Err()
 }
 
 func runOrigin(cmd *cobra.Command, _ []string) error {
-	f := cmd.Flags()
-	var cfg origin.Config
-	var errs []error
-	get := func(err error) { errs = append(errs, err) }
-	var err error
-	cfg.Listen, err = f.GetString("listen")
-	get(err)
-	cfg.DatabaseURL, err = f.GetString("database-url")
-	get(err)
-	cfg.ReplicaURL, err = f.GetString("replica-url")
-	get(err)
-	cfg.JWTSecret, err = f.GetString("jwt-secret")
-	get(err)
-	cfg.JWTPublicKeys, err = f.GetStringSlice("jwt-public-key")
-	get(err)
-	cfg.JWTIssuer, err = f.GetString("jwt-issuer")
-	get(err)
-	cfg.JWTAudience, err = f.GetString("jwt-audience")
-	get(err)
-	cfg.JWTMaxLifetime, err = f.GetDuration("jwt-max-lifetime")
-	get(err)
-	cfg.DemoUsers, err = f.GetInt("demo-users")
-	get(err)
-	cfg.DemoSeed, err = f.GetUint64("demo-seed")
-	get(err)
-	cfg.Migrate, err = f.GetBool("migrate")
-	get(err)
-	cfg.Pool, err = poolConfig(cmd)
-	get(err)
-	cfg.CellCache.Enabled, err = f.GetBool("cell-cache")
-	get(err)
-	cfg.CellCache.TTL, err = f.GetDuration("cell-cache-ttl")
-	get(err)
-	cfg.CellCache.MaxBytes, err = f.GetInt64("cell-cache-bytes")
-	get(err)
-	cfg.CellCache.UserTTL, err = f.GetDuration("cell-cache-user-ttl")
-	get(err)
-	if addrs, err := f.GetStringSlice("cell-cache-redis"); err != nil {
-		get(err)
-	} else if len(addrs) > 0 {
+	fl := &flagReader{cmd: cmd}
+	pool, poolErr := poolConfig(cmd)
+	cfg := origin.Config{
+		Listen:         fl.String("listen"),
+		DatabaseURL:    fl.String("database-url"),
+		ReplicaURL:     fl.String("replica-url"),
+		JWTSecret:      fl.String("jwt-secret"),
+		JWTPublicKeys:  fl.StringSlice("jwt-public-key"),
+		JWTIssuer:      fl.String("jwt-issuer"),
+		JWTAudience:    fl.String("jwt-audience"),
+		JWTMaxLifetime: fl.Duration("jwt-max-lifetime"),
+		DemoUsers:      fl.Int("demo-users"),
+		DemoSeed:       fl.Uint64("demo-seed"),
+		Migrate:        fl.Bool("migrate"),
+		Pool:           pool,
+		PhotoDir:       fl.String("photo-dir"),
+		PhotoMaxBytes:  fl.Int64("photo-max-bytes"),
+		PhotoMaxPixels: fl.Int64("photo-max-pixels"),
+		MaxPhotos:      fl.Int("photo-max-count"),
+		PhotoMaxSide:   fl.Int("photo-max-side"),
+		PhotoInFlight:  fl.Int("photo-max-in-flight"),
+		LocationLimit: &origin.RateLimit{
+			Every: fl.Duration("location-limit-every"),
+			Burst: fl.Int("location-limit-burst"),
+		},
+	}
+	cfg.CellCache.Enabled = fl.Bool("cell-cache")
+	cfg.CellCache.TTL = fl.Duration("cell-cache-ttl")
+	cfg.CellCache.MaxBytes = fl.Int64("cell-cache-bytes")
+	cfg.CellCache.UserTTL = fl.Duration("cell-cache-user-ttl")
+	if addrs := fl.StringSlice("cell-cache-redis"); len(addrs) > 0 {
 		ro := tiered.DefaultRedisOptions(addrs...)
 		cfg.CellCache.Redis = &ro
 	}
-	cfg.PhotoDir, err = f.GetString("photo-dir")
-	get(err)
-	cfg.PhotoMaxBytes, err = f.GetInt64("photo-max-bytes")
-	get(err)
-	cfg.PhotoMaxPixels, err = f.GetInt64("photo-max-pixels")
-	get(err)
-	cfg.MaxPhotos, err = f.GetInt("photo-max-count")
-	get(err)
-	cfg.PhotoMaxSide, err = f.GetInt("photo-max-side")
-	get(err)
-	cfg.PhotoInFlight, err = f.GetInt("photo-max-in-flight")
-	get(err)
-	var ll origin.RateLimit
-	ll.Every, err = f.GetDuration("location-limit-every")
-	get(err)
-	ll.Burst, err = f.GetInt("location-limit-burst")
-	get(err)
-	cfg.LocationLimit = &ll
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(fl.Err(), poolErr); err != nil {
 		return fmt.Errorf("origin flags: %w", err)
 	}
 	ctx, stop := signalContext()
