@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/internal/testdata"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
@@ -159,7 +160,7 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 	if up.Width != 1366 || up.Height != imageproxy.DefaultOriginalSide || up.ContentType != "image/jpeg" {
 		t.Fatalf("normalised size %dx%d %s, want 1366x2048 JPEG", up.Width, up.Height, up.ContentType)
 	}
-	if got, want := r.hdr.Get(origin.HeaderSparkPurge), fmt.Sprintf("user:%d profile:%d", me, me); got != want {
+	if got, want := r.hdr.Get(contract.SparkPurge), fmt.Sprintf("user:%d profile:%d", me, me); got != want {
 		t.Fatalf("upload Spark-Purge %q, want %q", got, want)
 	}
 	if cc := r.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
@@ -261,7 +262,7 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 	d := a.send("DELETE", "/api/users/me/photos/"+up.ID, tok, nil)
 	expect(t, d, 204, "delete")
 	wantPurge := fmt.Sprintf("photo:%d/photos/%s user:%d profile:%d", me, up.ID, me, me)
-	if got := d.hdr.Get(origin.HeaderSparkPurge); got != wantPurge {
+	if got := d.hdr.Get(contract.SparkPurge); got != wantPurge {
 		t.Fatalf("DELETE Spark-Purge %q, want %q", got, wantPurge)
 	}
 	expect(t, a.send("GET", up.URL, "", nil), 404, "deleted original")

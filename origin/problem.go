@@ -3,6 +3,8 @@ package origin
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // Problem is an RFC 9457 problem details object.
@@ -33,7 +35,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, deta
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	h.Del("ETag")
-	h.Del("Cache-Tags")
+	h.Del(contract.CacheTags)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(p)
 }

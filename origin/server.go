@@ -21,24 +21,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/origin/store"
 )
-
-// Response header names of the edge <-> origin contract.
-const (
-	HeaderCacheTags  = "Cache-Tags"
-	HeaderSparkPurge = "Spark-Purge"
-	// HeaderDenyUsers lists, on a shared response, the users it must never
-	// be served to (decimal ids, space-separated): an edge stores the list
-	// with the entry, never forwards it, and sends those viewers (and
-	// viewers it cannot identify) to the origin instead.
-	HeaderDenyUsers = "Spark-Deny-Users"
-)
-
-// MaxDenyUsers is the longest Spark-Deny-Users list the origin sends; a
-// profile with more users in a block relation with its owner is sent
-// private (per viewer) instead.
-const MaxDenyUsers = 256
 
 // List view limits.
 const (
@@ -175,7 +160,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 	if code >= 400 {
 		h := r.Header()
 		h.Set("Cache-Control", "no-store")
-		for _, k := range []string{"ETag", "Last-Modified", "Expires", HeaderCacheTags, HeaderDenyUsers} {
+		for _, k := range []string{"ETag", "Last-Modified", "Expires", contract.CacheTags, contract.DenyUsers} {
 			h.Del(k)
 		}
 	}
@@ -332,6 +317,16 @@ func privateNoStore(w http.ResponseWriter) {
 	w.Header().Set("Vary", "Authorization")
 }
 
+// setPurge asks every edge to drop the entries carrying any of tags.
+func setPurge(w http.ResponseWriter, tags ...string) {
+	w.Header().Set(contract.SparkPurge, contract.JoinTags(tags...))
+}
+
+// profileTags are the tags of user id's profile (and what changes it).
+func profileTags(id int64) []string {
+	return []string{contract.UserTag(id), contract.ProfileTag(id)}
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	_ = writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -375,16 +370,6 @@ func matchIfMatch(header string, id int64) (int64, error) {
 	return -1, fmt.Errorf("If-Match %q: %w", header, store.ErrPreconditionFailed)
 }
 
-func etagListMatches(header, etag string) bool {
-	for _, tag := range strings.Split(header, ",") {
-		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
-		if tag == "*" || tag == etag {
-			return true
-		}
-	}
-	return false
-}
-
 type profileJSON struct {
 	ID     int64    `json:"id"`
 	Name   string   `json:"name"`
@@ -407,7 +392,7 @@ func toProfileJSON(p store.Profile) profileJSON {
 //     relation with them (404 otherwise, like a missing user). The answer is
 //     public, max-age=300, with Spark-Deny-Users listing the users in a
 //     block relation with the owner, whom an edge must never serve it to;
-//     past MaxDenyUsers of them it is private, no-cache, Vary:
+//     past contract.MaxDenyUsers of them it is private, no-cache, Vary:
 //     Authorization instead, so every use comes back here.
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) error {
 	id := me
@@ -427,11 +412,11 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	}
 	var deny []int64
 	if !self {
-		if deny, err = s.store.BlockedWith(r.Context(), id, MaxDenyUsers+1); err != nil {
+		if deny, err = s.store.BlockedWith(r.Context(), id, contract.MaxDenyUsers+1); err != nil {
 			return fmt.Errorf("get profile %d: %w", id, err)
 		}
 		blocked := slices.Contains(deny, me)
-		if len(deny) > MaxDenyUsers {
+		if len(deny) > contract.MaxDenyUsers {
 			// The list was cut: ask about this viewer alone.
 			if blocked, err = s.store.Blocked(r.Context(), id, me); err != nil {
 				return fmt.Errorf("get profile %d: %w", id, err)
@@ -444,18 +429,18 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	etag := profileETag(p)
 	h := w.Header()
 	h.Set("ETag", etag)
-	h.Set(HeaderCacheTags, fmt.Sprintf("user:%d profile:%d", id, id))
+	h.Set(contract.CacheTags, contract.JoinTags(profileTags(id)...))
 	switch {
-	case self || len(deny) > MaxDenyUsers:
+	case self || len(deny) > contract.MaxDenyUsers:
 		h.Set("Cache-Control", "private, no-cache")
 		h.Set("Vary", "Authorization")
 	default:
 		h.Set("Cache-Control", "public, max-age=300")
 		if len(deny) > 0 {
-			h.Set(HeaderDenyUsers, formatIDs(deny))
+			h.Set(contract.DenyUsers, formatIDs(deny))
 		}
 	}
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, etag) {
+	if contract.MatchETagList(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
@@ -493,7 +478,7 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	}
 	privateNoStore(w)
 	w.Header().Set("ETag", profileETag(p))
-	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("user:%d profile:%d", me, me))
+	setPurge(w, profileTags(me)...)
 	return writeJSON(w, http.StatusOK, toProfileJSON(p))
 }
 
@@ -518,7 +503,7 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, me int64
 		return fmt.Errorf("put preferences %d: %w", me, err)
 	}
 	privateNoStore(w)
-	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("suggestions:%d", me))
+	setPurge(w, contract.SuggestionsTag(me))
 	return writeJSON(w, http.StatusOK, p)
 }
 
@@ -543,12 +528,9 @@ func (s *Server) putLocation(w http.ResponseWriter, r *http.Request, me int64) e
 	}
 	privateNoStore(w)
 	if !ch.Kept {
-		tags := []string{fmt.Sprintf("suggestions:%d", me)}
-		if ch.OldCell != "" && ch.OldCell != ch.NewCell {
-			tags = append(tags, "cell:"+ch.OldCell)
-		}
-		tags = append(tags, "cell:"+ch.NewCell)
-		w.Header().Set(HeaderSparkPurge, strings.Join(tags, " "))
+		// Only the user's own suggestions depend on their point at an edge;
+		// the stores' cell caches drop the old and new cells themselves.
+		setPurge(w, contract.SuggestionsTag(me))
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"lat": ch.Stored.Lat, "lng": ch.Stored.Lng, "cell": ch.NewCell})
 }
@@ -564,8 +546,8 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, me int64) error {
 	privateNoStore(w)
 	// Both profiles: each edge drops its shared copy, whose deny list no
 	// longer names the other user, and the next fetch carries the new one.
-	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("suggestions:%d suggestions:%d matches:%d matches:%d profile:%d profile:%d",
-		me, target, me, target, me, target))
+	setPurge(w, contract.SuggestionsTag(me), contract.SuggestionsTag(target), contract.MatchesTag(me), contract.MatchesTag(target),
+		contract.ProfileTag(me), contract.ProfileTag(target))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -586,11 +568,7 @@ func ParseFields(v string) ([]string, error) {
 	seen := map[string]bool{}
 	for _, f := range strings.Split(v, ",") {
 		f = strings.TrimSpace(f)
-		ok := false
-		for _, a := range suggestionFields {
-			ok = ok || a == f
-		}
-		if !ok {
+		if !slices.Contains(suggestionFields, f) {
 			return nil, badRequest("unknown field %q; allowed: %s", f, strings.Join(suggestionFields, ","))
 		}
 		if !seen[f] {
@@ -633,7 +611,7 @@ func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) e
 	h := w.Header()
 	h.Set("Cache-Control", "private, max-age=120")
 	h.Set("Vary", "Authorization")
-	h.Set(HeaderCacheTags, "suggestions:"+strconv.FormatInt(me, 10))
+	h.Set(contract.CacheTags, contract.SuggestionsTag(me))
 	h.Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
 	return nil
@@ -664,8 +642,7 @@ func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
 		return fmt.Errorf("swipe %d->%d: %w", me, req.TargetID, err)
 	}
 	privateNoStore(w)
-	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("suggestions:%d suggestions:%d matches:%d matches:%d",
-		me, req.TargetID, me, req.TargetID))
+	setPurge(w, contract.SuggestionsTag(me), contract.SuggestionsTag(req.TargetID), contract.MatchesTag(me), contract.MatchesTag(req.TargetID))
 	body := map[string]any{"target_id": req.TargetID, "direction": res.Direction, "created": res.Created, "match": nil}
 	if res.Match != nil {
 		body["match"] = toMatchJSON(*res.Match)
@@ -689,7 +666,7 @@ func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, me int64) e
 	h := w.Header()
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Vary", "Authorization")
-	h.Set(HeaderCacheTags, fmt.Sprintf("matches:%d", me))
+	h.Set(contract.CacheTags, contract.MatchesTag(me))
 	return writeJSON(w, http.StatusOK, map[string]any{"matches": out})
 }
 
@@ -703,7 +680,7 @@ func (s *Server) unmatch(w http.ResponseWriter, r *http.Request, me int64) error
 		return fmt.Errorf("unmatch %d by %d: %w", id, me, err)
 	}
 	privateNoStore(w)
-	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("matches:%d matches:%d", me, m.PeerID))
+	setPurge(w, contract.MatchesTag(me), contract.MatchesTag(m.PeerID))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
