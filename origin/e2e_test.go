@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,10 +112,8 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	if res.StatusCode != 200 || isHit(res) {
 		t.Fatalf("suggestions after a swipe should be a miss: %q", res.Header.Get("Cache-Status"))
 	}
-	for _, id := range suggestionIDs(body) {
-		if id == target {
-			t.Fatalf("swiped user %d still suggested", target)
-		}
+	if slices.Contains(suggestionIDs(body), target) {
+		t.Fatalf("swiped user %d still suggested", target)
 	}
 
 	prof := fmt.Sprintf("/api/users/%d/profile", target)

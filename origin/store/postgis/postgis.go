@@ -79,9 +79,6 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	return s, nil
 }
 
-// Primary exposes the primary pool (migrations, seeding, tests).
-func (s *Store) Primary() *pgxpool.Pool { return s.primary }
-
 // Close implements store.Store.
 func (s *Store) Close() {
 	for _, c := range s.closers {

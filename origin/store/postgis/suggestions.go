@@ -2,7 +2,6 @@ package postgis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -38,9 +37,6 @@ WHERE dist <= $8::float8
 ORDER BY dist, id
 LIMIT $7`
 
-// SuggestionsSQL returns the suggestion query (for benchmarks and EXPLAIN).
-func SuggestionsSQL() string { return suggestionsSQL }
-
 // Suggestions implements store.Store (always on the primary). With the cell
 // cache, a user whose state and cells are cached is answered without a query.
 func (s *Store) Suggestions(ctx context.Context, id int64, limit int) ([]store.Candidate, error) {
@@ -58,7 +54,7 @@ func (s *Store) Suggestions(ctx context.Context, id int64, limit int) ([]store.C
 		if ok || err != nil {
 			return out, err
 		}
-		return s.ExactNearest(ctx, id, u.At, u.Prefs, limit)
+		return s.exactNearest(ctx, id, u.At, u.Prefs, limit)
 	}
 	var lat, lng *float64
 	var minAge, maxAge *int16
@@ -78,28 +74,11 @@ func (s *Store) Suggestions(ctx context.Context, id int64, limit int) ([]store.C
 	if minAge != nil {
 		prefs = store.Preferences{MinAge: *minAge, MaxAge: *maxAge, MaxDistanceKm: *dist, Genders: genders}
 	}
-	return s.Nearest(ctx, id, store.Point{Lat: *lat, Lng: *lng}, prefs, limit)
+	return s.exactNearest(ctx, id, store.Point{Lat: *lat, Lng: *lng}, prefs, limit)
 }
 
-// Nearest answers suggestions for a point and preferences: through the
-// cell-candidate cache when enabled and the radius suits it, else by the
-// exact KNN query.
-func (s *Store) Nearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, error) {
-	if s.cells != nil {
-		u, err := s.cachedUserState(ctx, id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) { // no such user: nothing to exclude
-			return nil, err
-		}
-		out, ok, err := s.cachedNearest(ctx, id, at, p, u.Excluded, limit)
-		if ok || err != nil {
-			return out, err
-		}
-	}
-	return s.ExactNearest(ctx, id, at, p, limit)
-}
-
-// ExactNearest runs the nearest-first KNN query (no cache).
-func (s *Store) ExactNearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, error) {
+// exactNearest runs the nearest-first KNN query (no cache).
+func (s *Store) exactNearest(ctx context.Context, id int64, at store.Point, p store.Preferences, limit int) ([]store.Candidate, error) {
 	rows, err := s.primary.Query(ctx, suggestionsSQL, id, at.Lat, at.Lng, p.MinAge, p.MaxAge, p.Genders, limit,
 		float64(p.MaxDistanceKm)*1000)
 	if err != nil {
