@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin/store"
 )
@@ -98,33 +99,58 @@ func (s *Store) UpdateProfile(ctx context.Context, id int64, u store.ProfileUpda
 	if photos == nil {
 		photos = []string{}
 	}
-	var p store.Profile
-	var cell *string
-	err := s.primary.QueryRow(ctx, `
+	p, ok, err := s.updateProfileRow(ctx, `
 		UPDATE users SET name = $2, age = $3, gender = $4, bio = $5, photos = $6, is_active = $7,
 		       version = version + 1, updated_at = now()
-		WHERE id = $1 AND ($8::bigint = 0 OR version = $8::bigint)
-		RETURNING `+profileCols+`, cell`, id, u.Name, u.Age, u.Gender, u.Bio, photos, u.Active, ifVersion).
-		Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Uploads, &p.Active, &p.Version, &cell)
-	if err == nil {
-		fillSlices(&p)
-		if cell != nil {
-			// Age, gender or activity may have changed: the cached rows are stale.
-			s.invalidateCells(*cell)
-		}
+		WHERE id = $1 AND ($8::bigint = 0 OR version = $8::bigint)`, id, u.Name, u.Age, u.Gender, u.Bio, photos, u.Active, ifVersion)
+	switch {
+	case err != nil:
+		return store.Profile{}, fmt.Errorf("postgis: update profile %d: %w", id, err)
+	case ok:
 		return p, nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return store.Profile{}, fmt.Errorf("postgis: update profile %d: %w", id, err)
+	return store.Profile{}, noRowError(ctx, s.primary, fmt.Sprintf("update profile %d", id), id,
+		fmt.Errorf("postgis: update profile %d at version %d: %w", id, ifVersion, store.ErrPreconditionFailed))
+}
+
+// updateProfileRow runs update (an UPDATE of one users row, without its
+// RETURNING) and returns the profile it wrote; ok is false when it matched
+// no row. The user's cell leaves the cell cache: the cached cells hold age,
+// gender, activity, uploads and version for suggestions.
+func (s *Store) updateProfileRow(ctx context.Context, update string, args ...any) (p store.Profile, ok bool, err error) {
+	var cell *string
+	err = s.primary.QueryRow(ctx, update+` RETURNING `+profileCols+`, cell`, args...).
+		Scan(&p.ID, &p.Name, &p.Age, &p.Gender, &p.Bio, &p.Photos, &p.Uploads, &p.Active, &p.Version, &cell)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Profile{}, false, nil
 	}
+	if err != nil {
+		return store.Profile{}, false, err
+	}
+	fillSlices(&p)
+	if cell != nil {
+		s.invalidateCells(*cell)
+	}
+	return p, true, nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// noRowError explains a write of user id's row that matched none (what
+// names the write): the user does not exist (store.ErrNotFound), or else
+// otherwise.
+func noRowError(ctx context.Context, q querier, what string, id int64, otherwise error) error {
 	var exists bool
-	if err := s.primary.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, id).Scan(&exists); err != nil {
-		return store.Profile{}, fmt.Errorf("postgis: update profile %d: %w", id, err)
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return fmt.Errorf("postgis: %s: %w", what, err)
 	}
 	if !exists {
-		return store.Profile{}, fmt.Errorf("postgis: update profile %d: %w", id, store.ErrNotFound)
+		return fmt.Errorf("postgis: %s: %w", what, store.ErrNotFound)
 	}
-	return store.Profile{}, fmt.Errorf("postgis: update profile %d at version %d: %w", id, ifVersion, store.ErrPreconditionFailed)
+	return otherwise
 }
 
 // GetPreferences implements store.Store.
