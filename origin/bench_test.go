@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store/postgis"
 )

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 )
 
@@ -26,7 +27,8 @@ func TestPhotosThroughEdge(t *testing.T) {
 	bin := sparkBinary(t)
 	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 20, DemoSeed: 1, PhotoDir: t.TempDir()})
 
-	edgePort, adminPort := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	edgePort, adminPort := ports[0], ports[1]
 	home := t.TempDir()
 	caddyfile := filepath.Join(home, "Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(`{
@@ -108,14 +110,10 @@ http://127.0.0.1:`+edgePort+` {
 	// The edge stores a variant after its client has the whole response:
 	// poll until it is a hit, with a deadline (not a count of tries) that a
 	// loaded machine's slower stores fit in.
-	hit := false
-	for deadline := time.Now().Add(15 * time.Second); !hit; time.Sleep(20 * time.Millisecond) {
+	testutil.Eventually(t, 15*time.Second, "the variant served from the edge cache", func() bool {
 		r, _ := variant()
-		hit = isHit(r)
-		if !hit && time.Now().After(deadline) {
-			t.Fatal("the variant is never served from the edge cache")
-		}
-	}
+		return isHit(r)
+	})
 
 	res, body = call("DELETE", strings.Replace(up.URL, "/api/users/1/", "/api/users/me/", 1), nil, "Authorization", "Bearer "+tok)
 	if res.StatusCode != 204 {

@@ -4,16 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 )
 
@@ -31,7 +31,8 @@ func TestEndToEndThroughEdge(t *testing.T) {
 
 	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1})
 
-	edgePort, adminPort := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	edgePort, adminPort := ports[0], ports[1]
 	home := t.TempDir()
 	base := startEdgeProcess(t, bin, filepath.Join(root, "Caddyfile"), edgePort, home,
 		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort,
@@ -210,59 +211,29 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
-func freePort(t *testing.T) string {
+// freePorts returns n distinct free ports on 127.0.0.1, as the strings
+// addresses and environment variables take.
+func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	out := make([]string, n)
+	for i, p := range testutil.FreePorts(t, n) {
+		out[i] = strconv.Itoa(p)
 	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
+	return out
 }
 
 // startEdgeProcess runs `spark run` on a Caddyfile with HOME (Caddy's
 // storage) in home and extra environment, waits until the edge on edgePort
 // answers HTTP (the repository's Caddyfile answers /healthz with a 404: the
 // origin's health endpoints are not routed through the edge), and kills it
-// when the test ends. It returns the edge's base URL.
+// when the test ends (its output is logged if the test failed). It returns
+// the edge's base URL.
 func startEdgeProcess(t *testing.T, bin, caddyfile, edgePort, home string, env ...string) string {
 	t.Helper()
-	edge := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
-	edge.Env = append(append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home), env...)
-	var edgeLog strings.Builder
-	edge.Stdout, edge.Stderr = &edgeLog, &edgeLog
-	if err := edge.Start(); err != nil {
-		t.Fatalf("start edge: %v", err)
-	}
-	// exited is closed when the process has ended (exitErr set): read by
-	// the wait below and by the cleanup, which may both need it.
-	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = edge.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = edge.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("edge log:\n%s", edgeLog.String())
-		}
-	})
+	env = append([]string{"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home}, env...)
+	edge := testutil.StartProcess(t, env, bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	t.Cleanup(edge.Kill) // before StartProcess's own graceful stop: nothing to drain
 	base := "http://127.0.0.1:" + edgePort
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			return base
-		}
-		select {
-		case <-exited:
-			t.Fatalf("edge exited: %v\n%s", exitErr, edgeLog.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("edge not answering on %s: %v", base, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.WaitHTTP(t, base+"/healthz", 60*time.Second, edge.Exited())
+	return base
 }

@@ -1,6 +1,7 @@
 package origin_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -67,12 +68,23 @@ func token(t testing.TB, id int64) string {
 	return tok
 }
 
-// do sends a request; hdr is alternating name, value.
+// do sends a request with a JSON body (none when body is empty); hdr is
+// alternating name, value.
 func (a *api) do(method, path, tok, body string, hdr ...string) resp {
 	a.t.Helper()
+	if body == "" {
+		return a.send(method, path, tok, nil, hdr...)
+	}
+	return a.send(method, path, tok, []byte(body), append([]string{"Content-Type", "application/json"}, hdr...)...)
+}
+
+// send sends a request with tok (if any) as its bearer token; hdr is
+// alternating name, value.
+func (a *api) send(method, path, tok string, body []byte, hdr ...string) resp {
+	a.t.Helper()
 	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequest(method, a.srv.URL+path, rd)
 	if err != nil {
@@ -80,9 +92,6 @@ func (a *api) do(method, path, tok, body string, hdr ...string) resp {
 	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin/store"
 )
