@@ -3,7 +3,6 @@ package origin_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,23 +67,11 @@ http://127.0.0.1:`+edgePort+` {
 	if err != nil {
 		t.Fatal(err)
 	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
 	call := func(method, path string, body []byte, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
-		res, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res, b
+		res, b := httpDo(t, client, method, base+path, string(body), hdr...)
+		return res, []byte(b)
 	}
 	res, body := call("POST", "/api/users/me/photos", testFile(t, "images", "portrait-hopper-512x600.jpg"),
 		"Authorization", "Bearer "+tok, "Content-Type", "image/jpeg")

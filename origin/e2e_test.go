@@ -44,25 +44,11 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	}
 	call := func(method, path, body string, hdr ...string) (*http.Response, string) {
 		t.Helper()
-		var rd io.Reader
+		h := []string{"Authorization", "Bearer " + tok}
 		if body != "" {
-			rd = strings.NewReader(body)
+			h = append(h, "Content-Type", "application/json")
 		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		return res, string(b)
+		return httpDo(t, http.DefaultClient, method, base+path, body, append(h, hdr...)...)
 	}
 	isHit := func(res *http.Response) bool {
 		for _, p := range strings.Split(res.Header.Get("Cache-Status"), ";") {
@@ -144,22 +130,17 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	forged, _ := origin.IssueToken("not-the-secret-of-this-origin-0123456789", 1, time.Hour, time.Now())
 	for name, auth := range map[string]string{"no token": "", "garbage": "Bearer garbage", "forged": "Bearer " + forged,
 		"expired": "Bearer " + expired, "basic": "Basic MTpw"} {
+		var hdr []string
+		if auth != "" {
+			hdr = []string{"Authorization", auth}
+		}
 		for _, method := range []string{"GET", "HEAD"} {
-			req, _ := http.NewRequest(method, base+prof, nil)
-			if auth != "" {
-				req.Header.Set("Authorization", auth)
-			}
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
+			res, b := httpDo(t, http.DefaultClient, method, base+prof, "", hdr...)
 			if res.StatusCode != 401 || res.Header.Get("Cache-Status") != "" || res.Header.Get("Content-Type") != "application/problem+json" ||
 				res.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
 				t.Fatalf("%s %s through the edge: %d Cache-Status %q %q", name, method, res.StatusCode, res.Header.Get("Cache-Status"), b)
 			}
-			if method == "GET" && string(b) != string(originBody) {
+			if method == "GET" && b != string(originBody) {
 				t.Fatalf("%s: the edge's 401 %q differs from the origin's %q", name, b, originBody)
 			}
 		}
@@ -183,16 +164,8 @@ func TestEndToEndThroughEdge(t *testing.T) {
 
 	// The target updates their profile: the edge drops the cached copy.
 	targetTok, _ := origin.IssueToken(origin.DevJWTSecret, target, time.Hour, time.Now())
-	put, _ := http.NewRequest("PUT", base+"/api/users/me/profile",
-		strings.NewReader(`{"name":"Renamed","age":30,"gender":"woman","bio":"new bio"}`))
-	put.Header.Set("Authorization", "Bearer "+targetTok)
-	put.Header.Set("Content-Type", "application/json")
-	put.Header.Set("If-Match", etag)
-	pres, err := http.DefaultClient.Do(put)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pres.Body.Close()
+	pres, _ := httpDo(t, http.DefaultClient, "PUT", base+"/api/users/me/profile", `{"name":"Renamed","age":30,"gender":"woman","bio":"new bio"}`,
+		"Authorization", "Bearer "+targetTok, "Content-Type", "application/json", "If-Match", etag)
 	if pres.StatusCode != 200 {
 		t.Fatalf("profile update through the edge: %d", pres.StatusCode)
 	}
@@ -200,6 +173,33 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	if isHit(res) || res.Header.Get("ETag") == etag || !strings.Contains(body, "Renamed") {
 		t.Fatalf("stale profile after update: %q etag %q body %s", res.Header.Get("Cache-Status"), res.Header.Get("ETag"), body)
 	}
+}
+
+// httpDo sends a request (a body only when body is not empty; hdr is
+// alternating name, value) and returns the answer with its body read.
+func httpDo(t *testing.T, client *http.Client, method, url, body string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, string(b)
 }
 
 func moduleRoot(t *testing.T) string {
