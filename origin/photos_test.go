@@ -418,9 +418,9 @@ func testConcurrentUploads(t *testing.T, st store.Store) {
 
 // The tag the origin purges is the one spark_image puts on variants: with
 // strip_prefix /api/users, the name of /api/users/42/photos/<name> is
-// 42/photos/<name> and its tag "photo:" + that name (caddymodule/image's
-// PhotoTag; the origin may not import it, so the edge end-to-end test
-// checks the two against each other through a real edge).
+// 42/photos/<name> and its tag "photo:" + that name (both sides build it
+// with contract.PhotoTag; the edge end-to-end test checks the two against
+// each other through a real edge).
 func TestPhotoTagMatchesEdgeName(t *testing.T) {
 	name, err := origin.NewPhotoName("jpg")
 	if err != nil {
