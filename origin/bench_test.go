@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store/postgis"
@@ -72,7 +75,12 @@ func openBench(b *testing.B, cellCache bool) *benchEnv {
 	}
 	env := &benchEnv{srv: httptest.NewServer(srv), st: st, tokens: map[int64]string{}}
 	b.Cleanup(env.srv.Close)
-	rows, err := st.Primary().Query(ctx, `SELECT id FROM users WHERE is_active AND id % 97 = 0 ORDER BY id LIMIT 4000`)
+	db, err := pgxpool.New(ctx, url)
+	if err != nil {
+		b.Fatalf("open bench database: %v", err)
+	}
+	b.Cleanup(db.Close)
+	rows, err := db.Query(ctx, `SELECT id FROM users WHERE is_active AND id % 97 = 0 ORDER BY id LIMIT 4000`)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +91,7 @@ func openBench(b *testing.B, cellCache bool) *benchEnv {
 		}
 		env.users = append(env.users, id)
 	}
-	rows, err = st.Primary().Query(ctx, `SELECT c.id, c.user_a, c.user_b FROM conversations c
+	rows, err = db.Query(ctx, `SELECT c.id, c.user_a, c.user_b FROM conversations c
 		JOIN matches m ON m.id = c.match_id AND m.unmatched_at IS NULL ORDER BY c.id LIMIT 4000`)
 	if err != nil {
 		b.Fatal(err)
@@ -146,10 +154,7 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 				lat[i] = time.Since(t0)
 				ok := err == nil
 				if ok {
-					ok = false
-					for _, s := range okStatus {
-						ok = ok || res.StatusCode == s
-					}
+					ok = slices.Contains(okStatus, res.StatusCode)
 					if !ok {
 						err = fmt.Errorf("status %d for %s %s", res.StatusCode, req.Method, req.URL.Path)
 					}

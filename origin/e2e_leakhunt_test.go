@@ -55,8 +55,9 @@ func TestLeakHunt(t *testing.T) {
 	const purgeToken = "leak-hunt-purge-token"
 	var edges [2]string
 	var admins [2]string
+	ports := freePorts(t, 2*len(edges))
 	for i := range edges {
-		port, admin := freePort(t), freePort(t)
+		port, admin := ports[2*i], ports[2*i+1]
 		admins[i] = "http://127.0.0.1:" + admin
 		edges[i] = startEdgeProcess(t, bin, caddyfile, port, t.TempDir(),
 			"SPARK_LISTEN=:"+port, "SPARK_ORIGIN="+marker, "SPARK_ADMIN=127.0.0.1:"+admin,
@@ -354,11 +355,10 @@ func (h *hunt) toggleActive(e int, x int64) {
 	mu.Lock()
 	defer mu.Unlock()
 	h.mu.Lock()
-	ivs := h.inactive[x]
-	active := len(ivs) == 0 || !ivs[len(ivs)-1].until.IsZero()
+	active := h.activeLocked(x)
 	if !active {
 		// Reactivating: from now on the origin may serve it again.
-		ivs[len(ivs)-1].until = time.Now()
+		h.inactive[x][len(h.inactive[x])-1].until = time.Now()
 	}
 	h.mu.Unlock()
 	if code := h.setActive(x, !active, e); code != http.StatusOK {
@@ -371,6 +371,13 @@ func (h *hunt) toggleActive(e int, x int64) {
 		h.count["deactivate"]++
 		h.mu.Unlock()
 	}
+}
+
+// activeLocked reports whether the model has x's profile active (the
+// caller holds h.mu).
+func (h *hunt) activeLocked(x int64) bool {
+	ivs := h.inactive[x]
+	return len(ivs) == 0 || !ivs[len(ivs)-1].until.IsZero()
 }
 
 // setActive writes x's profile with the active flag, through edge e (or the
@@ -401,8 +408,7 @@ func (h *hunt) editBio(rng *rand.Rand, e int, x int64) {
 	mu.Lock()
 	defer mu.Unlock()
 	h.mu.Lock()
-	ivs := h.inactive[x]
-	active := len(ivs) == 0 || !ivs[len(ivs)-1].until.IsZero()
+	active := h.activeLocked(x)
 	h.mu.Unlock()
 	body := fmt.Sprintf(`{"name":"User %d","age":30,"gender":"woman","bio":"bio %d","active":%v}`, x, rng.IntN(1e6), active)
 	h.do(h.edges[e], "PUT", "/api/users/me/profile", x, strings.NewReader(body))

@@ -3,7 +3,6 @@ package origin_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 )
 
@@ -26,7 +26,8 @@ func TestPhotosThroughEdge(t *testing.T) {
 	bin := sparkBinary(t)
 	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 20, DemoSeed: 1, PhotoDir: t.TempDir()})
 
-	edgePort, adminPort := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	edgePort, adminPort := ports[0], ports[1]
 	home := t.TempDir()
 	caddyfile := filepath.Join(home, "Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(`{
@@ -66,23 +67,11 @@ http://127.0.0.1:`+edgePort+` {
 	if err != nil {
 		t.Fatal(err)
 	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
 	call := func(method, path string, body []byte, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
-		res, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res, b
+		res, b := httpDo(t, client, method, base+path, string(body), hdr...)
+		return res, []byte(b)
 	}
 	res, body := call("POST", "/api/users/me/photos", testFile(t, "images", "portrait-hopper-512x600.jpg"),
 		"Authorization", "Bearer "+tok, "Content-Type", "image/jpeg")
@@ -108,14 +97,10 @@ http://127.0.0.1:`+edgePort+` {
 	// The edge stores a variant after its client has the whole response:
 	// poll until it is a hit, with a deadline (not a count of tries) that a
 	// loaded machine's slower stores fit in.
-	hit := false
-	for deadline := time.Now().Add(15 * time.Second); !hit; time.Sleep(20 * time.Millisecond) {
+	testutil.Eventually(t, 15*time.Second, "the variant served from the edge cache", func() bool {
 		r, _ := variant()
-		hit = isHit(r)
-		if !hit && time.Now().After(deadline) {
-			t.Fatal("the variant is never served from the edge cache")
-		}
-	}
+		return isHit(r)
+	})
 
 	res, body = call("DELETE", strings.Replace(up.URL, "/api/users/1/", "/api/users/me/", 1), nil, "Authorization", "Bearer "+tok)
 	if res.StatusCode != 204 {

@@ -4,15 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 )
 
@@ -30,7 +31,8 @@ func TestEndToEndThroughEdge(t *testing.T) {
 
 	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1})
 
-	edgePort, adminPort := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	edgePort, adminPort := ports[0], ports[1]
 	home := t.TempDir()
 	base := startEdgeProcess(t, bin, filepath.Join(root, "Caddyfile"), edgePort, home,
 		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort,
@@ -42,25 +44,11 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	}
 	call := func(method, path, body string, hdr ...string) (*http.Response, string) {
 		t.Helper()
-		var rd io.Reader
+		h := []string{"Authorization", "Bearer " + tok}
 		if body != "" {
-			rd = strings.NewReader(body)
+			h = append(h, "Content-Type", "application/json")
 		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		return res, string(b)
+		return httpDo(t, http.DefaultClient, method, base+path, body, append(h, hdr...)...)
 	}
 	isHit := func(res *http.Response) bool {
 		for _, p := range strings.Split(res.Header.Get("Cache-Status"), ";") {
@@ -111,10 +99,8 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	if res.StatusCode != 200 || isHit(res) {
 		t.Fatalf("suggestions after a swipe should be a miss: %q", res.Header.Get("Cache-Status"))
 	}
-	for _, id := range suggestionIDs(body) {
-		if id == target {
-			t.Fatalf("swiped user %d still suggested", target)
-		}
+	if slices.Contains(suggestionIDs(body), target) {
+		t.Fatalf("swiped user %d still suggested", target)
 	}
 
 	prof := fmt.Sprintf("/api/users/%d/profile", target)
@@ -144,22 +130,17 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	forged, _ := origin.IssueToken("not-the-secret-of-this-origin-0123456789", 1, time.Hour, time.Now())
 	for name, auth := range map[string]string{"no token": "", "garbage": "Bearer garbage", "forged": "Bearer " + forged,
 		"expired": "Bearer " + expired, "basic": "Basic MTpw"} {
+		var hdr []string
+		if auth != "" {
+			hdr = []string{"Authorization", auth}
+		}
 		for _, method := range []string{"GET", "HEAD"} {
-			req, _ := http.NewRequest(method, base+prof, nil)
-			if auth != "" {
-				req.Header.Set("Authorization", auth)
-			}
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
+			res, b := httpDo(t, http.DefaultClient, method, base+prof, "", hdr...)
 			if res.StatusCode != 401 || res.Header.Get("Cache-Status") != "" || res.Header.Get("Content-Type") != "application/problem+json" ||
 				res.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
 				t.Fatalf("%s %s through the edge: %d Cache-Status %q %q", name, method, res.StatusCode, res.Header.Get("Cache-Status"), b)
 			}
-			if method == "GET" && string(b) != string(originBody) {
+			if method == "GET" && b != string(originBody) {
 				t.Fatalf("%s: the edge's 401 %q differs from the origin's %q", name, b, originBody)
 			}
 		}
@@ -183,16 +164,8 @@ func TestEndToEndThroughEdge(t *testing.T) {
 
 	// The target updates their profile: the edge drops the cached copy.
 	targetTok, _ := origin.IssueToken(origin.DevJWTSecret, target, time.Hour, time.Now())
-	put, _ := http.NewRequest("PUT", base+"/api/users/me/profile",
-		strings.NewReader(`{"name":"Renamed","age":30,"gender":"woman","bio":"new bio"}`))
-	put.Header.Set("Authorization", "Bearer "+targetTok)
-	put.Header.Set("Content-Type", "application/json")
-	put.Header.Set("If-Match", etag)
-	pres, err := http.DefaultClient.Do(put)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pres.Body.Close()
+	pres, _ := httpDo(t, http.DefaultClient, "PUT", base+"/api/users/me/profile", `{"name":"Renamed","age":30,"gender":"woman","bio":"new bio"}`,
+		"Authorization", "Bearer "+targetTok, "Content-Type", "application/json", "If-Match", etag)
 	if pres.StatusCode != 200 {
 		t.Fatalf("profile update through the edge: %d", pres.StatusCode)
 	}
@@ -200,6 +173,33 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	if isHit(res) || res.Header.Get("ETag") == etag || !strings.Contains(body, "Renamed") {
 		t.Fatalf("stale profile after update: %q etag %q body %s", res.Header.Get("Cache-Status"), res.Header.Get("ETag"), body)
 	}
+}
+
+// httpDo sends a request (a body only when body is not empty; hdr is
+// alternating name, value) and returns the answer with its body read.
+func httpDo(t *testing.T, client *http.Client, method, url, body string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, string(b)
 }
 
 func moduleRoot(t *testing.T) string {
@@ -211,59 +211,29 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
-func freePort(t *testing.T) string {
+// freePorts returns n distinct free ports on 127.0.0.1, as the strings
+// addresses and environment variables take.
+func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	out := make([]string, n)
+	for i, p := range testutil.FreePorts(t, n) {
+		out[i] = strconv.Itoa(p)
 	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
+	return out
 }
 
 // startEdgeProcess runs `spark run` on a Caddyfile with HOME (Caddy's
 // storage) in home and extra environment, waits until the edge on edgePort
 // answers HTTP (the repository's Caddyfile answers /healthz with a 404: the
 // origin's health endpoints are not routed through the edge), and kills it
-// when the test ends. It returns the edge's base URL.
+// when the test ends (its output is logged if the test failed). It returns
+// the edge's base URL.
 func startEdgeProcess(t *testing.T, bin, caddyfile, edgePort, home string, env ...string) string {
 	t.Helper()
-	edge := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
-	edge.Env = append(append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home), env...)
-	var edgeLog strings.Builder
-	edge.Stdout, edge.Stderr = &edgeLog, &edgeLog
-	if err := edge.Start(); err != nil {
-		t.Fatalf("start edge: %v", err)
-	}
-	// exited is closed when the process has ended (exitErr set): read by
-	// the wait below and by the cleanup, which may both need it.
-	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = edge.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = edge.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("edge log:\n%s", edgeLog.String())
-		}
-	})
+	env = append([]string{"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home}, env...)
+	edge := testutil.StartProcess(t, env, bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	t.Cleanup(edge.Kill) // before StartProcess's own graceful stop: nothing to drain
 	base := "http://127.0.0.1:" + edgePort
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			return base
-		}
-		select {
-		case <-exited:
-			t.Fatalf("edge exited: %v\n%s", exitErr, edgeLog.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("edge not answering on %s: %v", base, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.WaitHTTP(t, base+"/healthz", 60*time.Second, edge.Exited())
+	return base
 }

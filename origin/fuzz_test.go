@@ -19,15 +19,27 @@ import (
 // explores further. Every decoder must either reject input with a
 // requestError (a clear 4xx) or return a value that satisfies its invariants.
 
-func checkReject(t *testing.T, err error) {
-	t.Helper()
-	if _, ok := err.(*requestError); !ok {
-		t.Fatalf("error is not a requestError: %T %v", err, err)
+// fuzzDecoder is a decoder's fuzz target: seeds are its corpus; every
+// input is either refused with a requestError or decoded to a value check
+// accepts (check gets the input too).
+func fuzzDecoder[T any](f *testing.F, seeds []string, decode func([]byte) (T, error), check func(t *testing.T, in []byte, v T)) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
 	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := decode(data)
+		if err != nil {
+			if _, ok := err.(*requestError); !ok {
+				t.Fatalf("error is not a requestError: %T %v", err, err)
+			}
+			return
+		}
+		check(t, data, v)
+	})
 }
 
 func FuzzDecodeProfile(f *testing.F) {
-	for _, s := range []string{
+	fuzzDecoder(f, []string{
 		`{"name":"Ann","age":30,"gender":"woman","bio":"hi","photos":["https://x.example/a.jpg"]}`,
 		`{"name":"Ann","age":30,"gender":"woman","bio":"hi","photos":["/api/users/1/photos/0123456789abcdef0123456789abcdef.png"]}`,
 		`{"name":"Ann","age":30,"gender":"woman","photos":["/api/users/2/photos/0123456789abcdef0123456789abcdef.jpg"]}`,
@@ -39,15 +51,7 @@ func FuzzDecodeProfile(f *testing.F) {
 		`{"name":"x","age":1e400,"gender":"man"}`, `[]`, `null`, ``, `{`, `{"name":"x","age":30,"gender":"man"} {}`,
 		`{"name":"x","age":30,"gender":"man","photos":["javascript:alert(1)"]}`,
 		`{"name":"x","age":30,"gender":"man","photos":["/api/users/1/photos/0123456789abcdef0123456789abcdef.jpg","/api/users/1/photos/../x.jpg"]}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := DecodeProfile(1, data)
-		if err != nil {
-			checkReject(t, err)
-			return
-		}
+	}, func(data []byte) (store.ProfileUpdate, error) { return DecodeProfile(1, data) }, func(t *testing.T, data []byte, p store.ProfileUpdate) {
 		if p.Age < MinAge || p.Age > MaxAge || !store.ValidGender(p.Gender) || strings.TrimSpace(p.Name) == "" ||
 			utf8.RuneCountInString(p.Name) > MaxNameRunes || utf8.RuneCountInString(p.Bio) > MaxBioRunes ||
 			!utf8.ValidString(p.Name) || !utf8.ValidString(p.Bio) || len(p.Photos) != 0 {
@@ -66,16 +70,10 @@ func FuzzDecodeProfile(f *testing.F) {
 }
 
 func FuzzDecodeLocation(f *testing.F) {
-	for _, s := range []string{`{"lat":1,"lng":2}`, `{"lat":-90,"lng":180}`, `{"lat":90.0001,"lng":0}`, `{"lat":"NaN","lng":0}`,
-		`{"lat":1e309,"lng":0}`, `{"lat":1}`, `{"lat":null,"lng":null}`, `{"lat":1,"lng":2,"z":0}`, `{"lat":-0,"lng":-180}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := DecodeLocation(data)
-		if err != nil {
-			checkReject(t, err)
-			return
-		}
+	fuzzDecoder(f, []string{
+		`{"lat":1,"lng":2}`, `{"lat":-90,"lng":180}`, `{"lat":90.0001,"lng":0}`, `{"lat":"NaN","lng":0}`,
+		`{"lat":1e309,"lng":0}`, `{"lat":1}`, `{"lat":null,"lng":null}`, `{"lat":1,"lng":2,"z":0}`, `{"lat":-0,"lng":-180}`,
+	}, DecodeLocation, func(t *testing.T, _ []byte, p store.Point) {
 		if math.IsNaN(p.Lat) || math.IsNaN(p.Lng) || p.Lat < -90 || p.Lat > 90 || p.Lng < -180 || p.Lng > 180 {
 			t.Fatalf("accepted invalid point %+v", p)
 		}
@@ -83,17 +81,11 @@ func FuzzDecodeLocation(f *testing.F) {
 }
 
 func FuzzDecodePreferences(f *testing.F) {
-	for _, s := range []string{`{"min_age":18,"max_age":30,"max_distance_km":10,"genders":["woman"]}`,
+	fuzzDecoder(f, []string{
+		`{"min_age":18,"max_age":30,"max_distance_km":10,"genders":["woman"]}`,
 		`{"min_age":30,"max_age":18,"max_distance_km":10,"genders":["woman"]}`, `{"min_age":18,"max_age":30,"max_distance_km":0,"genders":["man"]}`,
-		`{"min_age":18,"max_age":30,"max_distance_km":10,"genders":[]}`, `{"min_age":18,"max_age":99999999999,"max_distance_km":10,"genders":["man"]}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := DecodePreferences(data)
-		if err != nil {
-			checkReject(t, err)
-			return
-		}
+		`{"min_age":18,"max_age":30,"max_distance_km":10,"genders":[]}`, `{"min_age":18,"max_age":99999999999,"max_distance_km":10,"genders":["man"]}`,
+	}, DecodePreferences, func(t *testing.T, _ []byte, p store.Preferences) {
 		if p.MinAge < MinAge || p.MaxAge > MaxAge || p.MinAge > p.MaxAge || p.MaxDistanceKm < 1 || p.MaxDistanceKm > MaxDistanceKm || len(p.Genders) == 0 {
 			t.Fatalf("accepted invalid preferences %+v", p)
 		}
@@ -106,17 +98,11 @@ func FuzzDecodePreferences(f *testing.F) {
 }
 
 func FuzzDecodeSwipe(f *testing.F) {
-	for _, s := range []string{`{"target_id":2,"direction":"like"}`, `{"target_id":2,"direction":"superlike"}`, `{"target_id":0,"direction":"pass"}`,
+	fuzzDecoder(f, []string{
+		`{"target_id":2,"direction":"like"}`, `{"target_id":2,"direction":"superlike"}`, `{"target_id":0,"direction":"pass"}`,
 		`{"target_id":-1,"direction":"like"}`, `{"target_id":"2","direction":"like"}`, `{"target_id":9223372036854775808,"direction":"like"}`,
-		`{"target_id":2,"direction":"LIKE"}`, `{"target_id":2.5,"direction":"like"}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := DecodeSwipe(data)
-		if err != nil {
-			checkReject(t, err)
-			return
-		}
+		`{"target_id":2,"direction":"LIKE"}`, `{"target_id":2.5,"direction":"like"}`,
+	}, DecodeSwipe, func(t *testing.T, _ []byte, s SwipeRequest) {
 		if s.TargetID <= 0 || !s.Direction.Valid() {
 			t.Fatalf("accepted invalid swipe %+v", s)
 		}
@@ -124,16 +110,10 @@ func FuzzDecodeSwipe(f *testing.F) {
 }
 
 func FuzzDecodeMessage(f *testing.F) {
-	for _, s := range []string{`{"body":"hi","client_msg_id":"a"}`, `{"body":"","client_msg_id":"a"}`, `{"body":"hi"}`,
-		`{"body":"hi","client_msg_id":"` + strings.Repeat("x", 65) + `"}`, `{"body":"\ud800","client_msg_id":"a"}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := DecodeMessage(data)
-		if err != nil {
-			checkReject(t, err)
-			return
-		}
+	fuzzDecoder(f, []string{
+		`{"body":"hi","client_msg_id":"a"}`, `{"body":"","client_msg_id":"a"}`, `{"body":"hi"}`,
+		`{"body":"hi","client_msg_id":"` + strings.Repeat("x", 65) + `"}`, `{"body":"\ud800","client_msg_id":"a"}`,
+	}, DecodeMessage, func(t *testing.T, _ []byte, m MessageRequest) {
 		if strings.TrimSpace(m.Body) == "" || utf8.RuneCountInString(m.Body) > MaxMessageRunes || m.ClientMsgID == "" ||
 			len(m.ClientMsgID) > MaxClientMsgBytes || !utf8.ValidString(m.Body) {
 			t.Fatalf("accepted invalid message %+v", m)
@@ -142,15 +122,9 @@ func FuzzDecodeMessage(f *testing.F) {
 }
 
 func FuzzDecodeRead(f *testing.F) {
-	for _, s := range []string{`{"message_id":1}`, `{"message_id":0}`, `{"message_id":"1"}`, `{}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		id, err := DecodeRead(data)
-		if err != nil {
-			checkReject(t, err)
-			return
-		}
+	fuzzDecoder(f, []string{
+		`{"message_id":1}`, `{"message_id":0}`, `{"message_id":"1"}`, `{}`,
+	}, DecodeRead, func(t *testing.T, _ []byte, id int64) {
 		if id <= 0 {
 			t.Fatalf("accepted message id %d", id)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/origin/store"
 )
 
@@ -91,10 +92,9 @@ func PhotoPath(user int64, name string) string {
 // PhotoTag is the cache tag of an uploaded photo: the one spark_image puts
 // on every variant ("photo:" + the request path without its strip_prefix
 // /api/users, i.e. "photo:42/photos/<name>") and the origin puts on the
-// original. Spark-Purge with it removes every variant at every edge. Photo
-// names hold no space or comma, so no escaping is needed.
+// original. Spark-Purge with it removes every variant at every edge.
 func PhotoTag(user int64, name string) string {
-	return "photo:" + strconv.FormatInt(user, 10) + "/photos/" + name
+	return contract.PhotoTag(strconv.FormatInt(user, 10) + "/photos/" + name)
 }
 
 // photoList is the profile's photos field: the uploads, oldest first, as
@@ -290,7 +290,7 @@ func (s *Server) uploadPhoto(w http.ResponseWriter, r *http.Request, me int64) e
 	privateNoStore(w)
 	path := PhotoPath(me, name)
 	w.Header().Set("Location", path)
-	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("user:%d profile:%d", me, me))
+	setPurge(w, profileTags(me)...)
 	return writeJSON(w, http.StatusCreated, photoJSON{ID: name, URL: path, ContentType: photoContentType(name),
 		Width: res.Width, Height: res.Height, Bytes: len(res.Body), Photos: photoList(p)})
 }
@@ -327,7 +327,7 @@ func (s *Server) deletePhoto(w http.ResponseWriter, r *http.Request, me int64) e
 		}
 	}
 	privateNoStore(w)
-	w.Header().Set(HeaderSparkPurge, fmt.Sprintf("%s user:%d profile:%d", PhotoTag(me, name), me, me))
+	setPurge(w, append([]string{PhotoTag(me, name)}, profileTags(me)...)...)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -356,7 +356,7 @@ func (s *Server) getPhoto(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", photoContentType(name))
 	h.Set("Cache-Control", PhotoCacheControl)
 	h.Set("ETag", `"`+name+`"`)
-	h.Set(HeaderCacheTags, PhotoTag(id, name))
+	h.Set(contract.CacheTags, PhotoTag(id, name))
 	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, name, mod, f)
 }

@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spark-edge/spark/imageproxy"
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/internal/testdata"
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
@@ -61,31 +63,6 @@ func newPhotoAPI(t *testing.T, st store.Store, o origin.PhotoOptions) *photoAPI 
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
 	return &photoAPI{api: &api{t: t, srv: hs, st: st}, dir: dir, server: s}
-}
-
-// send sends a binary body; hdr is alternating name, value.
-func (a *photoAPI) send(method, path, tok string, body []byte, hdr ...string) resp {
-	a.t.Helper()
-	req, err := http.NewRequest(method, a.srv.URL+path, bytes.NewReader(body))
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := a.srv.Client().Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	return resp{code: res.StatusCode, hdr: res.Header, body: string(b)}
 }
 
 func (a *photoAPI) uploadRaw(tok string, photo []byte, contentType string) resp {
@@ -159,7 +136,7 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 	if up.Width != 1366 || up.Height != imageproxy.DefaultOriginalSide || up.ContentType != "image/jpeg" {
 		t.Fatalf("normalised size %dx%d %s, want 1366x2048 JPEG", up.Width, up.Height, up.ContentType)
 	}
-	if got, want := r.hdr.Get(origin.HeaderSparkPurge), fmt.Sprintf("user:%d profile:%d", me, me); got != want {
+	if got, want := r.hdr.Get(contract.SparkPurge), fmt.Sprintf("user:%d profile:%d", me, me); got != want {
 		t.Fatalf("upload Spark-Purge %q, want %q", got, want)
 	}
 	if cc := r.hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
@@ -261,7 +238,7 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 	d := a.send("DELETE", "/api/users/me/photos/"+up.ID, tok, nil)
 	expect(t, d, 204, "delete")
 	wantPurge := fmt.Sprintf("photo:%d/photos/%s user:%d profile:%d", me, up.ID, me, me)
-	if got := d.hdr.Get(origin.HeaderSparkPurge); got != wantPurge {
+	if got := d.hdr.Get(contract.SparkPurge); got != wantPurge {
 		t.Fatalf("DELETE Spark-Purge %q, want %q", got, wantPurge)
 	}
 	expect(t, a.send("GET", up.URL, "", nil), 404, "deleted original")
@@ -441,9 +418,9 @@ func testConcurrentUploads(t *testing.T, st store.Store) {
 
 // The tag the origin purges is the one spark_image puts on variants: with
 // strip_prefix /api/users, the name of /api/users/42/photos/<name> is
-// 42/photos/<name> and its tag "photo:" + that name (caddymodule/image's
-// PhotoTag; the origin may not import it, so the edge end-to-end test
-// checks the two against each other through a real edge).
+// 42/photos/<name> and its tag "photo:" + that name (both sides build it
+// with contract.PhotoTag; the edge end-to-end test checks the two against
+// each other through a real edge).
 func TestPhotoTagMatchesEdgeName(t *testing.T) {
 	name, err := origin.NewPhotoName("jpg")
 	if err != nil {
@@ -558,16 +535,14 @@ func TestUploadsInFlightBounded(t *testing.T) {
 	// server may take a while to start handling it); an upload sent before
 	// then could take the slot itself and have the first one refused.
 	inFlight := a.server.Metrics().UploadsInFlight
-	for deadline := time.Now().Add(30 * time.Second); testutil.ToFloat64(inFlight) < 1; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first upload never started")
-		}
+	testutil.Eventually(t, 30*time.Second, "the first upload to start", func() bool {
 		select {
 		case c := <-done:
 			t.Fatalf("the first upload ended early: %d", c)
 		default:
 		}
-	}
+		return promtest.ToFloat64(inFlight) >= 1
+	})
 	r := a.uploadRaw(tok, photo, "image/jpeg")
 	expect(t, r, 503, "upload beyond the in-flight bound")
 	if r.hdr.Get("Retry-After") == "" {

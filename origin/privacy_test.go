@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
@@ -37,9 +38,9 @@ func testProfileVisibility(t *testing.T, st store.Store) {
 	isPrivate := func(r resp, what string) {
 		t.Helper()
 		if r.hdr.Get("Cache-Control") != "private, no-cache" || r.hdr.Get("Vary") != "Authorization" ||
-			r.hdr.Get(origin.HeaderDenyUsers) != "" {
+			r.hdr.Get(contract.DenyUsers) != "" {
 			t.Fatalf("%s: Cache-Control %q, Vary %q, deny %q; want private, no-cache, Vary: Authorization",
-				what, r.hdr.Get("Cache-Control"), r.hdr.Get("Vary"), r.hdr.Get(origin.HeaderDenyUsers))
+				what, r.hdr.Get("Cache-Control"), r.hdr.Get("Vary"), r.hdr.Get(contract.DenyUsers))
 		}
 	}
 
@@ -52,7 +53,7 @@ func testProfileVisibility(t *testing.T, st store.Store) {
 	// Someone else: shared, no deny list yet.
 	r := a.do("GET", path, token(t, viewer), "")
 	expect(t, r, 200, "other's profile")
-	if r.hdr.Get("Cache-Control") != "public, max-age=300" || r.hdr.Get(origin.HeaderDenyUsers) != "" {
+	if r.hdr.Get("Cache-Control") != "public, max-age=300" || r.hdr.Get(contract.DenyUsers) != "" {
 		t.Fatalf("shared profile: %v", r.hdr)
 	}
 
@@ -60,8 +61,8 @@ func testProfileVisibility(t *testing.T, st store.Store) {
 	b := a.do("POST", fmt.Sprintf("/api/users/%d/block", blocked), token(t, owner), "")
 	expect(t, b, 204, "block")
 	want := fmt.Sprintf("profile:%d profile:%d", owner, blocked)
-	if !strings.Contains(b.hdr.Get(origin.HeaderSparkPurge), want) {
-		t.Fatalf("block Spark-Purge %q lacks %q", b.hdr.Get(origin.HeaderSparkPurge), want)
+	if !strings.Contains(b.hdr.Get(contract.SparkPurge), want) {
+		t.Fatalf("block Spark-Purge %q lacks %q", b.hdr.Get(contract.SparkPurge), want)
 	}
 	expect(t, a.do("POST", fmt.Sprintf("/api/users/%d/block", owner), token(t, blocker), ""), 204, "block the owner")
 
@@ -75,13 +76,13 @@ func testProfileVisibility(t *testing.T, st store.Store) {
 	r = a.do("GET", path, token(t, viewer), "")
 	expect(t, r, 200, "other's profile after blocks")
 	deny := fmt.Sprintf("%d %d", min(blocked, blocker), max(blocked, blocker))
-	if r.hdr.Get(origin.HeaderDenyUsers) != deny || r.hdr.Get("Cache-Control") != "public, max-age=300" {
-		t.Fatalf("shared profile after blocks: deny %q (want %q), Cache-Control %q", r.hdr.Get(origin.HeaderDenyUsers), deny, r.hdr.Get("Cache-Control"))
+	if r.hdr.Get(contract.DenyUsers) != deny || r.hdr.Get("Cache-Control") != "public, max-age=300" {
+		t.Fatalf("shared profile after blocks: deny %q (want %q), Cache-Control %q", r.hdr.Get(contract.DenyUsers), deny, r.hdr.Get("Cache-Control"))
 	}
 	nm := a.do("GET", path, token(t, viewer), "", "If-None-Match", r.hdr.Get("ETag"))
 	expect(t, nm, 304, "revalidation")
-	if nm.hdr.Get(origin.HeaderDenyUsers) != deny {
-		t.Fatalf("304 deny list %q, want %q (an edge refreshes the stored one from it)", nm.hdr.Get(origin.HeaderDenyUsers), deny)
+	if nm.hdr.Get(contract.DenyUsers) != deny {
+		t.Fatalf("304 deny list %q, want %q (an edge refreshes the stored one from it)", nm.hdr.Get(contract.DenyUsers), deny)
 	}
 	// The owner still sees their own.
 	isPrivate(a.do("GET", path, token(t, owner), ""), "own profile after blocks")
@@ -108,7 +109,7 @@ func TestProfileManyBlocks(t *testing.T) {
 			owner := mkUser(t, st, "owner", 30, "woman", 1, 1, nil)
 			viewer := mkUser(t, st, "viewer", 30, "man", 1, 1, nil)
 			var last int64
-			for i := 0; i <= origin.MaxDenyUsers; i++ {
+			for i := 0; i <= contract.MaxDenyUsers; i++ {
 				u, err := st.CreateUser(ctx, store.NewUser{Profile: store.ProfileUpdate{Name: "b", Age: 30, Gender: "man", Active: true}})
 				if err != nil {
 					t.Fatal(err)
@@ -121,8 +122,8 @@ func TestProfileManyBlocks(t *testing.T) {
 			path := fmt.Sprintf("/api/users/%d/profile", owner)
 			r := a.do("GET", path, token(t, viewer), "")
 			expect(t, r, 200, "profile with many blocks")
-			if r.hdr.Get("Cache-Control") != "private, no-cache" || r.hdr.Get("Vary") != "Authorization" || r.hdr.Get(origin.HeaderDenyUsers) != "" {
-				t.Fatalf("%d blocks: %v", origin.MaxDenyUsers+1, r.hdr)
+			if r.hdr.Get("Cache-Control") != "private, no-cache" || r.hdr.Get("Vary") != "Authorization" || r.hdr.Get(contract.DenyUsers) != "" {
+				t.Fatalf("%d blocks: %v", contract.MaxDenyUsers+1, r.hdr)
 			}
 			expect(t, a.do("GET", path, token(t, last), ""), 404, "the last of many blockers")
 		})
@@ -157,7 +158,7 @@ func TestErrorsNeverStored(t *testing.T) {
 		if r.code != tc.code {
 			t.Fatalf("%s %s %v: %d, want %d", tc.method, tc.path, tc.hdr, r.code, tc.code)
 		}
-		for _, k := range []string{"ETag", "Last-Modified", "Cache-Tags", origin.HeaderDenyUsers} {
+		for _, k := range []string{"ETag", "Last-Modified", "Cache-Tags", contract.DenyUsers} {
 			if v := r.hdr.Get(k); v != "" {
 				t.Errorf("%s %s: %d with %s %q", tc.method, tc.path, r.code, k, v)
 			}

@@ -1,8 +1,13 @@
 package origin
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+
+	"github.com/spark-edge/spark/internal/contract"
+	"github.com/spark-edge/spark/origin/store"
 )
 
 // Problem is an RFC 9457 problem details object.
@@ -33,7 +38,32 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, deta
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	h.Del("ETag")
-	h.Del("Cache-Tags")
+	h.Del(contract.CacheTags)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// writeError maps errors to problem details.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		writeProblem(w, r, re.status, re.code, re.msg)
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such resource, or it is not yours")
+	case errors.Is(err, store.ErrPreconditionFailed):
+		writeProblem(w, r, http.StatusPreconditionFailed, "precondition-failed", "the resource changed since the ETag you sent; fetch it again")
+	case errors.Is(err, store.ErrConflict):
+		writeProblem(w, r, http.StatusConflict, "conflict", "this contradicts what is already recorded")
+	case errors.Is(err, store.ErrNoLocation):
+		writeProblem(w, r, http.StatusConflict, "location-required", "set your location first: PUT /api/users/me/location")
+	case errors.Is(err, store.ErrInvalid):
+		writeProblem(w, r, http.StatusBadRequest, "invalid-request", err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Error("request timed out", "path", r.URL.Path, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "timeout", "the request took too long")
+	default:
+		s.log.Error("request failed", "path", r.URL.Path, "err", err)
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "")
+	}
 }

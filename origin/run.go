@@ -138,7 +138,7 @@ func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 		return nil, "", nil, fmt.Errorf("origin: open PostGIS: %w", err)
 	}
 	if cfg.Migrate {
-		applied, err := postgis.Migrate(ctx, pg.Primary())
+		applied, err := pg.Migrate(ctx)
 		if err != nil {
 			pg.Close()
 			return nil, "", nil, fmt.Errorf("origin: migrate: %w", err)

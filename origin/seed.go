@@ -7,9 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/postgis"
 )
@@ -47,18 +44,19 @@ func MigrateDatabase(ctx context.Context, url string, pc postgis.PoolConfig) ([]
 		return nil, fmt.Errorf("origin migrate: %w", err)
 	}
 	defer st.Close()
-	applied, err := postgis.Migrate(ctx, st.Primary())
+	applied, err := st.Migrate(ctx)
 	if err != nil {
 		return applied, fmt.Errorf("origin migrate: %w", err)
 	}
 	return applied, nil
 }
 
-// SeedDatabase migrates url and bulk-loads deterministic data with COPY:
-// users clustered around SeedCities() (15% inactive), swipes concentrated on users
-// of the same city (heavy-tailed per user), mutual likes turned into matches
-// with conversations, and messages. New users get ids after the current
-// maximum, so seeding twice adds a second population.
+// SeedDatabase migrates url and bulk-loads deterministic data
+// (postgis.Store.Seed): users clustered around SeedCities() (15% inactive),
+// swipes concentrated on users of the same city (heavy-tailed per user),
+// mutual likes turned into matches with conversations, and messages. New
+// users get ids after the current maximum, so seeding twice adds a second
+// population.
 func SeedDatabase(ctx context.Context, url string, pc postgis.PoolConfig, o SeedOptions, log *slog.Logger) (SeedReport, error) {
 	if log == nil {
 		log = slog.Default()
@@ -72,130 +70,107 @@ func SeedDatabase(ctx context.Context, url string, pc postgis.PoolConfig, o Seed
 		return SeedReport{}, fmt.Errorf("origin seed: %w", err)
 	}
 	defer st.Close()
-	if _, err := postgis.Migrate(ctx, st.Primary()); err != nil {
+	if _, err := st.Migrate(ctx); err != nil {
 		return SeedReport{}, fmt.Errorf("origin seed: %w", err)
 	}
-	conn, err := st.Primary().Acquire(ctx)
+	n, err := st.Seed(ctx, newSeedRun(o, log, start))
+	rep := SeedReport{Users: n.Users, Swipes: n.Swipes, Matches: n.Matches, Messages: n.Messages, Elapsed: time.Since(start)}
 	if err != nil {
-		return SeedReport{}, fmt.Errorf("origin seed: acquire: %w", err)
-	}
-	defer conn.Release()
-	c := conn.Conn()
-	// Bulk loads may run longer than the API's statement timeout.
-	if _, err := c.Exec(ctx, `SET statement_timeout = 0`); err != nil {
-		return SeedReport{}, fmt.Errorf("origin seed: %w", err)
-	}
-	var rep SeedReport
-	var base, convBase int64
-	if err := c.QueryRow(ctx, `SELECT COALESCE(max(id), 0) FROM users`).Scan(&base); err != nil {
 		return rep, fmt.Errorf("origin seed: %w", err)
 	}
-	if err := c.QueryRow(ctx, `SELECT COALESCE(max(id), 0) FROM conversations`).Scan(&convBase); err != nil {
-		return rep, fmt.Errorf("origin seed: %w", err)
-	}
+	log.Info("seed: done", "report", rep.String())
+	return rep, nil
+}
 
-	g := NewGenerator(o.Seed)
-	n := o.Users
-	city := make([]uint8, n)
-	byCity := make([][]int32, len(cities)) // indexes into 0..n-1
+// seedRun generates one seed's rows (postgis.SeedSource): users first,
+// remembering their cities, then swipes (partners' mutual likes first,
+// then same-city targets), then messages, alternating senders on a fixed
+// timeline per conversation.
+type seedRun struct {
+	o      SeedOptions
+	log    *slog.Logger
+	start  time.Time
+	g      *Generator
+	base   int64     // id of the run's first user - 1
+	city   []uint8   // city of each new user, by index from 0
+	byCity [][]int32 // indexes of the new users of each city
+}
 
-	// 1. users + preferences through a staging table.
-	if _, err := c.Exec(ctx, `CREATE TEMP TABLE seed_users (
-		id bigint, name text, age smallint, gender text, bio text, photos text[], is_active boolean,
-		lat float8, lng float8, cell text, min_age smallint, max_age smallint, max_distance_km integer, genders text[])`); err != nil {
-		return rep, fmt.Errorf("origin seed: staging table: %w", err)
-	}
-	defer func() { _, _ = c.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS seed_users`) }()
+var _ postgis.SeedSource = (*seedRun)(nil)
+
+func newSeedRun(o SeedOptions, log *slog.Logger, start time.Time) *seedRun {
+	return &seedRun{o: o, log: log, start: start, g: NewGenerator(o.Seed),
+		city: make([]uint8, o.Users), byCity: make([][]int32, len(cities))}
+}
+
+// Loaded logs progress.
+func (r *seedRun) Loaded(step string, n postgis.SeedCounts) {
+	r.log.Info("seed: "+step+" loaded", "users", n.Users, "swipes", n.Swipes, "matches", n.Matches, "messages", n.Messages,
+		"elapsed", time.Since(r.start).Round(time.Millisecond))
+}
+
+// Users generates o.Users users with ids from firstID.
+func (r *seedRun) Users(firstID int64) func() (store.NewUser, bool) {
+	r.base = firstID - 1
 	i := 0
-	cols := []string{"id", "name", "age", "gender", "bio", "photos", "is_active", "lat", "lng", "cell",
-		"min_age", "max_age", "max_distance_km", "genders"}
-	copied, err := c.CopyFrom(ctx, pgx.Identifier{"seed_users"}, cols, pgx.CopyFromFunc(func() ([]any, error) {
-		if i >= n {
-			return nil, nil
+	return func() (store.NewUser, bool) {
+		if i >= r.o.Users {
+			return store.NewUser{}, false
 		}
-		u, ci := g.User(int(base) + i + 1)
-		city[i] = uint8(ci)
-		byCity[ci] = append(byCity[ci], int32(i))
-		p := u.Preferences
-		// Stored as the store would: the centre of the point's grid cell.
-		lat, lng := geocache.SnapToGrid(u.Location.Lat, u.Location.Lng)
-		row := []any{base + int64(i) + 1, u.Profile.Name, u.Profile.Age, u.Profile.Gender, u.Profile.Bio, u.Profile.Photos,
-			u.Profile.Active, lat, lng, geocache.Cell(lat, lng, store.CellPrecision), p.MinAge, p.MaxAge, p.MaxDistanceKm, p.Genders}
+		u, ci := r.g.User(int(r.base) + i + 1)
+		r.city[i] = uint8(ci)
+		r.byCity[ci] = append(r.byCity[ci], int32(i))
 		i++
-		return row, nil
-	}))
-	if err != nil {
-		return rep, fmt.Errorf("origin seed: copy users: %w", err)
+		return u, true
 	}
-	if _, err := c.Exec(ctx, `
-		INSERT INTO users (id, name, age, gender, bio, photos, is_active, geog, cell, location_updated_at)
-		SELECT id, name, age, gender, bio, photos, is_active,
-		       ST_SetSRID(ST_MakePoint(lng, lat), 4326)::geography, cell, now()
-		FROM seed_users ORDER BY cell`); err != nil {
-		return rep, fmt.Errorf("origin seed: insert users: %w", err)
-	}
-	if _, err := c.Exec(ctx, `
-		INSERT INTO preferences (user_id, min_age, max_age, max_distance_km, genders)
-		SELECT id, min_age, max_age, max_distance_km, genders FROM seed_users`); err != nil {
-		return rep, fmt.Errorf("origin seed: insert preferences: %w", err)
-	}
-	if _, err := c.Exec(ctx, `SELECT setval('users_id_seq', (SELECT max(id) FROM users))`); err != nil {
-		return rep, fmt.Errorf("origin seed: users sequence: %w", err)
-	}
-	rep.Users = copied
-	log.Info("seed: users loaded", "users", copied, "elapsed", time.Since(start).Round(time.Millisecond))
+}
 
-	// 2. swipes: partners first (mutual likes), then same-city targets.
+// Swipes pairs MatchedShare of each city's users as partners (mutual
+// likes), then lets every user swipe on same-city users: most a few
+// (exponential, mean SwipesPerUser-6), 1% heavily (185..1029).
+func (r *seedRun) Swipes() func() (postgis.SeedSwipe, bool) {
+	n := r.o.Users
 	partner := make([]int32, n)
 	for k := range partner {
 		partner[k] = -1
 	}
-	for _, ids := range byCity {
-		perm := g.Rand().Perm(len(ids))
+	for _, ids := range r.byCity {
+		perm := r.g.Rand().Perm(len(ids))
 		for k := 0; k+1 < len(perm); k += 2 {
-			if g.Rand().Float64() < o.MatchedShare {
+			if r.g.Rand().Float64() < r.o.MatchedShare {
 				a, b := ids[perm[k]], ids[perm[k+1]]
 				partner[a], partner[b] = b, a
 			}
 		}
 	}
-	heavyMean := float64(max(1, o.SwipesPerUser-6))
+	heavyMean := float64(max(1, r.o.SwipesPerUser-6))
 	swiper := 0
-	var pending [][]any
+	var pending []postgis.SeedSwipe
 	seen := map[int32]struct{}{}
-	dir := func(r *rand.Rand) int16 {
-		x := r.IntN(100)
-		switch {
-		case x < 5:
-			return 2
-		case x < 60:
-			return 1
-		}
-		return -1
-	}
-	nextRow := func() ([]any, error) {
+	id := func(i int32) int64 { return r.base + int64(i) + 1 }
+	return func() (postgis.SeedSwipe, bool) {
 		for len(pending) == 0 {
 			if swiper >= n {
-				return nil, nil
+				return postgis.SeedSwipe{}, false
 			}
 			me := int32(swiper)
 			swiper++
-			r := g.Rand()
+			rng := r.g.Rand()
 			clear(seen)
 			if p := partner[me]; p >= 0 {
 				seen[p] = struct{}{}
-				pending = append(pending, []any{base + int64(me) + 1, base + int64(p) + 1, int16(1)})
+				pending = append(pending, postgis.SeedSwipe{Swiper: id(me), Target: id(p), Direction: store.Like})
 			}
 			var k int
-			if r.IntN(100) == 0 {
-				k = 185 + r.IntN(845)
+			if rng.IntN(100) == 0 {
+				k = 185 + rng.IntN(845)
 			} else {
-				k = int(r.ExpFloat64() * heavyMean)
+				k = int(rng.ExpFloat64() * heavyMean)
 			}
-			pool := byCity[city[me]]
+			pool := r.byCity[r.city[me]]
 			k = min(k, len(pool)-1)
 			for tries := 0; len(seen) < k && tries < 4*k+8; tries++ {
-				t := pool[r.IntN(len(pool))]
+				t := pool[rng.IntN(len(pool))]
 				if t == me {
 					continue
 				}
@@ -203,106 +178,56 @@ func SeedDatabase(ctx context.Context, url string, pc postgis.PoolConfig, o Seed
 					continue
 				}
 				seen[t] = struct{}{}
-				d := dir(r)
+				d := seedDirection(rng)
 				if partner[t] == me {
-					d = 1
+					d = store.Like
 				}
-				pending = append(pending, []any{base + int64(me) + 1, base + int64(t) + 1, d})
+				pending = append(pending, postgis.SeedSwipe{Swiper: id(me), Target: id(t), Direction: d})
 			}
 		}
-		row := pending[0]
+		sw := pending[0]
 		pending = pending[1:]
-		return row, nil
+		return sw, true
 	}
-	// COPY without the primary key, then rebuild it: much faster than
-	// maintaining the btree row by row. Generated pairs are unique per swiper
-	// and every swiper is new, so the key cannot be violated.
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("origin seed: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `ALTER TABLE swipes DROP CONSTRAINT swipes_pkey`); err != nil {
-		return rep, fmt.Errorf("origin seed: drop swipes key: %w", err)
-	}
-	rep.Swipes, err = tx.CopyFrom(ctx, pgx.Identifier{"swipes"}, []string{"swiper_id", "target_id", "direction"}, pgx.CopyFromFunc(nextRow))
-	if err != nil {
-		return rep, fmt.Errorf("origin seed: copy swipes: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `ALTER TABLE swipes ADD PRIMARY KEY (swiper_id, target_id)`); err != nil {
-		return rep, fmt.Errorf("origin seed: rebuild swipes key: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return rep, fmt.Errorf("origin seed: commit swipes: %w", err)
-	}
-	log.Info("seed: swipes loaded", "swipes", rep.Swipes, "elapsed", time.Since(start).Round(time.Millisecond))
+}
 
-	// 3. matches and conversations for every new mutual like.
-	tag, err := c.Exec(ctx, `
-		INSERT INTO matches (user_a, user_b)
-		SELECT s1.swiper_id, s1.target_id FROM swipes s1
-		JOIN swipes s2 ON s2.swiper_id = s1.target_id AND s2.target_id = s1.swiper_id
-		WHERE s1.swiper_id > $1 AND s1.swiper_id < s1.target_id AND s1.direction > 0 AND s2.direction > 0
-		ORDER BY 1, 2
-		ON CONFLICT DO NOTHING`, base)
-	if err != nil {
-		return rep, fmt.Errorf("origin seed: matches: %w", err)
+// seedDirection draws a swipe: 5% superlike, 55% like, 40% pass.
+func seedDirection(rng *rand.Rand) store.Direction {
+	x := rng.IntN(100)
+	switch {
+	case x < 5:
+		return store.Superlike
+	case x < 60:
+		return store.Like
 	}
-	rep.Matches = tag.RowsAffected()
-	if _, err := c.Exec(ctx, `
-		INSERT INTO conversations (match_id, user_a, user_b, created_at)
-		SELECT m.id, m.user_a, m.user_b, m.created_at FROM matches m
-		WHERE NOT EXISTS (SELECT 1 FROM conversations c WHERE c.match_id = m.id)
-		ORDER BY m.id`); err != nil {
-		return rep, fmt.Errorf("origin seed: conversations: %w", err)
-	}
+	return store.Pass
+}
 
-	// 4. messages, alternating senders, a fixed timeline per conversation.
-	rows, err := c.Query(ctx, `SELECT id, user_a, user_b FROM conversations WHERE id > $1 ORDER BY id`, convBase)
-	if err != nil {
-		return rep, fmt.Errorf("origin seed: list conversations: %w", err)
-	}
-	type conv struct{ id, a, b int64 }
-	convs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (conv, error) {
-		var cv conv
-		err := r.Scan(&cv.id, &cv.a, &cv.b)
-		return cv, err
-	})
-	if err != nil {
-		return rep, fmt.Errorf("origin seed: list conversations: %w", err)
-	}
+// Messages writes about MessagesPerMatch messages (exponential) per
+// conversation, alternating senders, one every 37 s from a start that
+// depends on the conversation.
+func (r *seedRun) Messages(convs []postgis.SeedConversation) func() (store.Message, bool) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ci, mi, mCount := 0, 0, 0
 	var mr *rand.Rand
-	msgRow := func() ([]any, error) {
+	return func() (store.Message, bool) {
 		for mi >= mCount {
 			if ci >= len(convs) {
-				return nil, nil
+				return store.Message{}, false
 			}
-			mr = rand.New(rand.NewPCG(o.Seed, uint64(convs[ci].id)))
-			mCount = int(mr.ExpFloat64() * float64(max(o.MessagesPerMatch, 0)))
+			mr = rand.New(rand.NewPCG(r.o.Seed, uint64(convs[ci].ID)))
+			mCount = int(mr.ExpFloat64() * float64(max(r.o.MessagesPerMatch, 0)))
 			mi = 0
 			ci++
 		}
 		cv := convs[ci-1]
-		sender := cv.a
-		if (mi+int(cv.id))%2 == 1 {
-			sender = cv.b
+		sender := cv.UserA
+		if (mi+int(cv.ID))%2 == 1 {
+			sender = cv.UserB
 		}
-		at := t0.Add(time.Duration(cv.id)*time.Minute + time.Duration(mi)*time.Second*37)
-		row := []any{cv.id, sender, fmt.Sprintf("%s %d", bioBits[mr.IntN(len(bioBits))], mi), fmt.Sprintf("seed-%d-%d", cv.id, mi), at}
+		m := store.Message{ConversationID: cv.ID, SenderID: sender, Body: fmt.Sprintf("%s %d", bioBits[mr.IntN(len(bioBits))], mi),
+			ClientMsgID: fmt.Sprintf("seed-%d-%d", cv.ID, mi), CreatedAt: t0.Add(time.Duration(cv.ID)*time.Minute + time.Duration(mi)*time.Second*37)}
 		mi++
-		return row, nil
+		return m, true
 	}
-	rep.Messages, err = c.CopyFrom(ctx, pgx.Identifier{"messages"},
-		[]string{"conversation_id", "sender_id", "body", "client_msg_id", "created_at"}, pgx.CopyFromFunc(msgRow))
-	if err != nil {
-		return rep, fmt.Errorf("origin seed: copy messages: %w", err)
-	}
-	if _, err := c.Exec(ctx, `ANALYZE users; ANALYZE swipes; ANALYZE matches; ANALYZE conversations; ANALYZE messages`); err != nil {
-		return rep, fmt.Errorf("origin seed: analyze: %w", err)
-	}
-	rep.Elapsed = time.Since(start)
-	log.Info("seed: done", "report", rep.String())
-	return rep, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin"
@@ -16,10 +17,10 @@ import (
 	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 )
 
-func seedFingerprint(t *testing.T, s *postgis.Store) (users, swipes, matches, convs, msgs int64, fp string) {
+func seedFingerprint(t *testing.T, db *pgxpool.Pool) (users, swipes, matches, convs, msgs int64, fp string) {
 	t.Helper()
 	ctx := context.Background()
-	err := s.Primary().QueryRow(ctx, `SELECT
+	err := db.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM users), (SELECT count(*) FROM swipes), (SELECT count(*) FROM matches),
 		(SELECT count(*) FROM conversations), (SELECT count(*) FROM messages),
 		md5((SELECT string_agg(id || ':' || name || ':' || age || gender || is_active || ST_AsText(geog) || cell, ',' ORDER BY id) FROM users) ||
@@ -46,7 +47,8 @@ func TestSeedDeterministicAndConsistent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		users, swipes, matches, convs, msgs, fp := seedFingerprint(t, s)
+		db := pgtest.Pool(t, schema)
+		users, swipes, matches, convs, msgs, fp := seedFingerprint(t, db)
 		if users != 3000 || rep.Users != 3000 || swipes != rep.Swipes || matches != rep.Matches || msgs != rep.Messages {
 			t.Fatalf("report %+v vs counts users %d swipes %d matches %d msgs %d", rep, users, swipes, matches, msgs)
 		}
@@ -54,7 +56,7 @@ func TestSeedDeterministicAndConsistent(t *testing.T) {
 			t.Fatalf("unrealistic shape: %d swipes, %d matches, %d conversations, %d messages", swipes, matches, convs, msgs)
 		}
 		var inactive, unmatchedMutual, heavy int64
-		if err := s.Primary().QueryRow(ctx, `SELECT
+		if err := db.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM users WHERE NOT is_active),
 			(SELECT count(*) FROM swipes a JOIN swipes b ON b.swiper_id = a.target_id AND b.target_id = a.swiper_id
 			  WHERE a.swiper_id < a.target_id AND a.direction > 0 AND b.direction > 0
@@ -70,7 +72,7 @@ func TestSeedDeterministicAndConsistent(t *testing.T) {
 			t.Fatalf("suggestions on seeded data: %v", err)
 		}
 		// Seeded points are stored as the store stores them: cell centres.
-		rows, err := s.Primary().Query(ctx, `SELECT ST_Y(geog::geometry), ST_X(geog::geometry), cell FROM users`)
+		rows, err := db.Query(ctx, `SELECT ST_Y(geog::geometry), ST_X(geog::geometry), cell FROM users`)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -55,14 +56,7 @@ var genders = [...]string{"woman", "man", "nonbinary"}
 func AllGenders() []string { return append([]string(nil), genders[:]...) }
 
 // ValidGender reports whether g is one of AllGenders.
-func ValidGender(g string) bool {
-	for _, x := range genders {
-		if x == g {
-			return true
-		}
-	}
-	return false
-}
+func ValidGender(g string) bool { return slices.Contains(genders[:], g) }
 
 // Profile is the public part of a user.
 type Profile struct {

@@ -3,6 +3,8 @@ package postgis
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // PurgeUserState drops the user's cached state everywhere, as a write by
@@ -21,3 +23,9 @@ func (s *Store) UserStateExpires(ctx context.Context, id int64) time.Time {
 	}
 	return time.Time{}
 }
+
+// SuggestionsSQL returns the suggestion query (for EXPLAIN).
+func SuggestionsSQL() string { return suggestionsSQL }
+
+// Primary is the primary pool, for the SQL a test runs itself.
+func (s *Store) Primary() *pgxpool.Pool { return s.primary }

@@ -52,6 +52,10 @@ func Migrations() ([]Migration, error) {
 	return out, nil
 }
 
+// Migrate applies the pending embedded migrations on the store's primary
+// (the package's Migrate).
+func (s *Store) Migrate(ctx context.Context) ([]int, error) { return Migrate(ctx, s.primary) }
+
 // Migrate applies the pending embedded migrations, each in its own
 // transaction, under an advisory lock so concurrent starts are safe. It
 // returns the versions it applied.

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/postgis"
@@ -107,33 +110,51 @@ func TestMigrationCellPrecision6(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := p.Exec(ctx, `DELETE FROM schema_migrations WHERE version = 5`); err != nil {
+	rerunMigration(t, p, 5)
+	n := forEachUserPoint(t, p, func(id int64, lat, lng float64, cell string) {
+		if want := geocache.Cell(lat, lng, store.CellPrecision); cell != want {
+			t.Errorf("user %d at (%v, %v): cell %q after the migration, the origin computes %q", id, lat, lng, cell, want)
+		}
+	})
+	if n != 3005 {
+		t.Fatalf("%d users checked", n)
+	}
+}
+
+// rerunMigration forgets that migration version was applied and migrates:
+// it, and only it, must be applied again.
+func rerunMigration(t *testing.T, p *pgxpool.Pool, version int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := p.Exec(ctx, `DELETE FROM schema_migrations WHERE version = $1`, version); err != nil {
 		t.Fatal(err)
 	}
 	applied, err := postgis.Migrate(ctx, p)
-	if err != nil || len(applied) != 1 || applied[0] != 5 {
-		t.Fatalf("migrate from version 4: applied %v, %v", applied, err)
+	if err != nil || len(applied) != 1 || applied[0] != version {
+		t.Fatalf("migrate from version %d: applied %v, %v", version-1, applied, err)
 	}
-	rows, err := p.Query(ctx, `SELECT id, ST_Y(geog::geometry), ST_X(geog::geometry), cell FROM users`)
+}
+
+// forEachUserPoint calls check with every user's stored point and cell, in
+// id order, and returns how many there were.
+func forEachUserPoint(t *testing.T, p *pgxpool.Pool, check func(id int64, lat, lng float64, cell string)) int {
+	t.Helper()
+	rows, err := p.Query(context.Background(), `SELECT id, ST_Y(geog::geometry), ST_X(geog::geometry), cell FROM users ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for rows.Next() {
-		var id int64
-		var lat, lng float64
-		var cell string
-		if err := rows.Scan(&id, &lat, &lng, &cell); err != nil {
-			t.Fatal(err)
-		}
+	var id int64
+	var lat, lng float64
+	var cell string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &lat, &lng, &cell}, func() error {
 		n++
-		if want := geocache.Cell(lat, lng, store.CellPrecision); cell != want {
-			t.Errorf("user %d at (%v, %v): cell %q after the migration, the origin computes %q", id, lat, lng, cell, want)
-		}
+		check(id, lat, lng, cell)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
-	if err := rows.Err(); err != nil || n != 3005 {
-		t.Fatalf("%d users checked: %v", n, err)
-	}
+	return n
 }
 
 // TestMigrationCoarseLocations runs migration 0006 on users stored with
@@ -165,25 +186,8 @@ func TestMigrationCoarseLocations(t *testing.T) {
 		FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS x(lat, lng, k) ORDER BY k`, lats, lngs); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Exec(ctx, `DELETE FROM schema_migrations WHERE version = 6`); err != nil {
-		t.Fatal(err)
-	}
-	applied, err := postgis.Migrate(ctx, p)
-	if err != nil || len(applied) != 1 || applied[0] != 6 {
-		t.Fatalf("migrate from version 5: applied %v, %v", applied, err)
-	}
-	rows, err := p.Query(ctx, `SELECT id, ST_Y(geog::geometry), ST_X(geog::geometry), cell FROM users ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for rows.Next() {
-		var id int64
-		var lat, lng float64
-		var cell string
-		if err := rows.Scan(&id, &lat, &lng, &cell); err != nil {
-			t.Fatal(err)
-		}
+	rerunMigration(t, p, 6)
+	n := forEachUserPoint(t, p, func(id int64, lat, lng float64, cell string) {
 		olat, olng := lats[id-1], lngs[id-1]
 		wlat, wlng := geocache.SnapToGrid(olat, olng)
 		if lat != wlat || lng != wlng {
@@ -193,9 +197,8 @@ func TestMigrationCoarseLocations(t *testing.T) {
 		if want := geocache.Cell(wlat, wlng, store.CellPrecision); cell != want {
 			t.Errorf("user %d at (%v, %v): cell %q after the migration, want %q", id, lat, lng, cell, want)
 		}
-		n++
-	}
-	if err := rows.Err(); err != nil || n != len(lats) {
-		t.Fatalf("%d of %d users checked: %v", n, len(lats), err)
+	})
+	if n != len(lats) {
+		t.Fatalf("%d of %d users checked", n, len(lats))
 	}
 }

@@ -155,10 +155,8 @@ func TestCellCacheEqualsExactSQL(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, c := range after {
-					if c.ID == b {
-						t.Fatalf("round %d: %d suggested to %d right after the swipe", round, b, a)
-					}
+				if contains(after, b) {
+					t.Fatalf("round %d: %d suggested to %d right after the swipe", round, b, a)
 				}
 			}
 		}

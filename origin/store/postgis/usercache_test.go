@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/internal/testredis"
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/postgis"
 	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
@@ -217,20 +218,13 @@ func TestCellCacheUserStateSharedThroughRedis(t *testing.T) {
 	if _, err := b.Swipe(ctx, me, target, store.Like); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	testutil.Eventually(t, 2*time.Second, fmt.Sprintf("a to stop suggesting %d to %d after the swipe through b", target, me), func() bool {
 		got, err := a.Suggestions(ctx, me, 50)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !contains(got, target) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a still suggests %d to %d 2 s after the swipe through b", target, me)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return !contains(got, target)
+	})
 }
 
 // TestUserStateRefreshAhead: a cached state in the last fifth of its
@@ -260,13 +254,7 @@ func TestUserStateRefreshAhead(t *testing.T) {
 	if _, err := s.Suggestions(ctx, a, 10); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !s.UserStateExpires(ctx, a).After(first) {
-		if time.Now().After(deadline) {
-			t.Fatal("state was not reloaded")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the state to be reloaded", func() bool { return s.UserStateExpires(ctx, a).After(first) })
 	got, err = s.Suggestions(ctx, a, 10)
 	if err != nil || contains(got, b) {
 		t.Fatalf("after the reload: %v, %v (the SQL swipe of %d should exclude it)", got, err, b)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spark-edge/spark/origin/store/postgis"
 )
@@ -55,6 +56,30 @@ func OpenWith(t testing.TB, schema string, configure func(*postgis.Config)) *pos
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	db := Pool(t, schema)
+	cfg := postgis.Config{URL: SchemaURL(t, schema)}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s, err := postgis.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("PostGIS test database unreachable at %s (run scripts/test-origin-deps.sh): %v", URL(), err)
+	}
+	t.Cleanup(s.Close)
+	if _, err := db.Exec(ctx, `TRUNCATE users, preferences, swipes, blocks, matches, conversations,
+		messages, conversation_reads RESTART IDENTITY CASCADE`); err != nil {
+		t.Fatalf("truncate test schema %s: %v", schema, err)
+	}
+	return s
+}
+
+// Pool returns a connection pool on schema of the test database (made and
+// migrated on the first call per process, as Open does), for the SQL a test
+// runs itself; it is closed at cleanup.
+func Pool(t testing.TB, schema string) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
 	mu.Lock()
 	err, done := prepared[schema]
 	if !done {
@@ -65,20 +90,12 @@ func OpenWith(t testing.TB, schema string, configure func(*postgis.Config)) *pos
 	if err != nil {
 		t.Fatalf("PostGIS test database at %s unusable (run scripts/test-origin-deps.sh): %v", URL(), err)
 	}
-	cfg := postgis.Config{URL: SchemaURL(t, schema)}
-	if configure != nil {
-		configure(&cfg)
-	}
-	s, err := postgis.Open(ctx, cfg)
+	db, err := pgxpool.New(ctx, SchemaURL(t, schema))
 	if err != nil {
 		t.Fatalf("PostGIS test database unreachable at %s (run scripts/test-origin-deps.sh): %v", URL(), err)
 	}
-	t.Cleanup(s.Close)
-	if _, err := s.Primary().Exec(ctx, `TRUNCATE users, preferences, swipes, blocks, matches, conversations,
-		messages, conversation_reads RESTART IDENTITY CASCADE`); err != nil {
-		t.Fatalf("truncate test schema %s: %v", schema, err)
-	}
-	return s
+	t.Cleanup(db.Close)
+	return db
 }
 
 func prepare(ctx context.Context, schema string) error {
@@ -99,7 +116,7 @@ func prepare(ctx context.Context, schema string) error {
 		return err
 	}
 	defer s.Close()
-	_, err = postgis.Migrate(ctx, s.Primary())
+	_, err = s.Migrate(ctx)
 	return err
 }
 

@@ -1,0 +1,53 @@
+package origin
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/spark-edge/spark/internal/contract"
+)
+
+// writeJSON sends v as JSON (with a final newline) and status. Nothing is
+// written when v cannot be encoded.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b) // net/http buffers: two writes, no copy into a longer slice
+	_, _ = io.WriteString(w, "\n")
+	return nil
+}
+
+// privateNoStore marks an answer as the caller's alone and never stored.
+func privateNoStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "private, no-store")
+	w.Header().Set("Vary", "Authorization")
+}
+
+// setPurge asks every edge to drop the entries carrying any of tags.
+func setPurge(w http.ResponseWriter, tags ...string) {
+	w.Header().Set(contract.SparkPurge, contract.JoinTags(tags...))
+}
+
+// profileTags are the tags of user id's profile (and what changes it).
+func profileTags(id int64) []string {
+	return []string{contract.UserTag(id), contract.ProfileTag(id)}
+}
+
+// formatIDs writes ids in decimal, space-separated.
+func formatIDs(ids []int64) string {
+	b := make([]byte, 0, 8*len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(b)
+}

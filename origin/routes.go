@@ -1,0 +1,198 @@
+package origin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spark-edge/spark/internal/contract"
+)
+
+// Request deadlines.
+const (
+	// RequestTimeout bounds every request but an upload.
+	RequestTimeout = 10 * time.Second
+	// UploadTimeout bounds a photo upload, body included: the edge streams
+	// the body at the phone's pace, which the server's 15 s read timeout
+	// would cut on a slow connection.
+	UploadTimeout = 2 * time.Minute
+)
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, me int64) error
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", s.metrics.Handler())
+	s.handle("GET /api/users/{id}/profile", s.getProfile)
+	s.handle("PUT /api/users/me/profile", s.putProfile)
+	s.handle("GET /api/users/me/preferences", s.getPreferences)
+	s.handle("PUT /api/users/me/preferences", s.putPreferences)
+	s.handle("PUT /api/users/me/location", s.putLocation)
+	if s.photos.Storage != nil {
+		s.handle(uploadPattern, s.uploadPhoto)
+		s.handle("DELETE /api/users/me/photos/{photo}", s.deletePhoto)
+		s.mux.HandleFunc("GET /api/users/{id}/photos/{photo}", s.getPhoto)
+	}
+	s.handle("POST /api/users/{id}/block", s.block)
+	s.handle("GET /api/matches/suggestions", s.suggestions)
+	s.handle("POST /api/swipes", s.swipe)
+	s.handle("GET /api/matches", s.listMatches)
+	s.handle("DELETE /api/matches/{id}", s.unmatch)
+	s.handle("GET /api/conversations", s.listConversations)
+	s.handle("GET /api/conversations/{id}/messages", s.listMessages)
+	s.handle("POST /api/conversations/{id}/messages", s.sendMessage)
+	s.handle("POST /api/conversations/{id}/read", s.markRead)
+}
+
+// handle registers an authenticated handler; its error becomes a problem.
+func (s *Server) handle(pattern string, h authedHandler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		me, err := s.auth.Authenticate(r.Header.Get("Authorization"))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required")
+			return
+		}
+		if err := h(w, r, me); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// statusRecorder captures the status for metrics and makes every error
+// response uncacheable, whoever wrote it (a handler's problem, the mux,
+// http.ServeContent's 416).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+// WriteHeader records the first status. An error status (4xx, 5xx) goes out
+// with Cache-Control: no-store and without the fields that would let a
+// cache store, index or revalidate it (ETag, Last-Modified, Expires,
+// Cache-Tags, Spark-Deny-Users).
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	if code >= 400 {
+		h := r.Header()
+		h.Set("Cache-Control", "no-store")
+		for _, k := range []string{"ETag", "Last-Modified", "Expires", contract.CacheTags, contract.DenyUsers} {
+			h.Del(k)
+		}
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Write records an implicit 200.
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	if err != nil {
+		return n, fmt.Errorf("write response: %w", err)
+	}
+	return n, nil
+}
+
+// ServeHTTP implements http.Handler: routing, timeouts, problem details for
+// unknown routes and methods, latency metrics by route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h, pattern := s.mux.Handler(r)
+	timeout := RequestTimeout
+	if pattern == uploadPattern {
+		timeout = UploadTimeout
+		// Errors: not a net/http connection (tests); nothing to extend.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(start.Add(UploadTimeout))
+		_ = rc.SetWriteDeadline(start.Add(UploadTimeout + 10*time.Second))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	rec := &statusRecorder{ResponseWriter: w}
+	route := pattern
+	switch {
+	case !redirectable(r.Method) && r.URL.Path != cleanPath(r.URL.Path):
+		// The mux would redirect to the cleaned path. A redirect answering
+		// a write tells an edge the write "succeeded" at another URI (which
+		// it then invalidates); never give one.
+		route = "unmatched"
+		writeProblem(rec, r, http.StatusNotFound, "not-found", "no resource at a non-canonical path (//, /./ or ..)")
+	case pattern == "":
+		// The mux's own 404/405: replay it to learn which, answer with a problem.
+		probe := httptest.NewRecorder()
+		h.ServeHTTP(probe, r)
+		route = "unmatched"
+		switch probe.Code {
+		case http.StatusNotFound:
+			writeProblem(rec, r, probe.Code, "not-found", "")
+		case http.StatusMethodNotAllowed:
+			rec.Header().Set("Allow", probe.Header().Get("Allow"))
+			writeProblem(rec, r, probe.Code, "method-not-allowed", "")
+		default: // the mux's redirects to the cleaned path (safe methods)
+			for k, v := range probe.Header() {
+				rec.Header()[k] = v
+			}
+			rec.WriteHeader(probe.Code)
+			_, _ = rec.Write(probe.Body.Bytes())
+		}
+	default:
+		s.mux.ServeHTTP(rec, r)
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	if i := strings.IndexByte(route, ' '); i >= 0 {
+		route = route[i+1:]
+	}
+	s.metrics.HTTP.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+}
+
+// cleanPath is the path http.ServeMux redirects a request to (its own
+// unexported cleanPath): rooted, path.Clean'ed, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		if len(p) == len(np)+1 && strings.HasPrefix(p, np) {
+			np = p
+		} else {
+			np += "/"
+		}
+	}
+	return np
+}
+
+// redirectable reports whether a request with this method may be answered
+// with the mux's redirect to the cleaned path: the safe methods only.
+func redirectable(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+// methodLabel maps a request method to the metrics' method label: the
+// methods the API knows, else OTHER, so clients cannot mint label values.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "OTHER"
+}

@@ -1,0 +1,126 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/spark-edge/spark/origin/store"
+)
+
+// conv returns an open conversation the user takes part in (caller holds mu).
+func (s *Store) conv(id, convID int64) (*conversation, error) {
+	c, ok := s.convs[convID]
+	if !ok || (c.a != id && c.b != id) || s.matches[c.matchID].ended {
+		return nil, fmt.Errorf("memory: conversation %d: %w", convID, store.ErrNotFound)
+	}
+	return c, nil
+}
+
+func (c *conversation) unread(me int64) int64 {
+	last := c.lastRead[me]
+	var n int64
+	for i := len(c.messages) - 1; i >= 0 && c.messages[i].ID > last; i-- {
+		if c.messages[i].SenderID != me {
+			n++
+		}
+	}
+	return n
+}
+
+// ListConversations implements store.Store.
+func (s *Store) ListConversations(ctx context.Context, id int64) ([]store.ConversationSummary, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	type row struct {
+		sum store.ConversationSummary
+		at  time.Time
+	}
+	var rows []row
+	for _, c := range s.convs {
+		if (c.a != id && c.b != id) || s.matches[c.matchID].ended {
+			continue
+		}
+		sum := store.ConversationSummary{ID: c.id, MatchID: c.matchID, PeerID: c.a, CreatedAt: c.createdAt, UnreadCount: c.unread(id)}
+		if c.a == id {
+			sum.PeerID = c.b
+		}
+		if n := len(c.messages); n > 0 {
+			m := c.messages[n-1]
+			sum.LastMessage = &m
+		}
+		rows = append(rows, row{sum, c.lastActivity})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if !rows[i].at.Equal(rows[j].at) {
+			return rows[i].at.After(rows[j].at)
+		}
+		return rows[i].sum.ID > rows[j].sum.ID
+	})
+	out := make([]store.ConversationSummary, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.sum)
+	}
+	return out, nil
+}
+
+// ListMessages implements store.Store.
+func (s *Store) ListMessages(ctx context.Context, id, convID, before int64, limit int) ([]store.Message, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, err := s.conv(id, convID)
+	if err != nil {
+		return nil, err
+	}
+	end := len(c.messages)
+	if before > 0 {
+		end = sort.Search(len(c.messages), func(i int) bool { return c.messages[i].ID >= before })
+		if end == len(c.messages) || c.messages[end].ID != before {
+			return []store.Message{}, nil // the cursor is not a message of this conversation
+		}
+	}
+	out := []store.Message{}
+	for i := end - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, c.messages[i])
+	}
+	return out, nil
+}
+
+// SendMessage implements store.Store.
+func (s *Store) SendMessage(ctx context.Context, id, convID int64, body, clientMsgID string) (store.Message, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.conv(id, convID)
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	key := fmt.Sprintf("%d\x00%s", id, clientMsgID)
+	if i, ok := c.byClientID[key]; ok {
+		return c.messages[i], false, nil
+	}
+	s.nextMsg++
+	m := store.Message{ID: s.nextMsg, ConversationID: convID, SenderID: id, Body: body, ClientMsgID: clientMsgID, CreatedAt: s.tick()}
+	c.messages = append(c.messages, m)
+	c.byClientID[key] = len(c.messages) - 1
+	c.lastActivity = m.CreatedAt
+	return m, true, nil
+}
+
+// MarkRead implements store.Store.
+func (s *Store) MarkRead(ctx context.Context, id, convID, messageID int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.conv(id, convID)
+	if err != nil {
+		return err
+	}
+	i := sort.Search(len(c.messages), func(i int) bool { return c.messages[i].ID >= messageID })
+	if i == len(c.messages) || c.messages[i].ID != messageID {
+		return fmt.Errorf("memory: mark read: message %d not in conversation %d: %w", messageID, convID, store.ErrNotFound)
+	}
+	if messageID > c.lastRead[id] {
+		c.lastRead[id] = messageID
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package origin
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spark-edge/spark/internal/contract"
+)
+
+// Suggestion list limits.
+const (
+	// DefaultSuggestionLimit is the page size without ?limit=.
+	DefaultSuggestionLimit = 20
+	// MaxSuggestionLimit is the largest ?limit= accepted.
+	MaxSuggestionLimit = 100
+	// ListBioRunes is how much of a bio a suggestion carries ("…" when cut).
+	ListBioRunes = 140
+)
+
+// suggestionFields are the fields= a client may select; photos only on request.
+var suggestionFields = []string{"id", "name", "age", "gender", "bio", "distance_km", "photos"}
+
+var defaultSuggestionFields = []string{"id", "name", "age", "gender", "bio", "distance_km"}
+
+// ParseFields validates a fields= list against the allowed names.
+func ParseFields(v string) ([]string, error) {
+	if v == "" {
+		return append([]string(nil), defaultSuggestionFields...), nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(suggestionFields, f) {
+			return nil, badRequest("unknown field %q; allowed: %s", f, strings.Join(suggestionFields, ","))
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// TruncateRunes shortens s to at most n runes, ending with "…" when cut.
+func TruncateRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:n-1]), " ") + "…"
+}
+
+func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) error {
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	limit, err := parseLimit(q, "limit", DefaultSuggestionLimit, MaxSuggestionLimit)
+	if err != nil {
+		return err
+	}
+	fields, err := ParseFields(q.Get("fields"))
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	cs, err := s.store.Suggestions(r.Context(), me, limit)
+	s.metrics.Matching.WithLabelValues(s.storeName).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return fmt.Errorf("suggestions for %d: %w", me, err)
+	}
+	body := appendSuggestions(make([]byte, 0, 64+200*len(cs)), cs, newFieldSet(fields))
+	h := w.Header()
+	h.Set("Cache-Control", "private, max-age=120")
+	h.Set("Vary", "Authorization")
+	h.Set(contract.CacheTags, contract.SuggestionsTag(me))
+	h.Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+	return nil
+}
