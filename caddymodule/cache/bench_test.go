@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/spark-edge/spark/tiered"
@@ -78,8 +80,11 @@ func newBenchCache(tb testing.TB) (*Cache, *atomic.Int64, handlerFunc) {
 	return c, &calls, origin
 }
 
+// benchRequest is a GET of path as Caddy's server hands it to handlers:
+// with a replacer and the other request values in its context.
 func benchRequest(path string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "http://api.spark.test"+path, nil)
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
 	r.Header.Set("Accept-Encoding", "gzip, deflate, br")
 	r.Header.Set("Accept", "application/json")
 	r.Header.Set("User-Agent", "Spark/3.1 (iPhone; iOS 18.1)")
@@ -177,14 +182,14 @@ func BenchmarkSecondaryKey(b *testing.B) {
 		b.ReportAllocs()
 		fields := []string{"accept-encoding"}
 		for i := 0; i < b.N; i++ {
-			secondaryKey("/p\x00h", h, fields, false, testEncodings)
+			secondaryKey("/p\x00h", h, fields, "", testEncodings)
 		}
 	})
 	b.Run("accept-encoding+language", func(b *testing.B) {
 		b.ReportAllocs()
 		fields := []string{"accept-encoding", "accept-language"}
 		for i := 0; i < b.N; i++ {
-			secondaryKey("/p\x00h", h, fields, false, testEncodings)
+			secondaryKey("/p\x00h", h, fields, "", testEncodings)
 		}
 	})
 }
@@ -217,14 +222,14 @@ func BenchmarkLookup(b *testing.B) {
 	if err := c.ServeHTTP(httptest.NewRecorder(), r, origin); err != nil {
 		b.Fatal(err)
 	}
-	pk, _ := primaryKey(r.Host, r.URL.EscapedPath(), r.URL.RawQuery, nil)
-	if e, _ := c.lookup(r, pk); e == nil {
+	x := exchangeFor(b, c, r)
+	if e, _ := x.lookup(); e == nil {
 		b.Fatal("lookup missed")
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if e, _ := c.lookup(r, pk); e == nil {
+		if e, _ := x.lookup(); e == nil {
 			b.Fatal("lookup missed")
 		}
 	}

@@ -7,24 +7,25 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // Deny lists (the edge–origin contract): on a shared response some users
 // may not see, the origin sends "Spark-Deny-Users: 17 42 977". The edge
 // stores the ids with the entry, never forwards the field, and never serves
 // the stored response to a viewer in the list or to an unknown viewer.
-const (
-	// maxDenyUsers is the most ids a deny list may hold; past it the origin
-	// sends the response private instead, and the edge does not store one
-	// that says otherwise.
-	maxDenyUsers = 256
-	// viewerPlaceholder holds the authenticated user's id in decimal, set by
-	// spark_auth (or any Caddy authentication handler) before spark_cache.
-	viewerPlaceholder = "http.auth.user.id"
-)
+//
+// A list holds at most contract.MaxDenyUsers ids; past it the origin sends
+// the response private instead, and the edge does not store one that says
+// otherwise.
+
+// viewerPlaceholder holds the authenticated user's id in decimal, set by
+// spark_auth (or any Caddy authentication handler) before spark_cache.
+const viewerPlaceholder = "http.auth.user.id"
 
 // parseDenyUsers parses the values of Spark-Deny-Users: decimal user ids
-// separated by spaces, tabs or commas, at most maxDenyUsers of them. ok is
+// separated by spaces, tabs or commas, at most contract.MaxDenyUsers of them. ok is
 // false for anything else; the ids come back sorted, without duplicates.
 // An empty field is an empty list: nobody is refused.
 func parseDenyUsers(values []string) (ids []uint64, ok bool) {
@@ -43,7 +44,7 @@ func parseDenyUsers(values []string) (ids []uint64, ok bool) {
 				return nil, false // not a digit, or digits run into junk
 			}
 			id, err := strconv.ParseUint(v[i:j], 10, 64)
-			if err != nil || len(ids) == maxDenyUsers {
+			if err != nil || len(ids) == contract.MaxDenyUsers {
 				return nil, false
 			}
 			ids = append(ids, id)

@@ -337,10 +337,10 @@ func (e *edge) adminDo(method, path, token string, body string) *resp {
 	return e.send(req)
 }
 
-// purge calls POST /spark/purge with the right token and returns "removed".
+// purge calls POST /spark_cache/purge with the right token and returns "removed".
 func (e *edge) purge(body string) int {
 	e.t.Helper()
-	r := e.adminDo(http.MethodPost, "/spark/purge", testPurgeToken, body)
+	r := e.adminDo(http.MethodPost, purgePath, testPurgeToken, body)
 	if r.status != http.StatusOK {
 		e.t.Fatalf("purge %s: status %d: %s", body, r.status, r.body)
 	}

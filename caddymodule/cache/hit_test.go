@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/spark-edge/spark/tiered"
@@ -30,6 +31,16 @@ func newUnitCache(t *testing.T, def Policy, rules []Rule) (*Cache, *time.Time) {
 	c.now = func() time.Time { return now }
 	t.Cleanup(c.Wait)
 	return c, &now
+}
+
+// exchangeFor is the exchange ServeHTTP would make for a GET or HEAD r.
+func exchangeFor(tb testing.TB, c *Cache, r *http.Request) *exchange {
+	tb.Helper()
+	x := &exchange{c: c, w: httptest.NewRecorder(), r: withReplacer(r)}
+	if err := x.prepare(); err != nil {
+		tb.Fatal(err)
+	}
+	return x
 }
 
 func serve(t *testing.T, c *Cache, r *http.Request, next handlerFunc) *httptest.ResponseRecorder {
@@ -186,14 +197,20 @@ func TestNeverStored(t *testing.T) {
 	}
 }
 
+// only-if-cached on a miss: a 504 left to Caddy's error handling (so
+// handle_errors sees it), with its Cache-Status already on the response.
 func TestOnlyIfCachedMiss(t *testing.T) {
 	c, _ := newUnitCache(t, Policy{}, nil)
 	r := httptest.NewRequest(http.MethodGet, "http://spark.test/x", nil)
 	r.Header.Set("Cache-Control", "only-if-cached")
 	w := httptest.NewRecorder()
 	err := c.ServeHTTP(w, r, handlerFunc(func(http.ResponseWriter, *http.Request) error { return errNextCalled }))
-	if errors.Is(err, errNextCalled) || w.Code != http.StatusGatewayTimeout {
-		t.Fatalf("only-if-cached miss: %v, %d", err, w.Code)
+	var he caddyhttp.HandlerError
+	if errors.Is(err, errNextCalled) || !errors.As(err, &he) || he.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("only-if-cached miss: %v, want a 504 HandlerError", err)
+	}
+	if cs := w.Header().Get("Cache-Status"); cs != "spark; fwd=miss; detail=only-if-cached" {
+		t.Fatalf("only-if-cached miss: Cache-Status %q", cs)
 	}
 }
 

@@ -118,8 +118,7 @@ func TestRefreshKeepsTags(t *testing.T) {
 		t.Fatalf("after the 304: %q", cs)
 	}
 	// The refreshed entry carries its tags itself.
-	pk, _ := primaryKey("spark.test", "/p/7", "", nil)
-	e, _ := c.lookup(httptest.NewRequest(http.MethodGet, "http://spark.test/p/7", nil), pk)
+	e, _ := exchangeFor(t, c, httptest.NewRequest(http.MethodGet, "http://spark.test/p/7", nil)).lookup()
 	if e == nil || strings.Join(e.tags(), " ") != "profile:7" {
 		t.Fatalf("refreshed entry tags %v", e)
 	}

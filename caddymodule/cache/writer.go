@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // writeMode is what a fillWriter does with the final response.
@@ -50,9 +52,9 @@ func (f *fillWriter) WriteHeader(status int) {
 		// 103 Early Hints and friends reach the client, without the
 		// contract's fields (an interim response purges nothing).
 		h := f.w.Header()
-		delete(h, headerCacheTags)
-		delete(h, headerDenyUsers)
-		delete(h, headerSparkPurge)
+		delete(h, contract.CacheTags)
+		delete(h, contract.DenyUsers)
+		delete(h, contract.SparkPurge)
 		f.w.WriteHeader(status)
 		return
 	}
