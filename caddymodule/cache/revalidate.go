@@ -15,10 +15,10 @@ func (x *exchange) revalidate(e *entry) error {
 	cond := x.r.Clone(x.r.Context())
 	cond.Header.Del("If-None-Match")
 	cond.Header.Del("If-Modified-Since")
-	if etag := e.header.Get("Etag"); etag != "" {
+	if etag := e.fields().Get("Etag"); etag != "" {
 		cond.Header.Set("If-None-Match", etag)
 	}
-	if lm := e.header.Get("Last-Modified"); lm != "" {
+	if lm := e.fields().Get("Last-Modified"); lm != "" {
 		cond.Header.Set("If-Modified-Since", lm)
 	}
 	if cond.Method == http.MethodHead {
@@ -72,7 +72,7 @@ func (x *exchange) serveRevalidated(out *http.Request, stale *entry, of304 origi
 // or Cache-Tags on the 304 replace the stored ones; without them the
 // stored ones stay.
 func (x *exchange) refresh(out *http.Request, stale *entry, h304 http.Header, of originFields, reqTime, respTime time.Time) *entry {
-	merged := stale.header.Clone()
+	merged := stale.fields().Clone()
 	for k, v := range storableHeader(h304) {
 		// Vary too: a 304 (encode adds Vary: Accept-Encoding to every 304)
 		// must not move the entry to another variant key, orphaning the

@@ -96,11 +96,9 @@ func (v *servedValues) String() string { return v[1] }
 // match (RFC 9110 §13). Age, Cache-Status and Content-Length share one
 // string and one array: two allocations for the per-response values.
 func (x *exchange) serveStored(e *entry, age time.Duration, s *cacheStatus) {
+	notMod := e.status == http.StatusOK && conditional(x.r) && notModified(x.r, e.fields())
 	h := x.w.Header()
-	for k, v := range e.header {
-		h[k] = v
-	}
-	notMod := e.status == http.StatusOK && notModified(x.r, e.header)
+	e.copyFields(h)
 	var buf [96]byte
 	b := strconv.AppendInt(buf[:0], int64(age/time.Second), 10)
 	ageEnd := len(b)
@@ -133,10 +131,11 @@ func (x *exchange) serveStored(e *entry, age time.Duration, s *cacheStatus) {
 }
 
 // notModified evaluates If-None-Match (weak comparison), or If-Modified-Since
-// when there is no If-None-Match, against stored validators.
+// when there is no If-None-Match, against stored validators. (Stored and
+// request field names are canonical: the maps are read directly.)
 func notModified(r *http.Request, h http.Header) bool {
 	if inm := r.Header["If-None-Match"]; len(inm) > 0 {
-		etag := h.Get("Etag")
+		etag := firstValue(h["Etag"])
 		for _, v := range inm {
 			if contract.MatchETagList(v, etag) {
 				return true
@@ -144,10 +143,23 @@ func notModified(r *http.Request, h http.Header) bool {
 		}
 		return false
 	}
-	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+	if ims := firstValue(r.Header["If-Modified-Since"]); ims != "" {
 		since, err := http.ParseTime(ims)
-		lm, err2 := http.ParseTime(h.Get("Last-Modified"))
+		lm, err2 := http.ParseTime(firstValue(h["Last-Modified"]))
 		return err == nil && err2 == nil && !lm.After(since)
 	}
 	return false
+}
+
+// conditional reports whether r has a validator for notModified.
+func conditional(r *http.Request) bool {
+	return len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0
+}
+
+// firstValue is a field's first value, or "".
+func firstValue(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
