@@ -267,3 +267,28 @@ func TestHitPathNeverCallsNext(t *testing.T) {
 		t.Fatalf("origin called %d times", calls.Load())
 	}
 }
+
+// hitAllocs is what a hit costs in allocations: the primary key, the two
+// store reads and the variant key, the decoded entry and its header block,
+// the per-response values. A change that adds one (the exchange leaving
+// the stack, say) shows here before it shows in BenchmarkHitPath.
+const hitAllocs = 10
+
+func TestHitPathAllocations(t *testing.T) {
+	c, _, origin := newBenchCache(t)
+	r := benchRequest("/api/users/42/profile")
+	if err := c.ServeHTTP(httptest.NewRecorder(), r, origin); err != nil {
+		t.Fatal(err)
+	}
+	next := handlerFunc(func(http.ResponseWriter, *http.Request) error { return errNextCalled })
+	w := &benchWriter{h: make(http.Header)}
+	allocs := testing.AllocsPerRun(100, func() {
+		w.reset()
+		if err := c.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > hitAllocs {
+		t.Fatalf("a hit allocates %.0f times, want at most %d", allocs, hitAllocs)
+	}
+}

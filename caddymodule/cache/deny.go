@@ -72,38 +72,40 @@ func appendDenyList(dst []byte, ids []uint64) []byte {
 // contains reports whether id is in the list. A corrupt list contains
 // everyone.
 func (d denyList) contains(id uint64) bool {
-	var cur uint64
-	for off := 0; off < len(d); {
-		delta, n := binary.Uvarint(d[off:])
-		if n <= 0 {
-			return true
-		}
-		off += n
-		cur += delta
-		if cur == id {
-			return true
-		}
-		if cur > id {
-			return false
-		}
-	}
-	return false
+	found := false
+	intact := d.each(func(cur uint64) bool {
+		found = cur == id
+		return cur < id // the ids are sorted: past id, it is not there
+	})
+	return found || !intact
 }
 
 // ids decodes the list (for tests and logs).
 func (d denyList) ids() []uint64 {
 	var out []uint64
+	d.each(func(id uint64) bool {
+		out = append(out, id)
+		return true
+	})
+	return out
+}
+
+// each calls f with the ids in order while f returns true. It reports
+// false when it met a corrupt delta before f stopped it.
+func (d denyList) each(f func(id uint64) bool) bool {
 	var cur uint64
 	for off := 0; off < len(d); {
 		delta, n := binary.Uvarint(d[off:])
 		if n <= 0 {
-			return out
+			return false
 		}
 		off += n
 		cur += delta
-		out = append(out, cur)
+		if !f(cur) {
+			return true
+		}
 	}
-	return out
+	return true
 }
 
 // viewerID returns the id of the user the request was authenticated as:

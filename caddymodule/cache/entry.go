@@ -3,9 +3,10 @@ package cache
 import (
 	"encoding/binary"
 	"errors"
-	"github.com/spark-edge/spark/tiered"
 	"net/http"
 	"time"
+
+	"github.com/spark-edge/spark/tiered"
 )
 
 // Kinds of stored record.

@@ -250,16 +250,13 @@ func FuzzEncodingBucket(f *testing.F) {
 // writeEncodingBucketSlow is encodingBucket by its definition, one coding at
 // a time: the reference FuzzEncodingBucket holds the one-pass version to.
 func writeEncodingBucketSlow(b *strings.Builder, values []string, encodings []string) {
-	first := true
+	var accepted []string
 	for _, enc := range encodings {
 		if acceptsCoding(values, enc) {
-			if !first {
-				b.WriteByte(',')
-			}
-			b.WriteString(enc)
-			first = false
+			accepted = append(accepted, enc)
 		}
 	}
+	b.WriteString(strings.Join(accepted, ","))
 }
 
 // acceptsCoding reports whether Accept-Encoding values accept coding with a

@@ -10,6 +10,38 @@ import (
 	"time"
 )
 
+// A 304's Age counts for the refreshed entry: a 304 as old as the
+// response's lifetime (an upstream cache's, say) leaves the entry stale, so
+// the next use is revalidated again rather than served as fresh.
+func TestRefreshCounts304Age(t *testing.T) {
+	c, _ := newUnitCache(t, Policy{}, nil)
+	var conditional atomic.Int64
+	origin := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("Age", "30")
+		w.Header().Set("Etag", `"a"`)
+		if r.Header.Get("If-None-Match") == `"a"` {
+			conditional.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return nil
+		}
+		_, err := w.Write([]byte("aged"))
+		return err
+	})
+	for i := 0; i < 3; i++ {
+		w := serve(t, c, httptest.NewRequest(http.MethodGet, "http://spark.test/aged", nil), origin)
+		if cs := w.Header().Get("Cache-Status"); i > 0 && !strings.Contains(cs, "fwd-status=304") {
+			t.Fatalf("use %d: Cache-Status %q, want a revalidation", i, cs)
+		}
+		if w.Body.String() != "aged" {
+			t.Fatalf("use %d: %q", i, w.Body.String())
+		}
+	}
+	if conditional.Load() != 2 {
+		t.Fatalf("%d revalidations, want 2", conditional.Load())
+	}
+}
+
 // TestPurgeBetweenLookupAndRevalidation: a purge that lands after the
 // lookup found a stale entry and before the origin's 304 arrives is not
 // undone by the refresh (issue 10, item 3). The clock the cache reads right
