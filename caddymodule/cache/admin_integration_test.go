@@ -102,21 +102,42 @@ func TestIntegrationAdminPurge(t *testing.T) {
 		{"huge", "POST", testPurgeToken, `{"keys":["/` + strings.Repeat("a", 2<<20) + `"]}`, 400},
 		{"GET", "GET", testPurgeToken, ``, 405},
 	}
-	for _, c := range refused {
-		t.Run("refused "+c.name, func(t *testing.T) {
-			r := e.adminDo(c.method, "/spark/purge", c.token, c.body)
-			if r.status != c.status {
-				t.Errorf("status %d, want %d: %.200s", r.status, c.status, r.body)
-			}
-			if c.status == 401 && r.header.Get("Www-Authenticate") == "" {
-				t.Errorf("401 without WWW-Authenticate")
-			}
-		})
+	for _, path := range []string{purgePath, legacyPurgePath} {
+		for _, c := range refused {
+			t.Run("refused "+c.name+" on "+path, func(t *testing.T) {
+				r := e.adminDo(c.method, path, c.token, c.body)
+				if r.status != c.status {
+					t.Errorf("status %d, want %d: %.200s", r.status, c.status, r.body)
+				}
+				if c.status == 401 && r.header.Get("Www-Authenticate") == "" {
+					t.Errorf("401 without WWW-Authenticate")
+				}
+			})
+		}
 	}
 	for p, hit := range hits() {
 		if !hit {
 			t.Errorf("%s removed by a refused purge", p)
 		}
+	}
+}
+
+// The admin route is named after its module (admin.api.spark_cache ->
+// /spark_cache/purge); /spark/purge, its name before, still purges for one
+// release and points to the new one.
+func TestIntegrationAdminPurgeLegacyPath(t *testing.T) {
+	e := startEdge(t, "")
+	for _, path := range []string{purgePath, legacyPurgePath} {
+		e.get("/old/a")
+		expect(t, "before the purge on "+path, e.get("/old/a"), 200, "origin /old/a", true)
+		r := e.adminDo(http.MethodPost, path, testPurgeToken, `{"keys":["/old/a"]}`)
+		if r.status != http.StatusOK || r.body != `{"removed":1}`+"\n" {
+			t.Errorf("POST %s: %d %q, want 200 {\"removed\":1}", path, r.status, r.body)
+		}
+		if link := r.header.Get("Link"); (path == legacyPurgePath) != (link == `</spark_cache/purge>; rel="successor-version"`) {
+			t.Errorf("POST %s: Link %q", path, link)
+		}
+		expect(t, "after the purge on "+path, e.get("/old/a"), 200, "origin /old/a", false)
 	}
 }
 
@@ -297,10 +318,10 @@ http://:` + strconv.Itoa(p[1]) + ` {
 		return err == nil && len(keys) > 0
 	})
 	// The token purges.
-	if r := e.adminDo(http.MethodPost, "/spark/purge", token, `{"keys":["/s"]}`); r.status != http.StatusOK || r.body != `{"removed":1}`+"\n" {
+	if r := e.adminDo(http.MethodPost, purgePath, token, `{"keys":["/s"]}`); r.status != http.StatusOK || r.body != `{"removed":1}`+"\n" {
 		t.Fatalf("purge with the token from the environment: %d %q, want 200 {\"removed\":1}", r.status, r.body)
 	}
-	if r := e.adminDo(http.MethodPost, "/spark/purge", "{env.SPARK_TEST_PURGE_TOKEN}", `{"keys":["/s"]}`); r.status != http.StatusUnauthorized {
+	if r := e.adminDo(http.MethodPost, purgePath, "{env.SPARK_TEST_PURGE_TOKEN}", `{"keys":["/s"]}`); r.status != http.StatusUnauthorized {
 		t.Fatalf("purge with the placeholder itself as the token: %d, want 401", r.status)
 	}
 

@@ -95,6 +95,11 @@ func withViewer(r *http.Request, id any) *http.Request {
 	if id != nil {
 		repl.Set(viewerPlaceholder, id)
 	}
+	return withThisReplacer(r, repl)
+}
+
+// withThisReplacer returns r with repl as its replacer.
+func withThisReplacer(r *http.Request, repl *caddy.Replacer) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
 }
 

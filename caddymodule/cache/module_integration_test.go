@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -65,10 +66,10 @@ func TestIntegrationReloadKeepsEntries(t *testing.T) {
 	if m := e.adminDo("GET", "/metrics", "", ""); !regexp.MustCompile(`spark_cache_requests_total\{cache="default",layer="l1",result="hit"\} [2-9]`).MatchString(m.body) {
 		t.Errorf("hit counter not carried over the reload")
 	}
-	if r := e.adminDo("POST", "/spark/purge", testPurgeToken, `{"tags":["reload"]}`); r.status != 401 {
+	if r := e.adminDo("POST", purgePath, testPurgeToken, `{"tags":["reload"]}`); r.status != 401 {
 		t.Errorf("old purge token after reload: %d", r.status)
 	}
-	r := e.adminDo("POST", "/spark/purge", "rotated-token", `{"tags":["reload"]}`)
+	r := e.adminDo("POST", purgePath, "rotated-token", `{"tags":["reload"]}`)
 	if r.status != 200 || !strings.Contains(r.body, `"removed":3`) {
 		t.Errorf("purge by a tag indexed before the reload: %d %s", r.status, r.body)
 	}
@@ -102,5 +103,81 @@ func TestIntegrationMetrics(t *testing.T) {
 	}
 	if !regexp.MustCompile(`spark_cache_entries\{cache="default"\} [1-9]`).MatchString(r.body) {
 		t.Errorf("spark_cache_entries is not positive")
+	}
+}
+
+// TestIntegrationRuleMatchers: rules select their requests with Caddy's
+// matchers, in order, the first selecting one applying; `rule <pattern>`
+// is a path matcher (case-insensitive, on the cleaned path).
+func TestIntegrationRuleMatchers(t *testing.T) {
+	e := startEdge(t, `spark_cache {
+		capacity 16MiB
+		max_entry_size 64KiB
+		rule {
+			match {
+				path /m/*
+				header Save-Data on
+			}
+			match {
+				method HEAD
+			}
+			ttl 1m
+		}
+		rule /m/* {
+			ttl 10m
+		}
+	}`)
+	e.origin.handle(serveWith(200, "matched", "Cache-Control", "max-age=5"))
+	for _, c := range []struct {
+		path string
+		hdr  []string
+		ttl  int
+	}{
+		{"/m/lite", []string{"Save-Data", "on"}, 60},
+		{"/m/full", nil, 600},
+		{"/M/Upper", nil, 600},
+		{"/m/x/../dots", nil, 600},
+		{"/other", nil, 5},
+	} {
+		e.get(c.path, c.hdr...)
+		r := e.get(c.path, c.hdr...)
+		if ttl := ttlOf(r); !r.isHit() || ttl < c.ttl-3 || ttl > c.ttl {
+			t.Errorf("%s %q: Cache-Status %q, want a hit with ttl about %d", c.path, c.hdr, r.cacheStatus(), c.ttl)
+		}
+	}
+}
+
+// TestIntegrationPlaceholders: {http.spark_cache.status} and
+// {http.spark_cache.layer} say what Cache-Status says and which tier
+// answered, for later handlers and logs; the 504 of only-if-cached reaches
+// handle_errors, with its Cache-Status.
+func TestIntegrationPlaceholders(t *testing.T) {
+	e, _ := startEdgeWith(t, 2, func(p []int, originAddr string) string {
+		return globalOptions(p[0], "") + `
+http://:` + strconv.Itoa(p[1]) + ` {
+	bind 127.0.0.1
+	header >X-Spark-Cache "{http.spark_cache.status}|{http.spark_cache.layer}"
+	spark_cache {
+		capacity 16MiB
+		max_entry_size 64KiB
+	}
+	reverse_proxy ` + originAddr + `
+	handle_errors {
+		respond "{err.status_code} {http.spark_cache.status}|{http.spark_cache.layer}"
+	}
+}
+`
+	})
+	e.origin.handle(serveWith(200, "p", "Cache-Control", "max-age=100"))
+	for i, layer := range []string{"origin", "l1"} {
+		r := e.get("/p")
+		if got, want := r.header.Get("X-Spark-Cache"), r.cacheStatus()+"|"+layer; got != want || r.cacheStatus() == "" {
+			t.Errorf("response #%d: placeholders %q, want %q", i, got, want)
+		}
+	}
+	r := e.get("/never", "Cache-Control", "only-if-cached")
+	if r.status != http.StatusGatewayTimeout || r.body != "504 spark; fwd=miss; detail=only-if-cached|origin" ||
+		r.cacheStatus() != "spark; fwd=miss; detail=only-if-cached" {
+		t.Errorf("only-if-cached miss: %d %q, Cache-Status %q", r.status, r.body, r.cacheStatus())
 	}
 }

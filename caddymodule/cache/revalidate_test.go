@@ -161,3 +161,42 @@ func TestRefreshKeepsTags(t *testing.T) {
 		t.Fatalf("after the tag purge: %q, %d full fetches", cs, full.Load())
 	}
 }
+
+// Close cancels the background refreshes and returns at once: a config
+// reload (Cleanup) never waits on the origin.
+func TestCloseCancelsBackgroundRefresh(t *testing.T) {
+	c, now := newUnitCache(t, Policy{}, nil)
+	refreshing := make(chan struct{})
+	var cancelled atomic.Bool
+	origin := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Header.Get("If-None-Match") == "" {
+			w.Header().Set("Cache-Control", "max-age=10, stale-while-revalidate=100")
+			w.Header().Set("Etag", `"a"`)
+			_, err := w.Write([]byte("a"))
+			return err
+		}
+		close(refreshing)
+		<-r.Context().Done() // an origin that never answers
+		cancelled.Store(true)
+		return r.Context().Err()
+	})
+	get := func() string {
+		w := serve(t, c, httptest.NewRequest(http.MethodGet, "http://spark.test/slow-refresh", nil), origin)
+		return w.Header().Get("Cache-Status")
+	}
+	get()
+	*now = now.Add(20 * time.Second)
+	if cs := get(); !strings.Contains(cs, "stale-while-revalidate") {
+		t.Fatalf("stale use: %q", cs)
+	}
+	select {
+	case <-refreshing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no background refresh reached the origin")
+	}
+	start := time.Now()
+	c.Close()
+	if took := time.Since(start); took >= closeWait || !cancelled.Load() {
+		t.Fatalf("Close took %s, refresh cancelled: %v", took, cancelled.Load())
+	}
+}
