@@ -53,6 +53,8 @@ type Rule struct {
 	// path; a trailing '*' alone is a prefix). Kept for JSON configs
 	// adapted before "match" existed; give one of the two.
 	Path string `json:"path,omitempty"`
+	// Policy is what applies to the selected requests (its fields inline
+	// in the rule's JSON).
 	Policy
 
 	matcherSets caddyhttp.MatcherSets

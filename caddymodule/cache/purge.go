@@ -23,6 +23,7 @@ type PurgeRequest struct {
 
 // PurgeResponse is the answer to a purge.
 type PurgeResponse struct {
+	// Removed counts the entries removed, each once.
 	Removed int `json:"removed"`
 }
 
