@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -13,9 +12,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
-
-	"github.com/spark-edge/spark/tiered"
 )
 
 // benchWriter is a cheap reusable http.ResponseWriter.
@@ -54,16 +50,7 @@ var benchBody = func() []byte {
 // serves a 1 KB JSON body with Vary: Accept-Encoding.
 func newBenchCache(tb testing.TB) (*Cache, *atomic.Int64, handlerFunc) {
 	tb.Helper()
-	opts := tiered.DefaultOptions()
-	opts.Capacity, opts.MaxEntrySize = 64<<20, 1<<20
-	store, err := tiered.New(context.Background(), opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = store.Close() })
-	c := newCache(store, newMetrics(store, "bench"), zap.NewNop(), Policy{}, []Rule{
-		{Path: "/api/users/*/profile", Policy: Policy{TTL: 0}},
-	}, []string{"zstd", "br", "gzip"}, 1<<20)
+	c := newTestCache(tb, 64<<20, Policy{}, []Rule{{Path: "/api/users/*/profile", Policy: Policy{TTL: 0}}})
 	var calls atomic.Int64
 	origin := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		calls.Add(1)

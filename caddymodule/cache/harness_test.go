@@ -367,6 +367,33 @@ func (e *edge) purge(body string) int {
 	return pr.Removed
 }
 
+// gate holds origin handlers back until the test opens it, and opens at
+// the test's end at the latest (before Caddy stops), so that no handler
+// waits on it past the test.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newGate(t *testing.T) *gate {
+	g := &gate{ch: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
+}
+
+// open lets every waiter go; opening twice is fine.
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+// wait blocks until the gate opens (true) or r is cancelled (false).
+func (g *gate) wait(r *http.Request) bool {
+	select {
+	case <-g.ch:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
 // expect checks status, body and whether the response was a cache hit.
 func expect(t *testing.T, what string, r *resp, status int, body string, hit bool) {
 	t.Helper()

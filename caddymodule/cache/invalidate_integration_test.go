@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,18 +160,11 @@ func TestIntegrationPurgeDuringFill(t *testing.T) {
 	e := startEdge(t, "")
 	var v atomic.Int64
 	// The first fill is answered only after the purge has returned.
-	purged := make(chan struct{})
-	var purgedOnce sync.Once
-	endPurge := func() { purgedOnce.Do(func() { close(purged) }) }
-	defer endPurge()
+	purged := newGate(t)
 	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		n := v.Add(1)
-		if n == 1 {
-			select {
-			case <-purged:
-			case <-r.Context().Done():
-				return
-			}
+		if n == 1 && !purged.wait(r) {
+			return
 		}
 		w.Header().Set("Cache-Control", "max-age=100")
 		w.Header().Set("Cache-Tags", "slow")
@@ -181,7 +173,7 @@ func TestIntegrationPurgeDuringFill(t *testing.T) {
 	done := e.getAsync("/slowfill")
 	testutil.Eventually(t, 15*time.Second, "the fill to reach the origin", func() bool { return e.origin.hits("GET", "/slowfill") == 1 })
 	e.purge(`{"tags":["slow"]}`)
-	endPurge()
+	purged.open()
 	if r := <-done; r.status != 200 || r.body != "v1" {
 		t.Fatalf("in-flight request: %d %q", r.status, r.body)
 	}

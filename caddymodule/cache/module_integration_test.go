@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -21,16 +20,11 @@ func TestIntegrationReloadKeepsEntries(t *testing.T) {
 	e := startEdge(t, "")
 	// /slow is answered only once the reload has returned: it is in flight
 	// across the reload whatever the machine's speed.
-	slowArrived, reloaded := make(chan struct{}, 1), make(chan struct{})
-	var reloadedOnce sync.Once
-	endReload := func() { reloadedOnce.Do(func() { close(reloaded) }) }
-	defer endReload()
+	slowArrived, reloaded := make(chan struct{}, 1), newGate(t)
 	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			slowArrived <- struct{}{}
-			select {
-			case <-reloaded:
-			case <-r.Context().Done():
+			if !reloaded.wait(r) {
 				return
 			}
 		}
@@ -54,7 +48,7 @@ func TestIntegrationReloadKeepsEntries(t *testing.T) {
 	block := strings.Replace(defaultCacheBlock, "purge_token "+testPurgeToken, "purge_token rotated-token", 1)
 	block = strings.Replace(block, "rule /ttl/* {", "rule /added/* {\n\t\t\tttl 1m\n\t\t}\n\t\trule /ttl/* {", 1)
 	e.reload(block)
-	endReload()
+	reloaded.open()
 
 	if r := <-inflight; r.status != 200 || r.body != "kept /slow" {
 		t.Errorf("request in flight during the reload: %d %q", r.status, r.body)

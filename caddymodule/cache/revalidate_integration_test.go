@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -173,10 +172,7 @@ func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 	var n atomic.Int64
 	// The refresh does not answer until every stale response has arrived:
 	// a client that waited for it would never get one.
-	refreshing, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	releaseRefresh := func() { releaseOnce.Do(func() { close(release) }) }
-	defer releaseRefresh()
+	refreshing, release := make(chan struct{}), newGate(t)
 	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
 		v := n.Add(1)
 		if v == 1 {
@@ -185,9 +181,7 @@ func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 			if v == 2 {
 				close(refreshing)
 			}
-			select { // the refresh is slow: clients must not wait for it
-			case <-release:
-			case <-r.Context().Done():
+			if !release.wait(r) { // the refresh is slow: clients must not wait for it
 				return
 			}
 			w.Header().Set("Cache-Control", "max-age=60")
@@ -202,7 +196,7 @@ func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 	select {
 	case results = <-all:
 	case <-time.After(10 * time.Second):
-		releaseRefresh()
+		release.open()
 		<-all
 		t.Fatal("stale responses did not arrive while the refresh was held: clients waited for the refresh")
 	}
@@ -211,7 +205,7 @@ func TestIntegrationStaleWhileRevalidate(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no background refresh reached the origin")
 	}
-	releaseRefresh()
+	release.open()
 	for i, r := range results {
 		expect(t, fmt.Sprintf("stale #%d", i), r, 200, "v1", true)
 		if !strings.Contains(r.cacheStatus(), "stale-while-revalidate") {

@@ -15,17 +15,24 @@ import (
 	"github.com/spark-edge/spark/tiered"
 )
 
+// newTestCache builds a Cache over a real L1 of capacity bytes (closed at
+// the test's end), for the edge's codings zstd, br, gzip.
+func newTestCache(tb testing.TB, capacity int64, def Policy, rules []Rule) *Cache {
+	tb.Helper()
+	opts := tiered.DefaultOptions()
+	opts.Capacity, opts.MaxEntrySize = capacity, 1<<20
+	store, err := tiered.New(context.Background(), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = store.Close() })
+	return newCache(store, newMetrics(store, "test"), zap.NewNop(), def, rules, []string{"zstd", "br", "gzip"}, 1<<20)
+}
+
 // newUnitCache builds a Cache over a real L1 with a settable clock.
 func newUnitCache(t *testing.T, def Policy, rules []Rule) (*Cache, *time.Time) {
 	t.Helper()
-	opts := tiered.DefaultOptions()
-	opts.Capacity, opts.MaxEntrySize = 8<<20, 1<<20
-	store, err := tiered.New(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	c := newCache(store, newMetrics(store, "unit"), zap.NewNop(), def, rules, []string{"zstd", "br", "gzip"}, 1<<20)
+	c := newTestCache(t, 8<<20, def, rules)
 	now := time.Now()
 	c.now = func() time.Time { return now }
 	t.Cleanup(c.Wait)
