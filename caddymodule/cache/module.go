@@ -38,7 +38,10 @@ func init() {
 
 // Defaults of the Handler's size settings.
 const (
-	DefaultCapacity     = 256 << 20
+	// DefaultCapacity is the L1 capacity when none is given: 256 MiB.
+	DefaultCapacity = 256 << 20
+	// DefaultMaxEntrySize is the largest stored response when none is
+	// given: 1 MiB.
 	DefaultMaxEntrySize = 1 << 20
 )
 
@@ -55,11 +58,12 @@ type Handler struct {
 	// larger ones stream through uncached. Default 1 MiB.
 	MaxEntrySize int64 `json:"max_entry_size,omitempty"`
 	// PurgeToken is the bearer token purges require: POST
-	// /spark_cache/purge on the admin endpoint, and the spark_purge handler. Write it as a runtime
-	// placeholder ({env.SPARK_PURGE_TOKEN}, {file./etc/spark/purge-token}):
-	// it is resolved at provision, so the config (and the admin API's GET
-	// /config/) holds only the placeholder. A literal token works too, and
-	// is shown there. Empty (or an unset variable): purges are refused.
+	// /spark_cache/purge on the admin endpoint, and the spark_purge
+	// handler. Write it as a runtime placeholder ({env.SPARK_PURGE_TOKEN},
+	// {file./etc/spark/purge-token}): it is resolved at provision, so the
+	// config (and the admin API's GET /config/) holds only the placeholder.
+	// A literal token works too, and is shown there. Empty (or an unset
+	// variable): purges are refused.
 	PurgeToken string `json:"purge_token,omitempty"`
 	// Encodings are the content codings the edge produces (the encode
 	// directive's), best first; Accept-Encoding is bucketed to these for
