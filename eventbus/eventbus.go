@@ -26,9 +26,12 @@ type Message struct {
 	Seq int64
 	// Payload is the event as JSON: a durable event's
 	// {"seq","kind","at","data"} object, or an ephemeral frame. The bus
-	// passes it through unchanged.
+	// passes it through unchanged; at most MaxPayload bytes.
 	Payload []byte
 }
+
+// MaxPayload bounds a message's payload on every transport.
+const MaxPayload = maxPayload
 
 // Publisher sends messages to whoever subscribes to their users.
 type Publisher interface {

@@ -16,8 +16,10 @@ type respReader struct {
 	r *bufio.Reader
 }
 
-// maxBulk bounds a bulk string, far above any message the bus carries.
-const maxBulk = 512 << 20
+// maxBulk bounds a bulk string the reader keeps, far above any message
+// the bus carries (payloads are at most maxPayload); a longer one is read
+// past and dropped, so a stray huge message costs no memory.
+const maxBulk = 4 * maxPayload
 
 // line reads one line ending in CRLF and returns it without the CRLF. The
 // slice is valid until the next read.
@@ -56,7 +58,7 @@ func (r respReader) arrayLen() (int, []byte, error) {
 // bulk reads a bulk string whose header is hdr (read by the caller when
 // nil) and passes its bytes to use. The slice is valid only during the
 // call unless owned is true (a string longer than the buffer, read into
-// memory of its own).
+// memory of its own). A null, or a string over maxBulk, passes nil.
 func (r respReader) bulk(hdr []byte, use func(b []byte, owned bool) error) error {
 	if hdr == nil {
 		var err error
@@ -71,8 +73,14 @@ func (r respReader) bulk(hdr []byte, use func(b []byte, owned bool) error) error
 		return use(nil, false)
 	}
 	n, ok := parseLen(hdr[1:])
-	if !ok || n > maxBulk {
+	if !ok {
 		return fmt.Errorf("resp: bad bulk header %q", hdr)
+	}
+	if n > maxBulk {
+		if _, err := r.r.Discard(n + 2); err != nil {
+			return unexpectedEOF(err)
+		}
+		return use(nil, false)
 	}
 	if n+2 <= r.r.Size() {
 		b, err := r.r.Peek(n + 2)

@@ -36,7 +36,7 @@ func (t *StreamTimeouts) fill() {
 
 // Sizes on the origin stream.
 const (
-	// maxPayload bounds a payload the stream carries.
+	// maxPayload bounds a payload the bus carries, on either transport.
 	maxPayload = 256 << 10
 	// maxStreamMessage bounds the lines coalesced into one message.
 	maxStreamMessage = 256 << 10
@@ -63,9 +63,6 @@ func (t StreamTimeouts) limits(queueFrames, queueBytes int) wsLimits {
 func checkPayload(m *Message) ([]byte, error) {
 	if err := checkMessage(m); err != nil {
 		return nil, err
-	}
-	if len(m.Payload) > maxPayload {
-		return nil, errors.New("eventbus: payload over 256 KiB")
 	}
 	return linePayload(m.Payload)
 }

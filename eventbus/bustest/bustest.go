@@ -70,6 +70,7 @@ func Run(t *testing.T, newHarness Factory) {
 		{"PresenceExpiresWhenEdgeDies", testPresenceExpiry},
 		{"CloseReleasesEverything", testClose},
 		{"ConcurrentPublishers", testConcurrentPublishers},
+		{"RefusesWhatItCannotCarry", testRefusals},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newHarness(t)) })
@@ -465,6 +466,33 @@ func testConcurrentPublishers(t *testing.T, h Harness) {
 				t.Fatalf("user %d: publisher %d's message %d after its %d", u, p, i, prev)
 			}
 			last[p] = i
+		}
+	}
+}
+
+// Users and messages the bus cannot carry are refused alike by every
+// implementation: a user id is positive, a seq not negative, a payload at
+// most MaxPayload bytes.
+func testRefusals(t *testing.T, h Harness) {
+	o := h.Origin(t)
+	e := h.Edge(t, func(eventbus.Message) {})
+	big := append(append([]byte(`"`), make([]byte, eventbus.MaxPayload)...), '"')
+	for i := range big[1 : len(big)-1] {
+		big[1+i] = 'x'
+	}
+	for _, m := range []eventbus.Message{
+		{UserID: 0, Payload: []byte(`{}`)}, {UserID: -1, Payload: []byte(`{}`)},
+		{UserID: 1, Seq: -1, Payload: []byte(`{}`)}, {UserID: 1, Payload: big},
+	} {
+		for name, p := range map[string]eventbus.Publisher{"origin": o, "edge": e} {
+			if err := p.Publish(ctx(t), m); err == nil {
+				t.Errorf("the %s published user %d seq %d with %d payload bytes", name, m.UserID, m.Seq, len(m.Payload))
+			}
+		}
+	}
+	for _, u := range []int64{0, -5} {
+		if err := e.Subscribe(ctx(t), 1, u); err == nil {
+			t.Errorf("subscribed user %d", u)
 		}
 	}
 }
