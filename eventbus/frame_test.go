@@ -54,13 +54,13 @@ func TestDecodeFrameRejects(t *testing.T) {
 // decodes them.
 func TestDecodeFrameOtherSpellings(t *testing.T) {
 	for line, want := range map[string]frame{
-		` { "payload" : 1 , "user" : 2 } `:       {user: 2, payload: []byte("1")},
-		`{"USER":2,"payload":1}`:                 {user: 2, payload: []byte("1")},
-		`{"\u0075ser":2,"payload":1}`:            {user: 2, payload: []byte("1")},
-		`{"op":"s\u0075b","users":[1]}`:          {op: opSub, users: []int64{1}},
-		`{"user":2,"seq":null,"payload":1}`:      {user: 2, payload: []byte("1")},
+		` { "payload" : 1 , "user" : 2 } `:        {user: 2, payload: []byte("1")},
+		`{"USER":2,"payload":1}`:                  {user: 2, payload: []byte("1")},
+		`{"\u0075ser":2,"payload":1}`:             {user: 2, payload: []byte("1")},
+		`{"op":"s\u0075b","users":[1]}`:           {op: opSub, users: []int64{1}},
+		`{"user":2,"seq":null,"payload":1}`:       {user: 2, payload: []byte("1")},
 		`{"user":2,"payload":1,"extra":{"a":[]}}`: {user: 2, payload: []byte("1")},
-		`{"users":[1],"users":[2],"op":"unsub"}`: {op: opUnsub, users: []int64{2}},
+		`{"users":[1],"users":[2],"op":"unsub"}`:  {op: opUnsub, users: []int64{2}},
 	} {
 		var got frame
 		if err := decodeFrame([]byte(line), &got); err != nil {
