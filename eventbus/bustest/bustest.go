@@ -61,6 +61,7 @@ func Run(t *testing.T, newHarness Factory) {
 		fn   func(t *testing.T, h Harness)
 	}{
 		{"DeliversToSubscribedUsersOnly", testSubscribedOnly},
+		{"SubscribeInEffectOnReturn", testSubscribeInEffect},
 		{"OrderPerUser", testOrder},
 		{"EphemeralAndDurable", testEphemeralAndDurable},
 		{"UnsubscribeStopsDelivery", testUnsubscribe},
@@ -217,6 +218,21 @@ func testSubscribedOnly(t *testing.T, h Harness) {
 		}
 	}
 	noReconnect(t, e)
+}
+
+// Once Subscribe returns, a message published at once is delivered: an
+// edge subscribes first and reads the origin's log second, and nothing may
+// fall between.
+func testSubscribeInEffect(t *testing.T, h Harness) {
+	const rounds = 300
+	o := h.Origin(t)
+	var r recorder
+	e := h.Edge(t, r.handle)
+	for u := int64(1); u <= rounds; u++ {
+		subscribe(t, e, u)
+		publish(t, o, event(u, 1))
+	}
+	testutil.Eventually(t, wait, "a message per subscription", func() bool { return r.count() >= rounds })
 }
 
 // Per user, messages arrive in publish order, from one call and from many.
