@@ -106,8 +106,8 @@ func checkMessage(m *Message) error {
 	if m.Seq < 0 {
 		return fmt.Errorf("eventbus: message for user %d: negative seq %d", m.UserID, m.Seq)
 	}
-	if len(m.Payload) > maxPayload {
-		return fmt.Errorf("eventbus: message for user %d: payload of %d bytes over the bus's %d", m.UserID, len(m.Payload), maxPayload)
+	if len(m.Payload) > MaxPayload {
+		return fmt.Errorf("eventbus: message for user %d: payload of %d bytes over the bus's %d", m.UserID, len(m.Payload), MaxPayload)
 	}
 	return nil
 }

@@ -83,7 +83,7 @@ type streamHarness struct {
 	srv *eventbus.StreamServer // nil while cut
 }
 
-func newStreamHarness(t *testing.T) *streamHarness {
+func newStreamHarness(t testing.TB) *streamHarness {
 	h := &streamHarness{token: "test-events-token"}
 	h.srv = h.newServer(t)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +103,7 @@ func newStreamHarness(t *testing.T) *streamHarness {
 	return h
 }
 
-func (h *streamHarness) newServer(t *testing.T) *eventbus.StreamServer {
+func (h *streamHarness) newServer(t testing.TB) *eventbus.StreamServer {
 	srv, err := eventbus.NewStreamServer(eventbus.StreamServerOptions{
 		Token: h.token, Logger: testLogger(),
 		StreamTimeouts: eventbus.StreamTimeouts{PingInterval: 500 * time.Millisecond, PongTimeout: time.Second},

@@ -62,7 +62,7 @@ func DefaultRedisOptions(addrs ...string) RedisOptions {
 	return RedisOptions{
 		Addrs: addrs, KeyPrefix: "spark:",
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
-		PingInterval: 5 * time.Second, ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second,
+		PingInterval: 5 * time.Second, ReconnectMin: defaultReconnectMin, ReconnectMax: defaultReconnectMax,
 		PresenceRefresh: 15 * time.Second, PresenceTTL: 45 * time.Second,
 	}
 }
@@ -76,24 +76,15 @@ func (o *RedisOptions) fill() error {
 		return errors.New("eventbus: redis: Sentinel (MasterName) and Cluster exclude each other")
 	}
 	d := DefaultRedisOptions()
-	orDefault := func(v *time.Duration, def time.Duration) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
 	orDefault(&o.DialTimeout, d.DialTimeout)
 	orDefault(&o.ReadTimeout, d.ReadTimeout)
 	orDefault(&o.WriteTimeout, d.WriteTimeout)
 	orDefault(&o.PingInterval, d.PingInterval)
-	orDefault(&o.ReconnectMin, d.ReconnectMin)
-	orDefault(&o.ReconnectMax, d.ReconnectMax)
+	fillReconnect(&o.ReconnectMin, &o.ReconnectMax)
 	orDefault(&o.PresenceRefresh, d.PresenceRefresh)
 	orDefault(&o.PresenceTTL, d.PresenceTTL)
 	if o.PresenceTTL <= o.PresenceRefresh {
 		return fmt.Errorf("eventbus: redis presence TTL %s must exceed its refresh interval %s", o.PresenceTTL, o.PresenceRefresh)
-	}
-	if o.ReconnectMax < o.ReconnectMin {
-		o.ReconnectMax = o.ReconnectMin
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = d.KeyPrefix

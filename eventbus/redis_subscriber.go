@@ -31,7 +31,7 @@ type RedisSubscriber struct {
 	renew       chan struct{} // renew presence now (after a reconnection)
 
 	mu     sync.Mutex
-	wanted map[int64]struct{}
+	wanted wantedSet
 	conns  map[string]*subConn // by node address; nil while disconnected
 	closed bool
 
@@ -75,7 +75,7 @@ func NewRedisSubscriber(o RedisOptions, h Handler) (*RedisSubscriber, error) {
 		topo:        newTopology(&o, pub.client),
 		presence:    presenceMarks{client: pub.client, names: pub.names, node: o.Node, ttl: o.PresenceTTL},
 		reconnected: make(chan struct{}, 1), lost: make(chan struct{}, 1), renew: make(chan struct{}, 1),
-		wanted: make(map[int64]struct{}),
+		wanted: make(wantedSet),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	err := s.connect(false)
@@ -111,13 +111,7 @@ func (s *RedisSubscriber) change(ctx context.Context, subscribe bool, users []in
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	for _, u := range users {
-		if subscribe {
-			s.wanted[u] = struct{}{}
-		} else {
-			delete(s.wanted, u)
-		}
-	}
+	s.wanted.apply(subscribe, users)
 	var barriers []barrier
 	err := ErrNotConnected
 	if s.conns != nil {
@@ -223,7 +217,7 @@ func (s *RedisSubscriber) connect(reconnecting bool) error {
 		return ErrClosed
 	}
 	s.conns = conns
-	users := slices.Collect(maps.Keys(s.wanted))
+	users := s.wanted.list()
 	barriers, err := s.changeLocked(ctx, true, users)
 	s.mu.Unlock()
 	if err == nil {
@@ -327,7 +321,7 @@ func (s *RedisSubscriber) keepPresence() {
 		case <-s.renew:
 		}
 		s.mu.Lock()
-		users := slices.Collect(maps.Keys(s.wanted))
+		users := s.wanted.list()
 		s.mu.Unlock()
 		if len(users) > 0 {
 			s.updatePresence(s.ctx, true, users)
@@ -357,7 +351,7 @@ func (s *RedisSubscriber) close(cleanup bool) error {
 		return nil
 	}
 	s.closed = true
-	users := slices.Collect(maps.Keys(s.wanted))
+	users := s.wanted.list()
 	conns := s.conns
 	s.conns = nil
 	s.mu.Unlock()

@@ -17,9 +17,9 @@ type respReader struct {
 }
 
 // maxBulk bounds a bulk string the reader keeps, far above any message
-// the bus carries (payloads are at most maxPayload); a longer one is read
+// the bus carries (payloads are at most MaxPayload); a longer one is read
 // past and dropped, so a stray huge message costs no memory.
-const maxBulk = 4 * maxPayload
+const maxBulk = 4 * MaxPayload
 
 // line reads one line ending in CRLF and returns it without the CRLF. The
 // slice is valid until the next read.

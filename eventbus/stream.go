@@ -23,25 +23,17 @@ type StreamTimeouts struct {
 }
 
 func (t *StreamTimeouts) fill() {
-	if t.WriteTimeout <= 0 {
-		t.WriteTimeout = 5 * time.Second
-	}
-	if t.PingInterval <= 0 {
-		t.PingInterval = 15 * time.Second
-	}
-	if t.PongTimeout <= 0 {
-		t.PongTimeout = 10 * time.Second
-	}
+	orDefault(&t.WriteTimeout, 5*time.Second)
+	orDefault(&t.PingInterval, 15*time.Second)
+	orDefault(&t.PongTimeout, 10*time.Second)
 }
 
 // Sizes on the origin stream.
 const (
-	// maxPayload bounds a payload the bus carries, on either transport.
-	maxPayload = 256 << 10
 	// maxStreamMessage bounds the lines coalesced into one message.
 	maxStreamMessage = 256 << 10
 	// maxStreamRead bounds a message either end accepts: a longest line
-	// (a payload of maxPayload) fits.
+	// (a payload of MaxPayload) fits.
 	maxStreamRead = 1 << 20
 	// streamBuffer is the WebSocket read and write buffer size: few
 	// connections, much traffic each.

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"sync"
 	"time"
 
@@ -56,7 +54,7 @@ type StreamClient struct {
 	reconnected chan struct{}
 
 	mu     sync.Mutex
-	wanted map[int64]struct{}
+	wanted wantedSet
 	conn   *clientConn // nil while disconnected
 	nextID int64
 	closed bool
@@ -96,23 +94,15 @@ func NewStreamClient(o StreamClientOptions, h Handler) (*StreamClient, error) {
 		return nil, errors.New("eventbus: a subscriber needs a handler")
 	}
 	o.StreamTimeouts.fill()
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = 5 * time.Second
-	}
-	if o.ReconnectMin <= 0 {
-		o.ReconnectMin = 100 * time.Millisecond
-	}
-	if o.ReconnectMax <= 0 {
-		o.ReconnectMax = 5 * time.Second
-	}
-	o.ReconnectMax = max(o.ReconnectMax, o.ReconnectMin)
+	orDefault(&o.DialTimeout, 5*time.Second)
+	fillReconnect(&o.ReconnectMin, &o.ReconnectMax)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	c := &StreamClient{
 		o: o, url: u, header: http.Header{"Authorization": {"Bearer " + o.Token}}, handler: h, log: o.Logger,
 		dialer:      websocket.Dialer{HandshakeTimeout: o.DialTimeout, ReadBufferSize: streamBuffer, WriteBufferSize: streamBuffer},
-		reconnected: make(chan struct{}, 1), wanted: make(map[int64]struct{}),
+		reconnected: make(chan struct{}, 1), wanted: make(wantedSet),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	first, err := c.connect(false)
@@ -167,13 +157,7 @@ func (c *StreamClient) change(ctx context.Context, o op, users []int64) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	for _, u := range users {
-		if o == opSub {
-			c.wanted[u] = struct{}{}
-		} else {
-			delete(c.wanted, u)
-		}
-	}
+	c.wanted.apply(o == opSub, users)
 	conn := c.conn
 	if conn == nil {
 		c.mu.Unlock()
@@ -276,7 +260,7 @@ func (c *StreamClient) connect(reconnecting bool) (*clientConn, error) {
 		return nil, ErrClosed
 	}
 	c.conn = conn
-	users := slices.Collect(maps.Keys(c.wanted))
+	users := c.wanted.list()
 	ack, err := c.requestLocked(conn, opSub, users)
 	c.mu.Unlock()
 	if err == nil {

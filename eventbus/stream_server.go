@@ -71,12 +71,8 @@ func NewStreamServer(o StreamServerOptions) (*StreamServer, error) {
 	if o.Token == "" {
 		return nil, errors.New("eventbus: the stream server needs a token")
 	}
-	if o.QueueFrames <= 0 {
-		o.QueueFrames = 65536
-	}
-	if o.QueueBytes <= 0 {
-		o.QueueBytes = 16 << 20
-	}
+	orDefault(&o.QueueFrames, 65536)
+	orDefault(&o.QueueBytes, 16<<20)
 	o.StreamTimeouts.fill()
 	if o.Logger == nil {
 		o.Logger = slog.Default()
