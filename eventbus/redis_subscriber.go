@@ -35,6 +35,11 @@ type RedisSubscriber struct {
 	conns  map[string]*subConn // by node address; nil while disconnected
 	closed bool
 
+	// presenceMu orders presence writes: a renewal that read the wanted
+	// users before an Unsubscribe must not write its mark after the
+	// Unsubscribe deleted it.
+	presenceMu sync.Mutex
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the supervisor, the presence loop, the readers
@@ -131,6 +136,13 @@ func (s *RedisSubscriber) change(ctx context.Context, subscribe bool, users []in
 // updatePresence marks or unmarks users. A failure is only logged: the
 // next renewal repairs a missing mark, and an orphan expires.
 func (s *RedisSubscriber) updatePresence(ctx context.Context, present bool, users []int64) {
+	s.presenceMu.Lock()
+	defer s.presenceMu.Unlock()
+	s.writePresence(ctx, present, users)
+}
+
+// writePresence writes marks; s.presenceMu is held.
+func (s *RedisSubscriber) writePresence(ctx context.Context, present bool, users []int64) {
 	var err error
 	if present {
 		err = s.presence.mark(ctx, users)
@@ -320,12 +332,14 @@ func (s *RedisSubscriber) keepPresence() {
 		case <-t.C:
 		case <-s.renew:
 		}
+		s.presenceMu.Lock()
 		s.mu.Lock()
 		users := s.wanted.list()
 		s.mu.Unlock()
 		if len(users) > 0 {
-			s.updatePresence(s.ctx, true, users)
+			s.writePresence(s.ctx, true, users)
 		}
+		s.presenceMu.Unlock()
 	}
 }
 

@@ -98,6 +98,7 @@ func (s *StreamServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.authorized(r) {
+		s.log.Warn("eventbus: events token refused", slog.String("remote", r.RemoteAddr))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="spark events"`)
 		http.Error(w, "events token refused", http.StatusUnauthorized)
 		return

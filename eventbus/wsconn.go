@@ -23,6 +23,10 @@ type wsLimits struct {
 	writeTimeout, pingInterval, pongTimeout time.Duration
 }
 
+// keptBuffer is the largest write buffer a connection keeps between
+// bursts.
+const keptBuffer = 1 << 20
+
 // wsConn is one end of an origin stream connection: a WebSocket carrying
 // NDJSON lines. Lines are queued in a bounded buffer that one writer
 // goroutine drains, coalescing whatever is queued into few messages; the
@@ -106,6 +110,9 @@ func (c *wsConn) writeLoop() {
 		if err := c.write(batch); err != nil {
 			c.end(websocket.CloseGoingAway, "")
 			return
+		}
+		if cap(batch) > keptBuffer {
+			batch = nil // a burst's buffer goes back to the GC
 		}
 	}
 }
