@@ -2,14 +2,17 @@ package eventbus_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spark-edge/spark/eventbus"
 	"github.com/spark-edge/spark/eventbus/bustest"
 	"github.com/spark-edge/spark/internal/testredis"
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 // The machine's Redis, each subtest under its own prefix; edges reach it
@@ -132,4 +135,104 @@ func TestRedisOneConnectionPerNode(t *testing.T) {
 			t.Fatalf("%d shard channels over the masters, want %d", total, len(users))
 		}
 	})
+}
+
+// When a Cluster moves a subscribed channel's slot to another master, the
+// old master drops the subscription; the subscriber notices, subscribes
+// on the new master and signals Reconnected, and delivery goes on.
+func TestRedisClusterSlotMoves(t *testing.T) {
+	nodes := testredis.StartCluster(t)
+	addrs := testredis.Addrs(nodes)
+	o := fastRedisOptions(t, addrs...)
+	got := make(chan eventbus.Message, 16)
+	s, err := eventbus.NewRedisSubscriber(o, func(m eventbus.Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := eventbus.NewRedisPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	if err := s.Subscribe(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	receive := func(seq int64) {
+		t.Helper()
+		testutil.Eventually(t, 30*time.Second, fmt.Sprintf("message %d", seq), func() bool {
+			if err := p.Publish(ctx, eventbus.Message{UserID: 7, Seq: seq, Payload: []byte(`{}`)}); err != nil {
+				return false
+			}
+			select {
+			case m := <-got:
+				return m.Seq == seq
+			case <-time.After(100 * time.Millisecond):
+				return false
+			}
+		})
+	}
+	receive(1)
+
+	// Move the channel's slot from its master to another one.
+	clients := make(map[string]*redis.Client)
+	ids := make(map[string]string)
+	for _, a := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: a})
+		defer c.Close()
+		clients[a] = c
+		ids[a] = c.Do(ctx, "CLUSTER", "MYID").Val().(string)
+	}
+	slot := clients[addrs[0]].ClusterKeySlot(ctx, o.KeyPrefix+"u:7").Val()
+	var from, to string
+	owner := clusterOwner(t, clients[addrs[0]], slot)
+	for _, a := range addrs {
+		if ids[a] == owner {
+			from = a
+		}
+	}
+	for _, a := range addrs {
+		if a != from {
+			to = a
+			break
+		}
+	}
+	must := func(c *redis.Client, args ...any) {
+		t.Helper()
+		if err := c.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	must(clients[to], "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[from])
+	must(clients[from], "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to])
+	for _, a := range []string{to, from} {
+		must(clients[a], "CLUSTER", "SETSLOT", slot, "NODE", ids[to])
+	}
+	select {
+	case <-s.Reconnected():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no Reconnected after the slot moved")
+	}
+	receive(2)
+	testutil.Eventually(t, 30*time.Second, "the subscription on the new master", func() bool {
+		n, _ := clients[to].Do(ctx, "PUBSUB", "SHARDNUMSUB", o.KeyPrefix+"u:7").Slice()
+		return len(n) == 2 && n[1] == int64(1)
+	})
+}
+
+// clusterOwner returns the id of the master a node believes owns slot.
+func clusterOwner(t *testing.T, c *redis.Client, slot int64) string {
+	t.Helper()
+	shards, err := c.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range shards {
+		if int64(s.Start) <= slot && slot <= int64(s.End) {
+			return s.Nodes[0].ID
+		}
+	}
+	t.Fatalf("no owner of slot %d", slot)
+	return ""
 }
