@@ -174,12 +174,15 @@ func (c *wsConn) readLoop(handle func(*frame) error) error {
 			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			if err := decodeFrame(line, &f); err != nil && !errors.Is(err, errUnknownOp) {
+			err := decodeFrame(line, &f)
+			switch {
+			case errors.Is(err, errUnknownOp):
+				continue // a newer peer's frame
+			case err != nil:
 				return &frameError{err}
-			} else if err == nil {
-				if err := handle(&f); err != nil {
-					return err
-				}
+			}
+			if err := handle(&f); err != nil {
+				return err
 			}
 		}
 	}
