@@ -93,7 +93,7 @@ func (c *conn) ack(f clientFrame) {
 type orderedCalls struct {
 	slots int
 	mu    sync.Mutex
-	sem   chan struct{}            // made at the first call
+	sem   chan struct{}           // made at the first call
 	tails map[int64]chan struct{} // conversation -> the last call's done
 }
 
