@@ -156,6 +156,12 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.q.ready:
+			select {
+			case <-c.stop: // a close asked for meanwhile goes first
+				c.writeClose(batch[:0])
+				return
+			default:
+			}
 			var ok bool
 			if batch, ok = c.writeQueued(batch[:0]); !ok {
 				return
@@ -294,13 +300,13 @@ func (c *conn) handleMessage(mt int, data []byte) {
 	}
 	if !utf8.Valid(data) {
 		c.metrics.frames[kindInInvalid].Inc()
-		c.requestClose(closeRequest{code: closeInvalidUTF8, reason: invalidUTF8Reason, send: true})
+		c.requestClose(closeRequest{code: closeInvalidUTF8, reason: invalidUTF8Reason, send: true, flush: true})
 		return
 	}
 	if ok, flood := c.limiter.allow(time.Now()); !ok {
 		c.metrics.frames[kindInInvalid].Inc()
 		if flood {
-			c.requestClose(closeRequest{code: closePolicy, reason: policyReason, send: true})
+			c.requestClose(closeRequest{code: closePolicy, reason: policyReason, send: true, flush: true})
 			return
 		}
 		c.sendError(&frameError{code: codeRateLimited, detail: "too many frames: slow down or the connection is closed (1008)"})

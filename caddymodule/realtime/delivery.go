@@ -111,8 +111,7 @@ func (c *conn) queueEventLocked(le *liveEvent) {
 var errLogGap = errors.New("the origin's log has a gap after the watermark")
 
 // fetchLoop runs while the sequencer is fetching: it brings the
-// connection up to the origin's log (loading the conversations first if
-// they are not), then releases the held live events; it retries with
+// connection up to the origin's log, then releases the held live events; it retries with
 // backoff while the origin fails.
 func (c *conn) fetchLoop() {
 	wait := retryMin
@@ -155,17 +154,10 @@ const (
 	retryMax = 5 * time.Second
 )
 
-// fetchOnce loads the conversations if needed, sets the watermark of a
-// live-only connection, and queues the origin's events after the
-// watermark, waiting for the writer when the queue is half full.
+// fetchOnce sets the watermark of a live-only connection, and queues the
+// origin's events after the watermark, waiting for the writer when the
+// queue is half full.
 func (c *conn) fetchOnce(ctx context.Context) error {
-	if !c.peers.isLoaded() {
-		m, err := c.cfg.origin.conversations(ctx, c.token)
-		if err != nil {
-			return err
-		}
-		c.peers.load(m)
-	}
 	s := &c.seq
 	s.mu.Lock()
 	known, since := s.known, s.last
@@ -288,44 +280,40 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // peers is what the edge knows of a connection's conversations:
-// conversation id -> the other user, for routing typing.
+// conversation id -> the other user, for routing typing. It is loaded from
+// the origin before the upgrade, then kept current by match and unmatch
+// events.
 type peers struct {
 	mu     sync.Mutex
-	loaded bool
 	byConv map[int64]int64
 }
 
-// load installs the origin's list (events queued before it are applied
-// again by the fetch that follows; applying is idempotent).
+// load installs the origin's list.
 func (p *peers) load(m map[int64]int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.byConv, p.loaded = m, true
-}
-
-func (p *peers) isLoaded() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.loaded
+	p.byConv = m
 }
 
 // peer returns the other user of conversation conv.
-func (p *peers) peer(conv int64) (peer int64, known, loaded bool) {
+func (p *peers) peer(conv int64) (peer int64, known bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	peer, known = p.byConv[conv]
-	return peer, known, p.loaded
+	return peer, known
 }
 
-// apply updates the conversations from a match or unmatch event.
+// apply updates the conversations from a match or unmatch event (events
+// older than the origin's list replay history it already reflects;
+// applying them in order ends in the same state).
 func (p *peers) apply(ev event) {
 	if ev.Kind != kindMatch && ev.Kind != kindUnmatch || ev.Data.ConversationID <= 0 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.loaded {
-		return // the origin's list, when it comes, is newer
+	if p.byConv == nil {
+		p.byConv = make(map[int64]int64)
 	}
 	if ev.Kind == kindMatch {
 		p.byConv[ev.Data.ConversationID] = ev.Data.PeerID

@@ -68,13 +68,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 
+	// Subscribe first, then ask the origin: no event falls between.
 	c := newConn(h.hub, h.cfg, id.UserID, token, since, resume)
 	if err := h.hub.register(r.Context(), c); err != nil {
-		h.logger.Warn("realtime connection refused", zap.Int64("user", id.UserID), zap.Error(err))
-		w.Header().Set("Retry-After", "1")
-		writeProblem(w, r, http.StatusServiceUnavailable, "realtime is unavailable on this edge now; retry")
+		h.unavailable(w, r, id.UserID, err)
 		return nil
 	}
+	convs, err := h.cfg.origin.conversations(r.Context(), token)
+	if err != nil {
+		h.hub.unregister(c)
+		c.cancel()
+		if statusOf(err) == http.StatusUnauthorized {
+			h.refuse(w, r, err)
+		} else {
+			h.unavailable(w, r, id.UserID, err)
+		}
+		return nil
+	}
+	c.peers.load(convs)
 	up := websocket.Upgrader{
 		ReadBufferSize:  readBufferSize,
 		WriteBufferSize: writeBufferSize,
@@ -172,6 +183,13 @@ func parseSince(rawQuery string) (since int64, resume bool, err error) {
 		return 0, false, errors.New("since: want the last acknowledged seq, a non-negative integer")
 	}
 	return n, true, nil
+}
+
+// unavailable answers 503 with a retry hint: the bus or the origin failed.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, user int64, err error) {
+	h.logger.Warn("realtime connection refused", zap.Int64("user", user), zap.Error(err))
+	w.Header().Set("Retry-After", "1")
+	writeProblem(w, r, http.StatusServiceUnavailable, "realtime is unavailable on this edge now; retry")
 }
 
 // refuse answers 401 as spark_auth and the origin do. The log line says

@@ -185,7 +185,7 @@ func (h *hub) dispatch(m eventbus.Message) {
 	}
 	frame := appendTypingFrame(nil, n.ConversationID, n.UserID)
 	h.each(m.UserID, func(c *conn) {
-		if peer, known, _ := c.peers.peer(n.ConversationID); known && peer == n.UserID {
+		if peer, known := c.peers.peer(n.ConversationID); known && peer == n.UserID {
 			c.q.push(outFrame{data: frame, kind: kindOutTyping}) // typing may be dropped
 		}
 	})

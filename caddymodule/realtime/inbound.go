@@ -55,11 +55,7 @@ func (c *conn) callFailed(ref string, err error) {
 // if the conversation is the user's (as the edge knows it: from the
 // origin at connect, then from match and unmatch events).
 func (c *conn) typing(f clientFrame) {
-	peer, known, loaded := c.peers.peer(f.ConversationID)
-	if !loaded {
-		c.sendError(&frameError{ref: typeTyping, code: codeOriginUnavailable, detail: "the conversations are not loaded yet; retry"})
-		return
-	}
+	peer, known := c.peers.peer(f.ConversationID)
 	if !known {
 		c.sendError(&frameError{ref: typeTyping, code: codeNotMember, detail: "conversation " + strconv.FormatInt(f.ConversationID, 10) + " is not one of yours"})
 		return
