@@ -29,7 +29,9 @@ const (
 // ServeHTTP implements caddyhttp.MiddlewareHandler: it verifies the
 // token, upgrades to a spark.v1 WebSocket and returns; the connection
 // runs on its own goroutines. Every request handed to it is its to answer:
-// next is never called.
+// next is never called, and no error is returned (Caddy would log the
+// request's headers with it, a token subprotocol included; access logs
+// need the filter the README gives for the same reason).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if !websocket.IsWebSocketUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
@@ -53,7 +55,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if token == "" {
 		token, _ = authtoken.BearerToken(header)
 	}
-	redactTokenProtocol(r.Header)
 	if !containsString(offered, Subprotocol) {
 		writeProblem(w, r, http.StatusBadRequest, "offer the subprotocol "+Subprotocol+" in Sec-WebSocket-Protocol")
 		return nil
@@ -92,13 +93,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		WriteBufferPool: h.hub.writeBuffers,
 		Subprotocols:    []string{Subprotocol},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked above
-		Error:           func(http.ResponseWriter, *http.Request, int, error) {},
+		Error: func(w http.ResponseWriter, r *http.Request, status int, err error) {
+			writeProblem(w, r, status, err.Error())
+		},
 	}
 	ws, err := up.Upgrade(hijacker{w}, r, nil)
 	if err != nil {
+		// Answered (or the connection is gone). No error goes back to
+		// Caddy: its error log would print the request's headers, a token
+		// subprotocol included.
 		h.hub.unregister(c)
 		c.cancel()
-		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("websocket upgrade: %w", err))
+		return nil
 	}
 	if resume {
 		h.metrics.resumes.Inc()
@@ -136,24 +142,6 @@ func credentials(authorization, offered []string) (header, token string, err err
 		return "", token, nil
 	}
 	return "", "", errNoCredential
-}
-
-// redactTokenProtocol replaces a token subprotocol in the request's
-// header, so no access log ever shows it (Caddy redacts Authorization
-// itself). The upgrade answers spark.v1 only.
-func redactTokenProtocol(hdr http.Header) {
-	vals := hdr.Values("Sec-WebSocket-Protocol")
-	if len(vals) == 0 {
-		return
-	}
-	var out []string
-	for _, p := range websocket.Subprotocols(&http.Request{Header: hdr}) {
-		if strings.HasPrefix(p, tokenSubprotocolPrefix) {
-			p = tokenSubprotocolPrefix + "REDACTED"
-		}
-		out = append(out, p)
-	}
-	hdr.Set("Sec-WebSocket-Protocol", strings.Join(out, ", "))
 }
 
 func containsString(list []string, s string) bool {

@@ -635,3 +635,12 @@ func (e *edge) edgeMetric(name string, labels ...string) float64 {
 	}
 	return sum
 }
+
+// revoke makes the origin refuse user's tokens (401).
+func (o *fakeOrigin) revoke(user int64) {
+	o.mu.Lock()
+	o.revoked[user] = true
+	o.mu.Unlock()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
