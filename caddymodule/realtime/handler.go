@@ -238,10 +238,21 @@ func (p originPolicy) allows(r *http.Request) bool {
 	return strings.EqualFold(u.Host, r.Host) || p.allowed[strings.ToLower(u.Scheme+"://"+u.Host)]
 }
 
-// hijacker gives gorilla the connection under Caddy's response writer
-// wrappers (which need not implement http.Hijacker themselves).
+// hijacker gives gorilla the client's connection from the innermost
+// response writer, under Caddy's wrappers. The connection outlives
+// ServeHTTP (it runs on its own goroutines), so it must not pass through
+// the byte counting of Caddy's response recorder, which is read when
+// ServeHTTP returns.
 type hijacker struct{ http.ResponseWriter }
 
-func (h hijacker) Hijack() (c net.Conn, brw *bufio.ReadWriter, err error) {
-	return http.NewResponseController(h.ResponseWriter).Hijack()
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w := h.ResponseWriter
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	return http.NewResponseController(w).Hijack()
 }
