@@ -134,7 +134,7 @@ func (r *RedisEvents) Provision(caddy.Context) error {
 func (r *RedisEvents) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the source's name
 	r.Addresses = d.RemainingArgs()
-	for d.NextBlock(d.Nesting()) {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch opt := d.Val(); opt {
 		case "addresses":
 			r.Addresses = append(r.Addresses, d.RemainingArgs()...)
