@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -110,6 +111,10 @@ func (c *conn) queueEventLocked(le *liveEvent) {
 // watermark: events were pruned (or lost) in between.
 var errLogGap = errors.New("the origin's log has a gap after the watermark")
 
+// errBadLog is an event from the origin's log the edge cannot read: the
+// connection cannot go on in order (1011).
+var errBadLog = errors.New("an undecodable event in the origin's log")
+
 // fetchLoop runs while the sequencer is fetching: it brings the
 // connection up to the origin's log, then releases the held live events; it retries with
 // backoff while the origin fails.
@@ -137,6 +142,10 @@ func (c *conn) fetchLoop() {
 			return
 		case statusOf(err) == http.StatusGone || errors.Is(err, errLogGap):
 			c.resync()
+			return
+		case errors.Is(err, errBadLog):
+			c.cfg.logger.Error("closing a connection", zap.Int64("user", c.user), zap.Error(err))
+			c.requestClose(closeRequest{code: closeInternal, reason: internalErrorReason, send: true})
 			return
 		case err != nil:
 			c.cfg.logger.Debug("fetching events failed; retrying", zap.Int64("user", c.user), zap.Error(err))
@@ -201,11 +210,11 @@ func (c *conn) fetchOnce(ctx context.Context) error {
 func (c *conn) replay(ctx context.Context, since int64, raw []byte) (int64, error) {
 	raw, err := compactJSON(raw)
 	if err != nil {
-		return since, err
+		return since, fmt.Errorf("%w: %w", errBadLog, err)
 	}
 	ev, err := decodeEvent(raw)
 	if err != nil {
-		return since, err
+		return since, fmt.Errorf("%w: %w", errBadLog, err)
 	}
 	switch {
 	case ev.Seq <= since:

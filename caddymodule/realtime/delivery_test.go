@@ -155,3 +155,16 @@ func TestSendsKeepOrderPerConversation(t *testing.T) {
 		}
 	}
 }
+
+// TestUndecodableLogCloses1011: an event in the origin's log the edge
+// cannot read ends the connection with 1011 (order cannot be kept).
+func TestUndecodableLogCloses1011(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.mu.Lock()
+	e.origin.logs[1] = append(e.origin.logs[1], json.RawMessage(`{"seq":"one"}`))
+	e.origin.mu.Unlock()
+	c := e.connect(1, "since=0")
+	if code, _ := c.closeCode(wait); code != closeInternal {
+		t.Fatalf("close %d", code)
+	}
+}
