@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -63,16 +62,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			continue
 		}
 		switch opt := d.Val(); opt {
-		case "origin", "name":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			if opt == "origin" {
-				h.Origin = v
-			} else {
-				h.Name = v
-			}
 		case "allowed_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -86,84 +75,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			origin, _ = src.(*OriginEvents)
 			h.EventsRaw = caddyconfig.JSONModuleObject(src, "source", src.(caddy.Module).CaddyModule().ID.Name(), nil)
-		case "queue":
-			args, err := argRange(d, 1, 2)
-			if err != nil {
-				return err
-			}
-			if h.QueueFrames, err = positiveInt(d, args[0]); err != nil {
-				return err
-			}
-			if len(args) == 2 {
-				if h.QueueBytes, err = size(d, args[1]); err != nil {
-					return err
-				}
-			}
-		case "ping":
-			args, err := argRange(d, 1, 2)
-			if err != nil {
-				return err
-			}
-			if h.PingInterval, err = durationArg(d, args[0]); err != nil {
-				return err
-			}
-			if len(args) == 2 {
-				if h.PongTimeout, err = durationArg(d, args[1]); err != nil {
-					return err
-				}
-			}
-		case "write_timeout", "origin_timeout":
-			args, err := argRange(d, 1, 1)
-			if err != nil {
-				return err
-			}
-			dur, err := durationArg(d, args[0])
-			if err != nil {
-				return err
-			}
-			if opt == "write_timeout" {
-				h.WriteTimeout = dur
-			} else {
-				h.OriginTimeout = dur
-			}
-		case "max_frame":
-			args, err := argRange(d, 1, 1)
-			if err != nil {
-				return err
-			}
-			if h.MaxFrame, err = size(d, args[0]); err != nil {
-				return err
-			}
-		case "rate":
-			args, err := argRange(d, 1, 2)
-			if err != nil {
-				return err
-			}
-			r, err := strconv.ParseFloat(args[0], 64)
-			if err != nil || r <= 0 || r > 1e6 {
-				return d.Errf("rate: want frames per second, a positive number, got %q", args[0])
-			}
-			h.Rate = r
-			if len(args) == 2 {
-				if h.Burst, err = positiveInt(d, args[1]); err != nil {
-					return err
-				}
-			}
-		case "in_flight":
-			args, err := argRange(d, 1, 2)
-			if err != nil {
-				return err
-			}
-			if h.InFlight, err = positiveInt(d, args[0]); err != nil {
-				return err
-			}
-			if len(args) == 2 {
-				if h.InFlightPerEdge, err = positiveInt(d, args[1]); err != nil {
-					return err
-				}
-			}
 		default:
-			return d.Errf("unknown spark_realtime option %q", opt)
+			setters := h.optionArgs(opt)
+			if setters == nil {
+				return d.Errf("unknown spark_realtime option %q", opt)
+			}
+			if err := setArgs(d, 1, setters...); err != nil {
+				return err
+			}
 		}
 	}
 	if origin != nil && origin.URL == "" {
@@ -174,41 +93,106 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// argRange reads the option's arguments: between lo and hi of them.
-func argRange(d *caddyfile.Dispenser, lo, hi int) ([]string, error) {
+// optionArgs returns the setters of an option's arguments (the first
+// required, the others optional), nil for an unknown option.
+func (h *Handler) optionArgs(opt string) []argSetter {
+	switch opt {
+	case "origin":
+		return []argSetter{stringArg(&h.Origin)}
+	case "name":
+		return []argSetter{stringArg(&h.Name)}
+	case "queue":
+		return []argSetter{intArg(&h.QueueFrames, 1), sizeArg(&h.QueueBytes)}
+	case "ping":
+		return []argSetter{durationArg(&h.PingInterval), durationArg(&h.PongTimeout)}
+	case "write_timeout":
+		return []argSetter{durationArg(&h.WriteTimeout)}
+	case "origin_timeout":
+		return []argSetter{durationArg(&h.OriginTimeout)}
+	case "max_frame":
+		return []argSetter{sizeArg(&h.MaxFrame)}
+	case "rate":
+		return []argSetter{rateArg(&h.Rate), intArg(&h.Burst, 1)}
+	case "in_flight":
+		return []argSetter{intArg(&h.InFlight, 1), intArg(&h.InFlightPerEdge, 1)}
+	}
+	return nil
+}
+
+// argSetter parses one argument of an option into its field.
+type argSetter func(d *caddyfile.Dispenser, arg string) error
+
+// setArgs reads the option's arguments: at least required, at most one
+// per setter.
+func setArgs(d *caddyfile.Dispenser, required int, setters ...argSetter) error {
 	args := d.RemainingArgs()
-	if len(args) < lo || len(args) > hi {
-		return nil, d.ArgErr()
+	if len(args) < required || len(args) > len(setters) {
+		return d.ArgErr()
 	}
-	return args, nil
+	for i, a := range args {
+		if err := setters[i](d, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func positiveInt(d *caddyfile.Dispenser, s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return 0, d.Errf("%s: want a positive integer, got %q", d.Val(), s)
+func stringArg(v *string) argSetter {
+	return func(_ *caddyfile.Dispenser, s string) error {
+		*v = s
+		return nil
 	}
-	return n, nil
 }
 
-// size reads a byte size: 65536, 64KiB, 1MiB, 1MB.
-func size(d *caddyfile.Dispenser, s string) (int64, error) {
-	n, err := humanize.ParseBytes(s)
-	if err != nil || n < 1 || n > 1<<40 {
-		return 0, d.Errf("%s: want a size (65536, 64KiB, 1MiB), got %q", d.Val(), s)
+// intArg reads an integer of at least lo.
+func intArg(v *int, lo int) argSetter {
+	return func(d *caddyfile.Dispenser, s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < lo {
+			return d.Errf("%s: want an integer of at least %d, got %q", d.Val(), lo, s)
+		}
+		*v = n
+		return nil
 	}
-	return int64(n), nil
 }
 
-func durationArg(d *caddyfile.Dispenser, s string) (caddy.Duration, error) {
-	dur, err := duration.Parse(s)
-	if err != nil {
-		return 0, d.Errf("%s: %v", d.Val(), err)
+// sizeArg reads a byte size: 65536, 64KiB, 1MiB, 1MB.
+func sizeArg(v *int64) argSetter {
+	return func(d *caddyfile.Dispenser, s string) error {
+		n, err := humanize.ParseBytes(s)
+		if err != nil || n < 1 || n > 1<<40 {
+			return d.Errf("%s: want a size (65536, 64KiB, 1MiB), got %q", d.Val(), s)
+		}
+		*v = int64(n)
+		return nil
 	}
-	if dur <= 0 || dur > 24*time.Hour {
-		return 0, d.Errf("%s: want a duration between 1ns and 24h, got %q", d.Val(), s)
+}
+
+// durationArg reads a duration between 1ns and 24h.
+func durationArg(v *caddy.Duration) argSetter {
+	return func(d *caddyfile.Dispenser, s string) error {
+		dur, err := duration.Parse(s)
+		if err != nil {
+			return d.Errf("%s: %v", d.Val(), err)
+		}
+		if dur <= 0 || dur > 24*time.Hour {
+			return d.Errf("%s: want a duration between 1ns and 24h, got %q", d.Val(), s)
+		}
+		*v = caddy.Duration(dur)
+		return nil
 	}
-	return caddy.Duration(dur), nil
+}
+
+// rateArg reads frames per second: a positive number.
+func rateArg(v *float64) argSetter {
+	return func(d *caddyfile.Dispenser, s string) error {
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil || r <= 0 || r > 1e6 {
+			return d.Errf("rate: want frames per second, a positive number, got %q", s)
+		}
+		*v = r
+		return nil
+	}
 }
 
 // unmarshalEvents reads `events origin …` or `events redis …`.
@@ -234,9 +218,3 @@ func unmarshalEvents(d *caddyfile.Dispenser) (caddyfile.Unmarshaler, error) {
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
-
-// rawJSON is a tiny helper for tests and sources: a value as JSON.
-func rawJSON(v any) json.RawMessage {
-	b, _ := json.Marshal(v)
-	return b
-}

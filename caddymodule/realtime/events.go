@@ -3,7 +3,6 @@ package realtime
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -143,38 +142,44 @@ func (r *RedisEvents) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			r.Cluster = true
-		case "master_name", "username", "password", "key_prefix":
-			args, err := argRange(d, 1, 1)
-			if err != nil {
-				return err
-			}
-			*map[string]*string{"master_name": &r.MasterName, "username": &r.Username, "password": &r.Password, "key_prefix": &r.KeyPrefix}[opt] = args[0]
-		case "db", "pool_size":
-			args, err := argRange(d, 1, 1)
-			if err != nil {
-				return err
-			}
-			n, err := strconv.Atoi(args[0])
-			if err != nil || n < 0 {
-				return d.Errf("%s: want a non-negative integer, got %q", opt, args[0])
-			}
-			*map[string]*int{"db": &r.DB, "pool_size": &r.PoolSize}[opt] = n
-		case "dial_timeout", "read_timeout", "write_timeout":
-			args, err := argRange(d, 1, 1)
-			if err != nil {
-				return err
-			}
-			dur, err := durationArg(d, args[0])
-			if err != nil {
-				return err
-			}
-			*map[string]*caddy.Duration{"dial_timeout": &r.DialTimeout, "read_timeout": &r.ReadTimeout, "write_timeout": &r.WriteTimeout}[opt] = dur
 		default:
-			return d.Errf("unknown events redis option %q", opt)
+			setter := r.optionArg(opt)
+			if setter == nil {
+				return d.Errf("unknown events redis option %q", opt)
+			}
+			if err := setArgs(d, 1, setter); err != nil {
+				return err
+			}
 		}
 	}
 	if len(r.Addresses) == 0 {
 		return d.Err("events redis: at least one address")
+	}
+	return nil
+}
+
+// optionArg returns the setter of a one-argument redis option, nil for an
+// unknown one.
+func (r *RedisEvents) optionArg(opt string) argSetter {
+	switch opt {
+	case "master_name":
+		return stringArg(&r.MasterName)
+	case "username":
+		return stringArg(&r.Username)
+	case "password":
+		return stringArg(&r.Password)
+	case "key_prefix":
+		return stringArg(&r.KeyPrefix)
+	case "db":
+		return intArg(&r.DB, 0)
+	case "pool_size":
+		return intArg(&r.PoolSize, 0)
+	case "dial_timeout":
+		return durationArg(&r.DialTimeout)
+	case "read_timeout":
+		return durationArg(&r.ReadTimeout)
+	case "write_timeout":
+		return durationArg(&r.WriteTimeout)
 	}
 	return nil
 }
