@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -42,7 +41,7 @@ func newLiveEvent(seq int64, payload []byte) (*liveEvent, error) {
 type sequencer struct {
 	mu       sync.Mutex
 	last     int64
-	known    bool // last is set (false until a live-only connection learnt the log's end)
+	known    bool // last is set (false until a live-only connection learnt the log's end, or got its first event)
 	fetching bool
 	again    bool // fetch once more when this fetch ends (held events dropped, bus reconnected)
 	held     []*liveEvent
@@ -66,6 +65,9 @@ func (c *conn) deliverLive(le *liveEvent) {
 	s := &c.seq
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.known && !s.fetching {
+		s.last, s.known = le.ev.Seq-1, true // unanchored: this event starts the connection
+	}
 	if s.fetching {
 		if len(s.held) < maxHeld {
 			s.held = append(s.held, le)
@@ -172,9 +174,13 @@ func (c *conn) fetchOnce(ctx context.Context) error {
 	known, since := s.known, s.last
 	s.mu.Unlock()
 	if !known {
-		// Live only: the log's end is the watermark (nothing after the
-		// MaxInt64 since; only last_seq matters).
-		p, err := c.cfg.origin.events(ctx, c.token, math.MaxInt64, 1)
+		// Live only: the log's end is the watermark. The origin tells it
+		// with any page; when even seq 1 is no longer kept (410), the
+		// first live event sets it instead.
+		p, err := c.cfg.origin.events(ctx, c.token, 0, 1)
+		if statusOf(err) == http.StatusGone {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -192,12 +198,6 @@ func (c *conn) fetchOnce(ctx context.Context) error {
 			if since, err = c.replay(ctx, since, raw); err != nil {
 				return err
 			}
-		}
-		if p.LastSeq < since && len(p.Events) == 0 {
-			// The client claimed more than the log holds: trust the log.
-			s.mu.Lock()
-			s.last = p.LastSeq
-			s.mu.Unlock()
 		}
 		if len(p.Events) == 0 || since >= p.LastSeq {
 			return nil
@@ -240,6 +240,9 @@ func (c *conn) releaseHeld() bool {
 	s := &c.seq
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.known && len(s.held) > 0 {
+		s.last, s.known = s.held[0].ev.Seq-1, true // unanchored: the first live event starts the connection
+	}
 	n := 0
 	for ; n < len(s.held); n++ {
 		le := s.held[n]

@@ -168,3 +168,33 @@ func TestUndecodableLogCloses1011(t *testing.T) {
 		t.Fatalf("close %d", code)
 	}
 }
+
+// TestLiveOnlyWithPrunedLog: a live-only connection of a user whose first
+// events are no longer kept (the origin answers 410 to since=0) starts at
+// its first live event.
+func TestLiveOnlyWithPrunedLog(t *testing.T) {
+	e := startEdge(t, "")
+	for range 3 {
+		e.origin.appendAndPublish(1, "message", map[string]any{"conversation_id": 1})
+	}
+	e.origin.prune(1, 2)
+	c := e.connect(1, "")
+	time.Sleep(100 * time.Millisecond) // the watermark fetch answered 410
+	e.origin.appendAndPublish(1, "message", map[string]any{"conversation_id": 1})
+	e.origin.append(1, "message", map[string]any{"conversation_id": 1}) // lost
+	e.origin.appendAndPublish(1, "message", map[string]any{"conversation_id": 1})
+	evs, _ := c.until(typeEvent, 3, wait)
+	if got := seqs(t, evs); fmt.Sprint(got) != "[4 5 6]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// TestSinceBeyondTheLog: a since the log never reached is answered like
+// one beyond retention: resync.
+func TestSinceBeyondTheLog(t *testing.T) {
+	e := startEdge(t, "")
+	c := e.connect(1, "since=9")
+	if fs, _ := c.until(typeResync, 1, wait); len(fs) != 1 {
+		t.Fatal(fs)
+	}
+}

@@ -328,7 +328,7 @@ func (o *fakeOrigin) events(w http.ResponseWriter, r *http.Request, me int64) {
 	}
 	o.mu.Lock()
 	log := o.logs[me]
-	if since < o.pruned[me] {
+	if since < o.pruned[me] || since > int64(len(log)) { // as the origin: 410 beyond the log too
 		o.mu.Unlock()
 		http.Error(w, `{"title":"Gone","detail":"resync"}`, http.StatusGone)
 		return
