@@ -1,12 +1,15 @@
 package realtime
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // TestReloadKeepsConnections: a reload with changed options keeps the
@@ -120,4 +123,30 @@ func TestBusReconnectCatchesUp(t *testing.T) {
 	if got := e.edgeMetric("spark_websocket_replayed_events_total"); got != 6 {
 		t.Fatalf("replayed %v", got)
 	}
+}
+
+// TestReloadWithOtherEventsMakesANewHub: changing events makes a new hub;
+// the old hub's connections close with 1001 when the old config goes.
+func TestReloadWithOtherEventsMakesANewHub(t *testing.T) {
+	e := startEdge(t, "")
+	old := e.connect(1, "")
+	port := e.addr[strings.LastIndexByte(e.addr, ':')+1:]
+	other := strings.ReplaceAll(t.Name(), "/", "_") + "-other"
+	caddytest.Load(t, edgeCaddyfile(e.admin, atoiTest(t, port), e.origin.url(), other, ""))
+	if code, _ := old.closeCode(wait); code != closeGoingAway {
+		t.Fatalf("old hub's connection: close %d", code)
+	}
+	e.connect(1, "")
+	if brokerFor(other).subscribed(1) != 1 || e.broker.subscribed(1) != 0 {
+		t.Fatal("the new connection is not on the new hub's bus alone")
+	}
+}
+
+func atoiTest(t testing.TB, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
