@@ -72,6 +72,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	// Subscribe first, then ask the origin: no event falls between.
 	c := newConn(h.hub, h.cfg, id.UserID, token, since, resume)
 	if err := h.hub.register(r.Context(), c); err != nil {
+		c.cancel()
 		h.unavailable(w, r, id.UserID, err)
 		return nil
 	}

@@ -64,6 +64,9 @@ type broker struct {
 	mu   sync.Mutex
 	subs map[*memBus]bool
 	down bool // publishes are lost (a transport cut)
+	// subscribeErr fails Subscribe (the users stay wanted, as the
+	// eventbus contract says).
+	subscribeErr error
 }
 
 func (b *broker) Publish(_ context.Context, msgs ...eventbus.Message) error {
@@ -128,12 +131,15 @@ func (s *memBus) wants(user int64) bool {
 }
 
 func (s *memBus) Subscribe(_ context.Context, users ...int64) error {
+	s.b.mu.Lock()
+	err := s.b.subscribeErr
+	s.b.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, u := range users {
 		s.users[u]++
 	}
-	return nil
+	return err
 }
 
 func (s *memBus) Unsubscribe(_ context.Context, users ...int64) error {

@@ -109,12 +109,16 @@ func (h *hub) register(ctx context.Context, c *conn) error {
 
 	u.subMu.Lock()
 	defer u.subMu.Unlock()
-	if !u.subscribed {
-		if err := h.bus.Subscribe(ctx, c.user); err != nil {
-			h.remove(c, u)
-			return fmt.Errorf("subscribe user %d: %w", c.user, err)
-		}
-		u.subscribed = true
+	if u.subscribed {
+		return nil
+	}
+	err := h.bus.Subscribe(ctx, c.user)
+	// Even when it fails the bus keeps the user wanted (it subscribes them
+	// once it is back): an Unsubscribe must balance it either way.
+	u.subscribed = true
+	if err != nil {
+		h.release(c, u)
+		return fmt.Errorf("subscribe user %d: %w", c.user, err)
 	}
 	return nil
 }
@@ -131,15 +135,21 @@ func (h *hub) unregister(c *conn) {
 	}
 	u.subMu.Lock()
 	defer u.subMu.Unlock()
+	h.release(c, u)
+}
+
+// release removes c from u (under u.subMu) and, when it was the last,
+// unsubscribes the user. The entry stays in the map while unsubscribing: a
+// connection arriving meanwhile finds it and waits for subMu.
+func (h *hub) release(c *conn, u *userConns) {
 	if !h.remove(c, u) || !u.subscribed {
 		return
 	}
-	// The entry stays in the map while unsubscribing: a connection
-	// arriving meanwhile finds it and waits for subMu.
 	if err := h.bus.Unsubscribe(h.ctx, c.user); err != nil && h.ctx.Err() == nil {
 		h.logger.Warn("unsubscribe failed", zap.Int64("user", c.user), zap.Error(err))
 	}
 	u.subscribed = false
+	s := h.shard(c.user)
 	s.mu.Lock()
 	if len(u.conns) == 0 && s.users[c.user] == u {
 		delete(s.users, c.user)

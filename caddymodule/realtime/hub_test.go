@@ -1,6 +1,8 @@
 package realtime
 
 import (
+	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,4 +151,21 @@ func atoiTest(t testing.TB, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestSubscribeFailure: a bus that cannot subscribe now refuses the
+// connection with 503, and the subscription it keeps wanting is given
+// back.
+func TestSubscribeFailure(t *testing.T) {
+	e := startEdge(t, "")
+	e.broker.mu.Lock()
+	e.broker.subscribeErr = errors.New("not connected")
+	e.broker.mu.Unlock()
+	hdr := http.Header{"Authorization": {"Bearer " + token(t, 1, time.Hour)}, "Sec-WebSocket-Protocol": {Subprotocol}}
+	if _, res, _ := e.dial("", hdr); res == nil || res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("%v", res)
+	}
+	if n := e.broker.subscribed(1); n != 0 {
+		t.Fatalf("user left wanted by %d buses", n)
+	}
 }
