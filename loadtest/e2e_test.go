@@ -49,7 +49,7 @@ func startStack(t *testing.T) *stack {
 	s := &stack{bin: bin, origin: addr(0), edge: addr(1)}
 	home := filepath.Join(dir, "home")
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_DATA_HOME=" + filepath.Join(home, "data"),
-		"SPARK_ORIGIN=" + s.origin, "SPARK_LISTEN=" + s.edge, "SPARK_ADMIN=" + addr(2), "SPARK_JWT_SECRET=" + DevJWTSecret, "SPARK_DATABASE_URL="}
+		"SPARK_ORIGIN=" + s.origin, "SPARK_LISTEN=" + s.edge, "SPARK_ADMIN=" + addr(2), "SPARK_JWT_SECRET=" + DevJWTSecret, "SPARK_EVENTS_TOKEN=spark-loadtest-events-token-for-tests-only", "SPARK_DATABASE_URL="}
 	origin := testutil.StartProcess(t, env, bin, "origin", "--listen", s.origin, "--demo-users", "500",
 		"--photo-dir", filepath.Join(dir, "photos"))
 	// The origin's /healthz answers 200 as soon as it listens.

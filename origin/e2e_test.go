@@ -36,7 +36,7 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	home := t.TempDir()
 	base := startEdgeProcess(t, bin, filepath.Join(root, "Caddyfile"), edgePort, home,
 		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort,
-		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+		"SPARK_JWT_SECRET="+origin.DevJWTSecret, "SPARK_EVENTS_TOKEN="+testEventsToken)
 
 	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Hour, time.Now())
 	if err != nil {

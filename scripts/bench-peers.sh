@@ -83,6 +83,7 @@ start_cache() { # name port
 		# the repo Caddyfile still needs its secret to start.
 		SPARK_ORIGIN=127.0.0.1:$origin_port SPARK_LISTEN=127.0.0.1:$2 SPARK_ADMIN=127.0.0.1:$(free_port) \
 			SPARK_JWT_SECRET=spark-bench-peers-secret-not-for-production \
+			SPARK_EVENTS_TOKEN=spark-bench-peers-events-token-local-only \
 			"$BIN" run --config Caddyfile --adapter caddyfile >"$work/spark.log" 2>&1 &
 		;;
 	esac

@@ -45,7 +45,7 @@ mkdir -p "$work/photos"
 "$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" --migrate --location-limit-every 0 >"$work/origin.log" 2>&1 &
 pids+=($!)
 wait_ok "http://$origin/healthz"
-SPARK_ORIGIN=$origin SPARK_LISTEN=$edge SPARK_ADMIN=127.0.0.1:$(free_port) SPARK_JWT_SECRET=$SECRET \
+SPARK_ORIGIN=$origin SPARK_LISTEN=$edge SPARK_ADMIN=127.0.0.1:$(free_port) SPARK_JWT_SECRET=$SECRET SPARK_EVENTS_TOKEN=${SPARK_EVENTS_TOKEN:-spark-bench-events-token-local-only} \
 	"$BIN" run --config Caddyfile --adapter caddyfile >"$work/edge.log" 2>&1 &
 pids+=($!)
 wait_answering "http://$edge/healthz"

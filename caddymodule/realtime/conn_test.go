@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/internal/testutil"
+
 	"github.com/gorilla/websocket"
 )
 
@@ -192,11 +194,18 @@ func TestPingPong(t *testing.T) {
 	if _, _, err := dead.ws.ReadMessage(); err == nil {
 		t.Fatal("a client that never answers pings was not dropped")
 	}
-	if len(pings) < 3 {
-		t.Fatalf("%d pings in a second", len(pings))
+	// The answering client keeps being pinged well past the pong timeout
+	// that dropped the other one (liveness bound: a loaded machine may be
+	// slow, never wrong).
+	for i := 0; i < 3; i++ {
+		select {
+		case <-pings:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the answering client got %d pings, then none for 10 s", i)
+		}
 	}
 	alive.send(`{"type":"ack","seq":0}`)
-	if e.edgeMetric("spark_websocket_connections_active") != 1 {
-		t.Fatalf("active %v, want the answering client only", e.edgeMetric("spark_websocket_connections_active"))
-	}
+	testutil.Eventually(t, 10*time.Second, "the dropped client to leave the active gauge", func() bool {
+		return e.edgeMetric("spark_websocket_connections_active") == 1
+	})
 }

@@ -1,18 +1,57 @@
 package realtime
 
 import (
-	"errors"
+	"fmt"
+	"log/slog"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/spark-edge/spark/eventbus"
 )
 
-// errBusNotBuilt: the eventbus implementations are not on this branch yet.
-var errBusNotBuilt = errors.New("the eventbus implementations are not built into this binary yet")
+// Open connects to the origin's event stream. An unreachable origin is not
+// an error: the client keeps trying in the background and signals
+// Reconnected once it is in.
+func (o *OriginEvents) Open(h eventbus.Handler, log *zap.Logger) (Bus, error) {
+	c, err := eventbus.NewStreamClient(eventbus.StreamClientOptions{URL: o.URL, Token: o.token, Logger: slogFrom(log)}, h)
+	if err != nil {
+		return nil, fmt.Errorf("events origin %s: %w", o.URL, err)
+	}
+	return c, nil
+}
 
-// Open connects to the origin's event stream.
-func (o *OriginEvents) Open(eventbus.Handler, *zap.Logger) (Bus, error) { return nil, errBusNotBuilt }
+// Open connects to Redis. An unreachable Redis is not an error: the
+// subscriber keeps trying in the background and signals Reconnected once
+// it is in.
+func (r *RedisEvents) Open(h eventbus.Handler, log *zap.Logger) (Bus, error) {
+	o := eventbus.DefaultRedisOptions(r.Addresses...)
+	o.Cluster, o.MasterName, o.Username, o.Password, o.DB, o.PoolSize = r.Cluster, r.MasterName, r.username, r.password, r.DB, r.PoolSize
+	if r.KeyPrefix != "" {
+		o.KeyPrefix = r.KeyPrefix
+	}
+	for _, d := range []struct {
+		from caddy.Duration
+		to   *time.Duration
+	}{{r.DialTimeout, &o.DialTimeout}, {r.ReadTimeout, &o.ReadTimeout}, {r.WriteTimeout, &o.WriteTimeout}} {
+		if d.from > 0 {
+			*d.to = time.Duration(d.from)
+		}
+	}
+	o.Logger = slogFrom(log)
+	s, err := eventbus.NewRedisSubscriber(o, h)
+	if err != nil {
+		return nil, fmt.Errorf("events redis %v: %w", r.Addresses, err)
+	}
+	return s, nil
+}
 
-// Open connects to Redis.
-func (r *RedisEvents) Open(eventbus.Handler, *zap.Logger) (Bus, error) { return nil, errBusNotBuilt }
+// slogFrom adapts the module's zap logger for the bus.
+func slogFrom(log *zap.Logger) *slog.Logger {
+	if log == nil {
+		return slog.Default()
+	}
+	return slog.New(zapslog.NewHandler(log.Core()))
+}

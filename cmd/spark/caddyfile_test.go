@@ -32,7 +32,9 @@ import (
 )
 
 // stubOrigin answers every request 200 with a cacheable body naming the
-// path and the Host it was asked for, and records the paths.
+// path and the Host it was asked for, and records the paths — but for the
+// event stream spark_realtime dials on its own (GET /internal/events),
+// which it refuses unrecorded: no request of a client goes there.
 type stubOrigin struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
@@ -43,6 +45,10 @@ func newStubOrigin(t *testing.T) *stubOrigin {
 	t.Helper()
 	o := &stubOrigin{}
 	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/internal/events" {
+			http.Error(w, "no event stream here", http.StatusNotFound)
+			return
+		}
 		o.mu.Lock()
 		o.paths = append(o.paths, r.URL.Path)
 		o.mu.Unlock()
@@ -94,6 +100,7 @@ func startRepoEdge(t *testing.T, listenHost string, env ...string) *repoEdge {
 	t.Setenv("SPARK_ORIGIN", strings.TrimPrefix(e.origin.srv.URL, "http://"))
 	t.Setenv("SPARK_PURGE_TOKEN", e.purge)
 	t.Setenv("SPARK_JWT_SECRET", jwtSecret)
+	t.Setenv("SPARK_EVENTS_TOKEN", "spark-caddyfile-test-events-token")
 	t.Setenv("SPARK_HOSTS", "")
 	os.Unsetenv("SPARK_HOSTS")
 	for _, kv := range env {
