@@ -16,19 +16,21 @@ func testBlock(t *testing.T, s store.Store) {
 	if err != nil || r.Match == nil {
 		t.Fatalf("match: %+v %v", r, err)
 	}
-	if err := s.Block(ctx(t), b, a); err != nil {
+	if _, err := s.Block(ctx(t), b, a); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Block(ctx(t), b, a); err != nil {
+	if _, err := s.Block(ctx(t), b, a); err != nil {
 		t.Fatalf("repeated block: %v", err)
 	}
-	wantErr(t, s.Block(ctx(t), a, a), store.ErrInvalid, "block self")
-	wantErr(t, s.Block(ctx(t), a, b+1000), store.ErrNotFound, "block missing")
+	_, err = s.Block(ctx(t), a, a)
+	wantErr(t, err, store.ErrInvalid, "block self")
+	_, err = s.Block(ctx(t), a, b+1000)
+	wantErr(t, err, store.ErrNotFound, "block missing")
 	ms, _ := s.ListMatches(ctx(t), a)
 	if len(ms) != 0 {
 		t.Fatalf("match survived a block: %+v", ms)
 	}
-	_, _, err = s.SendMessage(ctx(t), a, r.Match.ConversationID, "hi", "m1")
+	_, _, err = send(t, s, a, r.Match.ConversationID, "hi", "m1")
 	wantErr(t, err, store.ErrNotFound, "message after block")
 }
 
@@ -39,7 +41,7 @@ func testBlockedWith(t *testing.T, s store.Store) {
 	d := mk(t, s, "d", 30, "woman", nil, nil)
 	e := mk(t, s, "e", 30, "woman", nil, nil)
 	for _, blk := range [][2]int64{{a, b}, {c, a}, {a, d}, {d, a}} {
-		if err := s.Block(ctx(t), blk[0], blk[1]); err != nil {
+		if _, err := s.Block(ctx(t), blk[0], blk[1]); err != nil {
 			t.Fatal(err)
 		}
 	}

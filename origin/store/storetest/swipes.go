@@ -115,13 +115,13 @@ func testUnmatch(t *testing.T, s store.Store) {
 	if err != nil || r.Match == nil {
 		t.Fatalf("match: %+v %v", r, err)
 	}
-	_, err = s.Unmatch(ctx(t), c, r.Match.ID)
+	_, _, err = s.Unmatch(ctx(t), c, r.Match.ID)
 	wantErr(t, err, store.ErrNotFound, "unmatch by outsider")
-	m, err := s.Unmatch(ctx(t), a, r.Match.ID)
+	m, _, err := s.Unmatch(ctx(t), a, r.Match.ID)
 	if err != nil || m.ID != r.Match.ID || m.PeerID != b {
 		t.Fatalf("unmatch: %+v %v", m, err)
 	}
-	_, err = s.Unmatch(ctx(t), b, r.Match.ID)
+	_, _, err = s.Unmatch(ctx(t), b, r.Match.ID)
 	wantErr(t, err, store.ErrNotFound, "second unmatch")
 	for _, u := range []int64{a, b} {
 		ms, _ := s.ListMatches(ctx(t), u)
