@@ -50,6 +50,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, me int64) er
 	if err != nil {
 		return fmt.Errorf("events of %d after %d: %w", me, since, err)
 	}
+	if page.Events == nil {
+		page.Events = []store.Event{}
+	}
 	privateNoStore(w)
 	return writeJSON(w, http.StatusOK, eventsPage{Events: page.Events, LastSeq: page.LastSeq})
 }

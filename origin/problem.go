@@ -59,7 +59,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusConflict, "location-required", "set your location first: PUT /api/users/me/location")
 	case errors.Is(err, store.ErrGone):
 		writeProblem(w, r, http.StatusGone, "events-gone",
-			"the events after since are no longer kept: refetch over the REST API, then follow events without since")
+			"the events after since are not in the log (no longer kept, or since is beyond it): refetch over the REST API, then follow events without since")
 	case errors.Is(err, store.ErrInvalid):
 		writeProblem(w, r, http.StatusBadRequest, "invalid-request", err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
