@@ -52,19 +52,28 @@ func lockHeads(ctx context.Context, tx pgx.Tx, sql string, args ...any) (heads, 
 	return h, nil
 }
 
-// appendEvents numbers ps from the locked heads h (advancing them), inserts
-// them and stores the new heads, in one statement of the caller's
-// transaction. Every recipient's head must be in h.
-func appendEvents(ctx context.Context, tx pgx.Tx, h heads, ps []store.PendingEvent) ([]store.Event, error) {
-	if len(ps) == 0 {
-		return nil, nil
-	}
+// appendEventsSQL inserts events ($1 users, $2 seqs, $3 kinds, $4 at, $5
+// data) and advances the heads ($6 users to $7 seqs) in one statement. %s:
+// more common table expressions run by the same statement (each ending
+// with a comma), using parameters from $8.
+const appendEventsSQL = `
+	WITH %s ins AS (
+	    INSERT INTO events (user_id, seq, kind, at, data)
+	    SELECT u, s, k, $4::timestamptz, d::json FROM unnest($1::bigint[], $2::bigint[], $3::text[], $5::text[]) AS e(u, s, k, d))
+	UPDATE event_heads h SET last_seq = v.s
+	FROM unnest($6::bigint[], $7::bigint[]) AS v(u, s)
+	WHERE h.user_id = v.u AND h.last_seq < v.s`
+
+// sequenceEvents numbers ps from the locked heads h (advancing them) at
+// time at and returns them with appendEventsSQL's seven arguments. Every
+// recipient's head must be in h.
+func sequenceEvents(h heads, ps []store.PendingEvent, at time.Time) ([]store.Event, []any, error) {
 	for _, p := range ps {
 		if _, ok := h[p.UserID]; !ok {
-			return nil, fmt.Errorf("append events: head of user %d not locked", p.UserID)
+			return nil, nil, fmt.Errorf("append events: head of user %d not locked", p.UserID)
 		}
 	}
-	evs := store.Sequence(ps, h, store.EventTime(time.Now()))
+	evs := store.Sequence(ps, h, store.EventTime(at))
 	users, seqs, kinds, data := make([]int64, len(evs)), make([]int64, len(evs)), make([]string, len(evs)), make([]string, len(evs))
 	for i, e := range evs {
 		users[i], seqs[i], kinds[i], data[i] = e.UserID, e.Seq, string(e.Kind), string(e.Data)
@@ -73,14 +82,22 @@ func appendEvents(ctx context.Context, tx pgx.Tx, h heads, ps []store.PendingEve
 	for u, s := range h {
 		headUsers, headSeqs = append(headUsers, u), append(headSeqs, s)
 	}
-	if _, err := tx.Exec(ctx, `
-		WITH ins AS (
-		    INSERT INTO events (user_id, seq, kind, at, data)
-		    SELECT u, s, k, $4::timestamptz, d::json FROM unnest($1::bigint[], $2::bigint[], $3::text[], $5::text[]) AS e(u, s, k, d))
-		UPDATE event_heads h SET last_seq = v.s
-		FROM unnest($6::bigint[], $7::bigint[]) AS v(u, s)
-		WHERE h.user_id = v.u AND h.last_seq < v.s`,
-		users, seqs, kinds, evs[0].At, data, headUsers, headSeqs); err != nil {
+	return evs, []any{users, seqs, kinds, store.EventTime(at), data, headUsers, headSeqs}, nil
+}
+
+var appendEventsOnly = fmt.Sprintf(appendEventsSQL, "")
+
+// appendEvents numbers ps from the locked heads h, inserts them and stores
+// the new heads, in one statement of the caller's transaction.
+func appendEvents(ctx context.Context, tx pgx.Tx, h heads, ps []store.PendingEvent) ([]store.Event, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	evs, args, err := sequenceEvents(h, ps, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, appendEventsOnly, args...); err != nil {
 		return nil, fmt.Errorf("append events: %w", err)
 	}
 	return evs, nil

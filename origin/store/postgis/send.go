@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spark-edge/spark/origin/store"
 )
@@ -19,9 +21,9 @@ type msgKey struct {
 func keyOf(d store.MessageDraft) msgKey { return msgKey{d.ConversationID, d.SenderID, d.ClientMsgID} }
 
 // liveConversationsSQL: the conversations of $1 whose match is live, with
-// their participants.
+// their participants and message counter.
 const liveConversationsSQL = `
-	SELECT c.id, c.user_a, c.user_b FROM conversations c
+	SELECT c.id, c.user_a, c.user_b, c.last_conv_seq FROM conversations c
 	JOIN matches m ON m.id = c.match_id AND m.unmatched_at IS NULL
 	WHERE c.id = ANY($1::bigint[])`
 
@@ -32,38 +34,50 @@ const storedMessagesSQL = `
 	FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS k(conv, sender, cid)
 	JOIN messages m ON m.conversation_id = k.conv AND m.sender_id = k.sender AND m.client_msg_id = k.cid`
 
-// insertMessagesSQL takes each conversation's next conv_seqs from its
-// counter and inserts the new messages, numbered in the order given (ord:
-// 1, 2 … per conversation). Ids come from the sequence in (conversation,
-// ord) order and created_at is the statement's start, after the heads were
-// locked, so per conversation id, created_at and conv_seq all follow commit
-// order.
-const insertMessagesSQL = `
-	WITH n AS (
-	    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) AS n(conv, sender, body, cid, ord)
-	), bump AS (
-	    UPDATE conversations c SET last_conv_seq = c.last_conv_seq + k.cnt
-	    FROM (SELECT conv, count(*) AS cnt FROM n GROUP BY conv) k
-	    WHERE c.id = k.conv
-	    RETURNING c.id, c.last_conv_seq - k.cnt AS base
-	)
-	INSERT INTO messages (conversation_id, sender_id, body, client_msg_id, conv_seq, created_at)
-	SELECT n.conv, n.sender, n.body, n.cid, b.base + n.ord, statement_timestamp()
-	FROM n JOIN bump b ON b.id = n.conv
-	ORDER BY n.conv, n.ord
-	RETURNING id, conversation_id, conv_seq, sender_id, client_msg_id, created_at`
+// idsAndClockSQL takes $1 message ids from the sequence, ascending, and
+// the database's clock: run after the heads are locked, so per
+// conversation ids and times follow commit order.
+const idsAndClockSQL = `SELECT array_agg(id ORDER BY id), clock_timestamp()
+	FROM (SELECT nextval('messages_id_seq') AS id FROM generate_series(1, $1)) n`
 
-// SendMessages implements store.Store: the batch in one transaction of
-// five round trips whatever its size (lock the participants' heads; read
-// live conversations and retries; insert the messages; append the events;
-// commit). A draft refused (not a participant, the match ended) fails
-// alone inside the batch; if the transaction fails as a whole, each draft
-// is tried again in a transaction of its own, so a bad message fails alone.
+// storeSendSQL inserts the new messages ($8…$14), sets the conversations'
+// counters ($15 ids to $16) and appends the events (appendEventsSQL's $1…$7)
+// in one statement.
+var storeSendSQL = fmt.Sprintf(appendEventsSQL, `
+	msgs AS (
+	    INSERT INTO messages (id, conversation_id, sender_id, body, client_msg_id, conv_seq, created_at)
+	    SELECT * FROM unnest($8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[])),
+	counters AS (
+	    UPDATE conversations c SET last_conv_seq = v.s FROM unnest($15::bigint[], $16::bigint[]) AS v(id, s) WHERE c.id = v.id),`)
+
+// sendState is what a batch reads once the heads are locked.
+type sendState struct {
+	heads  heads
+	live   map[int64]liveConversation
+	stored map[msgKey]store.Message
+	ids    []int64   // fresh message ids, ascending
+	now    time.Time // the database's clock
+}
+
+// liveConversation is a conversation whose match is live.
+type liveConversation struct {
+	a, b, lastSeq int64
+}
+
+// SendMessages implements store.Store: the batch in one transaction of two
+// round trips whatever its size. The first, pipelined: begin, lock the
+// participants' heads, read the live conversations with their counters
+// and the messages the drafts retry, take ids and the clock. Then the
+// messages, counters and events are built here and the second stores them
+// all in one statement and commits. A draft refused (not a participant,
+// the match ended) fails alone inside the batch; if the transaction fails
+// as a whole, each draft is tried again in a transaction of its own, so a
+// bad message fails alone.
 func (s *Store) SendMessages(ctx context.Context, drafts []store.MessageDraft) []store.SendResult {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
 	out := make([]store.SendResult, len(drafts))
-	err := pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error { return sendBatch(ctx, tx, drafts, out) })
+	err := s.sendBatch(ctx, drafts, out)
 	if err == nil {
 		return out
 	}
@@ -79,146 +93,164 @@ func (s *Store) SendMessages(ctx context.Context, drafts []store.MessageDraft) [
 	return out
 }
 
-// sendBatch stores drafts in tx, filling out.
-func sendBatch(ctx context.Context, tx pgx.Tx, drafts []store.MessageDraft, out []store.SendResult) error {
-	convs := make([]int64, 0, len(drafts))
-	for _, d := range drafts {
-		convs = append(convs, d.ConversationID)
+// sendBatch stores drafts in one transaction on a connection of its own
+// (the pool drops a connection released inside a transaction), filling out.
+func (s *Store) sendBatch(ctx context.Context, drafts []store.MessageDraft, out []store.SendResult) (err error) {
+	conn, err := s.primary.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
 	}
-	slices.Sort(convs)
-	convs = slices.Compact(convs)
-	h, err := lockHeads(ctx, tx, lockHeadsOfConversations, convs)
+	defer conn.Release()
+	defer func() {
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+			// Keep the connection: without this the pool drops it.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	st, err := readSendState(ctx, conn, drafts)
 	if err != nil {
 		return err
 	}
-	live, stored, err := readSendState(ctx, tx, convs, drafts)
-	if err != nil {
-		return err
-	}
-	// Classify: refused, a retry of a stored message, a retry of a draft
-	// earlier in this batch, or new (numbered per conversation).
-	var fresh []int
-	first := make(map[msgKey]int, len(drafts))
-	ords := make([]int64, len(drafts))
-	next := make(map[int64]int64, len(convs))
-	for i, d := range drafts {
-		out[i] = store.SendResult{}
-		p, ok := live[d.ConversationID]
-		if !ok || (p[0] != d.SenderID && p[1] != d.SenderID) {
-			out[i].Err = fmt.Errorf("postgis: send message in conversation %d: %w", d.ConversationID, store.ErrNotFound)
-			continue
-		}
-		k := keyOf(d)
-		if m, ok := stored[k]; ok {
-			out[i].Message = m
-			continue
-		}
-		if _, ok := first[k]; ok {
-			continue // resolved once the first is inserted
-		}
-		first[k] = i
-		next[d.ConversationID]++
-		ords[i] = next[d.ConversationID]
-		fresh = append(fresh, i)
-	}
+	msgs, fresh := classify(drafts, st, out)
 	if len(fresh) == 0 {
+		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
 		return nil
 	}
-	inserted, err := insertMessages(ctx, tx, drafts, fresh, ords)
-	if err != nil {
-		return err
-	}
 	var ps []store.PendingEvent
-	for _, i := range fresh {
-		m := inserted[keyOf(drafts[i])]
-		out[i] = store.SendResult{Message: m, Created: true}
-		p := live[m.ConversationID]
-		ps = append(ps, store.MessageEvents(m, p[0]+p[1]-m.SenderID)...)
+	for _, m := range msgs {
+		c := st.live[m.ConversationID]
+		ps = append(ps, store.MessageEvents(m, c.a+c.b-m.SenderID)...)
 	}
-	for i, d := range drafts {
-		if j, ok := first[keyOf(d)]; ok && j != i && out[i].Err == nil {
-			out[i] = store.SendResult{Message: out[j].Message}
-		}
-	}
-	evs, err := appendEvents(ctx, tx, h, ps)
+	evs, args, err := sequenceEvents(st.heads, ps, st.now)
 	if err != nil {
 		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue(storeSendSQL, append(args, sendArgs(msgs)...)...)
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("store messages: %w", err)
 	}
 	for n, i := range fresh { // two events per message, in fresh order
-		out[i].Events = evs[2*n : 2*n+2 : 2*n+2]
+		out[i] = store.SendResult{Message: msgs[n], Created: true, Events: evs[2*n : 2*n+2 : 2*n+2]}
+	}
+	byKey := make(map[msgKey]store.Message, len(msgs))
+	for _, m := range msgs {
+		byKey[msgKeyOf(m)] = m
+	}
+	for i, d := range drafts { // retries of a draft earlier in the batch
+		if out[i].Err == nil && out[i].Message.ID == 0 {
+			out[i].Message = byKey[keyOf(d)]
+		}
 	}
 	return nil
 }
 
-// readSendState reads, in one round trip, the live conversations among
-// convs (id -> participants) and the messages already stored under the
-// drafts' keys.
-func readSendState(ctx context.Context, tx pgx.Tx, convs []int64, drafts []store.MessageDraft) (map[int64][2]int64, map[msgKey]store.Message, error) {
-	cs, senders, cids := make([]int64, len(drafts)), make([]int64, len(drafts)), make([]string, len(drafts))
+func msgKeyOf(m store.Message) msgKey { return msgKey{m.ConversationID, m.SenderID, m.ClientMsgID} }
+
+// readSendState begins the transaction, locks the heads of the drafts'
+// conversations and reads what the batch needs, in one round trip.
+func readSendState(ctx context.Context, conn *pgxpool.Conn, drafts []store.MessageDraft) (sendState, error) {
+	n := len(drafts)
+	convs, cs, senders, cids := make([]int64, 0, n), make([]int64, n), make([]int64, n), make([]string, n)
 	for i, d := range drafts {
+		convs = append(convs, d.ConversationID)
 		cs[i], senders[i], cids[i] = d.ConversationID, d.SenderID, d.ClientMsgID
 	}
+	slices.Sort(convs)
+	convs = slices.Compact(convs)
 	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(lockHeadsOfConversations, convs)
 	b.Queue(liveConversationsSQL, convs)
 	b.Queue(storedMessagesSQL, cs, senders, cids)
-	br := tx.SendBatch(ctx, b)
+	b.Queue(idsAndClockSQL, n)
+	br := conn.SendBatch(ctx, b)
 	defer br.Close()
-	live := make(map[int64][2]int64, len(convs))
-	rows, err := br.Query()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read conversations: %w", err)
+	st := sendState{heads: heads{}, live: make(map[int64]liveConversation, len(convs)), stored: map[msgKey]store.Message{}}
+	if _, err := br.Exec(); err != nil {
+		return st, fmt.Errorf("begin: %w", err)
 	}
-	var id, a, bb int64
-	if _, err := pgx.ForEachRow(rows, []any{&id, &a, &bb}, func() error {
-		live[id] = [2]int64{a, bb}
-		return nil
-	}); err != nil {
-		return nil, nil, fmt.Errorf("read conversations: %w", err)
+	var id, a, bb, last int64
+	if err := readRows(br, "lock event heads", []any{&id, &last}, func() { st.heads[id] = last }); err != nil {
+		return st, err
 	}
-	rows, err = br.Query()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read stored messages: %w", err)
+	if err := readRows(br, "read conversations", []any{&id, &a, &bb, &last}, func() { st.live[id] = liveConversation{a, bb, last} }); err != nil {
+		return st, err
 	}
-	stored := make(map[msgKey]store.Message)
 	var m store.Message
-	if _, err := pgx.ForEachRow(rows, []any{&m.ID, &m.ConversationID, &m.ConvSeq, &m.SenderID, &m.Body, &m.ClientMsgID, &m.CreatedAt}, func() error {
-		stored[msgKey{m.ConversationID, m.SenderID, m.ClientMsgID}] = m
-		return nil
-	}); err != nil {
-		return nil, nil, fmt.Errorf("read stored messages: %w", err)
+	if err := readRows(br, "read stored messages", []any{&m.ID, &m.ConversationID, &m.ConvSeq, &m.SenderID, &m.Body, &m.ClientMsgID, &m.CreatedAt},
+		func() { st.stored[msgKeyOf(m)] = m }); err != nil {
+		return st, err
 	}
-	return live, stored, br.Close()
+	if err := br.QueryRow().Scan(&st.ids, &st.now); err != nil {
+		return st, fmt.Errorf("take message ids: %w", err)
+	}
+	return st, br.Close()
 }
 
-// insertMessages inserts the drafts listed in fresh, numbered by ords, and
-// returns them stored, by key.
-func insertMessages(ctx context.Context, tx pgx.Tx, drafts []store.MessageDraft, fresh []int, ords []int64) (map[msgKey]store.Message, error) {
-	n := len(fresh)
-	convs, senders, bodies, cids, ordv := make([]int64, n), make([]int64, n), make([]string, n), make([]string, n), make([]int64, n)
-	for j, i := range fresh {
-		d := drafts[i]
-		convs[j], senders[j], bodies[j], cids[j], ordv[j] = d.ConversationID, d.SenderID, d.Body, d.ClientMsgID, ords[i]
-	}
-	rows, err := tx.Query(ctx, insertMessagesSQL, convs, senders, bodies, cids, ordv)
+// readRows reads the batch's next result, calling each for every row
+// scanned into dest.
+func readRows(br pgx.BatchResults, what string, dest []any, each func()) error {
+	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("insert messages: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	out := make(map[msgKey]store.Message, n)
-	var m store.Message
-	if _, err := pgx.ForEachRow(rows, []any{&m.ID, &m.ConversationID, &m.ConvSeq, &m.SenderID, &m.ClientMsgID, &m.CreatedAt}, func() error {
-		out[msgKey{m.ConversationID, m.SenderID, m.ClientMsgID}] = m
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("insert messages: %w", err)
+	if _, err := pgx.ForEachRow(rows, dest, func() error { each(); return nil }); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if len(out) != n {
-		return nil, fmt.Errorf("insert messages: %d of %d stored", len(out), n)
+	return nil
+}
+
+// classify sorts the drafts: refused (out[i].Err), a retry of a stored
+// message (out[i].Message), a retry of a draft earlier in the batch (left
+// for later), or new: returned in msgs, numbered per conversation in draft
+// order with ids in the same order, with their indexes in fresh.
+func classify(drafts []store.MessageDraft, st sendState, out []store.SendResult) (msgs []store.Message, fresh []int) {
+	seen := make(map[msgKey]bool, len(drafts))
+	next := make(map[int64]int64, len(st.live))
+	for i, d := range drafts {
+		out[i] = store.SendResult{}
+		c, ok := st.live[d.ConversationID]
+		if !ok || (c.a != d.SenderID && c.b != d.SenderID) {
+			out[i].Err = fmt.Errorf("postgis: send message in conversation %d: %w", d.ConversationID, store.ErrNotFound)
+			continue
+		}
+		k := keyOf(d)
+		if m, ok := st.stored[k]; ok {
+			out[i].Message = m
+			continue
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, ok := next[d.ConversationID]; !ok {
+			next[d.ConversationID] = c.lastSeq
+		}
+		next[d.ConversationID]++
+		msgs = append(msgs, store.Message{ID: st.ids[len(msgs)], ConversationID: d.ConversationID, ConvSeq: next[d.ConversationID],
+			SenderID: d.SenderID, Body: d.Body, ClientMsgID: d.ClientMsgID, CreatedAt: st.now})
+		fresh = append(fresh, i)
 	}
-	for _, i := range fresh {
-		k := keyOf(drafts[i])
-		m := out[k]
-		m.Body = drafts[i].Body
-		out[k] = m
+	return msgs, fresh
+}
+
+// sendArgs are storeSendSQL's $8…$16 for msgs.
+func sendArgs(msgs []store.Message) []any {
+	n := len(msgs)
+	ids, convs, senders, bodies, cids, seqs, ats := make([]int64, n), make([]int64, n), make([]int64, n), make([]string, n),
+		make([]string, n), make([]int64, n), make([]time.Time, n)
+	counters := map[int64]int64{}
+	for i, m := range msgs {
+		ids[i], convs[i], senders[i], bodies[i], cids[i], seqs[i], ats[i] = m.ID, m.ConversationID, m.SenderID, m.Body, m.ClientMsgID, m.ConvSeq, m.CreatedAt
+		counters[m.ConversationID] = max(counters[m.ConversationID], m.ConvSeq)
 	}
-	return out, nil
+	cIDs, cSeqs := make([]int64, 0, len(counters)), make([]int64, 0, len(counters))
+	for id, seq := range counters {
+		cIDs, cSeqs = append(cIDs, id), append(cSeqs, seq)
+	}
+	return []any{ids, convs, senders, bodies, cids, seqs, ats, cIDs, cSeqs}
 }
