@@ -9,20 +9,14 @@ import (
 func testBlock(t *testing.T, s store.Store) {
 	a := mk(t, s, "a", 30, "man", pt(10, 10), nil)
 	b := mk(t, s, "b", 30, "woman", pt(10, 10.01), nil)
-	if _, err := s.Swipe(ctx(t), a, b, store.Like); err != nil {
-		t.Fatal(err)
-	}
-	r, err := s.Swipe(ctx(t), b, a, store.Like)
-	if err != nil || r.Match == nil {
-		t.Fatalf("match: %+v %v", r, err)
-	}
+	match := matchUsers(t, s, a, b)
 	if _, err := s.Block(ctx(t), b, a); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Block(ctx(t), b, a); err != nil {
 		t.Fatalf("repeated block: %v", err)
 	}
-	_, err = s.Block(ctx(t), a, a)
+	_, err := s.Block(ctx(t), a, a)
 	wantErr(t, err, store.ErrInvalid, "block self")
 	_, err = s.Block(ctx(t), a, b+1000)
 	wantErr(t, err, store.ErrNotFound, "block missing")
@@ -30,7 +24,7 @@ func testBlock(t *testing.T, s store.Store) {
 	if len(ms) != 0 {
 		t.Fatalf("match survived a block: %+v", ms)
 	}
-	_, _, err = send(t, s, a, r.Match.ConversationID, "hi", "m1")
+	_, _, err = send(t, s, a, match.ConversationID, "hi", "m1")
 	wantErr(t, err, store.ErrNotFound, "message after block")
 }
 

@@ -333,14 +333,7 @@ func testConcurrentSendsBothWays(t *testing.T, s store.Store) {
 func testSendBatch(t *testing.T, s store.Store) {
 	a, b, conv := matchPair(t, s)
 	c := mk(t, s, "c", 30, "woman", nil, nil)
-	if _, err := s.Swipe(ctx(t), a, c, store.Like); err != nil {
-		t.Fatal(err)
-	}
-	r, err := s.Swipe(ctx(t), c, a, store.Like)
-	if err != nil || r.Match == nil {
-		t.Fatalf("second match: %+v %v", r, err)
-	}
-	conv2 := r.Match.ConversationID
+	conv2 := matchUsers(t, s, a, c).ConversationID
 	stored, _, err := send(t, s, a, conv, "stored", "s1")
 	if err != nil {
 		t.Fatal(err)
