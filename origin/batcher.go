@@ -72,6 +72,7 @@ type messageBatcher struct {
 	lanes    []*batchLane
 	inFlight atomic.Int64 // sends inside the batcher, queued or committing
 	sizes    prometheus.Observer
+	running  sync.WaitGroup // lane goroutines
 }
 
 // pendingSend is one send waiting for its batch.
@@ -119,6 +120,22 @@ func (b *messageBatcher) send(ctx context.Context, d store.MessageDraft) store.S
 	}
 }
 
+// drain waits until no batch is gathering or committing, or ctx ends.
+// Only once no more sends arrive (after the HTTP server stopped).
+func (b *messageBatcher) drain(ctx context.Context) error {
+	idle := make(chan struct{})
+	go func() {
+		b.running.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("message batches still committing: %w", ctx.Err())
+	}
+}
+
 func (l *batchLane) enqueue(p *pendingSend) {
 	l.mu.Lock()
 	l.queue = append(l.queue, p)
@@ -128,6 +145,7 @@ func (l *batchLane) enqueue(p *pendingSend) {
 	l.mu.Unlock()
 	switch {
 	case start:
+		l.b.running.Add(1)
 		go l.run()
 	case full:
 		select {
@@ -139,6 +157,7 @@ func (l *batchLane) enqueue(p *pendingSend) {
 
 // run commits batches until the lane's queue is empty.
 func (l *batchLane) run() {
+	defer l.b.running.Done()
 	for {
 		batch := l.gather()
 		if batch == nil {

@@ -248,7 +248,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return fmt.Errorf("origin: shutdown: %w", err)
 	}
 	if err := srv.Drain(sctx); err != nil {
-		log.Warn("events still queued for the bus at shutdown (edges catch up from the log)", "err", err)
+		log.Warn("shutdown: message batches or events for the bus still under way (edges catch up from the log)", "err", err)
 	}
 	return nil
 }

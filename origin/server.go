@@ -117,9 +117,15 @@ func (s *Server) Online(ctx context.Context, user int64) (bool, error) {
 	return online, nil
 }
 
-// Drain waits until every committed event was handed to the bus, or ctx
-// ends. Run calls it after the HTTP server stopped.
-func (s *Server) Drain(ctx context.Context) error { return s.events.drain(ctx) }
+// Drain waits until the message batches under way committed and every
+// committed event was handed to the bus, or ctx ends. Run calls it after
+// the HTTP server stopped, before closing the store.
+func (s *Server) Drain(ctx context.Context) error {
+	if err := s.messages.drain(ctx); err != nil {
+		return err
+	}
+	return s.events.drain(ctx)
+}
 
 // Metrics returns the server's collectors.
 func (s *Server) Metrics() *Metrics { return s.metrics }
