@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/spark-edge/spark/origin/store"
 )
 
@@ -57,11 +59,12 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, me int64) er
 	return writeJSON(w, http.StatusOK, eventsPage{Events: page.Events, LastSeq: page.LastSeq})
 }
 
-// PruneEvents runs retention every interval until ctx ends: each user keeps
-// their last KeepLast events or KeepFor of them, whichever is more. It runs
-// beside the API, never on a request's path; errors are logged and the
-// next round tries again.
-func PruneEvents(ctx context.Context, st store.Store, keepLast int64, keepFor, every time.Duration, m *Metrics, log *slog.Logger) {
+// pruneEvents runs retention every cfg.PruneEvery until ctx ends: each
+// user keeps their last cfg.KeepLast events or cfg.KeepFor of them,
+// whichever is more. It runs beside the API, never on a request's path;
+// errors are logged and the next round tries again.
+func pruneEvents(ctx context.Context, st store.Store, cfg EventsConfig, pruned prometheus.Counter, log *slog.Logger) {
+	every := cfg.PruneEvery
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -71,8 +74,8 @@ func PruneEvents(ctx context.Context, st store.Store, keepLast int64, keepFor, e
 		case <-t.C:
 		}
 		start := time.Now()
-		n, err := st.PruneEvents(ctx, store.Retention{KeepLast: keepLast, KeepFor: keepFor, Now: start})
-		m.EventsPruned.Add(float64(n))
+		n, err := st.PruneEvents(ctx, store.Retention{KeepLast: cfg.KeepLast, KeepFor: cfg.KeepFor, Now: start})
+		pruned.Add(float64(n))
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("pruning events failed; next round in "+every.String(), "deleted", n, "err", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"sync"
@@ -325,4 +326,41 @@ func TestBatchedSends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunPrunesEvents: retention runs in the background of `spark origin`:
+// with a count of 1 and an age of a nanosecond, demo user 1's log shrinks
+// to its newest event, and asking from before it becomes a 410.
+func TestRunPrunesEvents(t *testing.T) {
+	addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 20, DemoSeed: 3,
+		Events: origin.EventsConfig{KeepLast: 1, KeepFor: time.Nanosecond, PruneEvery: 20 * time.Millisecond}})
+	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(since int) (int, eventsBody) {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/api/events?since=%d", addr, since), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b eventsBody
+		_ = json.NewDecoder(res.Body).Decode(&b)
+		return res.StatusCode, b
+	}
+	testutil.Eventually(t, 10*time.Second, "user 1's log pruned", func() bool {
+		code, _ := get(0)
+		return code == 410
+	})
+	for since := 1; since < 100; since++ { // the kept event: the only since answering with one
+		if code, b := get(since); code == 200 {
+			if len(b.Events) != 1 || b.LastSeq != int64(since+1) {
+				t.Fatalf("after pruning, since=%d: %d events, last_seq %d", since, len(b.Events), b.LastSeq)
+			}
+			return
+		}
+	}
+	t.Fatal("no event kept")
 }

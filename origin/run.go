@@ -209,7 +209,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	pruned := make(chan struct{})
 	go func() {
 		defer close(pruned)
-		PruneEvents(pruneCtx, st, events.KeepLast, events.KeepFor, events.PruneEvery, metrics, log)
+		pruneEvents(pruneCtx, st, events, metrics.EventsPruned, log)
 	}()
 	defer func() { stopPruning(); <-pruned }()
 	ln, err := net.Listen("tcp", cfg.Listen)

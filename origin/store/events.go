@@ -52,7 +52,8 @@ func (e Event) JSON() ([]byte, error) {
 	return b, nil
 }
 
-// MatchEventData is the data of an EventMatch, from its recipient's side.
+// MatchEventData is the data of an EventMatch, from its recipient's side:
+// the match, its conversation, the other user and when it was made.
 type MatchEventData struct {
 	MatchID        int64     `json:"match_id"`
 	ConversationID int64     `json:"conversation_id"`
@@ -60,14 +61,16 @@ type MatchEventData struct {
 	CreatedAt      time.Time `json:"created_at"`
 }
 
-// ReadEventData is the data of an EventRead.
+// ReadEventData is the data of an EventRead: who read the conversation up
+// to which message.
 type ReadEventData struct {
 	ConversationID int64 `json:"conversation_id"`
 	ReaderID       int64 `json:"reader_id"`
 	MessageID      int64 `json:"message_id"`
 }
 
-// UnmatchEventData is the data of an EventUnmatch, from its recipient's side.
+// UnmatchEventData is the data of an EventUnmatch, from its recipient's
+// side: the match that ended, its conversation and the other user.
 type UnmatchEventData struct {
 	MatchID        int64 `json:"match_id"`
 	ConversationID int64 `json:"conversation_id"`
@@ -77,9 +80,12 @@ type UnmatchEventData struct {
 // PendingEvent is an event a write is about to append: its recipient, kind
 // and data, without the sequence number and time the store assigns.
 type PendingEvent struct {
+	// UserID is whose log it goes to.
 	UserID int64
-	Kind   EventKind
-	Data   json.RawMessage
+	// Kind says what happened.
+	Kind EventKind
+	// Data is the kind's object, as JSON.
+	Data json.RawMessage
 }
 
 func pending(to int64, kind EventKind, data any) PendingEvent {
@@ -162,12 +168,6 @@ type Retention struct {
 	KeepFor time.Duration
 	// Now is the time KeepFor counts back from.
 	Now time.Time
-}
-
-// DefaultRetention keeps a user's last 10,000 events or 30 days of them,
-// whichever is more.
-func DefaultRetention(now time.Time) Retention {
-	return Retention{KeepLast: 10_000, KeepFor: 30 * 24 * time.Hour, Now: now}
 }
 
 // Cutoff is the time before which an event beyond KeepLast may go.
