@@ -93,8 +93,10 @@ func (s *Store) SendMessages(ctx context.Context, drafts []store.MessageDraft) [
 	return out
 }
 
-// sendBatch stores drafts in one transaction on a connection of its own
-// (the pool drops a connection released inside a transaction), filling out.
+// sendBatch stores drafts in one transaction, filling out. BEGIN and
+// COMMIT travel in the pipelines, so the transaction is managed here on one
+// pooled connection; after an error it is rolled back, so the pool keeps
+// the connection (it drops one released inside a transaction).
 func (s *Store) sendBatch(ctx context.Context, drafts []store.MessageDraft, out []store.SendResult) (err error) {
 	conn, err := s.primary.Acquire(ctx)
 	if err != nil {
@@ -103,7 +105,6 @@ func (s *Store) sendBatch(ctx context.Context, drafts []store.MessageDraft, out 
 	defer conn.Release()
 	defer func() {
 		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
-			// Keep the connection: without this the pool drops it.
 			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
