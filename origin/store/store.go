@@ -256,7 +256,8 @@ type Store interface {
 	// when the mark moved forward, it returns the read events.
 	MarkRead(ctx context.Context, id, convID, messageID int64) ([]Event, error)
 	// Events returns the user's events with seq > since, ascending, at most
-	// limit of them, and the user's newest seq, read on the primary.
+	// limit of them (a limit below 1 is 1), and the user's newest seq, read
+	// on the primary.
 	// ErrGone when events after since are no longer kept (since is older
 	// than the retention) or since is beyond the user's newest seq.
 	Events(ctx context.Context, id, since int64, limit int) (EventPage, error)

@@ -60,7 +60,7 @@ func (s *Store) Events(ctx context.Context, id, since int64, limit int) (store.E
 		return store.EventPage{}, fmt.Errorf("memory: events of %d after %d (kept: after %d up to %d): %w", id, since, l.pruned, last, store.ErrGone)
 	}
 	from := since - l.pruned
-	to := min(from+int64(max(limit, 0)), int64(len(l.events)))
+	to := min(from+int64(max(limit, 1)), int64(len(l.events))) // as PostGIS: a limit below 1 is 1
 	return store.EventPage{Events: slices.Clone(l.events[from:to]), LastSeq: last}, nil
 }
 
