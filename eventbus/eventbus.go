@@ -26,9 +26,12 @@ type Message struct {
 	Seq int64
 	// Payload is the event as JSON: a durable event's
 	// {"seq","kind","at","data"} object, or an ephemeral frame. The bus
-	// passes it through unchanged.
+	// passes it through unchanged; at most MaxPayload bytes.
 	Payload []byte
 }
+
+// MaxPayload bounds a message's payload on every transport.
+const MaxPayload = 256 << 10
 
 // Publisher sends messages to whoever subscribes to their users.
 type Publisher interface {
@@ -39,19 +42,28 @@ type Publisher interface {
 
 // Handler receives the messages of subscribed users. The subscriber calls it
 // from its own goroutine(s), in publish order per user; it must not block
-// for long (queue and return).
+// for long (queue and return), and must not call Subscribe or Unsubscribe
+// (they wait for an answer that goroutine reads). The payload is the
+// handler's to keep.
 type Handler func(Message)
 
 // Subscriber receives the messages of the users a node asked for.
 type Subscriber interface {
 	// Subscribe starts delivering the users' messages to the subscriber's
-	// Handler. Callers reference-count: one Subscribe per user per node,
-	// matched by one Unsubscribe. A subscribed user counts as online
-	// (Presence) until unsubscribed, or until the node stops refreshing
-	// the mark (it dies): an edge subscribes exactly the users it holds
-	// connections for.
+	// Handler, and returns once that holds: every message published after
+	// it returns is delivered (so an edge subscribes first and reads the
+	// origin's log second, and nothing falls between). Callers
+	// reference-count: one Subscribe per user per node, matched by one
+	// Unsubscribe. A subscribed user counts as online (Presence) until
+	// unsubscribed, or until the node stops refreshing the mark (it dies):
+	// an edge subscribes exactly the users it holds connections for.
+	//
+	// On an error the users stay wanted: when the bus is unreachable they
+	// are subscribed as soon as it is back, and Reconnected follows.
+	// Unsubscribe them as usual.
 	Subscribe(ctx context.Context, users ...int64) error
-	// Unsubscribe stops delivering the users' messages.
+	// Unsubscribe stops delivering the users' messages: once it returns,
+	// none arrives any more.
 	Unsubscribe(ctx context.Context, users ...int64) error
 	// Reconnected receives a value (sent without blocking) each time the
 	// subscription was re-established after a loss: messages may have been

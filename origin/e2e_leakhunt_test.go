@@ -417,7 +417,7 @@ func (h *hunt) editBio(rng *rand.Rand, e int, x int64) {
 // purge removes x's tags on every edge through the admin API of edge e.
 func (h *hunt) purge(rng *rand.Rand, e int, x int64) {
 	tag := []string{"user:", "profile:", "suggestions:", "matches:"}[rng.IntN(4)] + strconv.FormatInt(x, 10)
-	req, _ := http.NewRequest("POST", h.admins[e]+"/spark/purge", strings.NewReader(`{"tags":["`+tag+`"]}`))
+	req, _ := http.NewRequest("POST", h.admins[e]+"/spark_cache/purge", strings.NewReader(`{"tags":["`+tag+`"]}`))
 	req.Header.Set("Authorization", "Bearer "+h.purgeToken)
 	res, err := h.client.Do(req)
 	if err != nil {

@@ -9,6 +9,10 @@ export SPARK_ORIGIN=${SPARK_ORIGIN:-127.0.0.1:8081}
 # development secret unless one is set (`bin/spark origin token` uses the
 # same default).
 export SPARK_JWT_SECRET=${SPARK_JWT_SECRET:-spark-development-secret-not-for-production}
+# One secret for the origin's event stream (GET /internal/events) and the
+# edge's spark_realtime, which subscribes to it: a development one unless
+# one is set.
+export SPARK_EVENTS_TOKEN=${SPARK_EVENTS_TOKEN:-spark-development-events-token-not-for-production}
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
@@ -18,4 +22,5 @@ pids+=($!)
 pids+=($!)
 echo "origin: http://$SPARK_ORIGIN   edge: http://localhost:8080   admin: http://localhost:2019" >&2
 echo "token:  $BIN origin token --user 1" >&2
+echo "chat:   ws://localhost:8080/api/realtime (subprotocol spark.v1; caddymodule/realtime/README.md)" >&2
 wait -n   # either one exiting stops the other

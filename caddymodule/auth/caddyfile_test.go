@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	_ "github.com/spark-edge/spark/caddymodule/image"
+	"github.com/spark-edge/spark/caddymodule/internal/tokenconf"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -30,13 +31,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Handler{
+	want := Handler{Config: tokenconf.Config{
 		HS256Secrets: []Secret{{Value: "{env.SPARK_JWT_SECRET}"}, {Value: "{file./etc/spark/old.secret}", KeyID: "2026-10"}},
 		Ed25519Keys:  []PublicKey{{File: "/etc/spark/ed.pem"}, {File: "{env.ED_KEY_FILE}", KeyID: "ed-2"}},
 		RS256Keys:    []PublicKey{{File: "/etc/spark/rsa.pem", KeyID: "rs-1"}},
 		Issuer:       "https://auth.spark.example", Audience: "spark-api",
 		MaxLifetime: caddy.Duration(12 * time.Hour), Leeway: caddy.Duration(10 * time.Second),
-	}
+	}}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got  %+v\nwant %+v", h, want)
 	}
@@ -89,7 +90,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	if err := (&Handler{}).Validate(); err == nil {
 		t.Error("no keys validated")
 	}
-	if err := (&Handler{HS256Secrets: []Secret{{Value: "x"}}, MaxLifetime: -1}).Validate(); err == nil {
+	if err := (&Handler{Config: tokenconf.Config{HS256Secrets: []Secret{{Value: "x"}}, MaxLifetime: -1}}).Validate(); err == nil {
 		t.Error("negative max_lifetime validated")
 	}
 }

@@ -9,13 +9,15 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/spark-edge/spark/caddymodule/internal/tokenconf"
 )
 
 // newTestHandler provisions a handler with the test's HS256 secret and
 // Ed25519 key k1.
 func newTestHandler(t testing.TB, k *testKeys) *Handler {
 	t.Helper()
-	h := &Handler{HS256Secrets: []Secret{{Value: testSecret}}, Ed25519Keys: []PublicKey{{File: k.ed1PEM, KeyID: "k1"}}, Audience: "spark-api"}
+	h := &Handler{Config: tokenconf.Config{HS256Secrets: []Secret{{Value: testSecret}}, Ed25519Keys: []PublicKey{{File: k.ed1PEM, KeyID: "k1"}}, Audience: "spark-api"}}
 	if err := provision(t, h); err != nil {
 		t.Fatal(err)
 	}

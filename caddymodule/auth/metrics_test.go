@@ -8,6 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/spark-edge/spark/caddymodule/internal/tokenconf"
 )
 
 // spark_auth_requests_total counts accepted, preflight and refused
@@ -18,7 +20,7 @@ func TestMetrics(t *testing.T) {
 	defer cancel()
 	var hs [2]*Handler
 	for i := range hs {
-		hs[i] = &Handler{HS256Secrets: []Secret{{Value: testSecret}}, Ed25519Keys: []PublicKey{{File: k.ed1PEM, KeyID: "k1"}}}
+		hs[i] = &Handler{Config: tokenconf.Config{HS256Secrets: []Secret{{Value: testSecret}}, Ed25519Keys: []PublicKey{{File: k.ed1PEM, KeyID: "k1"}}}}
 		if err := hs[i].Provision(ctx); err != nil {
 			t.Fatal(err)
 		}

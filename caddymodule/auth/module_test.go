@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/spark-edge/spark/caddymodule/internal/tokenconf"
 )
 
 // provision provisions h in a fresh Caddy context, then validates it, as
@@ -31,12 +33,12 @@ func TestProvisionResolvesPlaceholders(t *testing.T) {
 	t.Setenv(secretEnv, testSecret)
 	t.Setenv("SPARK_AUTH_TEST_KEY_FILE", k.ed1PEM)
 	t.Setenv("SPARK_AUTH_TEST_AUD", "spark-api")
-	h := &Handler{
+	h := &Handler{Config: tokenconf.Config{
 		HS256Secrets: []Secret{{Value: "{env." + secretEnv + "}"}, {Value: "{file." + k.oldSecretFile + "}", KeyID: "old"}},
 		Ed25519Keys:  []PublicKey{{File: "{env.SPARK_AUTH_TEST_KEY_FILE}", KeyID: "k1"}, {File: "{file." + pemFile + "}", KeyID: "k2"}},
 		RS256Keys:    []PublicKey{{File: k.rsaPEM}},
 		Audience:     "{env.SPARK_AUTH_TEST_AUD}",
-	}
+	}}
 	if err := provision(t, h); err != nil {
 		t.Fatal(err)
 	}
@@ -66,16 +68,16 @@ func TestProvisionRefuses(t *testing.T) {
 		h    Handler
 		want string
 	}{
-		"unset env":          {Handler{HS256Secrets: []Secret{{Value: "{env.SPARK_AUTH_TEST_UNSET}"}}}, "SPARK_AUTH_TEST_UNSET"},
-		"empty env":          {Handler{HS256Secrets: []Secret{{Value: "{env.SPARK_AUTH_TEST_EMPTY}"}}}, "SPARK_AUTH_TEST_EMPTY"},
-		"missing file":       {Handler{HS256Secrets: []Secret{{Value: "{file./nonexistent/spark.secret}"}}}, "hs256_secret 1"},
-		"short literal":      {Handler{HS256Secrets: []Secret{{Value: shortSecret}}}, "at least 32"},
-		"unknown in literal": {Handler{HS256Secrets: []Secret{{Value: "abc{nope}" + testSecret}}}, "unknown or empty"},
+		"unset env":          {Handler{Config: tokenconf.Config{HS256Secrets: []Secret{{Value: "{env.SPARK_AUTH_TEST_UNSET}"}}}}, "SPARK_AUTH_TEST_UNSET"},
+		"empty env":          {Handler{Config: tokenconf.Config{HS256Secrets: []Secret{{Value: "{env.SPARK_AUTH_TEST_EMPTY}"}}}}, "SPARK_AUTH_TEST_EMPTY"},
+		"missing file":       {Handler{Config: tokenconf.Config{HS256Secrets: []Secret{{Value: "{file./nonexistent/spark.secret}"}}}}, "hs256_secret 1"},
+		"short literal":      {Handler{Config: tokenconf.Config{HS256Secrets: []Secret{{Value: shortSecret}}}}, "at least 32"},
+		"unknown in literal": {Handler{Config: tokenconf.Config{HS256Secrets: []Secret{{Value: "abc{nope}" + testSecret}}}}, "unknown or empty"},
 		"no key":             {Handler{}, "no key"},
-		"missing key file":   {Handler{Ed25519Keys: []PublicKey{{File: "/nonexistent/ed.pem"}}}, "ed25519_key 1"},
-		"RSA as Ed25519":     {Handler{Ed25519Keys: []PublicKey{{File: k.rsaPEM}}}, "want Ed25519"},
-		"Ed25519 as RSA":     {Handler{RS256Keys: []PublicKey{{File: k.ed1PEM}}}, "want RSA"},
-		"duplicate kid":      {Handler{Ed25519Keys: []PublicKey{{File: k.ed1PEM, KeyID: "a"}, {File: k.ed2PEM, KeyID: "a"}}}, "kid"},
+		"missing key file":   {Handler{Config: tokenconf.Config{Ed25519Keys: []PublicKey{{File: "/nonexistent/ed.pem"}}}}, "ed25519_key 1"},
+		"RSA as Ed25519":     {Handler{Config: tokenconf.Config{Ed25519Keys: []PublicKey{{File: k.rsaPEM}}}}, "want Ed25519"},
+		"Ed25519 as RSA":     {Handler{Config: tokenconf.Config{RS256Keys: []PublicKey{{File: k.ed1PEM}}}}, "want RSA"},
+		"duplicate kid":      {Handler{Config: tokenconf.Config{Ed25519Keys: []PublicKey{{File: k.ed1PEM, KeyID: "a"}, {File: k.ed2PEM, KeyID: "a"}}}}, "kid"},
 	} {
 		h := tc.h
 		err := provision(t, &h)

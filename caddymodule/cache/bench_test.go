@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -11,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/spark-edge/spark/tiered"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // benchWriter is a cheap reusable http.ResponseWriter.
@@ -52,16 +50,7 @@ var benchBody = func() []byte {
 // serves a 1 KB JSON body with Vary: Accept-Encoding.
 func newBenchCache(tb testing.TB) (*Cache, *atomic.Int64, handlerFunc) {
 	tb.Helper()
-	opts := tiered.DefaultOptions()
-	opts.Capacity, opts.MaxEntrySize = 64<<20, 1<<20
-	store, err := tiered.New(context.Background(), opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = store.Close() })
-	c := newCache(store, newMetrics(store, "bench"), zap.NewNop(), Policy{}, []Rule{
-		{Path: "/api/users/*/profile", Policy: Policy{TTL: 0}},
-	}, []string{"zstd", "br", "gzip"}, 1<<20)
+	c := newTestCache(tb, 64<<20, Policy{}, []Rule{{Path: "/api/users/*/profile", Policy: Policy{TTL: 0}}})
 	var calls atomic.Int64
 	origin := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		calls.Add(1)
@@ -78,8 +67,11 @@ func newBenchCache(tb testing.TB) (*Cache, *atomic.Int64, handlerFunc) {
 	return c, &calls, origin
 }
 
+// benchRequest is a GET of path as Caddy's server hands it to handlers:
+// with a replacer and the other request values in its context.
 func benchRequest(path string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "http://api.spark.test"+path, nil)
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
 	r.Header.Set("Accept-Encoding", "gzip, deflate, br")
 	r.Header.Set("Accept", "application/json")
 	r.Header.Set("User-Agent", "Spark/3.1 (iPhone; iOS 18.1)")
@@ -177,14 +169,14 @@ func BenchmarkSecondaryKey(b *testing.B) {
 		b.ReportAllocs()
 		fields := []string{"accept-encoding"}
 		for i := 0; i < b.N; i++ {
-			secondaryKey("/p\x00h", h, fields, false, testEncodings)
+			secondaryKey("/p\x00h", h, fields, "", testEncodings)
 		}
 	})
 	b.Run("accept-encoding+language", func(b *testing.B) {
 		b.ReportAllocs()
 		fields := []string{"accept-encoding", "accept-language"}
 		for i := 0; i < b.N; i++ {
-			secondaryKey("/p\x00h", h, fields, false, testEncodings)
+			secondaryKey("/p\x00h", h, fields, "", testEncodings)
 		}
 	})
 }
@@ -217,14 +209,14 @@ func BenchmarkLookup(b *testing.B) {
 	if err := c.ServeHTTP(httptest.NewRecorder(), r, origin); err != nil {
 		b.Fatal(err)
 	}
-	pk, _ := primaryKey(r.Host, r.URL.EscapedPath(), r.URL.RawQuery, nil)
-	if e, _ := c.lookup(r, pk); e == nil {
+	x := exchangeFor(b, c, r)
+	if e, _ := x.lookup(); e == nil {
 		b.Fatal("lookup missed")
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if e, _ := c.lookup(r, pk); e == nil {
+		if e, _ := x.lookup(); e == nil {
 			b.Fatal("lookup missed")
 		}
 	}
@@ -260,5 +252,30 @@ func TestHitPathNeverCallsNext(t *testing.T) {
 	}
 	if calls.Load() != 1 {
 		t.Fatalf("origin called %d times", calls.Load())
+	}
+}
+
+// hitAllocs is what a hit costs in allocations: the primary key, the two
+// store reads and the variant key, the decoded entry and its header block,
+// the per-response values. A change that adds one (the exchange leaving
+// the stack, say) shows here before it shows in BenchmarkHitPath.
+const hitAllocs = 10
+
+func TestHitPathAllocations(t *testing.T) {
+	c, _, origin := newBenchCache(t)
+	r := benchRequest("/api/users/42/profile")
+	if err := c.ServeHTTP(httptest.NewRecorder(), r, origin); err != nil {
+		t.Fatal(err)
+	}
+	next := handlerFunc(func(http.ResponseWriter, *http.Request) error { return errNextCalled })
+	w := &benchWriter{h: make(http.Header)}
+	allocs := testing.AllocsPerRun(100, func() {
+		w.reset()
+		if err := c.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > hitAllocs {
+		t.Fatalf("a hit allocates %.0f times, want at most %d", allocs, hitAllocs)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -76,7 +77,13 @@ func (p *PurgeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		stale_while_revalidate  <duration>
 //		stale_if_error          <duration>
 //		ignore_query            <param...>
-//		rule <path pattern> {
+//		rule <path pattern> {          # shorthand for match { path <path pattern> }
+//			<policy options>
+//		}
+//		rule {
+//			match {
+//				<request matchers>
+//			}
 //			<policy options>
 //		}
 //		redis [<address...>] {
@@ -141,18 +148,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Redis = r
 		case "rule":
-			var r Rule
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			r.Path = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			for d.NextBlock(1) {
-				if err := unmarshalPolicyOption(d, &r.Policy); err != nil {
-					return err
-				}
+			r, err := unmarshalRule(d)
+			if err != nil {
+				return err
 			}
 			h.Rules = append(h.Rules, r)
 		default:
@@ -162,6 +160,44 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// unmarshalRule reads a rule: `rule <path pattern> { <policy options> }`,
+// shorthand for a path matcher, or `rule { match { <matchers> } <policy
+// options> }` with any of Caddy's request matchers (several match blocks:
+// any one selects the request).
+func unmarshalRule(d *caddyfile.Dispenser) (Rule, error) {
+	var r Rule
+	if d.NextArg() {
+		if err := checkPathPattern(d.Val()); err != nil {
+			return r, d.Errf("rule %q: %v", d.Val(), err)
+		}
+		r.MatcherSetsRaw = caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON(caddyhttp.MatchPath{d.Val()}, nil)}}
+		if d.NextArg() {
+			return r, d.ArgErr()
+		}
+	}
+	pattern := len(r.MatcherSetsRaw) > 0
+	for d.NextBlock(1) {
+		if d.Val() != "match" {
+			if err := unmarshalPolicyOption(d, &r.Policy); err != nil {
+				return r, err
+			}
+			continue
+		}
+		if pattern {
+			return r, d.Err("a rule takes a path pattern or match blocks, not both")
+		}
+		set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+		if err != nil {
+			return r, err
+		}
+		r.MatcherSetsRaw = append(r.MatcherSetsRaw, set)
+	}
+	if len(r.MatcherSetsRaw) == 0 {
+		return r, d.Err("a rule needs a path pattern or a match block")
+	}
+	return r, nil
 }
 
 // unmarshalRedis reads a redis block.

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -159,6 +160,53 @@ func TestUnmarshalCaddyfilePurgeHandler(t *testing.T) {
 		var p PurgeHandler
 		if err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser(text)); err == nil {
 			t.Errorf("%q accepted: %+v", text, p)
+		}
+	}
+}
+
+// A rule selects its requests with Caddy's matchers: `rule <pattern>` is
+// one path matcher, `rule { match { … } }` any matcher set (several match
+// blocks: any one selects).
+func TestUnmarshalCaddyfileRules(t *testing.T) {
+	h, err := unmarshalCache(t, `spark_cache {
+		rule /api/users/*/profile {
+			ttl 5m
+		}
+		rule {
+			match {
+				method GET
+				header Save-Data on
+			}
+			match {
+				path /lite/*
+			}
+			ttl 1m
+		}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Rules) != 2 {
+		t.Fatalf("rules %+v", h.Rules)
+	}
+	got, _ := json.Marshal(h.Rules[0].MatcherSetsRaw)
+	if string(got) != `[{"path":["/api/users/*/profile"]}]` || h.Rules[0].TTL != caddy.Duration(5*time.Minute) {
+		t.Errorf("rule <pattern>: match %s, policy %+v", got, h.Rules[0].Policy)
+	}
+	got, _ = json.Marshal(h.Rules[1].MatcherSetsRaw)
+	if string(got) != `[{"header":{"Save-Data":["on"]},"method":["GET"]},{"path":["/lite/*"]}]` || h.Rules[1].TTL != caddy.Duration(time.Minute) {
+		t.Errorf("rule with match blocks: match %s, policy %+v", got, h.Rules[1].Policy)
+	}
+	for _, bad := range []string{
+		"rule {\nttl 1m\n}",
+		"rule /a {\nmatch {\nmethod GET\n}\n}",
+		"rule static/* {\nttl 1m\n}",
+		"rule /bad[ {\nttl 1m\n}",
+		"rule /a /b {\nttl 1m\n}",
+		"rule {\nmatch {\nno_such_matcher x\n}\n}",
+	} {
+		if _, err := unmarshalCache(t, "spark_cache {\n"+bad+"\n}"); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

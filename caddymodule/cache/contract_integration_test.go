@@ -1,9 +1,7 @@
 package cache
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -177,24 +175,12 @@ func TestIntegrationContractFieldsOnEveryPath(t *testing.T) {
 
 	t.Run("Upgrade", func(t *testing.T) {
 		primeVictim(t)
-		conn, err := net.Dial("tcp", strings.TrimPrefix(e.site, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		_, _ = io.WriteString(conn, "GET /p/upgrade HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		br := bufio.NewReader(conn)
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, line, err := e.upgradeEcho("/p/upgrade")
 		if res.StatusCode != 101 {
 			t.Fatalf("status %d", res.StatusCode)
 		}
 		noContractFields(t, "101", res.Header)
-		_, _ = io.WriteString(conn, "ping\n")
-		if line, err := br.ReadString('\n'); err != nil || line != "echo: ping\n" {
+		if err != nil || line != "echo: ping\n" {
 			t.Errorf("after the upgrade: %q %v", line, err)
 		}
 		if get("/victim").isHit() {

@@ -7,24 +7,25 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // Deny lists (the edge–origin contract): on a shared response some users
 // may not see, the origin sends "Spark-Deny-Users: 17 42 977". The edge
 // stores the ids with the entry, never forwards the field, and never serves
 // the stored response to a viewer in the list or to an unknown viewer.
-const (
-	// maxDenyUsers is the most ids a deny list may hold; past it the origin
-	// sends the response private instead, and the edge does not store one
-	// that says otherwise.
-	maxDenyUsers = 256
-	// viewerPlaceholder holds the authenticated user's id in decimal, set by
-	// spark_auth (or any Caddy authentication handler) before spark_cache.
-	viewerPlaceholder = "http.auth.user.id"
-)
+//
+// A list holds at most contract.MaxDenyUsers ids; past it the origin sends
+// the response private instead, and the edge does not store one that says
+// otherwise.
+
+// viewerPlaceholder holds the authenticated user's id in decimal, set by
+// spark_auth (or any Caddy authentication handler) before spark_cache.
+const viewerPlaceholder = "http.auth.user.id"
 
 // parseDenyUsers parses the values of Spark-Deny-Users: decimal user ids
-// separated by spaces, tabs or commas, at most maxDenyUsers of them. ok is
+// separated by spaces, tabs or commas, at most contract.MaxDenyUsers of them. ok is
 // false for anything else; the ids come back sorted, without duplicates.
 // An empty field is an empty list: nobody is refused.
 func parseDenyUsers(values []string) (ids []uint64, ok bool) {
@@ -43,7 +44,7 @@ func parseDenyUsers(values []string) (ids []uint64, ok bool) {
 				return nil, false // not a digit, or digits run into junk
 			}
 			id, err := strconv.ParseUint(v[i:j], 10, 64)
-			if err != nil || len(ids) == maxDenyUsers {
+			if err != nil || len(ids) == contract.MaxDenyUsers {
 				return nil, false
 			}
 			ids = append(ids, id)
@@ -71,38 +72,40 @@ func appendDenyList(dst []byte, ids []uint64) []byte {
 // contains reports whether id is in the list. A corrupt list contains
 // everyone.
 func (d denyList) contains(id uint64) bool {
-	var cur uint64
-	for off := 0; off < len(d); {
-		delta, n := binary.Uvarint(d[off:])
-		if n <= 0 {
-			return true
-		}
-		off += n
-		cur += delta
-		if cur == id {
-			return true
-		}
-		if cur > id {
-			return false
-		}
-	}
-	return false
+	found := false
+	intact := d.each(func(cur uint64) bool {
+		found = cur == id
+		return cur < id // the ids are sorted: past id, it is not there
+	})
+	return found || !intact
 }
 
 // ids decodes the list (for tests and logs).
 func (d denyList) ids() []uint64 {
 	var out []uint64
+	d.each(func(id uint64) bool {
+		out = append(out, id)
+		return true
+	})
+	return out
+}
+
+// each calls f with the ids in order while f returns true. It reports
+// false when it met a corrupt delta before f stopped it.
+func (d denyList) each(f func(id uint64) bool) bool {
 	var cur uint64
 	for off := 0; off < len(d); {
 		delta, n := binary.Uvarint(d[off:])
 		if n <= 0 {
-			return out
+			return false
 		}
 		off += n
 		cur += delta
-		out = append(out, cur)
+		if !f(cur) {
+			return true
+		}
 	}
-	return out
+	return true
 }
 
 // viewerID returns the id of the user the request was authenticated as:

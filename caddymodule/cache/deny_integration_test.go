@@ -202,18 +202,8 @@ func TestIntegrationDenyList(t *testing.T) {
 		// Anonymous readers share one flight; the response the leader
 		// fetched carries a deny list, so no waiter may be answered from it.
 		const clients = 10
-		results := make([]*resp, clients)
-		var wg sync.WaitGroup
-		for i := range results {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results[i] = e.get("/d/coalesce")
-			}()
-		}
-		wg.Wait()
 		leaders := 0
-		for i, r := range results {
+		for i, r := range e.getConcurrently(clients, "/d/coalesce", nil) {
 			noContractFields(t, fmt.Sprint("client ", i), r.header)
 			switch {
 			case r.isHit():

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 func TestParseDenyUsers(t *testing.T) {
@@ -34,8 +36,8 @@ func TestParseDenyUsers(t *testing.T) {
 		{"duplicates", []string{"7 7 7"}, []uint64{7}, true},
 		{"empty field", []string{""}, nil, true},
 		{"zero and max", []string{"0 18446744073709551615"}, []uint64{0, 18446744073709551615}, true},
-		{"at the limit", []string{many(maxDenyUsers)}, nil, true},
-		{"over the limit", []string{many(maxDenyUsers + 1)}, nil, false},
+		{"at the limit", []string{many(contract.MaxDenyUsers)}, nil, true},
+		{"over the limit", []string{many(contract.MaxDenyUsers + 1)}, nil, false},
 		{"overflow", []string{"18446744073709551616"}, nil, false},
 		{"sign", []string{"-1"}, nil, false},
 		{"plus", []string{"+1"}, nil, false},
@@ -53,8 +55,8 @@ func TestParseDenyUsers(t *testing.T) {
 			if tc.want != nil && !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("ids %v, want %v", got, tc.want)
 			}
-			if tc.name == "at the limit" && len(got) != maxDenyUsers {
-				t.Errorf("%d ids, want %d", len(got), maxDenyUsers)
+			if tc.name == "at the limit" && len(got) != contract.MaxDenyUsers {
+				t.Errorf("%d ids, want %d", len(got), contract.MaxDenyUsers)
 			}
 		})
 	}
@@ -93,6 +95,11 @@ func withViewer(r *http.Request, id any) *http.Request {
 	if id != nil {
 		repl.Set(viewerPlaceholder, id)
 	}
+	return withThisReplacer(r, repl)
+}
+
+// withThisReplacer returns r with repl as its replacer.
+func withThisReplacer(r *http.Request, repl *caddy.Replacer) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
 }
 
@@ -138,7 +145,7 @@ func TestViewerIDAndRefused(t *testing.T) {
 
 // FuzzParseDenyUsers checks the parser against its definition: fields
 // split on spaces, tabs and commas, each a uint64 in plain decimal, at most
-// maxDenyUsers of them.
+// contract.MaxDenyUsers of them.
 func FuzzParseDenyUsers(f *testing.F) {
 	for _, s := range []string{"17 42 977", "1,2,,3", "", " ", "18446744073709551616", "-1", "+1", "1\n2", "0x10", "١٢", "7 7"} {
 		f.Add(s, "")
@@ -158,7 +165,7 @@ func FuzzParseDenyUsers(f *testing.F) {
 				want = append(want, id)
 			}
 		}
-		if len(want) > maxDenyUsers {
+		if len(want) > contract.MaxDenyUsers {
 			wantOK = false
 		}
 		if ok != wantOK {

@@ -3,9 +3,10 @@ package cache
 import (
 	"encoding/binary"
 	"errors"
-	"github.com/spark-edge/spark/tiered"
 	"net/http"
 	"time"
+
+	"github.com/spark-edge/spark/tiered"
 )
 
 // Kinds of stored record.
@@ -29,7 +30,10 @@ var errCorrupt = errors.New("cache: corrupt entry")
 // entry is a stored response with what freshness needs to know about it.
 type entry struct {
 	status int
+	// header holds the fields of an entry made from a response; a decoded
+	// entry's stay in raw until fields or copyFields reads them.
 	header http.Header
+	raw    rawHeader
 	body   []byte
 	// layer is the tier a lookup found the entry in (not stored).
 	layer tiered.Layer
@@ -93,12 +97,13 @@ func encodeEntry(dst []byte, e *entry) []byte {
 	for _, d := range [...]time.Duration{e.age, e.fresh, e.swr, e.sie} {
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(d))
 	}
+	header := e.fields()
 	n := 0
-	for _, vs := range e.header {
+	for _, vs := range header {
 		n += len(vs)
 	}
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(n))
-	for name, vs := range e.header {
+	for name, vs := range header {
 		for _, v := range vs {
 			dst = appendString(dst, name)
 			dst = appendString(dst, v)
@@ -120,7 +125,7 @@ const maxHeaderValues = 0xffff
 // encodable reports whether e fits the entry format.
 func (e *entry) encodable() bool {
 	n := 0
-	for _, vs := range e.header {
+	for _, vs := range e.fields() {
 		n += len(vs)
 	}
 	return n <= maxHeaderValues && e.status >= 100 && e.status <= 999
@@ -131,9 +136,11 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// decodeEntry parses b (which it may keep referencing). The header values
-// share one string and one slice backing array, so a hit costs a handful of
-// allocations whatever the number of fields.
+// decodeEntry parses b (which it may keep referencing). The header block
+// is checked but not decoded: a hit decodes it straight into the response
+// header (copyFields), other uses into the entry's own map (fields). Its
+// values share one string and one slice backing array, so a hit costs a
+// handful of allocations whatever the number of fields.
 func decodeEntry(b []byte) (*entry, error) {
 	if len(b) < fixedLen || b[0] != kindResponse || b[1] != entryVersion {
 		return nil, errCorrupt
@@ -158,7 +165,7 @@ func decodeEntry(b []byte) (*entry, error) {
 	}
 	n := int(binary.LittleEndian.Uint16(b[off:]))
 	off += 2
-	// First pass: find where the header block ends.
+	// Find where the header block ends.
 	start := off
 	for i := 0; i < 2*n; i++ {
 		l, w := binary.Uvarint(b[off:])
@@ -167,7 +174,12 @@ func decodeEntry(b []byte) (*entry, error) {
 		}
 		off += w + int(l)
 	}
-	block := string(b[start:off])
+	e.raw.block = string(b[start:off])
+	if n <= len(eb.values) {
+		e.raw.values = eb.values[:n:n]
+	} else {
+		e.raw.values = make([]string, n)
+	}
 	// The deny list and the tag block are read in place.
 	for _, dst := range [...]*[]byte{(*[]byte)(&e.deny), &e.tagBlock} {
 		l, w := binary.Uvarint(b[off:])
@@ -181,25 +193,6 @@ func decodeEntry(b []byte) (*entry, error) {
 		off += int(l)
 	}
 	e.body = b[off:]
-	e.header = make(http.Header, n)
-	values := eb.values[:0:len(eb.values)]
-	if n > len(eb.values) {
-		values = make([]string, n)
-	}
-	values = values[:n]
-	p, first := 0, 0
-	var prevName string
-	for i := 0; i < n; i++ {
-		var name, v string
-		name, p = readString(block, p)
-		v, p = readString(block, p)
-		values[i] = v
-		// encodeEntry writes the values of one field consecutively.
-		if i == 0 || name != prevName {
-			first, prevName = i, name
-		}
-		e.header[name] = values[first : i+1 : i+1]
-	}
 	return e, nil
 }
 
@@ -208,6 +201,54 @@ func decodeEntry(b []byte) (*entry, error) {
 type entryAlloc struct {
 	e      entry
 	values [8]string
+}
+
+// rawHeader is the header block of a decoded entry, as encodeEntry wrote
+// it (a name and a value per header value, length-prefixed, the values of
+// one field consecutive), and the room its values are decoded into.
+type rawHeader struct {
+	block  string
+	values []string // one per header value; nil: not a decoded entry
+}
+
+// decodeInto sets the fields of the block on dst. A field's values are a
+// capacity-limited slice of one shared array, so appending to one field
+// never clobbers another.
+func (raw *rawHeader) decodeInto(dst http.Header) {
+	p, first := 0, 0
+	var prevName string
+	for i := range raw.values {
+		var name, v string
+		name, p = readString(raw.block, p)
+		v, p = readString(raw.block, p)
+		raw.values[i] = v
+		if i == 0 || name != prevName {
+			first, prevName = i, name
+		}
+		dst[name] = raw.values[first : i+1 : i+1]
+	}
+}
+
+// fields returns the entry's header fields, decoding a decoded entry's
+// once.
+func (e *entry) fields() http.Header {
+	if e.header == nil && e.raw.values != nil {
+		e.header = make(http.Header, len(e.raw.values))
+		e.raw.decodeInto(e.header)
+	}
+	return e.header
+}
+
+// copyFields sets the entry's header fields on h (a response's header),
+// decoding them there directly when no map was made.
+func (e *entry) copyFields(h http.Header) {
+	if e.header != nil || e.raw.values == nil {
+		for k, v := range e.header {
+			h[k] = v
+		}
+		return
+	}
+	e.raw.decodeInto(h)
 }
 
 func readString(s string, p int) (string, int) {

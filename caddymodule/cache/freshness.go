@@ -44,9 +44,10 @@ type storeDecision struct {
 	e       entry
 }
 
-// decideStore applies RFC 9111 §3 and the policy to a response. reqTime and
-// respTime bracket the origin exchange.
-func decideStore(req *http.Request, status int, h http.Header, pol policy, reqTime, respTime time.Time) storeDecision {
+// decideStore applies RFC 9111 §3 and the policy to a response to req,
+// whose Cache-Control is reqCC. reqTime and respTime bracket the origin
+// exchange.
+func decideStore(req *http.Request, reqCC directives, status int, h http.Header, pol policy, reqTime, respTime time.Time) storeDecision {
 	d := storeDecision{}
 	if req.Method != http.MethodGet {
 		d.reason = "method"
@@ -57,7 +58,6 @@ func decideStore(req *http.Request, status int, h http.Header, pol policy, reqTi
 	if targeted {
 		plain = parseDirectives(h["Cache-Control"])
 	}
-	reqCC := parseDirectives(req.Header["Cache-Control"])
 	switch {
 	// no-store and private in Cache-Control hold even when CDN-Cache-Control
 	// sets the edge's lifetime: the edge never relaxes what protects users.
@@ -80,7 +80,7 @@ func decideStore(req *http.Request, status int, h http.Header, pol policy, reqTi
 		return d
 	}
 	for _, f := range pol.vary {
-		if !containsString(fields, f) {
+		if !slices.Contains(fields, f) {
 			fields = append(fields, f)
 		}
 	}
@@ -91,7 +91,7 @@ func decideStore(req *http.Request, status int, h http.Header, pol policy, reqTi
 	slices.Sort(fields)
 
 	authorized := hasCredential(req.Header)
-	private := cc.private || plain.private || containsString(fields, "authorization") || containsString(fields, "cookie")
+	private := cc.private || plain.private || slices.Contains(fields, "authorization") || slices.Contains(fields, "cookie")
 	if authorized && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate {
 		// RFC 9111 §3.5: a shared cache stores such a response only with
 		// public, s-maxage or must-revalidate; per user when the rule allows.
@@ -249,13 +249,4 @@ func usable(e *entry, reqCC directives, age time.Duration) usability {
 // failed.
 func (e *entry) staleIfErrorOK(age time.Duration) bool {
 	return !e.mustRevalidate && !e.noCache && e.sie > 0 && age-e.fresh < e.sie
-}
-
-func containsString(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -249,7 +249,7 @@ func TestDecideStore(t *testing.T) {
 			if pol.swr == 0 && pol.sie == 0 && !pol.private && pol.ttl == 0 && !pol.etag && pol.vary == nil {
 				pol = basePolicy()
 			}
-			d := decideStore(req, tc.status, h, pol, t0, t0)
+			d := decideStore(req, parseDirectives(req.Header["Cache-Control"]), tc.status, h, pol, t0, t0)
 			if d.ok != tc.ok || d.reason != tc.reason {
 				t.Fatalf("ok=%v reason=%q; want ok=%v reason=%q", d.ok, d.reason, tc.ok, tc.reason)
 			}

@@ -1,31 +1,31 @@
 package cache
 
-// Integration harness: a real Caddy instance, loaded from Caddyfile text, in
-// front of an httptest origin whose handler each test programs and whose
-// requests it counts. Caddy is process-global: tests using the harness run
-// sequentially (no t.Parallel).
+// Integration harness: a real Caddy instance, loaded from Caddyfile text on
+// free ports (caddytest), in front of an httptest origin whose handler each
+// test programs and whose requests it counts. Caddy is process-global:
+// tests using the harness run sequentially (no t.Parallel).
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // testPurgeToken is the purge_token of the harness's default cache block.
@@ -74,7 +74,6 @@ type origin struct {
 	mu    sync.Mutex
 	count map[string]int           // "METHOD path" -> requests
 	last  map[string]*http.Request // "METHOD path" -> last request (header only)
-	total atomic.Int64
 }
 
 func newOrigin(t *testing.T) *origin {
@@ -91,7 +90,6 @@ func newOrigin(t *testing.T) *origin {
 		o.count[k]++
 		o.last[k] = &http.Request{Method: r.Method, URL: r.URL, Header: r.Header.Clone(), Host: r.Host}
 		o.mu.Unlock()
-		o.total.Add(1)
 		(*o.handler.Load())(w, r)
 	}))
 	t.Cleanup(o.srv.Close)
@@ -117,7 +115,53 @@ func (o *origin) lastRequest(method, path string) *http.Request {
 
 func (o *origin) addr() string { return strings.TrimPrefix(o.srv.URL, "http://") }
 
-// edge is a running Caddy with spark_cache.
+// globalOptions is the global options block of every test Caddyfile: the
+// admin endpoint on adminPort, metrics, errors-only logs; extra goes
+// inside it.
+func globalOptions(adminPort int, extra string) string {
+	return `{
+	admin 127.0.0.1:` + strconv.Itoa(adminPort) + `
+	persist_config off
+	auto_https off
+	grace_period 2s
+	metrics
+	log {
+		level ERROR
+	}
+` + extra + `}
+`
+}
+
+// siteFor is a site on 127.0.0.1:port running the cache block, encode and
+// a reverse proxy to originAddr.
+func siteFor(port int, originAddr, cacheBlock string) string {
+	return `
+http://:` + strconv.Itoa(port) + ` {
+	bind 127.0.0.1
+	` + cacheBlock + `
+	encode zstd gzip
+	reverse_proxy ` + originAddr + `
+}
+`
+}
+
+// caddyfileFor renders the harness's usual Caddyfile: the global options
+// and one site with the cache block.
+func caddyfileFor(adminPort, sitePort int, originAddr, cacheBlock string) string {
+	return globalOptions(adminPort, "") + siteFor(sitePort, originAddr, cacheBlock)
+}
+
+// launch loads the Caddyfile render makes for n free ports (the first is
+// the admin endpoint's) in front of a new origin. Caddy stops at the
+// test's end, before its origin goes away.
+func launch(t *testing.T, n int, render func(ports []int, originAddr string) string) (*origin, []int) {
+	t.Helper()
+	o := newOrigin(t)
+	ports := caddytest.LoadOnFreePorts(t, n, func(p []int) string { return render(p, o.addr()) })
+	return o, ports
+}
+
+// edge is a client of a Caddy site with spark_cache.
 type edge struct {
 	t      *testing.T
 	ports  [2]int // admin, site
@@ -129,94 +173,28 @@ type edge struct {
 	reloaded time.Time
 }
 
-// freePorts returns n distinct ports free on 127.0.0.1 (all n are held
-// open until every one is picked, so no two are the same). They are free
-// now, not when Caddy binds them: loadWithFreePorts retries on a port
-// taken in between.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+// newEdge is a client of the site on sitePort whose Caddy has its admin
+// endpoint on adminPort. It follows no redirect and asks for no
+// compression; wrap, when set, wraps its transport.
+func newEdge(t *testing.T, o *origin, adminPort, sitePort int, wrap func(http.RoundTripper) http.RoundTripper) *edge {
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 200}
+	t.Cleanup(tr.CloseIdleConnections)
+	var rt http.RoundTripper = tr
+	if wrap != nil {
+		rt = wrap(tr)
 	}
-	return ports
-}
-
-// loadWithFreePorts loads the Caddyfile render makes for n free ports and
-// returns the ports. A port that another socket of this busy machine
-// (another test package's client connection, say) took between freePorts
-// and Caddy's bind fails the load with EADDRINUSE: then it tries new
-// ports, a few times.
-func loadWithFreePorts(t *testing.T, n int, render func(ports []int) string) []int {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		ports := freePorts(t, n)
-		text := render(ports)
-		err := tryLoadCaddyfile(t, text)
-		if err == nil {
-			return ports
-		}
-		if attempt < 5 && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
-			t.Logf("caddy.Load on ports %v: %v; trying other ports", ports, err)
-			continue
-		}
-		t.Fatalf("caddy.Load: %v\n%s", err, text)
+	return &edge{
+		t:      t,
+		ports:  [2]int{adminPort, sitePort},
+		site:   "http://127.0.0.1:" + strconv.Itoa(sitePort),
+		admin:  "http://127.0.0.1:" + strconv.Itoa(adminPort),
+		origin: o,
+		client: &http.Client{
+			Transport:     rt,
+			Timeout:       15 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 	}
-}
-
-// caddyfileFor renders a Caddyfile: global options with the admin address
-// and metrics, one site on sitePort with the cache block, encode and a
-// reverse proxy to the origin.
-func caddyfileFor(adminPort, sitePort int, originAddr, cacheBlock string) string {
-	return `{
-	admin 127.0.0.1:` + strconv.Itoa(adminPort) + `
-	persist_config off
-	auto_https off
-	grace_period 2s
-	metrics
-	log {
-		level ERROR
-	}
-}
-
-http://:` + strconv.Itoa(sitePort) + ` {
-	bind 127.0.0.1
-	` + cacheBlock + `
-	encode zstd gzip
-	reverse_proxy ` + originAddr + `
-}
-`
-}
-
-// loadCaddyfile adapts and loads a Caddyfile into the process's Caddy.
-func loadCaddyfile(t *testing.T, text string) {
-	t.Helper()
-	if err := tryLoadCaddyfile(t, text); err != nil {
-		t.Fatalf("caddy.Load: %v", err)
-	}
-}
-
-// tryLoadCaddyfile adapts a Caddyfile (failing the test if it does not
-// adapt) and returns caddy.Load's error.
-func tryLoadCaddyfile(t *testing.T, text string) error {
-	t.Helper()
-	adapter := caddyconfig.GetAdapter("caddyfile")
-	if adapter == nil {
-		t.Fatal("caddyfile adapter not registered")
-	}
-	cfgJSON, warnings, err := adapter.Adapt([]byte(text), map[string]any{"filename": "Caddyfile"})
-	if err != nil {
-		t.Fatalf("adapt Caddyfile: %v\n%s", err, text)
-	}
-	for _, w := range warnings {
-		t.Logf("caddyfile warning: %s", w.String())
-	}
-	return caddy.Load(cfgJSON, true)
 }
 
 // startEdge starts Caddy with the given spark_cache block in front of a new
@@ -226,31 +204,19 @@ func startEdge(t *testing.T, cacheBlock string) *edge {
 	if cacheBlock == "" {
 		cacheBlock = defaultCacheBlock
 	}
-	o := newOrigin(t)
-	ports := loadWithFreePorts(t, 2, func(p []int) string { return caddyfileFor(p[0], p[1], o.addr(), cacheBlock) })
-	adminPort, sitePort := ports[0], ports[1]
-	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 200}
-	e := &edge{
-		t:      t,
-		ports:  [2]int{adminPort, sitePort},
-		site:   "http://127.0.0.1:" + strconv.Itoa(sitePort),
-		admin:  "http://127.0.0.1:" + strconv.Itoa(adminPort),
-		origin: o,
-		client: &http.Client{
-			Transport:     tr,
-			Timeout:       15 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}
-	// Registered after the origin's cleanup so it runs first: Caddy stops
-	// before its upstream goes away.
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("caddy.Stop: %v", err)
-		}
+	e, _ := startEdgeWith(t, 2, func(p []int, originAddr string) string {
+		return caddyfileFor(p[0], p[1], originAddr, cacheBlock)
 	})
 	return e
+}
+
+// startEdgeWith loads the Caddyfile render makes for n free ports (the
+// first is the admin endpoint's, the second the edge site's) in front of a
+// new origin, and returns the edge and the ports.
+func startEdgeWith(t *testing.T, n int, render func(ports []int, originAddr string) string) (*edge, []int) {
+	t.Helper()
+	o, ports := launch(t, n, render)
+	return newEdge(t, o, ports[0], ports[1], nil), ports
 }
 
 // resp is a response with its body read.
@@ -313,6 +279,55 @@ func (e *edge) send(req *http.Request) *resp {
 	return &resp{status: res.StatusCode, header: res.Header, body: string(b)}
 }
 
+// getAsync sends GET path (with header pairs) from another goroutine: a
+// request meant to be in flight while the test does something else. A
+// transport error comes back as status -1 with the error as body.
+func (e *edge) getAsync(path string, hdr ...string) <-chan *resp {
+	done := make(chan *resp, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, e.site+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Add(hdr[i], hdr[i+1])
+		}
+		res, err := e.client.Do(req)
+		if err != nil {
+			done <- &resp{status: -1, body: err.Error()}
+			return
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			done <- &resp{status: -1, body: "read body: " + err.Error()}
+			return
+		}
+		done <- &resp{status: res.StatusCode, header: res.Header, body: string(b)}
+	}()
+	return done
+}
+
+// getConcurrently sends n GETs of path at once (header, when set, gives
+// request i's header pairs) and returns the responses in order.
+func (e *edge) getConcurrently(n int, path string, header func(i int) []string) []*resp {
+	results := make([]*resp, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range results {
+		var hdr []string
+		if header != nil {
+			hdr = header(i)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i] = <-e.getAsync(path, hdr...)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return results
+}
+
 // replayableAfterReload reports whether req may be sent again because it
 // failed within two seconds of a reload and has no body.
 func (e *edge) replayableAfterReload(req *http.Request) bool {
@@ -337,10 +352,11 @@ func (e *edge) adminDo(method, path, token string, body string) *resp {
 	return e.send(req)
 }
 
-// purge calls POST /spark/purge with the right token and returns "removed".
+// purge calls POST /spark_cache/purge with the right token and returns
+// "removed".
 func (e *edge) purge(body string) int {
 	e.t.Helper()
-	r := e.adminDo(http.MethodPost, "/spark/purge", testPurgeToken, body)
+	r := e.adminDo(http.MethodPost, purgePath, testPurgeToken, body)
 	if r.status != http.StatusOK {
 		e.t.Fatalf("purge %s: status %d: %s", body, r.status, r.body)
 	}
@@ -351,15 +367,30 @@ func (e *edge) purge(body string) int {
 	return pr.Removed
 }
 
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+// gate holds origin handlers back until the test opens it, and opens at
+// the test's end at the latest (before Caddy stops), so that no handler
+// waits on it past the test.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newGate(t *testing.T) *gate {
+	g := &gate{ch: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
+}
+
+// open lets every waiter go; opening twice is fine.
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+// wait blocks until the gate opens (true) or r is cancelled (false).
+func (g *gate) wait(r *http.Request) bool {
+	select {
+	case <-g.ch:
+		return true
+	case <-r.Context().Done():
+		return false
 	}
 }
 
@@ -374,6 +405,16 @@ func expect(t *testing.T, what string, r *resp, status int, body string, hit boo
 	}
 	if r.isHit() != hit {
 		t.Errorf("%s: Cache-Status %q, want hit=%v", what, r.cacheStatus(), hit)
+	}
+}
+
+// expectCacheStatus checks that r's Cache-Status holds each of parts.
+func expectCacheStatus(t *testing.T, what string, r *resp, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(r.cacheStatus(), p) {
+			t.Errorf("%s: Cache-Status %q lacks %q", what, r.cacheStatus(), p)
+		}
 	}
 }
 
@@ -395,7 +436,110 @@ func (e *edge) reload(cacheBlock string) {
 // to the old servers.
 func (e *edge) load(text string) {
 	e.t.Helper()
-	loadCaddyfile(e.t, text)
+	caddytest.Load(e.t, text)
 	e.reloaded = time.Now()
 	e.client.CloseIdleConnections()
 }
+
+// streamFirst sends GET path and reads the first n bytes of the response
+// while the origin holds the rest back (what names them): they must reach
+// the client before the origin is done. It returns the response, the rest
+// of its body unread (closed at the test's end).
+func (e *edge) streamFirst(path string, n int, what string) (*http.Response, string) {
+	e.t.Helper()
+	req, _ := http.NewRequestWithContext(ctxTimeout(e.t, 60*time.Second), http.MethodGet, e.site+path, nil)
+	res, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { res.Body.Close() })
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(res.Body, buf); err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(buf)
+	}()
+	select {
+	case first := <-got:
+		return res, first
+	case <-time.After(10 * time.Second):
+		e.t.Fatalf("GET %s: %s did not reach the client", path, what)
+		return nil, ""
+	}
+}
+
+// upgradeEcho sends GET path with "Upgrade: echo" on a connection of its
+// own and, once the response has come, "ping\n" over the upgraded
+// connection; it returns the response and the line that came back (the
+// origin's echo protocol answers "echo: ping\n").
+func (e *edge) upgradeEcho(path string) (*http.Response, string, error) {
+	e.t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.site, "http://"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, _ = io.WriteString(conn, "ping\n")
+	line, err := br.ReadString('\n')
+	return res, line, err
+}
+
+var ttlRE = regexp.MustCompile(`ttl=(-?\d+)`)
+
+// ttlOf returns the ttl= of a hit's Cache-Status, or -1<<31 when absent.
+func ttlOf(r *resp) int {
+	m := ttlRE.FindStringSubmatch(r.cacheStatus())
+	if m == nil {
+		return -1 << 31
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// serveWith returns an origin handler writing the header pairs and body.
+func serveWith(status int, body string, hdr ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(hdr); i += 2 {
+			w.Header().Add(hdr[i], hdr[i+1])
+		}
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			_, _ = io.WriteString(w, body)
+		}
+	}
+}
+
+// routes dispatches by path to handlers; unknown paths get 404 no-store.
+func routes(m map[string]http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := m[r.URL.Path]; ok {
+			h(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "no route", http.StatusNotFound)
+	}
+}
+
+// atomicString is a string shared between a test and its origin.
+type atomicString struct {
+	mu sync.Mutex
+	s  string
+}
+
+func (a *atomicString) Load() string { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
+
+func (a *atomicString) Store(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }

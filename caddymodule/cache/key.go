@@ -7,6 +7,8 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // Key layout (all keys of one URI start with its path, so prefix purges are
@@ -43,7 +45,7 @@ func primaryKeyLen(host, escapedPath, rawQuery string, ignore []string) (key str
 	var b strings.Builder
 	b.Grow(len(escapedPath) + len(rawQuery) + len(host) + 2)
 	b.WriteString(escapedPath)
-	writeQuery(&b, rawQuery, ignore, true)
+	writeQuery(&b, rawQuery, ignore)
 	uriLen = b.Len()
 	b.WriteString(hostSep)
 	b.WriteString(strings.ToLower(host))
@@ -53,18 +55,10 @@ func primaryKeyLen(host, escapedPath, rawQuery string, ignore []string) (key str
 // keyURITag returns the URI tag of a primary key built by primaryKeyLen.
 func keyURITag(key string, uriLen int) string { return uriTagPrefix + key[:uriLen] }
 
-// normalizeQuery sorts the query's parameters and drops ignored ones. A query
-// that is already sorted with nothing to drop is returned as is.
-func normalizeQuery(q string, ignore []string) string {
-	var b strings.Builder
-	writeQuery(&b, q, ignore, false)
-	return b.String()
-}
-
-// writeQuery writes the normalized query to b, preceded by '?' when mark is
-// set and the query is not empty. Up to 16 parameters are sorted without
-// allocating.
-func writeQuery(b *strings.Builder, q string, ignore []string, mark bool) {
+// writeQuery writes the normalized query to b, preceded by '?' when it is
+// not empty: parameters sorted, ignored ones dropped. Up to 16 parameters
+// are sorted without allocating.
+func writeQuery(b *strings.Builder, q string, ignore []string) {
 	if q == "" {
 		return
 	}
@@ -91,9 +85,7 @@ func writeQuery(b *strings.Builder, q string, ignore []string, mark bool) {
 	if len(kept) == 0 {
 		return
 	}
-	if mark {
-		b.WriteByte('?')
-	}
+	b.WriteByte('?')
 	if sorted {
 		b.WriteString(q)
 		return
@@ -126,16 +118,12 @@ func isCredentialField(f string) bool {
 	return f == "authorization" || f == "cookie" || f == "proxy-authorization"
 }
 
-// hasCredential reports whether the request carries a credential.
-func hasCredential(h http.Header) bool {
-	return len(h["Authorization"]) > 0 || len(h["Cookie"]) > 0
-}
-
 // secondaryKey builds the key of the variant of primary that the request
-// selects, given the response's Vary fields (lower case). When private is
-// set the request's credential is part of the key. encodings is the list of
-// content codings the edge can produce, best first.
-func secondaryKey(primary string, h http.Header, fields []string, private bool, encodings []string) string {
+// selects, given the response's Vary fields (lower case). credential, when
+// not empty, is the request's credentialHash, and part of the key (a
+// private variant). encodings is the list of content codings the edge can
+// produce, best first.
+func secondaryKey(primary string, h http.Header, fields []string, credential string, encodings []string) string {
 	var b strings.Builder
 	b.Grow(len(primary) + 1 + 48*len(fields) + 48)
 	b.WriteString(primary)
@@ -153,14 +141,14 @@ func secondaryKey(primary string, h http.Header, fields []string, private bool, 
 		}
 		b.WriteString(normalizeField(f, values, encodings))
 	}
-	if private {
+	if credential != "" {
 		// Always, even when Vary names Authorization: a user who
 		// authenticates with a cookie has no Authorization value, and two
 		// such users must not share a variant. '@' is not a field-name
 		// character, so no Vary field can forge this part.
 		b.WriteString(fieldSep)
 		b.WriteString("@credential=")
-		b.WriteString(hashValue(strings.Join(h.Values("Authorization"), ",") + "\n" + strings.Join(h.Values("Cookie"), ";")))
+		b.WriteString(credential)
 	}
 	return b.String()
 }
@@ -239,13 +227,13 @@ func writeEncodingBucket(b *strings.Builder, values []string, encodings []string
 			for i, enc := range encodings {
 				if state[i] == unnamed && strings.EqualFold(name, enc) {
 					state[i] = accepted
-					if isZeroQ(params) {
+					if contract.QValue(params) == 0 {
 						state[i] = refused
 					}
 				}
 			}
 			if name == "*" && !star {
-				star = !isZeroQ(params)
+				star = contract.QValue(params) != 0
 			}
 		}
 	}
@@ -259,19 +247,6 @@ func writeEncodingBucket(b *strings.Builder, values []string, encodings []string
 			first = false
 		}
 	}
-}
-
-func isZeroQ(params string) bool {
-	for params != "" {
-		var p string
-		p, params, _ = strings.Cut(params, ";")
-		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
-			v = strings.TrimRight(strings.TrimSpace(v), "0")
-			return v == "0." || v == "0" || v == ""
-		}
-	}
-	return false
 }
 
 // canonicalField returns the canonical header key of a lower-case field name.

@@ -8,6 +8,16 @@ import (
 
 var testEncodings = []string{"zstd", "br", "gzip"}
 
+// variantKey is secondaryKey with the edge's test codings, keyed by the
+// request's credential when private.
+func variantKey(pk string, h http.Header, fields []string, private bool) string {
+	cred := ""
+	if private {
+		cred = credentialHash(h)
+	}
+	return secondaryKey(pk, h, fields, cred, testEncodings)
+}
+
 func TestPrimaryKey(t *testing.T) {
 	cases := []struct {
 		name                string
@@ -77,19 +87,19 @@ func TestSecondaryKeyAcceptLanguage(t *testing.T) {
 		hdr("Accept-Language", "en-us,fr;q=0.5,en-US"),
 	}
 	fields := []string{"accept-language"}
-	want := secondaryKey("pk", variants[0], fields, false, testEncodings)
+	want := variantKey("pk", variants[0], fields, false)
 	if want != "pk"+varySep+"accept-language=en-us,fr;q=0.5" {
 		t.Fatalf("normalized key = %q", want)
 	}
 	for _, h := range variants[1:] {
-		if got := secondaryKey("pk", h, fields, false, testEncodings); got != want {
+		if got := variantKey("pk", h, fields, false); got != want {
 			t.Errorf("Accept-Language %q: key %q, want %q", h["Accept-Language"], got, want)
 		}
 	}
-	if got := secondaryKey("pk", hdr("Accept-Language", "de"), fields, false, testEncodings); got == want {
+	if got := variantKey("pk", hdr("Accept-Language", "de"), fields, false); got == want {
 		t.Errorf("different language shares key %q", got)
 	}
-	if got := secondaryKey("pk", hdr("Accept-Language", "en-US;q=0.9, fr;q=0.5"), fields, false, testEncodings); got == want {
+	if got := variantKey("pk", hdr("Accept-Language", "en-US;q=0.9, fr;q=0.5"), fields, false); got == want {
 		t.Errorf("different q-value shares key %q", got)
 	}
 }
@@ -127,9 +137,9 @@ func TestEncodingBucket(t *testing.T) {
 	}
 	// In a key: the thousands of Accept-Encoding spellings collapse.
 	fields := []string{"accept-encoding"}
-	a := secondaryKey("pk", hdr("Accept-Encoding", "gzip, deflate, br"), fields, false, testEncodings)
-	b := secondaryKey("pk", hdr("Accept-Encoding", "br;q=0.9, gzip"), fields, false, testEncodings)
-	c := secondaryKey("pk", hdr("Accept-Encoding", "gzip"), fields, false, testEncodings)
+	a := variantKey("pk", hdr("Accept-Encoding", "gzip, deflate, br"), fields, false)
+	b := variantKey("pk", hdr("Accept-Encoding", "br;q=0.9, gzip"), fields, false)
+	c := variantKey("pk", hdr("Accept-Encoding", "gzip"), fields, false)
 	if a != b {
 		t.Errorf("equivalent Accept-Encoding give %q and %q", a, b)
 	}
@@ -162,7 +172,7 @@ func TestSecondaryKeyCredentials(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			k := secondaryKey("pk", c.h, c.fields, c.private, testEncodings)
+			k := variantKey("pk", c.h, c.fields, c.private)
 			for _, secret := range []string{"alice-secret", "cookie-secret", "session=", tokA} {
 				if strings.Contains(k, secret) {
 					t.Fatalf("key %q contains credential material %q in clear", k, secret)
@@ -175,10 +185,10 @@ func TestSecondaryKeyCredentials(t *testing.T) {
 					other.Set(f, tokB)
 				}
 			}
-			if k2 := secondaryKey("pk", other, c.fields, c.private, testEncodings); k2 == k {
+			if k2 := variantKey("pk", other, c.fields, c.private); k2 == k {
 				t.Fatalf("two users share key %q", k)
 			}
-			if k3 := secondaryKey("pk", c.h.Clone(), c.fields, c.private, testEncodings); k3 != k {
+			if k3 := variantKey("pk", c.h.Clone(), c.fields, c.private); k3 != k {
 				t.Fatalf("key not deterministic: %q vs %q", k, k3)
 			}
 		})
@@ -189,13 +199,13 @@ func TestSecondaryKeyCredentials(t *testing.T) {
 // authenticate with a cookie only: their keys must still differ.
 func TestSecondaryKeyPrivateCookieUsersDiffer(t *testing.T) {
 	fields := []string{"authorization"}
-	a := secondaryKey("pk", hdr("Cookie", "session=alice"), fields, true, testEncodings)
-	b := secondaryKey("pk", hdr("Cookie", "session=bob"), fields, true, testEncodings)
+	a := variantKey("pk", hdr("Cookie", "session=alice"), fields, true)
+	b := variantKey("pk", hdr("Cookie", "session=bob"), fields, true)
 	if a == b {
 		t.Fatalf("cookie users alice and bob share private key %q", a)
 	}
 	// And a user with Authorization and one with only a cookie differ.
-	c := secondaryKey("pk", hdr("Authorization", "Bearer x"), fields, true, testEncodings)
+	c := variantKey("pk", hdr("Authorization", "Bearer x"), fields, true)
 	if a == c {
 		t.Fatalf("cookie user and token user share private key %q", a)
 	}
@@ -203,7 +213,7 @@ func TestSecondaryKeyPrivateCookieUsersDiffer(t *testing.T) {
 
 func TestSecondaryKeyLongAndOddValues(t *testing.T) {
 	long := strings.Repeat("x", maxKeyPart+1)
-	k := secondaryKey("pk", hdr("X-Client", long), []string{"x-client"}, false, testEncodings)
+	k := variantKey("pk", hdr("X-Client", long), []string{"x-client"}, false)
 	if strings.Contains(k, long[:maxKeyPart]) {
 		t.Errorf("long value not hashed: %q", k)
 	}
@@ -211,18 +221,18 @@ func TestSecondaryKeyLongAndOddValues(t *testing.T) {
 		t.Errorf("key %q, want %q", k, want)
 	}
 	short := strings.Repeat("x", maxKeyPart)
-	if k := secondaryKey("pk", hdr("X-Client", short), []string{"x-client"}, false, testEncodings); k != "pk"+varySep+"x-client="+short {
+	if k := variantKey("pk", hdr("X-Client", short), []string{"x-client"}, false); k != "pk"+varySep+"x-client="+short {
 		t.Errorf("value of maxKeyPart bytes hashed: %q", k)
 	}
 	// A value with a separator cannot forge another field.
-	forged := secondaryKey("pk", hdr("X-A", "1"+fieldSep+"x-b=2"), []string{"x-a"}, false, testEncodings)
-	honest := secondaryKey("pk", hdr("X-A", "1", "X-B", "2"), []string{"x-a", "x-b"}, false, testEncodings)
+	forged := variantKey("pk", hdr("X-A", "1"+fieldSep+"x-b=2"), []string{"x-a"}, false)
+	honest := variantKey("pk", hdr("X-A", "1", "X-B", "2"), []string{"x-a", "x-b"}, false)
 	if forged == honest || strings.Count(forged, fieldSep) != 0 {
 		t.Errorf("separator in a value forges a field: %q", forged)
 	}
 	// Whitespace in generic fields is collapsed; absent and empty fields agree.
-	a := secondaryKey("pk", hdr("X-A", "  a   b "), []string{"x-a"}, false, testEncodings)
-	b := secondaryKey("pk", hdr("X-A", "a b"), []string{"x-a"}, false, testEncodings)
+	a := variantKey("pk", hdr("X-A", "  a   b "), []string{"x-a"}, false)
+	b := variantKey("pk", hdr("X-A", "a b"), []string{"x-a"}, false)
 	if a != b {
 		t.Errorf("whitespace variants differ: %q %q", a, b)
 	}
@@ -232,7 +242,7 @@ func TestSecondaryKeyLongAndOddValues(t *testing.T) {
 		langs = append(langs, "l"+strings.Repeat("a", i))
 	}
 	al := strings.Join(langs, ", ") + ", zz-ZZ, yy-yy, xx"
-	k = secondaryKey("pk", hdr("Accept-Language", al), []string{"accept-language"}, false, testEncodings)
+	k = variantKey("pk", hdr("Accept-Language", al), []string{"accept-language"}, false)
 	if len(k) > len("pk")+len(varySep)+len("accept-language=")+32 {
 		t.Errorf("long Accept-Language not hashed: %q", k)
 	}

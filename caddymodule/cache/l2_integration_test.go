@@ -4,14 +4,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/spark-edge/spark/internal/testredis"
 )
@@ -27,13 +24,9 @@ func startOwnRedis(t *testing.T) *testredis.Server { return testredis.Start(t) }
 // with the given read and write timeout.
 func twoEdges(t *testing.T, redisAddr, timeout string) (a, b *edge) {
 	t.Helper()
-	o := newOrigin(t)
 	prefix := fmt.Sprintf("sparkit:%d:", time.Now().UnixNano())
-	site := func(port int, name string) string {
-		return `
-http://:` + strconv.Itoa(port) + ` {
-	bind 127.0.0.1
-	spark_cache {
+	block := func(name string) string {
+		return `spark_cache {
 		name ` + name + `
 		capacity 16MiB
 		max_entry_size 1MiB
@@ -42,34 +35,13 @@ http://:` + strconv.Itoa(port) + ` {
 			read_timeout ` + timeout + `
 			write_timeout ` + timeout + `
 		}
+	}`
 	}
-	reverse_proxy ` + o.addr() + `
-}
-`
-	}
-	ports := loadWithFreePorts(t, 3, func(p []int) string {
-		return `{
-	admin 127.0.0.1:` + strconv.Itoa(p[0]) + `
-	persist_config off
-	grace_period 2s
-	metrics
-	log {
-		level ERROR
-	}
-}
-` + site(p[1], "edge-a") + site(p[2], "edge-b")
+	o, ports := launch(t, 3, func(p []int, originAddr string) string {
+		return globalOptions(p[0], "") + siteFor(p[1], originAddr, block("edge-a")) + siteFor(p[2], originAddr, block("edge-b"))
 	})
-	adminPort, portA, portB := ports[0], ports[1], ports[2]
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("caddy.Stop: %v", err)
-		}
-	})
-	mk := func(port int) *edge {
-		return &edge{t: t, site: "http://127.0.0.1:" + strconv.Itoa(port), admin: "http://127.0.0.1:" + strconv.Itoa(adminPort),
-			origin: o, client: &http.Client{Timeout: 10 * time.Second, Transport: sameHost{&http.Transport{MaxIdleConnsPerHost: 64}}}}
-	}
-	return mk(portA), mk(portB)
+	sameHost := func(rt http.RoundTripper) http.RoundTripper { return sameHost{rt} }
+	return newEdge(t, o, ports[0], ports[1], sameHost), newEdge(t, o, ports[0], ports[2], sameHost)
 }
 
 func getStatus(t *testing.T, e *edge, path string) (int, string, string) {
@@ -81,6 +53,16 @@ func getStatus(t *testing.T, e *edge, path string) (int, string, string) {
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	return res.StatusCode, res.Header.Get("Cache-Status"), string(body)
+}
+
+// sameHost sends every request with the Host the edges share in production
+// (keys include the host; the test's edges listen on different ports).
+type sameHost struct{ rt http.RoundTripper }
+
+func (s sameHost) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Host = "api.spark.test"
+	return s.rt.RoundTrip(r)
 }
 
 func TestIntegrationL2SharedBetweenEdges(t *testing.T) {
@@ -206,14 +188,4 @@ func TestIntegrationRedisKilledUnderLoad(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// sameHost sends every request with the Host the edges share in production
-// (keys include the host; the test's edges listen on different ports).
-type sameHost struct{ rt http.RoundTripper }
-
-func (s sameHost) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Host = "api.spark.test"
-	return s.rt.RoundTrip(r)
 }

@@ -1,20 +1,24 @@
 // Package cache is the Caddy module http.handlers.spark_cache: an RFC 9111
-// response cache for the Spark API with per-path rules, private per-user
-// entries, tag purges and Cache-Status on every response it handles.
+// response cache for the Spark API with policies chosen by Caddy request
+// matchers, private per-user entries, tag purges and Cache-Status on every
+// response it handles; with http.handlers.spark_purge and the admin module
+// admin.api.spark_cache for purges.
 //
-// This file is the Caddy surface; the logic lives in plain types (Cache,
-// Policy, the key and freshness functions) that tests use without Caddy.
+// This file is the Caddy surface of spark_cache (caddyfile.go its
+// Caddyfile, admin.go the purge modules'); the logic lives in plain types
+// that tests use without Caddy, in files by mechanism: cache.go and
+// exchange.go (one request's pass), serve.go (hits), fill.go (misses and
+// storing), revalidate.go, invalidate.go, status.go (Cache-Status and the
+// placeholders), key.go, freshness.go, entry.go, deny.go.
 package cache
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -28,33 +32,18 @@ import (
 
 func init() {
 	caddy.RegisterModule(Handler{})
-	caddy.RegisterModule(PurgeAPI{})
+	caddy.RegisterModule(AdminAPI{})
 	caddy.RegisterModule(PurgeHandler{})
 }
 
 // Defaults of the Handler's size settings.
 const (
-	DefaultCapacity     = 256 << 20
+	// DefaultCapacity is the L1 capacity when none is given: 256 MiB.
+	DefaultCapacity = 256 << 20
+	// DefaultMaxEntrySize is the largest stored response when none is
+	// given: 1 MiB.
 	DefaultMaxEntrySize = 1 << 20
 )
-
-// pool holds each named cache's storage and metrics across config reloads.
-var pool = caddy.NewUsagePool()
-
-// pooled is the state of one named cache that outlives a config.
-type pooled struct {
-	name    string
-	store   *tiered.Cache
-	metrics *metrics
-	// token is the purge token of the most recently loaded config.
-	token atomic.Pointer[string]
-	// cache is the most recently provisioned handler's logic (its rules
-	// normalize purge keys).
-	cache atomic.Pointer[Cache]
-}
-
-// Destruct frees the storage when no config uses the cache any more.
-func (p *pooled) Destruct() error { return p.store.Close() }
 
 // Handler is the spark_cache HTTP handler.
 type Handler struct {
@@ -68,26 +57,30 @@ type Handler struct {
 	// MaxEntrySize is the largest response (headers and body) stored;
 	// larger ones stream through uncached. Default 1 MiB.
 	MaxEntrySize int64 `json:"max_entry_size,omitempty"`
-	// PurgeToken is the bearer token purges require: POST /spark/purge on
-	// the admin endpoint, and the spark_purge handler. Write it as a runtime
-	// placeholder ({env.SPARK_PURGE_TOKEN}, {file./etc/spark/purge-token}):
-	// it is resolved at provision, so the config (and the admin API's GET
-	// /config/) holds only the placeholder. A literal token works too, and
-	// is shown there. Empty (or an unset variable): purges are refused.
+	// PurgeToken is the bearer token purges require: POST
+	// /spark_cache/purge on the admin endpoint, and the spark_purge
+	// handler. Write it as a runtime placeholder ({env.SPARK_PURGE_TOKEN},
+	// {file./etc/spark/purge-token}): it is resolved at provision, so the
+	// config (and the admin API's GET /config/) holds only the placeholder.
+	// A literal token works too, and is shown there. Empty (or an unset
+	// variable): purges are refused.
 	PurgeToken string `json:"purge_token,omitempty"`
 	// Encodings are the content codings the edge produces (the encode
 	// directive's), best first; Accept-Encoding is bucketed to these for
 	// keys. Default: zstd, br, gzip.
 	Encodings []string `json:"encodings,omitempty"`
-	// Defaults is the policy for paths no rule matches, and the fallback for
-	// fields a rule leaves unset.
+	// Defaults is the policy for requests no rule selects, and the fallback
+	// for fields a rule leaves unset.
 	Defaults Policy `json:"defaults,omitempty"`
-	// Rules are per-path policies; the first whose path matches applies.
+	// Rules are policies for the requests their matchers select; the first
+	// that selects a request applies.
 	Rules []Rule `json:"rules,omitempty"`
 	// Redis adds a shared second tier (L2) and purges that reach every edge
 	// using the same Redis. Without it the cache is L1 only.
 	Redis *RedisConfig `json:"redis,omitempty"`
 
+	// cache is this config's logic; state the pooled store it uses, under
+	// poolKey.
 	cache   *Cache
 	poolKey string
 	state   *pooled
@@ -102,6 +95,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets up the cache, reusing the store of a previous config.
+// (Caddy calls Validate next.)
 func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Name == "" {
 		h.Name = "default"
@@ -115,8 +109,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(h.Encodings) == 0 {
 		h.Encodings = []string{"zstd", "br", "gzip"}
 	}
-	if err := h.Validate(); err != nil {
-		return err
+	for i := range h.Rules {
+		if err := h.Rules[i].provision(ctx); err != nil {
+			return fmt.Errorf("spark_cache %q %s: %w", h.Name, h.Rules[i].name(i), err)
+		}
 	}
 	token, err := resolveSecret(h.PurgeToken, false)
 	if err != nil {
@@ -179,12 +175,12 @@ func (h *Handler) Validate() error {
 	if err := checkDurations(h.Defaults.TTL, h.Defaults.StaleWhileRevalidate, h.Defaults.StaleIfError); err != nil {
 		return fmt.Errorf("spark_cache defaults: %w", err)
 	}
-	for _, r := range h.Rules {
+	for i, r := range h.Rules {
 		if err := r.validate(); err != nil {
 			return fmt.Errorf("spark_cache: %w", err)
 		}
 		if err := checkDurations(r.TTL, r.StaleWhileRevalidate, r.StaleIfError); err != nil {
-			return fmt.Errorf("spark_cache: rule %q: %w", r.Path, err)
+			return fmt.Errorf("spark_cache: %s: %w", r.name(i), err)
 		}
 	}
 	if h.Redis != nil {
@@ -223,16 +219,11 @@ func resolveSecret(v string, notEmpty bool) (string, error) {
 	return s, nil
 }
 
-// Cleanup releases this config's hold on the store; the store itself lives
-// on while a newer config uses it.
+// Cleanup ends this config's background refreshes and releases its hold
+// on the store; the store itself lives on while a newer config uses it.
 func (h *Handler) Cleanup() error {
 	if h.cache != nil {
-		done := make(chan struct{})
-		go func() { h.cache.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-		}
+		h.cache.Close()
 	}
 	_, err := pool.Delete(h.poolKey)
 	return err
@@ -251,107 +242,6 @@ func detachRequest(r *http.Request) *http.Request {
 	bg := r.Clone(context.WithoutCancel(r.Context()))
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	return caddyhttp.PrepareRequest(bg, caddy.NewReplacer(), nil, srv)
-}
-
-// RedisConfig configures the Redis second tier.
-type RedisConfig struct {
-	// Addresses of the Redis node, the Cluster's seed nodes, or the
-	// sentinels (with MasterName). Two or more addresses mean a Cluster.
-	Addresses []string `json:"addresses"`
-	// Cluster forces Cluster mode with a single seed address.
-	Cluster bool `json:"cluster,omitempty"`
-	// MasterName selects Sentinel mode: the monitored master's name.
-	MasterName string `json:"master_name,omitempty"`
-	// Username and Password authenticate to Redis (ACL user, or the
-	// requirepass password alone). Like purge_token they take runtime
-	// placeholders ({env.SPARK_REDIS_PASSWORD}, {file./path}), resolved at
-	// provision so the config holds only their names; a placeholder that
-	// comes out empty is an error.
-	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"`
-	DB       int    `json:"db,omitempty"`
-	// PoolSize and MinIdleConns are per node (defaults 200 and 50).
-	PoolSize     int `json:"pool_size,omitempty"`
-	MinIdleConns int `json:"min_idle_conns,omitempty"`
-	// Timeouts (defaults: dial 1s, read and write 250ms).
-	DialTimeout  caddy.Duration `json:"dial_timeout,omitempty"`
-	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
-	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
-	// KeyPrefix starts every key and the purge channel (default "spark:").
-	KeyPrefix string `json:"key_prefix,omitempty"`
-	// Codec compresses stored values: s2 (default), zstd or none.
-	Codec string `json:"codec,omitempty"`
-}
-
-// options returns the tiered store's Redis options, the credentials'
-// placeholders resolved.
-func (r *RedisConfig) options() (tiered.RedisOptions, error) {
-	o := tiered.DefaultRedisOptions(r.Addresses...)
-	o.Cluster, o.MasterName, o.DB = r.Cluster, r.MasterName, r.DB
-	var err error
-	if o.Username, err = resolveSecret(r.Username, true); err != nil {
-		return o, fmt.Errorf("username: %w", err)
-	}
-	if o.Password, err = resolveSecret(r.Password, true); err != nil {
-		return o, fmt.Errorf("password: %w", err)
-	}
-	if r.PoolSize > 0 {
-		o.PoolSize = r.PoolSize
-		o.MinIdleConns = min(o.MinIdleConns, r.PoolSize)
-	}
-	if r.MinIdleConns > 0 {
-		o.MinIdleConns = r.MinIdleConns
-	}
-	if r.DialTimeout > 0 {
-		o.DialTimeout = time.Duration(r.DialTimeout)
-	}
-	if r.ReadTimeout > 0 {
-		o.ReadTimeout = time.Duration(r.ReadTimeout)
-	}
-	if r.WriteTimeout > 0 {
-		o.WriteTimeout = time.Duration(r.WriteTimeout)
-	}
-	if r.KeyPrefix != "" {
-		o.KeyPrefix = r.KeyPrefix
-	}
-	if r.Codec != "" {
-		o.Codec = tiered.Codec(r.Codec)
-	}
-	return o, nil
-}
-
-func (r *RedisConfig) validate() error {
-	if len(r.Addresses) == 0 {
-		return fmt.Errorf("at least one address is required")
-	}
-	switch r.Codec {
-	case "", "s2", "zstd", "none":
-	default:
-		return fmt.Errorf("codec %q: want s2, zstd or none", r.Codec)
-	}
-	if r.PoolSize < 0 || r.MinIdleConns < 0 || r.DB < 0 {
-		return fmt.Errorf("pool_size, min_idle_conns and db must not be negative")
-	}
-	if r.MinIdleConns > 0 && r.PoolSize > 0 && r.MinIdleConns > r.PoolSize {
-		return fmt.Errorf("min_idle_conns %d exceeds pool_size %d", r.MinIdleConns, r.PoolSize)
-	}
-	for _, d := range []caddy.Duration{r.DialTimeout, r.ReadTimeout, r.WriteTimeout} {
-		if d < 0 || time.Duration(d) > duration.Max {
-			return fmt.Errorf("timeout %s must be between 0 and %s", time.Duration(d), duration.Max)
-		}
-	}
-	return nil
-}
-
-// checkToken reports whether the request's bearer token equals the
-// cache's purge token. An unset token matches nothing.
-func (p *pooled) checkToken(r *http.Request) bool {
-	want := p.token.Load()
-	if want == nil || *want == "" {
-		return false
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(*want)) == 1
 }
 
 // Interface guards

@@ -1,15 +1,19 @@
 package cache
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// Policy is what the operator says about responses on some paths. Unset
+// Policy is what the operator says about responses to some requests. Unset
 // fields of a rule take the cache-wide default.
 type Policy struct {
 	// TTL is the edge's freshness lifetime for stored responses, replacing
@@ -37,15 +41,65 @@ type Policy struct {
 	IgnoreQuery []string `json:"ignore_query,omitempty"`
 }
 
-// Rule is a Policy for the request paths that match a pattern.
+// Rule is a Policy for the requests its matchers select.
 type Rule struct {
-	// Path is a pattern as in path.Match; a trailing '*' matches any rest of
-	// the path, including further segments (/static/*).
-	Path string `json:"path"`
+	// MatcherSetsRaw selects the requests the rule applies to with Caddy's
+	// request matchers, as a route's "match" does: the rule applies when
+	// any one of the sets matches. The Caddyfile's `rule <pattern>` is
+	// shorthand for one set holding one path matcher.
+	MatcherSetsRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
+	// Path is the older shorthand for "match": [{"path": [Path]}], with
+	// Caddy's path matcher semantics (case-insensitive, on the cleaned
+	// path; a trailing '*' alone is a prefix). Kept for JSON configs
+	// adapted before "match" existed; give one of the two.
+	Path string `json:"path,omitempty"`
+	// Policy is what applies to the selected requests (its fields inline
+	// in the rule's JSON).
 	Policy
+
+	matcherSets caddyhttp.MatcherSets
 }
 
-// policy is a Policy with defaults resolved, ready for the request path.
+// provision loads the rule's matchers.
+func (r *Rule) provision(ctx caddy.Context) error {
+	if len(r.MatcherSetsRaw) == 0 {
+		return nil
+	}
+	sets, err := ctx.LoadModule(r, "MatcherSetsRaw")
+	if err != nil {
+		return fmt.Errorf("load matchers: %w", err)
+	}
+	if err := r.matcherSets.FromInterface(sets); err != nil {
+		return fmt.Errorf("load matchers: %w", err)
+	}
+	return nil
+}
+
+// matchers returns the rule's matcher sets with its Path, if any, as one
+// more set.
+func (r *Rule) matchers() caddyhttp.MatcherSets {
+	if r.Path == "" {
+		return r.matcherSets
+	}
+	return append(r.matcherSets[:len(r.matcherSets):len(r.matcherSets)], caddyhttp.MatcherSet{pathMatcher(r.Path)})
+}
+
+// pathMatcher returns Caddy's path matcher for one pattern, provisioned.
+func pathMatcher(pattern string) caddyhttp.MatchPath {
+	m := caddyhttp.MatchPath{pattern}
+	_ = m.Provision(caddy.Context{}) // lower-cases the pattern; never fails
+	return m
+}
+
+// name says which rule an error is about.
+func (r *Rule) name(i int) string {
+	if r.Path != "" {
+		return fmt.Sprintf("rule %q", r.Path)
+	}
+	return fmt.Sprintf("rule #%d", i+1)
+}
+
+// policy is a Policy with defaults resolved, ready for the request.
 type policy struct {
 	ttl         time.Duration // 0: none
 	private     bool
@@ -96,15 +150,31 @@ func durOr(v, def *caddy.Duration) time.Duration {
 	return -1
 }
 
-// validate checks a pattern and a policy.
+// validate checks what selects the rule's requests, and its policy.
 func (r Rule) validate() error {
-	if !strings.HasPrefix(r.Path, "/") && r.Path != "*" {
-		return fmt.Errorf("rule %q: path pattern must start with /", r.Path)
-	}
-	if _, err := path.Match(strings.TrimSuffix(r.Path, "*"), ""); err != nil {
-		return fmt.Errorf("rule %q: %w", r.Path, err)
+	switch {
+	case r.Path == "" && len(r.MatcherSetsRaw) == 0 && len(r.matcherSets) == 0:
+		return fmt.Errorf("rule without a path or a match: it would apply to every request (set the defaults instead)")
+	case r.Path != "" && (len(r.MatcherSetsRaw) > 0 || len(r.matcherSets) > 0):
+		return fmt.Errorf("rule %q: give a path or a match, not both", r.Path)
+	case r.Path != "":
+		if err := checkPathPattern(r.Path); err != nil {
+			return fmt.Errorf("rule %q: %w", r.Path, err)
+		}
 	}
 	return r.Policy.validate()
+}
+
+// checkPathPattern refuses a rule's path pattern that can match no request
+// path: one that starts with neither / nor *, or a malformed glob.
+func checkPathPattern(p string) error {
+	if !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "*") {
+		return fmt.Errorf("path pattern must start with / or *")
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("path pattern: %w", err)
+	}
+	return nil
 }
 
 func (p Policy) validate() error {
@@ -122,39 +192,46 @@ func (p Policy) validate() error {
 	return nil
 }
 
-// literalPrefix returns the part of a pattern before its first wildcard or
-// escape: every path the pattern matches starts with it.
-func literalPrefix(pattern string) string {
-	if i := strings.IndexAny(pattern, "*?[\\"); i >= 0 {
-		return pattern[:i]
-	}
-	return pattern
+// compiledRule is a rule ready for requests.
+type compiledRule struct {
+	match caddyhttp.MatcherSets
+	pol   policy
 }
 
-// matchPath reports whether a request path matches a rule pattern.
-func matchPath(pattern, p string) bool {
-	if pattern == "*" {
-		return true
-	}
-	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
-		if !strings.ContainsAny(prefix, "*?[\\") {
-			return strings.HasPrefix(p, prefix)
+// policyFor returns the policy of the first rule whose matchers select r,
+// else the defaults. A matcher's error (as a route's would) is returned.
+func (c *Cache) policyFor(r *http.Request) (*policy, error) {
+	for i := range c.rules {
+		ok, err := c.rules[i].match.AnyMatchWithError(r)
+		if err != nil {
+			return nil, fmt.Errorf("spark_cache: match rule #%d: %w", i+1, err)
 		}
-		// Match the prefix segment by segment, then accept any rest.
-		n := strings.Count(prefix, "/")
-		cut := p
-		for i, seen := 0, 0; i < len(p); i++ {
-			if p[i] == '/' {
-				seen++
-				if seen > n {
-					cut = p[:i]
-					break
-				}
-			}
+		if ok {
+			return &c.rules[i].pol, nil
 		}
-		ok, _ := path.Match(pattern, cut)
-		return ok
 	}
-	ok, _ := path.Match(pattern, p)
-	return ok
+	return &c.def, nil
+}
+
+// policyForURI returns the policy of a bare GET of u on host: the one that
+// chose how the keys of u's stored responses were normalized, for purges
+// and invalidations, which know the URI but not the request that filled
+// it. (A rule that selects requests by their header fields cannot be told
+// from a URI: such a purge key is normalized as the defaults say.)
+func (c *Cache) policyForURI(ctx context.Context, host string, u *url.URL) *policy {
+	req := (&http.Request{Method: http.MethodGet, URL: u, Host: host, Header: http.Header{},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RequestURI: u.RequestURI()}).WithContext(ctx)
+	req = withReplacer(req)
+	pol, err := c.policyFor(req)
+	if err != nil {
+		return &c.def
+	}
+	return pol
+}
+
+// withReplacer returns r with a replacer of its own in its context, which
+// Caddy's matchers need (Caddy's server puts one in every request's; a
+// request made elsewhere, in a test or for a purge key, has none).
+func withReplacer(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 }

@@ -1,56 +1,17 @@
 package cache
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
-
-func TestMatchPath(t *testing.T) {
-	cases := []struct {
-		pattern, path string
-		want          bool
-	}{
-		{"*", "/anything/at/all", true},
-		{"*", "/", true},
-		{"/api/users/*/profile", "/api/users/42/profile", true},
-		{"/api/users/*/profile", "/api/users/abc-def/profile", true},
-		{"/api/users/*/profile", "/api/users//profile", true},
-		{"/api/users/*/profile", "/api/users/42/x/profile", false},
-		{"/api/users/*/profile", "/api/users/42/profile/extra", false},
-		{"/api/users/*/profile", "/api/users/42/profiles", false},
-		{"/api/users/*/profile", "/api/users/42", false},
-		{"/static/*", "/static/app.js", true},
-		{"/static/*", "/static/css/deep/site.css", true},
-		{"/static/*", "/static/", true},
-		{"/static/*", "/static", false},
-		{"/static/*", "/staticfoo/x", false},
-		{"/static/*", "/api/static/x", false},
-		{"/api/*/suggestions*", "/api/42/suggestions", true},
-		{"/api/*/suggestions*", "/api/42/suggestions?x", true},
-		{"/api/*/suggestions*", "/api/42/suggestions/page/2", true},
-		{"/api/*/suggestions*", "/api/42/other", false},
-		{"/api/*/suggestions*", "/api/42", false},
-		{"/api/*/*", "/api/a/b/c/d", true},
-		{"/photos/*.jpg", "/photos/a.jpg", true},
-		{"/photos/*.jpg", "/photos/a.png", false},
-		{"/photos/*.jpg", "/photos/x/a.jpg", false},
-		{"/exact", "/exact", true},
-		{"/exact", "/exact/", false},
-		{"/exact", "/Exact", false},
-		{"/v?/x", "/v1/x", true},
-		{"/v[0-9]/x", "/v7/x", true},
-		{"/v[0-9]/x", "/vz/x", false},
-		{"/bad[", "/bad[", false}, // malformed patterns match nothing
-	}
-	for _, tc := range cases {
-		if got := matchPath(tc.pattern, tc.path); got != tc.want {
-			t.Errorf("matchPath(%q, %q) = %v, want %v", tc.pattern, tc.path, got, tc.want)
-		}
-	}
-}
 
 func ptr[T any](v T) *T { return &v }
 
@@ -118,19 +79,80 @@ func TestPolicyFor(t *testing.T) {
 		{"/other", 0, false},
 	}
 	for _, tc := range cases {
-		p := c.policyFor(tc.path)
+		p := policyOf(t, c, requestFor(http.MethodGet, tc.path))
 		if p.ttl != tc.ttl || p.private != tc.priv || p.sie != time.Minute {
 			t.Errorf("policyFor(%q) = %+v; want ttl %v private %v sie 1m", tc.path, *p, tc.ttl, tc.priv)
 		}
 	}
-	if p := c.policyFor("/other"); p != &c.def {
+	if p := policyOf(t, c, requestFor(http.MethodGet, "/other")); p != &c.def {
 		t.Errorf("unmatched path does not get the default policy")
+	}
+}
+
+// requestFor is a request for target with a replacer, as Caddy's server
+// makes them (matchers need one).
+func requestFor(method, target string, header ...string) *http.Request {
+	r := httptest.NewRequest(method, "http://spark.test"+target, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Add(header[i], header[i+1])
+	}
+	return withReplacer(r)
+}
+
+func policyOf(t *testing.T, c *Cache, r *http.Request) *policy {
+	t.Helper()
+	p, err := c.policyFor(r)
+	if err != nil {
+		t.Fatalf("policyFor(%s): %v", r.URL, err)
+	}
+	return p
+}
+
+// A rule's matcher sets select with Caddy's matchers: every matcher of a
+// set, any set of the rule. The path shorthand has Caddy's path matcher
+// semantics (case-insensitive, on the cleaned path).
+func TestPolicyForMatchers(t *testing.T) {
+	ttl := func(d time.Duration) Policy { return Policy{TTL: caddy.Duration(d)} }
+	rules := []Rule{
+		{matcherSets: caddyhttp.MatcherSets{
+			{pathMatcher("/api/users/*/photos/*"), caddyhttp.MatchHeader{"Save-Data": {"on"}}},
+		}, Policy: ttl(time.Minute)},
+		{matcherSets: caddyhttp.MatcherSets{
+			{caddyhttp.MatchMethod{"HEAD"}},
+			{caddyhttp.MatchHeader{"X-Preview": {"1"}}},
+		}, Policy: ttl(2 * time.Minute)},
+		{Path: "/api/users/*/profile", Policy: ttl(5 * time.Minute)},
+	}
+	c := newCache(nil, nil, nil, Policy{}, rules, testEncodings, 1<<20)
+	for _, tc := range []struct {
+		r   *http.Request
+		ttl time.Duration
+	}{
+		{requestFor("GET", "/api/users/1/photos/a.jpg", "Save-Data", "on"), time.Minute},
+		{requestFor("GET", "/api/users/1/photos/a.jpg"), 0},
+		{requestFor("HEAD", "/api/users/1/photos/a.jpg"), 2 * time.Minute},
+		{requestFor("GET", "/x", "X-Preview", "1"), 2 * time.Minute},
+		{requestFor("GET", "/api/users/1/profile"), 5 * time.Minute},
+		{requestFor("GET", "/API/Users/1/Profile"), 5 * time.Minute},
+		{requestFor("GET", "/api/users/1/../2/profile"), 5 * time.Minute},
+		{requestFor("GET", "/api/users/1/profile/x"), 0},
+	} {
+		if p := policyOf(t, c, tc.r); p.ttl != tc.ttl {
+			t.Errorf("%s %s %v: ttl %v, want %v", tc.r.Method, tc.r.URL.Path, tc.r.Header, p.ttl, tc.ttl)
+		}
+	}
+	// Purges and invalidations know only the URI: a bare GET of it.
+	u, _ := url.Parse("/api/users/1/profile?b=1")
+	if p := c.policyForURI(context.Background(), "spark.test", u); p.ttl != 5*time.Minute {
+		t.Errorf("policyForURI: ttl %v", p.ttl)
 	}
 }
 
 func TestRuleValidate(t *testing.T) {
 	good := []Rule{
 		{Path: "*"},
+		{Path: "*.jpg"},
+		{matcherSets: caddyhttp.MatcherSets{{caddyhttp.MatchMethod{"GET"}}}},
 		{Path: "/static/*"},
 		{Path: "/api/users/*/profile", Policy: Policy{TTL: caddy.Duration(time.Minute)}},
 		{Path: "/x", Policy: Policy{Vary: []string{manyFields(maxVaryFields)}}},
@@ -143,6 +165,8 @@ func TestRuleValidate(t *testing.T) {
 	bad := []Rule{
 		{Path: "static/*"},
 		{Path: ""},
+		{Policy: Policy{TTL: caddy.Duration(time.Minute)}},
+		{Path: "/x", matcherSets: caddyhttp.MatcherSets{{caddyhttp.MatchMethod{"GET"}}}},
 		{Path: "/bad[*"},
 		{Path: "/x", Policy: Policy{TTL: caddy.Duration(-time.Second)}},
 		{Path: "/x", Policy: Policy{StaleIfError: ptr(caddy.Duration(-1))}},
@@ -153,22 +177,6 @@ func TestRuleValidate(t *testing.T) {
 	for _, r := range bad {
 		if err := r.validate(); err == nil {
 			t.Errorf("%q %+v: no error", r.Path, r.Policy)
-		}
-	}
-}
-
-func TestLiteralPrefix(t *testing.T) {
-	for pattern, want := range map[string]string{
-		"*":                    "",
-		"/static/*":            "/static/",
-		"/api/users/*/profile": "/api/users/",
-		"/v?/x":                "/v",
-		"/v[0-9]":              "/v",
-		`/a\*b`:                "/a",
-		"/exact":               "/exact",
-	} {
-		if got := literalPrefix(pattern); got != want {
-			t.Errorf("literalPrefix(%q) = %q, want %q", pattern, got, want)
 		}
 	}
 }

@@ -1,5 +1,8 @@
 package cache
 
+// Integration tests of RFC 9111 details and of the repository's Caddyfile
+// defaults.
+
 import (
 	"fmt"
 	"io"
@@ -123,60 +126,6 @@ func TestIntegrationRepoCaddyfileStaleDefaults(t *testing.T) {
 	if r := e.get("/api/other/fresh"); r.status != 200 || !strings.Contains(r.cacheStatus(), "stale") {
 		t.Errorf("fresh-once response with the origin down: %d %q, want the default stale-if-error", r.status, r.cacheStatus())
 	}
-}
-
-// TestIntegrationHeadRevalidatesStale: a HEAD on a stale entry revalidates
-// it with a conditional GET (a HEAD-compatible request whose 304 freshens
-// the stored GET response), answers with the updated header fields and no
-// body, and the stored entry carries them from then on; a 200 replaces it.
-func TestIntegrationHeadRevalidatesStale(t *testing.T) {
-	e := startEdge(t, "")
-	var version atomic.Int64
-	version.Store(1)
-	e.origin.handle(func(w http.ResponseWriter, r *http.Request) {
-		v := version.Load()
-		etag := `"h` + strconv.FormatInt(v, 10) + `"`
-		w.Header().Set("X-Seen", strconv.FormatInt(time.Now().UnixNano(), 10))
-		if r.Header.Get("If-None-Match") == etag {
-			w.Header().Set("Cache-Control", "max-age=100")
-			w.Header().Set("X-Version", "refreshed")
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		w.Header().Set("Cache-Control", "max-age=10")
-		w.Header().Set("Age", "30") // stale on arrival
-		w.Header().Set("ETag", etag)
-		w.Header().Set("X-Version", "v"+strconv.FormatInt(v, 10))
-		if v > 1 {
-			w.Header().Set("Cache-Control", "max-age=100")
-			w.Header().Del("Age")
-		}
-		_, _ = fmt.Fprintf(w, "version %d", v)
-	})
-
-	e.get("/h/same")
-	r := e.do("HEAD", "/h/same")
-	if r.status != 200 || r.body != "" || r.header.Get("X-Version") != "refreshed" || r.header.Get("Content-Length") != "9" ||
-		!strings.Contains(r.cacheStatus(), "fwd-status=304") {
-		t.Errorf("HEAD on a stale entry: %d %q X-Version %q Content-Length %q (%q)", r.status, r.body, r.header.Get("X-Version"), r.header.Get("Content-Length"), r.cacheStatus())
-	}
-	if last := e.origin.lastRequest("GET", "/h/same"); last == nil || last.Header.Get("If-None-Match") != `"h1"` || e.origin.hits("HEAD", "/h/same") != 0 {
-		t.Errorf("the revalidation was not a conditional GET")
-	}
-	r = e.get("/h/same")
-	expect(t, "GET after the HEAD", r, 200, "version 1", true)
-	if r.header.Get("X-Version") != "refreshed" {
-		t.Errorf("stored header fields not updated by the HEAD's revalidation: X-Version %q", r.header.Get("X-Version"))
-	}
-
-	e.get("/h/changed")
-	version.Store(2)
-	r = e.do("HEAD", "/h/changed")
-	if r.status != 200 || r.body != "" || r.header.Get("Etag") != `"h2"` || r.header.Get("X-Version") != "v2" {
-		t.Errorf("HEAD on a changed resource: %d %q ETag %q X-Version %q", r.status, r.body, r.header.Get("Etag"), r.header.Get("X-Version"))
-	}
-	r = e.get("/h/changed")
-	expect(t, "GET after the HEAD replaced the entry", r, 200, "version 2", true)
 }
 
 // TestIntegrationAgeAndExpiresDetails: Age: 7200, 0 counts as 7200 (RFC

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // writeMode is what a fillWriter does with the final response.
@@ -37,11 +39,14 @@ type fillWriter struct {
 
 var errOverflow = errors.New("cache: response over the maximum entry size")
 
+// Header is the client's response header.
 func (f *fillWriter) Header() http.Header { return f.w.Header() }
 
 // Unwrap lets http.ResponseController reach the client's writer.
 func (f *fillWriter) Unwrap() http.ResponseWriter { return f.w }
 
+// WriteHeader passes an interim (1xx) response on and decides, at the final
+// status, what becomes of the response (onHeader).
 func (f *fillWriter) WriteHeader(status int) {
 	if f.wroteHeader {
 		return
@@ -50,9 +55,9 @@ func (f *fillWriter) WriteHeader(status int) {
 		// 103 Early Hints and friends reach the client, without the
 		// contract's fields (an interim response purges nothing).
 		h := f.w.Header()
-		delete(h, headerCacheTags)
-		delete(h, headerDenyUsers)
-		delete(h, headerSparkPurge)
+		delete(h, contract.CacheTags)
+		delete(h, contract.DenyUsers)
+		delete(h, contract.SparkPurge)
 		f.w.WriteHeader(status)
 		return
 	}
@@ -83,6 +88,7 @@ func (f *fillWriter) stopCopy() {
 	f.buf = bytes.Buffer{}
 }
 
+// Write sends p on, keeps it, or both, as the mode says.
 func (f *fillWriter) Write(p []byte) (int, error) {
 	if !f.wroteHeader {
 		f.WriteHeader(http.StatusOK)

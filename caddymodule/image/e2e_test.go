@@ -127,7 +127,7 @@ func startImageEdge(t *testing.T) imageEdge {
 func (e imageEdge) purgeTags(t *testing.T, tags ...string) int {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"tags": tags})
-	req, _ := http.NewRequest("POST", e.admin+"/spark/purge", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", e.admin+"/spark_cache/purge", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+e2ePurgeToken)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)

@@ -352,7 +352,7 @@ func TestRepoCaddyfileSecretsNotInConfig(t *testing.T) {
 	if r := e.do("GET", "/api/users/9/profile", ""); !strings.Contains(r.header.Get("Cache-Status"), "hit") {
 		t.Fatalf("second GET: Cache-Status %q, want a hit", r.header.Get("Cache-Status"))
 	}
-	req, _ := http.NewRequest("POST", e.admin+"/spark/purge", strings.NewReader(`{"keys":["/api/users/9/profile"]}`))
+	req, _ := http.NewRequest("POST", e.admin+"/spark_cache/purge", strings.NewReader(`{"keys":["/api/users/9/profile"]}`))
 	req.Header.Set("Authorization", "Bearer "+e.purge)
 	res, err := e.client.Do(req)
 	if err != nil {

@@ -11,12 +11,13 @@ import (
 	_ "github.com/spark-edge/spark/caddymodule/auth"
 	_ "github.com/spark-edge/spark/caddymodule/cache"
 	_ "github.com/spark-edge/spark/caddymodule/image"
+	_ "github.com/spark-edge/spark/caddymodule/realtime"
 )
 
 // longDescription is what `spark help` and `spark --help` open with.
 const longDescription = `Spark runs the Spark dating app's edge and origin from one binary: it is a
-Caddy build with Spark's modules (spark_cache, spark_image, spark_auth),
-plus the origin API and a load generator.
+Caddy build with Spark's modules (spark_cache, spark_image, spark_auth,
+spark_realtime), plus the origin API and a load generator.
 
 As an edge node (every Caddy command works, named spark):
 

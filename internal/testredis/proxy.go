@@ -48,6 +48,7 @@ type Proxy struct {
 	rule   func(args []string) Action
 	conns  map[net.Conn]struct{}
 	closed bool
+	cut    bool // connections are refused until Restore
 
 	failed atomic.Int64
 	wg     sync.WaitGroup
@@ -98,6 +99,25 @@ func (p *Proxy) FailNext(n int, action Action, match func(args []string) bool) {
 // Failed returns how many commands the proxy failed or dropped.
 func (p *Proxy) Failed() int { return int(p.failed.Load()) }
 
+// Cut closes every connection through the proxy and refuses new ones
+// until Restore, as a network partition between the clients and Redis
+// would.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	p.cut = true
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	p.mu.Unlock()
+}
+
+// Restore lets connections through again after Cut.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
 // Close stops the proxy and closes every connection through it.
 func (p *Proxy) Close() {
 	_ = p.ln.Close()
@@ -122,19 +142,20 @@ func (p *Proxy) accept() {
 	}
 }
 
-// track adds conns to the open connections; once the proxy is closed it
-// closes them instead and reports false.
+// track adds conns to the open connections; once the proxy is closed, or
+// while it is cut, it closes them instead and reports false.
 func (p *Proxy) track(conns ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	refuse := p.closed || p.cut
 	for _, c := range conns {
-		if p.closed {
+		if refuse {
 			_ = c.Close()
 		} else {
 			p.conns[c] = struct{}{}
 		}
 	}
-	return !p.closed
+	return !refuse
 }
 
 func (p *Proxy) untrack(conns ...net.Conn) {

@@ -50,6 +50,40 @@ func TestProxyFailsChosenCommands(t *testing.T) {
 	c.Del(ctx, k+"a", k+"b", k+"c")
 }
 
+// Cut closes the connections through the proxy and refuses new ones until
+// Restore.
+func TestProxyCut(t *testing.T) {
+	p := NewProxy(t, Shared(t))
+	c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p.Cut()
+	for i := range 3 { // the pooled connection, then fresh ones
+		if err := c.Ping(ctx).Err(); err == nil {
+			t.Fatalf("PING %d through a cut proxy answered", i+1)
+		}
+	}
+	p.Restore()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING after Restore: %v", err)
+	}
+}
+
+// A Sentinel started for a master names it.
+func TestStartSentinel(t *testing.T) {
+	master := Start(t)
+	s := StartSentinel(t, "m", master.Addr())
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	hp, err := c.GetMasterAddrByName(context.Background(), "m").Result()
+	if err != nil || strings.Join(hp, ":") != master.Addr() {
+		t.Fatalf("sentinel names %v (%v), want %s", hp, err, master.Addr())
+	}
+}
+
 func TestReadCommand(t *testing.T) {
 	in := "*2\r\n$3\r\nGET\r\n$5\r\na\r\nbc\r\nPING x\r\n"
 	r := bufio.NewReader(strings.NewReader(in))

@@ -7,9 +7,11 @@ package testredis
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +49,7 @@ type Server struct {
 	t    testing.TB
 	port int
 	dir  string
+	lead []string // before the common arguments: a Sentinel's config file
 	args []string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
@@ -59,10 +62,33 @@ const startTimeout = 30 * time.Second
 // Start starts redis-server on a free port with extra arguments.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return startServer(t, false, extra)
+}
+
+// StartSentinel starts a Redis Sentinel on a free port that monitors the
+// master at masterAddr under name, with a quorum of 1.
+func StartSentinel(t testing.TB, name, masterAddr string) *Server {
+	t.Helper()
+	host, port, err := net.SplitHostPort(masterAddr)
+	if err != nil {
+		t.Fatalf("sentinel: master address %q: %v", masterAddr, err)
+	}
+	return startServer(t, true, []string{"--sentinel", "monitor", name, host, port, "1"})
+}
+
+func startServer(t testing.TB, sentinel bool, extra []string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not installed (make test installs it): %v", err)
 	}
 	s := &Server{t: t, dir: t.TempDir(), args: extra}
+	if sentinel { // a Sentinel keeps its state in a config file of its own
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if err := os.WriteFile(conf, nil, 0o644); err != nil {
+			t.Fatalf("sentinel config: %v", err)
+		}
+		s.lead = []string{conf, "--sentinel"}
+	}
 	t.Cleanup(s.Stop)
 	// The port is free when testutil.FreePort returns, not necessarily when
 	// redis-server binds it (another test package's connection may take
@@ -98,8 +124,8 @@ func (s *Server) Start() {
 func (s *Server) start() error {
 	logPath := filepath.Join(s.dir, "redis.log")
 	_ = os.Remove(logPath) // this start's log only
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--logfile", logPath}, s.args...)
+	args := append(append(slices.Clone(s.lead), "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--logfile", logPath), s.args...)
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)

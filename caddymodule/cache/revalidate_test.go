@@ -10,6 +10,38 @@ import (
 	"time"
 )
 
+// A 304's Age counts for the refreshed entry: a 304 as old as the
+// response's lifetime (an upstream cache's, say) leaves the entry stale, so
+// the next use is revalidated again rather than served as fresh.
+func TestRefreshCounts304Age(t *testing.T) {
+	c, _ := newUnitCache(t, Policy{}, nil)
+	var conditional atomic.Int64
+	origin := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("Age", "30")
+		w.Header().Set("Etag", `"a"`)
+		if r.Header.Get("If-None-Match") == `"a"` {
+			conditional.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return nil
+		}
+		_, err := w.Write([]byte("aged"))
+		return err
+	})
+	for i := 0; i < 3; i++ {
+		w := serve(t, c, httptest.NewRequest(http.MethodGet, "http://spark.test/aged", nil), origin)
+		if cs := w.Header().Get("Cache-Status"); i > 0 && !strings.Contains(cs, "fwd-status=304") {
+			t.Fatalf("use %d: Cache-Status %q, want a revalidation", i, cs)
+		}
+		if w.Body.String() != "aged" {
+			t.Fatalf("use %d: %q", i, w.Body.String())
+		}
+	}
+	if conditional.Load() != 2 {
+		t.Fatalf("%d revalidations, want 2", conditional.Load())
+	}
+}
+
 // TestPurgeBetweenLookupAndRevalidation: a purge that lands after the
 // lookup found a stale entry and before the origin's 304 arrives is not
 // undone by the refresh (issue 10, item 3). The clock the cache reads right
@@ -118,8 +150,7 @@ func TestRefreshKeepsTags(t *testing.T) {
 		t.Fatalf("after the 304: %q", cs)
 	}
 	// The refreshed entry carries its tags itself.
-	pk, _ := primaryKey("spark.test", "/p/7", "", nil)
-	e, _ := c.lookup(httptest.NewRequest(http.MethodGet, "http://spark.test/p/7", nil), pk)
+	e, _ := exchangeFor(t, c, httptest.NewRequest(http.MethodGet, "http://spark.test/p/7", nil)).lookup()
 	if e == nil || strings.Join(e.tags(), " ") != "profile:7" {
 		t.Fatalf("refreshed entry tags %v", e)
 	}
@@ -128,5 +159,44 @@ func TestRefreshKeepsTags(t *testing.T) {
 	}
 	if cs := get(); strings.Contains(cs, "hit") || full.Load() != 2 {
 		t.Fatalf("after the tag purge: %q, %d full fetches", cs, full.Load())
+	}
+}
+
+// Close cancels the background refreshes and returns at once: a config
+// reload (Cleanup) never waits on the origin.
+func TestCloseCancelsBackgroundRefresh(t *testing.T) {
+	c, now := newUnitCache(t, Policy{}, nil)
+	refreshing := make(chan struct{})
+	var cancelled atomic.Bool
+	origin := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Header.Get("If-None-Match") == "" {
+			w.Header().Set("Cache-Control", "max-age=10, stale-while-revalidate=100")
+			w.Header().Set("Etag", `"a"`)
+			_, err := w.Write([]byte("a"))
+			return err
+		}
+		close(refreshing)
+		<-r.Context().Done() // an origin that never answers
+		cancelled.Store(true)
+		return r.Context().Err()
+	})
+	get := func() string {
+		w := serve(t, c, httptest.NewRequest(http.MethodGet, "http://spark.test/slow-refresh", nil), origin)
+		return w.Header().Get("Cache-Status")
+	}
+	get()
+	*now = now.Add(20 * time.Second)
+	if cs := get(); !strings.Contains(cs, "stale-while-revalidate") {
+		t.Fatalf("stale use: %q", cs)
+	}
+	select {
+	case <-refreshing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no background refresh reached the origin")
+	}
+	start := time.Now()
+	c.Close()
+	if took := time.Since(start); took >= closeWait || !cancelled.Load() {
+		t.Fatalf("Close took %s, refresh cancelled: %v", took, cancelled.Load())
 	}
 }

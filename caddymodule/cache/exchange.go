@@ -1,0 +1,170 @@
+package cache
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/spark-edge/spark/tiered"
+)
+
+// exchange is one request's pass through the cache: what ServeHTTP works
+// out once (the request's policy, primary key and directives, the purge
+// generation, the credential's hash) and the methods that look up, serve,
+// fill, revalidate and store with it.
+//
+// The hit path keeps its exchange on the stack; a trip to the origin runs
+// on a copy (forOrigin), which the fill's writer may keep.
+type exchange struct {
+	c    *Cache
+	w    http.ResponseWriter // the client's (or, revalidating a HEAD or in the background, a wrapper)
+	r    *http.Request       // the client's request
+	next caddyhttp.Handler
+	repl *caddy.Replacer // the request's; nil for a background refresh
+
+	pol   *policy
+	reqCC directives // the request's Cache-Control
+	// pk is the primary key; its first uriLen bytes are the URI the URI tag
+	// names (built only when the origin is involved).
+	pk     string
+	uriLen int
+	// gen is the purge generation read before the lookup: a purge that
+	// lands after it (between the lookup and a 304's refresh, or during a
+	// fill) keeps whatever this exchange would store out of the cache.
+	gen uint64
+
+	cred     string // the credential's hash, once credential has run
+	credDone bool
+
+	// background: nobody waits for the response (a stale-while-revalidate
+	// refresh); there is no viewer to check.
+	background bool
+	// release, when set, frees the waiters coalesced on this fill; it is
+	// called once the response is known not to be stored.
+	release func()
+}
+
+// prepare works out the request's policy, key and directives, and reads
+// the purge generation (before the lookup).
+func (x *exchange) prepare() error {
+	pol, err := x.c.policyFor(x.r)
+	if err != nil {
+		return err
+	}
+	x.pol = pol
+	x.reqCC = parseDirectives(x.r.Header["Cache-Control"])
+	x.pk, x.uriLen = primaryKeyLen(x.r.Host, x.r.URL.EscapedPath(), x.r.URL.RawQuery, pol.ignoreQuery)
+	x.gen = x.c.store.Generation()
+	return nil
+}
+
+// uriTag is the tag every record stored for the request's URI is indexed
+// under (unsafe methods and purges by key remove it).
+func (x *exchange) uriTag() string { return keyURITag(x.pk, x.uriLen) }
+
+// credential returns the hash of the request's credential (Authorization
+// and Cookie), "" when it carries none. It keys private variants and
+// coalesced fills alike; it is computed once.
+func (x *exchange) credential() string {
+	if !x.credDone {
+		x.credDone = true
+		if hasCredential(x.r.Header) {
+			x.cred = credentialHash(x.r.Header)
+		}
+	}
+	return x.cred
+}
+
+// forOrigin returns the exchange for a trip to the origin: a copy on the
+// heap, which the fill's writer and callbacks may keep.
+func (x *exchange) forOrigin() *exchange {
+	o := *x
+	return &o
+}
+
+// lookup finds the stored response the request selects.
+func (x *exchange) lookup() (*entry, tiered.Layer) {
+	ctx, h := x.r.Context(), x.r.Header
+	b, layer, ok := x.c.store.Get(ctx, x.pk)
+	if !ok {
+		return nil, tiered.LayerNone
+	}
+	keyedByCredential := false
+	if len(b) > 0 && b[0] == kindVary {
+		var buf [8]string
+		fields, private, err := decodeVaryAppend(buf[:0], b)
+		if err != nil {
+			return nil, tiered.LayerNone
+		}
+		cred := ""
+		if private {
+			if cred = x.credential(); cred == "" {
+				return nil, tiered.LayerNone
+			}
+		}
+		keyedByCredential = private || slices.Contains(fields, "authorization")
+		b, layer, ok = x.c.store.Get(ctx, secondaryKey(x.pk, h, fields, cred, x.c.encodings))
+		if !ok {
+			return nil, tiered.LayerNone
+		}
+	}
+	e, err := decodeEntry(b)
+	if err != nil {
+		return nil, tiered.LayerNone
+	}
+	if len(h["Authorization"]) > 0 {
+		if !e.authOK && !keyedByCredential {
+			// RFC 9111 §3.5: a response shared between users is served to an
+			// authorized request only with public, s-maxage or must-revalidate.
+			return nil, tiered.LayerNone
+		}
+	} else if e.authFill {
+		// Defence in depth: what an authorized request filled is never
+		// served to a request without Authorization, whatever the response
+		// said (the origin answers such requests 401).
+		return nil, tiered.LayerNone
+	}
+	e.layer = layer
+	return e, layer
+}
+
+// passThrough forwards the request and streams the response back untouched
+// but for the contract's fields: Spark-Purge is honoured, and it,
+// Cache-Tags and Spark-Deny-Users never reach the client, on every path
+// (Range, Upgrade, HEAD misses, other methods, refused viewers). s, when
+// set, is the response's Cache-Status.
+func (x *exchange) passThrough(s *cacheStatus) error {
+	c, ctx, repl := x.c, x.r.Context(), x.repl // the callback keeps these, not x
+	fw := &fillWriter{w: x.w}
+	fw.onHeader = func(_ int, h http.Header) writeMode {
+		c.takeOriginFields(ctx, h)
+		if s != nil {
+			report(h, repl, s)
+		}
+		return modePass
+	}
+	return x.next.ServeHTTP(fw, x.r)
+}
+
+// forwardDenied sends a request that a stored response may not answer (its
+// deny list names the viewer, or the viewer is unknown) to the origin,
+// which decides: outside request coalescing, and never stored, as the
+// answer is for this viewer alone.
+func (x *exchange) forwardDenied() error {
+	x.c.metrics.request(resultDenied)
+	return x.passThrough(&cacheStatus{fwd: fwdRequest, detail: "denied"})
+}
+
+// hasCredential reports whether the request carries a credential.
+func hasCredential(h http.Header) bool {
+	return len(h["Authorization"]) > 0 || len(h["Cookie"]) > 0
+}
+
+// credentialHash is the one-way digest of a request's credential that keys
+// its private variants and its coalesced fills.
+func credentialHash(h http.Header) string {
+	return hashValue(strings.Join(h.Values("Authorization"), ",") + "\n" + strings.Join(h.Values("Cookie"), ";"))
+}

@@ -1,0 +1,79 @@
+package cache
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/spark-edge/spark/internal/contract"
+)
+
+// serveUnsafe forwards a request whose method is not known to be safe and
+// invalidates what it may have changed (RFC 9111 §4.4) before the client
+// sees the response: the target URI after any non-error status (2xx, 3xx),
+// and same-host Location/Content-Location only after a 2xx. A redirect's
+// Location is where the client is sent, not something the request changed;
+// invalidating it let anyone empty any URL by making the origin redirect.
+func (x *exchange) serveUnsafe() error {
+	c, r, repl := x.c, x.r, x.repl // the callback keeps these, not x
+	fw := &fillWriter{w: x.w, limit: 0}
+	fw.onHeader = func(status int, h http.Header) writeMode {
+		c.takeOriginFields(r.Context(), h)
+		if status < 200 || status >= 400 {
+			report(h, repl, &cacheStatus{fwd: fwdBypass})
+			return modePass
+		}
+		c.invalidateURI(r, r.URL)
+		if status < 300 {
+			for _, f := range [...]string{"Location", "Content-Location"} {
+				if v := h.Get(f); v != "" {
+					if u, err := r.URL.Parse(v); err == nil && (u.Host == "" || strings.EqualFold(u.Host, r.Host)) {
+						c.invalidateURI(r, u)
+					}
+				}
+			}
+		}
+		report(h, repl, &cacheStatus{fwd: fwdBypass, detail: "invalidated"})
+		return modePass
+	}
+	c.metrics.request(resultBypass)
+	return x.next.ServeHTTP(fw, r)
+}
+
+// invalidateURI removes every stored variant of u on r's host.
+func (c *Cache) invalidateURI(r *http.Request, u *url.URL) {
+	pol := c.policyForURI(r.Context(), r.Host, u)
+	_, tag := primaryKey(r.Host, u.EscapedPath(), u.RawQuery, pol.ignoreQuery)
+	c.store.PurgeTags(r.Context(), tag)
+}
+
+// originFields are the contract's fields of an origin response.
+type originFields struct {
+	tags, deny []string // nil when absent
+}
+
+// takeOriginFields applies the response's Spark-Purge and removes it,
+// Cache-Tags and Spark-Deny-Users from h (they are for the edge, never for
+// clients), returning the last two.
+func (c *Cache) takeOriginFields(ctx context.Context, h http.Header) originFields {
+	c.applyPurge(ctx, h)
+	f := originFields{tags: h[contract.CacheTags], deny: h[contract.DenyUsers]}
+	delete(h, contract.CacheTags)
+	delete(h, contract.DenyUsers)
+	return f
+}
+
+// applyPurge handles a Spark-Purge field: every entry tagged with one of its
+// tags is removed. The field never reaches the client.
+func (c *Cache) applyPurge(ctx context.Context, h http.Header) {
+	v := h[contract.SparkPurge]
+	if len(v) == 0 {
+		return
+	}
+	delete(h, contract.SparkPurge)
+	if tags := contract.AppendTags(nil, v); len(tags) > 0 {
+		n := c.store.PurgeTags(ctx, tags...)
+		c.metrics.purged(n)
+	}
+}

@@ -1,0 +1,259 @@
+package realtime
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/spark-edge/spark/internal/authtoken"
+)
+
+// Buffers of a connection (design/realtime.md: 1 KiB read and write
+// buffers, the write buffer pooled between writes; no compression).
+const (
+	readBufferSize  = 1024
+	writeBufferSize = 1024
+)
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler: it verifies the
+// token, upgrades to a spark.v1 WebSocket and returns; the connection
+// runs on its own goroutines. Every request handed to it is its to answer:
+// next is never called, and no error is returned (Caddy would log the
+// request's headers with it, a token subprotocol included; access logs
+// need the filter the README gives for the same reason).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		writeProblem(w, r, http.StatusUpgradeRequired, "a WebSocket upgrade (subprotocol "+Subprotocol+") is required")
+		return nil
+	}
+	offered := websocket.Subprotocols(r)
+	header, token, err := credentials(r.Header.Values("Authorization"), offered)
+	var id authtoken.Identity
+	if err == nil {
+		if header != "" {
+			id, err = h.verifier.Verify(header)
+		} else {
+			id, err = h.verifier.VerifyToken(token)
+		}
+	}
+	if err != nil {
+		h.refuse(w, r, err)
+		return nil
+	}
+	if token == "" {
+		token, _ = authtoken.BearerToken(header)
+	}
+	if !containsString(offered, Subprotocol) {
+		writeProblem(w, r, http.StatusBadRequest, "offer the subprotocol "+Subprotocol+" in Sec-WebSocket-Protocol")
+		return nil
+	}
+	if !h.origins.allows(r) {
+		writeProblem(w, r, http.StatusForbidden, "this Origin may not open a realtime connection")
+		return nil
+	}
+	since, resume, err := parseSince(r.URL.RawQuery)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return nil
+	}
+
+	// Subscribe first, then ask the origin: no event falls between.
+	c := newConn(h.hub, h.cfg, id.UserID, token, since, resume)
+	if err := h.hub.register(r.Context(), c); err != nil {
+		c.cancel()
+		h.unavailable(w, r, id.UserID, err)
+		return nil
+	}
+	convs, err := h.cfg.origin.conversations(r.Context(), token)
+	if err != nil {
+		h.hub.unregister(c)
+		c.cancel()
+		if statusOf(err) == http.StatusUnauthorized {
+			h.refuse(w, r, err)
+		} else {
+			h.unavailable(w, r, id.UserID, err)
+		}
+		return nil
+	}
+	c.peers.load(convs)
+	up := websocket.Upgrader{
+		ReadBufferSize:  readBufferSize,
+		WriteBufferSize: writeBufferSize,
+		WriteBufferPool: h.hub.writeBuffers,
+		Subprotocols:    []string{Subprotocol},
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked above
+		Error: func(w http.ResponseWriter, r *http.Request, status int, err error) {
+			writeProblem(w, r, status, err.Error())
+		},
+	}
+	ws, err := up.Upgrade(hijacker{w}, r, nil)
+	if err != nil {
+		// Answered (or the connection is gone). No error goes back to
+		// Caddy: its error log would print the request's headers, a token
+		// subprotocol included.
+		h.hub.unregister(c)
+		c.cancel()
+		return nil
+	}
+	if resume {
+		h.metrics.resumes.Inc()
+	}
+	c.start(ws, id.ExpiresAt)
+	return nil
+}
+
+// errSeveralCredentials refuses a request with more than one credential
+// (two Authorization fields, two token subprotocols, or one of each).
+var errSeveralCredentials = &authtoken.Error{Reason: authtoken.ReasonMalformed}
+
+// errNoCredential refuses a request without a credential.
+var errNoCredential = &authtoken.Error{Reason: authtoken.ReasonMissing}
+
+// credentials finds the request's one credential: an Authorization field
+// value (header), or a token subprotocol's token.
+func credentials(authorization, offered []string) (header, token string, err error) {
+	for _, p := range offered {
+		if t, ok := strings.CutPrefix(p, tokenSubprotocolPrefix); ok {
+			if token != "" {
+				return "", "", errSeveralCredentials
+			}
+			if token = t; token == "" {
+				return "", "", errSeveralCredentials
+			}
+		}
+	}
+	switch {
+	case len(authorization) > 1 || (len(authorization) == 1 && token != ""):
+		return "", "", errSeveralCredentials
+	case len(authorization) == 1:
+		return authorization[0], "", nil
+	case token != "":
+		return "", token, nil
+	}
+	return "", "", errNoCredential
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parseSince reads ?since=N: absent (live only) or a non-negative integer.
+func parseSince(rawQuery string) (since int64, resume bool, err error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return 0, false, errors.New("the query does not parse")
+	}
+	vals, ok := q["since"]
+	if !ok {
+		return 0, false, nil
+	}
+	if len(vals) != 1 {
+		return 0, false, errors.New("since: give it once")
+	}
+	n, err := strconv.ParseInt(vals[0], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false, errors.New("since: want the last acknowledged seq, a non-negative integer")
+	}
+	return n, true, nil
+}
+
+// unavailable answers 503 with a retry hint: the bus or the origin failed.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, user int64, err error) {
+	h.logger.Warn("realtime connection refused", zap.Int64("user", user), zap.Error(err))
+	w.Header().Set("Retry-After", "1")
+	writeProblem(w, r, http.StatusServiceUnavailable, "realtime is unavailable on this edge now; retry")
+}
+
+// refuse answers 401 as spark_auth and the origin do. The log line says
+// why, never what the token was.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if c := h.logger.Check(zapcore.DebugLevel, "realtime token refused"); c != nil {
+		c.Write(zap.String("reason", string(authtoken.ReasonOf(err))), zap.String("remote_ip", r.RemoteAddr))
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	writeProblem(w, r, http.StatusUnauthorized, "a valid bearer token is required: Authorization, or the subprotocol "+tokenSubprotocolPrefix+"<token>")
+}
+
+// writeProblem answers an RFC 9457 problem document in the origin's shape.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	body, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status),
+		"status": status, "detail": detail, "instance": r.URL.Path})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/problem+json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// originPolicy is the allowed_origins check.
+type originPolicy struct {
+	any     bool
+	allowed map[string]bool // scheme://host[:port], lower case
+}
+
+func newOriginPolicy(list []string) (originPolicy, error) {
+	p := originPolicy{allowed: make(map[string]bool, len(list))}
+	for _, o := range list {
+		if o == "*" {
+			p.any = true
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return p, fmt.Errorf("%q: want scheme://host[:port] or *", o)
+		}
+		p.allowed[strings.ToLower(u.Scheme+"://"+u.Host)] = true
+	}
+	return p, nil
+}
+
+// allows reports whether r's Origin may connect: none (not a browser),
+// the request's own host, a listed origin, or any with "*".
+func (p originPolicy) allows(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || p.any {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host) || p.allowed[strings.ToLower(u.Scheme+"://"+u.Host)]
+}
+
+// hijacker gives gorilla the client's connection from the innermost
+// response writer, under Caddy's wrappers. The connection outlives
+// ServeHTTP (it runs on its own goroutines), so it must not pass through
+// the byte counting of Caddy's response recorder, which is read when
+// ServeHTTP returns.
+type hijacker struct{ http.ResponseWriter }
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w := h.ResponseWriter
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	return http.NewResponseController(w).Hijack()
+}
