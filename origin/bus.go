@@ -12,9 +12,9 @@ import (
 )
 
 // DevEventsToken is the events stream's shared secret with the embedded
-// store when none is configured (`make run` sets it on both sides). Never
-// accepted with PostGIS.
-const DevEventsToken = "spark-development-events-token-do-not-deploy"
+// store when none is configured: the one scripts/run.sh (`make run`) gives
+// both the origin and the edge. Never accepted with PostGIS.
+const DevEventsToken = "spark-development-events-token-not-for-production"
 
 // Event log retention and bus defaults.
 const (
@@ -114,13 +114,24 @@ func openEventBus(cfg EventsConfig, databaseURL string, log *slog.Logger) (*even
 	}
 	b := &eventBus{}
 	switch {
-	case len(cfg.Redis) > 0, tok != "":
-		// The bus implementations (package eventbus) are not wired in yet:
-		// events are kept in the log and served by GET /api/events.
-		log.Warn("realtime bus not available in this build: events are kept in the event log only (GET /api/events)",
-			"redis", cfg.Redis, "stream", tok != "", "dev_token", dev)
+	case len(cfg.Redis) > 0:
+		p, err := eventbus.NewRedisPublisher(eventbus.RedisOptions{Addrs: cfg.Redis, KeyPrefix: cfg.RedisPrefix, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("origin: realtime bus on Redis %v: %w", cfg.Redis, err)
+		}
+		b.publisher, b.presence, b.closers = p, p, append(b.closers, p.Close)
+		log.Info("realtime events published through Redis", "addrs", cfg.Redis, "prefix", cfg.RedisPrefix)
+	case tok != "":
+		ss, err := eventbus.NewStreamServer(eventbus.StreamServerOptions{Token: tok, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("origin: realtime event stream: %w", err)
+		}
+		b.publisher, b.presence, b.stream, b.closers = ss, ss, ss, append(b.closers, ss.Close)
+		if dev {
+			log.Warn("!!! the event stream at " + StreamPath + " uses the fixed DEVELOPMENT token: anyone can follow every user's events. Set --events-token / SPARK_EVENTS_TOKEN outside development. !!!")
+		}
 	default:
-		log.Warn("no realtime bus: set --events-token (the origin's stream) or --events-redis; events are kept in the event log only (GET /api/events)")
+		log.Warn("no realtime bus: set --events-token (the origin's stream at " + StreamPath + ") or --events-redis; events are kept in the event log only (GET /api/events)")
 	}
 	return b, nil
 }

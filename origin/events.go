@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spark-edge/spark/eventbus"
 	"github.com/spark-edge/spark/origin/store"
 )
 
@@ -20,8 +21,8 @@ const (
 	// MaxEventLimit is the largest ?limit= accepted.
 	MaxEventLimit = 1000
 	// StreamPath is where the origin serves its event stream to edges
-	// (ServerOptions.EventStream).
-	StreamPath = "/internal/events"
+	// (ServerOptions.EventStream): the path eventbus's StreamClient dials.
+	StreamPath = eventbus.StreamPath
 )
 
 // eventsPage is the body of GET /api/events.

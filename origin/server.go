@@ -51,8 +51,9 @@ type ServerOptions struct {
 	// DefaultLocationLimit, Every 0: no limit (load tests).
 	LocationLimit *RateLimit
 	// Events receives every event once its write committed (the realtime
-	// bus: Redis, or the origin's own stream); nil: events are only kept
-	// in the log, for GET /api/events.
+	// bus: eventbus.RedisPublisher, or the origin's own
+	// eventbus.StreamServer); nil: events are only kept in the log, for
+	// GET /api/events.
 	Events eventbus.Publisher
 	// Presence answers Online; nil: Online reports false.
 	Presence eventbus.Presence

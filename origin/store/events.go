@@ -150,6 +150,23 @@ func Sequence(ps []PendingEvent, last map[int64]int64, at time.Time) []Event {
 // from the log are the same bytes.
 func EventTime(at time.Time) time.Time { return at.UTC().Truncate(time.Microsecond) }
 
+// GoneError is the ErrGone Events returns (errors.Is(err, ErrGone) holds):
+// the events after Since are not in the log, which ends at LastSeq.
+type GoneError struct {
+	// Since is the seq asked after.
+	Since int64
+	// LastSeq is the user's newest seq.
+	LastSeq int64
+}
+
+// Error implements error.
+func (e *GoneError) Error() string {
+	return fmt.Sprintf("events after %d not in the log (newest %d): %v", e.Since, e.LastSeq, ErrGone)
+}
+
+// Is makes errors.Is(err, ErrGone) true.
+func (e *GoneError) Is(target error) bool { return target == ErrGone }
+
 // EventPage is a slice of a user's log.
 type EventPage struct {
 	// Events are the user's events after the asked sequence number,

@@ -258,8 +258,9 @@ type Store interface {
 	// Events returns the user's events with seq > since, ascending, at most
 	// limit of them (a limit below 1 is 1), and the user's newest seq, read
 	// on the primary.
-	// ErrGone when events after since are no longer kept (since is older
-	// than the retention) or since is beyond the user's newest seq.
+	// A *GoneError (ErrGone) when events after since are no longer kept
+	// (since is older than the retention) or since is beyond the user's
+	// newest seq.
 	Events(ctx context.Context, id, since int64, limit int) (EventPage, error)
 	// PruneEvents deletes the events r does not keep, oldest first per
 	// user, and returns how many went. It is meant for a background loop,

@@ -57,7 +57,7 @@ func (s *Store) Events(ctx context.Context, id, since int64, limit int) (store.E
 	}
 	last := l.last()
 	if since < l.pruned || since > last {
-		return store.EventPage{}, fmt.Errorf("memory: events of %d after %d (kept: after %d up to %d): %w", id, since, l.pruned, last, store.ErrGone)
+		return store.EventPage{}, fmt.Errorf("memory: events of %d (kept after %d): %w", id, l.pruned, &store.GoneError{Since: since, LastSeq: last})
 	}
 	from := since - l.pruned
 	to := min(from+int64(max(limit, 1)), int64(len(l.events))) // as PostGIS: a limit below 1 is 1

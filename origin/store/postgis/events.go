@@ -143,7 +143,7 @@ func (s *Store) Events(ctx context.Context, id, since int64, limit int) (store.E
 		return store.EventPage{}, fmt.Errorf("postgis: events of %d: %w", id, err)
 	}
 	if since > page.LastSeq || (since < page.LastSeq && (len(page.Events) == 0 || page.Events[0].Seq != since+1)) {
-		return store.EventPage{}, fmt.Errorf("postgis: events of %d after %d (newest %d): %w", id, since, page.LastSeq, store.ErrGone)
+		return store.EventPage{}, fmt.Errorf("postgis: events of %d: %w", id, &store.GoneError{Since: since, LastSeq: page.LastSeq})
 	}
 	return page, nil
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -224,6 +225,10 @@ func testEventsPaging(t *testing.T, s store.Store) {
 	}
 	_, err := s.Events(ctx(t), b, 11, 10)
 	wantErr(t, err, store.ErrGone, "since beyond the log")
+	var gone *store.GoneError
+	if !errors.As(err, &gone) || gone.LastSeq != 10 || gone.Since != 11 {
+		t.Fatalf("gone error %#v", err)
+	}
 	if p, err := s.Events(ctx(t), mk(t, s, "new", 30, "man", nil, nil), 0, 10); err != nil || p.LastSeq != 0 || len(p.Events) != 0 {
 		t.Fatalf("a new user's log: %+v %v", p, err)
 	}
