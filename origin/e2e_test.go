@@ -223,14 +223,17 @@ func freePorts(t *testing.T, n int) []string {
 }
 
 // startEdgeProcess runs `spark run` on a Caddyfile with HOME (Caddy's
-// storage) in home and extra environment, waits until the edge on edgePort
+// storage) in home and extra environment (by default SPARK_EVENTS_TOKEN is
+// origin.DevEventsToken, the embedded origin's: the repository Caddyfile's
+// spark_realtime needs one), waits until the edge on edgePort
 // answers HTTP (the repository's Caddyfile answers /healthz with a 404: the
 // origin's health endpoints are not routed through the edge), and kills it
 // when the test ends (its output is logged if the test failed). It returns
 // the edge's base URL.
 func startEdgeProcess(t *testing.T, bin, caddyfile, edgePort, home string, env ...string) string {
 	t.Helper()
-	env = append([]string{"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home}, env...)
+	env = append([]string{"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home,
+		"SPARK_EVENTS_TOKEN=" + origin.DevEventsToken}, env...)
 	edge := testutil.StartProcess(t, env, bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	t.Cleanup(edge.Kill) // before StartProcess's own graceful stop: nothing to drain
 	base := "http://127.0.0.1:" + edgePort
