@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,13 +22,7 @@ import (
 // gets its `message` event, and that event is the one GET /api/events
 // serves (same seq, same bytes).
 func TestRealtimeThroughEdge(t *testing.T) {
-	root := moduleRoot(t)
-	bin := sparkBinary(t)
-	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 50, DemoSeed: 1})
-	ports := freePorts(t, 2)
-	startEdgeProcess(t, bin, filepath.Join(root, "Caddyfile"), ports[0], t.TempDir(),
-		"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
-		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+	originAddr, edgeBase := startStack(t, 50)
 	tok := func(id int64) string {
 		s, err := origin.IssueToken(origin.DevJWTSecret, id, time.Hour, time.Now())
 		if err != nil {
@@ -49,7 +43,7 @@ func TestRealtimeThroughEdge(t *testing.T) {
 	conv, peer := inbox.Conversations[0].ID, inbox.Conversations[0].PeerID
 	dial := func(user int64) *websocket.Conn {
 		d := websocket.Dialer{Subprotocols: []string{"spark.v1"}, HandshakeTimeout: 10 * time.Second}
-		c, res, err := d.Dial("ws://127.0.0.1:"+ports[0]+"/api/realtime", http.Header{"Authorization": {"Bearer " + tok(user)}})
+		c, res, err := d.Dial("ws"+strings.TrimPrefix(edgeBase, "http")+"/api/realtime", http.Header{"Authorization": {"Bearer " + tok(user)}})
 		if err != nil {
 			status := 0
 			if res != nil {

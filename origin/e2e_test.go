@@ -26,17 +26,7 @@ import (
 // package does not import Caddy; the edge is a separate process. SPARK_BIN
 // points at a prebuilt binary; otherwise the test builds one.
 func TestEndToEndThroughEdge(t *testing.T) {
-	root := moduleRoot(t)
-	bin := sparkBinary(t)
-
-	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1})
-
-	ports := freePorts(t, 2)
-	edgePort, adminPort := ports[0], ports[1]
-	home := t.TempDir()
-	base := startEdgeProcess(t, bin, filepath.Join(root, "Caddyfile"), edgePort, home,
-		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort,
-		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+	originAddr, base := startStack(t, 300)
 
 	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Hour, time.Now())
 	if err != nil {
@@ -173,6 +163,21 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	if isHit(res) || res.Header.Get("ETag") == etag || !strings.Contains(body, "Renamed") {
 		t.Fatalf("stale profile after update: %q etag %q body %s", res.Header.Get("Cache-Status"), res.Header.Get("ETag"), body)
 	}
+}
+
+// startStack runs the origin (embedded store, demoUsers demo users, its
+// event stream with the development token) and, in front of it, an edge
+// process on the repository's Caddyfile with the development JWT secret.
+// It returns the origin's address and the edge's base URL.
+func startStack(t *testing.T, demoUsers int) (originAddr, edgeBase string) {
+	t.Helper()
+	bin := sparkBinary(t)
+	originAddr, _ = startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: demoUsers, DemoSeed: 1})
+	ports := freePorts(t, 2)
+	edgeBase = startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
+		"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
+		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+	return originAddr, edgeBase
 }
 
 // httpDo sends a request (a body only when body is not empty; hdr is
