@@ -51,7 +51,9 @@ type benchEnv struct {
 	tokens map[int64]string
 }
 
-func openBench(b *testing.B, cellCache bool) *benchEnv {
+// openBench serves the bench database; configure, if given, adjusts the
+// server's options.
+func openBench(b *testing.B, cellCache bool, configure ...func(*origin.ServerOptions)) *benchEnv {
 	b.Helper()
 	url := os.Getenv("SPARK_BENCH_DATABASE_URL")
 	if url == "" {
@@ -68,8 +70,11 @@ func openBench(b *testing.B, cellCache bool) *benchEnv {
 	}
 	b.Cleanup(st.Close)
 	auth, _ := origin.NewAuthenticator(testSecret, nil, nil)
-	srv, err := origin.NewServer(origin.ServerOptions{Store: st, StoreName: "postgis", Auth: auth,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	o := origin.ServerOptions{Store: st, StoreName: "postgis", Auth: auth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, c := range configure {
+		c(&o)
+	}
+	srv, err := origin.NewServer(o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -302,15 +307,31 @@ func BenchmarkLocationUpdate(b *testing.B) {
 	}, 200)
 }
 
-// BenchmarkMessageSend: POST /api/conversations/{id}/messages.
+// BenchmarkMessageSend: POST /api/conversations/{id}/messages from
+// SPARK_BENCH_CLIENTS concurrent senders, each to a random live
+// conversation, with batching off (each send its own transaction) and on:
+// the defaults (64 per batch, a send waiting up to 2 ms for company), and
+// no waiting (a batch is what queued while the previous one committed).
+// Every send appends two events and, with a bus, publishes them.
 func BenchmarkMessageSend(b *testing.B) {
-	e := openBench(b, false)
-	run := time.Now().UnixNano()
-	e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
-		c := e.convs[r.IntN(len(e.convs))]
-		return e.req("POST", fmt.Sprintf("/api/conversations/%d/messages", c[0]), c[1+r.IntN(2)],
-			fmt.Sprintf(`{"body":"bench message %d","client_msg_id":"bench-%d-%d"}`, i, run, i))
-	}, 201)
+	for _, tc := range []struct {
+		name string
+		o    origin.MessageBatchOptions
+	}{
+		{"unbatched", origin.MessageBatchOptions{Size: 1}},
+		{"batched", origin.DefaultMessageBatchOptions()},
+		{"batched-nowait", origin.MessageBatchOptions{Size: origin.DefaultMessageBatchSize}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := openBench(b, false, func(o *origin.ServerOptions) { o.MessageBatch = &tc.o })
+			run := time.Now().UnixNano()
+			e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
+				c := e.convs[r.IntN(len(e.convs))]
+				return e.req("POST", fmt.Sprintf("/api/conversations/%d/messages", c[0]), c[1+r.IntN(2)],
+					fmt.Sprintf(`{"body":"bench message %d","client_msg_id":"bench-%d-%d"}`, i, run, i))
+			}, 201)
+		})
+	}
 }
 
 // BenchmarkHistoryPage: GET /api/conversations/{id}/messages?limit=50.

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -70,16 +71,28 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, me int64) e
 	if err != nil {
 		return err
 	}
-	m, created, err := s.store.SendMessage(r.Context(), me, conv, req.Body, req.ClientMsgID)
-	if err != nil {
-		return fmt.Errorf("send message in %d: %w", conv, err)
+	res := s.messages.send(r.Context(), store.MessageDraft{SenderID: me, ConversationID: conv, Body: req.Body, ClientMsgID: req.ClientMsgID})
+	if res.Err != nil {
+		return fmt.Errorf("send message in %d: %w", conv, res.Err)
 	}
 	privateNoStore(w)
 	status := http.StatusOK
-	if created {
+	if res.Created {
 		status = http.StatusCreated
 	}
-	return writeJSON(w, status, m)
+	return writeJSON(w, status, res.Message)
+}
+
+// storeMessages is the batcher's commit: one store call for the batch,
+// then its events to the bus.
+func (s *Server) storeMessages(ctx context.Context, drafts []store.MessageDraft) []store.SendResult {
+	res := s.store.SendMessages(ctx, drafts)
+	var evs []store.Event
+	for _, r := range res {
+		evs = append(evs, r.Events...)
+	}
+	s.events.publish(evs)
+	return res
 }
 
 func (s *Server) markRead(w http.ResponseWriter, r *http.Request, me int64) error {
@@ -91,9 +104,11 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request, me int64) erro
 	if err != nil {
 		return err
 	}
-	if err := s.store.MarkRead(r.Context(), me, conv, msg); err != nil {
+	evs, err := s.store.MarkRead(r.Context(), me, conv, msg)
+	if err != nil {
 		return fmt.Errorf("mark read %d in %d: %w", msg, conv, err)
 	}
+	s.events.publish(evs)
 	privateNoStore(w)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -161,8 +161,10 @@ func SeedDemo(ctx context.Context, s store.Store, n int, seed uint64) error {
 			if j%2 == 1 {
 				from = b
 			}
-			if _, _, err := s.SendMessage(ctx, from, res.Match.ConversationID, fmt.Sprintf("demo message %d", j), fmt.Sprintf("demo-%d-%d", k, j)); err != nil {
-				return fmt.Errorf("seed demo message: %w", err)
+			r := store.SendOne(ctx, s, store.MessageDraft{SenderID: from, ConversationID: res.Match.ConversationID,
+				Body: fmt.Sprintf("demo message %d", j), ClientMsgID: fmt.Sprintf("demo-%d-%d", k, j)})
+			if r.Err != nil {
+				return fmt.Errorf("seed demo message: %w", r.Err)
 			}
 		}
 	}

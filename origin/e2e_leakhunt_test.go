@@ -61,7 +61,7 @@ func TestLeakHunt(t *testing.T) {
 		admins[i] = "http://127.0.0.1:" + admin
 		edges[i] = startEdgeProcess(t, bin, caddyfile, port, t.TempDir(),
 			"SPARK_LISTEN=:"+port, "SPARK_ORIGIN="+marker, "SPARK_ADMIN=127.0.0.1:"+admin,
-			"SPARK_REDIS="+redis.Addr(), "SPARK_REDIS_PREFIX=leakhunt:", "SPARK_PURGE_TOKEN="+purgeToken, "SPARK_JWT_SECRET="+origin.DevJWTSecret, "SPARK_EVENTS_TOKEN="+testEventsToken)
+			"SPARK_REDIS="+redis.Addr(), "SPARK_REDIS_PREFIX=leakhunt:", "SPARK_PURGE_TOKEN="+purgeToken, "SPARK_JWT_SECRET="+origin.DevJWTSecret)
 	}
 
 	h := newHunt(t, originAddr, edges, admins, purgeToken)

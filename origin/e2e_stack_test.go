@@ -79,10 +79,6 @@ func caddyfileWithRedis(t *testing.T) string {
 	return p
 }
 
-// testEventsToken is the events-stream secret the e2e tests give edges
-// (the origin's --events-token when it serves the stream).
-const testEventsToken = "spark-e2e-events-token-for-tests-only"
-
 // ownerField is the field startOwnerMarker writes into private bodies.
 const ownerField = "_owner"
 

@@ -26,17 +26,7 @@ import (
 // package does not import Caddy; the edge is a separate process. SPARK_BIN
 // points at a prebuilt binary; otherwise the test builds one.
 func TestEndToEndThroughEdge(t *testing.T) {
-	root := moduleRoot(t)
-	bin := sparkBinary(t)
-
-	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1})
-
-	ports := freePorts(t, 2)
-	edgePort, adminPort := ports[0], ports[1]
-	home := t.TempDir()
-	base := startEdgeProcess(t, bin, filepath.Join(root, "Caddyfile"), edgePort, home,
-		"SPARK_LISTEN=127.0.0.1:"+edgePort, "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+adminPort,
-		"SPARK_JWT_SECRET="+origin.DevJWTSecret, "SPARK_EVENTS_TOKEN="+testEventsToken)
+	originAddr, base := startStack(t, 300)
 
 	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Hour, time.Now())
 	if err != nil {
@@ -175,6 +165,21 @@ func TestEndToEndThroughEdge(t *testing.T) {
 	}
 }
 
+// startStack runs the origin (embedded store, demoUsers demo users, its
+// event stream with the development token) and, in front of it, an edge
+// process on the repository's Caddyfile with the development JWT secret.
+// It returns the origin's address and the edge's base URL.
+func startStack(t *testing.T, demoUsers int) (originAddr, edgeBase string) {
+	t.Helper()
+	bin := sparkBinary(t)
+	originAddr, _ = startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: demoUsers, DemoSeed: 1})
+	ports := freePorts(t, 2)
+	edgeBase = startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
+		"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
+		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+	return originAddr, edgeBase
+}
+
 // httpDo sends a request (a body only when body is not empty; hdr is
 // alternating name, value) and returns the answer with its body read.
 func httpDo(t *testing.T, client *http.Client, method, url, body string, hdr ...string) (*http.Response, string) {
@@ -223,14 +228,17 @@ func freePorts(t *testing.T, n int) []string {
 }
 
 // startEdgeProcess runs `spark run` on a Caddyfile with HOME (Caddy's
-// storage) in home and extra environment, waits until the edge on edgePort
+// storage) in home and extra environment (by default SPARK_EVENTS_TOKEN is
+// origin.DevEventsToken, the embedded origin's: the repository Caddyfile's
+// spark_realtime needs one), waits until the edge on edgePort
 // answers HTTP (the repository's Caddyfile answers /healthz with a 404: the
 // origin's health endpoints are not routed through the edge), and kills it
 // when the test ends (its output is logged if the test failed). It returns
 // the edge's base URL.
 func startEdgeProcess(t *testing.T, bin, caddyfile, edgePort, home string, env ...string) string {
 	t.Helper()
-	env = append([]string{"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home}, env...)
+	env = append([]string{"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home,
+		"SPARK_EVENTS_TOKEN=" + origin.DevEventsToken}, env...)
 	edge := testutil.StartProcess(t, env, bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	t.Cleanup(edge.Kill) // before StartProcess's own graceful stop: nothing to drain
 	base := "http://127.0.0.1:" + edgePort

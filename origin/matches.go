@@ -14,9 +14,11 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request, me int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.Block(r.Context(), me, target); err != nil {
+	evs, err := s.store.Block(r.Context(), me, target)
+	if err != nil {
 		return fmt.Errorf("block %d by %d: %w", target, me, err)
 	}
+	s.events.publish(evs)
 	privateNoStore(w)
 	// Both profiles: each edge drops its shared copy, whose deny list no
 	// longer names the other user, and the next fetch carries the new one.
@@ -48,6 +50,7 @@ func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
 	if err != nil {
 		return fmt.Errorf("swipe %d->%d: %w", me, req.TargetID, err)
 	}
+	s.events.publish(res.Events)
 	privateNoStore(w)
 	setPurge(w, contract.SuggestionsTag(me), contract.SuggestionsTag(req.TargetID), contract.MatchesTag(me), contract.MatchesTag(req.TargetID))
 	body := map[string]any{"target_id": req.TargetID, "direction": res.Direction, "created": res.Created, "match": nil}
@@ -82,10 +85,11 @@ func (s *Server) unmatch(w http.ResponseWriter, r *http.Request, me int64) error
 	if err != nil {
 		return err
 	}
-	m, err := s.store.Unmatch(r.Context(), me, id)
+	m, evs, err := s.store.Unmatch(r.Context(), me, id)
 	if err != nil {
 		return fmt.Errorf("unmatch %d by %d: %w", id, me, err)
 	}
+	s.events.publish(evs)
 	privateNoStore(w)
 	setPurge(w, contract.MatchesTag(me), contract.MatchesTag(m.PeerID))
 	w.WriteHeader(http.StatusNoContent)

@@ -34,6 +34,15 @@ type Metrics struct {
 	// UploadsInFlight counts photo uploads being received or processed;
 	// at PhotoOptions.MaxInFlight further uploads get 503.
 	UploadsInFlight prometheus.Gauge
+	// EventsPublished counts events handed to the bus.
+	EventsPublished prometheus.Counter
+	// EventPublishErrors counts events the bus did not take (they stay in
+	// the log; edges catch up from it).
+	EventPublishErrors prometheus.Counter
+	// EventsPruned counts events retention deleted.
+	EventsPruned prometheus.Counter
+	// MessageBatchSize observes how many messages each batch stored.
+	MessageBatchSize prometheus.Histogram
 }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
@@ -55,8 +64,22 @@ func NewMetrics(ps PoolStater) *Metrics {
 		UploadsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spark_origin_photo_uploads_in_flight", Help: "Photo uploads being received or processed.",
 		}),
+		EventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spark_origin_events_published_total", Help: "Events handed to the realtime bus.",
+		}),
+		EventPublishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spark_origin_event_publish_errors_total", Help: "Events the realtime bus did not take (they stay in the event log).",
+		}),
+		EventsPruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spark_origin_events_pruned_total", Help: "Events deleted by retention.",
+		}),
+		MessageBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "spark_origin_message_batch_size", Help: "Messages stored per batch (one transaction).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
 	}
 	m.Registry.MustRegister(m.Matching, m.Swipe, m.HTTP, m.UploadsInFlight,
+		m.EventsPublished, m.EventPublishErrors, m.EventsPruned, m.MessageBatchSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if ps != nil {
 		m.Registry.MustRegister(&poolCollector{ps: ps})

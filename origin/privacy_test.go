@@ -114,7 +114,7 @@ func TestProfileManyBlocks(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := st.Block(ctx, u, owner); err != nil {
+				if _, err := st.Block(ctx, u, owner); err != nil {
 					t.Fatal(err)
 				}
 				last = u

@@ -28,24 +28,36 @@ func problemType(code string) string {
 	return "/problems/" + code
 }
 
-// writeProblem sends a problem+json response; errors are never cached.
-func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
+// newProblem returns the problem for status and a short code.
+func newProblem(r *http.Request, status int, code, detail string) Problem {
 	p := Problem{Type: problemType(code), Title: http.StatusText(status), Status: status, Detail: detail}
 	if r != nil {
 		p.Instance = r.URL.Path
 	}
+	return p
+}
+
+// writeProblem sends a problem+json response; errors are never cached.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
+	writeProblemBody(w, status, newProblem(r, status, code, detail))
+}
+
+// writeProblemBody sends body, a Problem or a struct embedding one with
+// extension members, as problem+json.
+func writeProblemBody(w http.ResponseWriter, status int, body any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	h.Del("ETag")
 	h.Del(contract.CacheTags)
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(p)
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // writeError maps errors to problem details.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var re *requestError
+	var gone *store.GoneError
 	switch {
 	case errors.As(err, &re):
 		writeProblem(w, r, re.status, re.code, re.msg)
@@ -57,6 +69,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusConflict, "conflict", "this contradicts what is already recorded")
 	case errors.Is(err, store.ErrNoLocation):
 		writeProblem(w, r, http.StatusConflict, "location-required", "set your location first: PUT /api/users/me/location")
+	case errors.As(err, &gone):
+		// An extension member says where the log stands.
+		writeProblemBody(w, http.StatusGone, struct {
+			Problem
+			LastSeq int64 `json:"last_seq"`
+		}{newProblem(r, http.StatusGone, "events-gone", "the events after since are not in the log (no longer kept, or since is beyond it): "+
+			"refetch over the REST API, then follow events from last_seq"), gone.LastSeq})
 	case errors.Is(err, store.ErrInvalid):
 		writeProblem(w, r, http.StatusBadRequest, "invalid-request", err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

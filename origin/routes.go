@@ -48,6 +48,7 @@ func (s *Server) routes() {
 	s.handle("GET /api/conversations/{id}/messages", s.listMessages)
 	s.handle("POST /api/conversations/{id}/messages", s.sendMessage)
 	s.handle("POST /api/conversations/{id}/read", s.markRead)
+	s.handle("GET /api/events", s.listEvents)
 }
 
 // handle registers an authenticated handler; its error becomes a problem.
@@ -109,6 +110,12 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // ServeHTTP implements http.Handler: routing, timeouts, problem details for
 // unknown routes and methods, latency metrics by route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.stream != nil && r.URL.Path == StreamPath {
+		// A long-lived connection: no request deadline, no recorder in
+		// the way of its upgrade.
+		s.stream.ServeHTTP(w, r)
+		return
+	}
 	start := time.Now()
 	h, pattern := s.mux.Handler(r)
 	timeout := RequestTimeout

@@ -41,6 +41,11 @@ type Config struct {
 	// LocationLimit bounds location updates per user; nil:
 	// DefaultLocationLimit, Every 0: off (load tests).
 	LocationLimit *RateLimit
+	// MessageBatch groups concurrent sends into one transaction; nil:
+	// DefaultMessageBatchOptions.
+	MessageBatch *MessageBatchOptions
+	// Events configures the realtime bus and the event log's retention.
+	Events EventsConfig
 
 	// Token checks besides JWTSecret and JWTPublicKeys (Ed25519 or RSA PEM
 	// files, each "path" or "kid=path"); see NewConfiguredAuthenticator.
@@ -180,18 +185,33 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if devPhotos {
 		log.Info("uploaded photos go to a temporary directory (set --photo-dir to keep them)", "dir", photoDir)
 	}
+	events := cfg.Events.withDefaults()
+	bus, err := openEventBus(events, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer bus.close()
 	st, name, ps, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	srv, err := NewServer(ServerOptions{Store: st, StoreName: name, Auth: auth, Metrics: NewMetrics(ps), Logger: log,
+	metrics := NewMetrics(ps)
+	srv, err := NewServer(ServerOptions{Store: st, StoreName: name, Auth: auth, Metrics: metrics, Logger: log,
 		Photos: PhotoOptions{Storage: photos, MaxBytes: cfg.PhotoMaxBytes, MaxPixels: cfg.PhotoMaxPixels,
 			MaxPhotos: cfg.MaxPhotos, MaxSide: cfg.PhotoMaxSide, MaxInFlight: cfg.PhotoInFlight},
-		LocationLimit: cfg.LocationLimit})
+		LocationLimit: cfg.LocationLimit, MessageBatch: cfg.MessageBatch,
+		Events: bus.publisher, Presence: bus.presence, EventStream: bus.stream})
 	if err != nil {
 		return err
 	}
+	pruneCtx, stopPruning := context.WithCancel(ctx)
+	pruned := make(chan struct{})
+	go func() {
+		defer close(pruned)
+		pruneEvents(pruneCtx, st, events, metrics.EventsPruned, log)
+	}()
+	defer func() { stopPruning(); <-pruned }()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("origin: listen on %s: %w", cfg.Listen, err)
@@ -226,6 +246,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("origin: shutdown: %w", err)
+	}
+	if err := srv.Drain(sctx); err != nil {
+		log.Warn("shutdown: message batches or events for the bus still under way (edges catch up from the log)", "err", err)
 	}
 	return nil
 }

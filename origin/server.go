@@ -7,10 +7,12 @@ package origin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/spark-edge/spark/eventbus"
 	"github.com/spark-edge/spark/origin/store"
 )
 
@@ -25,6 +27,10 @@ type Server struct {
 	photos    PhotoOptions
 	uploads   chan struct{} // one token per upload in flight
 	locLimit  *userLimiter  // nil: location updates unlimited
+	events    *eventPublisher
+	messages  *messageBatcher
+	presence  eventbus.Presence // nil: nobody is online
+	stream    http.Handler      // nil: no /internal/events
 }
 
 // ServerOptions configures NewServer.
@@ -44,6 +50,20 @@ type ServerOptions struct {
 	// LocationLimit bounds PUT /api/users/me/location per user; nil:
 	// DefaultLocationLimit, Every 0: no limit (load tests).
 	LocationLimit *RateLimit
+	// Events receives every event once its write committed (the realtime
+	// bus: eventbus.RedisPublisher, or the origin's own
+	// eventbus.StreamServer); nil: events are only kept in the log, for
+	// GET /api/events.
+	Events eventbus.Publisher
+	// Presence answers Online; nil: Online reports false.
+	Presence eventbus.Presence
+	// EventStream, when set, is served at GET /internal/events (StreamPath):
+	// the stream edges subscribe to when there is no Redis. It checks its
+	// own credentials.
+	EventStream http.Handler
+	// MessageBatch configures batched message writes; nil:
+	// DefaultMessageBatchOptions.
+	MessageBatch *MessageBatchOptions
 }
 
 // NewServer wires the routes.
@@ -71,10 +91,41 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	mb := DefaultMessageBatchOptions()
+	if o.MessageBatch != nil {
+		if mb, err = o.MessageBatch.withDefaults(); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{store: o.Store, storeName: o.StoreName, auth: o.Auth, metrics: o.Metrics, log: o.Logger, mux: http.NewServeMux(),
-		photos: o.Photos, uploads: make(chan struct{}, o.Photos.MaxInFlight), locLimit: lim}
+		photos: o.Photos, uploads: make(chan struct{}, o.Photos.MaxInFlight), locLimit: lim,
+		events: newEventPublisher(o.Events, o.Metrics, o.Logger), presence: o.Presence, stream: o.EventStream}
+	s.messages = newMessageBatcher(mb, s.storeMessages, o.Metrics.MessageBatchSize)
 	s.routes()
 	return s, nil
+}
+
+// Online reports whether user holds a realtime connection at some edge now
+// (false without a Presence).
+func (s *Server) Online(ctx context.Context, user int64) (bool, error) {
+	if s.presence == nil {
+		return false, nil
+	}
+	online, err := s.presence.Online(ctx, user)
+	if err != nil {
+		return false, fmt.Errorf("origin: presence of %d: %w", user, err)
+	}
+	return online, nil
+}
+
+// Drain waits until the message batches under way committed and every
+// committed event was handed to the bus, or ctx ends. Run calls it after
+// the HTTP server stopped, before closing the store.
+func (s *Server) Drain(ctx context.Context) error {
+	if err := s.messages.drain(ctx); err != nil {
+		return err
+	}
+	return s.events.drain(ctx)
 }
 
 // Metrics returns the server's collectors.

@@ -46,17 +46,28 @@ func (r resp) json(t *testing.T, v any) {
 
 func newAPI(t *testing.T, st store.Store, keys ...ed25519.PublicKey) *api {
 	t.Helper()
+	return newAPIWith(t, origin.ServerOptions{Store: st}, keys...)
+}
+
+// newAPIWith serves a server built from o (Auth: testSecret and keys;
+// StoreName "test" when empty).
+func newAPIWith(t *testing.T, o origin.ServerOptions, keys ...ed25519.PublicKey) *api {
+	t.Helper()
 	auth, err := origin.NewAuthenticator(testSecret, keys, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := origin.NewServer(origin.ServerOptions{Store: st, StoreName: "test", Auth: auth})
+	o.Auth = auth
+	if o.StoreName == "" {
+		o.StoreName = "test"
+	}
+	s, err := origin.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
-	return &api{t: t, srv: hs, st: st}
+	return &api{t: t, srv: hs, st: o.Store}
 }
 
 func token(t testing.TB, id int64) string {

@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "origin",
-		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>]",
+		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>]",
 		Short: "Runs the Spark origin API (embedded store by default, PostGIS with --database-url)",
 		Long: `
 Runs the Spark origin API: matching, swipes, profiles, chat and location.
@@ -54,6 +54,17 @@ user created first is refused).
 Locations are stored coarsely (the centre of a ~1 km grid cell) and
 PUT /api/users/me/location is limited per user (--location-limit-burst at
 once, then one per --location-limit-every; 0 turns it off for load tests).
+
+Realtime: every message, match, read receipt and unmatch is appended to the
+users' event logs (GET /api/events) in the write's own transaction, then
+published to the edges: through Redis with --events-redis, else over the
+origin's own stream at GET /internal/events, which edges authenticate to with
+--events-token / SPARK_EVENTS_TOKEN (the embedded store defaults to a
+development token; PostGIS refuses it and tokens under 32 bytes, and without
+a token serves no stream). Each user keeps their last --events-keep events or
+--events-keep-for of them, whichever is more. Concurrent message sends are
+stored --message-batch-size at a time, a send waiting at most
+--message-batch-wait for company (only while other sends are in flight).
 
 Subcommands:
   spark origin migrate            apply the embedded SQL migrations
@@ -84,6 +95,14 @@ Subcommands:
 			f.Int("photo-max-in-flight", origin.DefaultPhotoInFlight, "photo uploads received or processed at once (bodies are held in memory; 503 beyond)")
 			f.Duration("location-limit-every", origin.DefaultLocationLimit.Every, "location updates per user: one more per this interval after the burst (429 with Retry-After beyond); 0 switches the limit off (load tests)")
 			f.Int("location-limit-burst", origin.DefaultLocationLimit.Burst, "location updates per user allowed at once")
+			f.Int("message-batch-size", origin.DefaultMessageBatchSize, "most message sends stored in one transaction (1: no batching)")
+			f.Duration("message-batch-wait", origin.DefaultMessageBatchWait, "longest a message send waits for company before its batch is stored (only while other sends are in flight; 0: never)")
+			f.StringSlice("events-redis", nil, "Redis address(es) of the realtime bus (two or more: a Cluster); empty: the origin serves its own event stream at "+origin.StreamPath)
+			f.String("events-redis-prefix", origin.DefaultEventsRedisPrefix, "prefix of the realtime bus's Redis channels and keys")
+			f.String("events-token", os.Getenv("SPARK_EVENTS_TOKEN"), "shared secret edges present to "+origin.StreamPath+" (env SPARK_EVENTS_TOKEN); with PostGIS at least 32 bytes, never the development token; none on PostGIS: no stream")
+			f.Int64("events-keep", origin.DefaultEventsKeepLast, "event log retention: a user's newest events always kept")
+			f.Duration("events-keep-for", origin.DefaultEventsKeepFor, "event log retention: events younger than this are kept whatever --events-keep says")
+			f.Duration("events-prune-every", origin.DefaultEventsPruneEvery, "how often event log retention runs (in the background)")
 			cmd.RunE = runOrigin
 			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
 		},
@@ -169,6 +188,18 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 		LocationLimit: &origin.RateLimit{
 			Every: fl.Duration("location-limit-every"),
 			Burst: fl.Int("location-limit-burst"),
+		},
+		MessageBatch: &origin.MessageBatchOptions{
+			Size: fl.Int("message-batch-size"),
+			Wait: fl.Duration("message-batch-wait"),
+		},
+		Events: origin.EventsConfig{
+			Redis:       fl.StringSlice("events-redis"),
+			RedisPrefix: fl.String("events-redis-prefix"),
+			Token:       fl.String("events-token"),
+			KeepLast:    fl.Int64("events-keep"),
+			KeepFor:     fl.Duration("events-keep-for"),
+			PruneEvery:  fl.Duration("events-prune-every"),
 		},
 	}
 	cfg.CellCache.Enabled = fl.Bool("cell-cache")

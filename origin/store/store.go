@@ -25,6 +25,9 @@ var (
 	ErrNoLocation = errors.New("location not set")
 	// ErrInvalid: the store rejected an argument (self swipe, bad range...).
 	ErrInvalid = errors.New("invalid argument")
+	// ErrGone: the events asked for are no longer kept (or were never
+	// written): the client must resynchronise over the REST API.
+	ErrGone = errors.New("gone")
 )
 
 // CellPrecision is the geohash precision stored with each user's location
@@ -135,6 +138,9 @@ type SwipeResult struct {
 	Direction Direction
 	Created   bool   // false when the same swipe was already recorded
 	Match     *Match // non-nil when this swipe (or the earlier identical one) made a match
+	// Events are the events this swipe appended: the match events when it
+	// made the match, else none.
+	Events []Event
 }
 
 // Match between two users, with its conversation.
@@ -157,12 +163,14 @@ func (m Match) Peer(me int64) int64 {
 
 // Message in a conversation.
 type Message struct {
-	ID             int64     `json:"id"`
-	ConversationID int64     `json:"conversation_id"`
-	SenderID       int64     `json:"sender_id"`
-	Body           string    `json:"body"`
-	ClientMsgID    string    `json:"client_msg_id"`
-	CreatedAt      time.Time `json:"created_at"`
+	ID             int64 `json:"id"`
+	ConversationID int64 `json:"conversation_id"`
+	// ConvSeq numbers the conversation's messages 1, 2, 3 … in commit order.
+	ConvSeq     int64     `json:"conv_seq"`
+	SenderID    int64     `json:"sender_id"`
+	Body        string    `json:"body"`
+	ClientMsgID string    `json:"client_msg_id"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // ConversationSummary is one row of a user's inbox.
@@ -178,6 +186,14 @@ type ConversationSummary struct {
 // Store is the origin's persistence. Methods taking a user id act on behalf of
 // that user and enforce participation: another user's private resources are
 // ErrNotFound.
+//
+// Writes that concern a user's realtime feed (a message, the swipe that makes
+// a match, a read mark that moves, an unmatch, a block that ends a match)
+// append events to the log of every user concerned in the same transaction,
+// each with the user's next sequence number, and return them so the caller
+// can publish them once committed. A write that fails appends nothing.
+// Concurrent writes take the users' log heads in ascending user id, so they
+// never deadlock one another.
 type Store interface {
 	// CreateUser inserts a user and returns its id.
 	CreateUser(ctx context.Context, u NewUser) (int64, error)
@@ -205,8 +221,9 @@ type Store interface {
 	// Swipe records a swipe; a mutual positive swipe creates a match and its
 	// conversation atomically. Repeating a swipe is a no-op (Created false).
 	Swipe(ctx context.Context, id, target int64, d Direction) (SwipeResult, error)
-	// Block hides two users from each other's suggestions and ends any match.
-	Block(ctx context.Context, id, target int64) error
+	// Block hides two users from each other's suggestions and ends any
+	// match; the unmatch events are returned when it ended one.
+	Block(ctx context.Context, id, target int64) ([]Event, error)
 	// BlockedWith returns, ascending and at most max of them, the ids of the
 	// users in a block relation with the user, either direction: those
 	// the user blocked and those who blocked the user. They may not see
@@ -218,19 +235,37 @@ type Store interface {
 	Blocked(ctx context.Context, a, b int64) (bool, error)
 	// ListMatches returns the user's current matches, newest first.
 	ListMatches(ctx context.Context, id int64) ([]Match, error)
-	// Unmatch ends a match the user is part of; returns the ended match.
-	Unmatch(ctx context.Context, id, matchID int64) (Match, error)
+	// Unmatch ends a match the user is part of; returns the ended match
+	// and its unmatch events.
+	Unmatch(ctx context.Context, id, matchID int64) (Match, []Event, error)
 	// ListConversations returns the user's open conversations with their last
 	// message and unread count, most recently active first.
 	ListConversations(ctx context.Context, id int64) ([]ConversationSummary, error)
 	// ListMessages returns up to limit messages older than message id before
 	// (0: newest), newest first.
 	ListMessages(ctx context.Context, id, convID, before int64, limit int) ([]Message, error)
-	// SendMessage stores a message, idempotent per (conversation, sender,
-	// clientMsgID): a retry returns the stored message with created false.
-	SendMessage(ctx context.Context, id, convID int64, body, clientMsgID string) (Message, bool, error)
-	// MarkRead marks the conversation read by the user up to messageID.
-	MarkRead(ctx context.Context, id, convID, messageID int64) error
+	// SendMessages stores a batch of messages in one transaction and
+	// returns one result per draft, in order. Each is idempotent per
+	// (conversation, sender, ClientMsgID): a retry (also within the batch)
+	// returns the stored message with Created false and no events. A draft
+	// that may not be stored (not a participant, the match ended) fails
+	// alone with its Err; the others are stored. Per conversation, messages
+	// get ConvSeq in the order of the drafts.
+	SendMessages(ctx context.Context, drafts []MessageDraft) []SendResult
+	// MarkRead marks the conversation read by the user up to messageID;
+	// when the mark moved forward, it returns the read events.
+	MarkRead(ctx context.Context, id, convID, messageID int64) ([]Event, error)
+	// Events returns the user's events with seq > since, ascending, at most
+	// limit of them (a limit below 1 is 1), and the user's newest seq, read
+	// on the primary.
+	// A *GoneError (ErrGone) when events after since are no longer kept
+	// (since is older than the retention) or since is beyond the user's
+	// newest seq.
+	Events(ctx context.Context, id, since int64, limit int) (EventPage, error)
+	// PruneEvents deletes the events r does not keep, oldest first per
+	// user, and returns how many went. It is meant for a background loop,
+	// never a request's path.
+	PruneEvents(ctx context.Context, r Retention) (int64, error)
 	// AddPhoto appends the name of an uploaded photo to the user's Uploads
 	// and bumps the profile version, atomically: ErrConflict when the user
 	// already has max uploads or this name, ErrNotFound when there is no

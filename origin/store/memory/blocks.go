@@ -17,14 +17,14 @@ func (s *Store) blocked(a, b int64) bool {
 }
 
 // Block implements store.Store.
-func (s *Store) Block(ctx context.Context, id, target int64) error {
+func (s *Store) Block(ctx context.Context, id, target int64) ([]store.Event, error) {
 	if id == target {
-		return fmt.Errorf("memory: block self: %w", store.ErrInvalid)
+		return nil, fmt.Errorf("memory: block self: %w", store.ErrInvalid)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.get(target); err != nil {
-		return err
+		return nil, err
 	}
 	if s.blocks[id] == nil {
 		s.blocks[id] = make(map[int64]struct{})
@@ -34,10 +34,12 @@ func (s *Store) Block(ctx context.Context, id, target int64) error {
 		s.blockedBy[target] = make(map[int64]struct{})
 	}
 	s.blockedBy[target][id] = struct{}{}
-	if mid, ok := s.pairMatch[pair(id, target)]; ok {
-		s.matches[mid].ended = true
+	if mid, ok := s.pairMatch[pair(id, target)]; ok && !s.matches[mid].ended {
+		m := s.matches[mid]
+		m.ended = true
+		return s.appendEvents(store.UnmatchEvents(m.Match)), nil
 	}
-	return nil
+	return nil, nil
 }
 
 // Blocked implements store.Store.

@@ -42,10 +42,7 @@ func (s *Store) ListConversations(ctx context.Context, id int64) ([]store.Conver
 		if (c.a != id && c.b != id) || s.matches[c.matchID].ended {
 			continue
 		}
-		sum := store.ConversationSummary{ID: c.id, MatchID: c.matchID, PeerID: c.a, CreatedAt: c.createdAt, UnreadCount: c.unread(id)}
-		if c.a == id {
-			sum.PeerID = c.b
-		}
+		sum := store.ConversationSummary{ID: c.id, MatchID: c.matchID, PeerID: c.peer(id), CreatedAt: c.createdAt, UnreadCount: c.unread(id)}
 		if n := len(c.messages); n > 0 {
 			m := c.messages[n-1]
 			sum.LastMessage = &m
@@ -87,40 +84,66 @@ func (s *Store) ListMessages(ctx context.Context, id, convID, before int64, limi
 	return out, nil
 }
 
-// SendMessage implements store.Store.
-func (s *Store) SendMessage(ctx context.Context, id, convID int64, body, clientMsgID string) (store.Message, bool, error) {
+// SendMessages implements store.Store: under the store's lock, so the
+// batch is one atomic step.
+func (s *Store) SendMessages(ctx context.Context, drafts []store.MessageDraft) []store.SendResult {
+	out := make([]store.SendResult, len(drafts))
+	if err := ctx.Err(); err != nil {
+		for i := range out {
+			out[i].Err = fmt.Errorf("memory: send message: %w", err)
+		}
+		return out
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.conv(id, convID)
-	if err != nil {
-		return store.Message{}, false, err
+	for i, d := range drafts {
+		out[i] = s.sendMessage(d)
 	}
-	key := fmt.Sprintf("%d\x00%s", id, clientMsgID)
+	return out
+}
+
+// sendMessage stores one message and its events (caller holds mu).
+func (s *Store) sendMessage(d store.MessageDraft) store.SendResult {
+	c, err := s.conv(d.SenderID, d.ConversationID)
+	if err != nil {
+		return store.SendResult{Err: err}
+	}
+	key := fmt.Sprintf("%d\x00%s", d.SenderID, d.ClientMsgID)
 	if i, ok := c.byClientID[key]; ok {
-		return c.messages[i], false, nil
+		return store.SendResult{Message: c.messages[i]}
 	}
 	s.nextMsg++
-	m := store.Message{ID: s.nextMsg, ConversationID: convID, SenderID: id, Body: body, ClientMsgID: clientMsgID, CreatedAt: s.tick()}
+	m := store.Message{ID: s.nextMsg, ConversationID: d.ConversationID, ConvSeq: int64(len(c.messages)) + 1, SenderID: d.SenderID,
+		Body: d.Body, ClientMsgID: d.ClientMsgID, CreatedAt: s.tick()}
 	c.messages = append(c.messages, m)
 	c.byClientID[key] = len(c.messages) - 1
 	c.lastActivity = m.CreatedAt
-	return m, true, nil
+	return store.SendResult{Message: m, Created: true, Events: s.appendEvents(store.MessageEvents(m, c.peer(d.SenderID)))}
+}
+
+// peer is the other participant.
+func (c *conversation) peer(me int64) int64 {
+	if c.a == me {
+		return c.b
+	}
+	return c.a
 }
 
 // MarkRead implements store.Store.
-func (s *Store) MarkRead(ctx context.Context, id, convID, messageID int64) error {
+func (s *Store) MarkRead(ctx context.Context, id, convID, messageID int64) ([]store.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, err := s.conv(id, convID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	i := sort.Search(len(c.messages), func(i int) bool { return c.messages[i].ID >= messageID })
 	if i == len(c.messages) || c.messages[i].ID != messageID {
-		return fmt.Errorf("memory: mark read: message %d not in conversation %d: %w", messageID, convID, store.ErrNotFound)
+		return nil, fmt.Errorf("memory: mark read: message %d not in conversation %d: %w", messageID, convID, store.ErrNotFound)
 	}
-	if messageID > c.lastRead[id] {
-		c.lastRead[id] = messageID
+	if messageID <= c.lastRead[id] {
+		return nil, nil
 	}
-	return nil
+	c.lastRead[id] = messageID
+	return s.appendEvents(store.ReadEvents(convID, id, c.peer(id), messageID)), nil
 }

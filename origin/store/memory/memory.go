@@ -58,6 +58,7 @@ type Store struct {
 	matches   map[int64]*match
 	pairMatch map[[2]int64]int64
 	convs     map[int64]*conversation
+	logs      map[int64]*eventLog // user -> their events
 	nextUser  int64
 	nextMatch int64
 	nextConv  int64
@@ -79,6 +80,7 @@ func New() *Store {
 		matches:   make(map[int64]*match),
 		pairMatch: make(map[[2]int64]int64),
 		convs:     make(map[int64]*conversation),
+		logs:      make(map[int64]*eventLog),
 		margin:    geocache.RandomHysteresisM,
 	}
 }

@@ -61,6 +61,7 @@ func (s *Store) Swipe(ctx context.Context, id, target int64, d store.Direction) 
 	mm := m.Match
 	mm.PeerID = target
 	res.Match = &mm
+	res.Events = s.appendEvents(store.MatchEvents(m.Match))
 	return res, nil
 }
 
@@ -82,15 +83,15 @@ func (s *Store) ListMatches(ctx context.Context, id int64) ([]store.Match, error
 }
 
 // Unmatch implements store.Store.
-func (s *Store) Unmatch(ctx context.Context, id, matchID int64) (store.Match, error) {
+func (s *Store) Unmatch(ctx context.Context, id, matchID int64) (store.Match, []store.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.matches[matchID]
 	if !ok || m.ended || (m.UserA != id && m.UserB != id) {
-		return store.Match{}, fmt.Errorf("memory: unmatch %d: %w", matchID, store.ErrNotFound)
+		return store.Match{}, nil, fmt.Errorf("memory: unmatch %d: %w", matchID, store.ErrNotFound)
 	}
 	m.ended = true
 	mm := m.Match
 	mm.PeerID = mm.Peer(id)
-	return mm, nil
+	return mm, s.appendEvents(store.UnmatchEvents(m.Match)), nil
 }

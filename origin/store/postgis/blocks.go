@@ -10,14 +10,16 @@ import (
 )
 
 // Block implements store.Store.
-func (s *Store) Block(ctx context.Context, id, target int64) error {
+func (s *Store) Block(ctx context.Context, id, target int64) ([]store.Event, error) {
 	if id == target {
-		return fmt.Errorf("postgis: block self: %w", store.ErrInvalid)
+		return nil, fmt.Errorf("postgis: block self: %w", store.ErrInvalid)
 	}
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
 	lo, hi := pairOf(id, target)
+	var evs []store.Event
 	err := pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
+		evs = nil
 		tag, err := tx.Exec(ctx, `INSERT INTO blocks (blocker_id, blocked_id)
 			SELECT $1, id FROM users WHERE id = $2 ON CONFLICT DO NOTHING`, id, target)
 		if err != nil {
@@ -32,19 +34,20 @@ func (s *Store) Block(ctx context.Context, id, target int64) error {
 				return fmt.Errorf("user %d: %w", target, store.ErrNotFound)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE matches SET unmatched_at = now()
-			WHERE user_a = $1 AND user_b = $2 AND unmatched_at IS NULL`, lo, hi); err != nil {
-			return fmt.Errorf("end match: %w", err)
+		m, ended, err := endMatch(ctx, tx, `m.user_a = $1 AND m.user_b = $2`, lo, hi)
+		if err != nil || !ended {
+			return err
 		}
-		return nil
+		evs, err = appendUnmatch(ctx, tx, m)
+		return err
 	})
 	// Blocks hide both ways: both users' exclusion sets change.
 	s.updateUserState(ctx, id, err == nil, func(u *userState) { u.exclude(target) })
 	s.updateUserState(ctx, target, err == nil, func(u *userState) { u.exclude(id) })
 	if err != nil {
-		return fmt.Errorf("postgis: block %d by %d: %w", target, id, err)
+		return nil, fmt.Errorf("postgis: block %d by %d: %w", target, id, err)
 	}
-	return nil
+	return evs, nil
 }
 
 // Blocked implements store.Store: two primary-key lookups on the primary.

@@ -19,7 +19,7 @@ func (s *Store) ListConversations(ctx context.Context, id int64) ([]store.Conver
 	defer cancel()
 	rows, err := s.primary.Query(ctx, `
 		SELECT c.id, c.match_id, CASE WHEN c.user_a = $1 THEN c.user_b ELSE c.user_a END, c.created_at,
-		       lm.id, lm.sender_id, lm.body, lm.client_msg_id, lm.created_at,
+		       lm.id, lm.conv_seq, lm.sender_id, lm.body, lm.client_msg_id, lm.created_at,
 		       (SELECT count(*) FROM messages um
 		         WHERE um.conversation_id = c.id AND um.deleted_at IS NULL AND um.sender_id <> $1
 		           AND um.id > COALESCE(r.last_read_message_id, 0))
@@ -27,7 +27,7 @@ func (s *Store) ListConversations(ctx context.Context, id int64) ([]store.Conver
 		JOIN matches mt ON mt.id = c.match_id AND mt.unmatched_at IS NULL
 		LEFT JOIN conversation_reads r ON r.conversation_id = c.id AND r.user_id = $1
 		LEFT JOIN LATERAL (
-		    SELECT m.id, m.sender_id, m.body, m.client_msg_id, m.created_at FROM messages m
+		    SELECT m.id, m.conv_seq, m.sender_id, m.body, m.client_msg_id, m.created_at FROM messages m
 		    WHERE m.conversation_id = c.id AND m.deleted_at IS NULL
 		    ORDER BY m.created_at DESC, m.id DESC LIMIT 1) lm ON true
 		WHERE c.user_a = $1 OR c.user_b = $1
@@ -37,12 +37,13 @@ func (s *Store) ListConversations(ctx context.Context, id int64) ([]store.Conver
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ConversationSummary, error) {
 		var c store.ConversationSummary
-		var mid, sender *int64
+		var mid, convSeq, sender *int64
 		var body, cid *string
 		var at *time.Time
-		err := r.Scan(&c.ID, &c.MatchID, &c.PeerID, &c.CreatedAt, &mid, &sender, &body, &cid, &at, &c.UnreadCount)
+		err := r.Scan(&c.ID, &c.MatchID, &c.PeerID, &c.CreatedAt, &mid, &convSeq, &sender, &body, &cid, &at, &c.UnreadCount)
 		if mid != nil {
-			c.LastMessage = &store.Message{ID: *mid, ConversationID: c.ID, SenderID: *sender, Body: *body, ClientMsgID: *cid, CreatedAt: *at}
+			c.LastMessage = &store.Message{ID: *mid, ConversationID: c.ID, ConvSeq: *convSeq, SenderID: *sender, Body: *body,
+				ClientMsgID: *cid, CreatedAt: *at}
 		}
 		return c, err
 	})
@@ -61,11 +62,12 @@ const participantSQL = `SELECT EXISTS (
 // participant of a live match's conversation, one row of NULLs when the page
 // is empty, else the page. %s is the keyset condition on the lateral page.
 const historySQL = `
-	SELECT m.id, COALESCE(m.sender_id, 0), COALESCE(m.body, ''), COALESCE(m.client_msg_id, ''), COALESCE(m.created_at, 'epoch')
+	SELECT m.id, COALESCE(m.conv_seq, 0), COALESCE(m.sender_id, 0), COALESCE(m.body, ''), COALESCE(m.client_msg_id, ''),
+	       COALESCE(m.created_at, 'epoch')
 	FROM conversations c
 	JOIN matches mt ON mt.id = c.match_id AND mt.unmatched_at IS NULL
 	LEFT JOIN LATERAL (
-		SELECT id, sender_id, body, client_msg_id, created_at FROM messages
+		SELECT id, conv_seq, sender_id, body, client_msg_id, created_at FROM messages
 		WHERE conversation_id = c.id AND deleted_at IS NULL %s
 		ORDER BY created_at DESC, id DESC LIMIT $3) m ON true
 	WHERE c.id = $1 AND (c.user_a = $2 OR c.user_b = $2)
@@ -98,7 +100,7 @@ func (s *Store) ListMessages(ctx context.Context, id, convID, before int64, limi
 	out := make([]store.Message, 0, limit)
 	var msgID *int64
 	var m store.Message
-	_, err = pgx.ForEachRow(rows, []any{&msgID, &m.SenderID, &m.Body, &m.ClientMsgID, &m.CreatedAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&msgID, &m.ConvSeq, &m.SenderID, &m.Body, &m.ClientMsgID, &m.CreatedAt}, func() error {
 		participant = true
 		if msgID != nil {
 			m.ID, m.ConversationID = *msgID, convID
@@ -115,59 +117,53 @@ func (s *Store) ListMessages(ctx context.Context, id, convID, before int64, limi
 	return out, nil
 }
 
-func scanMessage(r pgx.CollectableRow) (store.Message, error) {
-	var m store.Message
-	err := r.Scan(&m.ID, &m.ConversationID, &m.SenderID, &m.Body, &m.ClientMsgID, &m.CreatedAt)
-	return m, err
-}
+// markReadSQL moves the user's read mark in a live conversation forward to
+// message $3 (never back): no row when the message or the participation
+// is not there, else one row with the peer and whether the mark moved.
+const markReadSQL = `
+	WITH target AS (
+	    SELECT m.id, CASE WHEN c.user_a = $2 THEN c.user_b ELSE c.user_a END AS peer
+	    FROM messages m
+	    JOIN conversations c ON c.id = m.conversation_id AND (c.user_a = $2 OR c.user_b = $2)
+	    JOIN matches mt ON mt.id = c.match_id AND mt.unmatched_at IS NULL
+	    WHERE m.id = $3 AND m.conversation_id = $1 AND m.deleted_at IS NULL
+	), moved AS (
+	    INSERT INTO conversation_reads (conversation_id, user_id, last_read_message_id)
+	    SELECT $1, $2, id FROM target
+	    ON CONFLICT (conversation_id, user_id) DO UPDATE SET last_read_message_id = EXCLUDED.last_read_message_id
+	    WHERE conversation_reads.last_read_message_id < EXCLUDED.last_read_message_id
+	    RETURNING 1
+	)
+	SELECT peer, EXISTS (SELECT 1 FROM moved) FROM target`
 
-// SendMessage implements store.Store: one statement on the happy path; the
-// unique (conversation_id, sender_id, client_msg_id) makes retries idempotent.
-func (s *Store) SendMessage(ctx context.Context, id, convID int64, body, clientMsgID string) (store.Message, bool, error) {
+// MarkRead implements store.Store; the mark never moves backwards, and
+// only a move appends read events.
+func (s *Store) MarkRead(ctx context.Context, id, convID, messageID int64) ([]store.Event, error) {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
-	m := store.Message{ConversationID: convID, SenderID: id, Body: body, ClientMsgID: clientMsgID}
-	err := s.primary.QueryRow(ctx, `
-		INSERT INTO messages (conversation_id, sender_id, body, client_msg_id)
-		SELECT $1, $2, $3, $4 WHERE `+participantSQL[len("SELECT "):]+`
-		ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING
-		RETURNING id, created_at`, convID, id, body, clientMsgID).Scan(&m.ID, &m.CreatedAt)
-	if err == nil {
-		return m, true, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return store.Message{}, false, fmt.Errorf("postgis: send message in %d: %w", convID, err)
-	}
-	rows, err := s.primary.Query(ctx, `
-		SELECT id, conversation_id, sender_id, body, client_msg_id, created_at FROM messages
-		WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3 AND `+participantSQL[len("SELECT "):],
-		convID, id, clientMsgID)
+	var evs []store.Event
+	err := pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
+		evs = nil
+		h, err := lockHeads(ctx, tx, lockHeadsOfConversations, []int64{convID})
+		if err != nil {
+			return err
+		}
+		var peer int64
+		var moved bool
+		err = tx.QueryRow(ctx, markReadSQL, convID, id, messageID).Scan(&peer, &moved)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("message not in a conversation of the user: %w", store.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("move read mark: %w", err)
+		}
+		if moved {
+			evs, err = appendEvents(ctx, tx, h, store.ReadEvents(convID, id, peer, messageID))
+		}
+		return err
+	})
 	if err != nil {
-		return store.Message{}, false, fmt.Errorf("postgis: send message in %d: %w", convID, err)
+		return nil, fmt.Errorf("postgis: mark read %d in %d: %w", messageID, convID, err)
 	}
-	prev, err := pgx.CollectExactlyOneRow(rows, scanMessage)
-	if err != nil {
-		return store.Message{}, false, notFound(err, fmt.Sprintf("send message in conversation %d", convID))
-	}
-	return prev, false, nil
-}
-
-// MarkRead implements store.Store; the mark never moves backwards.
-func (s *Store) MarkRead(ctx context.Context, id, convID, messageID int64) error {
-	ctx, cancel := s.acquireCtx(ctx)
-	defer cancel()
-	tag, err := s.primary.Exec(ctx, `
-		INSERT INTO conversation_reads (conversation_id, user_id, last_read_message_id)
-		SELECT m.conversation_id, $2, m.id FROM messages m
-		WHERE m.id = $3 AND m.conversation_id = $1 AND m.deleted_at IS NULL AND `+participantSQL[len("SELECT "):]+`
-		ON CONFLICT (conversation_id, user_id) DO UPDATE
-		SET last_read_message_id = GREATEST(conversation_reads.last_read_message_id, EXCLUDED.last_read_message_id)`,
-		convID, id, messageID)
-	if err != nil {
-		return fmt.Errorf("postgis: mark read %d in %d: %w", messageID, convID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgis: mark read %d in %d: %w", messageID, convID, store.ErrNotFound)
-	}
-	return nil
+	return evs, nil
 }

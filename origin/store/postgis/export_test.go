@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/spark-edge/spark/origin/store"
 )
 
 // PurgeUserState drops the user's cached state everywhere, as a write by
@@ -29,3 +31,11 @@ func SuggestionsSQL() string { return suggestionsSQL }
 
 // Primary is the primary pool, for the SQL a test runs itself.
 func (s *Store) Primary() *pgxpool.Pool { return s.primary }
+
+// SendBatchOnce runs SendMessages' transaction once, without trying each
+// draft alone when it fails, and returns its error (tests of lock order).
+func (s *Store) SendBatchOnce(ctx context.Context, drafts []store.MessageDraft) ([]store.SendResult, error) {
+	out := make([]store.SendResult, len(drafts))
+	err := s.sendBatch(ctx, drafts, out)
+	return out, err
+}

@@ -65,7 +65,7 @@ func TestCellCacheEqualsExactSQL(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		a, b := ids[rng.IntN(n)], ids[rng.IntN(n)]
 		if a != b {
-			if err := exact.Block(ctx, a, b); err != nil {
+			if _, err := exact.Block(ctx, a, b); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -128,7 +128,7 @@ func TestCellCacheEqualsExactSQL(t *testing.T) {
 			case k == 0:
 				b := ids[rng.IntN(n)]
 				if a != b {
-					if err := cached.Block(ctx, a, b); err != nil {
+					if _, err := cached.Block(ctx, a, b); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -82,17 +82,8 @@ func (s *Store) Seed(ctx context.Context, src SeedSource) (SeedCounts, error) {
 	if err != nil {
 		return n, err
 	}
-	next := src.Messages(convs)
-	n.Messages, err = c.CopyFrom(ctx, pgx.Identifier{"messages"},
-		[]string{"conversation_id", "sender_id", "body", "client_msg_id", "created_at"}, pgx.CopyFromFunc(func() ([]any, error) {
-			m, ok := next()
-			if !ok {
-				return nil, nil
-			}
-			return []any{m.ConversationID, m.SenderID, m.Body, m.ClientMsgID, m.CreatedAt}, nil
-		}))
-	if err != nil {
-		return n, fmt.Errorf("postgis: seed: copy messages: %w", err)
+	if n.Messages, err = seedMessages(ctx, c, src.Messages(convs), convBase); err != nil {
+		return n, err
 	}
 	src.Loaded("messages", n)
 	if _, err := c.Exec(ctx, `ANALYZE users; ANALYZE swipes; ANALYZE matches; ANALYZE conversations; ANALYZE messages`); err != nil {
@@ -203,6 +194,33 @@ func seedMatches(ctx context.Context, c *pgx.Conn, base int64) (int64, error) {
 		return 0, fmt.Errorf("postgis: seed: conversations: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// seedMessages loads messages with COPY, numbered per conversation in the
+// order the source gives them (its times ascend per conversation), then sets
+// the conversations' counters. Seeded history has no events: the event log
+// starts with the first write through the store.
+func seedMessages(ctx context.Context, c *pgx.Conn, next func() (store.Message, bool), convBase int64) (int64, error) {
+	convSeq := make(map[int64]int64)
+	n, err := c.CopyFrom(ctx, pgx.Identifier{"messages"},
+		[]string{"conversation_id", "conv_seq", "sender_id", "body", "client_msg_id", "created_at"}, pgx.CopyFromFunc(func() ([]any, error) {
+			m, ok := next()
+			if !ok {
+				return nil, nil
+			}
+			convSeq[m.ConversationID]++
+			return []any{m.ConversationID, convSeq[m.ConversationID], m.SenderID, m.Body, m.ClientMsgID, m.CreatedAt}, nil
+		}))
+	if err != nil {
+		return 0, fmt.Errorf("postgis: seed: copy messages: %w", err)
+	}
+	if _, err := c.Exec(ctx, `
+		UPDATE conversations c SET last_conv_seq = n.last
+		FROM (SELECT conversation_id, max(conv_seq) AS last FROM messages WHERE conversation_id > $1 GROUP BY conversation_id) n
+		WHERE c.id = n.conversation_id`, convBase); err != nil {
+		return 0, fmt.Errorf("postgis: seed: conversation counters: %w", err)
+	}
+	return n, nil
 }
 
 // seedConversations lists the conversations after convBase, by id.

@@ -127,7 +127,12 @@ func (s *Store) Swipe(ctx context.Context, id, target int64, d store.Direction) 
 		}
 		m.UserA, m.UserB, m.PeerID = lo, hi, target
 		res.Match = &m
-		return nil
+		h, err := lockHeads(ctx, tx, lockHeadsByID, []int64{lo, hi})
+		if err != nil {
+			return err
+		}
+		res.Events, err = appendEvents(ctx, tx, h, store.MatchEvents(m))
+		return err
 	})
 	s.updateUserState(ctx, id, err == nil, func(u *userState) { u.exclude(target) })
 	if err != nil {
@@ -160,20 +165,58 @@ func (s *Store) ListMatches(ctx context.Context, id int64) ([]store.Match, error
 	return out, nil
 }
 
+// endMatchSQL ends the live match the condition (on m) selects and
+// returns it with its conversation. %s: the condition.
+const endMatchSQL = `
+	UPDATE matches m SET unmatched_at = now()
+	FROM conversations c
+	WHERE c.match_id = m.id AND m.unmatched_at IS NULL AND %s
+	RETURNING m.id, m.user_a, m.user_b, c.id, m.created_at`
+
+// endMatch ends the live match cond selects, if any, in tx.
+func endMatch(ctx context.Context, tx pgx.Tx, cond string, args ...any) (store.Match, bool, error) {
+	var m store.Match
+	err := tx.QueryRow(ctx, fmt.Sprintf(endMatchSQL, cond), args...).Scan(&m.ID, &m.UserA, &m.UserB, &m.ConversationID, &m.CreatedAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Match{}, false, nil
+	case err != nil:
+		return store.Match{}, false, fmt.Errorf("end match: %w", err)
+	}
+	return m, true, nil
+}
+
+// appendUnmatch appends the unmatch events of the match tx just ended.
+func appendUnmatch(ctx context.Context, tx pgx.Tx, m store.Match) ([]store.Event, error) {
+	h, err := lockHeads(ctx, tx, lockHeadsByID, []int64{m.UserA, m.UserB})
+	if err != nil {
+		return nil, err
+	}
+	return appendEvents(ctx, tx, h, store.UnmatchEvents(m))
+}
+
 // Unmatch implements store.Store.
-func (s *Store) Unmatch(ctx context.Context, id, matchID int64) (store.Match, error) {
+func (s *Store) Unmatch(ctx context.Context, id, matchID int64) (store.Match, []store.Event, error) {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
 	var m store.Match
-	err := s.primary.QueryRow(ctx, `
-		UPDATE matches m SET unmatched_at = now()
-		FROM conversations c
-		WHERE m.id = $2 AND c.match_id = m.id AND (m.user_a = $1 OR m.user_b = $1) AND m.unmatched_at IS NULL
-		RETURNING m.id, m.user_a, m.user_b, c.id, m.created_at`, id, matchID).
-		Scan(&m.ID, &m.UserA, &m.UserB, &m.ConversationID, &m.CreatedAt)
+	var evs []store.Event
+	err := pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
+		var ended bool
+		var err error
+		m, ended, err = endMatch(ctx, tx, `m.id = $2 AND (m.user_a = $1 OR m.user_b = $1)`, id, matchID)
+		if err != nil {
+			return err
+		}
+		if !ended {
+			return store.ErrNotFound
+		}
+		evs, err = appendUnmatch(ctx, tx, m)
+		return err
+	})
 	if err != nil {
-		return store.Match{}, notFound(err, fmt.Sprintf("unmatch %d", matchID))
+		return store.Match{}, nil, fmt.Errorf("postgis: unmatch %d: %w", matchID, err)
 	}
 	m.PeerID = m.Peer(id)
-	return m, nil
+	return m, evs, nil
 }

@@ -95,7 +95,7 @@ func TestCellCacheSwipeThenSuggest(t *testing.T) {
 				}
 				target := got[0].ID
 				if step%5 == 4 {
-					if err := s.Block(ctx, target, me); err != nil { // blocked by the other: hidden too
+					if _, err := s.Block(ctx, target, me); err != nil { // blocked by the other: hidden too
 						errs <- err
 						return
 					}
@@ -127,7 +127,7 @@ func TestCellCacheSwipeThenSuggest(t *testing.T) {
 	if got, err := s.Suggestions(ctx, b, 100); err != nil || !contains(got, a) {
 		t.Fatalf("before the block %d does not see %d: %v", b, a, err)
 	}
-	if err := s.Block(ctx, a, b); err != nil {
+	if _, err := s.Block(ctx, a, b); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Suggestions(ctx, b, 100); err != nil || contains(got, a) {

@@ -15,22 +15,22 @@ func testChat(t *testing.T, s store.Store) {
 		if i%3 == 2 {
 			from = b
 		}
-		m, created, err := s.SendMessage(ctx(t), from, conv, fmt.Sprintf("msg %d", i), fmt.Sprintf("c-%d", i))
+		m, created, err := send(t, s, from, conv, fmt.Sprintf("msg %d", i), fmt.Sprintf("c-%d", i))
 		if err != nil || !created {
 			t.Fatalf("send %d: created=%v err=%v", i, created, err)
 		}
-		if m.ID == 0 || m.SenderID != from || m.ConversationID != conv || m.CreatedAt.IsZero() {
+		if m.ID == 0 || m.SenderID != from || m.ConversationID != conv || m.CreatedAt.IsZero() || m.ConvSeq != int64(i+1) {
 			t.Fatalf("message %+v", m)
 		}
 		sent = append(sent, m)
 	}
 	// Idempotent retry.
-	again, created, err := s.SendMessage(ctx(t), a, conv, "msg 0 (retry)", "c-0")
+	again, created, err := send(t, s, a, conv, "msg 0 (retry)", "c-0")
 	if err != nil || created || again.ID != sent[0].ID || again.Body != "msg 0" {
 		t.Fatalf("retry: %+v created=%v err=%v", again, created, err)
 	}
 	// The same client id from the other sender is a different message.
-	other, created, err := s.SendMessage(ctx(t), b, conv, "b's own c-0", "c-0")
+	other, created, err := send(t, s, b, conv, "b's own c-0", "c-0")
 	if err != nil || !created || other.ID == sent[0].ID {
 		t.Fatalf("other sender same client id: %+v created=%v err=%v", other, created, err)
 	}
@@ -87,7 +87,7 @@ func testChat(t *testing.T, s store.Store) {
 	if got := unread(b); got != 17 {
 		t.Fatalf("unread for b = %d, want 17", got)
 	}
-	if err := s.MarkRead(ctx(t), b, conv, sent[9].ID); err != nil {
+	if _, err := s.MarkRead(ctx(t), b, conv, sent[9].ID); err != nil {
 		t.Fatal(err)
 	}
 	// Messages 10..24 from a: i%3 != 2 for i in 10..24 -> 10 of them.
@@ -95,38 +95,46 @@ func testChat(t *testing.T, s store.Store) {
 		t.Fatalf("unread for b after read mark = %d, want 10", got)
 	}
 	// Marking an older message does not move the mark back.
-	if err := s.MarkRead(ctx(t), b, conv, sent[1].ID); err != nil {
+	if _, err := s.MarkRead(ctx(t), b, conv, sent[1].ID); err != nil {
 		t.Fatal(err)
 	}
 	if got := unread(b); got != 10 {
 		t.Fatalf("read mark moved backwards: unread %d", got)
 	}
-	if err := s.MarkRead(ctx(t), b, conv, other.ID); err != nil {
+	if _, err := s.MarkRead(ctx(t), b, conv, other.ID); err != nil {
 		t.Fatal(err)
 	}
 	if got := unread(b); got != 0 {
 		t.Fatalf("unread after reading all = %d", got)
 	}
-	err = s.MarkRead(ctx(t), b, conv, other.ID+1000)
+	_, err = s.MarkRead(ctx(t), b, conv, other.ID+1000)
 	wantErr(t, err, store.ErrNotFound, "read mark on a missing message")
 }
 
 func testChatParticipants(t *testing.T, s store.Store) {
 	a, _, conv := matchPair(t, s)
 	c := mk(t, s, "c", 30, "woman", nil, nil)
-	m, _, err := s.SendMessage(ctx(t), a, conv, "hi", "x1")
+	m, _, err := send(t, s, a, conv, "hi", "x1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = s.SendMessage(ctx(t), c, conv, "intrude", "x2")
+	_, _, err = send(t, s, c, conv, "intrude", "x2")
 	wantErr(t, err, store.ErrNotFound, "outsider send")
 	_, err = s.ListMessages(ctx(t), c, conv, 0, 10)
 	wantErr(t, err, store.ErrNotFound, "outsider read")
-	wantErr(t, s.MarkRead(ctx(t), c, conv, m.ID), store.ErrNotFound, "outsider mark read")
+	_, err = s.MarkRead(ctx(t), c, conv, m.ID)
+	wantErr(t, err, store.ErrNotFound, "outsider mark read")
 	cs, _ := s.ListConversations(ctx(t), c)
 	if len(cs) != 0 {
 		t.Fatalf("outsider sees %+v", cs)
 	}
-	_, _, err = s.SendMessage(ctx(t), a, conv+1000, "hi", "x3")
+	_, _, err = send(t, s, a, conv+1000, "hi", "x3")
 	wantErr(t, err, store.ErrNotFound, "missing conversation")
+}
+
+// send stores one message through SendMessages.
+func send(t *testing.T, s store.Store, from, conv int64, body, clientID string) (store.Message, bool, error) {
+	t.Helper()
+	r := store.SendOne(ctx(t), s, store.MessageDraft{SenderID: from, ConversationID: conv, Body: body, ClientMsgID: clientID})
+	return r.Message, r.Created, r.Err
 }

@@ -87,7 +87,7 @@ func testSQLStrings(t *testing.T, s store.Store) {
 		t.Fatalf("round trip: %+v %v", p, err)
 	}
 	a, _, conv := matchPair(t, s)
-	m, _, err := s.SendMessage(ctx(t), a, conv, evil, evil)
+	m, _, err := send(t, s, a, conv, evil, evil)
 	if err != nil || m.Body != evil || m.ClientMsgID != evil {
 		t.Fatalf("message: %+v %v", m, err)
 	}

@@ -44,6 +44,13 @@ func Run(t *testing.T, newStore Factory) {
 		{"SQLLookingStringsStoredVerbatim", testSQLStrings},
 		{"UploadedPhotos", testPhotos},
 		{"ConcurrentUploadsKeepTheLimit", testConcurrentPhotos},
+		{"EventsFollowWrites", testEventsFollowWrites},
+		{"BlockEndingMatchAppendsUnmatch", testBlockEndingMatchAppends},
+		{"FailedWritesAppendNothing", testFailedWritesAppendNothing},
+		{"EventsPaging", testEventsPaging},
+		{"EventRetention", testEventRetention},
+		{"ConcurrentSendsBothWays", testConcurrentSendsBothWays},
+		{"SendBatch", testSendBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

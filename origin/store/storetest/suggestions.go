@@ -76,10 +76,10 @@ func testSuggestionFilters(t *testing.T, s store.Store) {
 	if _, err := s.Swipe(ctx(t), me, swiped, store.Pass); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Block(ctx(t), me, blockedByMe); err != nil {
+	if _, err := s.Block(ctx(t), me, blockedByMe); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Block(ctx(t), blocksMe, me); err != nil {
+	if _, err := s.Block(ctx(t), blocksMe, me); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Swipe(ctx(t), passedMe, me, store.Pass); err != nil {

@@ -108,20 +108,14 @@ func testUnmatch(t *testing.T, s store.Store) {
 	a := mk(t, s, "a", 30, "man", nil, nil)
 	b := mk(t, s, "b", 30, "woman", nil, nil)
 	c := mk(t, s, "c", 30, "woman", nil, nil)
-	if _, err := s.Swipe(ctx(t), a, b, store.Like); err != nil {
-		t.Fatal(err)
-	}
-	r, err := s.Swipe(ctx(t), b, a, store.Like)
-	if err != nil || r.Match == nil {
-		t.Fatalf("match: %+v %v", r, err)
-	}
-	_, err = s.Unmatch(ctx(t), c, r.Match.ID)
+	match := matchUsers(t, s, a, b)
+	_, _, err := s.Unmatch(ctx(t), c, match.ID)
 	wantErr(t, err, store.ErrNotFound, "unmatch by outsider")
-	m, err := s.Unmatch(ctx(t), a, r.Match.ID)
-	if err != nil || m.ID != r.Match.ID || m.PeerID != b {
+	m, _, err := s.Unmatch(ctx(t), a, match.ID)
+	if err != nil || m.ID != match.ID || m.PeerID != b {
 		t.Fatalf("unmatch: %+v %v", m, err)
 	}
-	_, err = s.Unmatch(ctx(t), b, r.Match.ID)
+	_, _, err = s.Unmatch(ctx(t), b, match.ID)
 	wantErr(t, err, store.ErrNotFound, "second unmatch")
 	for _, u := range []int64{a, b} {
 		ms, _ := s.ListMatches(ctx(t), u)
@@ -130,20 +124,28 @@ func testUnmatch(t *testing.T, s store.Store) {
 			t.Fatalf("after unmatch user %d has %d matches, %d conversations", u, len(ms), len(cs))
 		}
 	}
-	_, err = s.ListMessages(ctx(t), a, r.Match.ConversationID, 0, 10)
+	_, err = s.ListMessages(ctx(t), a, match.ConversationID, 0, 10)
 	wantErr(t, err, store.ErrNotFound, "history after unmatch")
 }
 
+// matchPair makes two users and matches them.
 func matchPair(t *testing.T, s store.Store) (a, b, conv int64) {
 	t.Helper()
 	a = mk(t, s, "a", 30, "man", nil, nil)
 	b = mk(t, s, "b", 30, "woman", nil, nil)
+	return a, b, matchUsers(t, s, a, b).ConversationID
+}
+
+// matchUsers makes a and b match (a likes b, b likes a back) and returns
+// the match as b's swipe reported it.
+func matchUsers(t *testing.T, s store.Store, a, b int64) store.Match {
+	t.Helper()
 	if _, err := s.Swipe(ctx(t), a, b, store.Like); err != nil {
 		t.Fatal(err)
 	}
 	r, err := s.Swipe(ctx(t), b, a, store.Like)
 	if err != nil || r.Match == nil {
-		t.Fatalf("match: %+v %v", r, err)
+		t.Fatalf("match %d-%d: %+v %v", a, b, r, err)
 	}
-	return a, b, r.Match.ConversationID
+	return *r.Match
 }

@@ -67,7 +67,7 @@ func OpenWith(t testing.TB, schema string, configure func(*postgis.Config)) *pos
 	}
 	t.Cleanup(s.Close)
 	if _, err := db.Exec(ctx, `TRUNCATE users, preferences, swipes, blocks, matches, conversations,
-		messages, conversation_reads RESTART IDENTITY CASCADE`); err != nil {
+		messages, conversation_reads, event_heads, events, event_prunes RESTART IDENTITY CASCADE`); err != nil {
 		t.Fatalf("truncate test schema %s: %v", schema, err)
 	}
 	return s

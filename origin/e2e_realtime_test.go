@@ -1,0 +1,116 @@
+package origin_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/spark-edge/spark/origin"
+)
+
+// TestRealtimeThroughEdge runs the origin (embedded store, its event stream
+// with the development token) behind a real edge (the repository's
+// Caddyfile, spark_realtime subscribed to that stream) and connects two
+// users of a match over WebSockets: a message sent over one socket is
+// acknowledged with `sent` once the origin stored it, the peer's socket
+// gets its `message` event, and that event is the one GET /api/events
+// serves (same seq, same bytes).
+func TestRealtimeThroughEdge(t *testing.T) {
+	originAddr, edgeBase := startStack(t, 50)
+	tok := func(id int64) string {
+		s, err := origin.IssueToken(origin.DevJWTSecret, id, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var inbox struct {
+		Conversations []struct {
+			ID     int64 `json:"id"`
+			PeerID int64 `json:"peer_id"`
+		} `json:"conversations"`
+	}
+	getJSON(t, "http://"+originAddr+"/api/conversations", tok(1), &inbox)
+	if len(inbox.Conversations) == 0 {
+		t.Fatal("demo user 1 has no conversation")
+	}
+	conv, peer := inbox.Conversations[0].ID, inbox.Conversations[0].PeerID
+	dial := func(user int64) *websocket.Conn {
+		d := websocket.Dialer{Subprotocols: []string{"spark.v1"}, HandshakeTimeout: 10 * time.Second}
+		c, res, err := d.Dial("ws"+strings.TrimPrefix(edgeBase, "http")+"/api/realtime", http.Header{"Authorization": {"Bearer " + tok(user)}})
+		if err != nil {
+			status := 0
+			if res != nil {
+				status = res.StatusCode
+			}
+			t.Fatalf("user %d: WebSocket to the edge: %v (status %d)", user, err, status)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	sender, receiver := dial(1), dial(peer)
+	send := fmt.Sprintf(`{"type":"send","conversation_id":%d,"body":"hello over the edge","client_msg_id":"rt-1"}`, conv)
+	if err := sender.WriteMessage(websocket.TextMessage, []byte(send)); err != nil {
+		t.Fatal(err)
+	}
+	var sent struct {
+		ClientMsgID string `json:"client_msg_id"`
+		Message     struct {
+			ID      int64 `json:"id"`
+			ConvSeq int64 `json:"conv_seq"`
+		} `json:"message"`
+	}
+	if raw := readFrame(t, sender, "sent", nil); json.Unmarshal(raw, &sent) != nil || sent.ClientMsgID != "rt-1" || sent.Message.ConvSeq == 0 {
+		t.Fatalf("sent frame %s", raw)
+	}
+	var event struct {
+		Event json.RawMessage `json:"event"`
+	}
+	raw := readFrame(t, receiver, "event", func(f []byte) bool { return bytes.Contains(f, []byte(`"client_msg_id":"rt-1"`)) })
+	if err := json.Unmarshal(raw, &event); err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Seq  int64  `json:"seq"`
+		Kind string `json:"kind"`
+		Data struct {
+			ID int64 `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(event.Event, &ev); err != nil || ev.Kind != "message" || ev.Data.ID != sent.Message.ID {
+		t.Fatalf("peer's event %s (%v), sent message %d", event.Event, err, sent.Message.ID)
+	}
+	var logged eventsBody
+	getJSON(t, fmt.Sprintf("http://%s/api/events?since=%d&limit=1", originAddr, ev.Seq-1), tok(peer), &logged)
+	if len(logged.Events) != 1 || !bytes.Equal(logged.Events[0], event.Event) {
+		t.Fatalf("the edge delivered %s, the log has %s", event.Event, logged.Events)
+	}
+}
+
+// readFrame reads c's frames (a message may carry several, one per line)
+// until one of type typ for which match (if any) holds, and returns it.
+func readFrame(t *testing.T, c *websocket.Conn, typ string, match func([]byte) bool) []byte {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_ = c.SetReadDeadline(deadline)
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for a %s frame: %v", typ, err)
+		}
+		for _, f := range bytes.Split(msg, []byte("\n")) {
+			var head struct {
+				Type string `json:"type"`
+			}
+			if json.Unmarshal(f, &head) == nil && head.Type == typ && (match == nil || match(f)) {
+				return f
+			}
+		}
+	}
+}
