@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"strconv"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -10,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
 	"github.com/spark-edge/spark/caddymodule/internal/duration"
 )
 
@@ -200,68 +199,21 @@ func unmarshalRule(d *caddyfile.Dispenser) (Rule, error) {
 	return r, nil
 }
 
-// unmarshalRedis reads a redis block.
+// unmarshalRedis reads a redis block: the options every Spark redis
+// block takes (redisconf) and min_idle_conns and codec.
 func unmarshalRedis(d *caddyfile.Dispenser) (*RedisConfig, error) {
-	r := &RedisConfig{Addresses: d.RemainingArgs()}
-	for d.NextBlock(1) {
-		switch opt := d.Val(); opt {
-		case "addresses":
-			r.Addresses = append(r.Addresses, d.RemainingArgs()...)
-		case "cluster":
-			r.Cluster = true
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-		case "master_name", "username", "password", "key_prefix", "codec":
-			var v string
-			if !d.AllArgs(&v) {
-				return nil, d.ArgErr()
-			}
-			switch opt {
-			case "master_name":
-				r.MasterName = v
-			case "username":
-				r.Username = v
-			case "password":
-				r.Password = v
-			case "key_prefix":
-				r.KeyPrefix = v
-			case "codec":
-				r.Codec = v
-			}
-		case "db", "pool_size", "min_idle_conns":
-			var v string
-			if !d.AllArgs(&v) {
-				return nil, d.ArgErr()
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return nil, d.Errf("%s: want a non-negative integer, got %q", opt, v)
-			}
-			switch opt {
-			case "db":
-				r.DB = n
-			case "pool_size":
-				r.PoolSize = n
-			case "min_idle_conns":
-				r.MinIdleConns = n
-			}
-		case "dial_timeout", "read_timeout", "write_timeout":
-			dur, err := durationArg(d)
-			if err != nil {
-				return nil, err
-			}
-			switch opt {
-			case "dial_timeout":
-				r.DialTimeout = dur
-			case "read_timeout":
-				r.ReadTimeout = dur
-			case "write_timeout":
-				r.WriteTimeout = dur
-			}
-		default:
-			return nil, d.Errf("unrecognized redis option %q", opt)
+	r := &RedisConfig{}
+	err := r.UnmarshalBlock(d, func(opt string) []caddyargs.Setter {
+		switch opt {
+		case "min_idle_conns":
+			return []caddyargs.Setter{caddyargs.Int(&r.MinIdleConns, 0)}
+		case "codec":
+			return []caddyargs.Setter{caddyargs.String(&r.Codec)}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := r.validate(); err != nil {
 		return nil, d.Errf("redis: %v", err)
@@ -330,16 +282,9 @@ func unmarshalPolicyOption(d *caddyfile.Dispenser, p *Policy) error {
 // bare seconds, at most duration.Max (a huge value is an error, never a
 // wrapped one).
 func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	opt := d.Val()
-	var v string
-	if !d.AllArgs(&v) {
-		return 0, d.ArgErr()
-	}
-	dur, err := duration.Parse(v)
-	if err != nil {
-		return 0, d.Errf("%s: %v", opt, err)
-	}
-	return caddy.Duration(dur), nil
+	var v caddy.Duration
+	err := caddyargs.Read(d, 1, caddyargs.Duration(&v, 0, duration.Max))
+	return v, err
 }
 
 // Interface guards

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/spark-edge/spark/caddymodule/internal/duration"
+	"github.com/spark-edge/spark/caddymodule/internal/redisconf"
 )
 
 func unmarshalCache(t *testing.T, text string) (*Handler, error) {
@@ -77,7 +78,7 @@ func TestValidateRefusesHugeDurations(t *testing.T) {
 		{Defaults: Policy{TTL: huge}},
 		{Defaults: Policy{StaleWhileRevalidate: &huge}},
 		{Rules: []Rule{{Path: "/a", Policy: Policy{StaleIfError: &huge}}}},
-		{Redis: &RedisConfig{Addresses: []string{"127.0.0.1:6379"}, WriteTimeout: huge}},
+		{Redis: &RedisConfig{Config: redisconf.Config{Addresses: []string{"127.0.0.1:6379"}, WriteTimeout: huge}}},
 	} {
 		h.Capacity, h.MaxEntrySize = DefaultCapacity, DefaultMaxEntrySize
 		if err := h.Validate(); err == nil {

@@ -3,14 +3,15 @@ package image
 import (
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
+	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
 	"github.com/spark-edge/spark/caddymodule/internal/duration"
 	"github.com/spark-edge/spark/imageproxy"
 )
@@ -120,40 +121,48 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // unmarshalOption reads one spark_image option at the dispenser's cursor.
 func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
-	var err error
+	var arg caddyargs.Setter
 	switch opt := d.Val(); opt {
 	case "root":
-		err = stringArg(d, &h.Root)
+		arg = caddyargs.String(&h.Root)
 	case "upstream":
-		err = stringArg(d, &h.Upstream)
+		arg = caddyargs.String(&h.Upstream)
 	case "strip_prefix":
-		err = stringArg(d, &h.StripPrefix)
+		arg = caddyargs.String(&h.StripPrefix)
 	case "cache_control":
-		err = stringArg(d, &h.CacheControl)
+		arg = caddyargs.String(&h.CacheControl)
 	case "timeout":
-		h.Timeout, err = durationArg(d)
+		arg = positiveDuration(&h.Timeout)
 	case "upstream_timeout":
-		h.UpstreamTimeout, err = durationArg(d)
+		arg = positiveDuration(&h.UpstreamTimeout)
 	case "max_source_bytes":
-		h.MaxSourceBytes, err = sizeArg(d)
+		arg = caddyargs.Size(&h.MaxSourceBytes, 1, maxSourceBytes)
 	case "max_source_pixels":
-		var n int
-		n, err = intArg(d)
-		h.MaxSourcePixels = int64(n)
+		arg = caddyargs.Int64(&h.MaxSourcePixels, 0)
 	case "max_side":
-		h.MaxSide, err = intArg(d)
+		arg = caddyargs.Int(&h.MaxSide, 0)
 	case "max_concurrent":
-		h.MaxConcurrent, err = intArg(d)
+		arg = caddyargs.Int(&h.MaxConcurrent, 0)
 	case "max_queue":
-		h.MaxQueue, err = intArg(d)
+		arg = caddyargs.Int(&h.MaxQueue, 0)
 	case "avif_effort":
-		h.AVIFEffort, err = intArg(d)
+		arg = caddyargs.Int(&h.AVIFEffort, 0)
 	case "measure_rtt":
+		var err error
 		h.NoMeasureRTT, err = offOn(d)
+		return err
 	default:
-		err = unknownOption(d, "spark_image")
+		return unknownOption(d, "spark_image")
 	}
-	return err
+	return caddyargs.Read(d, 1, arg)
+}
+
+// maxSourceBytes bounds the max_source_bytes option: 4 GiB.
+const maxSourceBytes = 1 << 32
+
+// positiveDuration reads a duration from 1ns up to duration.Max.
+func positiveDuration(v *caddy.Duration) caddyargs.Setter {
+	return caddyargs.Duration(v, time.Nanosecond, duration.Max)
 }
 
 // unmarshalBlock reads a directive or global option that takes no
@@ -239,61 +248,6 @@ func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 		return d.Errf("unrecognized %s option %q", PlanAppID, opt)
 	}
 	return nil
-}
-
-// stringArg reads the option's one argument into dst.
-func stringArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.AllArgs(dst) {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-// durationArg reads the option's one argument as a positive duration
-// (bounded, bare numbers are seconds: internal/duration).
-func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	opt := d.Val()
-	var v string
-	if !d.AllArgs(&v) {
-		return 0, d.ArgErr()
-	}
-	dur, err := duration.Parse(v)
-	if err != nil {
-		return 0, d.Errf("%s: %v", opt, err)
-	}
-	if dur <= 0 {
-		return 0, d.Errf("%s: duration %q must be positive", opt, v)
-	}
-	return caddy.Duration(dur), nil
-}
-
-// sizeArg reads the option's one argument as a byte size (10MB, 1MiB)
-// from 1 byte to 4 GiB.
-func sizeArg(d *caddyfile.Dispenser) (int64, error) {
-	opt := d.Val()
-	var v string
-	if !d.AllArgs(&v) {
-		return 0, d.ArgErr()
-	}
-	n, err := humanize.ParseBytes(v)
-	if err != nil || n == 0 || n > 1<<32 {
-		return 0, d.Errf("%s: invalid size %q", opt, v)
-	}
-	return int64(n), nil
-}
-
-// intArg reads the option's one argument as a non-negative integer.
-func intArg(d *caddyfile.Dispenser) (int, error) {
-	opt := d.Val()
-	var v string
-	if !d.AllArgs(&v) {
-		return 0, d.ArgErr()
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, d.Errf("%s: want a non-negative integer, got %q", opt, v)
-	}
-	return n, nil
 }
 
 // onOff reads an optional on|off (or true|false) argument: a bare option

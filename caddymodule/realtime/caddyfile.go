@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -9,9 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
-
-	"github.com/spark-edge/spark/caddymodule/internal/duration"
+	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
 )
 
 func init() {
@@ -80,7 +77,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if setters == nil {
 				return d.Errf("unknown spark_realtime option %q", opt)
 			}
-			if err := setArgs(d, 1, setters...); err != nil {
+			if err := caddyargs.Read(d, 1, setters...); err != nil {
 				return err
 			}
 		}
@@ -95,105 +92,45 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // optionArgs returns the setters of an option's arguments (the first
 // required, the others optional), nil for an unknown option.
-func (h *Handler) optionArgs(opt string) []argSetter {
+func (h *Handler) optionArgs(opt string) []caddyargs.Setter {
 	switch opt {
 	case "origin":
-		return []argSetter{stringArg(&h.Origin)}
+		return []caddyargs.Setter{caddyargs.String(&h.Origin)}
 	case "name":
-		return []argSetter{stringArg(&h.Name)}
+		return []caddyargs.Setter{caddyargs.String(&h.Name)}
 	case "queue":
-		return []argSetter{intArg(&h.QueueFrames, 1), sizeArg(&h.QueueBytes)}
+		return []caddyargs.Setter{caddyargs.Int(&h.QueueFrames, 1), sizeArg(&h.QueueBytes)}
 	case "ping":
-		return []argSetter{durationArg(&h.PingInterval), durationArg(&h.PongTimeout)}
+		return []caddyargs.Setter{durationArg(&h.PingInterval), durationArg(&h.PongTimeout)}
 	case "write_timeout":
-		return []argSetter{durationArg(&h.WriteTimeout)}
+		return []caddyargs.Setter{durationArg(&h.WriteTimeout)}
 	case "origin_timeout":
-		return []argSetter{durationArg(&h.OriginTimeout)}
+		return []caddyargs.Setter{durationArg(&h.OriginTimeout)}
 	case "max_frame":
-		return []argSetter{sizeArg(&h.MaxFrame)}
+		return []caddyargs.Setter{sizeArg(&h.MaxFrame)}
 	case "rate":
-		return []argSetter{rateArg(&h.Rate), intArg(&h.Burst, 1)}
+		return []caddyargs.Setter{caddyargs.Float(&h.Rate, 0, maxRate), caddyargs.Int(&h.Burst, 1)}
 	case "in_flight":
-		return []argSetter{intArg(&h.InFlight, 1), intArg(&h.InFlightPerEdge, 1)}
+		return []caddyargs.Setter{caddyargs.Int(&h.InFlight, 1), caddyargs.Int(&h.InFlightPerEdge, 1)}
 	}
 	return nil
 }
 
-// argSetter parses one argument of an option into its field.
-type argSetter func(d *caddyfile.Dispenser, arg string) error
+// The bounds of the handler's option arguments.
+const (
+	minDuration = time.Nanosecond
+	maxDuration = 24 * time.Hour
+	maxSize     = 1 << 40
+	maxRate     = 1e6
+)
 
-// setArgs reads the option's arguments: at least required, at most one
-// per setter.
-func setArgs(d *caddyfile.Dispenser, required int, setters ...argSetter) error {
-	args := d.RemainingArgs()
-	if len(args) < required || len(args) > len(setters) {
-		return d.ArgErr()
-	}
-	for i, a := range args {
-		if err := setters[i](d, a); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func stringArg(v *string) argSetter {
-	return func(_ *caddyfile.Dispenser, s string) error {
-		*v = s
-		return nil
-	}
-}
-
-// intArg reads an integer of at least lo.
-func intArg(v *int, lo int) argSetter {
-	return func(d *caddyfile.Dispenser, s string) error {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < lo {
-			return d.Errf("%s: want an integer of at least %d, got %q", d.Val(), lo, s)
-		}
-		*v = n
-		return nil
-	}
+// durationArg reads a duration between 1ns and 24h.
+func durationArg(v *caddy.Duration) caddyargs.Setter {
+	return caddyargs.Duration(v, minDuration, maxDuration)
 }
 
 // sizeArg reads a byte size: 65536, 64KiB, 1MiB, 1MB.
-func sizeArg(v *int64) argSetter {
-	return func(d *caddyfile.Dispenser, s string) error {
-		n, err := humanize.ParseBytes(s)
-		if err != nil || n < 1 || n > 1<<40 {
-			return d.Errf("%s: want a size (65536, 64KiB, 1MiB), got %q", d.Val(), s)
-		}
-		*v = int64(n)
-		return nil
-	}
-}
-
-// durationArg reads a duration between 1ns and 24h.
-func durationArg(v *caddy.Duration) argSetter {
-	return func(d *caddyfile.Dispenser, s string) error {
-		dur, err := duration.Parse(s)
-		if err != nil {
-			return d.Errf("%s: %v", d.Val(), err)
-		}
-		if dur <= 0 || dur > 24*time.Hour {
-			return d.Errf("%s: want a duration between 1ns and 24h, got %q", d.Val(), s)
-		}
-		*v = caddy.Duration(dur)
-		return nil
-	}
-}
-
-// rateArg reads frames per second: a positive number.
-func rateArg(v *float64) argSetter {
-	return func(d *caddyfile.Dispenser, s string) error {
-		r, err := strconv.ParseFloat(s, 64)
-		if err != nil || r <= 0 || r > 1e6 {
-			return d.Errf("rate: want frames per second, a positive number, got %q", s)
-		}
-		*v = r
-		return nil
-	}
-}
+func sizeArg(v *int64) caddyargs.Setter { return caddyargs.Size(v, 1, maxSize) }
 
 // unmarshalEvents reads `events origin …` or `events redis …`.
 func unmarshalEvents(d *caddyfile.Dispenser) (caddyfile.Unmarshaler, error) {

@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/spark-edge/spark/caddymodule/internal/redisconf"
 	"github.com/spark-edge/spark/caddymodule/internal/tokenconf"
 )
 
@@ -68,28 +69,10 @@ func (o *OriginEvents) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // RedisEvents is the event source spark.realtime.events.redis: Redis
 // pub/sub (sharded pub/sub in a Cluster), with presence kept in Redis.
 type RedisEvents struct {
-	// Addresses of the Redis node, the Cluster's seed nodes, or the
-	// sentinels.
-	Addresses []string `json:"addresses"`
-	// Cluster forces Cluster mode with a single address.
-	Cluster bool `json:"cluster,omitempty"`
-	// MasterName is the Sentinel master's name.
-	MasterName string `json:"master_name,omitempty"`
-	// Username and Password authenticate to Redis; placeholders
-	// ({env.NAME}, {file./path}) are resolved at provision.
-	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"`
-	// DB holds the presence hashes (not in a Cluster).
-	DB int `json:"db,omitempty"`
-	// KeyPrefix starts every channel and key (default "spark:", as the
-	// origin's --events-redis-prefix).
-	KeyPrefix string `json:"key_prefix,omitempty"`
-	// PoolSize is the connections per node for publishes.
-	PoolSize int `json:"pool_size,omitempty"`
-	// DialTimeout, ReadTimeout and WriteTimeout (default 1s each).
-	DialTimeout  caddy.Duration `json:"dial_timeout,omitempty"`
-	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
-	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// Config locates Redis; its DB holds the presence hashes (pub/sub
+	// ignores it) and KeyPrefix (default "spark:", as the origin's
+	// --events-redis-prefix) starts every channel and key.
+	redisconf.Config
 
 	username, password string // resolved
 }
@@ -101,87 +84,21 @@ func (RedisEvents) CaddyModule() caddy.ModuleInfo {
 
 // Provision resolves the credentials.
 func (r *RedisEvents) Provision(caddy.Context) error {
-	if len(r.Addresses) == 0 {
-		return errors.New("events redis: at least one address")
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("events redis: %w", err)
 	}
-	repl := caddy.NewReplacer()
 	var err error
-	if r.username, err = tokenconf.Resolve(repl, r.Username, false); err != nil {
-		return fmt.Errorf("events redis: username: %w", err)
-	}
-	if r.password, err = tokenconf.Resolve(repl, r.Password, false); err != nil {
-		return fmt.Errorf("events redis: password: %w", err)
+	if r.username, r.password, err = r.Credentials(); err != nil {
+		return fmt.Errorf("events redis: %w", err)
 	}
 	return nil
 }
 
-// UnmarshalCaddyfile reads `redis [<address...>] { … }`:
-//
-//	redis [<address...>] {
-//		addresses     <address...>
-//		cluster
-//		master_name   <name>
-//		username      <user>
-//		password      <password>
-//		db            <n>
-//		key_prefix    <prefix>
-//		pool_size     <n>
-//		dial_timeout  <duration>
-//		read_timeout  <duration>
-//		write_timeout <duration>
-//	}
+// UnmarshalCaddyfile reads `redis [<address...>] { … }`, the options
+// every Spark redis block takes (see redisconf.Config.UnmarshalBlock).
 func (r *RedisEvents) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the source's name
-	r.Addresses = d.RemainingArgs()
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch opt := d.Val(); opt {
-		case "addresses":
-			r.Addresses = append(r.Addresses, d.RemainingArgs()...)
-		case "cluster":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			r.Cluster = true
-		default:
-			setter := r.optionArg(opt)
-			if setter == nil {
-				return d.Errf("unknown events redis option %q", opt)
-			}
-			if err := setArgs(d, 1, setter); err != nil {
-				return err
-			}
-		}
-	}
-	if len(r.Addresses) == 0 {
-		return d.Err("events redis: at least one address")
-	}
-	return nil
-}
-
-// optionArg returns the setter of a one-argument redis option, nil for an
-// unknown one.
-func (r *RedisEvents) optionArg(opt string) argSetter {
-	switch opt {
-	case "master_name":
-		return stringArg(&r.MasterName)
-	case "username":
-		return stringArg(&r.Username)
-	case "password":
-		return stringArg(&r.Password)
-	case "key_prefix":
-		return stringArg(&r.KeyPrefix)
-	case "db":
-		return intArg(&r.DB, 0)
-	case "pool_size":
-		return intArg(&r.PoolSize, 0)
-	case "dial_timeout":
-		return durationArg(&r.DialTimeout)
-	case "read_timeout":
-		return durationArg(&r.ReadTimeout)
-	case "write_timeout":
-		return durationArg(&r.WriteTimeout)
-	}
-	return nil
+	return r.UnmarshalBlock(d, nil)
 }
 
 // Interface guards

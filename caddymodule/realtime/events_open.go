@@ -3,9 +3,7 @@ package realtime
 import (
 	"fmt"
 	"log/slog"
-	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
@@ -32,14 +30,7 @@ func (r *RedisEvents) Open(h eventbus.Handler, log *zap.Logger) (Bus, error) {
 	if r.KeyPrefix != "" {
 		o.KeyPrefix = r.KeyPrefix
 	}
-	for _, d := range []struct {
-		from caddy.Duration
-		to   *time.Duration
-	}{{r.DialTimeout, &o.DialTimeout}, {r.ReadTimeout, &o.ReadTimeout}, {r.WriteTimeout, &o.WriteTimeout}} {
-		if d.from > 0 {
-			*d.to = time.Duration(d.from)
-		}
-	}
+	r.Timeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 	o.Logger = slogFrom(log)
 	s, err := eventbus.NewRedisSubscriber(o, h)
 	if err != nil {

@@ -1,0 +1,82 @@
+package caddyargs
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// read runs Read on the one option in line, with the given setters.
+func read(t *testing.T, line string, required int, setters ...Setter) error {
+	t.Helper()
+	d := caddyfile.NewTestDispenser(line)
+	d.Next()
+	return Read(d, required, setters...)
+}
+
+func TestReadSetsEachArgument(t *testing.T) {
+	var (
+		s  string
+		n  int
+		f  float64
+		sz int64
+		du caddy.Duration
+	)
+	err := read(t, "opt name 7 2.5 64KiB 1m30s", 5,
+		String(&s), Int(&n, 1), Float(&f, 0, 10), Size(&sz, 1, 1<<20), Duration(&du, time.Second, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s != "name" || n != 7 || f != 2.5 || sz != 64<<10 || du != caddy.Duration(90*time.Second) {
+		t.Fatalf("got %q %d %g %d %v", s, n, f, sz, time.Duration(du))
+	}
+	// Optional arguments stay unset when absent.
+	n = 0
+	if err := read(t, "opt x", 1, String(&s), Int(&n, 1)); err != nil || s != "x" || n != 0 {
+		t.Fatalf("optional: %v %q %d", err, s, n)
+	}
+}
+
+func TestReadRefusesWithTheOptionsName(t *testing.T) {
+	var (
+		s   string
+		n   int
+		n64 int64
+		f   float64
+		sz  int64
+		du  caddy.Duration
+	)
+	for _, c := range []struct {
+		line    string
+		setters []Setter
+	}{
+		{"opt", []Setter{String(&s)}},                                   // too few
+		{"opt a b", []Setter{String(&s)}},                               // too many
+		{"opt 0", []Setter{Int(&n, 1)}},                                 // below lo
+		{"opt x", []Setter{Int(&n, 0)}},                                 // not a number
+		{"opt -1", []Setter{Int64(&n64, 0)}},                            // below lo
+		{"opt 1e3", []Setter{Int64(&n64, 0)}},                           // not decimal
+		{"opt 0", []Setter{Float(&f, 0, 1)}},                            // lo is excluded
+		{"opt 2", []Setter{Float(&f, 0, 1)}},                            // above hi
+		{"opt NaN", []Setter{Float(&f, 0, 1)}},                          // not in range
+		{"opt 0", []Setter{Size(&sz, 1, 100)}},                          // below lo
+		{"opt 1KiB", []Setter{Size(&sz, 1, 100)}},                       // above hi
+		{"opt lots", []Setter{Size(&sz, 1, 100)}},                       // not a size
+		{"opt 0s", []Setter{Duration(&du, time.Nanosecond, time.Hour)}}, // below lo
+		{"opt 2h", []Setter{Duration(&du, time.Nanosecond, time.Hour)}}, // above hi
+		{"opt -1s", []Setter{Duration(&du, 0, time.Hour)}},              // negative
+		{"opt 99999999999d", []Setter{Duration(&du, 0, 1<<62)}},         // would wrap
+	} {
+		err := read(t, c.line, 1, c.setters...)
+		if err == nil {
+			t.Errorf("%q: no error", c.line)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "opt: ") && !strings.Contains(err.Error(), "argument") {
+			t.Errorf("%q: error %q names neither the option nor the arguments", c.line, err)
+		}
+	}
+}
