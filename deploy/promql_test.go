@@ -132,7 +132,7 @@ func TestDashboardModel(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"Edge request rate by handler", "Edge request P95 by handler", "Origin request rate by route", "Origin P95 by route",
+		"Edge request rate by status", "Edge request P95", "Origin request rate by route", "Origin P95 by route",
 		"Cache hit ratio by layer", "Origin fetch time (edge)", "Matching time", "WebSocket connections",
 		"Message delivery time", "Slow-consumer disconnects", "Redis (L2) up", "L2 errors and breaker opens",
 		"Database pool", "Photo variants",
