@@ -152,12 +152,10 @@ func caddyfileWithRedis(t *testing.T, redisAddr, prefix string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const anchor = "\tspark_cache {\n"
-	if !bytes.Contains(b, []byte(anchor)) {
-		t.Fatalf("the repository's Caddyfile has no %q line to add a redis block to", strings.TrimSpace(anchor))
+	b, err = withRedisBlock(b, "\t\tredis "+redisAddr+" {\n\t\t\tkey_prefix "+prefix+"\n\t\t}\n")
+	if err != nil {
+		t.Fatal(err)
 	}
-	b = bytes.Replace(b, []byte(anchor), []byte(anchor+
-		"\t\tredis "+redisAddr+" {\n\t\t\tkey_prefix "+prefix+"\n\t\t}\n"), 1)
 	p := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
