@@ -166,9 +166,9 @@ func caddyfileWithRedis(t *testing.T, redisAddr, prefix string) string {
 // stack is a running origin on PostGIS and an edge on the repository's
 // Caddyfile (with Redis) in front of it.
 type stack struct {
-	bin                   string
-	edge, admin, origin   string // host:port
-	jwtSecret             string
+	bin                  string
+	edge, admin, origin  string // host:port
+	jwtSecret            string
 	originProc, edgeProc *process
 }
 
