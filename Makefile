@@ -5,7 +5,7 @@ BIN      := bin/spark
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: build build-deps run test test-deps vet fuzz-seeds bench bench-go bench-edge bench-images bench-origin bench-system bench-peers loadtest clean
+.PHONY: build build-deps run test test-deps test-deploy vet fuzz-seeds bench bench-go bench-edge bench-images bench-origin bench-system bench-peers loadtest clean
 
 build: build-deps
 	$(GO) build -trimpath -o $(BIN) ./cmd/spark
@@ -23,14 +23,24 @@ run: build
 # vet, the race-enabled test suite, and a short fuzzing run of each target.
 test: test-deps vet
 	url=$$(scripts/test-origin-deps.sh | tail -n1 | cut -d= -f2-) && \
-		SPARK_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 20m $(PKGS)
+		SPARK_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 20m $(PKGS) && \
+		cd deploy && SPARK_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz-seeds
+
+# deploy/ alone (its own Go module): the dashboard and alert rules against a
+# running edge and origin, promtool check/test rules, systemd-analyze verify
+# of the units, the compose file's consistency.
+test-deploy: test-deps
+	cd deploy && $(GO) vet ./...
+	url=$$(scripts/test-origin-deps.sh | tail -n1 | cut -d= -f2-) && \
+		cd deploy && SPARK_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 20m ./...
 
 test-deps: build-deps
 	scripts/test-deps.sh
 
 vet:
 	$(GO) vet $(PKGS)
+	cd deploy && $(GO) vet ./...
 
 # Short coverage-guided runs of every fuzz target (the seed corpora also run
 # inside `go test`). FUZZTIME=1m make fuzz-seeds for a longer look.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs on a Debian 12 machine:
-# PostgreSQL 15 with PostGIS (scripts/test-origin-deps.sh) and Redis on
-# 127.0.0.1:6379. Idempotent; fails with the reason when it cannot.
+# PostgreSQL 15 with PostGIS (scripts/test-origin-deps.sh), Redis on
+# 127.0.0.1:6379, promtool and systemd-analyze (deploy/'s checks).
+# Idempotent; fails with the reason when it cannot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -27,6 +28,15 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     --dir /var/lib/redis --logfile /var/log/redis/spark-test.log
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "test-deps: Redis did not start" >&2; exit 1; }
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "test-deps: installing prometheus (promtool: deploy/prometheus rule checks and unit tests)" >&2
+  apt_install --no-install-recommends prometheus
+fi
+command -v promtool >/dev/null 2>&1 || { echo "test-deps: promtool still missing after installing prometheus" >&2; exit 1; }
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "test-deps: installing systemd (systemd-analyze verifies deploy/systemd)" >&2
+  apt_install systemd
 fi
 if ! command -v psql >/dev/null 2>&1; then
   echo "test-deps: installing PostgreSQL 15" >&2
