@@ -18,6 +18,7 @@ type PoolStat struct {
 	Max           int32
 	AcquireCount  int64
 	AcquireWaitNS int64
+	Fallbacks     int64 // reads meant for this pool served by the primary (replica only)
 }
 
 // PoolStater is implemented by stores with connection pools.
@@ -99,6 +100,8 @@ var (
 		[]string{"pool"}, nil)
 	poolAcqDesc = prometheus.NewDesc("spark_origin_db_pool_acquires_total", "Connections acquired from the pool.",
 		[]string{"pool"}, nil)
+	replicaFallbackDesc = prometheus.NewDesc("spark_origin_db_replica_fallbacks_total",
+		"Reads meant for the replica that could not reach it and were served by the primary.", nil, nil)
 	poolWaitDesc = prometheus.NewDesc("spark_origin_db_pool_acquire_wait_seconds_total", "Time spent waiting for a pool connection.",
 		[]string{"pool"}, nil)
 )
@@ -111,6 +114,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolMaxDesc
 	ch <- poolAcqDesc
 	ch <- poolWaitDesc
+	ch <- replicaFallbackDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -122,5 +126,8 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(poolMaxDesc, prometheus.GaugeValue, float64(s.Max), s.Name)
 		ch <- prometheus.MustNewConstMetric(poolAcqDesc, prometheus.CounterValue, float64(s.AcquireCount), s.Name)
 		ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, float64(s.AcquireWaitNS)/1e9, s.Name)
+		if s.Name == "replica" {
+			ch <- prometheus.MustNewConstMetric(replicaFallbackDesc, prometheus.CounterValue, float64(s.Fallbacks))
+		}
 	}
 }

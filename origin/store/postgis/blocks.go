@@ -18,8 +18,9 @@ func (s *Store) Block(ctx context.Context, id, target int64) ([]store.Event, err
 	defer cancel()
 	lo, hi := pairOf(id, target)
 	var evs []store.Event
+	var endedConv int64
 	err := pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
-		evs = nil
+		evs, endedConv = nil, 0
 		tag, err := tx.Exec(ctx, `INSERT INTO blocks (blocker_id, blocked_id)
 			SELECT $1, id FROM users WHERE id = $2 ON CONFLICT DO NOTHING`, id, target)
 		if err != nil {
@@ -38,9 +39,13 @@ func (s *Store) Block(ctx context.Context, id, target int64) ([]store.Event, err
 		if err != nil || !ended {
 			return err
 		}
+		endedConv = m.ConversationID
 		evs, err = appendUnmatch(ctx, tx, m)
 		return err
 	})
+	if err == nil && endedConv != 0 {
+		s.reads.wrote(writeKey{'c', endedConv})
+	}
 	// Blocks hide both ways: both users' exclusion sets change.
 	s.updateUserState(ctx, id, err == nil, func(u *userState) { u.exclude(target) })
 	s.updateUserState(ctx, target, err == nil, func(u *userState) { u.exclude(id) })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spark-edge/spark/origin/store"
 )
@@ -81,32 +82,36 @@ var (
 
 // ListMessages implements store.Store: keyset paging on
 // (conversation_id, created_at DESC, id DESC) WHERE deleted_at IS NULL, read
-// from the replica when configured, with the participant check in the same
-// statement.
+// from the replica when configured (see replicaRouter), with the participant
+// check in the same statement.
 func (s *Store) ListMessages(ctx context.Context, id, convID, before int64, limit int) ([]store.Message, error) {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
-	var rows pgx.Rows
-	var err error
-	if before > 0 {
-		rows, err = s.replica.Query(ctx, historyBeforeSQL, convID, id, limit, before)
-	} else {
-		rows, err = s.replica.Query(ctx, historyFirstSQL, convID, id, limit)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("postgis: list messages %d: %w", convID, err)
-	}
+	var out []store.Message
 	participant := false
-	out := make([]store.Message, 0, limit)
-	var msgID *int64
-	var m store.Message
-	_, err = pgx.ForEachRow(rows, []any{&msgID, &m.ConvSeq, &m.SenderID, &m.Body, &m.ClientMsgID, &m.CreatedAt}, func() error {
-		participant = true
-		if msgID != nil {
-			m.ID, m.ConversationID = *msgID, convID
-			out = append(out, m)
+	err := s.reads.read(ctx, writeKey{'c', convID}, func(db *pgxpool.Pool) error {
+		var rows pgx.Rows
+		var err error
+		if before > 0 {
+			rows, err = db.Query(ctx, historyBeforeSQL, convID, id, limit, before)
+		} else {
+			rows, err = db.Query(ctx, historyFirstSQL, convID, id, limit)
 		}
-		return nil
+		if err != nil {
+			return err
+		}
+		out, participant = make([]store.Message, 0, limit), false
+		var msgID *int64
+		var m store.Message
+		_, err = pgx.ForEachRow(rows, []any{&msgID, &m.ConvSeq, &m.SenderID, &m.Body, &m.ClientMsgID, &m.CreatedAt}, func() error {
+			participant = true
+			if msgID != nil {
+				m.ID, m.ConversationID = *msgID, convID
+				out = append(out, m)
+			}
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgis: list messages %d: %w", convID, err)

@@ -93,6 +93,9 @@ type PoolStat struct {
 	Name                           string
 	Acquired, Idle, Total, Max     int32
 	AcquireCount, AcquireWaitNanos int64
+	// Fallbacks counts reads meant for this pool (the replica) that could
+	// not reach it and were served by the primary.
+	Fallbacks int64
 }
 
 // PoolStats reports both pools (one entry when there is no replica).
@@ -104,7 +107,9 @@ func (s *Store) PoolStats() []PoolStat {
 	}
 	out := []PoolStat{one("primary", s.primary)}
 	if s.replica != s.primary {
-		out = append(out, one("replica", s.replica))
+		r := one("replica", s.replica)
+		r.Fallbacks = s.reads.fallbacks.Load()
+		out = append(out, r)
 	}
 	return out
 }

@@ -30,7 +30,8 @@ type Config struct {
 // Store implements store.Store on PostGIS.
 type Store struct {
 	primary *pgxpool.Pool
-	replica *pgxpool.Pool // == primary when no replica
+	replica *pgxpool.Pool  // == primary when no replica
+	reads   *replicaRouter // which of the two a replica-eligible read uses
 	pool    PoolConfig
 	cells   *geocache.CandidateCache // nil: exact KNN query only
 	shared  *tiered.Cache            // the cells' store, also holding user states (nil with cells)
@@ -66,6 +67,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 			return nil, fmt.Errorf("postgis: replica: %w", err)
 		}
 	}
+	s.reads = newReplicaRouter(s.primary, s.replica)
 	if c.CellCache.Enabled {
 		if err := s.newCellCache(c.CellCache); err != nil {
 			s.Close()
@@ -90,17 +92,17 @@ func (s *Store) Close() {
 	s.primary.Close()
 }
 
-// Ping implements store.Store: both pools must answer.
+// Ping implements store.Store: the primary must answer. A replica that does
+// not is no reason to stop serving (its reads fall back to the primary),
+// so it is tried only to rest it: its reads skip it for a while.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
 	if err := s.primary.Ping(ctx); err != nil {
 		return fmt.Errorf("postgis: ping primary: %w", err)
 	}
-	if s.replica != s.primary {
-		if err := s.replica.Ping(ctx); err != nil {
-			return fmt.Errorf("postgis: ping replica: %w", err)
-		}
+	if s.reads.hasReplica() {
+		_ = s.reads.read(ctx, writeKey{}, func(db *pgxpool.Pool) error { return db.Ping(ctx) })
 	}
 	return nil
 }

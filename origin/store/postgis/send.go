@@ -79,6 +79,9 @@ func (s *Store) SendMessages(ctx context.Context, drafts []store.MessageDraft) [
 	out := make([]store.SendResult, len(drafts))
 	err := s.sendBatch(ctx, drafts, out)
 	if err == nil {
+		for _, d := range drafts {
+			s.reads.wrote(writeKey{'c', d.ConversationID})
+		}
 		return out
 	}
 	if len(drafts) > 1 && ctx.Err() == nil {

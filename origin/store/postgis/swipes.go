@@ -217,6 +217,7 @@ func (s *Store) Unmatch(ctx context.Context, id, matchID int64) (store.Match, []
 	if err != nil {
 		return store.Match{}, nil, fmt.Errorf("postgis: unmatch %d: %w", matchID, err)
 	}
+	s.reads.wrote(writeKey{'c', m.ConversationID})
 	m.PeerID = m.Peer(id)
 	return m, evs, nil
 }

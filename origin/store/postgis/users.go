@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spark-edge/spark/geocache"
 	"github.com/spark-edge/spark/origin/store"
@@ -80,11 +81,16 @@ func fillSlices(p *store.Profile) {
 	}
 }
 
-// GetProfile implements store.Store; it reads from the replica when configured.
+// GetProfile implements store.Store; it reads from the replica when
+// configured (see replicaRouter: fallback, read your writes).
 func (s *Store) GetProfile(ctx context.Context, id int64) (store.Profile, error) {
 	ctx, cancel := s.acquireCtx(ctx)
 	defer cancel()
-	p, err := scanProfile(s.replica.QueryRow(ctx, `SELECT `+profileCols+` FROM users WHERE id = $1`, id))
+	var p store.Profile
+	err := s.reads.read(ctx, writeKey{'p', id}, func(db *pgxpool.Pool) (err error) {
+		p, err = scanProfile(db.QueryRow(ctx, `SELECT `+profileCols+` FROM users WHERE id = $1`, id))
+		return err
+	})
 	if err != nil {
 		return store.Profile{}, notFound(err, fmt.Sprintf("get profile %d", id))
 	}
@@ -128,6 +134,7 @@ func (s *Store) updateProfileRow(ctx context.Context, update string, args ...any
 		return store.Profile{}, false, err
 	}
 	fillSlices(&p)
+	s.reads.wrote(writeKey{'p', p.ID})
 	if cell != nil {
 		s.invalidateCells(*cell)
 	}

@@ -1,0 +1,164 @@
+package postgis_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/spark-edge/spark/origin/store"
+	"github.com/spark-edge/spark/origin/store/postgis"
+	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
+)
+
+// tcpProxy forwards connections to target until cut: then it closes every
+// open connection and refuses new ones, as a replica that went away.
+type tcpProxy struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	cut    bool
+}
+
+func startTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{l: l, target: target}
+	t.Cleanup(p.Cut)
+	go p.serve()
+	return p
+}
+
+func (p *tcpProxy) serve() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close()
+			u.Close()
+			return
+		}
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(u, c); u.Close() }()
+		go func() { _, _ = io.Copy(c, u); c.Close() }()
+	}
+}
+
+// Cut closes the listener and every forwarded connection.
+func (p *tcpProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	p.l.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// replicaURL is the test database URL on schema, reached through proxy.
+func replicaURL(t *testing.T, schema string, proxy *tcpProxy) string {
+	u, err := url.Parse(pgtest.SchemaURL(t, schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = proxy.l.Addr().String()
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// The replica is a schema of its own with the same users under other
+// names, so every read says which database answered it: reads go to the
+// replica; a profile written through the store is read back from the
+// primary (the replica has not seen the write); when the replica goes
+// away, reads fall back to the primary, the store stays ready, and the
+// fallbacks are counted.
+func TestReplicaReadsFallBackAndReadYourWrites(t *testing.T) {
+	ctx := context.Background()
+	replica := pgtest.Open(t, "test_replica_lagging")
+	target, err := url.Parse(pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startTCPProxy(t, target.Host)
+	s := pgtest.OpenWith(t, "test_replica_primary", func(c *postgis.Config) {
+		c.ReplicaURL = replicaURL(t, "test_replica_lagging", proxy)
+	})
+	mk := func(st store.Store, name string) int64 {
+		id, err := st.CreateUser(ctx, store.NewUser{Profile: store.ProfileUpdate{Name: name, Age: 30, Gender: "woman", Active: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	ann, bea := mk(s, "ann-primary"), mk(s, "bea-primary")
+	if a, b := mk(replica, "ann-replica"), mk(replica, "bea-replica"); a != ann || b != bea {
+		t.Fatalf("ids differ between the schemas: %d %d vs %d %d", a, b, ann, bea)
+	}
+	name := func(id int64) string {
+		t.Helper()
+		p, err := s.GetProfile(ctx, id)
+		if err != nil {
+			t.Fatalf("profile %d: %v", id, err)
+		}
+		return p.Name
+	}
+	if n := name(ann); n != "ann-replica" {
+		t.Fatalf("profile read from %q, want the replica", n)
+	}
+	if _, err := s.UpdateProfile(ctx, ann, store.ProfileUpdate{Name: "ann-new", Age: 31, Gender: "woman", Active: true}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := name(ann); n != "ann-new" {
+		t.Fatalf("after her write ann reads %q: the lagging replica served it", n)
+	}
+	if n := name(bea); n != "bea-replica" {
+		t.Fatalf("bea, not written, read from %q, want the replica", n)
+	}
+
+	proxy.Cut()
+	if n := name(bea); n != "bea-primary" {
+		t.Fatalf("with the replica gone bea reads %q, want the primary's", n)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with the replica gone: %v (the primary serves its reads)", err)
+	}
+	var fallbacks int64
+	for _, p := range s.PoolStats() {
+		if p.Name == "replica" {
+			fallbacks = p.Fallbacks
+		}
+	}
+	if fallbacks < 1 {
+		t.Fatalf("replica fallbacks %d, want at least 1", fallbacks)
+	}
+	// Resting: the next reads go straight to the primary without trying
+	// the replica (no further fallbacks counted).
+	for range 20 {
+		if n := name(bea); n != "bea-primary" {
+			t.Fatalf("resting replica: bea reads %q", n)
+		}
+	}
+	for _, p := range s.PoolStats() {
+		if p.Name == "replica" && p.Fallbacks != fallbacks {
+			t.Fatalf("fallbacks %d → %d while the replica rests: it was tried", fallbacks, p.Fallbacks)
+		}
+	}
+}
