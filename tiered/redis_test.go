@@ -42,7 +42,13 @@ func testOptions(t testing.TB, addrs ...string) RedisOptions {
 func clusterOptions(t testing.TB) (RedisOptions, []*testredis.Server) {
 	t.Helper()
 	nodes := testredis.StartCluster(t)
-	return testOptions(t, testredis.Addrs(nodes)...), nodes
+	ro := testOptions(t, testredis.Addrs(nodes)...)
+	// A fresh client's first call also fetches the slot map; on a loaded CI
+	// machine (-race, other packages' tests) that can pass the 250 ms
+	// defaults, open the breaker and turn an L2 hit into a miss. The Cluster
+	// tests are about routing, not timeouts.
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 5*time.Second, 2*time.Second, 2*time.Second
+	return ro, nodes
 }
 
 // onSingleAndCluster runs check against the machine's shared Redis
