@@ -59,6 +59,7 @@ type Store struct {
 	pairMatch map[[2]int64]int64
 	convs     map[int64]*conversation
 	logs      map[int64]*eventLog // user -> their events
+	devices   map[deviceKey]*store.Device
 	nextUser  int64
 	nextMatch int64
 	nextConv  int64
@@ -81,6 +82,7 @@ func New() *Store {
 		pairMatch: make(map[[2]int64]int64),
 		convs:     make(map[int64]*conversation),
 		logs:      make(map[int64]*eventLog),
+		devices:   make(map[deviceKey]*store.Device),
 		margin:    geocache.RandomHysteresisM,
 	}
 }
