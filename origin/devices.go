@@ -110,7 +110,9 @@ func allBytes(s string, ok func(byte) bool) bool {
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
-func isHexByte(c byte) bool      { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+func isHexByte(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
 func isFCMTokenByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == ':' }
 func isAppIDByte(c byte) bool    { return isAlnum(c) || c == '.' || c == '-' || c == '_' }
 func isLocaleByte(c byte) bool   { return isAlnum(c) || c == '-' }
