@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -29,6 +30,9 @@ type APNs struct {
 	KeyID, TeamID string
 	// Topic is the apns-topic every request must carry.
 	Topic string
+
+	verifiedMu sync.Mutex
+	verified   map[string]time.Time // provider token -> its iat, once checked
 }
 
 // NewAPNs starts a fake APNs; Close stops it.
@@ -37,7 +41,8 @@ func NewAPNs(topic string) (*APNs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pushfake: APNs key: %w", err)
 	}
-	a := &APNs{control: newControl(), key: key, KeyID: "FAKEKEY123", TeamID: "FAKETEAM01", Topic: topic}
+	a := &APNs{control: newControl(), key: key, KeyID: "FAKEKEY123", TeamID: "FAKETEAM01", Topic: topic,
+		verified: make(map[string]time.Time)}
 	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
 	a.srv.Listener = listener{Listener: a.srv.Listener, c: a.control}
 	a.srv.EnableHTTP2 = true
@@ -149,11 +154,22 @@ func (a *APNs) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// checkProviderToken verifies the ES256 JWT: kid, iss, a recent iat.
+// checkProviderToken verifies the ES256 JWT: kid, iss, a recent iat. A
+// token verified once is remembered (as APNs does: a provider reuses one
+// for up to an hour), its age still checked.
 func (a *APNs) checkProviderToken(h string) string {
 	raw, ok := strings.CutPrefix(h, "bearer ")
 	if !ok {
 		return "authorization is not a bearer token"
+	}
+	a.verifiedMu.Lock()
+	iat, seen := a.verified[raw]
+	a.verifiedMu.Unlock()
+	if seen {
+		if time.Since(iat) > time.Hour {
+			return "provider token: older than an hour"
+		}
+		return ""
 	}
 	var claims jwt.MapClaims
 	t, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
@@ -165,10 +181,13 @@ func (a *APNs) checkProviderToken(h string) string {
 	if err != nil || !t.Valid {
 		return fmt.Sprintf("provider token: %v", err)
 	}
-	iat, err := claims.GetIssuedAt()
-	if err != nil || iat == nil || time.Since(iat.Time) > time.Hour {
+	issued, err := claims.GetIssuedAt()
+	if err != nil || issued == nil || time.Since(issued.Time) > time.Hour {
 		return "provider token: iat missing or older than an hour"
 	}
+	a.verifiedMu.Lock()
+	a.verified[raw] = issued.Time
+	a.verifiedMu.Unlock()
 	return ""
 }
 
