@@ -24,23 +24,37 @@ func (s *Store) PutDevice(ctx context.Context, user int64, d store.Device) (bool
 	d.UserID = user
 	d.UpdatedAt = s.tick()
 	k := deviceKey{d.Platform, d.Token}
-	_, existed := s.devices[k]
+	old, existed := s.devices[k]
+	if existed {
+		s.removeDevice(k, old.UserID)
+	}
 	s.devices[k] = &d
+	if s.userDevices[user] == nil {
+		s.userDevices[user] = make(map[deviceKey]struct{})
+	}
+	s.userDevices[user][k] = struct{}{}
 	// Keep the user's MaxDevicesPerUser most recently updated.
 	mine := s.devicesOf(user)
 	for _, old := range mine[min(len(mine), store.MaxDevicesPerUser):] {
-		delete(s.devices, deviceKey{old.Platform, old.Token})
+		s.removeDevice(deviceKey{old.Platform, old.Token}, user)
 	}
 	return !existed, nil
+}
+
+// removeDevice forgets k, held by user (caller holds mu).
+func (s *Store) removeDevice(k deviceKey, user int64) {
+	delete(s.devices, k)
+	delete(s.userDevices[user], k)
+	if len(s.userDevices[user]) == 0 {
+		delete(s.userDevices, user)
+	}
 }
 
 // devicesOf returns user's devices, newest UpdatedAt first (caller holds mu).
 func (s *Store) devicesOf(user int64) []store.Device {
 	var out []store.Device
-	for _, d := range s.devices {
-		if d.UserID == user {
-			out = append(out, *d)
-		}
+	for k := range s.userDevices[user] {
+		out = append(out, *s.devices[k])
 	}
 	slices.SortFunc(out, func(a, b store.Device) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
 	return out
@@ -51,9 +65,9 @@ func (s *Store) DeleteDevice(ctx context.Context, user int64, token string) erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	found := false
-	for k, d := range s.devices {
-		if d.UserID == user && k.token == token {
-			delete(s.devices, k)
+	for k := range s.userDevices[user] {
+		if k.token == token {
+			s.removeDevice(k, user)
 			found = true
 		}
 	}
@@ -74,7 +88,10 @@ func (s *Store) Devices(ctx context.Context, user int64) ([]store.Device, error)
 func (s *Store) RemoveDeadDevice(ctx context.Context, platform store.Platform, token string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.devices, deviceKey{platform, token})
+	k := deviceKey{platform, token}
+	if d, ok := s.devices[k]; ok {
+		s.removeDevice(k, d.UserID)
+	}
 	return nil
 }
 
