@@ -1,0 +1,90 @@
+package push_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/spark-edge/spark/origin/push"
+	"github.com/spark-edge/spark/origin/push/pushfake"
+	"github.com/spark-edge/spark/origin/store"
+)
+
+func TestWindowEndsTheBatch(t *testing.T) {
+	// Two events well inside a 1 s window, then nothing: the window's end
+	// (not Drain, not the size) sends them, collapsed.
+	r := newRig(t, push.Options{Window: time.Second})
+	r.device(r.bo, store.IOS, apnsToken(1), "en", false)
+	r.n.Enqueue(r.message("one"))
+	r.n.Enqueue(r.message("two"))
+	waitFor(t, "the window to end", func() bool { return r.apns.Count() >= 1 })
+	got := r.apns.Received()
+	if len(got) != 1 || got[0].Data["count"] != "2" || got[0].Body != "2 new messages from Ana" {
+		t.Fatalf("notifications %+v, want one for both messages", got)
+	}
+}
+
+func TestEachUserGetsOnlyTheirOwn(t *testing.T) {
+	r := newRig(t, push.Options{Window: time.Hour})
+	r.device(r.ana, store.IOS, apnsToken(1), "en", true)
+	r.device(r.bo, store.IOS, apnsToken(2), "en", true)
+	r.n.Enqueue(r.message("for bo only"))
+	r.n.Enqueue(push.Event{Kind: push.KindMatch, UserID: r.ana, FromID: r.bo, ConversationID: r.conv})
+	r.drain()
+	for _, n := range r.apns.Received() {
+		switch n.Token {
+		case apnsToken(1):
+			if n.Data["kind"] != "match" || strings.Contains(n.Body, "for bo only") {
+				t.Fatalf("Ana's device got %+v", n)
+			}
+		case apnsToken(2):
+			if n.Data["kind"] != "message" {
+				t.Fatalf("Bo's device got %+v", n)
+			}
+		default:
+			t.Fatalf("unknown token %s", n.Token)
+		}
+	}
+	if r.apns.Count() != 2 {
+		t.Fatalf("%d notifications, want 2", r.apns.Count())
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := newRig(t, push.Options{Window: time.Hour, Registerer: reg, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	r.device(r.bo, store.IOS, apnsToken(1), "en", true)
+	r.apns.Fail(&pushfake.Failure{Status: 500, Reason: "InternalServerError", Times: 1})
+	r.n.Enqueue(push.Event{Kind: push.KindMatch, UserID: r.bo, FromID: r.ana, ConversationID: r.conv})
+	r.n.Enqueue(r.message("hi"))
+	r.drain()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := map[string]float64{} // "provider/priority/result"
+	for _, mf := range mfs {
+		if mf.GetName() != "spark_push_sent_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			sent[l["provider"]+"/"+l["priority"]+"/"+l["result"]] += m.GetCounter().GetValue()
+		}
+	}
+	retries := sent["apns/high/retry"] + sent["apns/medium/retry"]
+	if sent["apns/high/ok"] != 1 || sent["apns/medium/ok"] != 1 || retries != 1 {
+		t.Fatalf("spark_push_sent_total %v, want one ok per priority and the 500 as one retry", sent)
+	}
+	for _, name := range []string{"spark_push_batch_size", "spark_push_delivery_seconds", "spark_push_queue_depth"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n == 0 {
+			t.Fatalf("%s: %d series, %v", name, n, err)
+		}
+	}
+}
