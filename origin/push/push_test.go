@@ -66,20 +66,8 @@ func newRig(t *testing.T, o push.Options) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.fcm.Close)
-	apns, err := push.NewAPNs(push.APNsOptions{URL: r.apns.URL(), KeyID: r.apns.KeyID, TeamID: r.apns.TeamID, Key: r.apns.Key(), Client: r.apns.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, err := r.fcm.ServiceAccountJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fcm, err := push.NewFCM(push.FCMOptions{URL: r.fcm.URL(), CredentialsJSON: sa, Client: r.fcm.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	o.Directory, o.Presence = r.st, r.presence
-	o.Providers = map[store.Platform]push.Provider{store.IOS: apns, store.Android: fcm}
+	o.Providers = r.providers(t)
 	if o.Logger == nil {
 		o.Logger = quietLog()
 	}
@@ -103,6 +91,24 @@ func newRig(t *testing.T, o push.Options) *rig {
 		}
 	})
 	return r
+}
+
+// providers returns APNs and FCM providers talking to the rig's fakes.
+func (r *rig) providers(t *testing.T) map[store.Platform]push.Provider {
+	t.Helper()
+	apns, err := push.NewAPNs(push.APNsOptions{URL: r.apns.URL(), KeyID: r.apns.KeyID, TeamID: r.apns.TeamID, Key: r.apns.Key(), Client: r.apns.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := r.fcm.ServiceAccountJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fcm, err := push.NewFCM(push.FCMOptions{URL: r.fcm.URL(), CredentialsJSON: sa, Client: r.fcm.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[store.Platform]push.Provider{store.IOS: apns, store.Android: fcm}
 }
 
 func (r *rig) user(name string) int64 {
