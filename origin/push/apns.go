@@ -171,7 +171,10 @@ func (a *APNs) Send(ctx context.Context, d store.Device, n Notification) error {
 			h.Set("apns-priority", "5")
 		} else {
 			h.Set("apns-push-type", "alert")
-			h.Set("apns-priority", map[bool]string{true: "10", false: "5"}[n.Priority == High])
+			h.Set("apns-priority", "5")
+			if n.Priority == High {
+				h.Set("apns-priority", "10")
+			}
 		}
 		h.Set("apns-expiration", strconv.FormatInt(n.Expires.Unix(), 10))
 		if n.CollapseID != "" {

@@ -1,6 +1,7 @@
 package push_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/spark-edge/spark/origin/push"
 	"github.com/spark-edge/spark/origin/push/pushfake"
 	"github.com/spark-edge/spark/origin/store"
+	"github.com/spark-edge/spark/origin/store/memory"
 )
 
 func TestWindowEndsTheBatch(t *testing.T) {
@@ -86,5 +88,47 @@ func TestMetrics(t *testing.T) {
 		if n, err := testutil.GatherAndCount(reg, name); err != nil || n == 0 {
 			t.Fatalf("%s: %d series, %v", name, n, err)
 		}
+	}
+}
+
+// stuckProvider answers nothing until its context ends.
+type stuckProvider struct{ called chan struct{} }
+
+func (s stuckProvider) Name() string { return "stuck" }
+
+func (s stuckProvider) Send(ctx context.Context, d store.Device, n push.Notification) error {
+	select {
+	case s.called <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestCloseDoesNotWaitForABacklog(t *testing.T) {
+	st := memory.New()
+	p := stuckProvider{called: make(chan struct{}, 1)}
+	n, err := push.New(push.Options{Directory: st, Providers: map[store.Platform]push.Provider{store.IOS: p},
+		BatchSize: 1, SendTimeout: time.Hour, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		id, err := st.CreateUser(t.Context(), store.NewUser{Profile: store.ProfileUpdate{Name: "u", Age: 30, Gender: "man", Active: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.PutDevice(t.Context(), id, store.Device{Platform: store.IOS, Token: apnsToken(i), AppID: topic, Locale: "en"}); err != nil {
+			t.Fatal(err)
+		}
+		n.Enqueue(push.Event{Kind: push.KindMatch, UserID: id, FromID: 1})
+	}
+	<-p.called
+	closed := make(chan struct{})
+	go func() { n.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close still waiting for sends an hour long and a backlog")
 	}
 }

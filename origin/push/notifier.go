@@ -102,6 +102,8 @@ type Notifier struct {
 	flushes chan chan struct{}
 	lanes   map[store.Platform]*lane
 	stop    chan struct{}
+	ctx     context.Context // cancelled by Close: sends and store reads in flight end
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	// work counts events and deliveries not finished yet (Drain).
 	work  atomic.Int64
@@ -131,8 +133,10 @@ func New(o Options) (*Notifier, error) {
 	n := &Notifier{o: o, in: make(chan queued, o.QueueSize), batches: make(chan *batch, o.Workers*4),
 		flushes: make(chan chan struct{}), lanes: make(map[store.Platform]*lane), stop: make(chan struct{}),
 		logs: rateLog{log: o.Logger, every: 10 * time.Second}}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	m, err := newMetrics(o.Registerer, func() float64 { return float64(n.work.Load()) })
 	if err != nil {
+		n.cancel()
 		return nil, err
 	}
 	n.m = m
@@ -216,6 +220,7 @@ func (n *Notifier) Close() {
 	default:
 	}
 	close(n.stop)
+	n.cancel()
 	for _, l := range n.lanes {
 		l.mu.Lock()
 		l.cond.Broadcast()
@@ -317,7 +322,7 @@ func (n *Notifier) composeLoop() {
 // meanwhile), sets their priorities and queues one delivery per device.
 func (n *Notifier) compose(b *batch) {
 	defer n.work.Add(-int64(len(b.events)))
-	ctx, cancel := context.WithTimeout(context.Background(), n.o.SendTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, n.o.SendTimeout)
 	defer cancel()
 	devices, err := n.o.Directory.Devices(ctx, b.user)
 	if err != nil {
@@ -465,15 +470,19 @@ func (l *lane) push(d delivery) {
 	l.mu.Unlock()
 }
 
-// pop waits for a delivery; false when the notifier stops.
+// pop waits for a delivery; false once the notifier stops (what is
+// still queued then is not sent: Close does not wait for a backlog).
 func (l *lane) pop() (delivery, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.head == len(l.q) {
+	for {
 		select {
 		case <-l.n.stop:
 			return delivery{}, false
 		default:
+		}
+		if l.head < len(l.q) {
+			break
 		}
 		l.cond.Wait()
 	}
@@ -504,6 +513,11 @@ func (l *lane) deliver(d delivery) {
 	n := l.n
 	prio := d.n.Priority.String()
 	for {
+		select {
+		case <-n.stop:
+			return
+		default:
+		}
 		l.mu.Lock()
 		wait := time.Until(l.notBefore)
 		l.mu.Unlock()
@@ -522,7 +536,7 @@ func (l *lane) deliver(d delivery) {
 			n.m.dropped.WithLabelValues("expired").Inc()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), n.o.SendTimeout)
+		ctx, cancel := context.WithTimeout(n.ctx, n.o.SendTimeout)
 		err := l.p.Send(ctx, d.dev, d.n)
 		cancel()
 		if err == nil {
@@ -538,7 +552,7 @@ func (l *lane) deliver(d delivery) {
 			l.up()
 			n.stats.dead.Add(1)
 			n.m.sent.WithLabelValues(l.p.Name(), prio, ResultDead).Inc()
-			ctx, cancel := context.WithTimeout(context.Background(), n.o.SendTimeout)
+			ctx, cancel := context.WithTimeout(n.ctx, n.o.SendTimeout)
 			if err := n.o.Directory.RemoveDeadDevice(ctx, d.dev.Platform, d.dev.Token); err != nil {
 				n.logs.warn("push: dead token not removed", "provider", l.p.Name(), "user", d.dev.UserID, "err", err)
 			}
