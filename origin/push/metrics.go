@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer, depth func() float64) (*metrics, erro
 			Name: "spark_push_dropped_total", Help: "Push notifications dropped before a send: queue_full, pending_full, expired, store.",
 		}, []string{"reason"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "spark_push_skipped_total", Help: "Events not notified: read (already read), no_device, no_provider.",
+			Name: "spark_push_skipped_total", Help: "Events not notified: read (already read), blocked, no_device, no_provider.",
 		}, []string{"reason"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "spark_push_batch_size", Help: "Events per user batch.", Buckets: []float64{1, 2, 3, 5, 10, 20, 50},

@@ -132,3 +132,18 @@ func TestCloseDoesNotWaitForABacklog(t *testing.T) {
 		t.Fatal("Close still waiting for sends an hour long and a backlog")
 	}
 }
+
+func TestNothingFromABlockedUser(t *testing.T) {
+	r := newRig(t, push.Options{Window: time.Hour})
+	r.device(r.bo, store.IOS, apnsToken(1), "en", true)
+	r.n.Enqueue(r.message("before the block"))
+	// Bo blocks Ana before the batch goes out.
+	if _, err := r.st.Block(t.Context(), r.bo, r.ana); err != nil {
+		t.Fatal(err)
+	}
+	r.n.Enqueue(push.Event{Kind: push.KindLike, UserID: r.bo, FromID: r.ana})
+	r.drain()
+	if got := r.apns.Received(); len(got) != 0 {
+		t.Fatalf("notifications from a blocked user: %+v", got)
+	}
+}

@@ -359,7 +359,8 @@ type timedGroup struct {
 
 // groups collapses b: one group for matches (high), one per conversation
 // for messages not read yet (medium, low while the user is connected),
-// one for likes (low).
+// one for likes (low). Events from a user now in a block relation with
+// the recipient are left out.
 func (n *Notifier) groups(ctx context.Context, b *batch) []timedGroup {
 	var out []timedGroup
 	byConv := make(map[int64]int)
@@ -378,8 +379,21 @@ func (n *Notifier) groups(ctx context.Context, b *batch) []timedGroup {
 	}
 	marks := make(map[int64]int64)
 	var online, asked bool
+	blocked := make(map[int64]bool)
 	for _, q := range b.events {
 		ev := q.ev
+		bl, ok := blocked[ev.FromID]
+		if !ok && ev.FromID != 0 {
+			var err error
+			if bl, err = n.o.Directory.Blocked(ctx, b.user, ev.FromID); err != nil {
+				n.logs.warn("push: block relation not read; notifying", "user", b.user, "err", err)
+			}
+			blocked[ev.FromID] = bl
+		}
+		if bl {
+			n.m.skipped.WithLabelValues("blocked").Inc()
+			continue
+		}
 		switch ev.Kind {
 		case KindMatch:
 			g := idx(KindMatch, 0, High, q.at)

@@ -159,6 +159,9 @@ type Directory interface {
 	ReadMark(ctx context.Context, user, convID int64) (int64, error)
 	// GetProfile names the other user.
 	GetProfile(ctx context.Context, id int64) (store.Profile, error)
+	// Blocked reports whether two users are in a block relation: what one
+	// did before the other blocked them is not notified any more.
+	Blocked(ctx context.Context, a, b int64) (bool, error)
 }
 
 // Presence tells whether a user is connected to the app now
