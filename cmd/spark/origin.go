@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "origin",
-		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>]",
+		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>] [--push=false] [--push-window <d>] [--push-batch-size <n>] [--apns-key-file <p8> --apns-key-id <id> --apns-team-id <id>] [--fcm-credentials-file <json>]",
 		Short: "Runs the Spark origin API (embedded store by default, PostGIS with --database-url)",
 		Long: `
 Runs the Spark origin API: matching, swipes, profiles, chat and location.
