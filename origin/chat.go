@@ -92,6 +92,7 @@ func (s *Server) storeMessages(ctx context.Context, drafts []store.MessageDraft)
 		evs = append(evs, r.Events...)
 	}
 	s.events.publish(evs)
+	s.pushMessages(res)
 	return res
 }
 

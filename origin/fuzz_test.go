@@ -181,3 +181,34 @@ func FuzzSwipeEndpoint(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeDevice(f *testing.F) {
+	hex64 := strings.Repeat("ab01", 16)
+	fuzzDecoder(f, []string{
+		`{"platform":"ios","token":"` + hex64 + `","app_id":"app.spark","locale":"en","previews":true}`,
+		`{"platform":"android","token":"dGVzdA:APA91b-x_y","app_id":"app.spark","locale":"es-MX"}`,
+		`{"platform":"ios","token":"zz` + hex64[2:] + `","app_id":"app.spark"}`, `{"platform":"ios","token":"abc","app_id":"a"}`,
+		`{"platform":"web","token":"x","app_id":"a"}`, `{"platform":"android","token":"a b","app_id":"a"}`,
+		`{"platform":"android","token":"x","app_id":""}`, `{"platform":"android","token":"x","app_id":"a","locale":"e"}`,
+		`{"platform":"android","token":"x","app_id":"a","locale":"en_US"}`, `{"platform":"android","token":"x","app_id":"a","x":1}`,
+		`{"platform":"android","token":"x","app_id":"a\u0000"}`, `[]`, `null`, ``,
+	}, DecodeDevice, func(t *testing.T, _ []byte, d store.Device) {
+		if !d.Platform.Valid() || d.Token == "" || len(d.Token) > MaxDeviceTokenBytes || d.AppID == "" || len(d.AppID) > MaxAppIDBytes ||
+			len(d.Locale) < 2 || len(d.Locale) > MaxLocaleBytes || !allBytes(d.Token, isFCMTokenByte) ||
+			!allBytes(d.AppID, isAppIDByte) || !allBytes(d.Locale, isLocaleByte) {
+			t.Fatalf("accepted invalid device %+v", d)
+		}
+		if d.Platform == store.IOS && (!allBytes(d.Token, isHexByte) || len(d.Token) < 32) {
+			t.Fatalf("accepted invalid APNs token %q", d.Token)
+		}
+	})
+}
+
+func FuzzDecodeDeviceToken(f *testing.F) {
+	fuzzDecoder(f, []string{`{"token":"abc"}`, `{"token":""}`, `{"token":"a b"}`, `{"token":1}`, `{}`, `{"token":"x","y":2}`},
+		DecodeDeviceToken, func(t *testing.T, _ []byte, tok string) {
+			if tok == "" || len(tok) > MaxDeviceTokenBytes || !allBytes(tok, isFCMTokenByte) {
+				t.Fatalf("accepted token %q", tok)
+			}
+		})
+}

@@ -51,6 +51,7 @@ func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
 		return fmt.Errorf("swipe %d->%d: %w", me, req.TargetID, err)
 	}
 	s.events.publish(res.Events)
+	s.pushSwipe(me, req.TargetID, res)
 	privateNoStore(w)
 	setPurge(w, contract.SuggestionsTag(me), contract.SuggestionsTag(req.TargetID), contract.MatchesTag(me), contract.MatchesTag(req.TargetID))
 	body := map[string]any{"target_id": req.TargetID, "direction": res.Direction, "created": res.Created, "match": nil}

@@ -34,6 +34,8 @@ func (s *Server) routes() {
 	s.handle("GET /api/users/me/preferences", s.getPreferences)
 	s.handle("PUT /api/users/me/preferences", s.putPreferences)
 	s.handle("PUT /api/users/me/location", s.putLocation)
+	s.handle("PUT /api/users/me/devices", s.putDevice)
+	s.handle("DELETE /api/users/me/devices", s.deleteDevice)
 	if s.photos.Storage != nil {
 		s.handle(uploadPattern, s.uploadPhoto)
 		s.handle("DELETE /api/users/me/photos/{photo}", s.deletePhoto)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/internal/authtoken"
+	"github.com/spark-edge/spark/origin/push"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
 	"github.com/spark-edge/spark/origin/store/postgis"
@@ -46,6 +47,8 @@ type Config struct {
 	MessageBatch *MessageBatchOptions
 	// Events configures the realtime bus and the event log's retention.
 	Events EventsConfig
+	// Push configures push notifications (APNs, FCM, or a log).
+	Push PushConfig
 
 	// Token checks besides JWTSecret and JWTPublicKeys (Ed25519 or RSA PEM
 	// files, each "path" or "kid=path"); see NewConfiguredAuthenticator.
@@ -197,11 +200,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	defer st.Close()
 	metrics := NewMetrics(ps)
+	var notifier *push.Notifier
+	var pushTo PushEnqueuer
+	if !cfg.Push.Disabled {
+		var presence push.Presence
+		if bus.presence != nil {
+			presence = bus.presence
+		}
+		if notifier, err = NewPushNotifier(cfg.Push, st, presence, metrics.Registry, log); err != nil {
+			return err
+		}
+		defer notifier.Close()
+		pushTo = notifier
+	}
 	srv, err := NewServer(ServerOptions{Store: st, StoreName: name, Auth: auth, Metrics: metrics, Logger: log,
 		Photos: PhotoOptions{Storage: photos, MaxBytes: cfg.PhotoMaxBytes, MaxPixels: cfg.PhotoMaxPixels,
 			MaxPhotos: cfg.MaxPhotos, MaxSide: cfg.PhotoMaxSide, MaxInFlight: cfg.PhotoInFlight},
 		LocationLimit: cfg.LocationLimit, MessageBatch: cfg.MessageBatch,
-		Events: bus.publisher, Presence: bus.presence, EventStream: bus.stream})
+		Events: bus.publisher, Presence: bus.presence, EventStream: bus.stream, Push: pushTo})
 	if err != nil {
 		return err
 	}
@@ -249,6 +265,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	if err := srv.Drain(sctx); err != nil {
 		log.Warn("shutdown: message batches or events for the bus still under way (edges catch up from the log)", "err", err)
+	}
+	if notifier != nil {
+		if err := notifier.Drain(sctx); err != nil {
+			log.Warn("shutdown: push notifications still queued are not sent", "err", err)
+		}
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ type Server struct {
 	messages  *messageBatcher
 	presence  eventbus.Presence // nil: nobody is online
 	stream    http.Handler      // nil: no /internal/events
+	push      PushEnqueuer      // nil: no push notifications
 }
 
 // ServerOptions configures NewServer.
@@ -64,6 +65,9 @@ type ServerOptions struct {
 	// MessageBatch configures batched message writes; nil:
 	// DefaultMessageBatchOptions.
 	MessageBatch *MessageBatchOptions
+	// Push takes, once their write committed, the messages stored, the
+	// matches made and the likes received; nil: no push notifications.
+	Push PushEnqueuer
 }
 
 // NewServer wires the routes.
@@ -99,7 +103,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 	}
 	s := &Server{store: o.Store, storeName: o.StoreName, auth: o.Auth, metrics: o.Metrics, log: o.Logger, mux: http.NewServeMux(),
 		photos: o.Photos, uploads: make(chan struct{}, o.Photos.MaxInFlight), locLimit: lim,
-		events: newEventPublisher(o.Events, o.Metrics, o.Logger), presence: o.Presence, stream: o.EventStream}
+		events: newEventPublisher(o.Events, o.Metrics, o.Logger), presence: o.Presence, stream: o.EventStream, push: o.Push}
 	s.messages = newMessageBatcher(mb, s.storeMessages, o.Metrics.MessageBatchSize)
 	s.routes()
 	return s, nil

@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "origin",
-		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>]",
+		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>] [--push=false] [--push-window <d>] [--push-batch-size <n>] [--apns-key-file <p8> --apns-key-id <id> --apns-team-id <id>] [--fcm-credentials-file <json>]",
 		Short: "Runs the Spark origin API (embedded store by default, PostGIS with --database-url)",
 		Long: `
 Runs the Spark origin API: matching, swipes, profiles, chat and location.
@@ -66,6 +66,13 @@ a token serves no stream). Each user keeps their last --events-keep events or
 stored --message-batch-size at a time, a send waiting at most
 --message-batch-wait for company (only while other sends are in flight).
 
+Push notifications: devices register with PUT /api/users/me/devices. New
+messages, matches and likes are batched per user (--push-window,
+--push-batch-size) and sent through APNs (--apns-key-file, --apns-key-id,
+--apns-team-id) and FCM (--fcm-credentials-file, a service account key).
+A platform without credentials gets its notifications written to the log
+instead (what make run shows). --push=false turns them off.
+
 Subcommands:
   spark origin migrate            apply the embedded SQL migrations
   spark origin token --user 42    print a bearer token for user 42
@@ -103,6 +110,17 @@ Subcommands:
 			f.Int64("events-keep", origin.DefaultEventsKeepLast, "event log retention: a user's newest events always kept")
 			f.Duration("events-keep-for", origin.DefaultEventsKeepFor, "event log retention: events younger than this are kept whatever --events-keep says")
 			f.Duration("events-prune-every", origin.DefaultEventsPruneEvery, "how often event log retention runs (in the background)")
+			f.Bool("push", true, "push notifications (APNs, FCM; logged per platform without credentials)")
+			f.Duration("push-window", 2*time.Second, "push: how long a user's first event waits for more before their notifications go out")
+			f.Int("push-batch-size", 50, "push: a user's notifications go out at once when this many events are waiting")
+			f.Int("push-queue-size", 100_000, "push: events waiting for batching; beyond it events are dropped (counted), requests never wait")
+			f.Duration("push-max-age", time.Hour, "push: a notification a provider has not taken this long after its event is dropped (counted)")
+			f.String("apns-key-file", os.Getenv("SPARK_APNS_KEY_FILE"), "APNs token-auth .p8 key (env SPARK_APNS_KEY_FILE); empty: iOS notifications are logged, not sent")
+			f.String("apns-key-id", os.Getenv("SPARK_APNS_KEY_ID"), "APNs key id of --apns-key-file (env SPARK_APNS_KEY_ID)")
+			f.String("apns-team-id", os.Getenv("SPARK_APNS_TEAM_ID"), "Apple developer team id (env SPARK_APNS_TEAM_ID)")
+			f.String("apns-url", envOr("SPARK_APNS_URL", "https://api.push.apple.com"), "APNs server (https://api.sandbox.push.apple.com for development builds)")
+			f.String("fcm-credentials-file", os.Getenv("SPARK_FCM_CREDENTIALS_FILE"), "FCM service account key JSON (env SPARK_FCM_CREDENTIALS_FILE); empty: Android notifications are logged, not sent")
+			f.String("fcm-url", envOr("SPARK_FCM_URL", "https://fcm.googleapis.com"), "FCM HTTP v1 API root")
 			cmd.RunE = runOrigin
 			cmd.AddCommand(migrateCmd(), tokenCmd(), seedCmd())
 		},
@@ -201,6 +219,19 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 			KeepFor:     fl.Duration("events-keep-for"),
 			PruneEvery:  fl.Duration("events-prune-every"),
 		},
+	}
+	cfg.Push = origin.PushConfig{
+		Disabled:           !fl.Bool("push"),
+		Window:             fl.Duration("push-window"),
+		BatchSize:          fl.Int("push-batch-size"),
+		QueueSize:          fl.Int("push-queue-size"),
+		MaxAge:             fl.Duration("push-max-age"),
+		APNsKeyFile:        fl.String("apns-key-file"),
+		APNsKeyID:          fl.String("apns-key-id"),
+		APNsTeamID:         fl.String("apns-team-id"),
+		APNsURL:            fl.String("apns-url"),
+		FCMCredentialsFile: fl.String("fcm-credentials-file"),
+		FCMURL:             fl.String("fcm-url"),
 	}
 	cfg.CellCache.Enabled = fl.Bool("cell-cache")
 	cfg.CellCache.TTL = fl.Duration("cell-cache-ttl")

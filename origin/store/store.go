@@ -274,6 +274,8 @@ type Store interface {
 	// RemovePhoto removes the name from the user's Uploads and bumps the
 	// profile version: ErrNotFound when the user has no such photo.
 	RemovePhoto(ctx context.Context, id int64, name string) (Profile, error)
+	// DeviceStore keeps push devices and read marks for the notifier.
+	DeviceStore
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases resources.

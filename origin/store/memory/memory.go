@@ -59,11 +59,14 @@ type Store struct {
 	pairMatch map[[2]int64]int64
 	convs     map[int64]*conversation
 	logs      map[int64]*eventLog // user -> their events
-	nextUser  int64
-	nextMatch int64
-	nextConv  int64
-	nextMsg   int64
-	lastTime  time.Time
+	devices   map[deviceKey]*store.Device
+	// userDevices indexes devices by their user.
+	userDevices map[int64]map[deviceKey]struct{}
+	nextUser    int64
+	nextMatch   int64
+	nextConv    int64
+	nextMsg     int64
+	lastTime    time.Time
 	// margin draws the hysteresis margin of each location update.
 	margin func() float64
 }
@@ -71,17 +74,19 @@ type Store struct {
 // New returns an empty store.
 func New() *Store {
 	return &Store{
-		now:       time.Now,
-		users:     make(map[int64]*user),
-		grid:      make(map[string]map[int64]struct{}),
-		swipes:    make(map[int64]map[int64]store.Direction),
-		blocks:    make(map[int64]map[int64]struct{}),
-		blockedBy: make(map[int64]map[int64]struct{}),
-		matches:   make(map[int64]*match),
-		pairMatch: make(map[[2]int64]int64),
-		convs:     make(map[int64]*conversation),
-		logs:      make(map[int64]*eventLog),
-		margin:    geocache.RandomHysteresisM,
+		now:         time.Now,
+		users:       make(map[int64]*user),
+		grid:        make(map[string]map[int64]struct{}),
+		swipes:      make(map[int64]map[int64]store.Direction),
+		blocks:      make(map[int64]map[int64]struct{}),
+		blockedBy:   make(map[int64]map[int64]struct{}),
+		matches:     make(map[int64]*match),
+		pairMatch:   make(map[[2]int64]int64),
+		convs:       make(map[int64]*conversation),
+		logs:        make(map[int64]*eventLog),
+		devices:     make(map[deviceKey]*store.Device),
+		userDevices: make(map[int64]map[deviceKey]struct{}),
+		margin:      geocache.RandomHysteresisM,
 	}
 }
 

@@ -51,6 +51,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"EventRetention", testEventRetention},
 		{"ConcurrentSendsBothWays", testConcurrentSendsBothWays},
 		{"SendBatch", testSendBatch},
+		{"Devices", testDevices},
+		{"ConcurrentDevicesKeepTheLimit", testConcurrentDevicesKeepTheLimit},
+		{"ReadMark", testReadMark},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
