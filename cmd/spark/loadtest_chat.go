@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/spark-edge/spark/loadtest"
 	"github.com/spark-edge/spark/loadtest/chat"
+	"github.com/spark-edge/spark/loadtest/refhub"
 )
 
 // chatScenario is the --scenario name that runs package loadtest/chat
@@ -109,4 +112,43 @@ func runChatLoadtest(cmd *cobra.Command) error {
 		return errTargetsMissed
 	}
 	return nil
+}
+
+// loadtestRefhubCmd is the hidden `spark loadtest refhub`: the reference
+// hub the realtime figures are compared with (make bench-realtime).
+func loadtestRefhubCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:    "refhub --listen <addr>",
+		Short:  "Serves the reference in-process WebSocket hub (spark.v1 subset) the realtime benchmark compares with",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fl := &flagReader{cmd: cmd}
+			listen, secret, first := fl.String("listen"), fl.String("jwt-secret"), fl.Int64("first-user")
+			if err := fl.Err(); err != nil {
+				return fmt.Errorf("refhub flags: %w", err)
+			}
+			if secret == "" {
+				secret = loadtest.DevJWTSecret
+			}
+			if _, err := loadtest.CheckTarget("http://" + listen); err != nil {
+				return fmt.Errorf("refhub: --listen: %w", err)
+			}
+			srv := &http.Server{Addr: listen, Handler: refhub.New(refhub.Options{Secret: secret, FirstUser: first}), ReadHeaderTimeout: 10 * time.Second}
+			ctx, stop := signalContext()
+			defer stop()
+			go func() {
+				<-ctx.Done()
+				_ = srv.Close()
+			}()
+			fmt.Fprintf(os.Stderr, "refhub listening on %s\n", listen)
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("refhub: %w", err)
+			}
+			return nil
+		},
+	}
+	c.Flags().String("listen", "127.0.0.1:8090", "loopback address to listen on")
+	c.Flags().String("jwt-secret", os.Getenv("SPARK_JWT_SECRET"), "HS256 secret of the tokens (default the development secret)")
+	c.Flags().Int64("first-user", 1, "first user of conversation 1 (conversation k: first+2(k-1) and the next)")
+	return c
 }
