@@ -15,7 +15,7 @@ import (
 type ChatReport struct {
 	Edges        []string `json:"edges"`         // edges the connections were spread over (round robin)
 	Connections  int      `json:"connections"`   // WebSocket users (two per pair)
-	PairsSkipped int      `json:"pairs_skipped"` // pairs that could not be matched (not connected)
+	PairsSkipped int      `json:"pairs_skipped"` // candidate pairs that could not be matched (replaced by the next ids)
 	MessageRate  float64  `json:"message_rate"`  // planned messages per second (all users)
 	TypingRate   float64  `json:"typing_rate"`   // planned typing indicators per second
 	RESTRate     float64  `json:"rest_rate"`     // planned REST calls per second
@@ -140,7 +140,7 @@ func (c *ChatReport) writeText(b *strings.Builder) error {
 	fmt.Fprintf(b, "\nchat: %d connections over %d edges (%s), %.0f msg/s, %.0f typing/s, %.0f REST/s, %.0f%% dropped and resumed",
 		c.Connections, len(c.Edges), strings.Join(c.Edges, " "), c.MessageRate, c.TypingRate, c.RESTRate, 100*c.DropShare)
 	if c.PairsSkipped > 0 {
-		fmt.Fprintf(b, ", %d pairs skipped", c.PairsSkipped)
+		fmt.Fprintf(b, ", %d candidate pairs skipped (replaced)", c.PairsSkipped)
 	}
 	m := c.Messages
 	fmt.Fprintf(b, "\nmessages: %d sent (%d resent), %d stored, %d received; lost %d, duplicated %d, misdelivered %d, unconfirmed %d (drain %.1fs)\n",

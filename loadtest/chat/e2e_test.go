@@ -86,8 +86,8 @@ func TestChatEndToEnd(t *testing.T) {
 		c := res.Chat
 		m := c.Messages
 		t.Logf("%+v drops %d resumes %d closes %v errors %v", m, c.Drops, c.Resumes, c.ServerCloses, c.ErrorFrames)
-		if c.Connections != 40 || c.PairsSkipped != 0 {
-			t.Fatalf("%d connections, %d pairs skipped; want 40 and 0", c.Connections, c.PairsSkipped)
+		if c.Connections != 40 {
+			t.Fatalf("%d connections, want 40", c.Connections)
 		}
 		if m.Sent < 100 || m.Lost != 0 || m.Duplicated != 0 || m.Misdelivered != 0 || m.Unconfirmed != 0 || m.Received != m.Sent {
 			t.Fatalf("ledger %+v: want every message (≥ 100) received exactly once", m)

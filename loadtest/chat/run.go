@@ -106,9 +106,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		http: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 30 * time.Second}},
 	}
 	defer r.http.CloseIdleConnections()
-	if err := r.makeUsers(); err != nil {
-		return nil, err
-	}
 	skipped, err := r.pair(ctx)
 	if err != nil {
 		return nil, err
@@ -133,24 +130,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return &Result{Config: cfg, Start: r.start, End: end, Chat: r.report(skipped, drained), REST: r.rec.Snapshot()}, ctx.Err()
 }
 
-func (r *runner) makeUsers() error {
+// newUser returns user id with a token for the run.
+func (r *runner) newUser(id int64) (*user, error) {
 	c := r.cfg
-	now := time.Now()
-	ttl := c.Duration + c.Drain + time.Hour
-	for i := 0; i < c.Users; i++ {
-		id := c.FirstUser + int64(i)
-		tok, err := loadtest.MintToken(c.JWTSecret, id, ttl, now)
-		if err != nil {
-			return fmt.Errorf("chat: %w", err)
-		}
-		r.users = append(r.users, &user{id: id, token: tok, edge: i % len(c.Edges)})
+	tok, err := loadtest.MintToken(c.JWTSecret, id, c.Duration+c.Drain+time.Hour, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
 	}
-	for k := 0; k < len(r.users); k += 2 {
-		a, b := r.users[k], r.users[k+1]
-		d := new(atomic.Int64)
-		a.peer, b.peer, a.peerID, b.peerID, a.drops, b.drops = b, a, b.id, a.id, d, d
+	return &user{id: id, token: tok}, nil
+}
+
+// addPair adds a and b, in conversation conv, to the run: the i-th user
+// connects to edge i mod len(Edges), so a pair's users are on different
+// edges when there are two or more.
+func (r *runner) addPair(a, b *user, conv int64) {
+	d := new(atomic.Int64)
+	a.peer, b.peer, a.peerID, b.peerID, a.drops, b.drops, a.conv, b.conv = b, a, b.id, a.id, d, d, conv, conv
+	for _, u := range []*user{a, b} {
+		u.edge = len(r.users) % len(r.cfg.Edges)
+		r.users = append(r.users, u)
 	}
-	return nil
 }
 
 // parallel runs f(0..n-1) on at most p goroutines.
@@ -180,9 +179,6 @@ func (r *runner) connectAll(ctx context.Context) error {
 	var firstErr atomic.Value
 	parallel(ctx, len(r.users), r.cfg.DialParallel, func(i int) {
 		u := r.users[i]
-		if u.conv == 0 {
-			return // pair skipped
-		}
 		if err := r.connect(ctx, u, u.edge, 0, 3); err != nil {
 			failed.Add(1)
 			firstErr.CompareAndSwap(nil, err)

@@ -14,37 +14,78 @@ import (
 	"github.com/spark-edge/spark/loadtest"
 )
 
-// pair gives every pair its conversation and returns how many pairs could
-// not be matched (their users are left out of the run).
+// pairRounds bounds how many times pairs that could not be matched are
+// replaced by the next user ids.
+const pairRounds = 4
+
+// pair makes Users/2 pairs with their conversation. Candidate pair k is
+// users FirstUser+2k and FirstUser+2k+1; with PairingAPI a candidate that
+// cannot be matched (one passed on the other before, say) is skipped and
+// replaced by the next candidate, up to pairRounds rounds. It returns how
+// many candidates were skipped.
 func (r *runner) pair(ctx context.Context) (skipped int, err error) {
-	pairs := len(r.users) / 2
+	want := r.cfg.Users / 2
+	first := r.cfg.FirstUser
 	if r.cfg.Pairing == PairingFixed {
-		for k := 0; k < pairs; k++ {
-			r.users[2*k].conv, r.users[2*k+1].conv = int64(k+1), int64(k+1)
+		for k := 0; k < want; k++ {
+			a, err := r.newUser(first + int64(2*k))
+			if err != nil {
+				return 0, err
+			}
+			b, err := r.newUser(first + int64(2*k+1))
+			if err != nil {
+				return 0, err
+			}
+			r.addPair(a, b, int64(k+1))
 		}
 		return 0, nil
 	}
-	var failed []error
-	var mu = make(chan struct{}, 1)
-	parallel(ctx, pairs, 32, func(k int) {
-		a, b := r.users[2*k], r.users[2*k+1]
-		edge := r.cfg.Edges[k%len(r.cfg.Edges)]
-		conv, err := r.match(ctx, edge, a, b)
-		mu <- struct{}{}
-		defer func() { <-mu }()
-		if err != nil {
-			failed = append(failed, err)
-			return
+	type matched struct {
+		a, b *user
+		conv int64
+	}
+	var found []matched
+	var lastErr error
+	next := 0
+	for round := 0; round < pairRounds && len(found) < want; round++ {
+		n := want - len(found)
+		res := make([]matched, n)
+		errs := make([]error, n)
+		parallel(ctx, n, 32, func(i int) {
+			k := next + i
+			a, err := r.newUser(first + int64(2*k))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			b, err := r.newUser(first + int64(2*k+1))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			conv, err := r.match(ctx, r.cfg.Edges[k%len(r.cfg.Edges)], a, b)
+			res[i], errs[i] = matched{a, b, conv}, err
+		})
+		if err := ctx.Err(); err != nil {
+			return skipped, fmt.Errorf("chat: pairing: %w", err)
 		}
-		a.conv, b.conv = conv, conv
-	})
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("chat: pairing: %w", err)
+		next += n
+		for i := range res {
+			if errs[i] != nil {
+				skipped++
+				lastErr = errs[i]
+				continue
+			}
+			found = append(found, res[i])
+		}
 	}
-	if len(failed) == pairs {
-		return len(failed), fmt.Errorf("chat: no pair could be matched, first: %w", failed[0])
+	if len(found) < want {
+		return skipped, fmt.Errorf("chat: only %d of %d pairs could be matched after %d candidates; last: %w", len(found), want, next, lastErr)
 	}
-	return len(failed), nil
+	for _, m := range found {
+		r.addPair(m.a, m.b, m.conv)
+	}
+	return skipped, nil
 }
 
 // match makes a and b like each other and returns their conversation; an
@@ -119,20 +160,9 @@ func (r *runner) call(ctx context.Context, method, url, token string, body []byt
 	return res.StatusCode, b, err
 }
 
-// active returns the users of matched pairs.
-func (r *runner) active() []*user {
-	var out []*user
-	for _, u := range r.users {
-		if u.conv != 0 {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
 // traffic runs messages, typing, REST calls and drops for Duration.
 func (r *runner) traffic(ctx context.Context) {
-	users := r.active()
+	users := r.users
 	end := r.start.Add(r.cfg.Duration)
 	done := make(chan struct{})
 	var n int
@@ -268,7 +298,7 @@ func (r *runner) drain(ctx context.Context) {
 		time.Sleep(20 * time.Millisecond)
 		if time.Now().After(next) {
 			cutoff := time.Now().Add(-time.Second)
-			for _, u := range r.active() {
+			for _, u := range r.users {
 				r.resendUnconfirmed(u, cutoff)
 			}
 			next = time.Now().Add(time.Second)
@@ -325,7 +355,7 @@ func (r *runner) report(skipped int, drained time.Duration) *loadtest.ChatReport
 	defer r.mu.Unlock()
 	c := r.cfg
 	return &loadtest.ChatReport{
-		Edges: c.Edges, Connections: len(r.active()), PairsSkipped: skipped,
+		Edges: c.Edges, Connections: len(r.users), PairsSkipped: skipped,
 		MessageRate: c.MessageRate, TypingRate: c.TypingRate, RESTRate: c.RESTRate, DropShare: c.DropShare, DrainS: drained.Seconds(),
 		Messages: r.ledger.Tally(),
 		Delivery: loadtest.LatencyOf(r.delivery), DeliveryLive: loadtest.LatencyOf(r.deliveryOK), DeliveryPercentiles: loadtest.Spectrum(r.delivery),

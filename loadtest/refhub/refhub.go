@@ -62,9 +62,14 @@ type userState struct {
 	sent  map[string][]byte // client_msg_id -> the stored message (idempotent sends)
 }
 
+// conn is one connection: a bounded queue (a slice, so an idle connection
+// holds no preallocated slots) drained by one writer goroutine.
 type conn struct {
 	ws    *websocket.Conn
-	q     chan []byte
+	max   int
+	mu    sync.Mutex
+	q     [][]byte
+	wake  chan struct{} // cap 1: the queue has frames
 	once  sync.Once
 	close chan struct{}
 }
@@ -155,7 +160,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := &conn{ws: ws, q: make(chan []byte, h.o.Queue), close: make(chan struct{})}
+	c := &conn{ws: ws, max: h.o.Queue, wake: make(chan struct{}, 1), close: make(chan struct{})}
 	u := h.user(me)
 	u.mu.Lock()
 	if hasSince {
@@ -175,10 +180,19 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 
 // push queues a frame; a full queue closes the connection (slow consumer).
 func (c *conn) push(f []byte) {
-	select {
-	case c.q <- f:
-	default:
+	c.mu.Lock()
+	full := len(c.q) >= c.max
+	if !full {
+		c.q = append(c.q, f)
+	}
+	c.mu.Unlock()
+	if full {
 		c.shut(1013, "slow consumer")
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -197,21 +211,29 @@ func (c *conn) write() {
 		select {
 		case <-c.close:
 			return
-		case f := <-c.q:
-			buf = append(buf[:0], f...)
-			for more := true; more; {
-				select {
-				case f := <-c.q:
-					buf = append(append(buf, '\n'), f...)
-				default:
-					more = false
-				}
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		q := c.q
+		c.q = nil
+		c.mu.Unlock()
+		if len(q) == 0 {
+			continue
+		}
+		buf = buf[:0]
+		for i, f := range q {
+			if i > 0 {
+				buf = append(buf, '\n')
 			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if err := c.ws.WriteMessage(websocket.TextMessage, buf); err != nil {
-				c.shut(websocket.CloseInternalServerErr, "write failed")
-				return
-			}
+			buf = append(buf, f...)
+		}
+		_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := c.ws.WriteMessage(websocket.TextMessage, buf); err != nil {
+			c.shut(websocket.CloseInternalServerErr, "write failed")
+			return
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil // do not keep a burst's buffer for an idle connection
 		}
 	}
 }
