@@ -61,14 +61,16 @@ url=$(scripts/test-origin-deps.sh "$DB" | tail -n1 | cut -d= -f2-)
 
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-pids+=($!)
+redis_pid=$!
+pids+=($redis_pid)
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 origin=127.0.0.1:$(free_port)
 mkdir -p "$work/photos"
 "$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" \
 	--events-redis "127.0.0.1:$rport" --events-redis-prefix "$PREFIX" >"$work/origin.log" 2>&1 &
-pids+=($!)
+origin_pid=$!
+pids+=($origin_pid)
 wait_ok "http://$origin/healthz"
 
 sed "s|events origin {env.SPARK_EVENTS_TOKEN}|events redis {\$SPARK_REDIS} {\n\t\t\t\tkey_prefix $PREFIX\n\t\t\t}|" Caddyfile >"$work/Caddyfile"
@@ -148,7 +150,41 @@ echo "$NAME: (a) typing fan-out, $TYPING_RATE/s for $STEP" >&2
 load typing-edge --edges "$edge_list" --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
 load typing-ref --edges "http://$hub" --pairing fixed --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
 echo "$NAME: (b) messages, $MSG_RATE/s for $STEP, $DROP dropped and resumed" >&2
+# Where the time goes: CPU seconds per process over the run, a CPU profile
+# of one edge (Caddy's admin /debug/pprof) and the origin's own latency of
+# the send route.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A t0
+for p in "${edge_pids[@]}" "$origin_pid" "$redis_pid"; do t0[$p]=$(cpu_ticks "$p"); done
+prof_s=$(( $(echo "$STEP" | tr -dc 0-9) / 2 ))
+( sleep $(( prof_s / 2 + 5 )); curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" ) &
+prof_pid=$!
 load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s
+wait $prof_pid || true
+tick=$(getconf CLK_TCK)
+name_of() { case $1 in "$origin_pid") echo origin ;; "$redis_pid") echo redis ;; "${edge_pids[0]}") echo edge0 ;; *) echo edge1 ;; esac; }
+{
+	printf "CPU seconds during (b):"
+	for p in "${!t0[@]}"; do printf " %s=%.1f" "$(name_of "$p")" "$(echo "($(cpu_ticks "$p") - ${t0[$p]}) / $tick" | bc -l)"; done
+	echo " (of $(nproc) cores x the run; PostgreSQL is shared with other work on this machine)"
+	curl -fs "http://$origin/metrics" | python3 -c '
+import sys, re
+s = {}; c = {}
+for l in sys.stdin:
+    m = re.match(r"spark_origin_http_request_duration_seconds_(sum|count)\{(.*)\} (\S+)", l)
+    if m and "messages" in m.group(2) and "POST" in m.group(2):
+        (s if m.group(1) == "sum" else c)[m.group(2)] = float(m.group(3))
+    m = re.match(r"spark_origin_message_batch_size_(sum|count) (\S+)", l)
+    if m: (s if m.group(1) == "sum" else c)["batch"] = float(m.group(2))
+for k in c:
+    if c[k]:
+        print("origin: %s mean %s" % ("messages per batch" if k == "batch" else "POST messages latency", ("%.1f" % (s[k] / c[k])) if k == "batch" else "%.1f ms" % (1000 * s[k] / c[k])))
+'
+	if [ -s "$OUT/chat-edge0.pprof" ]; then
+		echo "edge 0 CPU profile during (b), top by cumulative time ($OUT/chat-edge0.pprof):"
+		${GO:-go} tool pprof -top -cum -nodecount=15 "$BIN" "$OUT/chat-edge0.pprof" 2>/dev/null | tail -n 16
+	fi
+} >"$work/where.txt" 2>&1 || true
 load chat-ref --edges "http://$hub" --pairing fixed --rate "$MSG_RATE" --drop "$DROP" --duration "$STEP" --drain 30s
 
 python3 - "$OUT" "$work" "$CONNS" "$TYPING_RATE" "$MSG_RATE" "$DROP" <<'PY'
@@ -181,4 +217,6 @@ for r in rows:
 	print("%-*s %10s %10s %7s %9s %s" % ((w,) + r))
 print("(b) %d drops, %d resumes, server closes %s, misdelivered %d, unconfirmed %d" % (ce["drops"], ce["resumes"], ce["server_closes"] or "none", m["misdelivered"], m["unconfirmed"]))
 PY
+echo
+cat "$work/where.txt"
 echo "$NAME: reports in $OUT (JSON, HTML, text per run)"
