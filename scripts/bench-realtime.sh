@@ -144,7 +144,9 @@ PY
 }
 
 echo "$NAME: (c) idle memory, $CONNS connections held $IDLE_HOLD" >&2
-idle idle-edge "${edge_pids[*]}" "http://${admins[0]}/metrics http://${admins[1]}/metrics" --edges "$edge_list"
+# --pairing fixed: no REST calls (whose cached responses would count as
+# connection memory); idle connections need no real conversation.
+idle idle-edge "${edge_pids[*]}" "http://${admins[0]}/metrics http://${admins[1]}/metrics" --edges "$edge_list" --pairing fixed
 idle idle-ref "$hub_pid" "http://$hub/metrics" --edges "http://$hub" --pairing fixed
 echo "$NAME: (a) typing fan-out, $TYPING_RATE/s for $STEP" >&2
 load typing-edge --edges "$edge_list" --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
