@@ -112,6 +112,7 @@ mem() {
 # load NAME ARGS...: the load client as its own process, JSON report in $OUT.
 load() {
 	local name=$1; shift
+	rm -f "$OUT/$name.json" "$OUT/$name.html" "$OUT/$name.txt"
 	"$BIN" loadtest --scenario chat --users "$CONNS" --jwt-secret "$SECRET" --quiet \
 		--json "$OUT/$name.json" --html "$OUT/$name.html" "$@" >"$OUT/$name.txt" 2>"$work/$name.err" || {
 		local rc=$?

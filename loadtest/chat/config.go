@@ -32,7 +32,9 @@ type Config struct {
 	// Edges are the edges' base URLs (loopback only); user i connects to
 	// Edges[i % len(Edges)] and resumes on the next one.
 	Edges []string
-	// Users is the number of WebSocket users, ids FirstUser..; even.
+	// Users is the number of WebSocket users, even: pairs FirstUser+2k and
+	// FirstUser+2k+1 (with PairingAPI a pair that cannot be matched is
+	// replaced by the next ids).
 	Users int
 	// FirstUser is the first user id (default 1).
 	FirstUser int64

@@ -79,6 +79,9 @@ type runner struct {
 	stop   atomic.Bool // the run is over: readers exit quietly
 	wg     sync.WaitGroup
 
+	openMu sync.Mutex // guards open and the stop transition
+	open   map[*sparkv1.Conn]struct{}
+
 	mu          sync.Mutex // guards the histograms and maps below
 	delivery    *hdrhistogram.Histogram
 	deliveryOK  *hdrhistogram.Histogram // not waiting for a resume
@@ -98,7 +101,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, ledger: NewLedger(),
+	r := &runner{cfg: cfg, ledger: NewLedger(), open: map[*sparkv1.Conn]struct{}{},
 		delivery: loadtest.NewHistogram(), deliveryOK: loadtest.NewHistogram(), stored: loadtest.NewHistogram(), typing: loadtest.NewHistogram(),
 		closes: map[string]int64{}, errorFrames: map[string]int64{},
 		dialer: &websocket.Dialer{HandshakeTimeout: cfg.Timeout, ReadBufferSize: 2048, WriteBufferSize: 2048,
@@ -179,7 +182,7 @@ func (r *runner) connectAll(ctx context.Context) error {
 	var firstErr atomic.Value
 	parallel(ctx, len(r.users), r.cfg.DialParallel, func(i int) {
 		u := r.users[i]
-		if err := r.connect(ctx, u, u.edge, 0, 3); err != nil {
+		if err := r.connect(ctx, u, u.edge, 0, 10); err != nil {
 			failed.Add(1)
 			firstErr.CompareAndSwap(nil, err)
 		}
@@ -212,6 +215,16 @@ func (r *runner) connect(ctx context.Context, u *user, edge int, since int64, at
 			r.dialErrors.Add(1)
 			continue
 		}
+		// Registered under openMu so that closeAll closes it, however late
+		// a resume's dial ends.
+		r.openMu.Lock()
+		if r.stop.Load() {
+			r.openMu.Unlock()
+			_ = c.Close()
+			return errors.New("the run is over")
+		}
+		r.open[c] = struct{}{}
+		r.openMu.Unlock()
 		done := make(chan struct{})
 		u.mu.Lock()
 		u.conn, u.done, u.edge = c, done, edge
@@ -230,6 +243,9 @@ func (r *runner) read(u *user, c *sparkv1.Conn, done chan struct{}) {
 	defer r.wg.Done()
 	resumeOn := -1
 	defer func() {
+		r.openMu.Lock()
+		delete(r.open, c)
+		r.openMu.Unlock()
 		close(done)
 		if resumeOn >= 0 {
 			time.Sleep(time.Second)

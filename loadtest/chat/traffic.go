@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/loadtest"
+	"github.com/spark-edge/spark/loadtest/sparkv1"
 )
 
 // pairRounds bounds how many times pairs that could not be matched are
@@ -334,17 +335,22 @@ func (r *runner) progress(ctx context.Context) (stop func()) {
 }
 
 // closeAll ends every connection with a close frame and waits for the
-// readers.
+// readers (a resume that dials later closes its connection itself).
 func (r *runner) closeAll() {
+	r.openMu.Lock()
 	r.stop.Store(true)
+	open := make([]*sparkv1.Conn, 0, len(r.open))
+	for c := range r.open {
+		open = append(open, c)
+	}
+	r.openMu.Unlock()
 	for _, u := range r.users {
 		u.mu.Lock()
-		c := u.conn
 		u.conn = nil
 		u.mu.Unlock()
-		if c != nil {
-			_ = c.Close()
-		}
+	}
+	for _, c := range open {
+		_ = c.Close()
 	}
 	r.wg.Wait()
 }
