@@ -49,14 +49,17 @@ type ChatReport struct {
 // MessageLedger counts every message: exactly once is Received == Stored
 // with Lost, Duplicated and Misdelivered zero.
 type MessageLedger struct {
-	Sent         int64 `json:"sent"`         // distinct messages sent (client_msg_id)
-	Resent       int64 `json:"resent"`       // send frames repeated after a drop or an error (same client_msg_id)
-	Stored       int64 `json:"stored"`       // confirmed stored (sent frame) or seen by the recipient
-	Received     int64 `json:"received"`     // distinct messages the recipient got
-	Lost         int64 `json:"lost"`         // stored, never received by the end of the drain
-	Duplicated   int64 `json:"duplicated"`   // deliveries beyond the first
-	Misdelivered int64 `json:"misdelivered"` // deliveries to a user who is not the recipient
-	Unconfirmed  int64 `json:"unconfirmed"`  // sent, never confirmed stored nor received
+	Sent     int64 `json:"sent"`     // distinct messages sent (client_msg_id)
+	Resent   int64 `json:"resent"`   // send frames repeated after a drop or an error (same client_msg_id)
+	Stored   int64 `json:"stored"`   // confirmed stored (sent frame) or seen by the recipient
+	Received int64 `json:"received"` // distinct messages the recipient got
+	Lost     int64 `json:"lost"`     // stored, never received by the end of the drain, the recipient connected
+	// RecipientOffline: stored, not received, the recipient not connected at
+	// the end (its resume failed): in its log, not counted lost.
+	RecipientOffline int64 `json:"recipient_offline"`
+	Duplicated       int64 `json:"duplicated"`   // deliveries beyond the first
+	Misdelivered     int64 `json:"misdelivered"` // deliveries to a user who is not the recipient
+	Unconfirmed      int64 `json:"unconfirmed"`  // sent, never confirmed stored nor received
 }
 
 // TypingCounts are the typing indicators: ephemeral, so a missing one is
@@ -143,8 +146,8 @@ func (c *ChatReport) writeText(b *strings.Builder) error {
 		fmt.Fprintf(b, ", %d candidate pairs skipped (replaced)", c.PairsSkipped)
 	}
 	m := c.Messages
-	fmt.Fprintf(b, "\nmessages: %d sent (%d resent), %d stored, %d received; lost %d, duplicated %d, misdelivered %d, unconfirmed %d (drain %.1fs)\n",
-		m.Sent, m.Resent, m.Stored, m.Received, m.Lost, m.Duplicated, m.Misdelivered, m.Unconfirmed, c.DrainS)
+	fmt.Fprintf(b, "\nmessages: %d sent (%d resent), %d stored, %d received; lost %d, duplicated %d, misdelivered %d, unconfirmed %d, recipient offline %d (drain %.1fs)\n",
+		m.Sent, m.Resent, m.Stored, m.Received, m.Lost, m.Duplicated, m.Misdelivered, m.Unconfirmed, m.RecipientOffline, c.DrainS)
 	fmt.Fprintf(b, "typing: %d sent, %d received, misdelivered %d\n", c.Typing.Sent, c.Typing.Received, c.Typing.Misdelivered)
 	fmt.Fprintf(b, "connections: %d dials (%d failed), %d dropped, %d resumes, server closes %s, error frames %s, replayed seqs %d, resyncs %d\n\n",
 		c.Dials, c.DialErrors, c.Drops, c.Resumes, orNone(countsText(c.ServerCloses)), orNone(countsText(c.ErrorFrames)), c.ReplayedSeqs, c.Resyncs)

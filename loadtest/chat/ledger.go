@@ -23,6 +23,7 @@ type Ledger struct {
 type entry struct {
 	sender, recipient int64
 	sentAt            time.Time // first send (monotonic)
+	lastSend          time.Time // latest send
 	stored            bool      // a sent frame confirmed it
 	received          int       // deliveries to the recipient
 	misdelivered      int       // deliveries to anyone else
@@ -40,11 +41,12 @@ func NewLedger() *Ledger {
 func (l *Ledger) Sent(id string, sender, recipient int64, now time.Time, drops int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.entries[id]; ok {
+	if e, ok := l.entries[id]; ok {
 		l.resent++
+		e.lastSend = now
 		return
 	}
-	l.entries[id] = &entry{sender: sender, recipient: recipient, sentAt: now, drops: drops}
+	l.entries[id] = &entry{sender: sender, recipient: recipient, sentAt: now, lastSend: now, drops: drops}
 	l.outstanding++
 	p := l.pending[sender]
 	if p == nil {
@@ -105,7 +107,7 @@ func (l *Ledger) Received(id string, user int64, now time.Time, drops int64) Del
 	return Delivery{Known: true, First: e.received == 1, Latency: now.Sub(e.sentAt), AfterDrop: drops != e.drops}
 }
 
-// Unconfirmed returns sender's messages first sent before cutoff that are
+// Unconfirmed returns sender's messages last sent before cutoff that are
 // neither confirmed stored nor received: the ones to send again (same id:
 // the origin stores a client_msg_id once), sorted.
 func (l *Ledger) Unconfirmed(sender int64, cutoff time.Time) []string {
@@ -113,12 +115,21 @@ func (l *Ledger) Unconfirmed(sender int64, cutoff time.Time) []string {
 	defer l.mu.Unlock()
 	var out []string
 	for id := range l.pending[sender] {
-		if l.entries[id].sentAt.Before(cutoff) {
+		if l.entries[id].lastSend.Before(cutoff) {
 			out = append(out, id)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Pending reports whether sender's message id is neither confirmed nor
+// received.
+func (l *Ledger) Pending(sender int64, id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.pending[sender][id]
+	return ok
 }
 
 // Outstanding is the number of messages not yet received by their
@@ -131,8 +142,10 @@ func (l *Ledger) Outstanding() int {
 
 // Tally counts the ledger. A message received by its recipient was stored,
 // confirmed or not (the sent frame may have been lost with a dropped
-// connection); one never confirmed nor received is unconfirmed, not lost.
-func (l *Ledger) Tally() loadtest.MessageLedger {
+// connection); one never confirmed nor received is unconfirmed, not lost;
+// one stored for a recipient who is offline at the end (offline, may be
+// nil) is counted apart: it waits in the recipient's log.
+func (l *Ledger) Tally(offline func(user int64) bool) loadtest.MessageLedger {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := loadtest.MessageLedger{Sent: int64(len(l.entries)), Resent: l.resent}
@@ -147,7 +160,10 @@ func (l *Ledger) Tally() loadtest.MessageLedger {
 		if e.received > 1 {
 			t.Duplicated += int64(e.received - 1)
 		}
-		if stored && e.received == 0 {
+		switch {
+		case stored && e.received == 0 && offline != nil && offline(e.recipient):
+			t.RecipientOffline++
+		case stored && e.received == 0:
 			t.Lost++
 		}
 		if !stored {

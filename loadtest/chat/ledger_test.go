@@ -61,7 +61,16 @@ func TestLedgerCountsExactly(t *testing.T) {
 		t.Fatalf("outstanding %d, want 2 (m3, m5)", n)
 	}
 	want := loadtest.MessageLedger{Sent: 6, Resent: 1, Stored: 5, Received: 4, Lost: 1, Duplicated: 1, Misdelivered: 1, Unconfirmed: 1}
-	if got := l.Tally(); got != want {
+	if got := l.Tally(nil); got != want {
 		t.Fatalf("tally %+v\nwant  %+v", got, want)
+	}
+	if !l.Pending(1, "m5") || l.Pending(1, "m1") {
+		t.Fatal("pending: want m5, not m1")
+	}
+	// m3 (stored, never received) for a recipient offline at the end waits
+	// in its log: not lost.
+	want.Lost, want.RecipientOffline = 0, 1
+	if got := l.Tally(func(u int64) bool { return u == 2 }); got != want {
+		t.Fatalf("tally with user 2 offline %+v\nwant  %+v", got, want)
 	}
 }

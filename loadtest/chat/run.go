@@ -72,6 +72,7 @@ type runner struct {
 	cfg    Config
 	ledger *Ledger
 	users  []*user
+	byID   map[int64]*user
 	http   *http.Client
 	dialer *websocket.Dialer
 	rec    *loadtest.Recorder
@@ -101,7 +102,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, ledger: NewLedger(), open: map[*sparkv1.Conn]struct{}{},
+	r := &runner{cfg: cfg, ledger: NewLedger(), open: map[*sparkv1.Conn]struct{}{}, byID: map[int64]*user{},
 		delivery: loadtest.NewHistogram(), deliveryOK: loadtest.NewHistogram(), stored: loadtest.NewHistogram(), typing: loadtest.NewHistogram(),
 		closes: map[string]int64{}, errorFrames: map[string]int64{},
 		dialer: &websocket.Dialer{HandshakeTimeout: cfg.Timeout, ReadBufferSize: 2048, WriteBufferSize: 2048,
@@ -129,8 +130,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	drained := time.Since(drainStart)
 	stopProgress()
 	end := time.Now()
+	chat := r.report(skipped, drained) // before closing: who is still connected matters
 	r.closeAll()
-	return &Result{Config: cfg, Start: r.start, End: end, Chat: r.report(skipped, drained), REST: r.rec.Snapshot()}, ctx.Err()
+	return &Result{Config: cfg, Start: r.start, End: end, Chat: chat, REST: r.rec.Snapshot()}, ctx.Err()
 }
 
 // newUser returns user id with a token for the run.
@@ -152,6 +154,7 @@ func (r *runner) addPair(a, b *user, conv int64) {
 	for _, u := range []*user{a, b} {
 		u.edge = len(r.users) % len(r.cfg.Edges)
 		r.users = append(r.users, u)
+		r.byID[u.id] = u
 	}
 }
 
@@ -300,6 +303,7 @@ func (r *runner) read(u *user, c *sparkv1.Conn, done chan struct{}) {
 				r.onTyping(u, f, now)
 			case sparkv1.TypeError:
 				r.countErrorFrame(f.Code)
+				r.retryAfterError(u, f)
 			case sparkv1.TypeResync:
 				r.resyncs.Add(1)
 			}
@@ -376,6 +380,25 @@ func (r *runner) countErrorFrame(code string) {
 	r.mu.Lock()
 	r.errorFrames[code]++
 	r.mu.Unlock()
+}
+
+// retryAfterError sends a message again a second after the edge answered
+// it with an error that says "try again" (origin unavailable, rate
+// limited), as an app would.
+func (r *runner) retryAfterError(u *user, f *sparkv1.Frame) {
+	if !strings.HasPrefix(f.Ref, r.cfg.RunID+"-") || (f.Code != "origin_unavailable" && f.Code != "rate_limited") {
+		return
+	}
+	id := f.Ref
+	time.AfterFunc(time.Second, func() {
+		if r.stop.Load() || !r.ledger.Pending(u.id, id) {
+			return
+		}
+		if c := u.current(); c != nil {
+			r.ledger.Sent(id, u.id, u.peerID, time.Now(), 0)
+			_ = c.Send(u.conv, body(id), id)
+		}
+	})
 }
 
 // resume reconnects u on edge with since=<last processed seq> and sends its

@@ -290,15 +290,17 @@ func (r *runner) dropSome(ctx context.Context, users []*user) {
 	}
 }
 
-// drain waits for every message to reach its recipient, sending again
-// every second what is neither confirmed nor received after a second.
+// drain waits for every message to reach its recipient. A message still
+// neither confirmed nor received long after its last send (twice the
+// timeout: the edge gives up on the origin sooner) is sent again, once per
+// such period; a drop's resume and an error frame resend sooner.
 func (r *runner) drain(ctx context.Context) {
 	deadline := time.Now().Add(r.cfg.Drain)
 	next := time.Now().Add(time.Second)
 	for r.ledger.Outstanding() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 		if time.Now().After(next) {
-			cutoff := time.Now().Add(-time.Second)
+			cutoff := time.Now().Add(-2 * r.cfg.Timeout)
 			for _, u := range r.users {
 				r.resendUnconfirmed(u, cutoff)
 			}
@@ -363,7 +365,10 @@ func (r *runner) report(skipped int, drained time.Duration) *loadtest.ChatReport
 	return &loadtest.ChatReport{
 		Edges: c.Edges, Connections: len(r.users), PairsSkipped: skipped,
 		MessageRate: c.MessageRate, TypingRate: c.TypingRate, RESTRate: c.RESTRate, DropShare: c.DropShare, DrainS: drained.Seconds(),
-		Messages: r.ledger.Tally(),
+		Messages: r.ledger.Tally(func(id int64) bool {
+			u := r.byID[id]
+			return u == nil || u.current() == nil
+		}),
 		Delivery: loadtest.LatencyOf(r.delivery), DeliveryLive: loadtest.LatencyOf(r.deliveryOK), DeliveryPercentiles: loadtest.Spectrum(r.delivery),
 		Stored: loadtest.LatencyOf(r.stored),
 		Typing: loadtest.TypingCounts{Sent: r.typingSent.Load(), Received: r.typingRecv.Load(), Misdelivered: r.typingMisdelivered.Load(),
