@@ -5,7 +5,7 @@ BIN      := bin/spark
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: build build-deps run test test-deps test-deploy vet fuzz-seeds bench bench-go bench-edge bench-images bench-origin bench-system bench-peers loadtest clean
+.PHONY: build build-deps run test test-deps test-deploy vet fuzz-seeds bench bench-go bench-edge bench-images bench-origin bench-system bench-peers bench-realtime loadtest clean
 
 build: build-deps
 	$(GO) build -trimpath -o $(BIN) ./cmd/spark
@@ -59,7 +59,7 @@ fuzz-seeds:
 # whole system (edge in front of that origin, spark loadtest at rising rates
 # until P95 crosses 200 ms: the knee). Each prints its figures with the
 # reference measured in the same run.
-bench: bench-go bench-edge bench-images bench-origin bench-system
+bench: bench-go bench-edge bench-images bench-origin bench-system bench-realtime
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./caddymodule/... ./tiered/... ./geocache/...
@@ -73,6 +73,13 @@ bench-origin: build
 
 bench-edge: build
 	scripts/bench-edge.sh
+
+# Realtime chat (issue 12's figures): idle memory per connection, typing
+# fan-out through Redis and messages stored in PostGIS and delivered over two
+# edges with drops resumed, each beside the reference hub (loadtest/refhub).
+# CONNS (10000), TYPING_RATE (5000), MSG_RATE (2000), DROP (0.1), STEP (30s).
+bench-realtime: build
+	scripts/bench-realtime.sh
 
 # Whole-system knee search (BENCH_USERS, BENCH_RATES, BENCH_STEP, BENCH_BISECT).
 bench-system: build

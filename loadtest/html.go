@@ -428,7 +428,24 @@ footer{color:var(--mut);font-size:12px;margin-top:24px}
 <div>wire in <b>{{bytes .R.WireIn}}</b></div><div>wire out <b>{{bytes .R.WireOut}}</b></div>
 {{range $k, $v := .R.ErrorKinds}}<div>{{$k}} <b>{{$v}}</b></div>{{end}}
 </div>
-<h2>Latency over time</h2>
+{{with .R.Chat}}<h2>Chat over spark.v1 · {{.Connections}} connections over {{len .Edges}} edges</h2>
+<div class="facts">
+<div>messages sent <b>{{.Messages.Sent}}</b></div><div>resent <b>{{.Messages.Resent}}</b></div>
+<div>stored <b>{{.Messages.Stored}}</b></div><div>received <b>{{.Messages.Received}}</b></div>
+<div>lost <b>{{.Messages.Lost}}</b></div><div>duplicated <b>{{.Messages.Duplicated}}</b></div>
+<div>misdelivered <b>{{.Messages.Misdelivered}}</b></div><div>unconfirmed <b>{{.Messages.Unconfirmed}}</b></div>
+<div>typing sent <b>{{.Typing.Sent}}</b></div><div>typing received <b>{{.Typing.Received}}</b></div>
+<div>dropped <b>{{.Drops}}</b></div><div>resumes <b>{{.Resumes}}</b></div>
+{{range $k, $v := .ServerCloses}}<div>server close {{$k}} <b>{{$v}}</b></div>{{end}}
+{{range $k, $v := .ErrorFrames}}<div>error frame {{$k}} <b>{{$v}}</b></div>{{end}}
+</div>
+<div class="tw"><table><thead><tr><th>latency</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr></thead><tbody>
+<tr><td>send→receive</td><td>{{ms .Delivery.P50}}</td><td>{{ms .Delivery.P95}}</td><td>{{ms .Delivery.P99}}</td><td>{{ms .Delivery.P999}}</td><td>{{ms .Delivery.Max}}</td></tr>
+<tr><td>without drops</td><td>{{ms .DeliveryLive.P50}}</td><td>{{ms .DeliveryLive.P95}}</td><td>{{ms .DeliveryLive.P99}}</td><td>{{ms .DeliveryLive.P999}}</td><td>{{ms .DeliveryLive.Max}}</td></tr>
+<tr><td>send→stored</td><td>{{ms .Stored.P50}}</td><td>{{ms .Stored.P95}}</td><td>{{ms .Stored.P99}}</td><td>{{ms .Stored.P999}}</td><td>{{ms .Stored.Max}}</td></tr>
+<tr><td>typing</td><td>{{ms .Typing.Latency.P50}}</td><td>{{ms .Typing.Latency.P95}}</td><td>{{ms .Typing.Latency.P99}}</td><td>{{ms .Typing.Latency.P999}}</td><td>{{ms .Typing.Latency.Max}}</td></tr>
+</tbody></table></div>
+{{end}}<h2>Latency over time</h2>
 <div class="panel">{{.Over}}</div>
 <h2>Throughput</h2>
 <div class="panel">{{.Rate}}</div>

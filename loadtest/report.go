@@ -181,6 +181,8 @@ type Report struct {
 	Targets       Targets          `json:"targets"`                  // the goals judged against
 	Verdicts      []Verdict        `json:"verdicts"`                 // one per target
 	Pass          bool             `json:"pass"`                     // every judged target met
+	// Chat is the chat scenario's delivery figures (loadtest/chat).
+	Chat *ChatReport `json:"chat,omitempty"`
 }
 
 func ratio(c CacheCounts) *float64 {
@@ -355,6 +357,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmtBytes(r.WireIn), fmtBytes(r.WireOut))
 	if len(r.ErrorKinds) > 0 {
 		fmt.Fprintf(&b, "errors by kind: %s\n", countsText(r.ErrorKinds))
+	}
+	if r.Chat != nil {
+		if err := r.Chat.writeText(&b); err != nil {
+			return err
+		}
 	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -41,7 +41,14 @@ Virtual users 1..--users get HS256 tokens signed with --jwt-secret
 (SPARK_JWT_SECRET; default: the origin's development secret). Only
 localhost / loopback targets are accepted.
 
-Built-in scenarios: ` + strings.Join(loadtest.BuiltinScenarios(), ", ") + `; or pass a YAML file.`,
+Built-in scenarios: ` + strings.Join(loadtest.BuiltinScenarios(), ", ") + `; or pass a YAML file.
+
+--scenario chat: --users WebSocket users in matched pairs on spark.v1,
+spread over --edges (default --target) round robin; --rate messages per
+second, --typing-rate typing indicators, --rest-rate the app's REST calls;
+--drop of the connections dropped mid-run and resumed on the next edge with
+since=<last ack>. Reports send→receive latency at the receiver and a ledger
+of every message (lost, duplicated, misdelivered) after a --drain.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			f := cmd.Flags()
 			f.String("target", envOr("SPARK_LOADTEST_TARGET", "http://127.0.0.1:8080"), "base URL of the edge or origin (loopback only)")
@@ -66,14 +73,18 @@ Built-in scenarios: ` + strings.Join(loadtest.BuiltinScenarios(), ", ") + `; or 
 			f.Float64("target-rps", loadtest.DefaultTargets().RPS, "verdict: lowest acceptable steady req/s")
 			f.Float64("target-errors", loadtest.DefaultTargets().ErrorRate, "verdict: highest acceptable error share")
 			f.Float64("target-hit", loadtest.DefaultTargets().HitRatio, "verdict: lowest acceptable cache hit ratio")
+			addChatFlags(cmd)
 			cmd.RunE = runLoadtest
-			cmd.AddCommand(loadtestReportCmd())
+			cmd.AddCommand(loadtestReportCmd(), loadtestRefhubCmd())
 		},
 	})
 }
 
 func runLoadtest(cmd *cobra.Command, _ []string) error {
 	f := cmd.Flags()
+	if sc, _ := f.GetString("scenario"); sc == chatScenario {
+		return runChatLoadtest(cmd)
+	}
 	fl := &flagReader{cmd: cmd}
 	cfg := loadtest.Config{
 		Target:      fl.String("target"),

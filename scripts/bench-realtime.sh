@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Realtime benchmark (issue 12's figures), each beside the reference hub
+# (loadtest/refhub: a bare in-process gorilla/websocket hub, the physical
+# limit) measured in the same run, with the ratio:
+#   (c) idle memory per connection at the edge: RSS and Go heap delta over
+#       CONNS idle connections (target <= 32 KB)
+#   (a) ephemeral fan-out through Redis: typing at TYPING_RATE/s over CONNS
+#       connections, pairs split across the two edges: P99 (target <= 5 ms)
+#   (b) chat messages stored in PostGIS and delivered: MSG_RATE/s over CONNS
+#       connections on two edges sharing Redis, DROP of them dropped and
+#       resumed on the other edge mid-run: P99 send->receive (target <= 50 ms),
+#       lost, duplicated
+# It starts what it needs: a fresh PostGIS database (BENCH_DB, seeded with
+# CONNS users and nothing else), its own redis-server on a free port, the
+# origin publishing there, two edges on the repository's Caddyfile with
+# `events redis`, the reference hub, and the load client as its own process.
+#
+# Env: CONNS (10000)  TYPING_RATE (5000)  MSG_RATE (2000)  DROP (0.1)
+#      REST_RATE (0)  STEP (30s per run)  IDLE_HOLD (15s)
+#      BENCH_DB (spark_realtime_bench)  BENCH_OUT (.bench/realtime)
+# Quick try: CONNS=2000 TYPING_RATE=1000 MSG_RATE=400 STEP=15s make bench-realtime
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${SPARK_BIN:-bin/spark}
+CONNS=${CONNS:-10000}
+TYPING_RATE=${TYPING_RATE:-5000}
+MSG_RATE=${MSG_RATE:-2000}
+DROP=${DROP:-0.1}
+REST_RATE=${REST_RATE:-0}
+STEP=${STEP:-30s}
+IDLE_HOLD=${IDLE_HOLD:-15s}
+DB=${BENCH_DB:-spark_realtime_bench}
+OUT=${BENCH_OUT:-.bench/realtime}
+SECRET=spark-bench-secret-local-only-not-for-production  # PostGIS: at least 32 bytes
+PREFIX=rtbench:
+PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+export PGHOST PGPORT PGUSER
+NAME=bench-realtime
+. scripts/bench/lib.sh
+mkdir -p "$OUT"
+[ $((CONNS % 2)) -eq 0 ] || { echo "$NAME: CONNS must be even" >&2; exit 2; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# A fresh database each run: the matches the load client makes and the
+# messages it sends do not pile up from run to run.
+# Spare users: the seed's few heavy swipers may have passed on their
+# neighbour; the chat scenario replaces such pairs with the next ids.
+users=$((CONNS + CONNS / 20 + 20))
+echo "$NAME: fresh database $DB with $users users" >&2
+url=$(scripts/test-origin-deps.sh "$DB" | tail -n1 | cut -d= -f2-)
+"$BIN" origin migrate --database-url "$url" >/dev/null
+"$BIN" origin seed --database-url "$url" --users "$users" --swipes-per-user 0 --matched-share 0 --messages-per-match 0 >/dev/null 2>&1
+
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+redis_pid=$!
+pids+=($redis_pid)
+for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+origin=127.0.0.1:$(free_port)
+mkdir -p "$work/photos"
+"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" \
+	--events-redis "127.0.0.1:$rport" --events-redis-prefix "$PREFIX" >"$work/origin.log" 2>&1 &
+origin_pid=$!
+pids+=($origin_pid)
+wait_ok "http://$origin/healthz"
+
+sed "s|events origin {env.SPARK_EVENTS_TOKEN}|events redis {\$SPARK_REDIS} {\n\t\t\t\tkey_prefix $PREFIX\n\t\t\t}|" Caddyfile >"$work/Caddyfile"
+grep -q "key_prefix $PREFIX" "$work/Caddyfile" || { echo "$NAME: the Caddyfile has no 'events origin' line to replace" >&2; exit 1; }
+edges=() admins=() edge_pids=()
+for i in 0 1; do
+	listen=127.0.0.1:$(free_port) admin=127.0.0.1:$(free_port)
+	SPARK_ORIGIN=$origin SPARK_LISTEN=$listen SPARK_ADMIN=$admin SPARK_JWT_SECRET=$SECRET SPARK_REDIS=127.0.0.1:$rport \
+		HOME="$work/home$i" XDG_CONFIG_HOME="$work/home$i/config" XDG_DATA_HOME="$work/home$i/data" \
+		"$BIN" run --config "$work/Caddyfile" --adapter caddyfile >"$work/edge$i.log" 2>&1 &
+	pids+=($!) edge_pids+=($!)
+	wait_answering "http://$listen/healthz"
+	edges+=("http://$listen") admins+=("$admin")
+done
+hub=127.0.0.1:$(free_port)
+"$BIN" loadtest refhub --listen "$hub" --jwt-secret "$SECRET" >"$work/refhub.log" 2>&1 &
+hub_pid=$!
+pids+=($hub_pid)
+wait_answering "http://$hub/metrics"
+edge_list=$(IFS=,; echo "${edges[*]}")
+
+echo "$NAME: $CONNS connections, two edges sharing Redis (127.0.0.1:$rport), origin on PostGIS, $(nproc) cores"
+echo "$NAME: machine: $(python3 scripts/bench/machine.py)"
+
+# mem PID METRICS_URL: prints "rss_bytes heap_inuse_bytes" (the smallest
+# heap of three samples a second apart: garbage not yet collected is not
+# the connections').
+mem() {
+	local rss heap best=""
+	for _ in 1 2 3; do
+		heap=$(curl -fs "$2" | awk '/^go_memstats_heap_inuse_bytes /{printf "%d", $2}')
+		if [ -z "$best" ] || [ "$heap" -lt "$best" ]; then best=$heap; fi
+		sleep 1
+	done
+	rss=$(awk '/^VmRSS:/{print $2 * 1024}' "/proc/$1/status")
+	echo "$rss $best"
+}
+
+# load NAME ARGS...: the load client as its own process, JSON report in $OUT.
+load() {
+	local name=$1; shift
+	rm -f "$OUT/$name.json" "$OUT/$name.html" "$OUT/$name.txt"
+	"$BIN" loadtest --scenario chat --users "$CONNS" --jwt-secret "$SECRET" --quiet \
+		--json "$OUT/$name.json" --html "$OUT/$name.html" "$@" >"$OUT/$name.txt" 2>"$work/$name.err" || {
+		local rc=$?
+		# exit 1 with a report: targets missed (the table says which)
+		[ -s "$OUT/$name.json" ] || { echo "$NAME: load $name failed:" >&2; cat "$work/$name.err" "$OUT/$name.txt" >&2; exit $rc; }
+	}
+}
+
+# idle NAME PIDS METRICS_URLS ARGS...: memory before, during an idle hold
+# of CONNS connections, per connection (summed over the processes).
+idle() {
+	local name=$1 pids=$2 urls=$3; shift 3
+	local before=() after=() i=0 p u
+	for p in $pids; do u=$(echo "$urls" | cut -d' ' -f$((i + 1))); before+=("$(mem "$p" "$u")"); i=$((i + 1)); done
+	rm -f "$work/ready"
+	load "$name" --rate 0 --duration "$IDLE_HOLD" --drain 1s --ready-file "$work/ready" "$@" &
+	local lp=$!
+	for _ in $(seq 1500); do [ -s "$work/ready" ] && break; kill -0 $lp 2>/dev/null || break; sleep 0.2; done
+	[ -s "$work/ready" ] || { echo "$NAME: $name: connections not open:" >&2; cat "$work/$name.err" >&2; exit 1; }
+	sleep 3
+	i=0
+	for p in $pids; do u=$(echo "$urls" | cut -d' ' -f$((i + 1))); after+=("$(mem "$p" "$u")"); i=$((i + 1)); done
+	wait $lp
+	python3 - "$CONNS" "${before[*]}" "${after[*]}" >"$work/$name.mem" <<'PY'
+import sys
+n = int(sys.argv[1]); b = list(map(int, sys.argv[2].split())); a = list(map(int, sys.argv[3].split()))
+rss = sum(a[0::2]) - sum(b[0::2]); heap = sum(a[1::2]) - sum(b[1::2])
+print("%.1f %.1f" % (rss / n / 1024, heap / n / 1024))
+PY
+}
+
+echo "$NAME: (c) idle memory, $CONNS connections held $IDLE_HOLD" >&2
+# --pairing fixed: no REST calls (whose cached responses would count as
+# connection memory); idle connections need no real conversation.
+idle idle-edge "${edge_pids[*]}" "http://${admins[0]}/metrics http://${admins[1]}/metrics" --edges "$edge_list" --pairing fixed
+idle idle-ref "$hub_pid" "http://$hub/metrics" --edges "http://$hub" --pairing fixed
+echo "$NAME: (a) typing fan-out, $TYPING_RATE/s for $STEP" >&2
+load typing-edge --edges "$edge_list" --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
+load typing-ref --edges "http://$hub" --pairing fixed --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
+echo "$NAME: (b) messages, $MSG_RATE/s for $STEP, $DROP dropped and resumed" >&2
+# Where the time goes: CPU seconds per process over the run, a CPU profile
+# of one edge (Caddy's admin /debug/pprof) and the origin's own latency of
+# the send route.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A t0
+for p in "${edge_pids[@]}" "$origin_pid" "$redis_pid"; do t0[$p]=$(cpu_ticks "$p"); done
+prof_s=$(( $(echo "$STEP" | tr -dc 0-9) / 2 ))
+( sleep $(( prof_s / 2 + 5 )); curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" ) &
+prof_pid=$!
+load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s
+wait $prof_pid || true
+tick=$(getconf CLK_TCK)
+name_of() { case $1 in "$origin_pid") echo origin ;; "$redis_pid") echo redis ;; "${edge_pids[0]}") echo edge0 ;; *) echo edge1 ;; esac; }
+{
+	printf "CPU seconds during (b):"
+	for p in "${!t0[@]}"; do printf " %s=%.1f" "$(name_of "$p")" "$(echo "($(cpu_ticks "$p") - ${t0[$p]}) / $tick" | bc -l)"; done
+	echo " (of $(nproc) cores x the run; PostgreSQL is shared with other work on this machine)"
+	curl -fs "http://$origin/metrics" | python3 -c '
+import sys, re
+s = {}; c = {}
+for l in sys.stdin:
+    m = re.match(r"spark_origin_http_request_duration_seconds_(sum|count)\{(.*)\} (\S+)", l)
+    if m and "messages" in m.group(2) and "POST" in m.group(2):
+        (s if m.group(1) == "sum" else c)[m.group(2)] = float(m.group(3))
+    m = re.match(r"spark_origin_message_batch_size_(sum|count) (\S+)", l)
+    if m: (s if m.group(1) == "sum" else c)["batch"] = float(m.group(2))
+for k in c:
+    if c[k]:
+        print("origin: %s mean %s" % ("messages per batch" if k == "batch" else "POST messages latency", ("%.1f" % (s[k] / c[k])) if k == "batch" else "%.1f ms" % (1000 * s[k] / c[k])))
+'
+	if [ -s "$OUT/chat-edge0.pprof" ]; then
+		echo "edge 0 CPU profile during (b), top by cumulative time ($OUT/chat-edge0.pprof):"
+		${GO:-go} tool pprof -top -cum -nodecount=15 "$BIN" "$OUT/chat-edge0.pprof" 2>/dev/null | tail -n 16
+	fi
+} >"$work/where.txt" 2>&1 || true
+load chat-ref --edges "http://$hub" --pairing fixed --rate "$MSG_RATE" --drop "$DROP" --duration "$STEP" --drain 30s
+
+python3 - "$OUT" "$work" "$CONNS" "$TYPING_RATE" "$MSG_RATE" "$DROP" <<'PY'
+import json, sys
+out, work, conns, trate, mrate, drop = sys.argv[1:7]
+j = lambda n: json.load(open("%s/%s.json" % (out, n)))["chat"]
+mem = lambda n: list(map(float, open("%s/%s.mem" % (work, n)).read().split()))
+te, tr, ce, cr = j("typing-edge"), j("typing-ref"), j("chat-edge"), j("chat-ref")
+me, mr = mem("idle-edge"), mem("idle-ref")
+def ratio(a, b): return "%.1fx" % (a / b) if b else "-"
+def verdict(ok): return "PASS" if ok else "MISS"
+rows = []
+tp, trp = te["typing"]["latency"]["p99_ms"], tr["typing"]["latency"]["p99_ms"]
+rows.append(("(a) typing fan-out P99, %s conns, %s/s (received %d/%d)" % (conns, trate, te["typing"]["received"], te["typing"]["sent"]),
+	"%.2f ms" % tp, "%.2f ms" % trp, ratio(tp, trp), "<= 5 ms", verdict(tp <= 5)))
+cp, crp = ce["delivery"]["p99_ms"], cr["delivery"]["p99_ms"]
+rows.append(("(b) send->receive P99, %s conns, %s msg/s, %.0f%% dropped" % (conns, mrate, 100 * float(drop)),
+	"%.2f ms" % cp, "%.2f ms" % crp, ratio(cp, crp), "<= 50 ms", verdict(cp <= 50)))
+lp, lrp = ce["delivery_live"]["p99_ms"], cr["delivery_live"]["p99_ms"]
+rows.append(("    without the dropped pairs' messages", "%.2f ms" % lp, "%.2f ms" % lrp, ratio(lp, lrp), "", ""))
+m, mr_ = ce["messages"], cr["messages"]
+rows.append(("    lost / duplicated (of %d sent, %d received)" % (m["sent"], m["received"]),
+	"%d / %d" % (m["lost"], m["duplicated"]), "%d / %d" % (mr_["lost"], mr_["duplicated"]), "", "0 / 0",
+	verdict(m["lost"] == 0 and m["duplicated"] == 0 and m["misdelivered"] == 0 and m["unconfirmed"] == 0)))
+rows.append(("(c) idle memory per connection, RSS", "%.1f KB" % me[0], "%.1f KB" % mr[0], ratio(me[0], mr[0]), "<= 32 KB", verdict(me[0] <= 32)))
+rows.append(("    idle memory per connection, Go heap", "%.1f KB" % me[1], "%.1f KB" % mr[1], ratio(me[1], mr[1]), "", ""))
+w = max(len(r[0]) for r in rows)
+print("%-*s %10s %10s %7s %9s %s" % (w, "figure", "spark", "refhub", "ratio", "target", ""))
+for r in rows:
+	print("%-*s %10s %10s %7s %9s %s" % ((w,) + r))
+print("(b) %d drops, %d resumes, server closes %s, misdelivered %d, unconfirmed %d" % (ce["drops"], ce["resumes"], ce["server_closes"] or "none", m["misdelivered"], m["unconfirmed"]))
+PY
+echo
+cat "$work/where.txt"
+echo "$NAME: reports in $OUT (JSON, HTML, text per run)"
