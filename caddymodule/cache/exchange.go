@@ -189,39 +189,42 @@ func credentialHash(h http.Header) string {
 
 // hotLookup finds the hot copy of the stored response the request selects,
 // as lookup does in the store, without building keys on the heap. nil:
-// none, or one the request may not use (lookup decides then).
-func (x *exchange) hotLookup() *hotEntry {
+// none, or one the request may not use (lookup decides then). The clock is
+// read only when there is a copy; now is that reading.
+func (x *exchange) hotLookup() (he *hotEntry, now time.Time) {
 	c, h := x.c, x.r.Header
 	var kb [256]byte
 	pk, _ := appendPrimaryKey(kb[:0], x.r.Host, x.r.URL.EscapedPath(), x.r.URL.RawQuery, x.pol.ignoreQuery)
-	now := c.now()
-	he := c.hot.get(c.store, pk, now)
-	if he == nil {
-		return nil
+	if he = c.hot.peek(pk); he == nil {
+		return nil, now
+	}
+	now = c.now()
+	if he = c.hot.get(c.store, pk, now); he == nil {
+		return nil, now
 	}
 	keyedByCredential := false
 	if he.isVary {
 		cred := ""
 		if he.priv {
 			if cred = x.credential(); cred == "" {
-				return nil
+				return nil, now
 			}
 		}
 		keyedByCredential = he.priv || slices.Contains(he.vary, "authorization")
 		var sb [384]byte
 		sk := appendVariantKey(append(sb[:0], pk...), h, he.vary, cred, c.encodings)
 		if he = c.hot.get(c.store, sk, now); he == nil || he.isVary {
-			return nil
+			return nil, now
 		}
 	}
 	if len(h["Authorization"]) > 0 {
 		if !he.e.authOK && !keyedByCredential {
-			return nil
+			return nil, now
 		}
 	} else if he.e.authFill {
-		return nil
+		return nil, now
 	}
-	return he
+	return he, now
 }
 
 // keepHot makes a hot copy of e, the fresh response lookup found, for the

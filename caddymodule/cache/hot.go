@@ -92,6 +92,15 @@ func (h *hotEntries) shard(key []byte) *hotShard {
 	return &h.shards[x%hotShards]
 }
 
+// peek returns the copy stored under key, unchecked.
+func (h *hotEntries) peek(key []byte) *hotEntry {
+	s := h.shard(key)
+	s.mu.RLock()
+	he := s.m[string(key)]
+	s.mu.RUnlock()
+	return he
+}
+
 // get returns the copy stored under key if it is still valid at now,
 // given the store (expiry, purges); an invalid copy is dropped.
 func (h *hotEntries) get(store *tiered.Cache, key []byte, now time.Time) *hotEntry {

@@ -19,8 +19,8 @@ var errOnlyIfCached = errors.New("only-if-cached: no stored response may answer 
 // serve answers a GET or HEAD: from the stored response when the request
 // and the response allow it, else through the origin.
 func (x *exchange) serve() error {
-	if he := x.hotLookup(); he != nil && !refused(x.r, he.e) {
-		age := he.e.currentAge(x.c.now())
+	if he, now := x.hotLookup(); he != nil && !refused(x.r, he.e) {
+		age := he.e.currentAge(now)
 		if usable(he.e, x.reqCC, age) == useFresh {
 			x.c.metrics.hit(tiered.LayerL1, resultHit)
 			x.serveHot(he, age)
