@@ -121,7 +121,9 @@ func (x *exchange) lookup() (*entry, tiered.Layer) {
 			}
 		}
 		keyedByCredential = private || slices.Contains(fields, "authorization")
-		x.c.hot.put(newHotVary(x.pk, fields, private, rec.Expires, x.gen), x.sets)
+		if x.c.hot.admits(x.pk, hotOverhead, x.sets) {
+			x.c.hot.put(newHotVary(x.pk, fields, private, rec.Expires, x.gen), x.sets)
+		}
 		sk := secondaryKey(x.pk, h, fields, cred, x.c.encodings)
 		if rec, ok = x.c.store.GetEntry(ctx, sk); !ok {
 			return nil, tiered.LayerNone
@@ -230,7 +232,7 @@ func (x *exchange) hotLookup() (he *hotEntry, now time.Time) {
 // keepHot makes a hot copy of e, the fresh response lookup found, for the
 // next hits.
 func (x *exchange) keepHot(e *entry) {
-	if e.refuseAll || x.foundKey == "" {
+	if e.refuseAll || x.foundKey == "" || !x.c.hot.admits(x.foundKey, int64(len(e.body)+hotOverhead), x.sets) {
 		return
 	}
 	tags := append(e.tags(), x.uriTag())

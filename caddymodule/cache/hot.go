@@ -149,8 +149,11 @@ func (h *hotEntries) forget(key string) {
 }
 
 // put stores he unless a store happened since sets was read (before the
-// read he was decoded from) or it is too large, evicting other copies to
-// stay within budget.
+// read he was decoded from) or there is no room for it. Copies are not
+// evicted to make room: with a working set larger than the budget that
+// would turn every hit into a copy and an eviction; instead a full shard
+// drops a few expired copies it meets, and copies leave on expiry, purge
+// or store.
 func (h *hotEntries) put(he *hotEntry, sets uint64) {
 	if he.size > h.budget/4 {
 		return
@@ -161,18 +164,42 @@ func (h *hotEntries) put(he *hotEntry, sets uint64) {
 	if h.sets.Load() != sets {
 		return
 	}
-	if old := s.m[he.key]; old != nil {
+	old := s.m[he.key]
+	if old != nil {
 		s.bytes -= old.size
+		delete(s.m, he.key)
 	}
-	for k, v := range s.m {
-		if s.bytes+he.size <= h.budget {
-			break
+	if s.bytes+he.size > h.budget {
+		now, seen := time.Now().UnixNano(), 0
+		for k, v := range s.m {
+			if seen++; seen > 8 {
+				break
+			}
+			if v.expires <= now {
+				delete(s.m, k)
+				s.bytes -= v.size
+			}
 		}
-		delete(s.m, k)
-		s.bytes -= v.size
+		if s.bytes+he.size > h.budget {
+			return
+		}
 	}
 	s.m[he.key] = he
 	s.bytes += he.size
+}
+
+// admits reports whether put could keep a copy of size bytes under key
+// for a read that began at sets, so that a copy is only built when it can
+// be kept.
+func (h *hotEntries) admits(key string, size int64, sets uint64) bool {
+	if size > h.budget/4 || h.sets.Load() != sets {
+		return false
+	}
+	s := h.shard([]byte(key))
+	s.mu.RLock()
+	ok := s.bytes+size <= h.budget || s.m[key] != nil
+	s.mu.RUnlock()
+	return ok
 }
 
 // hotOverhead approximates a copy's memory beside its bytes.

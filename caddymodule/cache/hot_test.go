@@ -210,17 +210,33 @@ func TestHotPutRefusedAfterStore(t *testing.T) {
 	}
 }
 
-// The copies stay within their budget.
+// The copies stay within their budget; a full shard makes room only by
+// dropping expired copies.
 func TestHotEntriesBudget(t *testing.T) {
 	h := newHotEntries(1 << 20) // 8 KiB a shard
 	body := make([]byte, 1000)
-	for i := 0; i < 1000; i++ {
+	put := func(key string, expires time.Time) {
 		e := &entry{status: 200, header: http.Header{}, body: body}
-		h.put(newHotResponse("k"+strconv.Itoa(i), e, time.Now().Add(time.Hour), 0, nil), h.sets.Load())
+		h.put(newHotResponse(key, e, expires, 0, nil), h.sets.Load())
+	}
+	for i := 0; i < 1000; i++ {
+		put("k"+strconv.Itoa(i), time.Now().Add(time.Hour))
 	}
 	for i := range h.shards {
 		if s := &h.shards[i]; s.bytes > h.budget || len(s.m) == 0 {
 			t.Fatalf("shard %d: %d bytes in %d copies, budget %d", i, s.bytes, len(s.m), h.budget)
 		}
+	}
+	if h.admits("another", 1000+hotOverhead, h.sets.Load()) {
+		t.Fatal("a full shard admits a copy")
+	}
+	// Expired copies give their room to new ones.
+	h = newHotEntries(1 << 20)
+	for i := 0; i < 1000; i++ {
+		put("k"+strconv.Itoa(i), time.Now().Add(-time.Second))
+	}
+	put("fresh", time.Now().Add(time.Hour))
+	if h.peek([]byte("fresh")) == nil {
+		t.Fatal("a full shard of expired copies refused a fresh one")
 	}
 }
