@@ -211,8 +211,16 @@ const hotOverhead = 256
 func newHotResponse(key string, e *entry, expires time.Time, gen uint64, tags []string) *hotEntry {
 	c := *e
 	c.layer = tiered.LayerL1
+	// The copy's header is its own, decoded once and never written again:
+	// e's (or its decoded values) go into the response e is served in.
+	if e.raw.values != nil {
+		raw := rawHeader{block: e.raw.block, values: make([]string, len(e.raw.values))}
+		c.header = make(http.Header, len(raw.values))
+		raw.decodeInto(c.header)
+	} else {
+		c.header = e.header.Clone()
+	}
 	c.raw = rawHeader{}
-	c.header = e.fields() // decoded once, never written again
 	he := &hotEntry{key: key, e: &c, expires: expires.UnixNano(), tags: tags}
 	size := int64(len(key) + len(c.body) + len(c.deny) + len(c.tagBlock) + hotOverhead)
 	for name, vs := range c.header {
