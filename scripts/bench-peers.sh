@@ -4,11 +4,12 @@
 # 64 KB blobs, Zipf popularity, closed model) against Varnish, nginx
 # proxy_cache and the Spark edge (repo Caddyfile), each in front of the same
 # static nginx origin, one after another. Prints throughput, P50/P99, hit
-# ratio and origin requests for each, with ratios to the Spark edge.
+# ratio and origin requests for each, with ratios to the Spark edge; then
+# nginx and the edge over TLS + HTTP/2 with h2load (BENCH_TLS=0 skips it).
 # Configuration files: loadtest/peers/. Installs varnish and nginx-light
 # (Debian packages) when missing, without starting their system services.
 #
-# Env: BENCH_DURATION (15s)  BENCH_CONCURRENCY (64)  BENCH_WARM (5s)
+# Env: BENCH_DURATION (15s)  BENCH_CONCURRENCY (64)  BENCH_WARM (5s)  BENCH_TLS (1)
 #      BENCH_OUT (.bench/peers: JSON and HTML report per cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
