@@ -4,11 +4,12 @@
 # 64 KB blobs, Zipf popularity, closed model) against Varnish, nginx
 # proxy_cache and the Spark edge (repo Caddyfile), each in front of the same
 # static nginx origin, one after another. Prints throughput, P50/P99, hit
-# ratio and origin requests for each, with ratios to the Spark edge.
+# ratio and origin requests for each, with ratios to the Spark edge; then
+# nginx and the edge over TLS + HTTP/2 with h2load (BENCH_TLS=0 skips it).
 # Configuration files: loadtest/peers/. Installs varnish and nginx-light
 # (Debian packages) when missing, without starting their system services.
 #
-# Env: BENCH_DURATION (15s)  BENCH_CONCURRENCY (64)  BENCH_WARM (5s)
+# Env: BENCH_DURATION (15s)  BENCH_CONCURRENCY (64)  BENCH_WARM (5s)  BENCH_TLS (1)
 #      BENCH_OUT (.bench/peers: JSON and HTML report per cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ if ! command -v varnishd >/dev/null || ! command -v nginx >/dev/null; then
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ok() { for _ in $(seq 100); do curl -fs -m 2 -o /dev/null "$1" && return 0; sleep 0.2; done; echo "bench-peers: $1 not answering; logs:" >&2; tail -n 20 "$work"/*.log >&2; return 1; }
+wait_ok() { for _ in $(seq 100); do curl -fs -m 2 -o /dev/null ${2:-} "$1" && return 0; sleep 0.2; done; echo "bench-peers: $1 not answering; logs:" >&2; tail -n 20 "$work"/*.log >&2; return 1; }
 
 work=$(mktemp -d)
 chmod 755 "$work" # varnishd reads its VCL after dropping privileges
@@ -108,6 +109,50 @@ h = "-" if r["hit_ratio"] is None else "%.1f%%" % (100 * r["hit_ratio"])
 print("%.0f %.3f %.3f %s" % (r["rps"], r["latency"]["p50_ms"], r["latency"]["p99_ms"], h))' "$OUT/$name.json")
 	stop_all
 done
+
+# TLS + HTTP/2 (BENCH_TLS=0 skips): nginx proxy_cache (ssl http2) and the Spark
+# edge (the repo Caddyfile served on https with the same self-signed
+# certificate) — Varnish has no TLS — with h2load (Debian's nghttp2-client):
+# 64 connections, one stream each, over 2,000 profile URIs, after a warm pass.
+declare -A trps tp50 tp99
+tls_names=()
+if [ "${BENCH_TLS:-1}" = 1 ]; then
+	command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$work/tls.key" -out "$work/tls.crt" >/dev/null 2>&1
+	for name in nginx spark; do
+		port=$(free_port)
+		case $name in
+		nginx)
+			sed -e "s#@WORK@#$work#g" -e "s#@PORT@#$port#g" -e "s#@ORIGIN@#127.0.0.1:$origin_port#g" \
+				-e "s#listen 127.0.0.1:$port;#listen 127.0.0.1:$port ssl http2; ssl_certificate $work/tls.crt; ssl_certificate_key $work/tls.key;#" \
+				"$PEERS/nginx-cache.conf" >"$work/nginx-tls.conf"
+			nginx -c "$work/nginx-tls.conf" -g 'daemon off;' >"$work/nginx-tls.log" 2>&1 &
+			;;
+		spark)
+			sed -e 's#^\tmetrics$#\tmetrics\n\tauto_https disable_redirects#' \
+				-e "s#^http://{\$SPARK_LISTEN::8080} {#https://{\$SPARK_LISTEN::8080} {\n\ttls $work/tls.crt $work/tls.key#" Caddyfile >"$work/Caddyfile.tls"
+			SPARK_ORIGIN=127.0.0.1:$origin_port SPARK_LISTEN=127.0.0.1:$port SPARK_ADMIN=127.0.0.1:$(free_port) \
+				SPARK_JWT_SECRET=spark-bench-peers-secret-not-for-production \
+				SPARK_EVENTS_TOKEN=spark-bench-peers-events-token-local-only \
+				"$BIN" run --config "$work/Caddyfile.tls" --adapter caddyfile >"$work/spark-tls.log" 2>&1 &
+			;;
+		esac
+		pids+=($!)
+		wait_ok "https://127.0.0.1:$port/static/profiles/1.json" -k
+		python3 -c 'import random, sys; r = random.Random(2); print("\n".join("https://127.0.0.1:%s/static/profiles/%d.json" % (sys.argv[1], r.randint(1, 10000)) for _ in range(2000)))' "$port" >"$work/uris.txt"
+		h2load -c 8 -m 1 -n 20000 -i "$work/uris.txt" >/dev/null 2>&1
+		h2load -t 2 -c "$CONC" -m 1 -D "${DUR%s}" -i "$work/uris.txt" --log-file "$work/h2-$name.log" >"$work/h2-$name.txt" 2>&1
+		read -r trps[$name] tp50[$name] tp99[$name] < <(python3 -c '
+import re, sys
+out = open(sys.argv[1]).read()
+rps = float(re.search(r"finished in [^,]+, ([0-9.]+) req/s", out).group(1))
+t = sorted(int(l.split()[2]) for l in open(sys.argv[2]) if l.strip())
+print("%.0f %.3f %.3f" % (rps, t[len(t) // 2] / 1000, t[int(len(t) * 0.99)] / 1000))' "$work/h2-$name.txt" "$work/h2-$name.log")
+		tls_names+=("$name")
+		stop_all
+	done
+fi
 kill "$origin_pid" 2>/dev/null || true
 wait "$origin_pid" 2>/dev/null || true
 
@@ -122,3 +167,16 @@ for name in spark varnish nginx; do
 		"$(awk -v a="${p99[$name]}" -v b="${p99[spark]}" 'BEGIN { printf "%.2f", a/b }')"
 done
 echo "(ratios are to the Spark edge; reports: $OUT/*.html)"
+if [ ${#tls_names[@]} -gt 0 ]; then
+	echo
+	echo "TLS + HTTP/2: 1 KB profiles (2,000 URIs over 10,000 ids), h2load -t2 -c$CONC -m1, $DUR each after a 20,000-request warm pass"
+	printf '%-22s %10s %9s %9s %12s %12s\n' "" "req/s" "P50 ms" "P99 ms" "req/s ratio" "P99 ratio"
+	for name in "${tls_names[@]}"; do
+		label=$name
+		case $name in spark) label="spark edge" ;; nginx) label="nginx proxy_cache" ;; esac
+		printf '%-22s %10s %9s %9s %12s %12s\n' "$label" "${trps[$name]}" "${tp50[$name]}" "${tp99[$name]}" \
+			"$(awk -v a="${trps[$name]}" -v b="${trps[spark]}" 'BEGIN { printf "%.2f", a/b }')" \
+			"$(awk -v a="${tp99[$name]}" -v b="${tp99[spark]}" 'BEGIN { printf "%.2f", a/b }')"
+	done
+	echo "(ratios are to the Spark edge)"
+fi

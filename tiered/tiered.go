@@ -531,3 +531,6 @@ func (c *Cache) Stats() Stats {
 
 // HasL2 reports whether the cache has a Redis tier.
 func (c *Cache) HasL2() bool { return c.l2 != nil }
+
+// Capacity returns the most bytes L1 holds.
+func (c *Cache) Capacity() int64 { return c.opts.Capacity }

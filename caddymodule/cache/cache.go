@@ -38,6 +38,9 @@ type Cache struct {
 	// the client's cancellation.
 	bg     func(r *http.Request) *http.Request
 	flight flights
+	// hot holds decoded copies of the records hits were served from
+	// (shared by the caches of one store).
+	hot *hotEntries
 	// life ends when the cache is closed, and with it every background
 	// refresh.
 	life    context.Context
@@ -60,6 +63,9 @@ func newCache(store *tiered.Cache, m *metrics, logger *zap.Logger, def Policy, r
 		bg:        func(r *http.Request) *http.Request { return r.Clone(context.WithoutCancel(r.Context())) },
 		life:      life,
 		endLife:   end,
+	}
+	if store != nil { // tests of policies alone have none
+		c.hot = newHotEntries(store.Capacity())
 	}
 	for i := range rules {
 		c.rules = append(c.rules, compiledRule{match: rules[i].matchers(), pol: resolve(rules[i].Policy, def)})

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -35,6 +36,13 @@ type exchange struct {
 	// lands after it (between the lookup and a 304's refresh, or during a
 	// fill) keeps whatever this exchange would store out of the cache.
 	gen uint64
+	// sets is the hot copies' store count read before the lookup (see
+	// hotEntries.put).
+	sets uint64
+	// foundKey and foundExpires are the store key and expiry of the record
+	// lookup returned (its Vary record's, varyExpires).
+	foundKey                  string
+	foundExpires, varyExpires time.Time
 
 	cred     string // the credential's hash, once credential has run
 	credDone bool
@@ -56,9 +64,14 @@ func (x *exchange) prepare() error {
 	}
 	x.pol = pol
 	x.reqCC = parseDirectives(x.r.Header["Cache-Control"])
-	x.pk, x.uriLen = primaryKeyLen(x.r.Host, x.r.URL.EscapedPath(), x.r.URL.RawQuery, pol.ignoreQuery)
 	x.gen = x.c.store.Generation()
+	x.sets = x.c.hot.sets.Load()
 	return nil
+}
+
+// setKey builds the primary key (the hot path looks up without it).
+func (x *exchange) setKey() {
+	x.pk, x.uriLen = primaryKeyLen(x.r.Host, x.r.URL.EscapedPath(), x.r.URL.RawQuery, x.pol.ignoreQuery)
 }
 
 // uriTag is the tag every record stored for the request's URI is indexed
@@ -88,10 +101,12 @@ func (x *exchange) forOrigin() *exchange {
 // lookup finds the stored response the request selects.
 func (x *exchange) lookup() (*entry, tiered.Layer) {
 	ctx, h := x.r.Context(), x.r.Header
-	b, layer, ok := x.c.store.Get(ctx, x.pk)
+	rec, ok := x.c.store.GetEntry(ctx, x.pk)
 	if !ok {
 		return nil, tiered.LayerNone
 	}
+	b, layer := rec.Value, rec.Layer
+	x.foundKey, x.foundExpires = x.pk, rec.Expires
 	keyedByCredential := false
 	if len(b) > 0 && b[0] == kindVary {
 		var buf [8]string
@@ -106,10 +121,15 @@ func (x *exchange) lookup() (*entry, tiered.Layer) {
 			}
 		}
 		keyedByCredential = private || slices.Contains(fields, "authorization")
-		b, layer, ok = x.c.store.Get(ctx, secondaryKey(x.pk, h, fields, cred, x.c.encodings))
-		if !ok {
+		if x.c.hot.admits(x.pk, hotOverhead, x.sets) {
+			x.c.hot.put(newHotVary(x.pk, fields, private, rec.Expires, x.gen), x.sets)
+		}
+		sk := secondaryKey(x.pk, h, fields, cred, x.c.encodings)
+		if rec, ok = x.c.store.GetEntry(ctx, sk); !ok {
 			return nil, tiered.LayerNone
 		}
+		b, layer = rec.Value, rec.Layer
+		x.foundKey, x.varyExpires, x.foundExpires = sk, x.foundExpires, rec.Expires
 	}
 	e, err := decodeEntry(b)
 	if err != nil {
@@ -167,4 +187,54 @@ func hasCredential(h http.Header) bool {
 // its private variants and its coalesced fills.
 func credentialHash(h http.Header) string {
 	return hashValue(strings.Join(h.Values("Authorization"), ",") + "\n" + strings.Join(h.Values("Cookie"), ";"))
+}
+
+// hotLookup finds the hot copy of the stored response the request selects,
+// as lookup does in the store, without building keys on the heap. nil:
+// none, or one the request may not use (lookup decides then). The clock is
+// read only when there is a copy; now is that reading.
+func (x *exchange) hotLookup() (he *hotEntry, now time.Time) {
+	c, h := x.c, x.r.Header
+	var kb [256]byte
+	pk, _ := appendPrimaryKey(kb[:0], x.r.Host, x.r.URL.EscapedPath(), x.r.URL.RawQuery, x.pol.ignoreQuery)
+	if he = c.hot.peek(pk); he == nil {
+		return nil, now
+	}
+	now = c.now()
+	if he = c.hot.get(c.store, pk, now); he == nil {
+		return nil, now
+	}
+	keyedByCredential := false
+	if he.isVary {
+		cred := ""
+		if he.priv {
+			if cred = x.credential(); cred == "" {
+				return nil, now
+			}
+		}
+		keyedByCredential = he.priv || slices.Contains(he.vary, "authorization")
+		var sb [384]byte
+		sk := appendVariantKey(append(sb[:0], pk...), h, he.vary, cred, c.encodings)
+		if he = c.hot.get(c.store, sk, now); he == nil || he.isVary {
+			return nil, now
+		}
+	}
+	if len(h["Authorization"]) > 0 {
+		if !he.e.authOK && !keyedByCredential {
+			return nil, now
+		}
+	} else if he.e.authFill {
+		return nil, now
+	}
+	return he, now
+}
+
+// keepHot makes a hot copy of e, the fresh response lookup found, for the
+// next hits.
+func (x *exchange) keepHot(e *entry) {
+	if e.refuseAll || x.foundKey == "" || !x.c.hot.admits(x.foundKey, int64(len(e.body)+hotOverhead), x.sets) {
+		return
+	}
+	tags := append(e.tags(), x.uriTag())
+	x.c.hot.put(newHotResponse(x.foundKey, e, x.foundExpires, x.gen, tags), x.sets)
 }

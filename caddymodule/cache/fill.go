@@ -199,6 +199,7 @@ func (x *exchange) store(out *http.Request, dec *storeDecision) {
 	key := x.pk
 	if len(dec.vary) > 0 || dec.perUser {
 		rec := encodeVary(dec.vary, dec.perUser)
+		c.hot.forget(x.pk)
 		// Untagged: purges remove the variants (and count only them); a Vary
 		// record pointing at removed variants just makes misses.
 		if _, err := c.store.Set(ctx, x.pk, rec, ttl, nil, x.gen); err != nil {
@@ -212,6 +213,7 @@ func (x *exchange) store(out *http.Request, dec *storeDecision) {
 		key = secondaryKey(x.pk, out.Header, dec.vary, cred, c.encodings)
 	}
 	b := encodeEntry(make([]byte, 0, 256+len(dec.e.body)), &dec.e)
+	c.hot.forget(key)
 	if _, err := c.store.Set(ctx, key, b, ttl, tags, x.gen); err != nil {
 		c.logger.Debug("store response", zap.String("key", x.pk), zap.Error(err))
 	}

@@ -42,25 +42,47 @@ func primaryKey(host, escapedPath, rawQuery string, ignore []string) (key, uriTa
 // primaryKeyLen returns the primary key and the length of its URI part, so
 // that the hit path, which needs no URI tag, does not build one.
 func primaryKeyLen(host, escapedPath, rawQuery string, ignore []string) (key string, uriLen int) {
-	var b strings.Builder
-	b.Grow(len(escapedPath) + len(rawQuery) + len(host) + 2)
-	b.WriteString(escapedPath)
-	writeQuery(&b, rawQuery, ignore)
-	uriLen = b.Len()
-	b.WriteString(hostSep)
-	b.WriteString(strings.ToLower(host))
-	return b.String(), uriLen
+	var buf [256]byte
+	b, uriLen := appendPrimaryKey(buf[:0], host, escapedPath, rawQuery, ignore)
+	return string(b), uriLen
+}
+
+// appendPrimaryKey appends the primary key to dst and returns it with the
+// length of its URI part (from the start of dst).
+func appendPrimaryKey(dst []byte, host, escapedPath, rawQuery string, ignore []string) ([]byte, int) {
+	dst = append(dst, escapedPath...)
+	dst = appendQuery(dst, rawQuery, ignore)
+	uriLen := len(dst)
+	dst = append(dst, hostSep...)
+	return appendLower(dst, host), uriLen
+}
+
+// appendLower appends s lower-cased as strings.ToLower does.
+func appendLower(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return append(dst, strings.ToLower(s)...)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // keyURITag returns the URI tag of a primary key built by primaryKeyLen.
 func keyURITag(key string, uriLen int) string { return uriTagPrefix + key[:uriLen] }
 
-// writeQuery writes the normalized query to b, preceded by '?' when it is
-// not empty: parameters sorted, ignored ones dropped. Up to 16 parameters
-// are sorted without allocating.
-func writeQuery(b *strings.Builder, q string, ignore []string) {
+// appendQuery appends the normalized query to dst, preceded by '?' when it
+// is not empty: parameters sorted, ignored ones dropped. Up to 16
+// parameters are sorted without allocating.
+func appendQuery(dst []byte, q string, ignore []string) []byte {
 	if q == "" {
-		return
+		return dst
 	}
 	var arr [16]string
 	kept := arr[:0]
@@ -83,20 +105,20 @@ func writeQuery(b *strings.Builder, q string, ignore []string) {
 		rest = r
 	}
 	if len(kept) == 0 {
-		return
+		return dst
 	}
-	b.WriteByte('?')
+	dst = append(dst, '?')
 	if sorted {
-		b.WriteString(q)
-		return
+		return append(dst, q...)
 	}
 	slices.Sort(kept)
 	for i, p := range kept {
 		if i > 0 {
-			b.WriteByte('&')
+			dst = append(dst, '&')
 		}
-		b.WriteString(p)
+		dst = append(dst, p...)
 	}
+	return dst
 }
 
 func ignored(name string, ignore []string) bool {
@@ -124,33 +146,37 @@ func isCredentialField(f string) bool {
 // private variant). encodings is the list of content codings the edge can
 // produce, best first.
 func secondaryKey(primary string, h http.Header, fields []string, credential string, encodings []string) string {
-	var b strings.Builder
-	b.Grow(len(primary) + 1 + 48*len(fields) + 48)
-	b.WriteString(primary)
-	b.WriteString(varySep)
+	var buf [384]byte
+	return string(appendVariantKey(append(buf[:0], primary...), h, fields, credential, encodings))
+}
+
+// appendVariantKey appends to dst (a primary key) the rest of
+// secondaryKey's key.
+func appendVariantKey(dst []byte, h http.Header, fields []string, credential string, encodings []string) []byte {
+	dst = append(dst, varySep...)
 	for i, f := range fields {
 		if i > 0 {
-			b.WriteString(fieldSep)
+			dst = append(dst, fieldSep...)
 		}
-		b.WriteString(f)
-		b.WriteByte('=')
+		dst = append(dst, f...)
+		dst = append(dst, '=')
 		values := h[canonicalField(f)]
 		if f == "accept-encoding" && len(values) > 0 {
-			writeEncodingBucket(&b, values, encodings)
+			dst = appendEncodingBucket(dst, values, encodings)
 			continue
 		}
-		b.WriteString(normalizeField(f, values, encodings))
+		dst = append(dst, normalizeField(f, values, encodings)...)
 	}
 	if credential != "" {
 		// Always, even when Vary names Authorization: a user who
 		// authenticates with a cookie has no Authorization value, and two
 		// such users must not share a variant. '@' is not a field-name
 		// character, so no Vary field can forge this part.
-		b.WriteString(fieldSep)
-		b.WriteString("@credential=")
-		b.WriteString(credential)
+		dst = append(dst, fieldSep...)
+		dst = append(dst, "@credential="...)
+		dst = append(dst, credential...)
 	}
-	return b.String()
+	return dst
 }
 
 // normalizeField turns a request field's values into their canonical form
@@ -198,15 +224,14 @@ func normalizeList(values []string) string {
 // client accepts, so that the thousands of distinct Accept-Encoding strings
 // in the wild make a handful of variants.
 func encodingBucket(values []string, encodings []string) string {
-	var b strings.Builder
-	writeEncodingBucket(&b, values, encodings)
-	return b.String()
+	var buf [64]byte
+	return string(appendEncodingBucket(buf[:0], values, encodings))
 }
 
-// writeEncodingBucket writes encodingBucket's result to b. It reads the
+// appendEncodingBucket appends encodingBucket's result to dst. It reads the
 // values once for all the edge's codings; the first item naming a coding
 // decides for it, "*" for the codings no item names.
-func writeEncodingBucket(b *strings.Builder, values []string, encodings []string) {
+func appendEncodingBucket(dst []byte, values []string, encodings []string) []byte {
 	const (
 		unnamed = iota
 		accepted
@@ -241,12 +266,13 @@ func writeEncodingBucket(b *strings.Builder, values []string, encodings []string
 	for i, enc := range encodings {
 		if state[i] == accepted || state[i] == unnamed && star {
 			if !first {
-				b.WriteByte(',')
+				dst = append(dst, ',')
 			}
-			b.WriteString(enc)
+			dst = append(dst, enc...)
 			first = false
 		}
 	}
+	return dst
 }
 
 // canonicalField returns the canonical header key of a lower-case field name.

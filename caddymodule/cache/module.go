@@ -145,7 +145,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, fmt.Errorf("spark_cache %q: %w", h.Name, err)
 		}
-		return &pooled{name: h.Name, store: store, metrics: newMetrics(store, h.Name)}, nil
+		return &pooled{name: h.Name, store: store, metrics: newMetrics(store, h.Name), hot: newHotEntries(h.Capacity)}, nil
 	})
 	if err != nil {
 		return err
@@ -157,6 +157,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.cache = newCache(h.state.store, h.state.metrics, ctx.Logger(), h.Defaults, h.Rules, h.Encodings, int(h.MaxEntrySize))
 	h.cache.bg = detachRequest
+	h.cache.hot = h.state.hot
 	h.state.cache.Store(h.cache)
 	return nil
 }

@@ -19,6 +19,9 @@ type pooled struct {
 	name    string
 	store   *tiered.Cache
 	metrics *metrics
+	// hot holds the decoded copies of hit records, shared by every config
+	// using the store (a store by one drops the copies all of them read).
+	hot *hotEntries
 	// token is the purge token of the most recently loaded config.
 	token atomic.Pointer[string]
 	// cache is the most recently provisioned handler's logic (its rules

@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/spark-edge/spark/internal/contract"
+	"github.com/spark-edge/spark/tiered"
 )
 
 // errOnlyIfCached is the 504 of a request with only-if-cached that the
@@ -18,6 +19,15 @@ var errOnlyIfCached = errors.New("only-if-cached: no stored response may answer 
 // serve answers a GET or HEAD: from the stored response when the request
 // and the response allow it, else through the origin.
 func (x *exchange) serve() error {
+	if he, now := x.hotLookup(); he != nil && !refused(x.r, he.e) {
+		age := he.e.currentAge(now)
+		if usable(he.e, x.reqCC, age) == useFresh {
+			x.c.metrics.hit(tiered.LayerL1, resultHit)
+			x.serveHot(he, age)
+			return nil
+		}
+	}
+	x.setKey()
 	e, layer := x.lookup()
 	if e == nil {
 		return x.serveMiss()
@@ -32,6 +42,7 @@ func (x *exchange) serve() error {
 	switch usable(e, x.reqCC, age) {
 	case useFresh:
 		x.c.metrics.hit(layer, resultHit)
+		x.keepHot(e)
 		return x.serveHit(e, age, "")
 	case useStale:
 		x.c.metrics.hit(layer, resultStale)

@@ -46,6 +46,7 @@ func exchangeFor(tb testing.TB, c *Cache, r *http.Request) *exchange {
 	if err := x.prepare(); err != nil {
 		tb.Fatal(err)
 	}
+	x.setKey()
 	return x
 }
 
