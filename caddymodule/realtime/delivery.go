@@ -222,12 +222,16 @@ func (c *conn) replay(ctx context.Context, since int64, raw []byte) (int64, erro
 	case ev.Seq != since+1:
 		return since, errLogGap
 	}
-	if err := c.q.pushWait(ctx, outFrame{data: appendEventFrame(nil, raw), kind: kindOutEvent, at: ev.At}); err != nil {
-		return since, err
-	}
+	// The watermark rises before the frame is queued: the writer may send
+	// it at once and a fast client ack it before pushWait returns, and an
+	// ack is checked against the watermark. (A failed push means the
+	// connection is ending, so the early rise costs nothing.)
 	c.seq.mu.Lock()
 	c.seq.last = ev.Seq
 	c.seq.mu.Unlock()
+	if err := c.q.pushWait(ctx, outFrame{data: appendEventFrame(nil, raw), kind: kindOutEvent, at: ev.At}); err != nil {
+		return since, err
+	}
 	c.peers.apply(ev)
 	c.metrics.replayed.Inc()
 	return ev.Seq, nil
