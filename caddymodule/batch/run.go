@@ -84,6 +84,13 @@ func (rec *recorder) Write(p []byte) (int, error) {
 // lets handlers that flush (reverse_proxy streaming) run unchanged.
 func (rec *recorder) Flush() {}
 
+// tooLarge reports whether the handler wrote past the limit.
+func (rec *recorder) tooLarge() bool {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.overflow
+}
+
 // abandon makes the recorder take nothing more.
 func (rec *recorder) abandon() {
 	rec.mu.Lock()
@@ -183,6 +190,12 @@ func (rn *runner) one(ctx context.Context, s *subRequest) outcome {
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler { //nolint:errorlint // a sentinel value, as net/http compares it
+					// reverse_proxy aborts when a write fails: the
+					// recorder's limit, or the deadline.
+					if rec.tooLarge() {
+						finished <- rec.outcome()
+						return
+					}
 					finished <- problemOutcome(http.StatusBadGateway, subServerError, "Sub-request aborted", "the route aborted the response")
 					return
 				}
