@@ -268,11 +268,18 @@ func encodeBody(contentType string, body []byte) (json.RawMessage, string) {
 		return body, ""
 	}
 	if utf8.Valid(body) {
-		b, _ := json.Marshal(string(body))
-		return b, ""
+		return jsonString(string(body)), ""
 	}
-	b, _ := json.Marshal(base64.StdEncoding.EncodeToString(body))
-	return b, "base64"
+	return jsonString(base64.StdEncoding.EncodeToString(body)), "base64"
+}
+
+// jsonString is s as a JSON string, without HTML escaping.
+func jsonString(s string) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // jsonMedia reports whether a Content-Type is JSON (application/json or a

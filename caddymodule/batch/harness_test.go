@@ -47,11 +47,11 @@ type stubOrigin struct {
 	srv     *httptest.Server
 	release chan struct{} // closed at cleanup: /api/slow returns
 
-	mu       sync.Mutex
-	count    map[string]int // "METHOD path" -> requests
-	total    int
-	writes   []string // paths of unsafe requests, in arrival order
-	inUnsafe int      // unsafe requests being served
+	mu               sync.Mutex
+	count            map[string]int // "METHOD path" -> requests
+	total            int
+	writes           []string // paths of unsafe requests, in arrival order
+	inUnsafe         int      // unsafe requests being served
 	maxUnsafeOverlap int
 }
 
