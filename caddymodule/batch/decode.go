@@ -222,7 +222,7 @@ func checkPath(p string, lim limits) (*url.URL, error) {
 	if !printable(dp) || strings.Contains(dp, "\\") || !clean(dp) {
 		return nil, unprocessable("path %q is not clean (no //, . or .. segments)", truncate(p))
 	}
-	if lim.self != "" && (dp == lim.self || dp == lim.self+"/") {
+	if lim.self != "" && (strings.EqualFold(dp, lim.self) || strings.EqualFold(dp, lim.self+"/")) {
 		return nil, unprocessable("path %q is the batch endpoint itself", truncate(p))
 	}
 	for _, prefix := range lim.prefixes {

@@ -3,7 +3,9 @@ package batch
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,5 +122,22 @@ func TestRecorder(t *testing.T) {
 	rec.abandon()
 	if _, err := rec.Write([]byte("a")); err != errAbandoned {
 		t.Errorf("abandoned: %v", err)
+	}
+}
+
+// A batch reached as a sub-request of a batch (a rewrite, another
+// spelling) is refused as a whole, whatever it holds.
+func TestNestedBatchRefused(t *testing.T) {
+	h := &Handler{}
+	h.setDefaults()
+	ran := false
+	route := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { ran = true })
+	r := httptest.NewRequest(http.MethodPost, "/api/other", strings.NewReader(`{"requests":[{"id":"a","path":"/api/x"}]}`))
+	r.Header.Set("Content-Type", "application/json")
+	r = r.WithContext(context.WithValue(r.Context(), subKey{}, true))
+	w := httptest.NewRecorder()
+	h.serveBatch(w, r, route)
+	if w.Code != http.StatusUnprocessableEntity || ran || w.Header().Get("Content-Type") != mediaProblem {
+		t.Errorf("%d ran=%v %s", w.Code, ran, w.Body)
 	}
 }
