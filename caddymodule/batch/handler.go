@@ -34,7 +34,9 @@ type subKey struct{}
 // carries (canonical names), besides the Sec-CH-* client hints: the
 // caller's credential and what describes the caller's device and network.
 // A sub-request's own headers may override the hints, never Authorization.
-var inheritedHeaders = []string{"Authorization", "User-Agent", "Accept-Language",
+// Accept-Encoding is carried so that sub-requests use the cache variants
+// the client's own requests use (bodies are decoded before embedding).
+var inheritedHeaders = []string{"Authorization", "User-Agent", "Accept-Language", "Accept-Encoding",
 	"Save-Data", "Ect", "Downlink", "Rtt", "Dpr", "Viewport-Width", "Width", "Device-Memory"}
 
 // ServeHTTP answers a batch: it never calls next. The route each

@@ -203,7 +203,7 @@ func (rn *runner) one(ctx context.Context, s *subRequest) outcome {
 			}
 		}()
 		rn.serve.ServeHTTP(rec, req)
-		finished <- rec.outcome()
+		finished <- decodeContent(rec.outcome(), rn.maxResponse)
 	}()
 	select {
 	case o := <-finished:

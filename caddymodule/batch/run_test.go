@@ -1,6 +1,8 @@
 package batch
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // GET/HEAD sub-requests run at most concurrency at once: the route holds
@@ -139,5 +143,34 @@ func TestNestedBatchRefused(t *testing.T) {
 	h.serveBatch(w, r, route)
 	if w.Code != http.StatusUnprocessableEntity || ran || w.Header().Get("Content-Type") != mediaProblem {
 		t.Errorf("%d ran=%v %s", w.Code, ran, w.Body)
+	}
+}
+
+// gzip and zstd sub-responses are embedded decoded, without their
+// Content-Encoding; a bomb over the limit is too_large; garbage is a 502.
+func TestDecodeContent(t *testing.T) {
+	plain := []byte(`{"a":"` + strings.Repeat("x", 100) + `"}`)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(plain)
+	_ = zw.Close()
+	enc, _ := zstd.NewWriter(nil)
+	zs := enc.EncodeAll(plain, nil)
+	for coding, body := range map[string][]byte{"gzip": gz.Bytes(), "zstd": zs} {
+		h := http.Header{"Content-Encoding": {coding}, "Content-Type": {"application/json"}}
+		o := decodeContent(outcome{status: 200, header: h, body: body, result: subSuccess}, 1<<10)
+		if o.status != 200 || !bytes.Equal(o.body, plain) || o.header.Get("Content-Encoding") != "" || h.Get("Content-Encoding") != coding {
+			t.Errorf("%s: %d %q %v", coding, o.status, o.body, o.header)
+		}
+		if o := decodeContent(outcome{status: 200, header: h, body: body}, 50); o.status != 502 || o.result != subTooLarge {
+			t.Errorf("%s over the limit: %+v", coding, o)
+		}
+		if o := decodeContent(outcome{status: 200, header: h, body: []byte("garbage")}, 1<<10); o.status != 502 || o.result != subServerError {
+			t.Errorf("%s garbage: %+v", coding, o)
+		}
+	}
+	br := outcome{status: 200, header: http.Header{"Content-Encoding": {"br"}}, body: []byte{1, 2}}
+	if o := decodeContent(br, 1<<10); o.status != 200 || o.header.Get("Content-Encoding") != "br" {
+		t.Errorf("br: %+v", o)
 	}
 }
