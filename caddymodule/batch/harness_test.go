@@ -44,8 +44,11 @@ func token(t testing.TB, id int64) string {
 // stubOrigin answers like the Spark origin for the paths the tests use and
 // records what reaches it.
 type stubOrigin struct {
-	srv     *httptest.Server
-	release chan struct{} // closed at cleanup: /api/slow returns
+	srv      *httptest.Server
+	release  chan struct{} // closed at cleanup: /api/slow returns
+	gate     chan struct{} // closed by a test: GET /api/gate returns
+	gated    chan struct{} // closed when GET /api/gate arrived
+	gateOnce sync.Once
 
 	mu               sync.Mutex
 	count            map[string]int // "METHOD path" -> requests
@@ -57,7 +60,7 @@ type stubOrigin struct {
 
 func newStubOrigin(t *testing.T) *stubOrigin {
 	t.Helper()
-	o := &stubOrigin{count: map[string]int{}, release: make(chan struct{})}
+	o := &stubOrigin{count: map[string]int{}, release: make(chan struct{}), gate: make(chan struct{}), gated: make(chan struct{})}
 	o.srv = httptest.NewServer(http.HandlerFunc(o.serve))
 	t.Cleanup(func() {
 		close(o.release)
@@ -90,6 +93,15 @@ func (o *stubOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	switch {
+	case r.URL.Path == "/api/gate":
+		o.gateOnce.Do(func() { close(o.gated) })
+		select {
+		case <-o.gate:
+		case <-o.release:
+		}
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"gate":"open"}`)
 	case r.URL.Path == "/api/slow":
 		select {
 		case <-r.Context().Done():

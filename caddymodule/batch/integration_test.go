@@ -348,3 +348,48 @@ func TestBatchStreamingOff(t *testing.T) {
 		t.Fatalf("%d %q", r.Status, r.Header.Get("Content-Type"))
 	}
 }
+
+// Streamed lines come as sub-requests finish: the answer of a fast
+// sub-request arrives while a slower one before it is still held at the
+// origin, and the held one's line follows when the origin lets it go.
+func TestBatchStreamingAsTheyFinish(t *testing.T) {
+	e := startEdge(t, defaultBatchBlock)
+	body := batchBody(t, sub{ID: "held", Path: "/api/gate"}, sub{ID: "fast", Path: "/api/users/1/profile"})
+	req, err := http.NewRequestWithContext(t.Context(), "POST", "http://"+e.site+"/api/batch", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/x-ndjson")
+	req.Header.Set("Authorization", "Bearer "+token(t, 5))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	lines := bufio.NewReader(res.Body)
+	read := func() subResponse {
+		t.Helper()
+		line, err := lines.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("read a line: %v (%q)", err, line)
+		}
+		var sr subResponse
+		if err := json.Unmarshal(line, &sr); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		return sr
+	}
+	first := read() // the held one cannot finish before the gate opens
+	<-e.origin.gated
+	if first.ID != "fast" || first.Index != 1 || first.Status != 200 {
+		t.Fatalf("first line %+v, want the fast sub-request", first)
+	}
+	close(e.origin.gate)
+	if second := read(); second.ID != "held" || second.Index != 0 || field(t, second.Body, "gate") != "open" {
+		t.Fatalf("second line %+v", second)
+	}
+	if rest, _ := lines.ReadBytes('\n'); len(rest) != 0 {
+		t.Errorf("more after the last sub-response: %q", rest)
+	}
+}
