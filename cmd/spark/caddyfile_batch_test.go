@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -19,7 +20,7 @@ func TestRepoCaddyfileBatch(t *testing.T) {
 		t.Fatalf("warm: %d %s", r.status, r.body)
 	}
 	before := len(e.origin.seen())
-	post := func(tok, body string) (int, http.Header, string) {
+	post := func(tok, body string, hdr ...string) (int, http.Header, string) {
 		t.Helper()
 		req, err := http.NewRequest("POST", "http://127.0.0.1:"+strconv.Itoa(e.port)+"/api/batch", strings.NewReader(body))
 		if err != nil {
@@ -29,12 +30,26 @@ func TestRepoCaddyfileBatch(t *testing.T) {
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
 		res, err := e.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
+		var rd io.Reader = res.Body
+		if res.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd = zr
+		}
+		b, err := io.ReadAll(rd)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return res.StatusCode, res.Header, string(b)
 	}
 	type subRes struct {
@@ -68,6 +83,15 @@ func TestRepoCaddyfileBatch(t *testing.T) {
 	}
 	if seen := e.origin.seen()[before:]; len(seen) != 1 || seen[0] != "/api/users/8/profile" {
 		t.Errorf("the origin saw %v, want only /api/users/8/profile", seen)
+	}
+	// Streaming through the site's encode: NDJSON lines, gzip on the wire.
+	status, hdr, body = post(e.token, `{"requests":[{"id":"a","path":"/api/users/7/profile"},{"id":"b","path":"/api/users/8/profile"}]}`,
+		"Accept", "application/x-ndjson", "Accept-Encoding", "gzip")
+	if status != 200 || hdr.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("streaming: %d %q %s", status, hdr.Get("Content-Type"), body)
+	}
+	if lines := strings.Split(strings.TrimSpace(body), "\n"); len(lines) != 2 || !strings.Contains(body, `"id":"a"`) || !strings.Contains(body, `"id":"b"`) {
+		t.Errorf("streamed lines: %q", body)
 	}
 	// No token: the batch runs, its API sub-requests are refused.
 	status, _, body = post("", `{"requests":[{"id":"a","path":"/api/users/7/profile"}]}`)
