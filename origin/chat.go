@@ -17,6 +17,14 @@ const (
 )
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, me int64) error {
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	fields, err := parseListFields(q.Get("fields"), conversationFieldNames)
+	if err != nil {
+		return err
+	}
 	cs, err := s.store.ListConversations(r.Context(), me)
 	if err != nil {
 		return fmt.Errorf("list conversations %d: %w", me, err)
@@ -24,8 +32,12 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, me in
 	if cs == nil {
 		cs = []store.ConversationSummary{}
 	}
+	shaped, err := shapeList(cs, fields)
+	if err != nil {
+		return err
+	}
 	privateNoStore(w)
-	return writeJSON(w, http.StatusOK, map[string]any{"conversations": cs})
+	return writeJSON(w, http.StatusOK, map[string]any{"conversations": shaped})
 }
 
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, me int64) error {
@@ -38,6 +50,10 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, me int64) 
 		return err
 	}
 	limit, err := parseLimit(q, "limit", DefaultMessageLimit, MaxMessageLimit)
+	if err != nil {
+		return err
+	}
+	fields, err := parseListFields(q.Get("fields"), messageFieldNames)
 	if err != nil {
 		return err
 	}
@@ -58,8 +74,12 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, me int64) 
 	if len(ms) == limit {
 		next = ms[len(ms)-1].ID
 	}
+	shaped, err := shapeList(ms, fields)
+	if err != nil {
+		return err
+	}
 	privateNoStore(w)
-	return writeJSON(w, http.StatusOK, map[string]any{"messages": ms, "next_before": next})
+	return writeJSON(w, http.StatusOK, map[string]any{"messages": shaped, "next_before": next})
 }
 
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, me int64) error {

@@ -66,6 +66,14 @@ func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
 }
 
 func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, me int64) error {
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	fields, err := parseListFields(q.Get("fields"), matchFieldNames)
+	if err != nil {
+		return err
+	}
 	ms, err := s.store.ListMatches(r.Context(), me)
 	if err != nil {
 		return fmt.Errorf("list matches %d: %w", me, err)
@@ -78,7 +86,11 @@ func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, me int64) e
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Vary", "Authorization")
 	h.Set(contract.CacheTags, contract.MatchesTag(me))
-	return writeJSON(w, http.StatusOK, map[string]any{"matches": out})
+	shaped, err := shapeList(out, fields)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"matches": shaped})
 }
 
 func (s *Server) unmatch(w http.ResponseWriter, r *http.Request, me int64) error {

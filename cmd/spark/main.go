@@ -9,6 +9,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/spark-edge/spark/caddymodule/auth"
+	_ "github.com/spark-edge/spark/caddymodule/batch"
 	_ "github.com/spark-edge/spark/caddymodule/cache"
 	_ "github.com/spark-edge/spark/caddymodule/image"
 	_ "github.com/spark-edge/spark/caddymodule/realtime"
