@@ -102,10 +102,15 @@ func (c *conn) catchUp() {
 }
 
 // queueEventLocked queues a live event that follows the watermark.
+//
+// The connection's conversations follow the event before its frame is
+// queued: the writer may send the frame at once, and a client that has
+// read a match must find the conversation known when it types in it. (A
+// failed enqueue closes the connection, so the early update costs nothing.)
 func (c *conn) queueEventLocked(le *liveEvent) {
+	c.peers.apply(le.ev)
 	if c.enqueue(outFrame{data: le.frame, kind: kindOutEvent, at: le.ev.At}) {
 		c.seq.last = le.ev.Seq
-		c.peers.apply(le.ev)
 	}
 }
 
@@ -222,17 +227,18 @@ func (c *conn) replay(ctx context.Context, since int64, raw []byte) (int64, erro
 	case ev.Seq != since+1:
 		return since, errLogGap
 	}
-	// The watermark rises before the frame is queued: the writer may send
-	// it at once and a fast client ack it before pushWait returns, and an
-	// ack is checked against the watermark. (A failed push means the
-	// connection is ending, so the early rise costs nothing.)
+	// The watermark and the connection's conversations follow the event
+	// before its frame is queued: the writer may send it at once, and a
+	// fast client may ack it (checked against the watermark) or type in
+	// the conversation it announced before pushWait returns. (A failed push
+	// means the connection is ending, so the early update costs nothing.)
 	c.seq.mu.Lock()
 	c.seq.last = ev.Seq
 	c.seq.mu.Unlock()
+	c.peers.apply(ev)
 	if err := c.q.pushWait(ctx, outFrame{data: appendEventFrame(nil, raw), kind: kindOutEvent, at: ev.At}); err != nil {
 		return since, err
 	}
-	c.peers.apply(ev)
 	c.metrics.replayed.Inc()
 	return ev.Seq, nil
 }
