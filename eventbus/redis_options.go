@@ -3,12 +3,11 @@ package eventbus
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/spark-edge/spark/internal/redisconn"
 )
 
 // RedisOptions configure the Redis bus, in the shape of the cache's
@@ -16,26 +15,14 @@ import (
 // or Cluster, a Redis Cluster (sharded pub/sub); MasterName, a
 // Sentinel-managed master (Addrs are then the sentinels).
 type RedisOptions struct {
-	// Addrs are the Redis nodes (host:port), or the sentinels.
-	Addrs []string
-	// Cluster forces Cluster mode with a single address.
-	Cluster bool
-	// MasterName is the Sentinel master's name; empty: no Sentinel.
-	MasterName string
-	// Username and Password authenticate to Redis (ACL user, or
-	// requirepass when Username is empty).
-	Username string
-	Password string
-	// DB holds the presence hashes (pub/sub ignores it). Not in a Cluster.
-	DB int
+	// Options locate Redis. DB holds the presence hashes (pub/sub ignores
+	// it). PoolSize is the connections per node for publishes and presence
+	// updates (0: go-redis's default, 10 per CPU). Timeout defaults: dial,
+	// read and write 1 s each.
+	redisconn.Options
 
 	// KeyPrefix starts every channel and key. Default "spark:".
 	KeyPrefix string
-	// PoolSize is the connections per node for publishes and presence
-	// updates; 0: go-redis's default (10 per CPU).
-	PoolSize int
-	// Timeouts. Defaults: dial 1 s, read and write 1 s.
-	DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// PingInterval is how often an idle subscriber connection is checked:
 	// one that stays silent for PingInterval + ReadTimeout is replaced.
 	// Default 5 s.
@@ -60,8 +47,8 @@ type RedisOptions struct {
 // DefaultRedisOptions returns the defaults for addrs.
 func DefaultRedisOptions(addrs ...string) RedisOptions {
 	return RedisOptions{
-		Addrs: addrs, KeyPrefix: "spark:",
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		Options:      redisconn.Options{Addrs: addrs, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second},
+		KeyPrefix:    "spark:",
 		PingInterval: 5 * time.Second, ReconnectMin: defaultReconnectMin, ReconnectMax: defaultReconnectMax,
 		PresenceRefresh: 15 * time.Second, PresenceTTL: 45 * time.Second,
 	}
@@ -69,11 +56,8 @@ func DefaultRedisOptions(addrs ...string) RedisOptions {
 
 // fill checks o and sets what is unset to the defaults.
 func (o *RedisOptions) fill() error {
-	if len(o.Addrs) == 0 {
-		return errors.New("eventbus: redis needs at least one address")
-	}
-	if o.MasterName != "" && o.isCluster() {
-		return errors.New("eventbus: redis: Sentinel (MasterName) and Cluster exclude each other")
+	if err := o.Check(); err != nil {
+		return fmt.Errorf("eventbus: redis: %w", err)
 	}
 	d := DefaultRedisOptions()
 	orDefault(&o.DialTimeout, d.DialTimeout)
@@ -98,23 +82,4 @@ func (o *RedisOptions) fill() error {
 		o.Logger = slog.Default()
 	}
 	return nil
-}
-
-func (o *RedisOptions) isCluster() bool { return o.Cluster || len(o.Addrs) > 1 && o.MasterName == "" }
-
-// client opens the go-redis client publishes and presence go through.
-func (o *RedisOptions) client() redis.UniversalClient {
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:         o.Addrs,
-		IsClusterMode: o.isCluster(),
-		MasterName:    o.MasterName,
-		Username:      o.Username,
-		Password:      o.Password,
-		DB:            o.DB,
-		PoolSize:      o.PoolSize,
-		DialTimeout:   o.DialTimeout,
-		ReadTimeout:   o.ReadTimeout,
-		WriteTimeout:  o.WriteTimeout,
-		MaxRetries:    1,
-	})
 }

@@ -33,7 +33,7 @@ func NewRedisPublisher(o RedisOptions) (*RedisPublisher, error) {
 }
 
 func newRedisPublisher(o *RedisOptions) *RedisPublisher {
-	return &RedisPublisher{client: o.client(), names: newNaming(o.KeyPrefix), sharded: o.isCluster()}
+	return &RedisPublisher{client: o.Client(), names: newNaming(o.KeyPrefix), sharded: o.IsCluster()}
 }
 
 // Publish sends msgs to their users' channels in one pipeline (split by

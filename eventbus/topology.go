@@ -24,7 +24,7 @@ type topology interface {
 
 func newTopology(o *RedisOptions, client redis.UniversalClient) topology {
 	switch {
-	case o.isCluster():
+	case o.IsCluster():
 		return clusterMasters{client.(*redis.ClusterClient)}
 	case o.MasterName != "":
 		return &sentinelMaster{o: o}

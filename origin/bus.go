@@ -9,6 +9,7 @@ import (
 
 	"github.com/spark-edge/spark/eventbus"
 	"github.com/spark-edge/spark/internal/authtoken"
+	"github.com/spark-edge/spark/internal/redisconn"
 )
 
 // DevEventsToken is the events stream's shared secret with the embedded
@@ -115,7 +116,7 @@ func openEventBus(cfg EventsConfig, databaseURL string, log *slog.Logger) (*even
 	b := &eventBus{}
 	switch {
 	case len(cfg.Redis) > 0:
-		p, err := eventbus.NewRedisPublisher(eventbus.RedisOptions{Addrs: cfg.Redis, KeyPrefix: cfg.RedisPrefix, Logger: log})
+		p, err := eventbus.NewRedisPublisher(eventbus.RedisOptions{Options: redisconn.Options{Addrs: cfg.Redis}, KeyPrefix: cfg.RedisPrefix, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("origin: realtime bus on Redis %v: %w", cfg.Redis, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/eventbus"
+	"github.com/spark-edge/spark/internal/redisconn"
 	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store/memory"
@@ -165,7 +166,7 @@ func TestRunPublishesToRedis(t *testing.T) {
 	addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 20, DemoSeed: 3,
 		Events: origin.EventsConfig{Redis: []string{testRedisAddr}, RedisPrefix: prefix}})
 	got := make(chan eventbus.Message, 16)
-	sub, err := eventbus.NewRedisSubscriber(eventbus.RedisOptions{Addrs: []string{testRedisAddr}, KeyPrefix: prefix, Logger: quietLog()},
+	sub, err := eventbus.NewRedisSubscriber(eventbus.RedisOptions{Options: redisconn.Options{Addrs: []string{testRedisAddr}}, KeyPrefix: prefix, Logger: quietLog()},
 		func(m eventbus.Message) { got <- m })
 	if err != nil {
 		t.Fatal(err)

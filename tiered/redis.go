@@ -8,25 +8,17 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/spark-edge/spark/internal/redisconn"
 )
 
 // RedisOptions configure the Redis second tier. One address is a single
 // node; several addresses, or Cluster, a Redis Cluster; MasterName, a
 // Sentinel-managed master (Addrs are then the sentinels).
 type RedisOptions struct {
-	Addrs      []string
-	Cluster    bool
-	MasterName string
-	Username   string
-	Password   string
-	DB         int
-
-	// PoolSize and MinIdleConns are per node. Defaults: 200 and 50.
-	PoolSize     int
-	MinIdleConns int
-	// Timeouts. Defaults: dial 1 s, read and write 250 ms — an L2 slower
-	// than that is worse than a miss.
-	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// Options locate Redis. PoolSize and MinIdleConns default to 200 and
+	// 50 per node; timeouts to dial 1 s, read and write 250 ms (an L2
+	// slower than that is worse than a miss).
+	redisconn.Options
 
 	// KeyPrefix starts every key and the purge channel. Default "spark:".
 	KeyPrefix string
@@ -40,16 +32,16 @@ type RedisOptions struct {
 // DefaultRedisOptions returns the plan's settings for addrs.
 func DefaultRedisOptions(addrs ...string) RedisOptions {
 	return RedisOptions{
-		Addrs: addrs, PoolSize: 200, MinIdleConns: 50,
-		DialTimeout: time.Second, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond,
+		Options: redisconn.Options{Addrs: addrs, PoolSize: 200, MinIdleConns: 50,
+			DialTimeout: time.Second, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond},
 		KeyPrefix: "spark:", Codec: CodecS2, MaxTagMembers: 10000,
 	}
 }
 
 func (o *RedisOptions) fill() error {
 	d := DefaultRedisOptions()
-	if len(o.Addrs) == 0 {
-		return errors.New("tiered: redis needs at least one address")
+	if err := o.Check(); err != nil {
+		return fmt.Errorf("tiered: redis: %w", err)
 	}
 	if o.PoolSize <= 0 {
 		o.PoolSize = d.PoolSize
@@ -98,20 +90,7 @@ func newL2(o RedisOptions) (*l2, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:         o.Addrs,
-		IsClusterMode: o.Cluster,
-		MasterName:    o.MasterName,
-		Username:      o.Username,
-		Password:      o.Password,
-		DB:            o.DB,
-		PoolSize:      o.PoolSize,
-		MinIdleConns:  o.MinIdleConns,
-		DialTimeout:   o.DialTimeout,
-		ReadTimeout:   o.ReadTimeout,
-		WriteTimeout:  o.WriteTimeout,
-		MaxRetries:    1,
-	})
+	client := o.Client()
 	return &l2{
 		client:  client,
 		prefix:  o.KeyPrefix,
