@@ -45,13 +45,7 @@ vet:
 # Short coverage-guided runs of every fuzz target (the seed corpora also run
 # inside `go test`). FUZZTIME=1m make fuzz-seeds for a longer look.
 fuzz-seeds:
-	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -rn1 dirname | sort -u); do \
-		for f in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
-			echo "fuzz $$dir $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$dir >/dev/null 2>&1 || { \
-				$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$dir; exit 1; }; \
-		done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz-seeds.sh
 
 # Benchmarks: hot paths with -benchmem; the edge hit run against Caddy's
 # respond; image variants against libvips' thumbnail path; the origin alone
