@@ -170,6 +170,27 @@ const (
 	retryMax = 5 * time.Second
 )
 
+// learnLogEnd sets the watermark of a live-only connection to the end of
+// the user's log: the connection delivers what is stored after it. The
+// origin tells the end with any page; when even seq 1 is no longer kept
+// (410), the first live event sets it instead. The handler calls it before
+// the upgrade, so whatever is stored once the client holds its connection
+// is delivered.
+func (c *conn) learnLogEnd(ctx context.Context) error {
+	p, err := c.cfg.origin.events(ctx, c.token, 0, 1)
+	if statusOf(err) == http.StatusGone {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s := &c.seq
+	s.mu.Lock()
+	s.last, s.known = p.LastSeq, true
+	s.mu.Unlock()
+	return nil
+}
+
 // fetchOnce sets the watermark of a live-only connection, and queues the
 // origin's events after the watermark, waiting for the writer when the
 // queue is half full.
@@ -179,20 +200,7 @@ func (c *conn) fetchOnce(ctx context.Context) error {
 	known, since := s.known, s.last
 	s.mu.Unlock()
 	if !known {
-		// Live only: the log's end is the watermark. The origin tells it
-		// with any page; when even seq 1 is no longer kept (410), the
-		// first live event sets it instead.
-		p, err := c.cfg.origin.events(ctx, c.token, 0, 1)
-		if statusOf(err) == http.StatusGone {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		s.mu.Lock()
-		s.last, s.known = p.LastSeq, true
-		s.mu.Unlock()
-		return nil
+		return c.learnLogEnd(ctx)
 	}
 	for {
 		p, err := c.cfg.origin.events(ctx, c.token, since, eventsPageLimit)

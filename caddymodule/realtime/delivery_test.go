@@ -198,3 +198,28 @@ func TestSinceBeyondTheLog(t *testing.T) {
 		t.Fatal(fs)
 	}
 }
+
+// TestLiveOnlyStartsAtTheHandshake: a connection without since delivers
+// everything stored once the client holds it, however slowly the origin
+// tells the log's end (before, the end was asked after the handshake, so an
+// event stored meanwhile counted as older than the connection and was
+// never delivered).
+func TestLiveOnlyStartsAtTheHandshake(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.match(7, 1, 2) // before the connection: not delivered
+	e.origin.mu.Lock()
+	e.origin.eventsDelay = 300 * time.Millisecond
+	e.origin.mu.Unlock()
+	c := e.connect(2, "")
+	e.origin.match(8, 3, 2) // after the handshake: delivered
+	evs, _ := c.until(typeEvent, 1, wait)
+	var ev struct {
+		Seq  int64 `json:"seq"`
+		Data struct {
+			ConversationID int64 `json:"conversation_id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(evs[0].Event, &ev); err != nil || ev.Seq != 2 || ev.Data.ConversationID != 8 {
+		t.Fatalf("first event %s (%v), want seq 2 of conversation 8", evs[0].Event, err)
+	}
+}

@@ -77,6 +77,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 	convs, err := h.cfg.origin.conversations(r.Context(), token)
+	if err == nil && !resume {
+		// Live only: from the log's end as of now, learnt before the
+		// handshake ends, so a message stored after the client holds its
+		// connection is never taken for an older one.
+		err = c.learnLogEnd(r.Context())
+	}
 	if err != nil {
 		h.hub.unregister(c)
 		c.cancel()

@@ -215,6 +215,8 @@ type fakeOrigin struct {
 	revoked  map[int64]bool // answer 401 for these users
 	requests map[string]int // "GET /api/events" -> count
 	delay    time.Duration  // before answering a send
+	// eventsDelay holds GET /api/events before it reads the log.
+	eventsDelay time.Duration
 }
 
 func newFakeOrigin(t testing.TB, bus eventbus.Publisher) *fakeOrigin {
@@ -332,6 +334,10 @@ func (o *fakeOrigin) events(w http.ResponseWriter, r *http.Request, me int64) {
 		http.Error(w, `{"title":"Bad Request"}`, http.StatusBadRequest)
 		return
 	}
+	o.mu.Lock()
+	wait := o.eventsDelay
+	o.mu.Unlock()
+	time.Sleep(wait)
 	o.mu.Lock()
 	log := o.logs[me]
 	if since < o.pruned[me] || since > int64(len(log)) { // as the origin: 410 beyond the log too
