@@ -149,7 +149,15 @@ func dialRealtime(t *testing.T, edgeBase, token, query string) *websocket.Conn {
 		url += "?" + query
 	}
 	d := websocket.Dialer{Subprotocols: []string{"spark.v1"}, HandshakeTimeout: 10 * time.Second}
+	// An edge whose bus is reconnecting (Redis just came back, the
+	// subscriber in its backoff) answers 503 with Retry-After: retry as a
+	// client does, for a while.
+	deadline := time.Now().Add(20 * time.Second)
 	c, res, err := d.Dial(url, http.Header{"Authorization": {"Bearer " + token}})
+	for err != nil && res != nil && res.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+		c, res, err = d.Dial(url, http.Header{"Authorization": {"Bearer " + token}})
+	}
 	if err != nil {
 		status := 0
 		if res != nil {
