@@ -137,25 +137,7 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("loadtest: %w", err)
 	}
 	rep := loadtest.NewReport(res, targets)
-	if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
-		return err
-	}
-	if jsonPath != "" {
-		if err := loadtest.WriteFile(jsonPath, rep.WriteJSON); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "JSON report: %s\n", jsonPath)
-	}
-	if htmlPath != "" {
-		if err := loadtest.WriteFile(htmlPath, rep.WriteHTML); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "HTML report: %s\n", htmlPath)
-	}
-	if failOnMiss && !rep.Pass {
-		return errTargetsMissed
-	}
-	return nil
+	return writeReport(cmd, rep, jsonPath, htmlPath, failOnMiss)
 }
 
 // loadtestReportCmd renders a saved JSON report again: `spark loadtest
@@ -187,4 +169,28 @@ func loadtestReportCmd() *cobra.Command {
 	c.Flags().String("html", "", "write the HTML report to this file")
 	_ = c.MarkFlagRequired("json")
 	return c
+}
+
+// writeReport prints rep, writes its JSON and HTML files when asked, and
+// fails with errTargetsMissed when failOnMiss is set and a target was missed.
+func writeReport(cmd *cobra.Command, rep *loadtest.Report, jsonPath, htmlPath string, failOnMiss bool) error {
+	if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
+		return err
+	}
+	if jsonPath != "" {
+		if err := loadtest.WriteFile(jsonPath, rep.WriteJSON); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "JSON report: %s\n", jsonPath)
+	}
+	if htmlPath != "" {
+		if err := loadtest.WriteFile(htmlPath, rep.WriteHTML); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "HTML report: %s\n", htmlPath)
+	}
+	if failOnMiss && !rep.Pass {
+		return errTargetsMissed
+	}
+	return nil
 }

@@ -93,25 +93,7 @@ func runChatLoadtest(cmd *cobra.Command) error {
 		return fmt.Errorf("loadtest: %w", err)
 	}
 	rep := res.Report(targets)
-	if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
-		return err
-	}
-	if jsonPath != "" {
-		if err := loadtest.WriteFile(jsonPath, rep.WriteJSON); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "JSON report: %s\n", jsonPath)
-	}
-	if htmlPath != "" {
-		if err := loadtest.WriteFile(htmlPath, rep.WriteHTML); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "HTML report: %s\n", htmlPath)
-	}
-	if failOnMiss && !rep.Pass {
-		return errTargetsMissed
-	}
-	return nil
+	return writeReport(cmd, rep, jsonPath, htmlPath, failOnMiss)
 }
 
 // loadtestRefhubCmd is the hidden `spark loadtest refhub`: the reference
