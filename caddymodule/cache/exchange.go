@@ -235,6 +235,9 @@ func (x *exchange) keepHot(e *entry) {
 	if e.refuseAll || x.foundKey == "" || !x.c.hot.admits(x.foundKey, int64(len(e.body)+hotOverhead), x.sets) {
 		return
 	}
+	if srv, ok := x.r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Logs != nil {
+		x.c.hot.accessLogged.Store(true)
+	}
 	tags := append(e.tags(), x.uriTag())
 	x.c.hot.put(newHotResponse(x.foundKey, e, x.foundExpires, x.gen, tags), x.sets)
 }

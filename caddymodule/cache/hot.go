@@ -31,6 +31,9 @@ type hotEntries struct {
 	// sets counts stores (forget calls): an insert whose read began before
 	// a store is refused, as the store may have replaced what it read.
 	sets atomic.Uint64
+	// accessLogged is set once a server with access logs made a copy: the
+	// fast path, which writes no access log, then stands aside.
+	accessLogged atomic.Bool
 }
 
 const hotShards = 16
@@ -64,6 +67,9 @@ type hotEntry struct {
 	// served holds the Age, Cache-Status and Content-Length of the last
 	// second it was served in.
 	served atomic.Pointer[servedMemo]
+	// wire is the response's header block as the fast path writes it,
+	// built on its first use there.
+	wire atomic.Pointer[fastWire]
 }
 
 // servedMemo is the per-response values of a hot entry for one age.

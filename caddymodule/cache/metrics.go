@@ -27,6 +27,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	origin   prometheus.Histogram
 	purges   prometheus.Counter
+	// fastPath counts the hits the listener fast path answered (each is
+	// counted in requests as an L1 hit too).
+	fastPath prometheus.Counter
 	entries  prometheus.GaugeFunc
 	bytes    prometheus.GaugeFunc
 	// L2 and cross-edge purge figures, read from the store.
@@ -50,6 +53,9 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 		}),
 		purges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spark_cache_purged_entries_total", Help: "Entries removed by purges and invalidations.", ConstLabels: constLabels,
+		}),
+		fastPath: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spark_cache_fastpath_responses_total", Help: "L1 hits the listener fast path (spark_fastpath) answered before Caddy's pipeline.", ConstLabels: constLabels,
 		}),
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "spark_cache_entries", Help: "Entries in the L1 cache (responses and Vary records).", ConstLabels: constLabels,
@@ -95,7 +101,7 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 // register adds the collectors to reg, tolerating ones already there (two
 // handlers sharing one cache in a config).
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range append([]prometheus.Collector{m.requests, m.origin, m.purges, m.entries, m.bytes}, m.l2...) {
+	for _, c := range append([]prometheus.Collector{m.requests, m.origin, m.purges, m.fastPath, m.entries, m.bytes}, m.l2...) {
 		if err := reg.Register(c); err != nil {
 			if _, ok := err.(prometheus.AlreadyRegisteredError); !ok {
 				return err
