@@ -235,7 +235,7 @@ func (x *exchange) keepHot(e *entry) {
 	if e.refuseAll || x.foundKey == "" || !x.c.hot.admits(x.foundKey, int64(len(e.body)+hotOverhead), x.sets) {
 		return
 	}
-	if srv, ok := x.r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Logs != nil {
+	if srv, ok := x.r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.Logs != nil {
 		x.c.hot.accessLogged.Store(true)
 	}
 	tags := append(e.tags(), x.uriTag())
