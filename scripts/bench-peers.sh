@@ -79,10 +79,13 @@ start_cache() { # name port
 		sed -e "s#@WORK@#$work#g" -e "s#@PORT@#$2#g" -e "s#@ORIGIN@#127.0.0.1:$origin_port#g" "$PEERS/nginx-cache.conf" >"$work/nginx-cache.conf"
 		nginx -c "$work/nginx-cache.conf" -g 'daemon off;' >"$work/nginx-cache.log" 2>&1 &
 		;;
-	spark)
+	spark | spark-nofast)
 		# spark_auth guards /api/* only (the peers scenario reads other paths);
-		# the repo Caddyfile still needs its secret to start.
-		SPARK_ORIGIN=127.0.0.1:$origin_port SPARK_LISTEN=127.0.0.1:$2 SPARK_ADMIN=127.0.0.1:$(free_port) \
+		# the repo Caddyfile still needs its secret to start. spark-nofast is
+		# the same edge with the listener fast path off.
+		fast=on
+		[ "$1" = spark-nofast ] && fast=off
+		SPARK_FASTPATH=$fast SPARK_ORIGIN=127.0.0.1:$origin_port SPARK_LISTEN=127.0.0.1:$2 SPARK_ADMIN=127.0.0.1:$(free_port) \
 			SPARK_JWT_SECRET=spark-bench-peers-secret-not-for-production \
 			SPARK_EVENTS_TOKEN=spark-bench-peers-events-token-local-only \
 			"$BIN" run --config Caddyfile --adapter caddyfile >"$work/spark.log" 2>&1 &
@@ -93,7 +96,7 @@ start_cache() { # name port
 }
 
 declare -A rps p50 p99 hit origin_n
-for name in varnish nginx spark; do
+for name in varnish nginx spark spark-nofast; do
 	port=$(free_port)
 	start_cache "$name" "$port"
 	"$BIN" loadtest --target "http://127.0.0.1:$port" --scenario peers --mode closed --concurrency 8 \
@@ -159,9 +162,9 @@ wait "$origin_pid" 2>/dev/null || true
 echo
 echo "Cache comparison: peers scenario (1 KB profiles over 10,000 ids, 64 KB blobs), closed model, $CONC workers, $DUR each after $WARM warm-up, $(nproc) cores"
 printf '%-22s %10s %9s %9s %8s %12s %12s %12s\n' "" "req/s" "P50 ms" "P99 ms" "hit" "origin reqs" "req/s ratio" "P99 ratio"
-for name in spark varnish nginx; do
+for name in spark spark-nofast varnish nginx; do
 	label=$name
-	case $name in spark) label="spark edge" ;; nginx) label="nginx proxy_cache" ;; esac
+	case $name in spark) label="spark edge" ;; spark-nofast) label="spark, fast path off" ;; nginx) label="nginx proxy_cache" ;; esac
 	printf '%-22s %10s %9s %9s %8s %12s %12s %12s\n' "$label" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${hit[$name]}" "${origin_n[$name]}" \
 		"$(awk -v a="${rps[$name]}" -v b="${rps[spark]}" 'BEGIN { printf "%.2f", a/b }')" \
 		"$(awk -v a="${p99[$name]}" -v b="${p99[spark]}" 'BEGIN { printf "%.2f", a/b }')"
