@@ -9,6 +9,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
+	"github.com/spark-edge/spark/caddymodule/internal/duration"
 )
 
 func init() {
@@ -130,16 +133,8 @@ func (fp *FastPath) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			fp.Paths = append(fp.Paths, args...)
 		case "idle_timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("idle_timeout: %v", err)
-			}
-			fp.IdleTimeout = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := caddyargs.Read(d, 1, caddyargs.Duration(&fp.IdleTimeout, time.Second, duration.Max)); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unrecognized spark_fastpath option %q", opt)
