@@ -1,0 +1,192 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/internal/testredis"
+	"github.com/spark-edge/spark/internal/testutil"
+	"github.com/spark-edge/spark/origin"
+)
+
+// The stack's secrets (PostGIS refuses the development ones).
+const (
+	jwtSecret   = "chaos-drill-jwt-secret-0123456789abcdef"
+	eventsToken = "chaos-drill-events-token-0123456789abcdef"
+	purgeToken  = "chaos-drill-purge-token"
+	demoUsers   = 400
+)
+
+// stack is what the drills run against: an origin on PostGIS (a cluster of
+// its own), Redis (a server of its own) and two edges sharing it.
+type stack struct {
+	t        testing.TB
+	bin      string
+	pg       *pgCluster
+	redis    *testredis.Server
+	photoDir string
+
+	originAddr string
+	originProc *testutil.Process
+
+	caddyfile string
+	edges     [2]*edge
+}
+
+// edge is one edge node.
+type edge struct {
+	port, admin string
+	home        string
+	proc        *testutil.Process
+}
+
+// URL is the edge's base URL.
+func (e *edge) URL() string { return "http://127.0.0.1:" + e.port }
+
+// startStack starts everything; it all stops when t ends.
+func startStack(t testing.TB, photoDir string) *stack {
+	t.Helper()
+	s := &stack{t: t, bin: sparkBinary(t), photoDir: photoDir}
+	s.pg = startPGCluster(t)
+	s.spark(context.Background(), "origin", "migrate", "--database-url", s.pg.URL())
+	s.spark(context.Background(), "origin", "seed", "--database-url", s.pg.URL(), "--users", strconv.Itoa(demoUsers),
+		"--swipes-per-user", "0", "--matched-share", "0")
+	s.redis = testredis.Start(t)
+	s.originAddr = testutil.FreeAddr(t)
+	s.StartOrigin()
+	s.caddyfile = caddyfileWithRedis(t)
+	for i := range s.edges {
+		ports := testutil.FreePorts(t, 2)
+		s.edges[i] = &edge{port: strconv.Itoa(ports[0]), admin: strconv.Itoa(ports[1]), home: t.TempDir()}
+		s.StartEdge(i)
+	}
+	return s
+}
+
+// spark runs a spark subcommand to completion.
+func (s *stack) spark(ctx context.Context, args ...string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, args...)
+	cmd.Env = append(os.Environ(), "SPARK_JWT_SECRET="+jwtSecret)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("spark %s: %v\n%s", strings.Join(args[:2], " "), err, testutil.Tail(string(out), 3000))
+	}
+}
+
+// StartOrigin starts the origin on its address (again, after KillOrigin).
+func (s *stack) StartOrigin() {
+	s.t.Helper()
+	s.originProc = testutil.StartProcess(s.t, []string{"SPARK_JWT_SECRET=" + jwtSecret, "SPARK_EVENTS_TOKEN=" + eventsToken},
+		s.bin, "origin", "--listen", s.originAddr, "--database-url", s.pg.URL(), "--photo-dir", s.photoDir,
+		"--push=false", "--location-limit-every=0", "--db-acquire-timeout=2s")
+	testutil.WaitHTTP(s.t, "http://"+s.originAddr+"/healthz", 60*time.Second, s.originProc.Exited())
+}
+
+// KillOrigin ends the origin at once (SIGKILL).
+func (s *stack) KillOrigin() { s.originProc.Kill() }
+
+// StartEdge starts edge i on its ports (again, after KillEdge).
+func (s *stack) StartEdge(i int) {
+	s.t.Helper()
+	e := s.edges[i]
+	e.proc = testutil.StartProcess(s.t, []string{"HOME=" + e.home, "XDG_DATA_HOME=" + e.home, "XDG_CONFIG_HOME=" + e.home,
+		"SPARK_LISTEN=127.0.0.1:" + e.port, "SPARK_ORIGIN=" + s.originAddr, "SPARK_ADMIN=127.0.0.1:" + e.admin,
+		"SPARK_REDIS=" + s.redis.Addr(), "SPARK_REDIS_PREFIX=chaos:", "SPARK_PURGE_TOKEN=" + purgeToken,
+		"SPARK_JWT_SECRET=" + jwtSecret, "SPARK_EVENTS_TOKEN=" + eventsToken},
+		s.bin, "run", "--config", s.caddyfile, "--adapter", "caddyfile")
+	testutil.WaitHTTP(s.t, e.URL()+"/healthz", 60*time.Second, e.proc.Exited())
+}
+
+// KillEdge ends edge i at once (SIGKILL).
+func (s *stack) KillEdge(i int) { s.edges[i].proc.Kill() }
+
+// token is a bearer token for user id.
+func token(t testing.TB, id int64) string {
+	t.Helper()
+	tok, err := origin.IssueToken(jwtSecret, id, 2*time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// caddyfileWithRedis writes the repository's Caddyfile with a redis block
+// added to its spark_cache (address SPARK_REDIS, key prefix
+// SPARK_REDIS_PREFIX), so both edges share one second tier and one purge
+// channel.
+func caddyfileWithRedis(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const anchor = "\tspark_cache {\n"
+	if !bytes.Contains(b, []byte(anchor)) {
+		t.Fatalf("the repository's Caddyfile has no %q line to add a redis block to", strings.TrimSpace(anchor))
+	}
+	b = bytes.Replace(b, []byte(anchor), []byte(anchor+
+		"\t\tredis {$SPARK_REDIS} {\n\t\t\tkey_prefix {$SPARK_REDIS_PREFIX}\n\t\t}\n"), 1)
+	p := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sparkBinary is SPARK_BIN when set (make chaos builds bin/spark), else a
+// binary built from ./cmd/spark once per test process.
+func sparkBinary(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("SPARK_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return abs
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "spark-chaos-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "spark")
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		build := exec.CommandContext(ctx, "go", "build", "-o", builtBin, "./cmd/spark")
+		build.Dir = moduleRoot(t)
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build spark (needs libvips-dev, see scripts/build-deps.sh): %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+func moduleRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}

@@ -1,0 +1,240 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Who does what in the drills' traffic (demo users 1..demoUsers).
+const (
+	firstReader, lastReader = 300, 399 // read profiles
+	firstWriter, lastWriter = 200, 299 // swipe
+	lastTarget              = 199      // swiped: 1..lastTarget
+)
+
+// traffic is the drills' steady mix: profile reads of keys the edges hold
+// and swipes, whose acknowledgements are logged to be checked against the
+// database afterwards.
+type traffic struct {
+	t      testing.TB
+	s      *stack
+	client *http.Client
+	tokens map[int64]string
+	warm   []string // profile paths both edges hold
+
+	mu       sync.Mutex
+	next     map[int64]int64 // writer -> next target
+	acked    map[[2]int64]time.Time
+	refused  map[[2]int64]outcome // writes answered 503
+	unknown  map[[2]int64]outcome // writes without an answer (or a 5xx other than 503)
+	rngState uint64
+}
+
+func newTraffic(t testing.TB, s *stack) *traffic {
+	tr := &traffic{t: t, s: s, client: httpClient(), tokens: map[int64]string{}, next: map[int64]int64{},
+		acked: map[[2]int64]time.Time{}, refused: map[[2]int64]outcome{}, unknown: map[[2]int64]outcome{}}
+	for id := int64(1); id <= demoUsers; id++ {
+		tr.tokens[id] = token(t, id)
+	}
+	for w := int64(firstWriter); w <= lastWriter; w++ {
+		tr.next[w] = 1
+	}
+	return tr
+}
+
+// warmUp reads the profiles of users 1..n through both edges until each
+// edge serves them as hits; those answering 200 are the warm set.
+func (tr *traffic) warmUp(n int) {
+	tr.t.Helper()
+	ctx := context.Background()
+	tr.warm = nil
+	for id := 1; id <= n; id++ {
+		path := "/api/users/" + strconv.Itoa(id) + "/profile"
+		o := do(ctx, tr.client, tr.s.edges[0].URL(), "GET", path, tr.tokens[lastReader], "", 200, 404)
+		if o.kind != "" {
+			tr.t.Fatalf("warm %s: %s %q", path, o.kind, o.body)
+		}
+		if o.status != 200 {
+			continue
+		}
+		for e := range tr.s.edges {
+			if o := do(ctx, tr.client, tr.s.edges[e].URL(), "GET", path, tr.tokens[lastReader], "", 200); o.kind != "" || o.cache == "" {
+				tr.t.Fatalf("warm %s on edge %d: %s %q", path, e, o.kind, o.cache)
+			}
+		}
+		tr.warm = append(tr.warm, path)
+	}
+	if len(tr.warm) < n/2 {
+		tr.t.Fatalf("only %d of %d demo profiles answer 200", len(tr.warm), n)
+	}
+}
+
+// read reads a random warm profile through edge e as a random reader.
+func (tr *traffic) read(ctx context.Context, rng *rand.Rand, e int) outcome {
+	reader := int64(firstReader + rng.IntN(lastReader-firstReader+1))
+	o := do(ctx, tr.client, tr.s.edges[e].URL(), "GET", tr.warm[rng.IntN(len(tr.warm))], tr.tokens[reader], "", 200)
+	o.op, o.edge = "read", e
+	return o
+}
+
+// swipe sends the next swipe of a random writer through edge e and logs it:
+// acknowledged (200/201), refused (503) or unknown (no answer, another 5xx).
+func (tr *traffic) swipe(ctx context.Context, rng *rand.Rand, e int) outcome {
+	tr.mu.Lock()
+	w := int64(firstWriter + rng.IntN(lastWriter-firstWriter+1))
+	target := tr.next[w]
+	if target > lastTarget {
+		tr.mu.Unlock()
+		return outcome{op: "write", kind: "writer has swiped everyone", start: time.Now()}
+	}
+	tr.next[w]++
+	tr.mu.Unlock()
+	return tr.swipePair(ctx, e, w, target)
+}
+
+// swipePair sends one swipe and logs its answer.
+func (tr *traffic) swipePair(ctx context.Context, e int, w, target int64) outcome {
+	o := do(ctx, tr.client, tr.s.edges[e].URL(), "POST", "/api/swipes", tr.tokens[w],
+		fmt.Sprintf(`{"target_id":%d,"direction":"pass"}`, target), 200, 201)
+	o.op, o.edge, o.key = "write", e, fmt.Sprintf("%d->%d", w, target)
+	p := [2]int64{w, target}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	switch {
+	case o.status == http.StatusOK || o.status == http.StatusCreated:
+		tr.acked[p] = o.start
+		delete(tr.unknown, p)
+		delete(tr.refused, p)
+	case o.status == http.StatusServiceUnavailable:
+		tr.refused[p] = o
+	case o.status == 0 || o.status >= 500:
+		tr.unknown[p] = o
+	}
+	return o
+}
+
+// mix is a step for drive: frac of the steps are swipes, the rest reads,
+// spread over both edges (or only edge only, when only >= 0).
+func (tr *traffic) mix(frac float64, only int) func(ctx context.Context, i int) outcome {
+	return func(ctx context.Context, i int) outcome {
+		rng := rand.New(rand.NewPCG(uint64(i), 0xc4a05))
+		e := rng.IntN(2)
+		if only >= 0 {
+			e = only
+		}
+		if rng.Float64() < frac {
+			return tr.swipe(ctx, rng, e)
+		}
+		return tr.read(ctx, rng, e)
+	}
+}
+
+// swipesInDB reads every swipe of the writers from the database.
+func (tr *traffic) swipesInDB() map[[2]int64]bool {
+	tr.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, tr.s.pg.URL())
+	if err != nil {
+		tr.t.Fatalf("connect to check swipes: %v", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT swiper_id, target_id FROM swipes WHERE swiper_id BETWEEN $1 AND $2`, firstWriter, lastWriter)
+	if err != nil {
+		tr.t.Fatalf("read swipes: %v", err)
+	}
+	in := map[[2]int64]bool{}
+	for rows.Next() {
+		var p [2]int64
+		if err := rows.Scan(&p[0], &p[1]); err != nil {
+			tr.t.Fatalf("read swipes: %v", err)
+		}
+		in[p] = true
+	}
+	if err := rows.Err(); err != nil {
+		tr.t.Fatalf("read swipes: %v", err)
+	}
+	return in
+}
+
+// checkWrites compares the write log with the database row by row: every
+// acknowledged swipe must be there, no swipe refused with a 503 may be. It
+// returns the table's cell and the violations.
+func (tr *traffic) checkWrites() (cell string, problems []string) {
+	tr.t.Helper()
+	in := tr.swipesInDB()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for p, at := range tr.acked {
+		if !in[p] {
+			problems = append(problems, fmt.Sprintf("swipe %d->%d acknowledged at %s is not in the database", p[0], p[1], at.Format(time.StampMilli)))
+		}
+	}
+	for p, o := range tr.refused {
+		if in[p] {
+			problems = append(problems, fmt.Sprintf("swipe %d->%d refused with 503 at %s is in the database (half-applied)", p[0], p[1], o.start.Format(time.StampMilli)))
+		}
+	}
+	applied := 0
+	for p := range tr.unknown {
+		if in[p] {
+			applied++
+		}
+	}
+	cell = fmt.Sprintf("%d/%d acked in DB; %d/%d refused absent", len(tr.acked)-countMissing(tr.acked, in), len(tr.acked),
+		len(tr.refused)-countPresent(tr.refused, in), len(tr.refused))
+	if len(tr.unknown) > 0 {
+		cell += fmt.Sprintf("; %d unanswered (%d applied)", len(tr.unknown), applied)
+	}
+	return cell, problems
+}
+
+func countMissing(m map[[2]int64]time.Time, in map[[2]int64]bool) int {
+	n := 0
+	for p := range m {
+		if !in[p] {
+			n++
+		}
+	}
+	return n
+}
+
+func countPresent(m map[[2]int64]outcome, in map[[2]int64]bool) int {
+	n := 0
+	for p := range m {
+		if in[p] {
+			n++
+		}
+	}
+	return n
+}
+
+// resetLog forgets the write log (each drill checks its own writes).
+func (tr *traffic) resetLog() {
+	tr.mu.Lock()
+	tr.acked = map[[2]int64]time.Time{}
+	tr.refused = map[[2]int64]outcome{}
+	tr.unknown = map[[2]int64]outcome{}
+	tr.mu.Unlock()
+}
+
+// profile reads user id's profile document through edge e as the owner.
+func (tr *traffic) profile(ctx context.Context, e int, id int64) (map[string]any, outcome) {
+	o := do(ctx, tr.client, tr.s.edges[e].URL(), "GET", "/api/users/"+strconv.FormatInt(id, 10)+"/profile", tr.tokens[id], "", 200)
+	var p map[string]any
+	if o.kind == "" {
+		if err := json.Unmarshal([]byte(o.body), &p); err != nil {
+			o.kind = "bad json"
+		}
+	}
+	return p, o
+}
