@@ -8,7 +8,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -162,6 +161,3 @@ func appendFile(path, s string) error {
 	}
 	return nil
 }
-
-// oneLine folds a multi-line output for an error message.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -31,12 +31,11 @@ type traffic struct {
 	tokens map[int64]string
 	warm   []string // profile paths both edges hold
 
-	mu       sync.Mutex
-	next     map[int64]int64 // writer -> next target
-	acked    map[[2]int64]time.Time
-	refused  map[[2]int64]outcome // writes answered 503
-	unknown  map[[2]int64]outcome // writes without an answer (or a 5xx other than 503)
-	rngState uint64
+	mu      sync.Mutex
+	next    map[int64]int64 // writer -> next target
+	acked   map[[2]int64]time.Time
+	refused map[[2]int64]outcome // writes answered 503
+	unknown map[[2]int64]outcome // writes without an answer (or a 5xx other than 503)
 }
 
 func newTraffic(t testing.TB, s *stack) *traffic {
