@@ -195,11 +195,17 @@ func (tr *traffic) setBio(ctx context.Context, e int, id int64, bio string) erro
 	if o.kind != "" {
 		return fmt.Errorf("read profile %d at the origin: %s %q", id, o.kind, o.body)
 	}
-	var doc map[string]any
+	var doc struct {
+		Name   string   `json:"name"`
+		Age    int      `json:"age"`
+		Gender string   `json:"gender"`
+		Bio    string   `json:"bio"`
+		Photos []string `json:"photos"`
+	}
 	if err := json.Unmarshal([]byte(o.body), &doc); err != nil {
 		return fmt.Errorf("profile %d: %w", id, err)
 	}
-	doc["bio"] = bio
+	doc.Bio = bio
 	b, _ := json.Marshal(doc)
 	o = do(ctx, tr.client, tr.s.edges[e].URL(), "PUT", "/api/users/me/profile", tr.tokens[id], string(b), 200)
 	if o.kind != "" {
