@@ -83,7 +83,7 @@ func drillRedisKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	}
 	newBio := map[int64]string{}
 	var back time.Time
-	var recovery time.Duration
+	var recovery, flushed time.Duration
 	stale := 0
 	outs := phases(p, tr.mix(0.1, -1), func() {
 		s.redis.Stop()
@@ -121,6 +121,18 @@ func drillRedisKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 			}
 		}
 		recovery = time.Since(back)
+		// The purges edge 0 deferred reach Redis (and so every edge)
+		// once its circuit breaker closes again.
+		for deadline := back.Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if s.purgesSettled() {
+				flushed = time.Since(back)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("60 s after Redis returned the edges still hold deferred purges")
+				break
+			}
+		}
 	})
 	r.tally(outs)
 	for _, f := range failures(outs, func(o outcome) bool { return o.kind != "" }) {
@@ -128,7 +140,7 @@ func drillRedisKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	}
 	r.stale += stale
 	r.acked, _ = tr.checkWrites()
-	r.recovery = fmt.Sprintf("edge 1 serves every edit %s after Redis returned (%d old reads meanwhile)", ms(recovery), stale)
+	r.recovery = fmt.Sprintf("edge 1 serves every edit %s after Redis returned (%d old reads meanwhile); deferred purges flushed after %s", ms(recovery), stale, ms(flushed))
 	if stale > 0 {
 		t.Logf("edge 1 served %d old profiles in the %s after Redis returned (the time its purge channel takes to re-subscribe)", stale, recovery)
 	}
@@ -185,6 +197,11 @@ func drillPostgresRestarted(t *testing.T, p plan, s *stack, tr *traffic) *row {
 		}
 	}
 	t.Logf("writes while PostgreSQL was down: %v", statuses)
+	for _, line := range strings.Split(s.originProc.Output(), "\n") {
+		if strings.Contains(line, `msg="request failed"`) {
+			t.Logf("origin: %s", line)
+		}
+	}
 	return r
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,4 +191,44 @@ func moduleRoot(t testing.TB) string {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
 	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// purgesSettled says whether both edges have Redis up and no purge waiting
+// for it (spark_cache_l2_up 1, spark_cache_purges_pending 0 on their admin
+// /metrics).
+func (s *stack) purgesSettled() bool {
+	for _, e := range s.edges {
+		up, ok1 := metricSum("http://127.0.0.1:"+e.admin+"/metrics", "spark_cache_l2_up")
+		pending, ok2 := metricSum("http://127.0.0.1:"+e.admin+"/metrics", "spark_cache_purges_pending")
+		if !ok1 || !ok2 || up < 1 || pending > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// metricSum adds up the samples of a metric in a Prometheus text page; ok
+// is false when the page or the metric is missing.
+func metricSum(url, name string) (sum float64, ok bool) {
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, false
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, false
+		}
+		sum, ok = sum+v, true
+	}
+	return sum, ok
 }

@@ -95,7 +95,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // unavailable says whether err is the database out of reach — a connection
-// refused, reset or cut, PostgreSQL shutting down or starting up — rather
+// refused, reset or cut (or one the driver had closed), PostgreSQL shutting
+// down or starting up — rather
 // than a fault of the request or the code: the client may retry (the chaos
 // drill restarting PostgreSQL under load sees these as 503s, not 500s). The
 // SQLSTATE is read through the method pgconn.PgError has, so the origin
@@ -103,6 +104,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func unavailable(err error) bool {
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	// The driver's word that the statement never reached the server
+	// (pgconn: a connection it had already closed).
+	var retry interface{ SafeToRetry() bool }
+	if errors.As(err, &retry) && retry.SafeToRetry() {
 		return true
 	}
 	var pg interface{ SQLState() string }
