@@ -75,8 +75,7 @@ func drillEdgeKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 		if write {
 			tr.mu.Lock()
 			w = int64(firstWriter + rng.IntN(lastWriter-firstWriter+1))
-			target = tr.next[w]
-			tr.next[w]++
+			target = tr.nextTargetLocked(w)
 			tr.mu.Unlock()
 			if target > lastTarget {
 				return outcome{op: "write", kind: "writer has swiped everyone", start: time.Now()}

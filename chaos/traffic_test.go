@@ -98,14 +98,24 @@ func (tr *traffic) read(ctx context.Context, rng *rand.Rand, e int) outcome {
 func (tr *traffic) swipe(ctx context.Context, rng *rand.Rand, e int) outcome {
 	tr.mu.Lock()
 	w := int64(firstWriter + rng.IntN(lastWriter-firstWriter+1))
-	target := tr.next[w]
+	target := tr.nextTargetLocked(w)
+	tr.mu.Unlock()
 	if target > lastTarget {
-		tr.mu.Unlock()
 		return outcome{op: "write", kind: "writer has swiped everyone", start: time.Now()}
 	}
-	tr.next[w]++
-	tr.mu.Unlock()
 	return tr.swipePair(ctx, e, w, target)
+}
+
+// nextTargetLocked is writer w's next target, past those the seed had it
+// swipe already (a pass over a seeded like is a 409 conflict); above
+// lastTarget when none is left. tr.mu is held.
+func (tr *traffic) nextTargetLocked(w int64) int64 {
+	for tr.next[w] <= lastTarget && tr.existed[[2]int64{w, tr.next[w]}] {
+		tr.next[w]++
+	}
+	target := tr.next[w]
+	tr.next[w]++
+	return target
 }
 
 // swipePair sends one swipe and logs its answer.
