@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 // photoTmpfsSize is the size of the photo directory's file system: small,
@@ -77,7 +79,7 @@ func fillDisk(t testing.TB, dir string) string {
 // is answered as before; once space is freed uploads work again.
 func drillDiskFull(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	r := &row{fault: "photo disk full"}
-	photo, err := os.ReadFile(filepath.Join(moduleRoot(t), "loadtest", "scenarios", "photo.jpg"))
+	photo, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(t), "loadtest", "scenarios", "photo.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}

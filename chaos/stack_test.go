@@ -1,17 +1,13 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +53,7 @@ func (e *edge) URL() string { return "http://127.0.0.1:" + e.port }
 // startStack starts everything; it all stops when t ends.
 func startStack(t testing.TB, photoDir string) *stack {
 	t.Helper()
-	s := &stack{t: t, bin: sparkBinary(t), photoDir: photoDir}
+	s := &stack{t: t, bin: testutil.SparkBinary(t), photoDir: photoDir}
 	s.pg = startPGCluster(t)
 	s.spark(context.Background(), "origin", "migrate", "--database-url", s.pg.URL())
 	s.spark(context.Background(), "origin", "seed", "--database-url", s.pg.URL(), "--users", strconv.Itoa(demoUsers),
@@ -65,7 +61,7 @@ func startStack(t testing.TB, photoDir string) *stack {
 	s.redis = testredis.Start(t)
 	s.originAddr = testutil.FreeAddr(t)
 	s.StartOrigin()
-	s.caddyfile = caddyfileWithRedis(t)
+	s.caddyfile = testutil.CaddyfileWithRedis(t)
 	for i := range s.edges {
 		ports := testutil.FreePorts(t, 2)
 		s.edges[i] = &edge{port: strconv.Itoa(ports[0]), admin: strconv.Itoa(ports[1]), home: t.TempDir()}
@@ -121,76 +117,6 @@ func token(t testing.TB, id int64) string {
 		t.Fatal(err)
 	}
 	return tok
-}
-
-// caddyfileWithRedis writes the repository's Caddyfile with a redis block
-// added to its spark_cache (address SPARK_REDIS, key prefix
-// SPARK_REDIS_PREFIX), so both edges share one second tier and one purge
-// channel.
-func caddyfileWithRedis(t testing.TB) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const anchor = "\tspark_cache {\n"
-	if !bytes.Contains(b, []byte(anchor)) {
-		t.Fatalf("the repository's Caddyfile has no %q line to add a redis block to", strings.TrimSpace(anchor))
-	}
-	b = bytes.Replace(b, []byte(anchor), []byte(anchor+
-		"\t\tredis {$SPARK_REDIS} {\n\t\t\tkey_prefix {$SPARK_REDIS_PREFIX}\n\t\t}\n"), 1)
-	p := filepath.Join(t.TempDir(), "Caddyfile")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// sparkBinary is SPARK_BIN when set (make chaos builds bin/spark), else a
-// binary built from ./cmd/spark once per test process.
-func sparkBinary(t testing.TB) string {
-	t.Helper()
-	if bin := os.Getenv("SPARK_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return abs
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "spark-chaos-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "spark")
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		build := exec.CommandContext(ctx, "go", "build", "-o", builtBin, "./cmd/spark")
-		build.Dir = moduleRoot(t)
-		if out, err := build.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build spark (needs libvips-dev, see scripts/build-deps.sh): %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
-
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
 // purgesSettled says whether both edges have Redis up and no purge waiting
