@@ -56,7 +56,9 @@ func newPhotoAPI(t *testing.T, st store.Store, o origin.PhotoOptions) *photoAPI 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ps.Close() })
-	o.Storage = ps
+	if o.Storage == nil { // else the test's own storage (dir goes unused)
+		o.Storage = ps
+	}
 	s, err := origin.NewServer(origin.ServerOptions{Store: st, StoreName: "test", Auth: auth, Photos: o})
 	if err != nil {
 		t.Fatal(err)
@@ -558,7 +560,7 @@ func TestUploadsInFlightBounded(t *testing.T) {
 }
 
 // fullDisk is a photo storage whose file system has no room left: Put fails
-// as a write on a full disk does.
+// as a write on a full disk does (nothing else of it is used).
 type fullDisk struct{ origin.PhotoStorage }
 
 func (fullDisk) Put(context.Context, int64, string, []byte) error {
@@ -571,21 +573,7 @@ func (fullDisk) Put(context.Context, int64, string, []byte) error {
 func TestUploadToFullDiskIs507(t *testing.T) {
 	st := memory.New()
 	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
-	auth, err := origin.NewAuthenticator(testSecret, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := origin.NewDirPhotoStorage(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := origin.NewServer(origin.ServerOptions{Store: st, Auth: auth, Photos: origin.PhotoOptions{Storage: fullDisk{ps}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(hs.Close)
-	a := &api{t: t, srv: hs, st: st}
+	a := newPhotoAPI(t, st, origin.PhotoOptions{Storage: fullDisk{}})
 	r := a.send("POST", "/api/users/me/photos", token(t, me), testFile(t, "images", "portrait-hopper-512x600.jpg"), "Content-Type", "image/jpeg")
 	if r.code != http.StatusInsufficientStorage || r.hdr.Get("Retry-After") == "" || problemCode(t, r) != "storage-full" {
 		t.Fatalf("upload to a full disk: %d Retry-After %q %s", r.code, r.hdr.Get("Retry-After"), r.body)
