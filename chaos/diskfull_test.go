@@ -130,7 +130,11 @@ func drillDiskFull(t *testing.T, p plan, s *stack, tr *traffic) *row {
 			t.Errorf("an upload to a full disk: %s %q (%s), want a 507 or 503 problem", o.kind, truncate(o.body, 200), o.ctype)
 		}
 	}
-	r.acked, _ = tr.checkWrites()
+	cell, problems := tr.checkWrites(time.Time{}, 0)
+	for _, pr := range problems {
+		t.Error(pr)
+	}
+	r.acked = cell
 	r.recovery = "uploads accepted " + ms(recovery) + " after space was freed"
 	return r
 }

@@ -42,7 +42,7 @@ func drillOriginKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	if slowest > 2*time.Second {
 		t.Errorf("writes while the origin was down took up to %s to fail, want under 2 s", slowest)
 	}
-	cell, problems := tr.checkWrites()
+	cell, problems := tr.checkWrites(down, 0)
 	for _, pr := range problems {
 		t.Error(pr)
 	}
@@ -138,7 +138,11 @@ func drillRedisKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	for _, f := range failures(outs, func(o outcome) bool { return o.kind != "" }) {
 		t.Errorf("a request failed at the edges: %s", f)
 	}
-	r.acked, _ = tr.checkWrites()
+	cell, problems := tr.checkWrites(time.Time{}, 0)
+	for _, pr := range problems {
+		t.Error(pr)
+	}
+	r.acked = cell
 	r.recovery = fmt.Sprintf("edge 1 serves every edit %s after Redis returned (%d old reads meanwhile); deferred purges flushed after %s", ms(recovery), stale, ms(flushed))
 	if stale > 0 {
 		t.Logf("edge 1 served %d old profiles in the %s after Redis returned (the time its purge channel takes to re-subscribe)", stale, recovery)
@@ -166,7 +170,7 @@ func drillPostgresRestarted(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	for _, f := range failures(outs, func(o outcome) bool { return o.op == "read" && o.kind != "" }) {
 		t.Errorf("a profile the edges hold failed: %s", f)
 	}
-	cell, problems := tr.checkWrites()
+	cell, problems := tr.checkWrites(down, 0)
 	for _, pr := range problems {
 		t.Error(pr)
 	}

@@ -139,7 +139,7 @@ func drillEdgeKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	if n := in.duplicates(); n > 0 {
 		t.Logf("A received %d messages twice across the resume (clients dedupe by id)", n)
 	}
-	cell, problems := tr.checkWrites()
+	cell, problems := tr.checkWrites(time.Time{}, 1)
 	for _, pr := range problems {
 		t.Error(pr)
 	}

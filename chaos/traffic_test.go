@@ -183,12 +183,50 @@ func (tr *traffic) swipesInDB() map[[2]int64]bool {
 	return in
 }
 
-// checkWrites compares the write log with the database row by row: every
-// acknowledged swipe must be there, no swipe refused with a 503 may be. It
-// returns the table's cell and the violations.
-func (tr *traffic) checkWrites() (cell string, problems []string) {
+// inFlight is how long after a fault began a write may still have reached
+// the origin (or PostgreSQL) before it: its outcome is unknown to the
+// client, which retries it (swipes are idempotent).
+const inFlight = 500 * time.Millisecond
+
+// checkWrites compares the write log with the database row by row. Every
+// acknowledged swipe must be there; no swipe refused with a 503 sent once
+// the fault was established (inFlight after faultAt; zero: no fault of
+// writes) may be. Those refused or unanswered around the fault may have
+// been applied (the response was lost, not the write): like any client, the
+// drill then retries every refused and unanswered swipe through edge e and
+// each must be acknowledged and in the database. It returns the table's
+// cell and the violations.
+func (tr *traffic) checkWrites(faultAt time.Time, e int) (cell string, problems []string) {
 	tr.t.Helper()
 	in := tr.swipesInDB()
+	tr.mu.Lock()
+	established := 0
+	for p, o := range tr.refused {
+		if faultAt.IsZero() || o.start.Before(faultAt.Add(inFlight)) {
+			continue
+		}
+		established++
+		if in[p] && !tr.existed[p] {
+			problems = append(problems, fmt.Sprintf("swipe %d->%d refused with 503 at %s is in the database (the origin was down)", p[0], p[1], o.start.Format(time.StampMilli)))
+		}
+	}
+	var retry [][2]int64
+	appliedAnyway := 0
+	for _, m := range []map[[2]int64]outcome{tr.refused, tr.unknown} {
+		for p := range m {
+			retry = append(retry, p)
+			if in[p] && !tr.existed[p] {
+				appliedAnyway++
+			}
+		}
+	}
+	tr.mu.Unlock()
+	for _, p := range retry {
+		if o := tr.swipePair(context.Background(), e, p[0], p[1]); o.kind != "" {
+			problems = append(problems, fmt.Sprintf("swipe %d->%d retried after the drill: %s %q", p[0], p[1], o.kind, truncate(o.body, 120)))
+		}
+	}
+	in = tr.swipesInDB()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for p, at := range tr.acked {
@@ -196,21 +234,12 @@ func (tr *traffic) checkWrites() (cell string, problems []string) {
 			problems = append(problems, fmt.Sprintf("swipe %d->%d acknowledged at %s is not in the database", p[0], p[1], at.Format(time.StampMilli)))
 		}
 	}
-	for p, o := range tr.refused {
-		if in[p] && !tr.existed[p] {
-			problems = append(problems, fmt.Sprintf("swipe %d->%d refused with 503 at %s is in the database (half-applied)", p[0], p[1], o.start.Format(time.StampMilli)))
-		}
+	cell = fmt.Sprintf("%d/%d acked in DB", len(tr.acked)-countMissing(tr.acked, in), len(tr.acked))
+	if !faultAt.IsZero() {
+		cell += fmt.Sprintf("; %d refused while down, none applied", established)
 	}
-	applied := 0
-	for p := range tr.unknown {
-		if in[p] && !tr.existed[p] {
-			applied++
-		}
-	}
-	cell = fmt.Sprintf("%d/%d acked in DB; %d/%d refused absent", len(tr.acked)-countMissing(tr.acked, in), len(tr.acked),
-		len(tr.refused)-countPresent(tr.refused, in, tr.existed), len(tr.refused))
-	if len(tr.unknown) > 0 {
-		cell += fmt.Sprintf("; %d unanswered (%d applied)", len(tr.unknown), applied)
+	if len(retry) > 0 {
+		cell += fmt.Sprintf("; %d failed retried and acked (%d had been applied)", len(retry), appliedAnyway)
 	}
 	return cell, problems
 }
@@ -219,16 +248,6 @@ func countMissing(m map[[2]int64]time.Time, in map[[2]int64]bool) int {
 	n := 0
 	for p := range m {
 		if !in[p] {
-			n++
-		}
-	}
-	return n
-}
-
-func countPresent(m map[[2]int64]outcome, in, existed map[[2]int64]bool) int {
-	n := 0
-	for p := range m {
-		if in[p] && !existed[p] {
 			n++
 		}
 	}
