@@ -113,3 +113,19 @@ func truncate(s string, n int) string {
 
 // ms formats a duration in milliseconds.
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+// until polls cond every 50 ms and returns how long after from it first
+// held; when limit passes first it fails the test and returns the time
+// waited. The limit is a liveness bound, not a measurement.
+func until(t *testing.T, from time.Time, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	for deadline := from.Add(limit); ; time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return time.Since(from)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: not within %s", what, limit)
+			return time.Since(from)
+		}
+	}
+}

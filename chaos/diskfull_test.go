@@ -109,16 +109,9 @@ func drillDiskFull(t *testing.T, p plan, s *stack, tr *traffic) *row {
 			t.Errorf("free the photo disk: %v", err)
 		}
 		freed = time.Now()
-		for deadline := freed.Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if o := upload(0, firstWriter+1); o.status == http.StatusCreated {
-				recovery = time.Since(freed)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("uploads still refused 30 s after the disk was freed")
-				break
-			}
-		}
+		recovery = until(t, freed, 30*time.Second, "an upload accepted after the disk was freed", func() bool {
+			return upload(0, firstWriter+1).status == http.StatusCreated
+		})
 	})
 	r.tally(outs)
 	r.tally(uploads)

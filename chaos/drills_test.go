@@ -125,16 +125,7 @@ func drillRedisKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 		recovery = time.Since(back)
 		// The purges edge 0 deferred reach Redis (and so every edge)
 		// once its circuit breaker closes again.
-		for deadline := back.Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if s.purgesSettled() {
-				flushed = time.Since(back)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("60 s after Redis returned the edges still hold deferred purges")
-				break
-			}
-		}
+		flushed = until(t, back, 60*time.Second, "no deferred purge left at the edges after Redis returned", s.purgesSettled)
 	})
 	r.tally(outs)
 	for _, f := range failures(outs, func(o outcome) bool { return o.kind != "" }) {
