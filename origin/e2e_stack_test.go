@@ -2,7 +2,6 @@ package origin_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -11,73 +10,20 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
-// sparkBinary returns the spark binary the end-to-end tests run: SPARK_BIN
-// when set, else one built from ./cmd/spark once per test process.
-func sparkBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("SPARK_BIN"); bin != "" {
-		return bin
-	}
-	builtOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "spark-e2e-bin")
-		if err != nil {
-			builtErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "spark")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		build := exec.CommandContext(ctx, "go", "build", "-o", builtBin, "./cmd/spark")
-		build.Dir = moduleRoot(t)
-		if out, err := build.CombinedOutput(); err != nil {
-			builtErr = fmt.Errorf("build spark (needs libvips-dev, see scripts/build-deps.sh): %v\n%s", err, out)
-		}
-	})
-	if builtErr != nil {
-		t.Fatal(builtErr)
-	}
-	return builtBin
-}
+// sparkBinary is testutil.SparkBinary: $SPARK_BIN, or a binary built once.
+func sparkBinary(t *testing.T) string { return testutil.SparkBinary(t) }
 
-// The binary built for this test process (removed with the OS's temp files).
-var (
-	builtOnce sync.Once
-	builtBin  string
-	builtErr  error
-)
-
-// caddyfileWithRedis writes the repository's Caddyfile with a redis block
-// added to its spark_cache (address SPARK_REDIS, key prefix
-// SPARK_REDIS_PREFIX), so edges started on it share one second tier and one
-// purge channel, and returns its path.
-func caddyfileWithRedis(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const anchor = "\tspark_cache {\n"
-	if !bytes.Contains(b, []byte(anchor)) {
-		t.Fatalf("the repository's Caddyfile has no %q line to add a redis block to", strings.TrimSpace(anchor))
-	}
-	withRedis := bytes.Replace(b, []byte(anchor), []byte(anchor+
-		"\t\tredis {$SPARK_REDIS} {\n\t\t\tkey_prefix {$SPARK_REDIS_PREFIX}\n\t\t}\n"), 1)
-	p := filepath.Join(t.TempDir(), "Caddyfile")
-	if err := os.WriteFile(p, withRedis, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// caddyfileWithRedis is testutil.CaddyfileWithRedis: the repository's
+// Caddyfile with a redis block (SPARK_REDIS, SPARK_REDIS_PREFIX).
+func caddyfileWithRedis(t *testing.T) string { return testutil.CaddyfileWithRedis(t) }
 
 // ownerField is the field startOwnerMarker writes into private bodies.
 const ownerField = "_owner"

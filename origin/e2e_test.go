@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -207,14 +206,7 @@ func httpDo(t *testing.T, client *http.Client, method, url, body string, hdr ...
 	return res, string(b)
 }
 
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("find module root: %v", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
+func moduleRoot(t *testing.T) string { return testutil.ModuleRoot(t) }
 
 // freePorts returns n distinct free ports on 127.0.0.1, as the strings
 // addresses and environment variables take.

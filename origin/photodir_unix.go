@@ -3,6 +3,7 @@
 package origin
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -23,4 +24,10 @@ func checkPrivateDir(fi fs.FileInfo) error {
 		return fmt.Errorf("its group or other users may write to it (mode %v)", fi.Mode().Perm())
 	}
 	return nil
+}
+
+// diskFull says whether err is the file system (or the user's quota) having
+// no room left.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

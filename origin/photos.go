@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spark-edge/spark/imageproxy"
 	"github.com/spark-edge/spark/internal/contract"
@@ -30,6 +31,11 @@ const (
 
 // uploadPattern is the upload route; ServeHTTP gives it UploadTimeout.
 const uploadPattern = "POST /api/users/me/photos"
+
+// diskFullRetryAfter is the Retry-After of an upload refused because the
+// photo storage is full (an operator has to free space: minutes, not
+// seconds).
+const diskFullRetryAfter = 5 * time.Minute
 
 // PhotoOptions configures photo uploads; zero fields take the defaults.
 type PhotoOptions struct {
@@ -275,6 +281,12 @@ func (s *Server) uploadPhoto(w http.ResponseWriter, r *http.Request, me int64) e
 		return fmt.Errorf("upload photo for %d: %w", me, err)
 	}
 	if err := s.photos.Storage.Put(r.Context(), me, name, res.Body); err != nil {
+		if diskFull(err) {
+			s.log.Error("photo storage full: uploads refused", "user", me, "err", err)
+			w.Header().Set("Retry-After", strconv.Itoa(int(diskFullRetryAfter.Seconds())))
+			return &requestError{status: http.StatusInsufficientStorage, code: "storage-full",
+				msg: "photo storage is full; retry later"}
+		}
 		return fmt.Errorf("upload photo for %d: %w", me, err)
 	}
 	p, err = s.store.AddPhoto(r.Context(), me, name, s.photos.MaxPhotos)

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,7 +56,9 @@ func newPhotoAPI(t *testing.T, st store.Store, o origin.PhotoOptions) *photoAPI 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ps.Close() })
-	o.Storage = ps
+	if o.Storage == nil { // else the test's own storage (dir goes unused)
+		o.Storage = ps
+	}
 	s, err := origin.NewServer(origin.ServerOptions{Store: st, StoreName: "test", Auth: auth, Photos: o})
 	if err != nil {
 		t.Fatal(err)
@@ -554,4 +557,29 @@ func TestUploadsInFlightBounded(t *testing.T) {
 		t.Fatalf("the first upload: %d", c)
 	}
 	expect(t, a.uploadRaw(tok, photo, "image/jpeg"), 201, "upload once the slot is free")
+}
+
+// fullDisk is a photo storage whose file system has no room left: Put fails
+// as a write on a full disk does (nothing else of it is used).
+type fullDisk struct{ origin.PhotoStorage }
+
+func (fullDisk) Put(context.Context, int64, string, []byte) error {
+	return fmt.Errorf("put photo: %w", &os.PathError{Op: "write", Path: "1/x.jpg.tmp", Err: syscall.ENOSPC})
+}
+
+// An upload to a full photo disk is refused with 507 and Retry-After, and
+// the profile does not list it (the chaos drill does this on a real full
+// tmpfs).
+func TestUploadToFullDiskIs507(t *testing.T) {
+	st := memory.New()
+	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
+	a := newPhotoAPI(t, st, origin.PhotoOptions{Storage: fullDisk{}})
+	r := a.send("POST", "/api/users/me/photos", token(t, me), testFile(t, "images", "portrait-hopper-512x600.jpg"), "Content-Type", "image/jpeg")
+	if r.code != http.StatusInsufficientStorage || r.hdr.Get("Retry-After") == "" || problemCode(t, r) != "storage-full" {
+		t.Fatalf("upload to a full disk: %d Retry-After %q %s", r.code, r.hdr.Get("Retry-After"), r.body)
+	}
+	p, err := st.GetProfile(context.Background(), me)
+	if err != nil || len(p.Uploads) != 0 {
+		t.Fatalf("after the refused upload the profile lists %v (%v)", p.Uploads, err)
+	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/origin/store"
@@ -81,8 +84,40 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.log.Error("request timed out", "path", r.URL.Path, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "timeout", "the request took too long")
+	case unavailable(err):
+		s.log.Warn("database unavailable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "2")
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the database is out of reach; retry shortly")
 	default:
 		s.log.Error("request failed", "path", r.URL.Path, "err", err)
 		writeProblem(w, r, http.StatusInternalServerError, "internal", "")
 	}
+}
+
+// unavailable says whether err is the database out of reach — a connection
+// refused, reset or cut (or one the driver had closed), PostgreSQL shutting
+// down or starting up — rather
+// than a fault of the request or the code: the client may retry (the chaos
+// drill restarting PostgreSQL under load sees these as 503s, not 500s). The
+// SQLSTATE is read through the method pgconn.PgError has, so the origin
+// does not depend on the driver.
+func unavailable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	// The driver's word that the statement never reached the server
+	// (pgconn: a connection it had already closed).
+	var retry interface{ SafeToRetry() bool }
+	if errors.As(err, &retry) && retry.SafeToRetry() {
+		return true
+	}
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		// Class 08: connection exception; 57P01-57P03: admin or crash
+		// shutdown, cannot connect now (starting up, recovering).
+		code := pg.SQLState()
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
+	}
+	return false
 }
