@@ -469,7 +469,13 @@ type edge struct {
 // edgeCaddyfile is the test edge's Caddyfile: options are spark_realtime's
 // extra lines.
 func edgeCaddyfile(adminPort, sitePort int, originURL, brokerName, options string) string {
-	return caddytest.GlobalOptions(adminPort, "") + fmt.Sprintf(`
+	return fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	persist_config off
+	auto_https off
+	grace_period 1s
+	metrics
+}
 http://127.0.0.1:%d {
 	bind 127.0.0.1
 	handle /api/realtime {
@@ -482,7 +488,7 @@ http://127.0.0.1:%d {
 	}
 	respond "not realtime" 404
 }
-`, sitePort, originURL, secretEnv, brokerName, options)
+`, adminPort, sitePort, originURL, secretEnv, brokerName, options)
 }
 
 // startEdge loads an edge with its own broker and fake origin.
