@@ -35,17 +35,3 @@ func TestRedisOptionsFill(t *testing.T) {
 		t.Error("two sentinels taken for a Cluster")
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: time.Second}
-	for i, step := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
-		step *= time.Millisecond
-		if d := b.next(); d < step/2 || d > step {
-			t.Fatalf("attempt %d waits %s, want within [%s, %s]", i+1, d, step/2, step)
-		}
-	}
-	b.reset()
-	if d := b.next(); d > 100*time.Millisecond {
-		t.Fatalf("after reset: %s", d)
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/spark-edge/spark/internal/backoff"
 )
 
 // RedisSubscriber is an edge's handle on the Redis bus: it subscribes to
@@ -278,7 +280,7 @@ func (s *RedisSubscriber) supervise(connected bool) {
 	defer s.wg.Done()
 	health := time.NewTicker(s.o.PingInterval)
 	defer health.Stop()
-	bo := backoff{min: s.o.ReconnectMin, max: s.o.ReconnectMax}
+	bo := backoff.Backoff{Min: s.o.ReconnectMin, Max: s.o.ReconnectMax}
 	for {
 		if connected {
 			select {
@@ -292,7 +294,7 @@ func (s *RedisSubscriber) supervise(connected bool) {
 				connected = false
 			}
 		}
-		if !sleep(s.ctx, bo.next()) {
+		if !bo.Wait(s.ctx) {
 			return
 		}
 		select { // a loss signalled before this attempt concerns the old connections
@@ -304,7 +306,7 @@ func (s *RedisSubscriber) supervise(connected bool) {
 			continue
 		}
 		s.log.Info("eventbus: redis subscriber reconnected")
-		bo.reset()
+		bo.Reset()
 		connected = true
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/spark-edge/spark/internal/backoff"
 )
 
 // StreamClientOptions configure an edge's end of the origin stream.
@@ -289,7 +290,7 @@ func (c *StreamClient) drop(conn *clientConn) {
 // supervise waits for the connection to end, and reconnects.
 func (c *StreamClient) supervise(conn *clientConn) {
 	defer c.wg.Done()
-	bo := backoff{min: c.o.ReconnectMin, max: c.o.ReconnectMax}
+	bo := backoff.Backoff{Min: c.o.ReconnectMin, Max: c.o.ReconnectMax}
 	for {
 		if conn != nil {
 			start := time.Now()
@@ -301,10 +302,10 @@ func (c *StreamClient) supervise(conn *clientConn) {
 			c.drop(conn)
 			c.log.Warn("eventbus: origin stream lost; reconnecting")
 			if time.Since(start) >= c.o.ReconnectMax {
-				bo.reset() // it had been healthy: start over quickly
+				bo.Reset() // it had been healthy: start over quickly
 			}
 		}
-		if !sleep(c.ctx, bo.next()) {
+		if !bo.Wait(c.ctx) {
 			return
 		}
 		var err error

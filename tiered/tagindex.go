@@ -2,7 +2,6 @@ package tiered
 
 import (
 	"encoding/binary"
-	"hash/maphash"
 
 	"github.com/allegro/bigcache/v3"
 )
@@ -23,21 +22,13 @@ import (
 //
 //   - storeL1 deletes whatever the key's hash slot holds before storing, so
 //     the old entry leaves through onRemove like any other;
-//   - keys are hashed with a seeded hash (hash/maphash, seeded per cache),
-//     so colliding keys cannot be computed from outside.
+//   - keys are hashed with a seeded hash (KeyHasher: hash/maphash, seeded
+//     per cache), so colliding keys cannot be computed from outside.
 //
 // What stays possible is a leak on a race (a purge deleting an entry between
 // its store and its indexing, just before its fill's own re-check deletes it
 // again): one pair per such race, removed with its tag by the next purge of
 // the tag, and not something a client can repeat at will.
-
-// keyHasher hashes L1 keys with a per-cache random seed.
-type keyHasher struct{ seed maphash.Seed }
-
-func newKeyHasher() keyHasher { return keyHasher{seed: maphash.MakeSeed()} }
-
-// Sum64 implements bigcache.Hasher.
-func (h keyHasher) Sum64(key string) uint64 { return maphash.String(h.seed, key) }
 
 // storeL1 stores an entry in L1, first removing (through onRemove, so that
 // its tags leave the index) the entry its hash slot holds, be it an older

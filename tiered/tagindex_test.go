@@ -77,7 +77,7 @@ func TestCollidingKeysLeaveNoStaleTagIndex(t *testing.T) {
 // be computed from outside: two caches hash a key differently, and neither
 // as bigcache's default FNV-1a does.
 func TestL1KeyHashIsSeeded(t *testing.T) {
-	a, b := newKeyHasher(), newKeyHasher()
+	a, b := NewKeyHasher(), NewKeyHasher()
 	const key = "GET\x00example.com\x00/api/users/1/profile"
 	fnv := uint64(14695981039346656037)
 	for i := 0; i < len(key); i++ {
@@ -106,7 +106,7 @@ func BenchmarkL1KeyHash(b *testing.B) {
 		_ = sink
 	})
 	b.Run("seeded", func(b *testing.B) {
-		h := newKeyHasher()
+		h := NewKeyHasher()
 		var sink uint64
 		for b.Loop() {
 			sink += h.Sum64(key)

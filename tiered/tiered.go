@@ -131,7 +131,7 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 	cfg.OnRemoveWithReason = c.onRemove
 	cfg.Hasher = opts.hasher
 	if cfg.Hasher == nil {
-		cfg.Hasher = newKeyHasher()
+		cfg.Hasher = NewKeyHasher()
 	}
 	l1, err := bigcache.New(ctx, cfg)
 	if err != nil {

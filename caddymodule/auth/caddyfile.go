@@ -3,22 +3,16 @@ package auth
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("spark_auth", parseCaddyfile)
 	// Right after Caddy's own basic_auth: before request_header (so
 	// {http.auth.user.id} can be used there), spark_image_hints (after
 	// request_header) and spark_cache (before encode). A refused request
 	// reaches none of them.
-	httpcaddyfile.RegisterDirectiveOrder("spark_auth", httpcaddyfile.After, "basic_auth")
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var a Handler
-	err := a.UnmarshalCaddyfile(h.Dispenser)
-	return &a, err
+	caddyargs.RegisterHandler[Handler]("spark_auth", httpcaddyfile.After, "basic_auth")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
@@ -33,20 +27,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		leeway       <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
+	return caddyargs.Block(d, func(d *caddyfile.Dispenser) error {
 		ok, err := h.UnmarshalOption(d)
-		if err != nil {
-			return err
+		if err == nil && !ok {
+			err = d.Errf("unknown spark_auth option %q", d.Val())
 		}
-		if !ok {
-			return d.Errf("unknown spark_auth option %q", d.Val())
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // Interface guard

@@ -188,17 +188,7 @@ type edge struct {
 // handed to the origin in X-Spark-User, spark_cache, the proxy. spark_auth
 // is written after spark_cache: the directive order puts it first.
 func siteCaddyfile(adminPort, sitePort int, originAddr, authBlock string) string {
-	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	auto_https off
-	grace_period 1s
-	metrics
-	log {
-		level ERROR
-	}
-}
-
+	return caddytest.GlobalOptions(adminPort, "") + fmt.Sprintf(`
 http://:%d {
 	bind 127.0.0.1
 	@api {
@@ -218,7 +208,7 @@ http://:%d {
 	}
 	reverse_proxy %s
 }
-`, adminPort, sitePort, authBlock, originAddr)
+`, sitePort, authBlock, originAddr)
 }
 
 // defaultAuthBlock accepts the HS256 secret from the environment and the

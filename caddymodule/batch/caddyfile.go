@@ -6,23 +6,15 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("spark_batch", parseCaddyfile)
 	// Before basic_auth (and so before spark_auth, right after it): the
 	// batch itself needs no token, each of its sub-requests goes through
 	// the whole route again and is checked there.
-	httpcaddyfile.RegisterDirectiveOrder("spark_batch", httpcaddyfile.Before, "basic_auth")
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var b Handler
-	err := b.UnmarshalCaddyfile(h.Dispenser)
-	return &b, err
+	caddyargs.RegisterHandler[Handler]("spark_batch", httpcaddyfile.Before, "basic_auth")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
@@ -39,58 +31,70 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		streaming                        # NDJSON for Accept: application/x-ndjson
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		var err error
-		switch d.Val() {
-		case "max_requests":
-			err = caddyargs.Read(d, 1, caddyargs.Int(&h.MaxRequests, 1))
-		case "max_body_size":
-			err = caddyargs.Read(d, 1, caddyargs.Size(&h.MaxBodySize, 1, 64<<20))
-		case "max_batch_size":
-			err = caddyargs.Read(d, 1, caddyargs.Size(&h.MaxBatchSize, 1, 64<<20))
-		case "max_response_size":
-			err = caddyargs.Read(d, 1, caddyargs.Size(&h.MaxResponseSize, 1, 64<<20))
-		case "methods":
-			h.Methods = d.RemainingArgs()
-			if len(h.Methods) == 0 {
-				return d.ArgErr()
-			}
-			for i, m := range h.Methods {
-				h.Methods[i] = strings.ToUpper(m)
-				if !allowedMethod(h.Methods[i]) {
-					return d.Errf("methods: %q is not one of %s", m, strings.Join(DefaultMethods, " "))
-				}
-			}
-		case "path_prefixes":
-			h.PathPrefixes = d.RemainingArgs()
-			if len(h.PathPrefixes) == 0 {
-				return d.ArgErr()
-			}
-			for _, p := range h.PathPrefixes {
-				if !strings.HasPrefix(p, "/") {
-					return d.Errf("path_prefixes: %q must start with /", p)
-				}
-			}
-		case "concurrency":
-			err = caddyargs.Read(d, 1, caddyargs.Int(&h.Concurrency, 1))
-		case "timeout":
-			err = caddyargs.Read(d, 1, caddyargs.Duration(&h.Timeout, time.Millisecond, MaxTimeout))
-		case "streaming":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Streaming = true
-		default:
-			return d.Errf("unknown spark_batch option %q", d.Val())
+	return caddyargs.Block(d, h.unmarshalOption)
+}
+
+// unmarshalOption reads one spark_batch option at the dispenser's cursor.
+func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
+	var arg caddyargs.Setter
+	switch d.Val() {
+	case "max_requests":
+		arg = caddyargs.Int(&h.MaxRequests, 1)
+	case "max_body_size":
+		arg = caddyargs.Size(&h.MaxBodySize, 1, 64<<20)
+	case "max_batch_size":
+		arg = caddyargs.Size(&h.MaxBatchSize, 1, 64<<20)
+	case "max_response_size":
+		arg = caddyargs.Size(&h.MaxResponseSize, 1, 64<<20)
+	case "concurrency":
+		arg = caddyargs.Int(&h.Concurrency, 1)
+	case "timeout":
+		arg = caddyargs.Duration(&h.Timeout, time.Millisecond, MaxTimeout)
+	case "methods":
+		return h.unmarshalMethods(d)
+	case "path_prefixes":
+		return h.unmarshalPathPrefixes(d)
+	case "streaming":
+		if d.NextArg() {
+			return d.ArgErr()
 		}
-		if err != nil {
-			return err
+		h.Streaming = true
+		return nil
+	default:
+		return d.Errf("unknown spark_batch option %q", d.Val())
+	}
+	return caddyargs.Read(d, 1, arg)
+}
+
+// unmarshalMethods reads `methods <method...>`: each one batch allows.
+func (h *Handler) unmarshalMethods(d *caddyfile.Dispenser) error {
+	methods, err := caddyargs.List(d)
+	if err != nil {
+		return err
+	}
+	for i, m := range methods {
+		methods[i] = strings.ToUpper(m)
+		if !allowedMethod(methods[i]) {
+			return d.Errf("methods: %q is not one of %s", m, strings.Join(DefaultMethods, " "))
 		}
 	}
+	h.Methods = methods
+	return nil
+}
+
+// unmarshalPathPrefixes reads `path_prefixes <prefix...>`: each an
+// absolute path.
+func (h *Handler) unmarshalPathPrefixes(d *caddyfile.Dispenser) error {
+	prefixes, err := caddyargs.List(d)
+	if err != nil {
+		return err
+	}
+	for _, p := range prefixes {
+		if !strings.HasPrefix(p, "/") {
+			return d.Errf("path_prefixes: %q must start with /", p)
+		}
+	}
+	h.PathPrefixes = prefixes
 	return nil
 }
 

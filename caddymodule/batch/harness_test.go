@@ -169,17 +169,7 @@ type edge struct {
 
 // siteCaddyfile renders the test site. batchBlock is spark_batch's options.
 func siteCaddyfile(adminPort, sitePort int, originAddr, batchBlock string) string {
-	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	auto_https off
-	grace_period 1s
-	metrics
-	log {
-		level ERROR
-	}
-}
-
+	return caddytest.GlobalOptions(adminPort, "") + fmt.Sprintf(`
 http://:%d {
 	bind 127.0.0.1
 	@batch path /api/batch
@@ -212,7 +202,7 @@ http://:%d {
 		reverse_proxy %s
 	}
 }
-`, adminPort, sitePort, batchBlock, secretEnv, originAddr)
+`, sitePort, batchBlock, secretEnv, originAddr)
 }
 
 // defaultBatchBlock are the options most tests run with.

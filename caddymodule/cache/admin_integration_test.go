@@ -169,7 +169,7 @@ func TestIntegrationPurgeHandler(t *testing.T) {
 	token := randomSecret(t, "purge")
 	t.Setenv("SPARK_TEST_PURGE_TOKEN", token)
 	e, ports := startEdgeWith(t, 4, func(p []int, originAddr string) string {
-		return globalOptions(p[0], "") + `
+		return caddytest.GlobalOptions(p[0], "") + `
 http://:` + strconv.Itoa(p[1]) + ` {
 	bind 127.0.0.1
 	spark_cache {
@@ -291,7 +291,7 @@ func TestIntegrationSecretsNotInConfig(t *testing.T) {
 	defer asUser.Close()
 
 	e, _ := startEdgeWith(t, 2, func(p []int, originAddr string) string {
-		return globalOptions(p[0], "") + `
+		return caddytest.GlobalOptions(p[0], "") + `
 http://:` + strconv.Itoa(p[1]) + ` {
 	bind 127.0.0.1
 	spark_cache {
@@ -350,7 +350,7 @@ http://:` + strconv.Itoa(p[1]) + ` {
 func TestIntegrationEmptyRedisSecretRefused(t *testing.T) {
 	t.Setenv("SPARK_TEST_REDIS_PASSWORD", "")
 	ports := testutil.FreePorts(t, 2)
-	err := caddytest.TryLoad(t, globalOptions(ports[0], "")+`
+	err := caddytest.TryLoad(t, caddytest.GlobalOptions(ports[0], "")+`
 http://:`+strconv.Itoa(ports[1])+` {
 	bind 127.0.0.1
 	spark_cache {

@@ -6,7 +6,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
 	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
 	"github.com/spark-edge/spark/caddymodule/internal/duration"
@@ -16,25 +15,11 @@ func init() {
 	// spark_purge is a responder that answers before the cache sees the
 	// request (a purge is no cacheable request): registered first, each
 	// right before encode, it lands before spark_cache.
-	httpcaddyfile.RegisterHandlerDirective("spark_purge", parsePurgeCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("spark_purge", httpcaddyfile.Before, "encode")
-	httpcaddyfile.RegisterHandlerDirective("spark_cache", parseCaddyfile)
+	caddyargs.RegisterHandler[PurgeHandler]("spark_purge", httpcaddyfile.Before, "encode")
 	// Before encode: hits skip compression (the stored body is already
 	// encoded for its Accept-Encoding bucket), and everything after it,
 	// reverse_proxy included, is what a miss runs.
-	httpcaddyfile.RegisterDirectiveOrder("spark_cache", httpcaddyfile.Before, "encode")
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var c Handler
-	err := c.UnmarshalCaddyfile(h.Dispenser)
-	return &c, err
-}
-
-func parsePurgeCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var p PurgeHandler
-	err := p.UnmarshalCaddyfile(h.Dispenser)
-	return &p, err
+	caddyargs.RegisterHandler[Handler]("spark_cache", httpcaddyfile.Before, "encode")
 }
 
 // UnmarshalCaddyfile sets up the purge handler from Caddyfile tokens:
@@ -43,21 +28,12 @@ func parsePurgeCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //		cache <name>
 //	}
 func (p *PurgeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch opt := d.Val(); opt {
-		case "cache":
-			if !d.AllArgs(&p.Cache) {
-				return d.ArgErr()
-			}
-		default:
-			return d.Errf("unrecognized spark_purge option %q", opt)
+	return caddyargs.Block(d, func(d *caddyfile.Dispenser) error {
+		if d.Val() != "cache" {
+			return d.Errf("unrecognized spark_purge option %q", d.Val())
 		}
-	}
-	return nil
+		return caddyargs.Read(d, 1, caddyargs.String(&p.Cache))
+	})
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
@@ -102,63 +78,39 @@ func (p *PurgeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch opt := d.Val(); opt {
-		case "name":
-			if !d.AllArgs(&h.Name) {
-				return d.ArgErr()
-			}
-		case "capacity", "max_entry_size":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			n, err := humanize.ParseBytes(v)
-			if err != nil || n > 1<<40 {
-				return d.Errf("%s: invalid size %q", opt, v)
-			}
-			if opt == "capacity" {
-				h.Capacity = int64(n)
-			} else {
-				h.MaxEntrySize = int64(n)
-			}
-		case "purge_token":
-			// No argument (an unset {$ENV} placeholder) leaves purges off.
-			args := d.RemainingArgs()
-			if len(args) > 1 {
-				return d.ArgErr()
-			}
-			if len(args) == 1 {
-				h.PurgeToken = args[0]
-			}
-		case "encodings":
-			h.Encodings = d.RemainingArgs()
-			if len(h.Encodings) == 0 {
-				return d.ArgErr()
-			}
-		case "redis":
-			r, err := unmarshalRedis(d)
-			if err != nil {
-				return err
-			}
-			h.Redis = r
-		case "rule":
-			r, err := unmarshalRule(d)
-			if err != nil {
-				return err
-			}
-			h.Rules = append(h.Rules, r)
-		default:
-			if err := unmarshalPolicyOption(d, &h.Defaults); err != nil {
-				return err
-			}
+	return caddyargs.Block(d, h.unmarshalOption)
+}
+
+// maxCapacity bounds the capacity and max_entry_size options: 1 TiB.
+const maxCapacity = 1 << 40
+
+// unmarshalOption reads one spark_cache option at the dispenser's cursor.
+func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
+	var err error
+	switch opt := d.Val(); opt {
+	case "name":
+		err = caddyargs.Read(d, 1, caddyargs.String(&h.Name))
+	case "capacity":
+		err = caddyargs.Read(d, 1, caddyargs.Size(&h.Capacity, 0, maxCapacity))
+	case "max_entry_size":
+		err = caddyargs.Read(d, 1, caddyargs.Size(&h.MaxEntrySize, 0, maxCapacity))
+	case "purge_token":
+		// No argument (an unset {$ENV} placeholder) leaves purges off.
+		err = caddyargs.Read(d, 0, caddyargs.String(&h.PurgeToken))
+	case "encodings":
+		h.Encodings, err = caddyargs.List(d)
+	case "redis":
+		h.Redis, err = unmarshalRedis(d)
+	case "rule":
+		r, err := unmarshalRule(d)
+		if err != nil {
+			return err
 		}
+		h.Rules = append(h.Rules, r)
+	default:
+		err = unmarshalPolicyOption(d, &h.Defaults)
 	}
-	return nil
+	return err
 }
 
 // unmarshalRule reads a rule: `rule <path pattern> { <policy options> }`,
@@ -241,18 +193,9 @@ func unmarshalPolicyOption(d *caddyfile.Dispenser, p *Policy) error {
 			p.StaleWhileRevalidate = &dur
 		}
 	case "private", "etag":
-		on := true
-		if d.NextArg() {
-			switch d.Val() {
-			case "on", "true":
-			case "off", "false":
-				on = false
-			default:
-				return d.Errf("%s: want on or off, got %q", opt, d.Val())
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+		on, err := caddyargs.OnOff(d)
+		if err != nil {
+			return err
 		}
 		if opt == "private" {
 			p.Private = &on
@@ -260,15 +203,17 @@ func unmarshalPolicyOption(d *caddyfile.Dispenser, p *Policy) error {
 			p.ETag = &on
 		}
 	case "vary":
-		p.Vary = d.RemainingArgs()
-		if len(p.Vary) == 0 {
-			return d.ArgErr()
+		vary, err := caddyargs.List(d)
+		if err != nil {
+			return err
 		}
+		p.Vary = vary
 	case "ignore_query":
-		p.IgnoreQuery = d.RemainingArgs()
-		if len(p.IgnoreQuery) == 0 {
-			return d.ArgErr()
+		params, err := caddyargs.List(d)
+		if err != nil {
+			return err
 		}
+		p.IgnoreQuery = params
 	default:
 		return d.Errf("unrecognized spark_cache option %q", opt)
 	}

@@ -115,23 +115,6 @@ func (o *origin) lastRequest(method, path string) *http.Request {
 
 func (o *origin) addr() string { return strings.TrimPrefix(o.srv.URL, "http://") }
 
-// globalOptions is the global options block of every test Caddyfile: the
-// admin endpoint on adminPort, metrics, errors-only logs; extra goes
-// inside it.
-func globalOptions(adminPort int, extra string) string {
-	return `{
-	admin 127.0.0.1:` + strconv.Itoa(adminPort) + `
-	persist_config off
-	auto_https off
-	grace_period 2s
-	metrics
-	log {
-		level ERROR
-	}
-` + extra + `}
-`
-}
-
 // siteFor is a site on 127.0.0.1:port running the cache block, encode and
 // a reverse proxy to originAddr.
 func siteFor(port int, originAddr, cacheBlock string) string {
@@ -148,7 +131,7 @@ http://:` + strconv.Itoa(port) + ` {
 // caddyfileFor renders the harness's usual Caddyfile: the global options
 // and one site with the cache block.
 func caddyfileFor(adminPort, sitePort int, originAddr, cacheBlock string) string {
-	return globalOptions(adminPort, "") + siteFor(sitePort, originAddr, cacheBlock)
+	return caddytest.GlobalOptions(adminPort, "") + siteFor(sitePort, originAddr, cacheBlock)
 }
 
 // launch loads the Caddyfile render makes for n free ports (the first is

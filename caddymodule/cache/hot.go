@@ -26,6 +26,7 @@ import (
 // the store path, which reads L1 again.
 type hotEntries struct {
 	shards [hotShards]hotShard
+	hash   tiered.KeyHasher // picks a key's shard
 	// budget is the most bytes of records each shard keeps.
 	budget int64
 	// sets counts stores (forget calls): an insert whose read began before
@@ -82,20 +83,16 @@ type servedMemo struct {
 // newHotEntries returns copies for an L1 of capacity bytes: an eighth of
 // it, at most maxHotBudget.
 func newHotEntries(capacity int64) *hotEntries {
-	h := &hotEntries{budget: min(capacity/8, maxHotBudget) / hotShards}
+	h := &hotEntries{budget: min(capacity/8, maxHotBudget) / hotShards, hash: tiered.NewKeyHasher()}
 	for i := range h.shards {
 		h.shards[i].m = make(map[string]*hotEntry)
 	}
 	return h
 }
 
-// shard picks the shard of a key (FNV-1a).
+// shard picks the shard of a key.
 func (h *hotEntries) shard(key []byte) *hotShard {
-	var x uint32 = 2166136261
-	for _, c := range key {
-		x = (x ^ uint32(c)) * 16777619
-	}
-	return &h.shards[x%hotShards]
+	return &h.shards[h.hash.SumBytes(key)%hotShards]
 }
 
 // peek returns the copy stored under key, unchecked.

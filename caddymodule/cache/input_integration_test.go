@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // TestIntegrationBadInputFromOrigin: malformed, conflicting or enormous
@@ -123,7 +125,7 @@ func TestIntegrationBadInputFromClients(t *testing.T) {
 	good(t)
 	// With a larger max_header_size they reach the cache: hashed into keys,
 	// stored, still correct.
-	e.load(globalOptions(e.ports[0], "\tservers {\n\t\tmax_header_size 1MiB\n\t}\n") + siteFor(e.ports[1], e.origin.addr(), defaultCacheBlock))
+	e.load(caddytest.GlobalOptions(e.ports[0], "\tservers {\n\t\tmax_header_size 1MiB\n\t}\n") + siteFor(e.ports[1], e.origin.addr(), defaultCacheBlock))
 	e.get("/ok", "Accept-Language", "en")
 	good(t)
 	expect(t, "60 KB Accept-Language", e.get("/ok", "Accept-Language", langA), 200, `path="/ok" lang=61440:en-US,en-US,en-U`, false)

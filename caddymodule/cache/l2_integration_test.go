@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 	"github.com/spark-edge/spark/internal/testredis"
 )
 
@@ -38,7 +39,7 @@ func twoEdges(t *testing.T, redisAddr, timeout string) (a, b *edge) {
 	}`
 	}
 	o, ports := launch(t, 3, func(p []int, originAddr string) string {
-		return globalOptions(p[0], "") + siteFor(p[1], originAddr, block("edge-a")) + siteFor(p[2], originAddr, block("edge-b"))
+		return caddytest.GlobalOptions(p[0], "") + siteFor(p[1], originAddr, block("edge-a")) + siteFor(p[2], originAddr, block("edge-b"))
 	})
 	sameHost := func(rt http.RoundTripper) http.RoundTripper { return sameHost{rt} }
 	return newEdge(t, o, ports[0], ports[1], sameHost), newEdge(t, o, ports[0], ports[2], sameHost)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // TestIntegrationReloadKeepsEntries: a config reload with the same cache keeps
@@ -147,7 +149,7 @@ func TestIntegrationRuleMatchers(t *testing.T) {
 // handle_errors, with its Cache-Status.
 func TestIntegrationPlaceholders(t *testing.T) {
 	e, _ := startEdgeWith(t, 2, func(p []int, originAddr string) string {
-		return globalOptions(p[0], "") + `
+		return caddytest.GlobalOptions(p[0], "") + `
 http://:` + strconv.Itoa(p[1]) + ` {
 	bind 127.0.0.1
 	header >X-Spark-Cache "{http.spark_cache.status}|{http.spark_cache.layer}"

@@ -9,7 +9,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
 	"github.com/spark-edge/spark/caddymodule/internal/duration"
@@ -18,15 +17,13 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption(PlanAppID, parsePlanOption)
-	httpcaddyfile.RegisterHandlerDirective("spark_image_hints", parseHints)
-	httpcaddyfile.RegisterHandlerDirective("spark_image", parseHandler)
 	// Right after request_header: before spark_cache (which sits right
 	// before encode), whatever order the plugins' init functions run in,
 	// so the cache sees the normalized Spark-Image-Variant header.
-	httpcaddyfile.RegisterDirectiveOrder("spark_image_hints", httpcaddyfile.After, "request_header")
+	caddyargs.RegisterHandler[Hints]("spark_image_hints", httpcaddyfile.After, "request_header")
 	// A responder: after spark_cache and encode, before respond and
 	// reverse_proxy, so `spark_image /photos/*` takes those paths.
-	httpcaddyfile.RegisterDirectiveOrder("spark_image", httpcaddyfile.Before, "respond")
+	caddyargs.RegisterHandler[Handler]("spark_image", httpcaddyfile.Before, "respond")
 }
 
 // parsePlanOption reads the global option spark_image_plan into the app
@@ -40,18 +37,6 @@ func parsePlanOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, err
 	}
 	return httpcaddyfile.App{Name: PlanAppID, Value: caddyconfig.JSON(app, nil)}, nil
-}
-
-func parseHints(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var m Hints
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return &m, err
-}
-
-func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var m Handler
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return &m, err
 }
 
 // UnmarshalCaddyfile sets up the plan app from the global option:
@@ -70,7 +55,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // The plan as a whole (budget widths among the sizes…) is checked by
 // Validate.
 func (a *PlanApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return unmarshalBlock(d, a.unmarshalOption)
+	return caddyargs.Block(d, a.unmarshalOption)
 }
 
 // UnmarshalCaddyfile sets up the middleware from Caddyfile tokens:
@@ -82,11 +67,11 @@ func (a *PlanApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //
 // The variant plan is the global option spark_image_plan's.
 func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return unmarshalBlock(d, func(d *caddyfile.Dispenser) error {
+	return caddyargs.Block(d, func(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "critical_ch":
-			h.CriticalCH, err = onOff(d)
+			h.CriticalCH, err = caddyargs.OnOff(d)
 		case "measure_rtt":
 			h.NoMeasureRTT, err = offOn(d)
 		default:
@@ -116,7 +101,7 @@ func (h *Hints) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //
 // The variant plan is the global option spark_image_plan's.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return unmarshalBlock(d, h.unmarshalOption)
+	return caddyargs.Block(d, h.unmarshalOption)
 }
 
 // unmarshalOption reads one spark_image option at the dispenser's cursor.
@@ -165,21 +150,6 @@ func positiveDuration(v *caddy.Duration) caddyargs.Setter {
 	return caddyargs.Duration(v, time.Nanosecond, duration.Max)
 }
 
-// unmarshalBlock reads a directive or global option that takes no
-// argument, calling option at each option of its block.
-func unmarshalBlock(d *caddyfile.Dispenser, option func(*caddyfile.Dispenser) error) error {
-	d.Next() // the directive's or global option's name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		if err := option(d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // planOptions are the options of spark_image_plan.
 var planOptions = []string{"sizes", "slow", "3g", "fast", "default_class", "formats"}
 
@@ -197,9 +167,9 @@ func unknownOption(d *caddyfile.Dispenser, directive string) error {
 func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 	switch opt := d.Val(); opt {
 	case "sizes":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return d.ArgErr()
+		args, err := caddyargs.List(d)
+		if err != nil {
+			return err
 		}
 		a.Sizes = nil
 		for _, arg := range args {
@@ -235,10 +205,11 @@ func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 			return d.Errf("%v", err)
 		}
 	case "formats":
-		a.Formats = d.RemainingArgs()
-		if len(a.Formats) == 0 {
-			return d.ArgErr()
+		formats, err := caddyargs.List(d)
+		if err != nil {
+			return err
 		}
+		a.Formats = formats
 		for _, f := range a.Formats {
 			if _, err := imageproxy.ParseFormat(f); err != nil {
 				return d.Errf("%v", err)
@@ -250,29 +221,10 @@ func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// onOff reads an optional on|off (or true|false) argument: a bare option
-// means on.
-func onOff(d *caddyfile.Dispenser) (bool, error) {
-	on := true
-	if d.NextArg() {
-		switch d.Val() {
-		case "on", "true":
-		case "off", "false":
-			on = false
-		default:
-			return false, d.Errf("want on or off, got %q", d.Val())
-		}
-		if d.NextArg() {
-			return false, d.ArgErr()
-		}
-	}
-	return on, nil
-}
-
 // offOn is onOff negated, for the No… fields of options written as
 // "measure_rtt off".
 func offOn(d *caddyfile.Dispenser) (bool, error) {
-	on, err := onOff(d)
+	on, err := caddyargs.OnOff(d)
 	return !on, err
 }
 

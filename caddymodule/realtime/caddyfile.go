@@ -7,22 +7,14 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/spark-edge/spark/caddymodule/internal/caddyargs"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("spark_realtime", parseCaddyfile)
 	// Early: it answers the request itself (checking the token on its own),
 	// so nothing meant for other requests (spark_auth, the cache, encode)
 	// runs before it when it shares a route with them.
-	httpcaddyfile.RegisterDirectiveOrder("spark_realtime", httpcaddyfile.After, "basic_auth")
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var r Handler
-	err := r.UnmarshalCaddyfile(h.Dispenser)
-	return &r, err
+	caddyargs.RegisterHandler[Handler]("spark_realtime", httpcaddyfile.After, "basic_auth")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
@@ -45,26 +37,16 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		name            <hub name>                  # default
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
 	var origin *OriginEvents
-	for d.NextBlock(0) {
-		ok, err := h.UnmarshalOption(d)
-		if err != nil {
+	err := caddyargs.Block(d, func(d *caddyfile.Dispenser) error {
+		if ok, err := h.UnmarshalOption(d); ok || err != nil {
 			return err
-		}
-		if ok {
-			continue
 		}
 		switch opt := d.Val(); opt {
 		case "allowed_origins":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
+			args, err := caddyargs.List(d)
 			h.AllowedOrigins = append(h.AllowedOrigins, args...)
+			return err
 		case "events":
 			src, err := unmarshalEvents(d)
 			if err != nil {
@@ -72,15 +54,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			origin, _ = src.(*OriginEvents)
 			h.EventsRaw = caddyconfig.JSONModuleObject(src, "source", src.(caddy.Module).CaddyModule().ID.Name(), nil)
+			return nil
 		default:
 			setters := h.optionArgs(opt)
 			if setters == nil {
 				return d.Errf("unknown spark_realtime option %q", opt)
 			}
-			if err := caddyargs.Read(d, 1, setters...); err != nil {
-				return err
-			}
+			return caddyargs.Read(d, 1, setters...)
 		}
+	})
+	if err != nil {
+		return err
 	}
 	if origin != nil && origin.URL == "" {
 		// The stream is at the origin unless told otherwise.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/spark-edge/spark/internal/backoff"
 	"go.uber.org/zap"
 )
 
@@ -126,7 +126,7 @@ var errBadLog = errors.New("an undecodable event in the origin's log")
 // connection up to the origin's log, then releases the held live events; it retries with
 // backoff while the origin fails.
 func (c *conn) fetchLoop() {
-	wait := retryMin
+	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	for c.ctx.Err() == nil {
 		before := c.seq.delivered()
 		err := c.fetchOnce(c.ctx)
@@ -135,7 +135,7 @@ func (c *conn) fetchLoop() {
 				return
 			}
 			if c.seq.delivered() != before {
-				wait = retryMin
+				bo.Reset()
 				continue
 			}
 			// No progress: a live event the origin's log does not show
@@ -157,10 +157,9 @@ func (c *conn) fetchLoop() {
 		case err != nil:
 			c.cfg.logger.Debug("fetching events failed; retrying", zap.Int64("user", c.user), zap.Error(err))
 		}
-		if !sleep(c.ctx, jitter(wait)) {
+		if !bo.Wait(c.ctx) {
 			return
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 
@@ -290,23 +289,6 @@ func (c *conn) resync() {
 	if c.q.pushWait(c.ctx, outFrame{data: resyncFrame, kind: kindOutResync}) == nil {
 		c.requestClose(closeRequest{code: closeNormal, reason: resyncReason, send: true, flush: true})
 	}
-}
-
-// sleep waits d or until ctx ends; it reports false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// jitter spreads d over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }
 
 // peers is what the edge knows of a connection's conversations:

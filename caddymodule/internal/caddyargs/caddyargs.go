@@ -1,8 +1,10 @@
-// Package caddyargs reads the arguments of a Caddyfile option into typed
-// config fields. Each argument has a Setter that parses and bounds it and
-// names the option in its error, so every Spark directive (spark_cache,
-// spark_image, spark_realtime and their redis blocks) reads a duration, a
-// size or a count the same way.
+// Package caddyargs reads Spark's Caddyfile directives: a handler
+// directive into its module (RegisterHandler), a directive's block option by
+// option (Block), and the arguments of an option into typed config fields.
+// Each argument has a Setter that parses and bounds it and names the
+// option in its error, so every Spark directive (spark_cache, spark_image,
+// spark_realtime and their redis blocks) reads a duration, a size, a
+// count or an on/off switch the same way.
 package caddyargs
 
 import (
@@ -12,10 +14,72 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
 	"github.com/spark-edge/spark/caddymodule/internal/duration"
 )
+
+// RegisterHandler registers the handler directive name, whose module is
+// *T set up by its own UnmarshalCaddyfile, and its place in the directive
+// order: pos (before or after) the directive anchor.
+func RegisterHandler[T any, P interface {
+	*T
+	caddyhttp.MiddlewareHandler
+	caddyfile.Unmarshaler
+}](name string, pos httpcaddyfile.Positional, anchor string) {
+	httpcaddyfile.RegisterHandlerDirective(name, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		m := P(new(T))
+		err := m.UnmarshalCaddyfile(h.Dispenser)
+		return m, err
+	})
+	httpcaddyfile.RegisterDirectiveOrder(name, pos, anchor)
+}
+
+// Block reads a directive (or global option) that takes no argument,
+// calling option at each option of its block, the cursor on the option's
+// name.
+func Block(d *caddyfile.Dispenser, option func(*caddyfile.Dispenser) error) error {
+	d.Next() // the directive's or global option's name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if err := option(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// List returns the arguments of the option at the cursor: one or more.
+func List(d *caddyfile.Dispenser) ([]string, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.ArgErr()
+	}
+	return args, nil
+}
+
+// OnOff reads the optional on|off (or true|false) argument of the option
+// at the cursor: a bare option means on.
+func OnOff(d *caddyfile.Dispenser) (bool, error) {
+	opt, on := d.Val(), true
+	if d.NextArg() {
+		switch d.Val() {
+		case "on", "true":
+		case "off", "false":
+			on = false
+		default:
+			return false, d.Errf("%s: want on or off, got %q", opt, d.Val())
+		}
+		if d.NextArg() {
+			return false, d.ArgErr()
+		}
+	}
+	return on, nil
+}
 
 // A Setter parses one argument of an option into its field; its error says
 // what is wrong with the argument (Read adds the option's name and place).

@@ -80,3 +80,58 @@ func TestReadRefusesWithTheOptionsName(t *testing.T) {
 		}
 	}
 }
+
+func TestOnOff(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want bool
+		err  bool
+	}{
+		{"opt", true, false},
+		{"opt on", true, false},
+		{"opt true", true, false},
+		{"opt off", false, false},
+		{"opt false", false, false},
+		{"opt maybe", false, true},
+		{"opt on off", false, true},
+	} {
+		d := caddyfile.NewTestDispenser(c.line)
+		d.Next()
+		got, err := OnOff(d)
+		if (err != nil) != c.err || (err == nil && got != c.want) {
+			t.Errorf("%q: got %v, %v; want %v (error: %v)", c.line, got, err, c.want, c.err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "opt") && !strings.Contains(err.Error(), "argument") {
+			t.Errorf("%q: error %q names neither the option nor the arguments", c.line, err)
+		}
+	}
+}
+
+func TestList(t *testing.T) {
+	d := caddyfile.NewTestDispenser("opt a b")
+	d.Next()
+	if got, err := List(d); err != nil || strings.Join(got, " ") != "a b" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	d = caddyfile.NewTestDispenser("opt")
+	d.Next()
+	if _, err := List(d); err == nil {
+		t.Fatal("no arguments: no error")
+	}
+}
+
+func TestBlockCallsOptionAtEachOption(t *testing.T) {
+	var seen []string
+	d := caddyfile.NewTestDispenser("dir {\n\ta 1\n\tb\n}")
+	err := Block(d, func(d *caddyfile.Dispenser) error {
+		seen = append(seen, d.Val())
+		d.RemainingArgs()
+		return nil
+	})
+	if err != nil || strings.Join(seen, " ") != "a b" {
+		t.Fatalf("saw %q, %v", seen, err)
+	}
+	if err := Block(caddyfile.NewTestDispenser("dir arg"), nil); err == nil {
+		t.Fatal("an argument to the directive: no error")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +24,24 @@ import (
 
 	"github.com/spark-edge/spark/internal/testutil"
 )
+
+// GlobalOptions is the global options block of the plugins' test
+// Caddyfiles: the admin endpoint on 127.0.0.1:adminPort, no persisted
+// config, no automatic HTTPS, a grace period of 2s on reloads and stops,
+// metrics, errors-only logs; extra goes inside it.
+func GlobalOptions(adminPort int, extra string) string {
+	return `{
+	admin 127.0.0.1:` + strconv.Itoa(adminPort) + `
+	persist_config off
+	auto_https off
+	grace_period 2s
+	metrics
+	log {
+		level ERROR
+	}
+` + extra + `}
+`
+}
 
 // Adapt turns a Caddyfile into Caddy's JSON config, failing the test when it
 // does not adapt; warnings are logged.

@@ -14,15 +14,11 @@ import (
 // whose target Go's client would clean.
 func TestLoadAndExchange(t *testing.T) {
 	ports := LoadOnFreePorts(t, 2, func(p []int) string {
-		return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	auto_https off
-}
+		return GlobalOptions(p[0], "") + fmt.Sprintf(`
 http://:%d {
 	bind 127.0.0.1
 	respond "{http.request.orig_uri}" 200
-}`, p[0], p[1])
+}`, p[1])
 	})
 	res, err := Exchange("127.0.0.1:"+strconv.Itoa(ports[1]), http.MethodGet, "//a/../b", "", "X-Test", "1")
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,8 +22,7 @@ import (
 // authentication. It accepts POST /3/device/<token> with a valid ES256
 // provider token and the headers APNs requires, as APNs does.
 type APNs struct {
-	*control
-	srv *httptest.Server
+	server
 	key *ecdsa.PrivateKey
 	// KeyID and TeamID are what provider tokens must name (kid, iss).
 	KeyID, TeamID string
@@ -41,20 +39,11 @@ func NewAPNs(topic string) (*APNs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pushfake: APNs key: %w", err)
 	}
-	a := &APNs{control: newControl(), key: key, KeyID: "FAKEKEY123", TeamID: "FAKETEAM01", Topic: topic,
+	a := &APNs{key: key, KeyID: "FAKEKEY123", TeamID: "FAKETEAM01", Topic: topic,
 		verified: make(map[string]time.Time)}
-	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
-	a.srv.Listener = listener{Listener: a.srv.Listener, c: a.control}
-	a.srv.EnableHTTP2 = true
-	a.srv.StartTLS()
+	a.server = startServer(http.HandlerFunc(a.serve))
 	return a, nil
 }
-
-// URL is the fake's root (the provider's APNsOptions.URL).
-func (a *APNs) URL() string { return a.srv.URL }
-
-// Client trusts the fake's certificate and speaks HTTP/2.
-func (a *APNs) Client() *http.Client { return a.srv.Client() }
 
 // Key returns the signing key providers must use.
 func (a *APNs) Key() *ecdsa.PrivateKey { return a.key }
@@ -67,9 +56,6 @@ func (a *APNs) KeyPEM() ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
-
-// Close stops the server.
-func (a *APNs) Close() { a.srv.Close() }
 
 func (a *APNs) answer(w http.ResponseWriter, status int, reason string) {
 	w.Header().Set("apns-id", "00000000-0000-0000-0000-000000000000")

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,8 +24,7 @@ import (
 // assertion (RFC 7523) and answers an access token; POST
 // /v1/projects/<project>/messages:send takes a message with that token.
 type FCM struct {
-	*control
-	srv *httptest.Server
+	server
 	key *rsa.PrivateKey
 	// Project is the project id of the service account.
 	Project string
@@ -44,26 +42,14 @@ func NewFCM(project string) (*FCM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pushfake: FCM service account key: %w", err)
 	}
-	f := &FCM{control: newControl(), key: key, Project: project, ClientEmail: "push@" + project + ".iam.gserviceaccount.com",
+	f := &FCM{key: key, Project: project, ClientEmail: "push@" + project + ".iam.gserviceaccount.com",
 		tokens: make(map[string]bool)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", f.serveToken)
 	mux.HandleFunc("POST /v1/projects/{project}/{op}", f.serveSend)
-	f.srv = httptest.NewUnstartedServer(mux)
-	f.srv.Listener = listener{Listener: f.srv.Listener, c: f.control}
-	f.srv.EnableHTTP2 = true
-	f.srv.StartTLS()
+	f.server = startServer(mux)
 	return f, nil
 }
-
-// URL is the API root (FCMOptions.URL).
-func (f *FCM) URL() string { return f.srv.URL }
-
-// Client trusts the fake's certificate.
-func (f *FCM) Client() *http.Client { return f.srv.Client() }
-
-// Close stops the server.
-func (f *FCM) Close() { f.srv.Close() }
 
 // TokensMinted is how many access tokens the token endpoint issued.
 func (f *FCM) TokensMinted() int {

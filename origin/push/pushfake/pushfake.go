@@ -8,6 +8,8 @@ package pushfake
 
 import (
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"time"
 )
@@ -148,6 +150,33 @@ func (c *control) isDead(token string) bool {
 	defer c.mu.Unlock()
 	return c.dead[token]
 }
+
+// server is what each fake runs: a TLS test server speaking HTTP/2, on a
+// listener its control can take off the network.
+type server struct {
+	*control
+	srv *httptest.Server
+}
+
+// startServer starts h on a new server.
+func startServer(h http.Handler) server {
+	c := newControl()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = listener{Listener: srv.Listener, c: c}
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	return server{control: c, srv: srv}
+}
+
+// URL is the fake's root (the provider's APNsOptions.URL or
+// FCMOptions.URL).
+func (s server) URL() string { return s.srv.URL }
+
+// Client trusts the fake's certificate and speaks HTTP/2.
+func (s server) Client() *http.Client { return s.srv.Client() }
+
+// Close stops the server.
+func (s server) Close() { s.srv.Close() }
 
 // listener closes connections while the fake is down and tracks the
 // open ones so SetDown can cut them.
