@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 )
 
 // fastPathCache is the cache block of the fast-path tests.
@@ -33,7 +34,7 @@ var ttlPattern = regexp.MustCompile(`ttl=-?[0-9]+`)
 func startFastPathEdge(t *testing.T, extra string) *edge {
 	t.Helper()
 	e, _ := startEdgeWith(t, 2, func(p []int, originAddr string) string {
-		return globalOptions(p[0], `	servers {
+		return caddytest.GlobalOptions(p[0], `	servers {
 		listener_wrappers {
 			spark_fastpath {
 				cache fastpath-test
