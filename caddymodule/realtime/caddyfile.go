@@ -41,6 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_frame       <size>                      # 64KiB
 //		rate            <frames per second> [<burst>] # 20 40
 //		origin_timeout  <duration>                  # 10s
+//		admission_timeout <duration>                # 3s
 //		in_flight       <per connection> [<per edge>] # 8 512
 //		name            <hub name>                  # default
 //	}
@@ -106,6 +107,8 @@ func (h *Handler) optionArgs(opt string) []caddyargs.Setter {
 		return []caddyargs.Setter{durationArg(&h.WriteTimeout)}
 	case "origin_timeout":
 		return []caddyargs.Setter{durationArg(&h.OriginTimeout)}
+	case "admission_timeout":
+		return []caddyargs.Setter{durationArg(&h.AdmissionTimeout)}
 	case "max_frame":
 		return []caddyargs.Setter{sizeArg(&h.MaxFrame)}
 	case "rate":
