@@ -41,7 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_frame       <size>                      # 64KiB
 //		rate            <frames per second> [<burst>] # 20 40
 //		origin_timeout  <duration>                  # 10s
-//		admission_timeout <duration>                # 3s
+//		admission_timeout <duration>                # 10s
 //		in_flight       <per connection> [<per edge>] # 8 512
 //		name            <hub name>                  # default
 //	}

@@ -56,7 +56,7 @@ const (
 	defaultRate            = 20
 	defaultBurst           = 40
 	defaultOriginTimeout   = 10 * time.Second
-	defaultAdmission       = 3 * time.Second
+	defaultAdmission       = 10 * time.Second
 	defaultInFlight        = 8
 	defaultInFlightPerEdge = 512
 )
@@ -111,7 +111,7 @@ type Handler struct {
 	// OriginTimeout bounds each call to the origin (default 10s).
 	OriginTimeout caddy.Duration `json:"origin_timeout,omitempty"`
 	// AdmissionTimeout bounds what a connection needs before its upgrade
-	// (default 3s): the bus subscription and the origin's answers (its
+	// (default 10s, as origin_timeout): the bus subscription and the origin's answers (its
 	// conversations, and the log's end or a resume's first page), waiting
 	// for an origin call slot included. Past it the client is refused with
 	// 503 and a Retry-After instead of being held while the origin is
