@@ -17,6 +17,7 @@
 #
 # Env: CONNS (10000)  TYPING_RATE (5000)  MSG_RATE (2000)  DROP (0.1)
 #      REST_RATE (0)  STEP (30s per run)  IDLE_HOLD (15s)
+#      FIGURES ("c a b": which figures to measure, e.g. FIGURES=c)
 #      BENCH_DB (spark_realtime_bench)  BENCH_OUT (.bench/realtime)
 # Quick try: CONNS=2000 TYPING_RATE=1000 MSG_RATE=400 STEP=15s make bench-realtime
 set -euo pipefail
@@ -29,6 +30,8 @@ DROP=${DROP:-0.1}
 REST_RATE=${REST_RATE:-0}
 STEP=${STEP:-30s}
 IDLE_HOLD=${IDLE_HOLD:-15s}
+FIGURES=" ${FIGURES:-c a b} "
+figure() { [[ "$FIGURES" == *" $1 "* ]]; }
 DB=${BENCH_DB:-spark_realtime_bench}
 OUT=${BENCH_OUT:-.bench/realtime}
 SECRET=spark-bench-secret-local-only-not-for-production  # PostGIS: at least 32 bytes
@@ -109,6 +112,15 @@ mem() {
 	echo "$rss $best"
 }
 
+# live METRICS_URL: prints the heap in use after a forced GC (Caddy's
+# admin /debug/pprof/heap?gc=1), what the process holds rather than
+# garbage no GC has been due for yet. Edges only (the reference hub has no
+# pprof).
+live() {
+	curl -fs -o /dev/null "${1%/metrics}/debug/pprof/heap?gc=1"
+	curl -fs "$1" | awk '/^go_memstats_heap_inuse_bytes /{printf "%d\n", $2}'
+}
+
 # load NAME ARGS...: the load client as its own process, JSON report in $OUT.
 load() {
 	local name=$1; shift
@@ -125,7 +137,8 @@ load() {
 # of CONNS connections, per connection (summed over the processes).
 idle() {
 	local name=$1 pids=$2 urls=$3; shift 3
-	local before=() after=() i=0 p u
+	local before=() after=() lb=0 la=0 i=0 p u
+	if [ "$name" = idle-edge ]; then for u in $urls; do lb=$((lb + $(live "$u"))); done; fi
 	for p in $pids; do u=$(echo "$urls" | cut -d' ' -f$((i + 1))); before+=("$(mem "$p" "$u")"); i=$((i + 1)); done
 	rm -f "$work/ready"
 	load "$name" --rate 0 --duration "$IDLE_HOLD" --drain 1s --ready-file "$work/ready" "$@" &
@@ -135,42 +148,52 @@ idle() {
 	sleep 3
 	i=0
 	for p in $pids; do u=$(echo "$urls" | cut -d' ' -f$((i + 1))); after+=("$(mem "$p" "$u")"); i=$((i + 1)); done
+	if [ "$name" = idle-edge ]; then for u in $urls; do la=$((la + $(live "$u"))); done; fi
+	# What the connections hold: the first process's heap profile, after a
+	# GC (taken after the samples; GODEBUG=memprofilerate=4096 in the
+	# environment for a detailed one).
+	curl -fs -o "$OUT/$name.heap" "$(echo "$urls" | cut -d' ' -f1 | sed 's|/metrics$|/debug/pprof/heap?gc=1|')" || true
 	wait $lp
-	python3 - "$CONNS" "${before[*]}" "${after[*]}" >"$work/$name.mem" <<'PY'
+	python3 - "$CONNS" "${before[*]}" "${after[*]}" "$lb" "$la" >"$work/$name.mem" <<'PY'
 import sys
 n = int(sys.argv[1]); b = list(map(int, sys.argv[2].split())); a = list(map(int, sys.argv[3].split()))
-rss = sum(a[0::2]) - sum(b[0::2]); heap = sum(a[1::2]) - sum(b[1::2])
-print("%.1f %.1f" % (rss / n / 1024, heap / n / 1024))
+rss = sum(a[0::2]) - sum(b[0::2]); heap = sum(a[1::2]) - sum(b[1::2]); live = int(sys.argv[5]) - int(sys.argv[4])
+print("%.1f %.1f %.1f" % (rss / n / 1024, heap / n / 1024, live / n / 1024))
 PY
 }
 
-echo "$NAME: (c) idle memory, $CONNS connections held $IDLE_HOLD" >&2
-# --pairing fixed: no REST calls (whose cached responses would count as
-# connection memory); idle connections need no real conversation.
-idle idle-edge "${edge_pids[*]}" "http://${admins[0]}/metrics http://${admins[1]}/metrics" --edges "$edge_list" --pairing fixed
-idle idle-ref "$hub_pid" "http://$hub/metrics" --edges "http://$hub" --pairing fixed
-echo "$NAME: (a) typing fan-out, $TYPING_RATE/s for $STEP" >&2
-load typing-edge --edges "$edge_list" --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
-load typing-ref --edges "http://$hub" --pairing fixed --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
-echo "$NAME: (b) messages, $MSG_RATE/s for $STEP, $DROP dropped and resumed" >&2
-# Where the time goes: CPU seconds per process over the run, a CPU profile
-# of one edge (Caddy's admin /debug/pprof) and the origin's own latency of
-# the send route.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-declare -A t0
-for p in "${edge_pids[@]}" "$origin_pid" "$redis_pid"; do t0[$p]=$(cpu_ticks "$p"); done
-prof_s=$(( $(echo "$STEP" | tr -dc 0-9) / 2 ))
-( sleep $(( prof_s / 2 + 5 )); curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" ) &
-prof_pid=$!
-load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s
-wait $prof_pid || true
-tick=$(getconf CLK_TCK)
-name_of() { case $1 in "$origin_pid") echo origin ;; "$redis_pid") echo redis ;; "${edge_pids[0]}") echo edge0 ;; *) echo edge1 ;; esac; }
-{
-	printf "CPU seconds during (b):"
-	for p in "${!t0[@]}"; do printf " %s=%.1f" "$(name_of "$p")" "$(echo "($(cpu_ticks "$p") - ${t0[$p]}) / $tick" | bc -l)"; done
-	echo " (of $(nproc) cores x the run; PostgreSQL is shared with other work on this machine)"
-	curl -fs "http://$origin/metrics" | python3 -c '
+if figure c; then
+	echo "$NAME: (c) idle memory, $CONNS connections held $IDLE_HOLD" >&2
+	# --pairing fixed: no REST calls (whose cached responses would count as
+	# connection memory); idle connections need no real conversation.
+	idle idle-edge "${edge_pids[*]}" "http://${admins[0]}/metrics http://${admins[1]}/metrics" --edges "$edge_list" --pairing fixed
+	idle idle-ref "$hub_pid" "http://$hub/metrics" --edges "http://$hub" --pairing fixed
+fi
+if figure a; then
+	echo "$NAME: (a) typing fan-out, $TYPING_RATE/s for $STEP" >&2
+	load typing-edge --edges "$edge_list" --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
+	load typing-ref --edges "http://$hub" --pairing fixed --rate 0 --typing-rate "$TYPING_RATE" --duration "$STEP" --drain 2s
+fi
+if figure b; then
+	echo "$NAME: (b) messages, $MSG_RATE/s for $STEP, $DROP dropped and resumed" >&2
+	# Where the time goes: CPU seconds per process over the run, a CPU profile
+	# of one edge (Caddy's admin /debug/pprof) and the origin's own latency of
+	# the send route.
+	cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+	declare -A t0
+	for p in "${edge_pids[@]}" "$origin_pid" "$redis_pid"; do t0[$p]=$(cpu_ticks "$p"); done
+	prof_s=$(( $(echo "$STEP" | tr -dc 0-9) / 2 ))
+	( sleep $(( prof_s / 2 + 5 )); curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" ) &
+	prof_pid=$!
+	load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s
+	wait $prof_pid || true
+	tick=$(getconf CLK_TCK)
+	name_of() { case $1 in "$origin_pid") echo origin ;; "$redis_pid") echo redis ;; "${edge_pids[0]}") echo edge0 ;; *) echo edge1 ;; esac; }
+	{
+		printf "CPU seconds during (b):"
+		for p in "${!t0[@]}"; do printf " %s=%.1f" "$(name_of "$p")" "$(echo "($(cpu_ticks "$p") - ${t0[$p]}) / $tick" | bc -l)"; done
+		echo " (of $(nproc) cores x the run; PostgreSQL is shared with other work on this machine)"
+		curl -fs "http://$origin/metrics" | python3 -c '
 import sys, re
 s = {}; c = {}
 for l in sys.stdin:
@@ -183,43 +206,51 @@ for k in c:
     if c[k]:
         print("origin: %s mean %s" % ("messages per batch" if k == "batch" else "POST messages latency", ("%.1f" % (s[k] / c[k])) if k == "batch" else "%.1f ms" % (1000 * s[k] / c[k])))
 '
-	if [ -s "$OUT/chat-edge0.pprof" ]; then
-		echo "edge 0 CPU profile during (b), top by cumulative time ($OUT/chat-edge0.pprof):"
-		${GO:-go} tool pprof -top -cum -nodecount=15 "$BIN" "$OUT/chat-edge0.pprof" 2>/dev/null | tail -n 16
-	fi
-} >"$work/where.txt" 2>&1 || true
-load chat-ref --edges "http://$hub" --pairing fixed --rate "$MSG_RATE" --drop "$DROP" --duration "$STEP" --drain 30s
+		if [ -s "$OUT/chat-edge0.pprof" ]; then
+			echo "edge 0 CPU profile during (b), top by cumulative time ($OUT/chat-edge0.pprof):"
+			${GO:-go} tool pprof -top -cum -nodecount=15 "$BIN" "$OUT/chat-edge0.pprof" 2>/dev/null | tail -n 16
+		fi
+	} >"$work/where.txt" 2>&1 || true
+	load chat-ref --edges "http://$hub" --pairing fixed --rate "$MSG_RATE" --drop "$DROP" --duration "$STEP" --drain 30s
+fi
 
-python3 - "$OUT" "$work" "$CONNS" "$TYPING_RATE" "$MSG_RATE" "$DROP" <<'PY'
+python3 - "$OUT" "$work" "$CONNS" "$TYPING_RATE" "$MSG_RATE" "$DROP" "$FIGURES" <<'PY'
 import json, sys
 out, work, conns, trate, mrate, drop = sys.argv[1:7]
+figs = sys.argv[7].split()
 j = lambda n: json.load(open("%s/%s.json" % (out, n)))["chat"]
 mem = lambda n: list(map(float, open("%s/%s.mem" % (work, n)).read().split()))
-te, tr, ce, cr = j("typing-edge"), j("typing-ref"), j("chat-edge"), j("chat-ref")
-me, mr = mem("idle-edge"), mem("idle-ref")
 def ratio(a, b): return "%.1fx" % (a / b) if b else "-"
 def verdict(ok): return "PASS" if ok else "MISS"
 rows = []
-tp, trp = te["typing"]["latency"]["p99_ms"], tr["typing"]["latency"]["p99_ms"]
-rows.append(("(a) typing fan-out P99, %s conns, %s/s (received %d/%d)" % (conns, trate, te["typing"]["received"], te["typing"]["sent"]),
+if "a" in figs:
+  te, tr = j("typing-edge"), j("typing-ref")
+  tp, trp = te["typing"]["latency"]["p99_ms"], tr["typing"]["latency"]["p99_ms"]
+  rows.append(("(a) typing fan-out P99, %s conns, %s/s (received %d/%d)" % (conns, trate, te["typing"]["received"], te["typing"]["sent"]),
 	"%.2f ms" % tp, "%.2f ms" % trp, ratio(tp, trp), "<= 5 ms", verdict(tp <= 5)))
-cp, crp = ce["delivery"]["p99_ms"], cr["delivery"]["p99_ms"]
-rows.append(("(b) send->receive P99, %s conns, %s msg/s, %.0f%% dropped" % (conns, mrate, 100 * float(drop)),
+if "b" in figs:
+  ce, cr = j("chat-edge"), j("chat-ref")
+  cp, crp = ce["delivery"]["p99_ms"], cr["delivery"]["p99_ms"]
+  rows.append(("(b) send->receive P99, %s conns, %s msg/s, %.0f%% dropped" % (conns, mrate, 100 * float(drop)),
 	"%.2f ms" % cp, "%.2f ms" % crp, ratio(cp, crp), "<= 50 ms", verdict(cp <= 50)))
-lp, lrp = ce["delivery_live"]["p99_ms"], cr["delivery_live"]["p99_ms"]
-rows.append(("    without the dropped pairs' messages", "%.2f ms" % lp, "%.2f ms" % lrp, ratio(lp, lrp), "", ""))
-m, mr_ = ce["messages"], cr["messages"]
-rows.append(("    lost / duplicated (of %d sent, %d received)" % (m["sent"], m["received"]),
+  lp, lrp = ce["delivery_live"]["p99_ms"], cr["delivery_live"]["p99_ms"]
+  rows.append(("    without the dropped pairs' messages", "%.2f ms" % lp, "%.2f ms" % lrp, ratio(lp, lrp), "", ""))
+  m, mr_ = ce["messages"], cr["messages"]
+  rows.append(("    lost / duplicated (of %d sent, %d received)" % (m["sent"], m["received"]),
 	"%d / %d" % (m["lost"], m["duplicated"]), "%d / %d" % (mr_["lost"], mr_["duplicated"]), "", "0 / 0",
 	verdict(m["lost"] == 0 and m["duplicated"] == 0 and m["misdelivered"] == 0 and m["unconfirmed"] == 0)))
-rows.append(("(c) idle memory per connection, RSS", "%.1f KB" % me[0], "%.1f KB" % mr[0], ratio(me[0], mr[0]), "<= 32 KB", verdict(me[0] <= 32)))
-rows.append(("    idle memory per connection, Go heap", "%.1f KB" % me[1], "%.1f KB" % mr[1], ratio(me[1], mr[1]), "", ""))
+if "c" in figs:
+  me, mr = mem("idle-edge"), mem("idle-ref")
+  rows.append(("(c) idle memory per connection, RSS", "%.1f KB" % me[0], "%.1f KB" % mr[0], ratio(me[0], mr[0]), "<= 32 KB", verdict(me[0] <= 32)))
+  rows.append(("    idle memory per connection, Go heap", "%.1f KB" % me[1], "%.1f KB" % mr[1], ratio(me[1], mr[1]), "", ""))
+  rows.append(("    idle memory per connection, Go heap after a GC", "%.1f KB" % me[2], "-", "", "", ""))
 w = max(len(r[0]) for r in rows)
 print("%-*s %10s %10s %7s %9s %s" % (w, "figure", "spark", "refhub", "ratio", "target", ""))
 for r in rows:
 	print("%-*s %10s %10s %7s %9s %s" % ((w,) + r))
-print("(b) %d drops, %d resumes, server closes %s, misdelivered %d, unconfirmed %d" % (ce["drops"], ce["resumes"], ce["server_closes"] or "none", m["misdelivered"], m["unconfirmed"]))
+if "b" in figs:
+  print("(b) %d drops, %d resumes, server closes %s, misdelivered %d, unconfirmed %d" % (ce["drops"], ce["resumes"], ce["server_closes"] or "none", m["misdelivered"], m["unconfirmed"]))
 PY
 echo
-cat "$work/where.txt"
+[ -s "$work/where.txt" ] && cat "$work/where.txt"
 echo "$NAME: reports in $OUT (JSON, HTML, text per run)"

@@ -33,6 +33,7 @@ func init() {
 //		max_frame       <size>                      # 64KiB
 //		rate            <frames per second> [<burst>] # 20 40
 //		origin_timeout  <duration>                  # 10s
+//		admission_timeout <duration>                # 10s
 //		in_flight       <per connection> [<per edge>] # 8 512
 //		name            <hub name>                  # default
 //	}
@@ -90,6 +91,8 @@ func (h *Handler) optionArgs(opt string) []caddyargs.Setter {
 		return []caddyargs.Setter{durationArg(&h.WriteTimeout)}
 	case "origin_timeout":
 		return []caddyargs.Setter{durationArg(&h.OriginTimeout)}
+	case "admission_timeout":
+		return []caddyargs.Setter{durationArg(&h.AdmissionTimeout)}
 	case "max_frame":
 		return []caddyargs.Setter{sizeArg(&h.MaxFrame)}
 	case "rate":

@@ -25,6 +25,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		max_frame 32KiB
 		rate 10 30
 		origin_timeout 4s
+		admission_timeout 2s
 		in_flight 4 100
 		name chat
 	}`))
@@ -35,7 +36,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		h.QueueFrames != 500 || h.QueueBytes != 512<<10 || h.PingInterval != caddy.Duration(20*time.Second) ||
 		h.PongTimeout != caddy.Duration(5*time.Second) || h.WriteTimeout != caddy.Duration(3*time.Second) ||
 		h.MaxFrame != 32<<10 || h.Rate != 10 || h.Burst != 30 || h.OriginTimeout != caddy.Duration(4*time.Second) ||
-		h.InFlight != 4 || h.InFlightPerEdge != 100 || h.Name != "chat" {
+		h.AdmissionTimeout != caddy.Duration(2*time.Second) || h.InFlight != 4 || h.InFlightPerEdge != 100 || h.Name != "chat" {
 		t.Fatalf("%+v", h)
 	}
 	var ev map[string]any

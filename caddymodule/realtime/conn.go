@@ -21,7 +21,8 @@ type connConfig struct {
 	writeTimeout              time.Duration
 	maxFrame                  int64
 	rate, burst               float64
-	maxInFlight               int // origin calls per connection
+	maxInFlight               int           // origin calls per connection
+	admission                 time.Duration // bounds the work before the upgrade
 	origin                    *originClient
 	logger                    *zap.Logger
 }
@@ -34,12 +35,14 @@ const (
 	// closeGrace is how long the server waits for the client's close
 	// frame after sending its own.
 	closeGrace = time.Second
-	// typingPublishTimeout bounds publishing a typing frame to the bus.
+	// typingPublishTimeout bounds one bus call of typing notices.
 	typingPublishTimeout = time.Second
 )
 
 // conn is one client's WebSocket: a reader goroutine (client frames), a
-// writer goroutine (the queue, pings, the close), and the delivery state.
+// writer goroutine that runs only while there is something to write (the
+// queue, a ping, the close), and the delivery state. An idle connection
+// holds one goroutine, its reader.
 type conn struct {
 	user    int64
 	token   string // the bearer token: the origin's calls carry it; never logged
@@ -54,9 +57,21 @@ type conn struct {
 	limiter limiter
 	acked   atomic.Int64
 
+	// firstPage is a resume's first page of the origin's log, read before
+	// the upgrade after firstSince; the first fetch takes it.
+	firstPage  *eventsPage
+	firstSince int64
+
 	// ctx ends when the connection does: in-flight origin calls stop.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// writing is set while a writer goroutine runs (and from the
+	// connection's creation until start, and for good once it ended): a
+	// kick starts a writer only when it wins writing from false.
+	writing atomic.Bool
+	pingDue atomic.Bool // the pinger fired: the writer sends a ping
+	pinger  *time.Timer // every ping interval, re-armed by the writer
 
 	closeMu    sync.Mutex
 	closing    closeRequest  // the first close asked for
@@ -80,12 +95,13 @@ func newConn(h *hub, cfg *connConfig, user int64, token string, since int64, res
 	ctx, cancel := context.WithCancel(h.ctx)
 	c := &conn{
 		user: user, token: token, cfg: cfg, hub: h, metrics: h.metrics,
-		q:          newQueue(cfg.queueFrames, cfg.queueBytes),
 		ctx:        ctx,
 		cancel:     cancel,
 		stop:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
+	c.q = newQueue(cfg.queueFrames, cfg.queueBytes, c.kick)
+	c.writing.Store(true) // no writer before start
 	c.limiter.init(cfg.rate, cfg.burst, time.Now())
 	c.calls.slots = cfg.maxInFlight
 	// Live events are held until the first fetch set the watermark (and
@@ -103,9 +119,18 @@ func (c *conn) start(ws *websocket.Conn, exp time.Time) {
 	c.expiry = time.AfterFunc(time.Until(exp), func() {
 		c.requestClose(closeRequest{code: closeTokenExpired, reason: tokenExpiredReason, send: true})
 	})
-	go c.writeLoop()
+	c.pinger = time.AfterFunc(c.cfg.pingInterval, func() {
+		c.pingDue.Store(true)
+		c.kick()
+	})
 	go c.readLoop()
 	go c.fetchLoop()
+	// Writers may run from now on; what was queued (or asked) before
+	// gets one.
+	c.writing.Store(false)
+	if c.hasWork() {
+		c.kick()
+	}
 }
 
 // requestClose asks the writer to end the connection; the first request
@@ -122,6 +147,7 @@ func (c *conn) requestClose(r closeRequest) bool {
 	if r.code == closeTryAgainLater {
 		c.metrics.slowConsumers.Inc()
 	}
+	c.kick()
 	return true
 }
 
@@ -147,33 +173,65 @@ func (c *conn) sendError(e *frameError) {
 	c.enqueue(outFrame{data: appendErrorFrame(nil, e), kind: kindOutError})
 }
 
-// writeLoop is the connection's only writer: it coalesces the queued
-// frames into messages, pings, and ends the connection.
-func (c *conn) writeLoop() {
-	ping := time.NewTicker(c.cfg.pingInterval)
-	defer c.finish(ping)
+// kick makes sure a writer runs: it starts one unless one runs (or the
+// connection is not started, or is over).
+func (c *conn) kick() {
+	if c.writing.CompareAndSwap(false, true) {
+		go c.writeRun()
+	}
+}
+
+// hasWork reports whether there is something for a writer: a close asked
+// for, queued frames, a ping due.
+func (c *conn) hasWork() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+	}
+	return c.q.len() > 0 || c.pingDue.Load()
+}
+
+// writeRun is the connection's only writer while it runs: it writes until
+// nothing is left, then returns, unless work arrived as it gave up its
+// turn (whoever brought it saw the writer still running).
+func (c *conn) writeRun() {
+	for c.writeAll() {
+		c.writing.Store(false)
+		if !c.hasWork() || !c.writing.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+// writeAll writes what there is: the close first when one is asked for
+// (the connection then ends, and it reports false), else a ping when one
+// is due and the queue, coalesced into messages.
+func (c *conn) writeAll() bool {
 	var batch []outFrame
 	for {
 		select {
-		case <-c.q.ready:
-			select {
-			case <-c.stop: // a close asked for meanwhile goes first
-				c.writeClose(batch[:0])
-				return
-			default:
-			}
-			var ok bool
-			if batch, ok = c.writeQueued(batch[:0]); !ok {
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.cfg.writeTimeout)); err != nil {
-				c.requestClose(closeRequest{code: closeAbnormal})
-				return
-			}
 		case <-c.stop:
 			c.writeClose(batch[:0])
-			return
+			c.finish()
+			return false
+		default:
+		}
+		if c.pingDue.Swap(false) { // before the queue: a busy writer still pings
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.cfg.writeTimeout)); err != nil {
+				c.requestClose(closeRequest{code: closeAbnormal})
+				c.finish()
+				return false
+			}
+			c.pinger.Reset(c.cfg.pingInterval)
+		}
+		if c.q.len() == 0 {
+			return true
+		}
+		var ok bool
+		if batch, ok = c.writeQueued(batch[:0]); !ok {
+			c.finish()
+			return false
 		}
 	}
 }
@@ -241,9 +299,10 @@ func (c *conn) writeQueued(batch []outFrame) ([]outFrame, bool) {
 
 var newline = []byte{'\n'}
 
-// finish releases the connection once the writer is done.
-func (c *conn) finish(ping *time.Ticker) {
-	ping.Stop()
+// finish releases the connection once the writer is done (writing stays
+// set: no writer starts again).
+func (c *conn) finish() {
+	c.pinger.Stop()
 	c.expiry.Stop()
 	_ = c.ws.Close()
 	<-c.readerDone

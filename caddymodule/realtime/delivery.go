@@ -190,6 +190,34 @@ func (c *conn) learnLogEnd(ctx context.Context) error {
 	return nil
 }
 
+// prefetch reads a resume's first page of the origin's log, before the
+// upgrade (the fetch after it starts there). 410 is left to that fetch,
+// which answers it with resync.
+func (c *conn) prefetch(ctx context.Context) error {
+	p, err := c.cfg.origin.events(ctx, c.token, c.seq.last, eventsPageLimit)
+	if statusOf(err) == http.StatusGone {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.firstPage, c.firstSince = &p, c.seq.last
+	return nil
+}
+
+// page returns the origin's events after since: the prefetched page the
+// first time when it starts there, else a fetch. Only the fetch goroutine
+// calls it.
+func (c *conn) page(ctx context.Context, since int64) (eventsPage, error) {
+	if p := c.firstPage; p != nil {
+		c.firstPage = nil
+		if c.firstSince == since {
+			return *p, nil
+		}
+	}
+	return c.cfg.origin.events(ctx, c.token, since, eventsPageLimit)
+}
+
 // fetchOnce sets the watermark of a live-only connection, and queues the
 // origin's events after the watermark, waiting for the writer when the
 // queue is half full.
@@ -202,7 +230,7 @@ func (c *conn) fetchOnce(ctx context.Context) error {
 		return c.learnLogEnd(ctx)
 	}
 	for {
-		p, err := c.cfg.origin.events(ctx, c.token, since, eventsPageLimit)
+		p, err := c.page(ctx, since)
 		if err != nil {
 			return err
 		}

@@ -2,9 +2,11 @@ package realtime
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -69,19 +71,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 
-	// Subscribe first, then ask the origin: no event falls between.
+	// Admission: subscribe first, then ask the origin (no event falls
+	// between), all within admission_timeout. An overloaded origin (or bus)
+	// gets the client refused with a retry hint, not held.
+	actx, cancel := context.WithTimeout(r.Context(), h.cfg.admission)
+	defer cancel()
 	c := newConn(h.hub, h.cfg, id.UserID, token, since, resume)
-	if err := h.hub.register(r.Context(), c); err != nil {
+	if err := h.hub.register(actx, c); err != nil {
 		c.cancel()
-		h.unavailable(w, r, id.UserID, err)
+		h.unavailable(w, r, id.UserID, admissionBus, err)
 		return nil
 	}
-	convs, err := h.cfg.origin.conversations(r.Context(), token)
-	if err == nil && !resume {
-		// Live only: from the log's end as of now, learnt before the
-		// handshake ends, so a message stored after the client holds its
-		// connection is never taken for an older one.
-		err = c.learnLogEnd(r.Context())
+	convs, err := h.cfg.origin.conversations(actx, token)
+	if err == nil {
+		if resume {
+			// The replay's first page before the upgrade: a resume the
+			// origin cannot serve now is refused, not held open.
+			err = c.prefetch(actx)
+		} else {
+			// Live only: from the log's end as of now, learnt before the
+			// handshake ends, so a message stored after the client holds
+			// its connection is never taken for an older one.
+			err = c.learnLogEnd(actx)
+		}
 	}
 	if err != nil {
 		h.hub.unregister(c)
@@ -89,7 +101,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		if statusOf(err) == http.StatusUnauthorized {
 			h.refuse(w, r, err)
 		} else {
-			h.unavailable(w, r, id.UserID, err)
+			h.unavailable(w, r, id.UserID, admissionOrigin, err)
 		}
 		return nil
 	}
@@ -180,11 +192,43 @@ func parseSince(rawQuery string) (since int64, resume bool, err error) {
 	return n, true, nil
 }
 
-// unavailable answers 503 with a retry hint: the bus or the origin failed.
-func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, user int64, err error) {
-	h.logger.Warn("realtime connection refused", zap.Int64("user", user), zap.Error(err))
-	w.Header().Set("Retry-After", "1")
-	writeProblem(w, r, http.StatusServiceUnavailable, "realtime is unavailable on this edge now; retry")
+// What refused an admission, for the problem's detail and
+// spark_websocket_admissions_refused_total.
+const (
+	admissionBus    = "bus"
+	admissionOrigin = "origin"
+)
+
+// Retry-After of a refused admission: spread over [1, 1+retrySpread) s so
+// the clients an overload refused do not all come back in the same second.
+const retrySpread = 3
+
+// unavailable answers 503 with a retry hint: the bus or the origin failed
+// or did not answer within admission_timeout.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, user int64, what string, err error) {
+	h.logger.Warn("realtime connection refused", zap.Int64("user", user), zap.String("cause", what), zap.Error(err))
+	h.metrics.refused(what)
+	after := 1 + rand.N(retrySpread)
+	w.Header().Set("Retry-After", strconv.Itoa(after))
+	writeProblem(w, r, http.StatusServiceUnavailable, refusalDetail(what, err, after))
+}
+
+// refusalDetail says why a connection was refused and when to come back.
+func refusalDetail(what string, err error, after int) string {
+	why := "the event bus is unavailable"
+	if what == admissionOrigin {
+		switch st := statusOf(err); {
+		case errors.Is(err, context.DeadlineExceeded):
+			why = "the origin is overloaded (no answer within admission_timeout)"
+		case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
+			why = "the origin is overloaded (it answered " + strconv.Itoa(st) + ")"
+		case st != 0:
+			why = "the origin failed (it answered " + strconv.Itoa(st) + ")"
+		default:
+			why = "the origin is unreachable"
+		}
+	}
+	return why + ": retry in " + strconv.Itoa(after) + " s with the same since (nothing is lost)"
 }
 
 // refuse answers 401 as spark_auth and the origin do. The log line says

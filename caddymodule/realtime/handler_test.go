@@ -2,10 +2,12 @@ package realtime
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +130,71 @@ func TestOriginRefusesAtConnect(t *testing.T) {
 	}
 	if n := e.broker.subscribed(1); n != 0 {
 		t.Fatalf("refused connections left %d subscriptions", n)
+	}
+}
+
+// TestResumeRefusedWhenOriginOverloaded: a resume whose replay the origin
+// does not start within admission_timeout (its calls stuck, or waiting for
+// a call slot) is refused before the upgrade with 503, a Retry-After and a
+// problem saying why, rather than held open; it leaves no subscription,
+// and the same resume once the origin answers replays all.
+func TestResumeRefusedWhenOriginOverloaded(t *testing.T) {
+	e := startEdge(t, "admission_timeout 200ms\n\t\t\tin_flight 8 1")
+	for range 3 {
+		e.origin.append(1, "message", map[string]any{"conversation_id": 1})
+	}
+	hold := make(chan struct{})
+	e.origin.mu.Lock()
+	e.origin.eventsHold = hold
+	e.origin.mu.Unlock()
+	refused := e.edgeMetric("spark_websocket_admissions_refused_total", `cause="origin"`) // shared by the process's tests
+	hdr := http.Header{"Authorization": {"Bearer " + token(t, 1, time.Hour)}, "Sec-WebSocket-Protocol": {Subprotocol}}
+	// Each is stuck in the origin's call or waits behind one for the edge's
+	// only call slot; a live-only connection's call to the log is held too.
+	stuck := make(chan *http.Response, 1)
+	go func() {
+		_, res, _ := e.dial("since=0", hdr)
+		stuck <- res
+	}()
+	for _, q := range []string{"since=0", ""} {
+		_, res, err := e.dial(q, hdr)
+		if err == nil || res == nil || res.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("%q with the origin stuck: %v %v, want 503", q, res, err)
+		}
+		checkRefusal(t, res)
+	}
+	if res := <-stuck; res == nil || res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("the stuck resume: %v, want 503", res)
+	} else {
+		checkRefusal(t, res)
+	}
+	if n := e.broker.subscribed(1); n != 0 {
+		t.Fatalf("refused connections left %d subscriptions", n)
+	}
+	if got := e.edgeMetric("spark_websocket_admissions_refused_total", `cause="origin"`) - refused; got != 3 {
+		t.Fatalf("admissions refused (origin) +%v, want +3", got)
+	}
+	close(hold)
+	c := e.connect(1, "since=0")
+	if evs, _ := c.until(typeEvent, 3, wait); fmt.Sprint(seqs(t, evs)) != "[1 2 3]" {
+		t.Fatalf("resumed: %v", seqs(t, evs))
+	}
+}
+
+// checkRefusal checks a refusal's retry hint and problem document.
+func checkRefusal(t *testing.T, res *http.Response) {
+	t.Helper()
+	after, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	if err != nil || after < 1 || after > retrySpread {
+		t.Errorf("Retry-After %q, want 1..%d", res.Header.Get("Retry-After"), retrySpread)
+	}
+	var p struct {
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}
+	if res.Header.Get("Content-Type") != "application/problem+json" || json.NewDecoder(res.Body).Decode(&p) != nil ||
+		p.Status != 503 || !strings.Contains(p.Detail, "overloaded") || !strings.Contains(p.Detail, "since") {
+		t.Errorf("problem %+v (%s), want a 503 saying the origin is overloaded", p, res.Header.Get("Content-Type"))
 	}
 }
 

@@ -217,6 +217,9 @@ type fakeOrigin struct {
 	delay    time.Duration  // before answering a send
 	// eventsDelay holds GET /api/events before it reads the log.
 	eventsDelay time.Duration
+	// eventsHold, when set, holds GET /api/events until it is closed (or
+	// the caller gives up): an overloaded origin.
+	eventsHold chan struct{}
 }
 
 func newFakeOrigin(t testing.TB, bus eventbus.Publisher) *fakeOrigin {
@@ -335,9 +338,16 @@ func (o *fakeOrigin) events(w http.ResponseWriter, r *http.Request, me int64) {
 		return
 	}
 	o.mu.Lock()
-	wait := o.eventsDelay
+	wait, hold := o.eventsDelay, o.eventsHold
 	o.mu.Unlock()
 	time.Sleep(wait)
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	o.mu.Lock()
 	log := o.logs[me]
 	if since < o.pruned[me] || since > int64(len(log)) { // as the origin: 410 beyond the log too

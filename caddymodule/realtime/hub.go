@@ -33,6 +33,7 @@ const shutdownGrace = 2 * time.Second
 type hub struct {
 	shards  [numShards]shard
 	bus     Bus
+	typing  *typingPublisher
 	metrics *metrics
 	logger  *zap.Logger
 	// writeBuffers are the connections' write buffers, held only while a
@@ -79,8 +80,10 @@ func newHub(m *metrics, logger *zap.Logger, open func(eventbus.Handler) (Bus, er
 		return nil, fmt.Errorf("open the event bus: %w", err)
 	}
 	h.bus = bus
+	h.typing = newTypingPublisher(bus, logger)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	go h.watchReconnects()
+	go h.typing.run(h.ctx)
 	return h, nil
 }
 
@@ -264,6 +267,7 @@ func (h *hub) Destruct() error {
 	}
 	h.cancel()
 	<-h.done
+	<-h.typing.done
 	if err := h.bus.Close(); err != nil {
 		return fmt.Errorf("close the event bus: %w", err)
 	}

@@ -60,11 +60,9 @@ func (c *conn) typing(f clientFrame) {
 		c.sendError(&frameError{ref: typeTyping, code: codeNotMember, detail: "conversation " + strconv.FormatInt(f.ConversationID, 10) + " is not one of yours"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, typingPublishTimeout)
-	defer cancel()
 	payload := appendTypingFrame(nil, f.ConversationID, c.user)
-	if err := c.hub.bus.Publish(ctx, eventbus.Message{UserID: peer, Payload: payload}); err != nil {
-		c.cfg.logger.Debug("typing not published", zap.Int64("user", c.user), zap.Error(err))
+	if !c.hub.typing.publish(eventbus.Message{UserID: peer, Payload: payload}) {
+		c.cfg.logger.Debug("typing dropped: the bus is behind", zap.Int64("user", c.user))
 	}
 }
 

@@ -55,6 +55,7 @@ type metrics struct {
 	replayed      prometheus.Counter
 	closes        map[int]prometheus.Counter
 	closesOther   prometheus.Counter
+	refusals      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -88,6 +89,10 @@ func newMetrics() *metrics {
 			Name: "spark_websocket_replayed_events_total",
 			Help: "Events delivered from the origin's log (resumes, gaps, catch-up after a bus reconnect) rather than live from the bus.",
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spark_websocket_admissions_refused_total",
+			Help: "Connections refused with 503 and Retry-After before the upgrade, by cause (origin: failed, overloaded or no answer within admission_timeout; bus: unavailable).",
+		}, []string{"cause"}),
 		closes:      make(map[int]prometheus.Counter, len(closeCodes)),
 		closesOther: closesVec.WithLabelValues("other"),
 	}
@@ -97,7 +102,7 @@ func newMetrics() *metrics {
 	for _, c := range closeCodes {
 		m.closes[c] = closesVec.WithLabelValues(strconv.Itoa(c))
 	}
-	m.collectors = []prometheus.Collector{m.active, m.delivery, framesVec, m.slowConsumers, m.resumes, m.replayed, closesVec}
+	m.collectors = []prometheus.Collector{m.active, m.delivery, framesVec, m.slowConsumers, m.resumes, m.replayed, closesVec, m.refusals}
 	return m
 }
 
@@ -123,6 +128,9 @@ func (m *metrics) closed(code int) {
 	}
 	m.closesOther.Inc()
 }
+
+// refused counts a connection refused before its upgrade.
+func (m *metrics) refused(cause string) { m.refusals.WithLabelValues(cause).Inc() }
 
 // delivered observes an event frame written at now.
 func (m *metrics) delivered(at, now time.Time) {

@@ -56,6 +56,7 @@ const (
 	defaultRate            = 20
 	defaultBurst           = 40
 	defaultOriginTimeout   = 10 * time.Second
+	defaultAdmission       = 10 * time.Second
 	defaultInFlight        = 8
 	defaultInFlightPerEdge = 512
 )
@@ -109,6 +110,13 @@ type Handler struct {
 	Burst int     `json:"burst,omitempty"`
 	// OriginTimeout bounds each call to the origin (default 10s).
 	OriginTimeout caddy.Duration `json:"origin_timeout,omitempty"`
+	// AdmissionTimeout bounds what a connection needs before its upgrade
+	// (default 10s, as origin_timeout): the bus subscription and the origin's answers (its
+	// conversations, and the log's end or a resume's first page), waiting
+	// for an origin call slot included. Past it the client is refused with
+	// 503 and a Retry-After instead of being held while the origin is
+	// overloaded.
+	AdmissionTimeout caddy.Duration `json:"admission_timeout,omitempty"`
 	// InFlight bounds a connection's concurrent origin calls (default 8);
 	// InFlightPerEdge those of all connections (default 512).
 	InFlight        int `json:"in_flight,omitempty"`
@@ -161,7 +169,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		queueFrames: h.QueueFrames, queueBytes: int(h.QueueBytes),
 		pingInterval: time.Duration(h.PingInterval), pongTimeout: time.Duration(h.PongTimeout),
 		writeTimeout: time.Duration(h.WriteTimeout), maxFrame: h.MaxFrame,
-		rate: h.Rate, burst: float64(h.Burst), maxInFlight: h.InFlight,
+		rate: h.Rate, burst: float64(h.Burst), maxInFlight: h.InFlight, admission: time.Duration(h.AdmissionTimeout),
 		origin: newOriginClient(originURL, time.Duration(h.OriginTimeout), h.InFlightPerEdge),
 		logger: h.logger,
 	}
@@ -207,6 +215,7 @@ func (h *Handler) fillDefaults() {
 	setDefault(&h.Rate, defaultRate)
 	setDefault(&h.Burst, defaultBurst)
 	setDefault(&h.OriginTimeout, caddy.Duration(defaultOriginTimeout))
+	setDefault(&h.AdmissionTimeout, caddy.Duration(defaultAdmission))
 	setDefault(&h.InFlight, defaultInFlight)
 	setDefault(&h.InFlightPerEdge, defaultInFlightPerEdge)
 }
@@ -242,8 +251,8 @@ func (h *Handler) Validate() error {
 		return errors.New("spark_realtime: origin is required")
 	case h.QueueFrames < 1 || h.QueueBytes < 1024:
 		return errors.New("spark_realtime: queue: at least 1 frame and 1 KiB")
-	case h.PingInterval <= 0 || h.PongTimeout <= 0 || h.WriteTimeout <= 0 || h.OriginTimeout <= 0:
-		return errors.New("spark_realtime: ping, pong, write and origin timeouts must be positive")
+	case h.PingInterval <= 0 || h.PongTimeout <= 0 || h.WriteTimeout <= 0 || h.OriginTimeout <= 0 || h.AdmissionTimeout <= 0:
+		return errors.New("spark_realtime: ping, pong, write, origin and admission timeouts must be positive")
 	case h.MaxFrame < 128:
 		return errors.New("spark_realtime: max_frame: at least 128 bytes")
 	case h.Rate <= 0 || h.Burst < 1:

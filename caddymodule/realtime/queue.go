@@ -27,14 +27,17 @@ type queue struct {
 	bytes     int
 	maxFrames int
 	maxBytes  int
-	// ready is signalled (capacity 1, without blocking) when frames arrive.
-	ready chan struct{}
+	// pushed is called (without the lock, never blocking) after frames
+	// arrived: it starts the connection's writer. Nil: nothing to call.
+	pushed func()
 	// drained is signalled when the writer took frames, for pushWait.
 	drained chan struct{}
 }
 
-func newQueue(maxFrames, maxBytes int) *queue {
-	return &queue{maxFrames: maxFrames, maxBytes: maxBytes, ready: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
+// newQueue makes a queue bounded by maxFrames and maxBytes that calls
+// pushed (when not nil) after each push.
+func newQueue(maxFrames, maxBytes int, pushed func()) *queue {
+	return &queue{maxFrames: maxFrames, maxBytes: maxBytes, pushed: pushed, drained: make(chan struct{}, 1)}
 }
 
 // push appends f unless that would pass a bound; it reports whether it did.
@@ -46,9 +49,16 @@ func (q *queue) push(f outFrame) bool {
 	}
 	q.mu.Unlock()
 	if ok {
-		signal(q.ready)
+		q.notify()
 	}
 	return ok
+}
+
+// notify tells the writer frames arrived.
+func (q *queue) notify() {
+	if q.pushed != nil {
+		q.pushed()
+	}
 }
 
 // pushWait appends f once the queue is below half its bounds (a frame
@@ -63,7 +73,7 @@ func (q *queue) pushWait(ctx context.Context, f outFrame) error {
 		}
 		q.mu.Unlock()
 		if ok {
-			signal(q.ready)
+			q.notify()
 			return nil
 		}
 		select {
@@ -105,13 +115,9 @@ func (q *queue) take(dst []outFrame, maxBytes int) []outFrame {
 	if rest == 0 && cap(q.frames) > 64 {
 		q.frames = nil // a burst's backing array is not kept by an idle connection
 	}
-	more := rest > 0
 	q.mu.Unlock()
 	if n > 0 {
 		signal(q.drained)
-	}
-	if more {
-		signal(q.ready)
 	}
 	return dst
 }

@@ -7,17 +7,17 @@ import (
 )
 
 func TestQueueBoundsAndCoalescing(t *testing.T) {
-	q := newQueue(3, 10)
+	q := newQueue(3, 10, nil)
 	for i, want := range []bool{true, true, true, false} {
 		if got := q.push(outFrame{data: []byte("ab")}); got != want {
 			t.Fatalf("push %d: %v", i, got)
 		}
 	}
-	q = newQueue(10, 5)
+	q = newQueue(10, 5, nil)
 	if !q.push(outFrame{data: []byte("abcd")}) || q.push(outFrame{data: []byte("ab")}) {
 		t.Fatal("byte bound not kept")
 	}
-	q = newQueue(100, 1000)
+	q = newQueue(100, 1000, nil)
 	for range 5 {
 		q.push(outFrame{data: []byte("0123456789")})
 	}
@@ -26,7 +26,7 @@ func TestQueueBoundsAndCoalescing(t *testing.T) {
 		t.Fatalf("took %d, left %d", len(got), q.len())
 	}
 	// A frame larger than the bound goes alone.
-	q = newQueue(100, 1000)
+	q = newQueue(100, 1000, nil)
 	q.push(outFrame{data: make([]byte, 50)})
 	if got := q.take(nil, 10); len(got) != 1 {
 		t.Fatalf("took %d", len(got))
@@ -34,7 +34,7 @@ func TestQueueBoundsAndCoalescing(t *testing.T) {
 }
 
 func TestQueuePushWaitLeavesRoom(t *testing.T) {
-	q := newQueue(4, 1000)
+	q := newQueue(4, 1000, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for range 2 {
