@@ -1,7 +1,10 @@
 package realtime
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -109,22 +112,41 @@ func TestFloodGetsErrorsThenPolicyClose(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	e := startEdge(t, "queue 8 64KiB\nwrite_timeout 20s")
 	e.origin.appendAndPublish(1, "message", map[string]any{"conversation_id": 1})
-	c := e.connect(1, "since=0")
+	// The client's receive buffer is fixed small: left to the kernel's
+	// autotuning, loopback buffers grow to tens of MB and absorb whatever
+	// the test publishes before the edge's queue can fill.
+	small := websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			err = conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+		}
+		return conn, err
+	}}
+	hdr := http.Header{"Authorization": {"Bearer " + token(t, 1, time.Hour)}, "Sec-WebSocket-Protocol": {Subprotocol}}
+	c, res, err := e.dialWith(small, "since=0", hdr)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, res)
+	}
 	c.until(typeEvent, 1, wait) // the resume is over: events now come live
 	pad := strings.Repeat("p", 8<<10)
-	const n = 2000 // 16 MB: more than the socket buffers hold
-	for i := range n {
-		e.origin.appendAndPublish(1, "message", map[string]any{"conversation_id": 1, "body": pad, "i": i})
-		if e.edgeMetric("spark_websocket_slow_consumer_disconnects_total") > 0 {
-			break
+	// Publish until the edge gives up on the client (its queue of 8 full
+	// behind a write the client does not read); the deadline only guards
+	// against a hang.
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; e.edgeMetric("spark_websocket_slow_consumer_disconnects_total") == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no slow-consumer disconnect after %d events", i)
 		}
+		e.origin.appendAndPublish(1, "message", map[string]any{"conversation_id": 1, "body": pad, "i": i})
 	}
-	if e.edgeMetric("spark_websocket_slow_consumer_disconnects_total") != 1 {
-		t.Fatal("no slow-consumer disconnect")
+	if got := e.edgeMetric("spark_websocket_slow_consumer_disconnects_total"); got != 1 {
+		t.Fatalf("%v slow-consumer disconnects, want 1", got)
 	}
 	last := int64(1)
-	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
 	for {
+		// A deadline per read: draining megabytes of socket buffers may take
+		// longer than one wait on a loaded machine.
+		_ = c.ws.SetReadDeadline(time.Now().Add(wait))
 		_, msg, err := c.ws.ReadMessage()
 		if ce, ok := err.(*websocket.CloseError); ok {
 			if ce.Code != closeTryAgainLater || !strings.Contains(ce.Text, "retry after") {

@@ -532,7 +532,11 @@ type client struct {
 
 // dial opens a connection with the given query (since=…) and headers.
 func (e *edge) dial(query string, hdr http.Header) (*client, *http.Response, error) {
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	return e.dialWith(websocket.Dialer{HandshakeTimeout: 5 * time.Second}, query, hdr)
+}
+
+// dialWith is dial with the given dialer.
+func (e *edge) dialWith(d websocket.Dialer, query string, hdr http.Header) (*client, *http.Response, error) {
 	u := "ws://" + e.addr + "/api/realtime"
 	if query != "" {
 		u += "?" + query
