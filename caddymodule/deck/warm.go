@@ -60,16 +60,15 @@ func (wm *warmer) enqueue(serve http.Handler, r *http.Request, p Preload, done f
 
 	req := warmRequest(r, p)
 	go func() {
-		defer func() {
-			wm.mu.Lock()
-			delete(wm.inflight, key)
-			wm.mu.Unlock()
-		}()
 		wm.slots <- struct{}{}
-		defer func() { <-wm.slots }()
 		ctx, cancel := context.WithTimeout(context.Background(), wm.timeout)
-		defer cancel()
-		done(wm.fetch(ctx, serve, req))
+		result := wm.fetch(ctx, serve, req)
+		cancel()
+		<-wm.slots
+		wm.mu.Lock()
+		delete(wm.inflight, key)
+		wm.mu.Unlock()
+		done(result) // after the key left the set: a warm counted done can be queued again
 	}()
 	return warmQueued
 }
