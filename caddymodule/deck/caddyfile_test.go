@@ -29,7 +29,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 
 	var n Handler
-	if err := n.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`spark_deck_hints { no_warm }`)); err != nil || !n.NoWarm {
+	if err := n.UnmarshalCaddyfile(caddyfile.NewTestDispenser("spark_deck_hints {\nno_warm\n}")); err != nil || !n.NoWarm {
 		t.Errorf("no_warm: %+v %v", n, err)
 	}
 	n.setDefaults()
@@ -41,12 +41,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	for _, in := range []string{
 		`spark_deck_hints extra`,
-		`spark_deck_hints { photos 0 }`,
-		`spark_deck_hints { photos 11 }`,
-		`spark_deck_hints { photos x }`,
-		`spark_deck_hints { no_warm yes }`,
-		`spark_deck_hints { warm_timeout -1s }`,
-		`spark_deck_hints { prefetch 3 }`,
+		"spark_deck_hints {\nphotos 0\n}",
+		"spark_deck_hints {\nphotos 11\n}",
+		"spark_deck_hints {\nphotos x\n}",
+		"spark_deck_hints {\nno_warm yes\n}",
+		"spark_deck_hints {\nwarm_timeout -1s\n}",
+		"spark_deck_hints {\nprefetch 3\n}",
 	} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err == nil {
