@@ -247,36 +247,49 @@ func (ph *phone) five(ctx context.Context, calls []string) (int, error) {
 	return hits, nil
 }
 
-// measure runs do cfg.Runs times after one unmeasured run (which opens
-// the connections and fills the cache) and fills f.
-func (ph *phone) measure(ctx context.Context, f *Form, do func() (int, error)) error {
-	if _, err := do(); err != nil {
+// form is one form being measured on its own phone.
+type form struct {
+	f      *Form
+	ph     *phone
+	do     func(*phone) (int, error)
+	up, dn int64
+	trips  int64
+}
+
+// start makes one unmeasured run (which opens the connections and fills
+// the cache) and notes the counters.
+func (m *form) start() error {
+	if _, err := m.do(m.ph); err != nil {
 		return err
 	}
-	up0, down0 := ph.proxy.Bytes()
-	trips0 := ph.trips.Load()
-	for range ph.cfg.Runs {
-		start := time.Now()
-		hits, err := do()
-		if err != nil {
-			return err
-		}
-		f.Latency = append(f.Latency, time.Since(start))
-		f.Hits = hits
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	up, down := ph.proxy.Bytes()
-	n := int64(ph.cfg.Runs)
-	f.BytesUp, f.BytesDown = (up-up0)/n, (down-down0)/n
-	f.RoundTrips = int((ph.trips.Load() - trips0) / n)
-	slices.Sort(f.Latency)
+	m.up, m.dn = m.ph.proxy.Bytes()
+	m.trips = m.ph.trips.Load()
 	return nil
 }
 
-// Run measures the three forms, one after the other, each on a phone of
-// its own (its own connections through its own link).
+// once makes one measured run.
+func (m *form) once() error {
+	start := time.Now()
+	hits, err := m.do(m.ph)
+	if err != nil {
+		return err
+	}
+	m.f.Latency = append(m.f.Latency, time.Since(start))
+	m.f.Hits = hits
+	return nil
+}
+
+// finish turns the counters into per-run figures.
+func (m *form) finish(runs int) {
+	up, dn := m.ph.proxy.Bytes()
+	n := int64(runs)
+	m.f.BytesUp, m.f.BytesDown = (up-m.up)/n, (dn-m.dn)/n
+	m.f.RoundTrips = int((m.ph.trips.Load() - m.trips) / n)
+	slices.Sort(m.f.Latency)
+}
+
+// Run measures the three forms, each on a phone of its own (its own
+// connections through its own link), taking turns run by run.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Runs < 1 {
 		return nil, fmt.Errorf("app-open: runs must be at least 1, got %d", cfg.Runs)
@@ -306,29 +319,40 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Batch.Name, res.Five.Name = "batch (one POST /api/batch)", "five calls in parallel (reference)"
 	slowest := res.Calls[len(res.Calls)-1]
 	res.Slowest.Name = "slowest call alone (reference): " + strings.SplitN(slowest, "?", 2)[0]
-	for _, m := range []struct {
-		f  *Form
-		do func(*phone) (int, error)
-	}{
-		{&res.Slowest, func(ph *phone) (int, error) {
+	forms := []*form{
+		{f: &res.Slowest, do: func(ph *phone) (int, error) {
 			_, hit, err := ph.get(ctx, slowest)
 			if hit {
 				return 1, err
 			}
 			return 0, err
 		}},
-		{&res.Five, func(ph *phone) (int, error) { return ph.five(ctx, res.Calls) }},
-		{&res.Batch, func(ph *phone) (int, error) { return ph.batch(ctx, res.Calls) }},
-	} {
-		ph, err := newPhone(cfg)
-		if err != nil {
+		{f: &res.Five, do: func(ph *phone) (int, error) { return ph.five(ctx, res.Calls) }},
+		{f: &res.Batch, do: func(ph *phone) (int, error) { return ph.batch(ctx, res.Calls) }},
+	}
+	for _, m := range forms {
+		if m.ph, err = newPhone(cfg); err != nil {
 			return nil, err
 		}
-		err = ph.measure(ctx, m.f, func() (int, error) { return m.do(ph) })
-		ph.close()
-		if err != nil {
+		defer m.ph.close()
+		if err := m.start(); err != nil {
 			return nil, fmt.Errorf("app-open: %s: %w", m.f.Name, err)
 		}
+	}
+	// The forms take turns, run by run, so that the machine's load at any
+	// moment weighs on the three alike.
+	for range cfg.Runs {
+		for _, m := range forms {
+			if err := m.once(); err != nil {
+				return nil, fmt.Errorf("app-open: %s: %w", m.f.Name, err)
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	for _, m := range forms {
+		m.finish(cfg.Runs)
 	}
 	return res, nil
 }
