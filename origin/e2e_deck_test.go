@@ -123,7 +123,7 @@ func TestDeckEarlyHintsThroughEdge(t *testing.T) {
 		if res.StatusCode != 200 || !strings.Contains(body, `"suggestions"`) {
 			t.Fatalf("deck %d: %d %s", i, res.StatusCode, body)
 		}
-		if got := isHitStatus(res.Header.Get(contract.CacheStatus)); got != (wantStatus == "hit") {
+		if got := contract.IsCacheHit(res.Header.Get(contract.CacheStatus)); got != (wantStatus == "hit") {
 			t.Errorf("deck %d: Cache-Status %q, want a %s", i, res.Header.Get(contract.CacheStatus), wantStatus)
 		}
 		if len(links) != 1 || !slices.Equal(links[0], want(400, 75, "image/webp")) {
@@ -152,19 +152,8 @@ func TestDeckEarlyHintsThroughEdge(t *testing.T) {
 			return res.StatusCode == 200
 		})
 		res, _ := httpDo(t, http.DefaultClient, "GET", url, "", "Accept", "image/webp")
-		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/webp" || !isHitStatus(res.Header.Get(contract.CacheStatus)) {
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/webp" || !contract.IsCacheHit(res.Header.Get(contract.CacheStatus)) {
 			t.Errorf("%s after the deck: %d %s %q", p, res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get(contract.CacheStatus))
 		}
 	}
-}
-
-// isHitStatus reports whether a Cache-Status value says the edge's cache
-// answered.
-func isHitStatus(v string) bool {
-	for _, p := range strings.Split(v, ";") {
-		if strings.TrimSpace(p) == "hit" {
-			return true
-		}
-	}
-	return false
 }

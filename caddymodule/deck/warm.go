@@ -3,7 +3,6 @@ package deck
 import (
 	"context"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -101,20 +100,10 @@ func (wm *warmer) fetch(ctx context.Context, serve http.Handler, req *http.Reque
 		return warmFailed
 	case ctx.Err() != nil:
 		return warmFailed
-	case isHit(dw.header.Get(contract.CacheStatus)):
+	case contract.IsCacheHit(dw.header.Get(contract.CacheStatus)):
 		return warmHit
 	}
 	return warmStored
-}
-
-// isHit reports whether a Cache-Status value says the cache answered.
-func isHit(v string) bool {
-	for _, p := range strings.Split(v, ";") {
-		if strings.TrimSpace(p) == "hit" {
-			return true
-		}
-	}
-	return false
 }
 
 // discardWriter keeps a warm's status and header and drops its body.

@@ -192,3 +192,16 @@ func parseQ(v string) (float64, bool) {
 	}
 	return float64(frac) / 1000, true
 }
+
+// IsCacheHit reports whether a CacheStatus value says the edge's cache
+// answered: one of its ';'-separated parameters is "hit".
+func IsCacheHit(cacheStatus string) bool {
+	for cacheStatus != "" {
+		var p string
+		p, cacheStatus, _ = strings.Cut(cacheStatus, ";")
+		if strings.TrimSpace(p) == "hit" {
+			return true
+		}
+	}
+	return false
+}

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/loadtest"
 )
 
@@ -163,7 +164,7 @@ func (ph *phone) get(ctx context.Context, path string) ([]byte, bool, error) {
 	if res.StatusCode != http.StatusOK {
 		return nil, false, fmt.Errorf("GET %s: %d %.200s", path, res.StatusCode, b)
 	}
-	return b, isHit(res.Header.Get("Cache-Status")), nil
+	return b, contract.IsCacheHit(res.Header.Get("Cache-Status")), nil
 }
 
 func (ph *phone) headers(req *http.Request) {
@@ -215,7 +216,7 @@ func (ph *phone) batch(ctx context.Context, calls []string) (int, error) {
 		if r.Status != http.StatusOK {
 			return 0, fmt.Errorf("batch: %s answered %d", calls[i], r.Status)
 		}
-		if isHit(r.Headers["Cache-Status"]) {
+		if contract.IsCacheHit(r.Headers["Cache-Status"]) {
 			hits++
 		}
 	}
@@ -355,14 +356,4 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		m.finish(cfg.Runs)
 	}
 	return res, nil
-}
-
-// isHit reports whether a Cache-Status value says the cache answered.
-func isHit(v string) bool {
-	for _, p := range strings.Split(v, ";") {
-		if strings.TrimSpace(p) == "hit" {
-			return true
-		}
-	}
-	return false
 }
