@@ -5,7 +5,7 @@ BIN      := bin/spark
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: build build-deps run test test-deps test-deploy vet fuzz-seeds bench bench-go bench-edge bench-images bench-origin bench-system bench-peers bench-realtime loadtest chaos clean
+.PHONY: build build-deps run test test-deps test-deploy vet fuzz-seeds bench bench-go bench-edge bench-images bench-origin bench-system bench-peers bench-realtime bench-mobile loadtest chaos clean
 
 build: build-deps
 	$(GO) build -trimpath -o $(BIN) ./cmd/spark
@@ -53,7 +53,7 @@ fuzz-seeds:
 # whole system (edge in front of that origin, spark loadtest at rising rates
 # until P95 crosses 200 ms: the knee). Each prints its figures with the
 # reference measured in the same run.
-bench: bench-go bench-edge bench-images bench-origin bench-system bench-realtime
+bench: bench-go bench-edge bench-images bench-origin bench-system bench-realtime bench-mobile
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./caddymodule/... ./tiered/... ./geocache/...
@@ -74,6 +74,12 @@ bench-edge: build
 # CONNS (10000), TYPING_RATE (5000), MSG_RATE (2000), DROP (0.1), STEP (30s).
 bench-realtime: build
 	scripts/bench-realtime.sh
+
+# App open on 3G (issue 17's figures): 5 calls (4 cached) as one /api/batch
+# against five calls and the slowest call alone, over a delaying proxy
+# (BENCH_RTT 150ms, BENCH_MBPS 1.6, BENCH_RUNS 40): P95, bytes, round trips.
+bench-mobile: build
+	scripts/bench-mobile.sh
 
 # Whole-system knee search (BENCH_USERS, BENCH_RATES, BENCH_STEP, BENCH_BISECT).
 bench-system: build

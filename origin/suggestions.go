@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spark-edge/spark/internal/contract"
+	"github.com/spark-edge/spark/origin/store"
 )
 
 // Suggestion list limits.
@@ -79,7 +80,26 @@ func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) e
 	h.Set("Cache-Control", "private, max-age=120")
 	h.Set("Vary", "Authorization")
 	h.Set(contract.CacheTags, contract.SuggestionsTag(me))
+	if deck := deckPhotos(cs); deck != "" {
+		h.Set(contract.DeckPhotos, deck)
+	}
 	h.Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
 	return nil
+}
+
+// deckPhotos is the contract.DeckPhotos field of a suggestions page: the
+// first upload of each card that has one, in deck order, at most
+// contract.MaxDeckPhotos ("" when no card has an upload).
+func deckPhotos(cs []store.Candidate) string {
+	var paths []string
+	for i := range cs {
+		if len(paths) == contract.MaxDeckPhotos {
+			break
+		}
+		if up := cs[i].Profile.Uploads; len(up) > 0 {
+			paths = append(paths, PhotoPath(cs[i].Profile.ID, up[0]))
+		}
+	}
+	return strings.Join(paths, " ")
 }

@@ -1,9 +1,9 @@
 package batch
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spark-edge/spark/caddymodule/internal/promreg"
 )
 
 // Results of spark_batch_batches_total.
@@ -41,21 +41,21 @@ type metrics struct {
 // spark_batch_subrequests_total{result} and spark_batch_size with reg, or
 // takes the ones already there.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	batches, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	batches, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spark_batch_batches_total",
 		Help: "Batches spark_batch answered: served (run) or rejected (bad input, nothing run).",
 	}, []string{"result"}))
 	if err != nil {
 		return nil, err
 	}
-	subs, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	subs, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spark_batch_subrequests_total",
 		Help: "Sub-requests of served batches by result: success (1xx-3xx), client_error (4xx), server_error (5xx), deadline, too_large, panic.",
 	}, []string{"result"}))
 	if err != nil {
 		return nil, err
 	}
-	size, err := register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+	size, err := promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "spark_batch_size",
 		Help:    "Sub-requests per served batch.",
 		Buckets: sizeBuckets,
@@ -70,23 +70,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.bySub[r] = subs.WithLabelValues(r)
 	}
 	return m, nil
-}
-
-// register registers c with reg, or returns the collector of the same
-// description already registered.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return c, err
-		}
-		existing, ok := are.ExistingCollector.(C)
-		if !ok {
-			return c, err
-		}
-		return existing, nil
-	}
-	return c, nil
 }
 
 // sub counts one sub-request's result.

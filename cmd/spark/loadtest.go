@@ -75,7 +75,7 @@ of every message (lost, duplicated, misdelivered) after a --drain.`,
 			f.Float64("target-hit", loadtest.DefaultTargets().HitRatio, "verdict: lowest acceptable cache hit ratio")
 			addChatFlags(cmd)
 			cmd.RunE = runLoadtest
-			cmd.AddCommand(loadtestReportCmd(), loadtestRefhubCmd())
+			cmd.AddCommand(loadtestReportCmd(), loadtestRefhubCmd(), loadtestAppOpenCmd())
 		},
 	})
 }

@@ -29,7 +29,17 @@ const (
 	// (spark_image_hints sets it, spark_cache keys on it, spark_image
 	// makes it).
 	ImageVariant = "Spark-Image-Variant"
+	// DeckPhotos on the origin's suggestions lists the photo paths of the
+	// deck's first cards, in deck order (the first upload of each card
+	// that has one), space-separated, at most MaxDeckPhotos: what the
+	// edge's spark_deck_hints announces in 103 Early Hints and warms. The
+	// edge stores it with the response (hits announce too) and never
+	// forwards it to clients.
+	DeckPhotos = "Spark-Deck-Photos"
 )
+
+// MaxDeckPhotos is the most photo paths a DeckPhotos field lists.
+const MaxDeckPhotos = 10
 
 // MaxDenyUsers is the most user ids a DenyUsers field may list; an origin
 // with more sends the response private instead.
@@ -181,4 +191,17 @@ func parseQ(v string) (float64, bool) {
 		return 1, frac == 0
 	}
 	return float64(frac) / 1000, true
+}
+
+// IsCacheHit reports whether a CacheStatus value says the edge's cache
+// answered: one of its ';'-separated parameters is "hit".
+func IsCacheHit(cacheStatus string) bool {
+	for cacheStatus != "" {
+		var p string
+		p, cacheStatus, _ = strings.Cut(cacheStatus, ";")
+		if strings.TrimSpace(p) == "hit" {
+			return true
+		}
+	}
+	return false
 }

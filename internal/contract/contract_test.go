@@ -126,3 +126,17 @@ func FuzzMatchETagList(f *testing.F) {
 		}
 	})
 }
+
+func TestIsCacheHit(t *testing.T) {
+	for v, want := range map[string]bool{
+		"spark; hit; ttl=41":          true,
+		"spark;hit":                   true,
+		"spark; fwd=miss; stored":     false,
+		"spark; fwd=miss; detail=hit": false,
+		"":                            false,
+	} {
+		if got := IsCacheHit(v); got != want {
+			t.Errorf("IsCacheHit(%q) = %v", v, got)
+		}
+	}
+}

@@ -1,0 +1,43 @@
+package deck
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spark-edge/spark/caddymodule/internal/promreg"
+)
+
+// metrics are spark_deck_hints' collectors, shared by every handler of the
+// process (a config's registry gets them at each provision).
+type metrics struct {
+	preloads prometheus.Counter
+	warms    *prometheus.CounterVec
+}
+
+// newMetrics registers spark_deck_preloads_total and
+// spark_deck_warms_total{result} with reg, or takes the ones already there.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	preloads, err := promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "spark_deck_preloads_total",
+		Help: "Photos announced in 103 Early Hints on suggestions responses.",
+	}))
+	if err != nil {
+		return nil, err
+	}
+	warms, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spark_deck_warms_total",
+		Help: "Deck photo warms by result: queued, deduped, dropped (queue full); then stored, hit (already cached) or failed.",
+	}, []string{"result"}))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range []string{warmQueued, warmDeduped, warmDropped, warmStored, warmHit, warmFailed} {
+		warms.WithLabelValues(r)
+	}
+	return &metrics{preloads: preloads, warms: warms}, nil
+}
+
+// announced counts n photos announced.
+func (m *metrics) announced(n int) { m.preloads.Add(float64(n)) }
+
+// warm counts a warm's result (its queueing, then its answer).
+func (m *metrics) warm(result string) { m.warms.WithLabelValues(result).Inc() }

@@ -1,0 +1,136 @@
+package deck
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spark-edge/spark/internal/contract"
+)
+
+// Results of spark_deck_warms_total.
+const (
+	warmQueued  = "queued"  // handed to a slot
+	warmDeduped = "deduped" // the same variant was already queued or warming
+	warmDropped = "dropped" // the queue was full
+	warmStored  = "stored"  // answered 200, not from the cache: now stored
+	warmHit     = "hit"     // already in the cache
+	warmFailed  = "failed"  // any other answer, or none by the timeout
+)
+
+// warmer fetches preloads through the Caddy server in the background: at
+// most concurrency at once, at most queue waiting or running, each variant
+// of a path once at a time.
+type warmer struct {
+	slots   chan struct{}
+	queue   int
+	timeout time.Duration
+
+	mu       sync.Mutex
+	inflight map[string]struct{}
+}
+
+func newWarmer(concurrency, queue int, timeout time.Duration) *warmer {
+	return &warmer{slots: make(chan struct{}, concurrency), queue: queue, timeout: timeout,
+		inflight: make(map[string]struct{})}
+}
+
+// Destruct implements caddy.Destructor: warms still running end by their
+// timeout.
+func (wm *warmer) Destruct() error { return nil }
+
+// enqueue starts warming p as the client of r would fetch it, through
+// serve, and returns warmQueued, warmDeduped or warmDropped. done is called
+// with the warm's result when it has one.
+func (wm *warmer) enqueue(serve http.Handler, r *http.Request, p Preload, done func(result string)) string {
+	key := p.Path + " " + p.Variant.String()
+	wm.mu.Lock()
+	if _, ok := wm.inflight[key]; ok {
+		wm.mu.Unlock()
+		return warmDeduped
+	}
+	if len(wm.inflight) >= wm.queue {
+		wm.mu.Unlock()
+		return warmDropped
+	}
+	wm.inflight[key] = struct{}{}
+	wm.mu.Unlock()
+
+	req := warmRequest(r, p)
+	go func() {
+		wm.slots <- struct{}{}
+		ctx, cancel := context.WithTimeout(context.Background(), wm.timeout)
+		result := wm.fetch(ctx, serve, req)
+		cancel()
+		<-wm.slots
+		wm.mu.Lock()
+		delete(wm.inflight, key)
+		wm.mu.Unlock()
+		done(result) // after the key left the set: a warm counted done can be queued again
+	}()
+	return warmQueued
+}
+
+// warmRequest is the GET of p's URL a client with r's host would send with
+// an Accept naming only the variant's format: no credentials, no cookies,
+// no other field of r, so only what is public can be fetched and stored.
+func warmRequest(r *http.Request, p Preload) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, p.URL(), nil) // a checked path and two numbers: always parses
+	req.Host = r.Host
+	req.URL.Host = r.Host
+	req.URL.Scheme = "http"
+	req.RemoteAddr = r.RemoteAddr
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
+	req.Header.Set("Accept", p.Variant.Format.ContentType())
+	return req
+}
+
+// fetch serves req through serve and classifies the answer.
+func (wm *warmer) fetch(ctx context.Context, serve http.Handler, req *http.Request) (result string) {
+	defer func() {
+		if v := recover(); v != nil {
+			result = warmFailed // reverse_proxy aborts (http.ErrAbortHandler) when a write fails
+		}
+	}()
+	var dw discardWriter
+	serve.ServeHTTP(&dw, req.WithContext(ctx))
+	switch {
+	case dw.status != http.StatusOK && dw.status != 0:
+		return warmFailed
+	case ctx.Err() != nil:
+		return warmFailed
+	case contract.IsCacheHit(dw.header.Get(contract.CacheStatus)):
+		return warmHit
+	}
+	return warmStored
+}
+
+// discardWriter keeps a warm's status and header and drops its body.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+// Header returns the header map the route fills.
+func (d *discardWriter) Header() http.Header {
+	if d.header == nil {
+		d.header = make(http.Header)
+	}
+	return d.header
+}
+
+// WriteHeader keeps the first final status.
+func (d *discardWriter) WriteHeader(code int) {
+	if d.status == 0 && code >= 200 {
+		d.status = code
+	}
+}
+
+// Write drops the body.
+func (d *discardWriter) Write(b []byte) (int, error) {
+	if d.status == 0 {
+		d.status = http.StatusOK
+	}
+	return len(b), nil
+}
