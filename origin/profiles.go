@@ -51,7 +51,8 @@ func toProfileJSON(p store.Profile) profileJSON {
 // getProfile is GET /api/users/{id}/profile. Who may read it, and how an
 // edge may keep it:
 //   - the owner (by number or "me"): always, also when inactive; private,
-//     no-cache, Vary: Authorization.
+//     max-age=300, Vary: Authorization (an edge keeps it per credential
+//     where a rule allows; every write to the profile purges its tags).
 //   - anyone else: only an active profile whose owner is not in a block
 //     relation with them (404 otherwise, like a missing user). The answer is
 //     public, max-age=300, with Spark-Deny-Users listing the users in a
@@ -95,7 +96,10 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	h.Set("ETag", etag)
 	h.Set(contract.CacheTags, contract.JoinTags(profileTags(id)...))
 	switch {
-	case self || len(deny) > contract.MaxDenyUsers:
+	case self:
+		h.Set("Cache-Control", "private, max-age=300")
+		h.Set("Vary", "Authorization")
+	case len(deny) > contract.MaxDenyUsers:
 		h.Set("Cache-Control", "private, no-cache")
 		h.Set("Vary", "Authorization")
 	default:
