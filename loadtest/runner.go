@@ -70,7 +70,7 @@ type run struct {
 	vus      *vuPool
 	flowCum  []float64
 	rec      *Recorder
-	ledger   *Ledger // nil when no endpoint has a check
+	ledger   *Ledger   // nil when no endpoint has a check
 	end      time.Time // no step starts after this
 	wireIn   atomic.Int64
 	wireOut  atomic.Int64

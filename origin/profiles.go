@@ -115,7 +115,22 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	return writeJSON(w, http.StatusOK, toProfileJSON(p))
 }
 
+// putProfile is PUT /api/users/me/profile or /api/users/{own id}/profile
+// (another user's: 403). Clients should prefer the numbered URL: an edge
+// invalidates every stored variant of a written URL (RFC 9111 §4.4), and
+// every user's own profile is stored under /api/users/me/profile, so a
+// write there empties all of them; the Spark-Purge below drops the
+// writer's own entries either way.
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, me int64) error {
+	if v := r.PathValue("id"); v != "" && v != "me" {
+		id, err := parseID("user id", v)
+		if err != nil {
+			return err
+		}
+		if id != me {
+			return &requestError{status: http.StatusForbidden, code: "forbidden", msg: "only your own profile can be updated"}
+		}
+	}
 	up, err := decodeRequest(w, r, func(b []byte) (store.ProfileUpdate, error) { return DecodeProfile(me, b) })
 	if err != nil {
 		return err
