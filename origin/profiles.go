@@ -97,6 +97,9 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	h.Set(contract.CacheTags, contract.JoinTags(profileTags(id)...))
 	switch {
 	case self:
+		// user: only: a block purges profile: tags (the shared copies'
+		// deny lists change), which leaves the owner's own view as it was.
+		h.Set(contract.CacheTags, contract.UserTag(id))
 		h.Set("Cache-Control", "private, max-age=300")
 		h.Set("Vary", "Authorization")
 	case len(deny) > contract.MaxDenyUsers:
