@@ -134,6 +134,9 @@ func testDatingOpen(t *testing.T, s *stack) {
 			}
 		}
 	}
+	if rep.Checks == nil || rep.Checks.Checked == 0 || rep.Checks.Violations != 0 {
+		t.Errorf("correctness checks: %+v", rep.Checks)
+	}
 	if rep.HitRatio == nil || rep.Cache.Hit == 0 {
 		t.Errorf("no hit ratio from Cache-Status: %+v", rep.Cache)
 	}

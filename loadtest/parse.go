@@ -43,6 +43,7 @@ type rawEndpoint struct {
 	Expect    []int             `yaml:"expect"`
 	Capture   map[string]string `yaml:"capture"`
 	Anonymous bool              `yaml:"anonymous"`
+	Check     string            `yaml:"check"`
 }
 
 type rawFlow struct {
@@ -274,7 +275,10 @@ func buildEndpoint(name string, r *rawEndpoint, line int, fsys fs.FS) (*Endpoint
 		return nil, errors.Join(errs...)
 	}
 	ep := &Endpoint{Name: name, Method: strings.ToUpper(r.Method), Line: line, Expect: r.Expect,
-		Capture: r.Capture, Anonymous: r.Anonymous, Headers: map[string]*template.Template{}}
+		Capture: r.Capture, Anonymous: r.Anonymous, Check: r.Check, Headers: map[string]*template.Template{}}
+	if !validCheck(r.Check) {
+		bad("unknown check %q; known: %s", r.Check, checkList())
+	}
 	if ep.Method == "" {
 		ep.Method = http.MethodGet
 	}

@@ -22,6 +22,7 @@ func TestBadScenarios(t *testing.T) {
 			"path must start with /", "expect: 42 is not an HTTP status", "Authorization is set from",
 			"GET requests carry no body", `line 18: step: unknown field "repeats"`}},
 		{"bad_syntax.yaml", []string{"scenario bad_syntax.yaml: yaml: line"}},
+		{"bad_check.yaml", []string{`line 3: endpoint "matches": unknown check "nonsense"; known: block, deck, inbox`}},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {

@@ -183,6 +183,9 @@ type Report struct {
 	Pass          bool             `json:"pass"`                     // every judged target met
 	// Chat is the chat scenario's delivery figures (loadtest/chat).
 	Chat *ChatReport `json:"chat,omitempty"`
+	// Checks is the correctness checker's count of stale responses (the
+	// dating scenario's checks); any violation fails the run.
+	Checks *CheckResult `json:"checks,omitempty"`
 }
 
 func ratio(c CacheCounts) *float64 {
@@ -275,6 +278,7 @@ func NewReport(res *Result, t Targets) *Report {
 		rep.Timeline = append(rep.Timeline, p)
 	}
 	rep.Percentiles = spectrum(tot.Latency)
+	rep.Checks = res.Checks
 	rep.Verdicts, rep.Pass = verdicts(rep, t)
 	return rep
 }
@@ -296,6 +300,10 @@ func verdicts(r *Report, t Targets) ([]Verdict, bool) {
 		hv.Pass = b(*r.HitRatio > t.HitRatio)
 	}
 	vs = append(vs, hv)
+	if r.Checks != nil {
+		vs = append(vs, Verdict{Name: "Stale responses", Target: "0",
+			Actual: fmt.Sprintf("%d of %d checked", r.Checks.Violations, r.Checks.Checked), Pass: b(r.Checks.Violations == 0)})
+	}
 	pass := true
 	for _, v := range vs {
 		if v.Pass != nil && !*v.Pass {
@@ -357,6 +365,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmtBytes(r.WireIn), fmtBytes(r.WireOut))
 	if len(r.ErrorKinds) > 0 {
 		fmt.Fprintf(&b, "errors by kind: %s\n", countsText(r.ErrorKinds))
+	}
+	if c := r.Checks; c != nil {
+		fmt.Fprintf(&b, "correctness: %d responses checked, %d violations%s\n", c.Checked, c.Violations, bracketed(countsText(c.ByCheck)))
+		for _, e := range c.Examples {
+			fmt.Fprintf(&b, "  violation: %s\n", e)
+		}
 	}
 	if r.Chat != nil {
 		if err := r.Chat.writeText(&b); err != nil {
@@ -454,4 +468,12 @@ func countsText(m map[string]int64) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
+}
+
+// bracketed is " (s)", or "" for an empty s.
+func bracketed(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
 }

@@ -46,6 +46,7 @@ func (r *run) do(ctx context.Context, vu *VU, ep *Endpoint, intended time.Time) 
 	if req.ContentLength > 0 {
 		s.BytesOut = req.ContentLength
 	}
+	sent := time.Now()
 	resp, err := r.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -56,7 +57,7 @@ func (r *run) do(ctx context.Context, vu *VU, ep *Endpoint, intended time.Time) 
 	}
 	var body []byte
 	var n int64
-	if len(ep.Capture) > 0 {
+	if len(ep.Capture) > 0 || ep.Check != "" {
 		body, err = io.ReadAll(resp.Body)
 		n = int64(len(body))
 	} else {
@@ -84,7 +85,7 @@ func (r *run) do(ctx context.Context, vu *VU, ep *Endpoint, intended time.Time) 
 		}
 		return s, true
 	}
-	if len(ep.Capture) > 0 && resp.StatusCode == http.StatusOK {
+	if (len(ep.Capture) > 0 || ep.Check != "") && resp.StatusCode/100 == 2 {
 		if resp.Header.Get("Content-Encoding") == "gzip" {
 			if body, err = gunzip(body); err != nil {
 				s.ErrKind = ErrKindOther
@@ -92,12 +93,21 @@ func (r *run) do(ctx context.Context, vu *VU, ep *Endpoint, intended time.Time) 
 			}
 		}
 		for name, path := range ep.Capture {
+			if resp.StatusCode != http.StatusOK {
+				break
+			}
 			vals, err := extract(body, path)
 			if err != nil {
 				s.ErrKind = ErrKindOther
 				return s, true
 			}
 			vu.Set(name, vals)
+		}
+		if ep.Check != "" && r.ledger != nil {
+			o := observed{user: vu.ID, req: req, sent: sent, acked: time.Now(), status: resp.StatusCode, header: resp.Header, body: body}
+			if err := r.ledger.Observe(ep.Check, o); err != nil {
+				s.ErrKind = ErrKindOther
+			}
 		}
 	}
 	return s, true
@@ -119,7 +129,7 @@ func gunzip(b []byte) ([]byte, error) {
 // build makes the endpoint's request for a virtual user: its templates run
 // against the user's Vars (ErrSkip when the user has nothing to send yet).
 func (r *run) build(ctx context.Context, vu *VU, ep *Endpoint) (*http.Request, error) {
-	v := Vars{vu: vu, zipf: r.zipf}
+	v := Vars{vu: vu, zipf: r.zipf, ledger: r.ledger}
 	path, err := execTemplate(ep.Path, v)
 	if err != nil {
 		return nil, err

@@ -56,6 +56,9 @@ type Result struct {
 	Setup *Stats
 	// WireIn and WireOut count bytes read from and written to the network.
 	WireIn, WireOut int64
+	// Checks is the correctness checker's summary, nil when no endpoint
+	// has a check.
+	Checks *CheckResult
 }
 
 // run is the state of one Run.
@@ -67,6 +70,7 @@ type run struct {
 	vus      *vuPool
 	flowCum  []float64
 	rec      *Recorder
+	ledger   *Ledger   // nil when no endpoint has a check
 	end      time.Time // no step starts after this
 	wireIn   atomic.Int64
 	wireOut  atomic.Int64
@@ -105,6 +109,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r.vus = pool
+	if sc.hasChecks() {
+		r.ledger = NewLedger()
+	}
 	res := &Result{Config: cfg, Users: users}
 	if len(sc.Setup) > 0 && !cfg.SkipSetup {
 		res.Setup = r.setup(ctx)
@@ -128,6 +135,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Start, res.End = start, time.Now()
 	res.Stats = r.rec.Snapshot()
 	res.WireIn, res.WireOut = r.wireIn.Load(), r.wireOut.Load()
+	if r.ledger != nil {
+		res.Checks = r.ledger.Result()
+	}
 	return res, nil
 }
 

@@ -70,6 +70,10 @@ type Endpoint struct {
 	Capture map[string]string
 	// Anonymous requests carry no Authorization header (public content).
 	Anonymous bool
+	// Check names what the correctness checker does with the response (a
+	// Check* constant: record a write, or check a read against the
+	// writes acknowledged before it was sent); empty for nothing.
+	Check string
 	// Line is where the endpoint is defined in the scenario file.
 	Line int
 }

@@ -46,11 +46,19 @@ func TestDatingScenarioShape(t *testing.T) {
 			browse = f
 		}
 	}
-	if browse == nil || browse.Requests() != 7 {
-		t.Fatalf("browse flow = %+v, want 7 requests", browse)
+	if browse == nil || browse.Requests() != 5 {
+		t.Fatalf("browse flow = %+v, want 5 requests", browse)
 	}
-	if browse.Steps[1].Endpoint.Name != "profile" || browse.Steps[1].Repeat != 4 {
-		t.Errorf("browse step 2 = %+v", browse.Steps[1])
+	if browse.Steps[0].Endpoint.Name != "profile" || browse.Steps[0].Repeat != 3 {
+		t.Errorf("browse step 1 = %+v", browse.Steps[0])
+	}
+	// Every read the checker can judge is checked, every write recorded.
+	for name, check := range map[string]string{"suggestions": CheckDeck, "swipe": CheckSwipe, "block": CheckBlock,
+		"own_profile": CheckProfile, "profile": CheckProfile, "card_profile": CheckProfile, "update_profile": CheckProfileUpdate,
+		"conversations": CheckInbox, "messages": CheckMessages, "send_message": CheckSend} {
+		if ep := sc.Endpoints[name]; ep == nil || ep.Check != check {
+			t.Errorf("endpoint %s: check %q, want %q", name, ep.Check, check)
+		}
 	}
 }
 

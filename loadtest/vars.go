@@ -20,8 +20,9 @@ var ErrSkip = errors.New("nothing to send yet")
 // Vars is the data scenario templates run against: {{.Me}}, {{.Popular}},
 // {{.Pick "suggested"}}, {{.Direction $t}} and so on.
 type Vars struct {
-	vu   *VU
-	zipf *Zipf
+	vu     *VU
+	zipf   *Zipf
+	ledger *Ledger // the run's checker: the deck; nil when probing
 }
 
 // Me is the virtual user's id.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/origin/store"
 )
 
@@ -36,7 +38,9 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, me in
 	if err != nil {
 		return err
 	}
-	privateNoStore(w)
+	// A message (either way) or a read mark purges the inbox; a match,
+	// unmatch or block purges the match list, and with it this.
+	privateCached(w, contract.ConversationsTag(me), contract.MatchesTag(me))
 	return writeJSON(w, http.StatusOK, map[string]any{"conversations": shaped})
 }
 
@@ -78,7 +82,9 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, me int64) 
 	if err != nil {
 		return err
 	}
-	privateNoStore(w)
+	// A message purges the conversation; an unmatch or block (which end
+	// it: the list becomes a 404) purges the member's match list.
+	privateCached(w, contract.ConversationTag(conv), contract.MatchesTag(me))
 	return writeJSON(w, http.StatusOK, map[string]any{"messages": shaped, "next_before": next})
 }
 
@@ -99,8 +105,22 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, me int64) e
 	status := http.StatusOK
 	if res.Created {
 		status = http.StatusCreated
+		setPurge(w, sentPurge(me, res)...)
 	}
 	return writeJSON(w, status, res.Message)
+}
+
+// sentPurge is what a stored message changes: its conversation's message
+// lists and the inbox of every member (the users its events went to, and
+// the sender).
+func sentPurge(me int64, res store.SendResult) []string {
+	tags := []string{contract.ConversationTag(res.Message.ConversationID), contract.ConversationsTag(me)}
+	for _, ev := range res.Events {
+		if t := contract.ConversationsTag(ev.UserID); !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags
 }
 
 // storeMessages is the batcher's commit: one store call for the batch,
@@ -131,6 +151,7 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request, me int64) erro
 	}
 	s.events.publish(evs)
 	privateNoStore(w)
+	setPurge(w, contract.ConversationsTag(me)) // the unread count
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -53,7 +53,15 @@ func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
 	s.events.publish(res.Events)
 	s.pushSwipe(me, req.TargetID, res)
 	privateNoStore(w)
-	setPurge(w, contract.SuggestionsTag(me), contract.SuggestionsTag(req.TargetID), contract.MatchesTag(me), contract.MatchesTag(req.TargetID))
+	// Only the swiper's deck changes (suggestions leave out the users one
+	// swiped, not those who swiped on one); the match lists (and with them
+	// the inboxes and message lists, tagged with them) only when a match
+	// was made.
+	purge := []string{contract.SuggestionsTag(me)}
+	if res.Match != nil {
+		purge = append(purge, contract.MatchesTag(me), contract.MatchesTag(req.TargetID))
+	}
+	setPurge(w, purge...)
 	body := map[string]any{"target_id": req.TargetID, "direction": res.Direction, "created": res.Created, "match": nil}
 	if res.Match != nil {
 		body["match"] = toMatchJSON(*res.Match)
@@ -82,10 +90,7 @@ func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, me int64) e
 	for _, m := range ms {
 		out = append(out, toMatchJSON(m))
 	}
-	h := w.Header()
-	h.Set("Cache-Control", "private, no-cache")
-	h.Set("Vary", "Authorization")
-	h.Set(contract.CacheTags, contract.MatchesTag(me))
+	privateCached(w, contract.MatchesTag(me))
 	shaped, err := shapeList(out, fields)
 	if err != nil {
 		return err

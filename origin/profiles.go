@@ -51,7 +51,8 @@ func toProfileJSON(p store.Profile) profileJSON {
 // getProfile is GET /api/users/{id}/profile. Who may read it, and how an
 // edge may keep it:
 //   - the owner (by number or "me"): always, also when inactive; private,
-//     no-cache, Vary: Authorization.
+//     max-age=300, Vary: Authorization (an edge keeps it per credential
+//     where a rule allows; every write to the profile purges its tags).
 //   - anyone else: only an active profile whose owner is not in a block
 //     relation with them (404 otherwise, like a missing user). The answer is
 //     public, max-age=300, with Spark-Deny-Users listing the users in a
@@ -95,7 +96,13 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	h.Set("ETag", etag)
 	h.Set(contract.CacheTags, contract.JoinTags(profileTags(id)...))
 	switch {
-	case self || len(deny) > contract.MaxDenyUsers:
+	case self:
+		// user: only: a block purges profile: tags (the shared copies'
+		// deny lists change), which leaves the owner's own view as it was.
+		h.Set(contract.CacheTags, contract.UserTag(id))
+		h.Set("Cache-Control", "private, max-age=300")
+		h.Set("Vary", "Authorization")
+	case len(deny) > contract.MaxDenyUsers:
 		h.Set("Cache-Control", "private, no-cache")
 		h.Set("Vary", "Authorization")
 	default:
@@ -111,7 +118,22 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	return writeJSON(w, http.StatusOK, toProfileJSON(p))
 }
 
+// putProfile is PUT /api/users/me/profile or /api/users/{own id}/profile
+// (another user's: 403). Clients should prefer the numbered URL: an edge
+// invalidates every stored variant of a written URL (RFC 9111 §4.4), and
+// every user's own profile is stored under /api/users/me/profile, so a
+// write there empties all of them; the Spark-Purge below drops the
+// writer's own entries either way.
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, me int64) error {
+	if v := r.PathValue("id"); v != "" && v != "me" {
+		id, err := parseID("user id", v)
+		if err != nil {
+			return err
+		}
+		if id != me {
+			return &requestError{status: http.StatusForbidden, code: "forbidden", msg: "only your own profile can be updated"}
+		}
+	}
 	up, err := decodeRequest(w, r, func(b []byte) (store.ProfileUpdate, error) { return DecodeProfile(me, b) })
 	if err != nil {
 		return err

@@ -30,6 +30,16 @@ func privateNoStore(w http.ResponseWriter) {
 	w.Header().Set("Vary", "Authorization")
 }
 
+// privateCached marks an answer as the caller's alone, kept by an edge per
+// credential until a purge of one of tags (or five minutes pass): every
+// write that changes it purges one of them.
+func privateCached(w http.ResponseWriter, tags ...string) {
+	h := w.Header()
+	h.Set("Cache-Control", "private, max-age=300")
+	h.Set("Vary", "Authorization")
+	h.Set(contract.CacheTags, contract.JoinTags(tags...))
+}
+
 // setPurge asks every edge to drop the entries carrying any of tags.
 func setPurge(w http.ResponseWriter, tags ...string) {
 	w.Header().Set(contract.SparkPurge, contract.JoinTags(tags...))

@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
 	s.handle("GET /api/users/{id}/profile", s.getProfile)
 	s.handle("PUT /api/users/me/profile", s.putProfile)
+	s.handle("PUT /api/users/{id}/profile", s.putProfile)
 	s.handle("GET /api/users/me/preferences", s.getPreferences)
 	s.handle("PUT /api/users/me/preferences", s.putPreferences)
 	s.handle("PUT /api/users/me/location", s.putLocation)

@@ -342,8 +342,8 @@ func testSwipeChat(t *testing.T, st store.Store) {
 	ta, tb, te := token(t, ann), token(t, bob), token(t, eve)
 	r := a.do("POST", "/api/swipes", ta, fmt.Sprintf(`{"target_id":%d,"direction":"like"}`, bob))
 	expect(t, r, 201, "like")
-	want := fmt.Sprintf("suggestions:%d suggestions:%d matches:%d matches:%d", ann, bob, ann, bob)
-	if r.hdr.Get("Spark-Purge") != want {
+	// No match yet: only the swiper's deck changed.
+	if want := fmt.Sprintf("suggestions:%d", ann); r.hdr.Get("Spark-Purge") != want {
 		t.Fatalf("swipe purge %q want %q", r.hdr.Get("Spark-Purge"), want)
 	}
 	expect(t, a.do("POST", "/api/swipes", ta, fmt.Sprintf(`{"target_id":%d,"direction":"like"}`, bob)), 200, "repeat like")
@@ -358,6 +358,11 @@ func testSwipeChat(t *testing.T, st store.Store) {
 			PeerID         int64 `json:"peer_id"`
 			ConversationID int64 `json:"conversation_id"`
 		} `json:"match"`
+	}
+	// The match: the swiper's deck and both match lists (with them, the
+	// inboxes and message lists tagged with them).
+	if want := fmt.Sprintf("suggestions:%d matches:%d matches:%d", bob, bob, ann); r.hdr.Get("Spark-Purge") != want {
+		t.Fatalf("matching swipe purge %q want %q", r.hdr.Get("Spark-Purge"), want)
 	}
 	r.json(t, &sw)
 	if sw.Match == nil || sw.Match.PeerID != ann || sw.Match.ConversationID == 0 {
@@ -374,6 +379,9 @@ func testSwipeChat(t *testing.T, st store.Store) {
 	for i := 0; i < 5; i++ {
 		r = a.do("POST", base+"/messages", ta, fmt.Sprintf(`{"body":"hello %d","client_msg_id":"c%d"}`, i, i))
 		expect(t, r, 201, "send")
+		if want := fmt.Sprintf("conversation:%d conversations:%d conversations:%d", conv, ann, bob); i == 0 && r.hdr.Get("Spark-Purge") != want {
+			t.Fatalf("send purge %q want %q", r.hdr.Get("Spark-Purge"), want)
+		}
 		if i == 0 {
 			var m store.Message
 			r.json(t, &m)
@@ -382,6 +390,9 @@ func testSwipeChat(t *testing.T, st store.Store) {
 	}
 	r = a.do("POST", base+"/messages", ta, `{"body":"hello 0 again","client_msg_id":"c0"}`)
 	expect(t, r, 200, "idempotent resend")
+	if p := r.hdr.Get("Spark-Purge"); p != "" {
+		t.Fatalf("a resend changed nothing, purged %q", p)
+	}
 	var again store.Message
 	r.json(t, &again)
 	if again.ID != first || again.Body != "hello 0" {

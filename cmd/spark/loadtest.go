@@ -16,6 +16,10 @@ import (
 // errTargetsMissed makes `spark loadtest --fail-on-miss` exit non-zero.
 var errTargetsMissed = errors.New("loadtest: some targets were missed")
 
+// errStale makes `spark loadtest` exit non-zero when the correctness
+// checker saw a response older than a write acknowledged before it.
+var errStale = errors.New("loadtest: correctness violations")
+
 // The loadtest subcommand: `spark loadtest [flags]`. All logic lives in
 // package loadtest; this file only maps flags and environment.
 func init() {
@@ -188,6 +192,9 @@ func writeReport(cmd *cobra.Command, rep *loadtest.Report, jsonPath, htmlPath st
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "HTML report: %s\n", htmlPath)
+	}
+	if rep.Checks != nil && rep.Checks.Violations > 0 {
+		return fmt.Errorf("%w: %d stale responses", errStale, rep.Checks.Violations)
 	}
 	if failOnMiss && !rep.Pass {
 		return errTargetsMissed

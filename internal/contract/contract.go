@@ -52,6 +52,8 @@ const (
 	kindSuggestions = "suggestions:"
 	kindMatches     = "matches:"
 	kindPhoto       = "photo:"
+	kindInbox       = "conversations:"
+	kindChat        = "conversation:"
 )
 
 // UserTag is on every response about user id (its profile, its photos).
@@ -65,6 +67,13 @@ func SuggestionsTag(id int64) string { return kindSuggestions + strconv.FormatIn
 
 // MatchesTag is on user id's match list.
 func MatchesTag(id int64) string { return kindMatches + strconv.FormatInt(id, 10) }
+
+// ConversationsTag is on user id's conversation list (its inbox: last
+// messages and unread counts).
+func ConversationsTag(id int64) string { return kindInbox + strconv.FormatInt(id, 10) }
+
+// ConversationTag is on every member's message list of conversation id.
+func ConversationTag(id int64) string { return kindChat + strconv.FormatInt(id, 10) }
 
 // PhotoTag is on every variant of a photo and on its original: name is the
 // photo's path below the users' photo root ("42/photos/<file>", what
