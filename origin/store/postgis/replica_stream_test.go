@@ -47,7 +47,8 @@ func TestStreamingReplicaRouting(t *testing.T) {
 	}
 	defer s.Close()
 	// Another origin: it writes on the primary and this origin's
-	// read-your-writes knows nothing of it.
+	// read-your-writes knows nothing of it. It makes the data, so this
+	// origin has no recent writes of its own until it makes some.
 	other, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark")})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestStreamingReplicaRouting(t *testing.T) {
 
 	mk := func(name string) int64 {
 		t.Helper()
-		id, err := s.CreateUser(ctx, store.NewUser{Profile: store.ProfileUpdate{Name: name, Age: 30, Gender: "woman", Active: true}})
+		id, err := other.CreateUser(ctx, store.NewUser{Profile: store.ProfileUpdate{Name: name, Age: 30, Gender: "woman", Active: true}})
 		if err != nil {
 			t.Fatalf("create %s (a write, on the primary): %v", name, err)
 		}
@@ -71,8 +72,8 @@ func TestStreamingReplicaRouting(t *testing.T) {
 		}
 		return r
 	}
-	swipe(s, ann, bea)
-	conv := swipe(s, bea, ann).Match.ConversationID
+	swipe(other, ann, bea)
+	conv := swipe(other, bea, ann).Match.ConversationID
 	send := func(st store.Store, from int64, body string) {
 		t.Helper()
 		r := st.SendMessages(ctx, []store.MessageDraft{{SenderID: from, ConversationID: conv, Body: body, ClientMsgID: body}})
@@ -80,7 +81,7 @@ func TestStreamingReplicaRouting(t *testing.T) {
 			t.Fatalf("send %q: %v", body, r[0].Err)
 		}
 	}
-	send(s, ann, "m1")
+	send(other, ann, "m1")
 	primary.WaitReplayed(t, replica)
 
 	name := func(id int64) string {
