@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # reload-drill.sh — `spark reload` under load: wrk keeps RELOAD_CONNS
 # keep-alive connections busy on cached keys of the edge
-# (scripts/bench/edge.Caddyfile: spark_cache in front of an origin) while the
+# (RELOAD_CONFIG, scripts/bench/reload.Caddyfile: spark_cache in front of an
+# origin, with the repository Caddyfile's spark_handover) while the
 # config is reloaded RELOADS times, then prints requests, errors by kind
 # (connect/read/write/timeout, non-2xx) and origin fetches during the run
 # (0: the L1 survived every reload). The same run without reloads first is
@@ -10,6 +11,8 @@
 #
 # Usage: scripts/reload-drill.sh
 # Env:   SPARK_BIN (bin/spark) RELOADS (10) RELOAD_CONNS (32)
+#        RELOAD_CONFIG (scripts/bench/reload.Caddyfile; scripts/bench/
+#        edge.Caddyfile is the edge without spark_handover)
 #        RELOAD_INTERVAL (1.5 s between reloads) RELOAD_KEYS (1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,12 +22,12 @@ CONNS=${RELOAD_CONNS:-32}
 INTERVAL=${RELOAD_INTERVAL:-1.5}
 STRICT=${RELOAD_STRICT:-1}
 export BENCH_KEYS=${RELOAD_KEYS:-1000}
-CONFIG=scripts/bench/edge.Caddyfile
+CONFIG=${RELOAD_CONFIG:-scripts/bench/reload.Caddyfile}
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export BENCH_ADMIN=127.0.0.1:$(free_port) BENCH_RESPOND_PORT=$(free_port) BENCH_CACHE_PORT=$(free_port) BENCH_ORIGIN_PORT=$(free_port) BENCH_L2_PORT=$(free_port)
-export BENCH_REDIS=${BENCH_REDIS:-127.0.0.1:6379} BENCH_REDIS_PREFIX="spark-reload:$$:"
+export BENCH_REDIS=${BENCH_REDIS:-127.0.0.1:6379} BENCH_REDIS_PREFIX="spark-reload:$$:" # edge.Caddyfile's L2 site
 export BENCH_BODY='{"id":42,"name":"Ada","city":"Lisbon"}'
 
 work=$(mktemp -d); pid=

@@ -11,6 +11,7 @@ import (
 	_ "github.com/spark-edge/spark/caddymodule/auth"
 	_ "github.com/spark-edge/spark/caddymodule/batch"
 	_ "github.com/spark-edge/spark/caddymodule/cache"
+	_ "github.com/spark-edge/spark/caddymodule/handover"
 	_ "github.com/spark-edge/spark/caddymodule/image"
 	_ "github.com/spark-edge/spark/caddymodule/realtime"
 )
