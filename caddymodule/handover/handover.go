@@ -220,34 +220,41 @@ func (c *conn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// Close closes the connection, or, when its listener is stopping and the
-// server waits for the next request on it with none of it read, wakes
-// that wait and hands the connection to another open listener of the
-// address.
+// Close closes the connection, or, when its listener is stopping and no
+// byte of a next request was read since the last response, hands it to
+// another open listener of the address. That covers both ways a stopping
+// net/http server closes a keep-alive connection: idle, while it waits for
+// the next request (Shutdown; the wait is woken first), and right after a
+// response, before it could tell the client (keep-alives end with the
+// shutdown).
 func (c *conn) Close() error {
 	c.mu.Lock()
 	if c.gone {
 		c.mu.Unlock()
 		return nil
 	}
-	if !c.reading || !c.fresh || c.hijacked || c.handing != nil || !c.l.stopping.Load() || c.l.h.open.Load() == 0 {
+	if !c.fresh || c.hijacked || c.handing != nil || !c.l.stopping.Load() || c.l.h.open.Load() == 0 {
 		c.gone = true
 		c.mu.Unlock()
 		return c.Conn.Close()
 	}
-	woken := make(chan struct{})
-	c.handing = woken
-	_ = c.Conn.SetReadDeadline(aLongTimeAgo) // wakes the Read, which needs mu to finish
-	c.mu.Unlock()
-	<-woken
-	c.mu.Lock()
-	if c.lastN > 0 {
-		// A request began to arrive as the server closed: the old server
-		// has its first bytes and answers it; it closes the connection
-		// itself afterwards (keep-alives are off while it shuts down).
+	if c.reading {
+		woken := make(chan struct{})
+		c.handing = woken
+		_ = c.Conn.SetReadDeadline(aLongTimeAgo) // wakes the Read, which needs mu to finish
 		c.mu.Unlock()
-		return nil
+		<-woken
+		c.mu.Lock()
+		if c.lastN > 0 {
+			// A request began to arrive as the server closed: the old
+			// server has its first bytes and answers it; it closes the
+			// connection itself afterwards (keep-alives are off while it
+			// shuts down).
+			c.mu.Unlock()
+			return nil
+		}
 	}
+	c.gone = true // the old server must not touch it any more
 	c.mu.Unlock()
 	_ = c.Conn.SetReadDeadline(time.Time{})
 	select {

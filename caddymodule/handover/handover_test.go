@@ -21,7 +21,6 @@ type recordingListener struct {
 	conns chan *conn
 }
 
-
 // serve runs an http.Server answering name on a listener wrapped by h; the
 // channel returned receives each connection as it becomes idle.
 func serve(t *testing.T, h *Handover, name string) (*http.Server, string, chan *conn) {
