@@ -13,6 +13,10 @@ import (
 // handover.
 const queueSize = 4096
 
+// orphanAfter is how long a connection whose Close was deferred (see
+// conn.Close) may stay open without writing before it is closed anyway.
+const orphanAfter = time.Minute
+
 // aLongTimeAgo is a read deadline in the past: it wakes a blocked Read.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -138,6 +142,7 @@ type conn struct {
 	hijacked bool          // taken over by a handler (SetDeadline): never handed over
 	handing  chan struct{} // set by Close while it wakes the blocked Read
 	lastN    int           // bytes the woken Read returned
+	writes   int64         // Writes that wrote something
 	gone     bool          // closed or handed over
 }
 
@@ -182,6 +187,7 @@ func (c *conn) Write(b []byte) (int, error) {
 	if n > 0 {
 		c.mu.Lock()
 		c.fresh = true
+		c.writes++
 		c.mu.Unlock()
 	}
 	return n, err
@@ -231,6 +237,28 @@ func (c *conn) Close() error {
 	c.mu.Lock()
 	if c.gone {
 		c.mu.Unlock()
+		return nil
+	}
+	if !c.fresh && !c.hijacked && c.l.stopping.Load() {
+		// Closed by Shutdown while the server reads a request it has begun
+		// to receive (net/http counts the connection idle until the whole
+		// header is parsed): the server goes on, answers it and closes the
+		// connection itself. Should this Close have come from the server
+		// giving up on that request instead, nothing follows it: the
+		// connection is closed once it has written nothing for orphanAfter.
+		writes := c.writes
+		c.mu.Unlock()
+		time.AfterFunc(orphanAfter, func() {
+			c.mu.Lock()
+			orphan := !c.gone && c.writes == writes
+			if orphan {
+				c.gone = true
+			}
+			c.mu.Unlock()
+			if orphan {
+				_ = c.Conn.Close()
+			}
+		})
 		return nil
 	}
 	if !c.fresh || c.hijacked || c.handing != nil || !c.l.stopping.Load() || c.l.h.open.Load() == 0 {
