@@ -13,41 +13,47 @@ import (
 // handover.
 const queueSize = 4096
 
-// orphanAfter is how long a connection whose Close was deferred (see
-// conn.Close) may stay open without writing before it is closed anyway.
-const orphanAfter = time.Minute
-
 // aLongTimeAgo is a read deadline in the past: it wakes a blocked Read.
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Handover is shared by every listener of one address across config
 // reloads. When a server shuts down (a reload), Go's http.Server closes
-// the keep-alive connections that are idle between two requests; a client
-// that had just sent its next request on one then sees the connection
-// reset, and the request fails. Through a Handover, such a connection is
-// not closed: it is passed to a listener of the same address that is still
-// open (the new config's server), which accepts it as a new connection and
-// reads the waiting request. Only connections with no request byte read
-// since the last response are passed on, so the new server starts at a
-// request boundary. With no other listener open (the process exits) they
-// are closed as before.
+// the keep-alive connections idle between two requests, closes the others
+// right after their response (before the client could learn keep-alive
+// ended), and drops a request it reads once shutting down: a client that
+// sent its next request on such a connection sees it reset. Through a
+// Handover such a connection is not closed: it is passed, with the bytes
+// the old server read of the next request, to a listener of the same
+// address still open (the new config's server), which accepts it as a new
+// connection and answers that request. With no other listener open (the
+// process exits) connections are closed as before. A connection a handler
+// hijacked (a WebSocket) is never passed; nor one whose unanswered bytes
+// exceed maxPending. A pipelining client may lose a request whose first
+// byte the old server read before answering the previous one.
 type Handover struct {
-	conns chan net.Conn
+	conns chan passed
 	open  atomic.Int64 // listeners wrapped and not closed
 	// Passed counts connections handed to another listener.
 	Passed atomic.Int64
 }
 
 // New returns an empty Handover.
-func New() *Handover { return &Handover{conns: make(chan net.Conn, queueSize)} }
+func New() *Handover { return &Handover{conns: make(chan passed, queueSize)} }
+
+// passed is a connection on its way to another listener with the bytes
+// the old server read of the next request (to be read again first).
+type passed struct {
+	c   net.Conn
+	pre []byte
+}
 
 // Destruct closes the connections nobody accepted (caddy.Destructor: the
 // last config using the address is gone).
 func (h *Handover) Destruct() error {
 	for {
 		select {
-		case c := <-h.conns:
-			_ = c.Close()
+		case p := <-h.conns:
+			_ = p.c.Close()
 		default:
 			return nil
 		}
@@ -85,8 +91,12 @@ func (l *listener) acceptLoop() {
 		select {
 		case l.accepted <- accepted{c, err}:
 		case <-l.closed:
-			if c != nil {
-				_ = c.Close()
+			if c != nil { // accepted as the listener closed: the next one takes it
+				select {
+				case l.h.conns <- passed{c: c}:
+				default:
+					_ = c.Close()
+				}
 			}
 			return
 		}
@@ -109,9 +119,9 @@ func (l *listener) Accept() (net.Conn, error) {
 		if a.err != nil {
 			return nil, a.err
 		}
-		return &conn{Conn: a.c, l: l, fresh: true}, nil
-	case c := <-l.h.conns:
-		return &conn{Conn: c, l: l, fresh: true}, nil
+		return &conn{Conn: a.c, l: l}, nil
+	case p := <-l.h.conns:
+		return &conn{Conn: p.c, l: l, pre: p.pre}, nil
 	case <-l.closed:
 		return nil, net.ErrClosed
 	}
@@ -130,19 +140,24 @@ func (l *listener) Close() error {
 	return err
 }
 
-// conn tracks whether the server is waiting for a request on it with no
-// byte of one read, the only state in which it can change servers.
+// maxPending bounds the bytes a connection keeps of a request being read;
+// past it (a large body) the connection can no longer change servers.
+const maxPending = 64 << 10
+
+// conn keeps the bytes read since its last Write (the beginning of the
+// next request, which a stopping server drops unanswered) so that another
+// server can read them again.
 type conn struct {
 	net.Conn
 	l *listener
 
 	mu       sync.Mutex
+	pre      []byte        // bytes handed over with the connection, read first
+	since    []byte        // bytes read since the last Write
+	overflow bool          // since overflowed maxPending
 	reading  bool          // a Read is blocked
-	fresh    bool          // no byte read since the last Write
 	hijacked bool          // taken over by a handler (SetDeadline): never handed over
 	handing  chan struct{} // set by Close while it wakes the blocked Read
-	lastN    int           // bytes the woken Read returned
-	writes   int64         // Writes that wrote something
 	gone     bool          // closed or handed over
 }
 
@@ -155,28 +170,40 @@ func (c *conn) Read(b []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		c.record(b[:n])
+		c.mu.Unlock()
+		return n, nil
+	}
 	c.reading = true
 	c.mu.Unlock()
 	n, err := c.Conn.Read(b)
 	c.mu.Lock()
 	c.reading = false
-	if n > 0 {
-		c.fresh = false
-	}
+	c.record(b[:n])
 	if c.handing != nil {
-		// Close woke this Read. With bytes read, the server keeps the
-		// connection: its deadline is cleared before the next Read.
-		c.lastN = n
-		if n > 0 {
-			_ = c.Conn.SetReadDeadline(time.Time{})
-		} else {
-			c.gone = true // it moves: the old server must not touch it any more
-		}
+		// Close woke this Read to take the connection away: whatever it
+		// read is kept in since for the next server.
+		c.gone = true
 		close(c.handing)
 		c.handing = nil
 	}
 	c.mu.Unlock()
 	return n, err
+}
+
+// record keeps p in since, up to maxPending. Called with mu held.
+func (c *conn) record(p []byte) {
+	if len(p) == 0 || c.overflow {
+		return
+	}
+	if len(c.since)+len(p) > maxPending {
+		c.overflow, c.since = true, nil
+		return
+	}
+	c.since = append(c.since, p...)
 }
 
 func (c *conn) Write(b []byte) (int, error) {
@@ -186,8 +213,7 @@ func (c *conn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	if n > 0 {
 		c.mu.Lock()
-		c.fresh = true
-		c.writes++
+		c.since, c.overflow = c.since[:0], false
 		c.mu.Unlock()
 	}
 	return n, err
@@ -226,42 +252,21 @@ func (c *conn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// Close closes the connection, or, when its listener is stopping and no
-// byte of a next request was read since the last response, hands it to
-// another open listener of the address. That covers both ways a stopping
-// net/http server closes a keep-alive connection: idle, while it waits for
-// the next request (Shutdown; the wait is woken first), and right after a
-// response, before it could tell the client (keep-alives end with the
-// shutdown).
+// Close closes the connection, or, when its listener is stopping (its
+// server shuts down: a reload) and another listener of the address is
+// open, hands it over there with the bytes read since the last response.
+// A stopping net/http server closes keep-alive connections idle or right
+// after a response, before it could tell the client, and drops a request
+// it reads once shutting down; the next server answers it instead. A
+// blocked Read of the old server is woken first; from then on the old
+// server can neither read nor write the connection.
 func (c *conn) Close() error {
 	c.mu.Lock()
 	if c.gone {
 		c.mu.Unlock()
 		return nil
 	}
-	if !c.fresh && !c.hijacked && c.l.stopping.Load() {
-		// Closed by Shutdown while the server reads a request it has begun
-		// to receive (net/http counts the connection idle until the whole
-		// header is parsed): the server goes on, answers it and closes the
-		// connection itself. Should this Close have come from the server
-		// giving up on that request instead, nothing follows it: the
-		// connection is closed once it has written nothing for orphanAfter.
-		writes := c.writes
-		c.mu.Unlock()
-		time.AfterFunc(orphanAfter, func() {
-			c.mu.Lock()
-			orphan := !c.gone && c.writes == writes
-			if orphan {
-				c.gone = true
-			}
-			c.mu.Unlock()
-			if orphan {
-				_ = c.Conn.Close()
-			}
-		})
-		return nil
-	}
-	if !c.fresh || c.hijacked || c.handing != nil || !c.l.stopping.Load() || c.l.h.open.Load() == 0 {
+	if c.hijacked || c.overflow || c.handing != nil || !c.l.stopping.Load() || c.l.h.open.Load() == 0 {
 		c.gone = true
 		c.mu.Unlock()
 		return c.Conn.Close()
@@ -273,23 +278,19 @@ func (c *conn) Close() error {
 		c.mu.Unlock()
 		<-woken
 		c.mu.Lock()
-		if c.lastN > 0 {
-			// A request began to arrive as the server closed: the old
-			// server has its first bytes and answers it; it closes the
-			// connection itself afterwards (keep-alives are off while it
-			// shuts down).
-			c.mu.Unlock()
-			return nil
-		}
 	}
-	c.gone = true // the old server must not touch it any more
+	c.gone = true
+	p := passed{c: c.Conn, pre: append([]byte(nil), c.since...)}
+	overflow := c.overflow
 	c.mu.Unlock()
 	_ = c.Conn.SetReadDeadline(time.Time{})
-	select {
-	case c.l.h.conns <- c.Conn:
-		c.l.h.Passed.Add(1)
-		return nil
-	default:
-		return c.Conn.Close()
+	if !overflow {
+		select {
+		case c.l.h.conns <- p:
+			c.l.h.Passed.Add(1)
+			return nil
+		default:
+		}
 	}
+	return c.Conn.Close()
 }
