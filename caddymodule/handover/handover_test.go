@@ -61,6 +61,17 @@ func get(t *testing.T, c net.Conn, br *bufio.Reader) (string, bool) {
 	return string(b), resp.Close
 }
 
+// dial opens a connection to addr with a reader of its responses.
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
 // waitReading waits until the server reads c: called once c is idle, it
 // is the read of the next request.
 func waitReading(t *testing.T, c *conn) {
@@ -80,12 +91,7 @@ func TestIdleConnectionMovesToTheNextServer(t *testing.T) {
 	oldSrv, addr, oldConns := serve(t, h, "old")
 	_, _, newConns := serve(t, h, "new")
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := dial(t, addr)
 	if body, _ := get(t, c, br); body != "old" {
 		t.Fatalf("first answer %q", body)
 	}
@@ -115,12 +121,7 @@ func TestIdleConnectionMovesToTheNextServer(t *testing.T) {
 func TestIdleConnectionClosedWhenNoServerIsLeft(t *testing.T) {
 	h := New()
 	srv, addr, conns := serve(t, h, "only")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := dial(t, addr)
 	get(t, c, br)
 	waitReading(t, <-conns)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

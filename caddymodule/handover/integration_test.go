@@ -1,9 +1,7 @@
 package handover
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"testing"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -31,12 +29,7 @@ func TestReloadKeepsKeepAliveConnections(t *testing.T) {
 		port = ports[0]
 		return siteConfig(port, "config-0", true)
 	})
-	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := dial(t, fmt.Sprintf("127.0.0.1:%d", port))
 	if body, _ := get(t, c, br); body != "config-0" {
 		t.Fatalf("first answer %q", body)
 	}
@@ -51,12 +44,7 @@ func TestReloadKeepsKeepAliveConnections(t *testing.T) {
 	// Without the wrapper, a reload closes the connection under the
 	// client's next request.
 	caddytest.Load(t, siteConfig(port, "plain-1", false))
-	c2, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	br2 := bufio.NewReader(c2)
+	c2, br2 := dial(t, fmt.Sprintf("127.0.0.1:%d", port))
 	if body, _ := get(t, c2, br2); body != "plain-1" {
 		t.Fatalf("answer %q", body)
 	}

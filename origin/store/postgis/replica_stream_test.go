@@ -84,14 +84,7 @@ func TestStreamingReplicaRouting(t *testing.T) {
 	send(other, ann, "m1")
 	primary.WaitReplayed(t, replica)
 
-	name := func(id int64) string {
-		t.Helper()
-		p, err := s.GetProfile(ctx, id)
-		if err != nil {
-			t.Fatalf("profile %d: %v", id, err)
-		}
-		return p.Name
-	}
+	name := func(id int64) string { return profileName(t, s, id) }
 	history := func() string {
 		t.Helper()
 		ms, err := s.ListMessages(ctx, bea, conv, 0, 50)
