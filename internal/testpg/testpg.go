@@ -70,7 +70,6 @@ func StartPrimary(t testing.TB, extra Settings) *Server {
 		"shared_buffers = '32MB'",
 		"max_connections = 60",
 		"fsync = off",
-		"synchronous_commit = off",
 		"full_page_writes = off",
 	}, extra...)
 	s.configure(conf)
@@ -263,7 +262,7 @@ func (p *Server) WaitReplayed(t testing.TB, r *Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	var lsn string
-	if err := p.Connect(t, "postgres").QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+	if err := p.Connect(t, "postgres").QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 		t.Fatalf("testpg: primary's WAL position: %v", err)
 	}
 	rc := r.Connect(t, "postgres")
