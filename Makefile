@@ -5,7 +5,7 @@ BIN      := bin/spark
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: build build-deps run test test-deps test-deploy vet fuzz-seeds bench bench-go bench-edge bench-images bench-origin bench-system bench-peers bench-realtime bench-mobile loadtest chaos clean
+.PHONY: build build-deps run test test-deps test-deploy vet fuzz-seeds pitr-drill reload-drill bench bench-go bench-edge bench-images bench-origin bench-system bench-peers bench-realtime bench-mobile loadtest chaos clean
 
 build: build-deps
 	$(GO) build -trimpath -o $(BIN) ./cmd/spark
@@ -111,3 +111,14 @@ bench-images: build-deps
 
 clean:
 	rm -rf bin .bench
+
+# Point-in-time recovery drill (deploy/RUNBOOK.md): base backup, rows before
+# and after a timestamp, restore to it, check. make test runs it too
+# (deploy/pitr_test.go). PITR_PORT, PITR_RESTORE_PORT, PITR_ROWS.
+pitr-drill:
+	deploy/pitr-drill.sh
+
+# spark reload under wrk, RELOADS times (10): failed requests and origin
+# fetches (L1 lost) against the same run without reloads.
+reload-drill: build
+	scripts/reload-drill.sh

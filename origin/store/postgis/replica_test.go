@@ -112,14 +112,7 @@ func TestReplicaReadsFallBackAndReadYourWrites(t *testing.T) {
 	if a, b := mk(replica, "ann-replica"), mk(replica, "bea-replica"); a != ann || b != bea {
 		t.Fatalf("ids differ between the schemas: %d %d vs %d %d", a, b, ann, bea)
 	}
-	name := func(id int64) string {
-		t.Helper()
-		p, err := s.GetProfile(ctx, id)
-		if err != nil {
-			t.Fatalf("profile %d: %v", id, err)
-		}
-		return p.Name
-	}
+	name := func(id int64) string { return profileName(t, s, id) }
 	if n := name(ann); n != "ann-replica" {
 		t.Fatalf("profile read from %q, want the replica", n)
 	}
@@ -161,4 +154,15 @@ func TestReplicaReadsFallBackAndReadYourWrites(t *testing.T) {
 			t.Fatalf("fallbacks %d → %d while the replica rests: it was tried", fallbacks, p.Fallbacks)
 		}
 	}
+}
+
+// profileName is the name GetProfile reads for id (which database
+// answered, in the replica tests).
+func profileName(t *testing.T, s *postgis.Store, id int64) string {
+	t.Helper()
+	p, err := s.GetProfile(context.Background(), id)
+	if err != nil {
+		t.Fatalf("profile %d: %v", id, err)
+	}
+	return p.Name
 }
