@@ -3,6 +3,7 @@ package handover
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -173,5 +174,32 @@ func TestHijackedConnectionIsNeverPassed(t *testing.T) {
 	}
 	if n := h.Passed.Load(); n != 0 {
 		t.Fatalf("passed %d hijacked connections", n)
+	}
+}
+
+// TestTLSConnectionsPassThrough: behind Caddy's TLS listener the wrapper
+// returns the *tls.Conn itself, which net/http needs for ALPN (HTTP/2)
+// and the request's TLS state.
+func TestTLSConnectionsPassThrough(t *testing.T) {
+	h := New()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := h.Wrap(tls.NewListener(raw, &tls.Config{}))
+	defer ln.Close()
+	go func() {
+		if c, err := net.Dial("tcp", raw.Addr().String()); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*tls.Conn); !ok {
+		t.Fatalf("accepted a %T, want the *tls.Conn", c)
 	}
 }
