@@ -20,7 +20,9 @@ import (
 // longDescription is what `spark help` and `spark --help` open with.
 const longDescription = `Spark runs the Spark dating app's edge and origin from one binary: it is a
 Caddy build with Spark's modules (spark_cache, spark_image, spark_auth,
-spark_realtime), plus the origin API and a load generator.
+spark_batch, spark_realtime, spark_deck_hints, and the listener wrappers
+spark_fastpath and spark_handover), plus the origin API, a load generator
+and a terminal chat client.
 
 As an edge node (every Caddy command works, named spark):
 
@@ -33,6 +35,7 @@ The other jobs:
 
 	spark origin [flags]              the origin API (in-memory demo store, or PostGIS)
 	spark loadtest [flags]            dating-app traffic against an edge or origin
+	spark realtime --user N [flags]   a terminal chat client over spark_realtime
 
 'spark help <command>' shows a command's flags.`
 

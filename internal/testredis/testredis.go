@@ -1,6 +1,7 @@
 // Package testredis gives tests real Redis servers: the machine's shared
 // one (make test starts it), redis-server processes of their own on free
-// ports, and 3-master Redis Clusters. Tests fail, never skip, when Redis
+// ports, 3-master Redis Clusters, Sentinels (StartSentinel), and a Proxy
+// that cuts connections or fails chosen commands. Tests fail, never skip, when Redis
 // cannot be had.
 package testredis
 
