@@ -43,7 +43,10 @@ func TestRealtimePrintsAndAcks(t *testing.T) {
 	defer srv.Close()
 	dial := func(user int64) *sparkv1.Conn {
 		tok, _ := loadtest.MintToken(loadtest.DevJWTSecret, user, time.Hour, time.Now())
-		c, err := sparkv1.Dial(context.Background(), sparkv1.Options{Edge: srv.URL, Token: tok})
+		// since=0: the hub registers a connection after its handshake, so
+		// a live-only receiver could miss a message sent in between; a
+		// resume from 0 replays the log and registers in one step.
+		c, err := sparkv1.Dial(context.Background(), sparkv1.Options{Edge: srv.URL, Token: tok, HasSince: true})
 		if err != nil {
 			t.Fatal(err)
 		}
