@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/spark-edge/spark/eventbus"
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
@@ -119,14 +121,17 @@ func testEventsAPI(t *testing.T, st store.Store) {
 		expect(t, r, 201, "send")
 		var m store.Message
 		r.json(t, &m)
-		if m.ConvSeq != int64(i+1) || r.hdr.Get("Spark-Purge") != "" {
-			t.Fatalf("send %d: conv_seq %d, Spark-Purge %q", i, m.ConvSeq, r.hdr.Get("Spark-Purge"))
+		// A message purges the conversation's lists and both members'
+		// inboxes (cached per user at the edge), nothing else.
+		wantPurge := strings.Join([]string{contract.ConversationTag(conv), contract.ConversationsTag(ann), contract.ConversationsTag(bob)}, " ")
+		if m.ConvSeq != int64(i+1) || r.hdr.Get("Spark-Purge") != wantPurge {
+			t.Fatalf("send %d: conv_seq %d, Spark-Purge %q, want %q", i, m.ConvSeq, r.hdr.Get("Spark-Purge"), wantPurge)
 		}
 	}
 	r := a.do("POST", fmt.Sprintf("/api/conversations/%d/read", conv), tb, `{"message_id":1}`)
 	expect(t, r, 204, "read")
-	if r.hdr.Get("Spark-Purge") != "" {
-		t.Fatalf("read receipt purges %q", r.hdr.Get("Spark-Purge"))
+	if got, want := r.hdr.Get("Spark-Purge"), contract.ConversationsTag(bob); got != want { // the reader's unread count
+		t.Fatalf("read receipt purges %q, want %q", got, want)
 	}
 	// bob: the match, three messages, his read receipt.
 	b := a.events(tb, "?since=1&limit=2", 200)
