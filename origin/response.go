@@ -32,10 +32,14 @@ func privateNoStore(w http.ResponseWriter) {
 
 // privateCached marks an answer as the caller's alone, kept by an edge per
 // credential until a purge of one of tags (or five minutes pass): every
-// write that changes it purges one of them.
+// write that changes it purges one of them. The five minutes are the
+// edge's alone (CDN-Cache-Control, RFC 9213): a phone's own HTTP cache
+// gets no purges, so for it the answer is no-cache — revalidated on every
+// use, which the edge answers from its entry.
 func privateCached(w http.ResponseWriter, tags ...string) {
 	h := w.Header()
-	h.Set("Cache-Control", "private, max-age=300")
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("CDN-Cache-Control", "max-age=300")
 	h.Set("Vary", "Authorization")
 	h.Set(contract.CacheTags, contract.JoinTags(tags...))
 }
