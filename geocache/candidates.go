@@ -1,6 +1,7 @@
 package geocache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -129,12 +130,8 @@ func NewCandidateCache(cfg CandidateCacheConfig) (*CandidateCache, error) {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 10 * time.Second
 	}
-	if cfg.MinPrecision == 0 {
-		cfg.MinPrecision = 3
-	}
-	if cfg.MaxPrecision == 0 {
-		cfg.MaxPrecision = 5
-	}
+	cfg.MinPrecision = cmp.Or(cfg.MinPrecision, 3)
+	cfg.MaxPrecision = cmp.Or(cfg.MaxPrecision, 5)
 	if cfg.ParentRows <= 0 {
 		cfg.ParentRows = 1024
 	}
@@ -144,12 +141,8 @@ func NewCandidateCache(cfg CandidateCacheConfig) (*CandidateCache, error) {
 	if cfg.MaxCells <= 0 {
 		cfg.MaxCells = 4096
 	}
-	if cfg.DecodedBytes == 0 {
-		cfg.DecodedBytes = cfg.MaxBytes / 2
-	}
-	if cfg.Grace == 0 {
-		cfg.Grace = cfg.TTL
-	}
+	cfg.DecodedBytes = cmp.Or(cfg.DecodedBytes, cfg.MaxBytes/2)
+	cfg.Grace = cmp.Or(cfg.Grace, cfg.TTL)
 	if cfg.Refreshes <= 0 {
 		cfg.Refreshes = 2
 	}

@@ -1,6 +1,7 @@
 package imageproxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -43,30 +44,14 @@ func DefaultLimits() Limits {
 
 func (l *Limits) withDefaults() {
 	d := DefaultLimits()
-	if l.MaxSourceBytes == 0 {
-		l.MaxSourceBytes = d.MaxSourceBytes
-	}
-	if l.MaxSourcePixels == 0 {
-		l.MaxSourcePixels = d.MaxSourcePixels
-	}
-	if l.MaxLosslessPixels == 0 {
-		l.MaxLosslessPixels = min(d.MaxLosslessPixels, l.MaxSourcePixels)
-	}
-	if l.MaxSide == 0 {
-		l.MaxSide = d.MaxSide
-	}
-	if l.MaxAspect == 0 {
-		l.MaxAspect = d.MaxAspect
-	}
-	if l.Timeout == 0 {
-		l.Timeout = d.Timeout
-	}
-	if l.MaxConcurrent == 0 {
-		l.MaxConcurrent = d.MaxConcurrent
-	}
-	if l.MaxQueue == 0 {
-		l.MaxQueue = d.MaxQueue
-	}
+	l.MaxSourceBytes = cmp.Or(l.MaxSourceBytes, d.MaxSourceBytes)
+	l.MaxSourcePixels = cmp.Or(l.MaxSourcePixels, d.MaxSourcePixels)
+	l.MaxLosslessPixels = cmp.Or(l.MaxLosslessPixels, min(d.MaxLosslessPixels, l.MaxSourcePixels))
+	l.MaxSide = cmp.Or(l.MaxSide, d.MaxSide)
+	l.MaxAspect = cmp.Or(l.MaxAspect, d.MaxAspect)
+	l.Timeout = cmp.Or(l.Timeout, d.Timeout)
+	l.MaxConcurrent = cmp.Or(l.MaxConcurrent, d.MaxConcurrent)
+	l.MaxQueue = cmp.Or(l.MaxQueue, d.MaxQueue)
 }
 
 func (l *Limits) validate() error {
@@ -108,15 +93,9 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	cfg.Limits.withDefaults()
-	if cfg.AVIFEffort == 0 {
-		cfg.AVIFEffort = 2
-	}
-	if cfg.WebPEffort == 0 {
-		cfg.WebPEffort = 4
-	}
-	if cfg.MaxWidth == 0 {
-		cfg.MaxWidth = 2048
-	}
+	cfg.AVIFEffort = cmp.Or(cfg.AVIFEffort, 2)
+	cfg.WebPEffort = cmp.Or(cfg.WebPEffort, 4)
+	cfg.MaxWidth = cmp.Or(cfg.MaxWidth, 2048)
 	if cfg.AVIFEffort < 0 || cfg.AVIFEffort > 9 || cfg.WebPEffort < 0 || cfg.WebPEffort > 6 || cfg.MaxWidth < 1 {
 		return nil, fmt.Errorf("imageproxy: effort (avif 0..9, webp 0..6) or max width out of range: %d, %d, %d",
 			cfg.AVIFEffort, cfg.WebPEffort, cfg.MaxWidth)

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,21 +60,11 @@ type PhotoOptions struct {
 const DefaultPhotoInFlight = 32
 
 func (o *PhotoOptions) withDefaults() error {
-	if o.MaxBytes == 0 {
-		o.MaxBytes = DefaultPhotoMaxBytes
-	}
-	if o.MaxPixels == 0 {
-		o.MaxPixels = DefaultPhotoMaxPixels
-	}
-	if o.MaxPhotos == 0 {
-		o.MaxPhotos = DefaultMaxPhotos
-	}
-	if o.MaxSide == 0 {
-		o.MaxSide = imageproxy.DefaultOriginalSide
-	}
-	if o.MaxInFlight == 0 {
-		o.MaxInFlight = DefaultPhotoInFlight
-	}
+	o.MaxBytes = cmp.Or(o.MaxBytes, DefaultPhotoMaxBytes)
+	o.MaxPixels = cmp.Or(o.MaxPixels, DefaultPhotoMaxPixels)
+	o.MaxPhotos = cmp.Or(o.MaxPhotos, DefaultMaxPhotos)
+	o.MaxSide = cmp.Or(o.MaxSide, imageproxy.DefaultOriginalSide)
+	o.MaxInFlight = cmp.Or(o.MaxInFlight, DefaultPhotoInFlight)
 	if o.MaxBytes < 0 || o.MaxPixels < 0 || o.MaxPhotos < 0 || o.MaxSide < 0 || o.MaxInFlight < 0 {
 		return fmt.Errorf("origin: photo limits must not be negative: %+v", *o)
 	}

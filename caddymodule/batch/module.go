@@ -15,6 +15,7 @@
 package batch
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"strings"
@@ -103,30 +104,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // setDefaults fills the unset fields and the method set.
 func (h *Handler) setDefaults() {
-	if h.MaxRequests == 0 {
-		h.MaxRequests = DefaultMaxRequests
-	}
-	if h.MaxBodySize == 0 {
-		h.MaxBodySize = DefaultMaxBodySize
-	}
-	if h.MaxBatchSize == 0 {
-		h.MaxBatchSize = DefaultMaxBatchSize
-	}
-	if h.MaxResponseSize == 0 {
-		h.MaxResponseSize = DefaultMaxResponseSize
-	}
+	h.MaxRequests = cmp.Or(h.MaxRequests, DefaultMaxRequests)
+	h.MaxBodySize = cmp.Or(h.MaxBodySize, DefaultMaxBodySize)
+	h.MaxBatchSize = cmp.Or(h.MaxBatchSize, DefaultMaxBatchSize)
+	h.MaxResponseSize = cmp.Or(h.MaxResponseSize, DefaultMaxResponseSize)
 	if len(h.Methods) == 0 {
 		h.Methods = append([]string(nil), DefaultMethods...)
 	}
 	if len(h.PathPrefixes) == 0 {
 		h.PathPrefixes = []string{DefaultPathPrefix}
 	}
-	if h.Concurrency == 0 {
-		h.Concurrency = DefaultConcurrency
-	}
-	if h.Timeout == 0 {
-		h.Timeout = caddy.Duration(DefaultTimeout)
-	}
+	h.Concurrency = cmp.Or(h.Concurrency, DefaultConcurrency)
+	h.Timeout = cmp.Or(h.Timeout, caddy.Duration(DefaultTimeout))
 	h.methods = make(map[string]bool, len(h.Methods))
 	for _, m := range h.Methods {
 		h.methods[strings.ToUpper(m)] = true

@@ -20,6 +20,7 @@
 package deck
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"time"
@@ -108,18 +109,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 func (h *Handler) setDefaults() {
-	if h.Photos == 0 {
-		h.Photos = DefaultPhotos
-	}
-	if h.WarmConcurrency == 0 {
-		h.WarmConcurrency = DefaultWarmConcurrency
-	}
-	if h.WarmQueue == 0 {
-		h.WarmQueue = DefaultWarmQueue
-	}
-	if h.WarmTimeout == 0 {
-		h.WarmTimeout = caddy.Duration(DefaultWarmTimeout)
-	}
+	h.Photos = cmp.Or(h.Photos, DefaultPhotos)
+	h.WarmConcurrency = cmp.Or(h.WarmConcurrency, DefaultWarmConcurrency)
+	h.WarmQueue = cmp.Or(h.WarmQueue, DefaultWarmQueue)
+	h.WarmTimeout = cmp.Or(h.WarmTimeout, caddy.Duration(DefaultWarmTimeout))
 }
 
 // Validate checks the limits.
