@@ -112,13 +112,16 @@ func TestFloodGetsErrorsThenPolicyClose(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	e := startEdge(t, "queue 8 64KiB\nwrite_timeout 20s")
 	e.origin.appendAndPublish(1, "message", map[string]any{"conversation_id": 1})
-	// The client's receive buffer is fixed small: left to the kernel's
+	// The client's receive buffer is fixed: left to the kernel's
 	// autotuning, loopback buffers grow to tens of MB and absorb whatever
-	// the test publishes before the edge's queue can fill.
+	// the test publishes before the edge's queue can fill. Not smaller than
+	// a few loopback MSS (64 KiB): below that the receiver never advertises
+	// a window worth an update once the client reads again, and the edge
+	// waits on zero-window probes whose backoff reaches seconds.
 	small := websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err == nil {
-			err = conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+			err = conn.(*net.TCPConn).SetReadBuffer(512 << 10)
 		}
 		return conn, err
 	}}
