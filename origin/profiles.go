@@ -99,9 +99,7 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	case self:
 		// user: only: a block purges profile: tags (the shared copies'
 		// deny lists change), which leaves the owner's own view as it was.
-		h.Set(contract.CacheTags, contract.UserTag(id))
-		h.Set("Cache-Control", "private, max-age=300")
-		h.Set("Vary", "Authorization")
+		privateCached(w, contract.UserTag(id))
 	case len(deny) > contract.MaxDenyUsers:
 		h.Set("Cache-Control", "private, no-cache")
 		h.Set("Vary", "Authorization")
