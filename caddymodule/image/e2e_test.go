@@ -8,6 +8,7 @@ package image
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +156,13 @@ func edgeGet(t *testing.T, url string, hdr ...string) edgeResp {
 	// A fresh connection per request: the RTT fallback is per connection.
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
 	resp, err := c.Do(req)
+	// Right after a reload a connection may land in the old listener's
+	// queue as it closes and be reset (SO_REUSEPORT; README "spark reload
+	// under load"): a GET is retried then, as a client would.
+	for try := 0; err != nil && errors.Is(err, syscall.ECONNRESET) && try < 5; try++ {
+		time.Sleep(100 * time.Millisecond)
+		resp, err = c.Do(req)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
