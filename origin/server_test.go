@@ -301,7 +301,7 @@ func testSuggestionsAPI(t *testing.T, st store.Store) {
 	r := a.do("GET", "/api/matches/suggestions?limit=10", tok, "")
 	expect(t, r, 200, "suggestions")
 	h := r.hdr
-	if h.Get("Cache-Control") != "private, max-age=120" || h.Get("Vary") != "Authorization" ||
+	if h.Get("Cache-Control") != "private, no-cache" || h.Get("CDN-Cache-Control") != "max-age=120" || h.Get("Vary") != "Authorization" ||
 		h.Get("Cache-Tags") != fmt.Sprintf("suggestions:%d", me) {
 		t.Fatalf("suggestion headers %v", h)
 	}

@@ -77,7 +77,11 @@ func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) e
 	}
 	body := appendSuggestions(make([]byte, 0, 64+200*len(cs)), cs, newFieldSet(fields))
 	h := w.Header()
-	h.Set("Cache-Control", "private, max-age=120")
+	// Two minutes for the edge only (its entry is purged by the swiper's
+	// next swipe); a phone's HTTP cache, which no purge reaches, would
+	// hand the app a deck with cards it has swiped since.
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("CDN-Cache-Control", "max-age=120")
 	h.Set("Vary", "Authorization")
 	h.Set(contract.CacheTags, contract.SuggestionsTag(me))
 	if deck := deckPhotos(cs); deck != "" {
