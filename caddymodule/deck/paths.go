@@ -1,6 +1,7 @@
 package deck
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/spark-edge/spark/internal/contract"
@@ -21,23 +22,14 @@ const maxPhotoPath = 200
 func PhotoPaths(values []string, limit int) []string {
 	var out []string
 	for _, p := range contract.AppendTags(nil, values) {
-		if len(out) == limit || len(out) == contract.MaxDeckPhotos {
+		if len(out) >= limit || len(out) >= contract.MaxDeckPhotos { // a limit below 1 takes none
 			break
 		}
-		if isPhotoPath(p) && !contains(out, p) {
+		if isPhotoPath(p) && !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // isPhotoPath reports whether p is /api/users/<digits>/photos/<name> with
