@@ -38,13 +38,7 @@ func TestDeckEarlyHintsThroughEdge(t *testing.T) {
 	base := startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
 		"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
 		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
-	token := func(id int64) string {
-		tok, err := origin.IssueToken(origin.DevJWTSecret, id, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return "Bearer " + tok
-	}
+	token := func(id int64) string { return "Bearer " + devToken(t, id) }
 
 	// User 1's deck, asked of the origin itself; its first three cards get
 	// a photo each (uploaded at the origin: the edge has stored nothing).

@@ -6,9 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/spark-edge/spark/origin"
 )
 
 // TestPrivateEntriesThroughEdge runs the origin (embedded store) behind a
@@ -21,13 +18,6 @@ import (
 // stored. Each user only ever gets their own entry.
 func TestPrivateEntriesThroughEdge(t *testing.T) {
 	_, base := startStack(t, 300)
-	token := func(id int64) string {
-		tok, err := origin.IssueToken(origin.DevJWTSecret, id, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
 	type user struct {
 		id  int64
 		tok string
@@ -66,7 +56,7 @@ func TestPrivateEntriesThroughEdge(t *testing.T) {
 		return body
 	}
 
-	a := user{1, token(1)}
+	a := user{1, devToken(t, 1)}
 	var sugg struct {
 		Suggestions []struct {
 			ID int64 `json:"id"`
@@ -75,8 +65,8 @@ func TestPrivateEntriesThroughEdge(t *testing.T) {
 	if err := json.Unmarshal([]byte(get(a, "/api/matches/suggestions?limit=5")), &sugg); err != nil || len(sugg.Suggestions) < 2 {
 		t.Fatalf("suggestions for user 1: %v %+v", err, sugg)
 	}
-	b := user{sugg.Suggestions[0].ID, token(sugg.Suggestions[0].ID)}
-	c := user{sugg.Suggestions[1].ID, token(sugg.Suggestions[1].ID)}
+	b := user{sugg.Suggestions[0].ID, devToken(t, sugg.Suggestions[0].ID)}
+	c := user{sugg.Suggestions[1].ID, devToken(t, sugg.Suggestions[1].ID)}
 
 	// Another user's swipe on a leaves a's deck stored.
 	if res, body := call(c, "POST", "/api/swipes", fmt.Sprintf(`{"target_id":%d,"direction":"pass"}`, a.id)); res.StatusCode/100 != 2 {

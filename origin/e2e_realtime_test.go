@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/spark-edge/spark/origin"
 )
 
 // TestRealtimeThroughEdge runs the origin (embedded store, its event stream
@@ -23,27 +21,20 @@ import (
 // serves (same seq, same bytes).
 func TestRealtimeThroughEdge(t *testing.T) {
 	originAddr, edgeBase := startStack(t, 50)
-	tok := func(id int64) string {
-		s, err := origin.IssueToken(origin.DevJWTSecret, id, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 	var inbox struct {
 		Conversations []struct {
 			ID     int64 `json:"id"`
 			PeerID int64 `json:"peer_id"`
 		} `json:"conversations"`
 	}
-	getJSON(t, "http://"+originAddr+"/api/conversations", tok(1), &inbox)
+	getJSON(t, "http://"+originAddr+"/api/conversations", devToken(t, 1), &inbox)
 	if len(inbox.Conversations) == 0 {
 		t.Fatal("demo user 1 has no conversation")
 	}
 	conv, peer := inbox.Conversations[0].ID, inbox.Conversations[0].PeerID
 	dial := func(user int64) *websocket.Conn {
 		d := websocket.Dialer{Subprotocols: []string{"spark.v1"}, HandshakeTimeout: 10 * time.Second}
-		c, res, err := d.Dial("ws"+strings.TrimPrefix(edgeBase, "http")+"/api/realtime", http.Header{"Authorization": {"Bearer " + tok(user)}})
+		c, res, err := d.Dial("ws"+strings.TrimPrefix(edgeBase, "http")+"/api/realtime", http.Header{"Authorization": {"Bearer " + devToken(t, user)}})
 		if err != nil {
 			status := 0
 			if res != nil {
@@ -87,7 +78,7 @@ func TestRealtimeThroughEdge(t *testing.T) {
 		t.Fatalf("peer's event %s (%v), sent message %d", event.Event, err, sent.Message.ID)
 	}
 	var logged eventsBody
-	getJSON(t, fmt.Sprintf("http://%s/api/events?since=%d&limit=1", originAddr, ev.Seq-1), tok(peer), &logged)
+	getJSON(t, fmt.Sprintf("http://%s/api/events?since=%d&limit=1", originAddr, ev.Seq-1), devToken(t, peer), &logged)
 	if len(logged.Events) != 1 || !bytes.Equal(logged.Events[0], event.Event) {
 		t.Fatalf("the edge delivered %s, the log has %s", event.Event, logged.Events)
 	}

@@ -237,3 +237,14 @@ func startEdgeProcess(t *testing.T, bin, caddyfile, edgePort, home string, env .
 	testutil.WaitHTTP(t, base+"/healthz", 60*time.Second, edge.Exited())
 	return base
 }
+
+// devToken is a token for user id under the development secret, which the
+// edges and origins these tests start share.
+func devToken(t testing.TB, id int64) string {
+	t.Helper()
+	tok, err := origin.IssueToken(origin.DevJWTSecret, id, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
