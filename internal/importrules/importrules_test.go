@@ -77,7 +77,7 @@ func isCaddy(imp string) bool {
 
 // testOnly are the packages production code never imports.
 var testOnly = []string{
-	"internal/testutil", "internal/testredis", "internal/testpg", "internal/testdata",
+	"internal/testutil", "internal/testredis", "internal/testpg", "internal/testphotos",
 	"caddymodule/internal/caddytest", "origin/store/postgis/pgtest", "origin/push/pushfake",
 	"imageproxy/internal/vipsref", "eventbus/bustest", "origin/store/storetest",
 }
