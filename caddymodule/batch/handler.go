@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/spark-edge/spark/caddymodule/internal/problem"
 	"github.com/spark-edge/spark/internal/contract"
 )
 
@@ -23,7 +24,7 @@ import (
 const (
 	mediaJSON    = "application/json"
 	mediaNDJSON  = "application/x-ndjson"
-	mediaProblem = "application/problem+json"
+	mediaProblem = problem.MediaType
 )
 
 // subKey marks the context of a sub-request, so a batch reached from a
@@ -138,28 +139,12 @@ func (h *Handler) limits(r *http.Request) limits {
 // reject answers a batch refused as a whole.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, e *inputError) {
 	h.metrics.batchRejected()
-	body := problemJSON(e.status, e.title, e.detail, r.URL.Path)
-	hdr := w.Header()
-	hdr.Set("Content-Type", mediaProblem)
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(e.status)
-	_, _ = w.Write(body)
+	problem.Write(w, batchProblem(e.status, e.title, e.detail, r.URL.Path))
 }
 
-// problem is an RFC 9457 problem document.
-type problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-}
-
-// problemJSON is the problem+json body of a batch error.
-func problemJSON(status int, title, detail, instance string) []byte {
-	b, _ := json.Marshal(problem{Type: "/problems/batch", Title: title, Status: status, Detail: detail, Instance: instance})
-	return append(b, '\n')
+// batchProblem is the problem document of a batch error.
+func batchProblem(status int, title, detail, instance string) problem.Doc {
+	return problem.Doc{Type: "/problems/batch", Title: title, Status: status, Detail: detail, Instance: instance}
 }
 
 // subRequestBuilder returns how sub-requests of the batch r are made: the

@@ -238,10 +238,7 @@ func (e *edge) do(method, target, body string, hdr ...string) *caddytest.Respons
 // get sends GET path with the bearer token tok (none when empty).
 func (e *edge) get(path, tok string) *caddytest.Response {
 	e.t.Helper()
-	if tok == "" {
-		return e.do(http.MethodGet, path, "")
-	}
-	return e.do(http.MethodGet, path, "", "Authorization", "Bearer "+tok)
+	return e.do(http.MethodGet, path, "", caddytest.Bearer(tok)...)
 }
 
 // sub is a sub-request as a test writes it.
@@ -277,10 +274,7 @@ func batchBody(t testing.TB, subs ...sub) string {
 // pairs; it returns the raw response.
 func (e *edge) batch(tok string, subs []sub, hdr ...string) *caddytest.Response {
 	e.t.Helper()
-	h := append([]string{"Content-Type", "application/json"}, hdr...)
-	if tok != "" {
-		h = append(h, "Authorization", "Bearer "+tok)
-	}
+	h := append(append([]string{"Content-Type", "application/json"}, hdr...), caddytest.Bearer(tok)...)
 	return e.do(http.MethodPost, "/api/batch", batchBody(e.t, subs...), h...)
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spark-edge/spark/caddymodule/internal/problem"
 )
 
 // A batch of five with four already cached reaches the origin once; each
@@ -247,7 +249,7 @@ func TestBatchBadInput(t *testing.T) {
 			if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			var p problem
+			var p problem.Doc
 			if err := json.Unmarshal([]byte(r.Body), &p); err != nil || p.Status != c.status || p.Title == "" {
 				t.Errorf("problem %s: %v", r.Body, err)
 			}
