@@ -87,9 +87,11 @@ func replicaURL(t *testing.T, schema string, proxy *tcpProxy) string {
 // The replica is a schema of its own with the same users under other
 // names, so every read says which database answered it: reads go to the
 // replica; a profile written through the store is read back from the
-// primary (the replica has not seen the write); when the replica goes
+// primary (the "replica", a primary's schema, has no replay position, so
+// it never counts as having replayed a write); when the replica goes
 // away, reads fall back to the primary, the store stays ready, and the
-// fallbacks are counted.
+// fallbacks are counted. The users are made by another origin on the
+// primary, so this store has no writes of its own until ann's update.
 func TestReplicaReadsFallBackAndReadYourWrites(t *testing.T) {
 	ctx := context.Background()
 	replica := pgtest.Open(t, "test_replica_lagging")
@@ -108,7 +110,12 @@ func TestReplicaReadsFallBackAndReadYourWrites(t *testing.T) {
 		}
 		return id
 	}
-	ann, bea := mk(s, "ann-primary"), mk(s, "bea-primary")
+	other, err := postgis.Open(ctx, postgis.Config{URL: pgtest.SchemaURL(t, "test_replica_primary")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ann, bea := mk(other, "ann-primary"), mk(other, "bea-primary")
 	if a, b := mk(replica, "ann-replica"), mk(replica, "bea-replica"); a != ann || b != bea {
 		t.Fatalf("ids differ between the schemas: %d %d vs %d %d", a, b, ann, bea)
 	}
