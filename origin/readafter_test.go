@@ -34,6 +34,17 @@ func TestReadAfterAcrossOrigins(t *testing.T) {
 		t.Fatalf("migrate: %v", err)
 	}
 	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
+	bea := mkUser(t, boot, "bea", 30, "woman", 1, 1, nil)
+	for _, p := range [][2]int64{{ann, bea}, {bea, ann}} {
+		if _, err := boot.Swipe(ctx, p[0], p[1], store.Like); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := boot.ListMatches(ctx, ann)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("matches %v, %v", ms, err)
+	}
+	history := fmt.Sprintf("/api/conversations/%d/messages", ms[0].ConversationID)
 	replica := primary.StartReplica(t)
 	primary.WaitReplayed(t, replica)
 	origins := make([]*api, 2)
@@ -78,6 +89,31 @@ func TestReadAfterAcrossOrigins(t *testing.T) {
 	if n := name(second.do("GET", path, tok, "", contract.ReadAfter, "FFFFFFFF/FFFFFFFF")); n != "ann-2" {
 		t.Fatalf("with a position the replica never reached ann reads %q", n)
 	}
+
+	// A message goes through the batcher (a transaction of its own
+	// goroutine): its position still reaches the sender's response.
+	r = first.do("POST", history, tok, `{"body":"hi bea","client_msg_id":"m1"}`)
+	expect(t, r, 201, "send a message")
+	pos2, err := store.ParsePosition(r.hdr.Get(contract.ReadAfter))
+	if p1, _ := store.ParsePosition(pos); err != nil || pos2 <= p1 {
+		t.Fatalf("the message's response carries %s %q (%v); want a position after the profile's %s", contract.ReadAfter, r.hdr.Get(contract.ReadAfter), err, pos)
+	}
+	count := func(r resp) int {
+		t.Helper()
+		expect(t, r, 200, "history")
+		var page struct {
+			Messages []store.Message `json:"messages"`
+		}
+		r.json(t, &page)
+		return len(page.Messages)
+	}
+	if n := count(second.do("GET", history, tok, "", contract.ReadAfter, pos2.String())); n != 1 {
+		t.Fatalf("another origin, given ann's position, lists %d messages; want her 1", n)
+	}
+	if n := count(second.do("GET", history, tok, "")); n != 0 {
+		t.Fatalf("another origin without her position lists %d messages; want the lagging replica's 0", n)
+	}
+
 	for _, bad := range []string{"16", "x/1", "1/2/3", "123456789/0"} {
 		expect(t, second.do("GET", path, tok, "", contract.ReadAfter, bad), 400, fmt.Sprintf("%s %q", contract.ReadAfter, bad))
 	}
