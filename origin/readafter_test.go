@@ -2,7 +2,10 @@ package origin_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -132,4 +135,81 @@ func TestReadAfterWithoutReplica(t *testing.T) {
 	if v := r.hdr.Get(contract.ReadAfter); v != "" {
 		t.Fatalf("the embedded store's write answered with %s %q", contract.ReadAfter, v)
 	}
+}
+
+// Spark-Read-After end to end: two edges (the repository's Caddyfile), each
+// in front of its own origin, both origins on one primary and one real
+// streaming replica with replay paused. Ann updates her profile through the
+// first edge; her client echoes the position through the second edge, whose
+// origin never saw the write: the edges pass the header both ways and she
+// reads her own write. Without the position the second edge's origin
+// answers from the lagging replica.
+func TestReadAfterThroughEdges(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	primary := testpg.StartPrimary(t, nil)
+	primary.CreateDatabase(t, "spark")
+	boot, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer boot.Close()
+	if _, err := boot.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
+	replica := primary.StartReplica(t)
+	primary.WaitReplayed(t, replica)
+
+	const secret = "e2e-read-after-jwt-secret-0123456789abcdef"
+	const events = "e2e-read-after-events-token-0123456789abcdef"
+	bin := sparkBinary(t)
+	var edges [2]string
+	for i := range edges {
+		addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: primary.URL("spark"),
+			ReplicaURL: replica.URL("spark"), JWTSecret: secret, PhotoDir: t.TempDir(),
+			Events: origin.EventsConfig{Token: events}})
+		ports := freePorts(t, 2)
+		edges[i] = startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
+			"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+addr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
+			"SPARK_JWT_SECRET="+secret, "SPARK_EVENTS_TOKEN="+events)
+	}
+	tok, err := origin.IssueToken(secret, ann, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + tok
+	client := &http.Client{Timeout: 30 * time.Second}
+	own := "/api/users/me/profile"
+	name := func(res *http.Response, body string) string {
+		t.Helper()
+		if res.StatusCode != 200 {
+			t.Fatalf("profile: %d %s", res.StatusCode, body)
+		}
+		var p store.Profile
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatalf("profile %q: %v", body, err)
+		}
+		return p.Name
+	}
+
+	replica.PauseReplay(t)
+	res, body := httpDo(t, client, "PUT", edges[0]+own, `{"name":"ann-2","age":30,"gender":"woman","bio":"","photos":[]}`,
+		"Authorization", auth, "Content-Type", "application/json")
+	if res.StatusCode != 200 {
+		t.Fatalf("update through the first edge: %d %s", res.StatusCode, body)
+	}
+	pos := res.Header.Get(contract.ReadAfter)
+	if _, err := store.ParsePosition(pos); err != nil {
+		t.Fatalf("the first edge answered the write with %s %q: %v", contract.ReadAfter, pos, err)
+	}
+	if n := name(httpDo(t, client, "GET", edges[1]+own, "", "Authorization", auth, contract.ReadAfter, pos)); n != "ann-2" {
+		t.Fatalf("through the second edge with her position ann reads %q: older than her own write", n)
+	}
+	// Another URL for the same profile, not stored at the second edge yet,
+	// read without the position: the replica's old copy.
+	if n := name(httpDo(t, client, "GET", fmt.Sprintf("%s/api/users/%d/profile", edges[1], ann), "", "Authorization", auth)); n != "ann" {
+		t.Fatalf("through the second edge without her position ann reads %q; want the lagging replica's %q", n, "ann")
+	}
+	replica.ResumeReplay(t)
 }
