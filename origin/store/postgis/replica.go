@@ -60,6 +60,7 @@ type replicaRouter struct {
 	primary, replica *pgxpool.Pool
 	retryAfter       time.Duration
 	now              func() time.Time
+	maxTracked       int // maxTrackedWrites; tests lower it
 
 	downUntil atomic.Int64  // unix nanoseconds; reads go to the primary before it
 	fallbacks atomic.Int64  // replica reads retried on the primary
@@ -86,7 +87,7 @@ type writeKey struct {
 // until close.
 func newReplicaRouter(primary, replica *pgxpool.Pool, poll time.Duration) *replicaRouter {
 	r := &replicaRouter{primary: primary, replica: replica, retryAfter: DefaultReplicaRetryAfter,
-		now: time.Now, written: map[writeKey]uint64{}, done: make(chan struct{})}
+		now: time.Now, maxTracked: maxTrackedWrites, written: map[writeKey]uint64{}, done: make(chan struct{})}
 	if !r.hasReplica() {
 		close(r.done)
 		r.stop = func() {}
@@ -227,7 +228,7 @@ func (r *replicaRouter) wrote(ctx context.Context, keys ...writeKey) {
 			r.written[k] = p
 		}
 	}
-	if len(r.written) > maxTrackedWrites {
+	if len(r.written) > r.maxTracked {
 		// A replica this far behind: every read waits for the newest
 		// write instead of each for its own, and the map starts again.
 		for _, q := range r.written {
