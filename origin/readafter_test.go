@@ -10,11 +10,10 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/internal/contract"
-	"github.com/spark-edge/spark/internal/testpg"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
-	"github.com/spark-edge/spark/origin/store/postgis"
+	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 )
 
 // Spark-Read-After over HTTP, with two origins on one primary and one real
@@ -26,16 +25,7 @@ import (
 func TestReadAfterAcrossOrigins(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	primary := testpg.StartPrimary(t, nil)
-	primary.CreateDatabase(t, "spark")
-	boot, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer boot.Close()
-	if _, err := boot.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	primary, replica, boot := pgtest.Replicated(t)
 	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
 	bea := mkUser(t, boot, "bea", 30, "woman", 1, 1, nil)
 	for _, p := range [][2]int64{{ann, bea}, {bea, ann}} {
@@ -48,16 +38,10 @@ func TestReadAfterAcrossOrigins(t *testing.T) {
 		t.Fatalf("matches %v, %v", ms, err)
 	}
 	history := fmt.Sprintf("/api/conversations/%d/messages", ms[0].ConversationID)
-	replica := primary.StartReplica(t)
 	primary.WaitReplayed(t, replica)
 	origins := make([]*api, 2)
 	for i := range origins {
-		s, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark"), ReplicaURL: replica.URL("spark")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		origins[i] = newAPI(t, s)
+		origins[i] = newAPI(t, pgtest.OpenReplicated(t, primary, replica))
 	}
 	first, second := origins[0], origins[1]
 	tok := token(t, ann)
@@ -145,20 +129,8 @@ func TestReadAfterWithoutReplica(t *testing.T) {
 // reads her own write. Without the position the second edge's origin
 // answers from the lagging replica.
 func TestReadAfterThroughEdges(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	primary := testpg.StartPrimary(t, nil)
-	primary.CreateDatabase(t, "spark")
-	boot, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer boot.Close()
-	if _, err := boot.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	primary, replica, boot := pgtest.Replicated(t)
 	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
-	replica := primary.StartReplica(t)
 	primary.WaitReplayed(t, replica)
 
 	const secret = "e2e-read-after-jwt-secret-0123456789abcdef"
@@ -166,8 +138,8 @@ func TestReadAfterThroughEdges(t *testing.T) {
 	bin := sparkBinary(t)
 	var edges [2]string
 	for i := range edges {
-		addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: primary.URL("spark"),
-			ReplicaURL: replica.URL("spark"), JWTSecret: secret, PhotoDir: t.TempDir(),
+		addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: primary.URL(pgtest.ReplicatedDB),
+			ReplicaURL: replica.URL(pgtest.ReplicatedDB), JWTSecret: secret, PhotoDir: t.TempDir(),
 			Events: origin.EventsConfig{Token: events}})
 		ports := freePorts(t, 2)
 		edges[i] = startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),

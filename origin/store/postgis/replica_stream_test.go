@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spark-edge/spark/internal/testpg"
 	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/postgis"
+	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 )
 
 // The routing the store claims, against a real streaming replica
@@ -29,31 +29,11 @@ import (
 func TestStreamingReplicaRouting(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	primary := testpg.StartPrimary(t, nil)
-	primary.CreateDatabase(t, "spark")
-	boot, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := boot.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	boot.Close()
-	replica := primary.StartReplica(t)
-
-	s, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark"), ReplicaURL: replica.URL("spark")})
-	if err != nil {
-		t.Fatalf("open with the replica: %v", err)
-	}
-	defer s.Close()
-	// Another origin: it writes on the primary and this origin's
+	// other is another origin: it writes on the primary and this origin's
 	// read-your-writes knows nothing of it. It makes the data, so this
 	// origin has no recent writes of its own until it makes some.
-	other, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	primary, replica, other := pgtest.Replicated(t)
+	s := pgtest.OpenReplicated(t, primary, replica)
 
 	mk := func(name string) int64 {
 		t.Helper()
@@ -85,18 +65,7 @@ func TestStreamingReplicaRouting(t *testing.T) {
 	primary.WaitReplayed(t, replica)
 
 	name := func(id int64) string { return profileName(t, s, id) }
-	history := func() string {
-		t.Helper()
-		ms, err := s.ListMessages(ctx, bea, conv, 0, 50)
-		if err != nil {
-			t.Fatalf("history: %v", err)
-		}
-		out := ""
-		for i := len(ms) - 1; i >= 0; i-- {
-			out += ms[i].Body + " "
-		}
-		return out
-	}
+	history := func() string { return historyText(ctx, t, s, bea, conv) }
 	if n, h := name(bea), history(); n != "bea" || h != "m1 " {
 		t.Fatalf("caught-up replica: bea %q, history %q", n, h)
 	}
@@ -207,27 +176,10 @@ func replicaFallbacks(s *postgis.Store) int64 {
 func TestReadYourWritesPastTheOldWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	primary := testpg.StartPrimary(t, nil)
-	primary.CreateDatabase(t, "spark")
-	boot, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := boot.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	replica := primary.StartReplica(t)
-	open := func() *postgis.Store {
-		t.Helper()
-		s, err := postgis.Open(ctx, postgis.Config{URL: primary.URL("spark"), ReplicaURL: replica.URL("spark")})
-		if err != nil {
-			t.Fatalf("open with the replica: %v", err)
-		}
-		t.Cleanup(s.Close)
-		return s
-	}
-	writer, elsewhere := open(), open() // two origins on the same databases
-	defer boot.Close()                  // a third, writing as other users do
+	// Two origins on the same databases, and boot, a third, writing as
+	// other users do.
+	primary, replica, boot := pgtest.Replicated(t)
+	writer, elsewhere := pgtest.OpenReplicated(t, primary, replica), pgtest.OpenReplicated(t, primary, replica)
 	mk := func(name string) int64 {
 		t.Helper()
 		id, err := boot.CreateUser(ctx, store.NewUser{Profile: store.ProfileUpdate{Name: name, Age: 30, Gender: "woman", Active: true}})
@@ -261,18 +213,7 @@ func TestReadYourWritesPastTheOldWindow(t *testing.T) {
 		}
 		return p.Name
 	}
-	historyOn := func(ctx context.Context, s *postgis.Store) string {
-		t.Helper()
-		ms, err := s.ListMessages(ctx, ann, conv, 0, 50)
-		if err != nil {
-			t.Fatalf("history: %v", err)
-		}
-		out := ""
-		for i := len(ms) - 1; i >= 0; i-- {
-			out += ms[i].Body + " "
-		}
-		return out
-	}
+	historyOn := func(ctx context.Context, s *postgis.Store) string { return historyText(ctx, t, s, ann, conv) }
 
 	// Ann writes through one origin, in a request with a session (what the
 	// HTTP layer gives every request).
@@ -361,4 +302,20 @@ func replicaBehind(s *postgis.Store) int64 {
 		}
 	}
 	return 0
+}
+
+// historyText is conversation conv's message bodies as reader lists them,
+// oldest first, each followed by a space (which database answered, in the
+// replica tests).
+func historyText(ctx context.Context, t *testing.T, s *postgis.Store, reader, conv int64) string {
+	t.Helper()
+	ms, err := s.ListMessages(ctx, reader, conv, 0, 50)
+	if err != nil {
+		t.Fatalf("history of %d for %d: %v", conv, reader, err)
+	}
+	out := ""
+	for i := len(ms) - 1; i >= 0; i-- {
+		out += ms[i].Body + " "
+	}
+	return out
 }
