@@ -319,3 +319,46 @@ func historyText(ctx context.Context, t *testing.T, s *postgis.Store, reader, co
 	}
 	return out
 }
+
+// BenchmarkReplicaRouting: what read your writes by WAL position costs. A
+// write with a replica pays one more query (the primary's position after
+// the commit); a read pays no query for the routing, whichever pool
+// answers it. One primary and one streaming replica of the benchmark's own.
+func BenchmarkReplicaRouting(b *testing.B) {
+	ctx := context.Background()
+	primary, replica, alone := pgtest.Replicated(b)
+	withReplica := pgtest.OpenReplicated(b, primary, replica)
+	id, err := alone.CreateUser(ctx, store.NewUser{Profile: store.ProfileUpdate{Name: "ann", Age: 30, Gender: "woman", Active: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	primary.WaitReplayed(b, replica)
+	for _, c := range []struct {
+		name string
+		s    *postgis.Store
+	}{{"primary-only", alone}, {"with-replica", withReplica}} {
+		b.Run("write/"+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := range b.N {
+				if _, err := c.s.UpdateProfile(ctx, id, store.ProfileUpdate{Name: fmt.Sprintf("ann-%d", i), Age: 30, Gender: "woman", Active: true}, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	primary.WaitReplayed(b, replica)
+	time.Sleep(200 * time.Millisecond) // the poller has seen the replica caught up
+	for _, c := range []struct {
+		name string
+		s    *postgis.Store
+	}{{"primary-only", alone}, {"with-replica", withReplica}} {
+		b.Run("read/"+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := c.s.GetProfile(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
