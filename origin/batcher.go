@@ -223,7 +223,14 @@ func (l *batchLane) commitBatch(batch []*pendingSend) {
 	l.b.sizes.Observe(float64(len(drafts)))
 	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
 	defer cancel()
-	for i, r := range l.b.commit(ctx, drafts) {
+	// The batch's write position reaches every sender's session (their
+	// reads after it must see it), before any of them is answered.
+	sess := store.NewSession(0)
+	res := l.b.commit(store.WithSession(ctx, sess), drafts)
+	for _, p := range live {
+		store.SessionFrom(p.ctx).Advance(sess.After())
+	}
+	for i, r := range res {
 		live[i].done <- r
 	}
 }
