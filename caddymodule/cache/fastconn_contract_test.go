@@ -180,8 +180,17 @@ func TestNetHTTPConnContract(t *testing.T) {
 	}
 	// 2 and 3, over both requests: the background read returns only after
 	// a past deadline, which follows the response's last write; no other
-	// Read starts while it runs.
-	ev, _ := rc.snapshot()
+	// Read starts while it runs. The client may have the second response
+	// before net/http aborted its background read: wait (bounded) for the
+	// read of a third request.
+	var ev []connEvent
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		var reading int
+		ev, reading = rc.snapshot()
+		if reading == 1 && ev[len(ev)-1].what == "read" && ev[len(ev)-1].n > 1 {
+			break
+		}
+	}
 	var bgOpen, abortSeen bool
 	var lastWrite, responses int
 	for k, e := range ev {
