@@ -240,17 +240,23 @@ func (c *fastConn) backgroundRead() (int, error) {
 		c.r = 0
 	}
 	c.lentEnd = 0
+	var n int
 	var err error
 	if c.r == c.w { // only while nothing is pending, as net/http would
-		var n int
 		n, err = c.Conn.Read(c.buf[c.w:])
 		c.w += n
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil && !c.aborted {
+	if err != nil && !c.aborted && n == 0 {
 		c.bg, c.mode = bgDone, modeHanded
 		return 0, err
+	}
+	// Bytes arrived (net/http's own background read would stop at the
+	// first; an error with them recurs at the next read of the socket),
+	// or the abort came: wait for the abort.
+	if n > 0 {
+		err = nil
 	}
 	if c.cond.L == nil {
 		c.cond.L = &c.mu
