@@ -70,7 +70,7 @@ type step struct {
 	body           string // expected body
 }
 
-// hit, miss, head and notModified are the steps of the tests.
+// hit is a GET the fast path answers; miss one Caddy answers.
 func hit(target string) step {
 	return step{method: "GET", target: target, fast: true, status: 200, body: "body of " + target}
 }
@@ -84,7 +84,7 @@ func (s step) check(t *testing.T, i int, r *resp) {
 	if r.status != s.status || r.body != s.body {
 		t.Fatalf("response %d (%s %s): %d %q, want %d %q", i, s.method, s.target, r.status, r.body, s.status, s.body)
 	}
-	if s.status == http.StatusOK && s.fast != r.isHit() && s.fast {
+	if s.fast && s.status == http.StatusOK && !r.isHit() {
 		t.Fatalf("response %d (%s %s): Cache-Status %q, want a hit", i, s.method, s.target, r.cacheStatus())
 	}
 }
@@ -203,14 +203,7 @@ func TestFastPathTakeBackAfterBodyAndUpgrade(t *testing.T) {
 			_, _ = io.WriteString(w, "body of "+r.URL.RequestURI())
 			return
 		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
-		_, _ = io.Copy(conn, brw) // echo
+		hijackEcho(w, "websocket")
 	})
 	c = dialFast(t, e)
 	c.send(request(e, "GET", "/pub/u1"))
@@ -247,14 +240,7 @@ func TestFastConnHijackedLentRequest(t *testing.T) {
 			_, _ = io.WriteString(w, "pipeline")
 			return
 		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
-		_, _ = io.Copy(conn, brw)
+		hijackEcho(w, "x")
 	})}
 	go func() {
 		_ = srv.Serve(&wrapListener{Listener: ln, wrap: func(c net.Conn) net.Conn { return &fastConn{Conn: c, f: f, p: p} }})
@@ -301,6 +287,19 @@ func TestFastConnHijackedLentRequest(t *testing.T) {
 	if got := testutil.ToFloat64(p.metrics.fastPath) - before; got != 2 {
 		t.Fatalf("the fast path answered on a hijacked connection (%v answers)", got)
 	}
+}
+
+// hijackEcho hijacks the connection, answers 101 Switching Protocols to
+// protocol and echoes what follows.
+func hijackEcho(w http.ResponseWriter, protocol string) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + protocol + "\r\nConnection: Upgrade\r\n\r\n")
+	_ = brw.Flush()
+	_, _ = io.Copy(conn, brw)
 }
 
 // wrapListener wraps the connections it accepts.
