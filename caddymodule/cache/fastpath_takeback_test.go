@@ -7,6 +7,7 @@ package cache
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -286,6 +287,68 @@ func TestFastConnHijackedLentRequest(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.metrics.fastPath) - before; got != 2 {
 		t.Fatalf("the fast path answered on a hijacked connection (%v answers)", got)
+	}
+}
+
+// TestFastConnNextRequestDuringHandler: a request that arrives while the
+// handler of a lent one still runs (its response already flushed) waits
+// in the fast path's buffer — net/http's background read does not get it
+// — and the fast path answers it once net/http is done.
+func TestFastConnNextRequestDuringHandler(t *testing.T) {
+	f, p := newFastBench(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlerDone := make(chan struct{}, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "pipeline")
+		_ = http.NewResponseController(w).Flush()
+		time.Sleep(300 * time.Millisecond) // the client sends its next request meanwhile
+		handlerDone <- struct{}{}
+	})}
+	go func() {
+		_ = srv.Serve(&wrapListener{Listener: ln, wrap: func(c net.Conn) net.Conn { return &fastConn{Conn: c, f: f, p: p} }})
+	}()
+	t.Cleanup(func() { _ = srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	before := testutil.ToFloat64(p.metrics.fastPath)
+	for round := 0; round < 3; round++ {
+		if _, err := io.WriteString(c, "GET /nope HTTP/1.1\r\nHost: api.spark.test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("round %d: miss: %v", round, err)
+		}
+		if b, _ := io.ReadAll(res.Body); string(b) != "pipeline" {
+			t.Fatalf("round %d: miss answered %q", round, b)
+		}
+		if _, err := io.WriteString(c, benchFastReq); err != nil { // while the handler sleeps
+			t.Fatal(err)
+		}
+		res, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("round %d: hit: %v", round, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		select {
+		case <-handlerDone:
+		default:
+			t.Fatalf("round %d: the hit was answered before net/http finished the miss", round)
+		}
+		if res.StatusCode != http.StatusOK || !bytes.Equal(b, benchBody) {
+			t.Fatalf("round %d: hit %d %q", round, res.StatusCode, b)
+		}
+		if got := testutil.ToFloat64(p.metrics.fastPath) - before; got != float64(round+1) {
+			t.Fatalf("round %d: %v fast answers, want %d", round, got, round+1)
+		}
 	}
 }
 
