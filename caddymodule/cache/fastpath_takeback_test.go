@@ -109,12 +109,25 @@ func TestFastPathTakesBack(t *testing.T) {
 		{method: "GET", target: "/pub/m1", hdr: []string{"If-None-Match", `"v1"`}, status: 304}, // Caddy's 304
 		hit("/pub/b"),
 	}
-	c := dialFast(t, e)
+	oneByOne(t, dialFast(t, e), steps)
+}
+
+// TestFastPathTakeBackOff: with take_back off, a connection is Caddy's for
+// good after its first miss.
+func TestFastPathTakeBackOff(t *testing.T) {
+	e := startFastPathEdgeWith(t, "", "take_back off")
+	warm(t, e, "/pub/a")
+	oneByOne(t, dialFast(t, e), []step{hit("/pub/a"), miss("/pub/m1"), miss("/pub/a"), miss("/pub/a")})
+}
+
+// oneByOne sends the steps on c one at a time, each after the response to
+// the one before, and checks each response and who answered it.
+func oneByOne(t *testing.T, c *fastClient, steps []step) {
+	t.Helper()
 	for i, s := range steps {
 		before := fastCount(t)
-		c.send(request(e, s.method, s.target, s.hdr...))
-		r := c.read(s.method)
-		s.check(t, i, r)
+		c.send(request(c.e, s.method, s.target, s.hdr...))
+		s.check(t, i, c.read(s.method))
 		if got := fastCount(t) - before; s.fast && got != 1 || !s.fast && got != 0 {
 			t.Fatalf("response %d (%s %s): the fast path answered %v, want fast=%v", i, s.method, s.target, got, s.fast)
 		}
