@@ -244,29 +244,13 @@ func TestFastPathTakeBackAfterBodyAndUpgrade(t *testing.T) {
 // fast path lent keeps the connection: hit requests after it reach the
 // handler as bytes.
 func TestFastConnHijackedLentRequest(t *testing.T) {
-	f, p := newFastBench(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, c, br := serveFastConn(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/hijack" {
 			_, _ = io.WriteString(w, "pipeline")
 			return
 		}
 		hijackEcho(w, "x")
-	})}
-	go func() {
-		_ = srv.Serve(&wrapListener{Listener: ln, wrap: func(c net.Conn) net.Conn { return &fastConn{Conn: c, f: f, p: p} }})
-	}()
-	t.Cleanup(func() { _ = srv.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	})
 	before := testutil.ToFloat64(p.metrics.fastPath)
 	// A hit, a miss (lent), a hit (taken back), then the hijack.
 	hitReq := benchFastReq
@@ -308,29 +292,13 @@ func TestFastConnHijackedLentRequest(t *testing.T) {
 // in the fast path's buffer — net/http's background read does not get it
 // — and the fast path answers it once net/http is done.
 func TestFastConnNextRequestDuringHandler(t *testing.T) {
-	f, p := newFastBench(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	handlerDone := make(chan struct{}, 1)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, c, br := serveFastConn(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "pipeline")
 		_ = http.NewResponseController(w).Flush()
 		time.Sleep(300 * time.Millisecond) // the client sends its next request meanwhile
 		handlerDone <- struct{}{}
-	})}
-	go func() {
-		_ = srv.Serve(&wrapListener{Listener: ln, wrap: func(c net.Conn) net.Conn { return &fastConn{Conn: c, f: f, p: p} }})
-	}()
-	t.Cleanup(func() { _ = srv.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	})
 	before := testutil.ToFloat64(p.metrics.fastPath)
 	for round := 0; round < 3; round++ {
 		if _, err := io.WriteString(c, "GET /nope HTTP/1.1\r\nHost: api.spark.test\r\n\r\n"); err != nil {
@@ -363,6 +331,30 @@ func TestFastConnNextRequestDuringHandler(t *testing.T) {
 			t.Fatalf("round %d: %v fast answers, want %d", round, got, round+1)
 		}
 	}
+}
+
+// serveFastConn runs a net/http server with h behind fastConns over the
+// bench cache (newFastBench: benchFastReq is a hit) and returns the cache
+// and a connection to it.
+func serveFastConn(t *testing.T, h http.HandlerFunc) (*pooled, net.Conn, *bufio.Reader) {
+	t.Helper()
+	f, p := newFastBench(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() {
+		_ = srv.Serve(&wrapListener{Listener: ln, wrap: func(c net.Conn) net.Conn { return &fastConn{Conn: c, f: f, p: p} }})
+	}()
+	t.Cleanup(func() { _ = srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return p, c, bufio.NewReader(c)
 }
 
 // hijackEcho hijacks the connection, answers 101 Switching Protocols to
