@@ -33,12 +33,20 @@ var ttlPattern = regexp.MustCompile(`ttl=-?[0-9]+`)
 // goes into the site block, before the cache).
 func startFastPathEdge(t *testing.T, extra string) *edge {
 	t.Helper()
+	return startFastPathEdgeWith(t, extra, "")
+}
+
+// startFastPathEdgeWith is startFastPathEdge with more spark_fastpath
+// options (lines of its block).
+func startFastPathEdgeWith(t *testing.T, extra, options string) *edge {
+	t.Helper()
 	e, _ := startEdgeWith(t, 2, func(p []int, originAddr string) string {
 		return caddytest.GlobalOptions(p[0], `	servers {
 		listener_wrappers {
 			spark_fastpath {
 				cache fastpath-test
 				paths /pub/* /exact
+				`+options+`
 			}
 		}
 	}
