@@ -77,11 +77,14 @@ func firstAckAfter(outs []outcome, at time.Time) string {
 // starts (testredis.Start returns once it has answered a PING).
 const redisStaleBound = 500 * time.Millisecond
 
-// redisWatch is how long edge 1 is watched after Redis is back: past the
-// 2 s during which a re-subscribed edge fills from the origin rather than
-// from Redis (tiered's l2Settle), so that what it reads from Redis after
-// that is checked too.
-const redisWatch = 3 * time.Second
+// redisSettle is how long a re-subscribed edge fills from the origin
+// rather than from Redis (tiered's l2Settle): the other edges' deferred
+// purges must reach Redis within it.
+const redisSettle = 2 * time.Second
+
+// redisWatch is how long edge 1 is watched after Redis is back: past
+// redisSettle, so that what it reads from Redis after that is checked too.
+const redisWatch = redisSettle + time.Second
 
 // drillRedisKilled: Redis is stopped under load for p.redisDown, then
 // started again (empty). No request fails at the edges. Profiles edited
@@ -158,6 +161,9 @@ func drillRedisKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	}
 	if failedReads > 0 {
 		t.Errorf("%d of edge 1's reads of the edited profiles failed after Redis returned", failedReads)
+	}
+	if flushed > redisSettle {
+		t.Errorf("edge 0's deferred purges reached Redis %s after it returned, past the %s a re-subscribed edge waits before reading Redis again: had Redis kept its data (a healed partition), edge 1 could have read the edited profiles there", ms(flushed), redisSettle)
 	}
 	if lateOld > 0 {
 		t.Errorf("edge 1 served %d edited profiles old more than %s after Redis returned (the last %s after)", lateOld, redisStaleBound, ms(lastOld))
