@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -150,16 +151,40 @@ func (c *Cache) l2Trusted() bool {
 	return c.hearing.Load() && time.Since(c.epoch) >= time.Duration(c.settleUntil.Load())
 }
 
+// A subscription can die without its connection saying so: a Redis host
+// that loses power or a network that drops packets sends no reset, and a
+// subscriber waits for messages forever, deaf, while a Redis that answers
+// at the same address again (a failover, a restarted VM) takes the other
+// nodes' purges. So a subscription quiet for idleCheck is asked for a
+// PING; if no message at all (the PONG or a purge) comes within pongWait,
+// the connection is dropped and re-established (go-redis does that when
+// the read deadline comes from the context), and that is a gap like any
+// other.
+const (
+	idleCheck = 2 * time.Second
+	pongWait  = 3 * time.Second
+)
+
 // subscribe receives the other nodes' purges until ctx ends, and closes
 // the gaps in them (see above).
 func (c *Cache) subscribe(ctx context.Context) {
 	defer c.wg.Done()
+	pinged := false
 	for {
-		msg, err := c.ps.Receive(ctx)
+		msg, err := c.receive(ctx, pinged)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
 				return
 			}
+			if !pinged && isTimeout(err) {
+				// Quiet: ask. A PING that cannot be sent is a lost
+				// connection (go-redis has dropped it).
+				if err = c.ps.Ping(ctx); err == nil {
+					pinged = true
+					continue
+				}
+			}
+			pinged = false
 			if c.hearing.Swap(false) {
 				c.log.Warn("tiered: purge channel lost; serving L1 until it is back, then dropping L1", slog.Any("error", err))
 			}
@@ -170,6 +195,7 @@ func (c *Cache) subscribe(ctx context.Context) {
 			}
 			continue
 		}
+		pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind != "subscribe" || c.hearing.Load() {
@@ -182,7 +208,6 @@ func (c *Cache) subscribe(ctx context.Context) {
 			c.hearing.Store(true)
 			c.breaker.probeNow()
 			c.kickRetrier() // our own deferred purges, at once
-
 		case *redis.Message:
 			var pm purgeMessage
 			if json.Unmarshal([]byte(m.Payload), &pm) != nil || pm.From == c.node {
@@ -192,6 +217,28 @@ func (c *Cache) subscribe(ctx context.Context) {
 			c.stats.purgesReceived.Add(1)
 		}
 	}
+}
+
+// receive waits for the subscription's next message: up to idleCheck
+// (a timeout keeps the connection), or, once a PING was sent, up to
+// pongWait (a timeout drops it: see idleCheck).
+func (c *Cache) receive(ctx context.Context, pinged bool) (any, error) {
+	if !pinged {
+		return c.ps.ReceiveTimeout(ctx, idleCheck)
+	}
+	ctx, cancel := context.WithTimeout(ctx, pongWait)
+	defer cancel()
+	msg, err := c.ps.Receive(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("no answer to a PING on the purge channel within %s: %w", pongWait, err)
+	}
+	return msg, err
+}
+
+// isTimeout reports whether err is a network read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // applyRemote applies another node's purge to L1. The keys this node holds

@@ -195,3 +195,36 @@ func TestNoL2ReadsWhilePurgeChannelDown(t *testing.T) {
 		t.Errorf("b read L2 again %s after re-subscribing, want no sooner than l2Settle (%s)", first, l2Settle)
 	}
 }
+
+// A purge channel whose server stops answering without a reset (the
+// proxy swallows the PING a quiet subscription sends) is found dead within
+// idleCheck+pongWait and re-established, and that is a gap: L1 is
+// dropped. A quiet but answering subscription is kept, L1 with it.
+func TestSilentPurgeChannelIsAGap(t *testing.T) {
+	g := newGapNodes(t)
+	b := g.p.b
+	ctx := context.Background()
+	if ok, err := b.Set(ctx, "/s", []byte("v"), time.Hour, nil, b.Generation()); !ok || err != nil {
+		t.Fatalf("Set: %v %v", ok, err)
+	}
+	time.Sleep(idleCheck + pongWait + time.Second)
+	if s := b.Stats(); s.L1Resets != 0 || s.PurgeChannelDown {
+		t.Fatalf("a quiet subscription that answers its PINGs: %d L1 resets, channel down %v; want 0, false", s.L1Resets, s.PurgeChannelDown)
+	}
+	if _, layer, ok := b.Get(ctx, "/s"); !ok || layer != LayerL1 {
+		t.Fatalf("b.Get = %v from %q, want an L1 hit", ok, layer)
+	}
+	g.pb.SetRule(func(args []string) testredis.Action {
+		if strings.EqualFold(args[0], "ping") {
+			return testredis.Swallow
+		}
+		return testredis.Forward
+	})
+	start := time.Now()
+	testutil.Eventually(t, idleCheck+pongWait+5*time.Second, "b to drop L1 after its purge channel went silent", func() bool { return b.Stats().L1Resets >= 1 })
+	g.pb.SetRule(nil)
+	t.Logf("silent purge channel found and re-established %s after it went silent (idleCheck+pongWait = %s, then a re-subscription)", time.Since(start), idleCheck+pongWait)
+	if _, _, ok := b.Get(ctx, "/s"); ok {
+		t.Error("b still serves an entry stored before the gap")
+	}
+}
