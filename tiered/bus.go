@@ -57,13 +57,13 @@ func (c *Cache) startL2(o RedisOptions) error {
 		wg:   &c.wg,
 		wake: make(chan struct{}, 1),
 	}
-	up := r.ping(ctx) == nil
-	if !up {
+	pingErr := r.ping(ctx)
+	if pingErr != nil {
 		c.breaker.fails.Store(c.breaker.threshold - 1)
-		c.breaker.failure(errors.New("redis ping at start failed"))
+		c.breaker.failure(fmt.Errorf("redis ping at start: %w", pingErr))
 	}
 	c.ps = r.client.Subscribe(ctx, r.channel)
-	if up {
+	if pingErr == nil {
 		// Wait for the subscription, so that L2 serves from the start
 		// (L2 hits count only while this node hears purges).
 		if msg, err := c.ps.ReceiveTimeout(ctx, firstSubscribeWait); err == nil {
