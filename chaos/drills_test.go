@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,16 +13,31 @@ import (
 )
 
 // drillOriginKilled: the origin is killed under load for p.originDown. The
-// profiles the edges hold are served throughout (stale-if-error, or fresh
-// hits); writes fail fast with a 503 problem, none half-applied; every
-// acknowledged write is in the database afterwards.
+// profiles the edges hold are served throughout (fresh hits: they live 5
+// minutes at the edge); a reader who asks for them revalidated
+// (Cache-Control: max-age=0) gets the held copy with a Cache-Status saying
+// stale-if-error; writes fail fast with a 503 problem, none half-applied;
+// every acknowledged write is in the database afterwards.
 func drillOriginKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 	r := &row{fault: "origin killed for " + p.originDown.String()}
 	var down, back time.Time
+	sieAsked, sieServed := 0, 0
 	outs := phases(p, tr.mix(0.1, -1), func() {
 		down = time.Now()
 		s.KillOrigin()
-		time.Sleep(p.originDown)
+		time.Sleep(200 * time.Millisecond) // surely gone
+		for e := range s.edges {
+			for _, path := range tr.warm[:5] {
+				sieAsked++
+				o := tr.revalidate(context.Background(), e, path)
+				if o.kind != "" || !strings.Contains(o.cache, "detail=stale-if-error") {
+					t.Errorf("%s revalidated through edge %d with the origin down: %s (status %d, Cache-Status %q), want the held copy, stale-if-error", path, e, o.kind, o.status, o.cache)
+					continue
+				}
+				sieServed++
+			}
+		}
+		time.Sleep(max(p.originDown-time.Since(down), 0))
 		back = time.Now()
 		s.StartOrigin()
 	})
@@ -47,7 +63,7 @@ func drillOriginKilled(t *testing.T, p plan, s *stack, tr *traffic) *row {
 		t.Error(pr)
 	}
 	r.acked = cell
-	r.recovery = firstAckAfter(outs, back)
+	r.recovery = fmt.Sprintf("%s; %d/%d forced revalidations answered stale-if-error", firstAckAfter(outs, back), sieServed, sieAsked)
 	t.Logf("origin down %s..%s; slowest refused write %s", down.Format("15:04:05.000"), back.Format("15:04:05.000"), slowest)
 	return r
 }
@@ -263,6 +279,31 @@ func (tr *traffic) setBio(ctx context.Context, e int, id int64, bio string) erro
 		return fmt.Errorf("PUT profile %d: %s %q", id, o.kind, o.body)
 	}
 	return nil
+}
+
+// revalidate reads path through edge e as a reader who wants it
+// revalidated with the origin (Cache-Control: max-age=0).
+func (tr *traffic) revalidate(ctx context.Context, e int, path string) outcome {
+	o := outcome{op: "revalidate", edge: e, key: path, start: time.Now()}
+	req, err := http.NewRequestWithContext(ctx, "GET", tr.s.edges[e].URL()+path, nil)
+	if err != nil {
+		o.kind = "bad request: " + err.Error()
+		return o
+	}
+	req.Header.Set("Authorization", "Bearer "+tr.tokens[lastReader])
+	req.Header.Set("Cache-Control", "max-age=0")
+	res, err := tr.client.Do(req)
+	if err != nil {
+		o.kind = errKind(err)
+		return o
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	o.dur, o.status, o.cache = time.Since(o.start), res.StatusCode, res.Header.Get("Cache-Status")
+	if res.StatusCode != http.StatusOK {
+		o.kind = fmt.Sprintf("http %d", res.StatusCode)
+	}
+	return o
 }
 
 // bioOf is the bio edge e serves for id's profile to a reader ("" when it
