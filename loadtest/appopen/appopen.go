@@ -38,6 +38,9 @@ type Config struct {
 	// Header is sent with every request besides Authorization (the app's
 	// client hints, User-Agent…).
 	Header http.Header
+	// H2C speaks HTTP/2 without TLS (prior knowledge) instead of HTTP/1.1:
+	// the edge must allow h2c (`protocols h1 h2c`).
+	H2C bool
 }
 
 // PhoneHeader is what the simulated phone sends on every request besides
@@ -127,6 +130,10 @@ func newPhone(cfg Config) (*phone, error) {
 		return nil, err
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute}
+	if cfg.H2C {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
 	ph := &phone{cfg: cfg, base: "http://" + px.Addr(), proxy: px}
 	ph.client = &http.Client{Timeout: 30 * time.Second, Transport: countTrips{tr, &ph.trips}}
 	return ph, nil
