@@ -93,9 +93,9 @@ func (c *capReader) Read(p []byte) (int, error) {
 // content coding it names (none, identity, gzip or zstd), reading at most
 // limit bytes of it as sent. The decoded body is bounded by decodeBatch;
 // the bound here keeps a stream that decodes to little (empty blocks) from
-// being read without end. close releases the decoder. Another coding, or
+// being read without end. closeBody releases the decoder. Another coding, or
 // several, is a 415.
-func openBatchBody(body io.Reader, contentEncoding []string, limit int64) (r io.Reader, close func(), ie *inputError) {
+func openBatchBody(body io.Reader, contentEncoding []string, limit int64) (r io.Reader, closeBody func(), ie *inputError) {
 	coding := strings.ToLower(strings.TrimSpace(strings.Join(contentEncoding, ",")))
 	raw := &capReader{r: body, n: limit}
 	switch coding {

@@ -109,8 +109,8 @@ func allowedHeader(name string) bool {
 }
 
 // decodeBatch reads and checks a whole batch body from r (at most
-// lim.maxBatchSize bytes, decoded; see openBatchBody). Any problem refuses the batch as a whole with an
-// *inputError: nothing of it may run.
+// lim.maxBatchSize bytes, decoded; see openBatchBody). Any problem refuses
+// the batch as a whole with an *inputError: nothing of it may run.
 func decodeBatch(r io.Reader, lim limits) ([]*subRequest, error) {
 	raw, err := io.ReadAll(io.LimitReader(r, lim.maxBatchSize+1))
 	tooBig := errors.Is(err, errBatchTooLarge) || errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded)
