@@ -67,7 +67,16 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, route http.
 		h.reject(w, r, &inputError{status: http.StatusUnsupportedMediaType, title: "Unsupported Media Type", detail: "a batch is sent as application/json"})
 		return
 	}
-	subs, err := decodeBatch(r.Body, h.limits(r))
+	body, closeBody, ie := openBatchBody(r.Body, r.Header.Values("Content-Encoding"), h.MaxBatchSize)
+	if ie != nil {
+		if ie.status == http.StatusUnsupportedMediaType {
+			w.Header().Set("Accept-Encoding", requestCodings)
+		}
+		h.reject(w, r, ie)
+		return
+	}
+	subs, err := decodeBatch(body, h.limits(r))
+	closeBody()
 	if err != nil {
 		var ie *inputError
 		if !errors.As(err, &ie) {
@@ -93,7 +102,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, route http.
 		var mu sync.Mutex
 		rn.done = func(i int, o outcome) {
 			h.metrics.sub(o.result)
-			line := encodeResult(subs[i], i, o)
+			line := encodeResult(subs[i], i, o, h.keep)
 			line = append(line, '\n')
 			mu.Lock()
 			defer mu.Unlock()
@@ -117,7 +126,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, route http.
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		buf.Write(encodeResult(subs[i], i, o))
+		buf.Write(encodeResult(subs[i], i, o, h.keep))
 	}
 	buf.WriteString("]}\n")
 	hdr.Set("Content-Type", mediaJSON)
@@ -212,38 +221,25 @@ type wireResponse struct {
 	ID           string            `json:"id"`
 	Index        int               `json:"index"`
 	Status       int               `json:"status"`
-	Headers      map[string]string `json:"headers"`
+	Headers      map[string]string `json:"headers,omitempty"`
 	Body         json.RawMessage   `json:"body,omitempty"`
 	BodyEncoding string            `json:"body_encoding,omitempty"`
 }
 
-// droppedHeaders are the response fields a sub-response does not carry:
-// connection-level ones, the length (the body is re-encoded), cookies (the
-// API speaks bearer tokens), and the contract's edge-only fields.
-var droppedHeaders = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Te": true, "Trailer": true,
-	"Upgrade": true, "Proxy-Connection": true, "Content-Length": true, "Set-Cookie": true,
-	"Server": true, "Alt-Svc": true,
-	contract.CacheTags: true, contract.SparkPurge: true, contract.DenyUsers: true,
-}
-
-// encodeResult is the JSON of sub-request i's outcome.
-func encodeResult(s *subRequest, i int, o outcome) []byte {
-	wr := wireResponse{ID: s.id, Index: i, Status: o.status, Headers: make(map[string]string, len(o.header))}
-	for name, v := range o.header {
-		if droppedHeaders[name] || len(v) == 0 {
-			continue
-		}
-		wr.Headers[name] = strings.Join(v, ", ")
-	}
-	if s.method != http.MethodHead && len(o.body) > 0 {
+// encodeResult is the JSON of sub-request i's outcome; keep is the
+// handler's selection of sub-response fields (the sub-request's own is
+// added).
+func encodeResult(s *subRequest, i int, o outcome, keep headerSelection) []byte {
+	hasBody := s.method != http.MethodHead && len(o.body) > 0
+	wr := wireResponse{ID: s.id, Index: i, Status: o.status, Headers: keptHeaders(o.header, hasBody, keep.union(s.keep))}
+	if hasBody {
 		wr.Body, wr.BodyEncoding = encodeBody(o.header.Get("Content-Type"), o.body)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(wr); err != nil { // cannot happen: every part is valid
-		return []byte(`{"id":` + strconv.Quote(s.id) + `,"index":` + strconv.Itoa(i) + `,"status":500,"headers":{}}`)
+		return []byte(`{"id":` + strconv.Quote(s.id) + `,"index":` + strconv.Itoa(i) + `,"status":500}`)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

@@ -124,6 +124,7 @@ func (o *stubOrigin) serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "public, max-age=300")
 		h.Set("Content-Type", "application/json")
 		h.Set("Cache-Tags", "profile:1")
+		h.Set("ETag", `"p1"`)
 		_ = json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path})
 	case strings.Contains(r.URL.Path, "/photos/"):
 		h.Set("Cache-Control", "public, max-age=300")
@@ -248,6 +249,8 @@ type sub struct {
 	Path    string            `json:"path"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Body    any               `json:"body,omitempty"`
+	// Keep is the sub-request's response_headers.
+	Keep []string `json:"response_headers,omitempty"`
 }
 
 // subResponse is a sub-response as the client reads it.
