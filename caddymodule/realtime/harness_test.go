@@ -216,8 +216,10 @@ type fakeOrigin struct {
 	revoked  map[int64]bool // answer 401 for these users
 	requests map[string]int // "GET /api/events" -> count
 	delay    time.Duration  // before answering a send
-	noBatch  bool           // answer 404 to POST /api/messages/batch (an older origin)
-	mux      *http.ServeMux
+	// batchStatus, when set, answers POST /api/messages/batch as a whole
+	// with it (404: an older origin without the route).
+	batchStatus int
+	mux         *http.ServeMux
 	// eventsDelay holds GET /api/events before it reads the log.
 	eventsDelay time.Duration
 	// eventsHold, when set, holds GET /api/events until it is closed (or
@@ -442,11 +444,11 @@ func (o *fakeOrigin) send(w http.ResponseWriter, r *http.Request, me int64) {
 func (o *fakeOrigin) sendBatch(w http.ResponseWriter, r *http.Request) {
 	o.mu.Lock()
 	o.requests["POST "+sendBatchPath]++
-	noBatch, failing := o.noBatch, o.failing
+	status, failing := o.batchStatus, o.failing
 	o.mu.Unlock()
 	switch {
-	case noBatch:
-		http.NotFound(w, r)
+	case status != 0:
+		http.Error(w, `{"title":"`+http.StatusText(status)+`"}`, status)
 		return
 	case failing:
 		http.Error(w, `{"title":"Service Unavailable"}`, http.StatusServiceUnavailable)

@@ -23,8 +23,8 @@ const (
 	// sendBatchMax is the most messages one call carries (the origin takes
 	// up to 128).
 	sendBatchMax = 64
-	// sendBatchBytes is about the most body bytes one call carries (the
-	// origin takes up to 4 MiB); a single larger message goes alone.
+	// sendBatchBytes bounds the body of one call (encodedSize; the origin
+	// takes up to 4 MiB).
 	sendBatchBytes = 1 << 20
 )
 
@@ -83,7 +83,7 @@ func (b *sendBatcher) send(ctx context.Context, token string, conv int64, body, 
 		return b.o.sendOne(ctx, token, conv, body, clientMsgID)
 	}
 	q := &queuedSend{ctx: ctx, item: sendItem{Token: token, ConversationID: conv, Body: body, ClientMsgID: clientMsgID},
-		size: len(token) + len(body) + len(clientMsgID) + 96, done: make(chan sendOutcome, 1)}
+		size: encodedSize(token, body, clientMsgID), done: make(chan sendOutcome, 1)}
 	b.mu.Lock()
 	b.queue = append(b.queue, q)
 	start := b.calls < sendBatchCalls
@@ -100,6 +100,13 @@ func (b *sendBatcher) send(ctx context.Context, token string, conv int64, body, 
 	case <-ctx.Done():
 		return nil, &originError{err: ctx.Err()}
 	}
+}
+
+// encodedSize bounds a message's size in a batch body: JSON escapes a
+// byte into at most 6 (\u00XX), and the field names and punctuation take
+// under 96.
+func encodedSize(token, body, clientMsgID string) int {
+	return len(token) + 6*(len(body)+len(clientMsgID)) + 96
 }
 
 // run posts batches until nothing is queued.
@@ -181,6 +188,11 @@ func (b *sendBatcher) call(items []sendItem) ([]sendResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.o.timeout)
 	defer cancel()
 	data, err := b.o.do(ctx, "", http.MethodPost, sendBatchPath, body)
+	if st := statusOf(err); st/100 == 4 && st != http.StatusNotFound && st != http.StatusMethodNotAllowed && st != http.StatusTooManyRequests {
+		// The batch refused as a whole says nothing of any one message
+		// (a 401 here is no user's token): the origin failed them all.
+		return nil, &originError{err: fmt.Errorf("POST %s: the batch was refused: %w", sendBatchPath, err)}
+	}
 	if err != nil {
 		return nil, err
 	}

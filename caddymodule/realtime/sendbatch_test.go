@@ -1,8 +1,11 @@
 package realtime
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,7 +121,7 @@ func TestSendWithoutBatchRoute(t *testing.T) {
 	e := startEdge(t, "")
 	e.origin.match(7, 1, 2)
 	e.origin.mu.Lock()
-	e.origin.noBatch = true
+	e.origin.batchStatus = http.StatusNotFound
 	e.origin.mu.Unlock()
 	c := e.connect(1, "since=1")
 	const n = 10
@@ -137,4 +140,76 @@ func TestSendWithoutBatchRoute(t *testing.T) {
 	if got := e.origin.count("POST /api/conversations/{id}/messages"); got != n {
 		t.Fatalf("%d single calls, want %d", got, n)
 	}
+}
+
+// TestSendBatchRefusedWhole: a batch call refused as a whole (here 401,
+// which names no user's token) fails its messages with origin_unavailable
+// and closes no connection.
+func TestSendBatchRefusedWhole(t *testing.T) {
+	e := startEdge(t, "")
+	e.origin.match(7, 1, 2)
+	e.origin.mu.Lock()
+	e.origin.batchStatus = http.StatusUnauthorized
+	e.origin.mu.Unlock()
+	c := e.connect(1, "since=1")
+	c.send(`{"type":"send","conversation_id":7,"body":"x","client_msg_id":"c1"}`)
+	if errs, _ := c.until(typeError, 1, wait); errs[0].Code != codeOriginUnavailable || errs[0].Ref != "c1" {
+		t.Fatalf("%+v", errs[0])
+	}
+	e.origin.mu.Lock()
+	e.origin.batchStatus = 0
+	e.origin.mu.Unlock()
+	c.send(`{"type":"send","conversation_id":7,"body":"x","client_msg_id":"c1"}`) // the retry
+	if sent, _ := c.until(typeSent, 1, wait); sent[0].ClientMsgID != "c1" {
+		t.Fatalf("%+v", sent[0])
+	}
+}
+
+// take bounds a batch by count and by encoded size, skips sends whose
+// sender gave up, and counts the call off when nothing is left.
+func TestSendBatcherTakeBounds(t *testing.T) {
+	b := &sendBatcher{calls: 1}
+	live, gone := context.Background(), canceledContext()
+	big := strings.Repeat("\x01", 16000) // escapes to 6 bytes a byte
+	for i := range 30 {
+		ctx := live
+		if i == 3 {
+			ctx = gone
+		}
+		b.queue = append(b.queue, &queuedSend{ctx: ctx, item: sendItem{Body: big}, size: encodedSize("tok", big, "c")})
+	}
+	for range 100 {
+		b.queue = append(b.queue, &queuedSend{ctx: live, size: encodedSize("tok", "hi", "c")})
+	}
+	var sizes []int
+	for {
+		batch := b.take()
+		if batch == nil {
+			break
+		}
+		total := 0
+		for _, q := range batch {
+			if q.ctx.Err() != nil {
+				t.Fatal("a send whose sender gave up was taken")
+			}
+			total += q.size
+		}
+		if len(batch) > sendBatchMax || (len(batch) > 1 && total > sendBatchBytes) {
+			t.Fatalf("batch of %d, %d bytes", len(batch), total)
+		}
+		sizes = append(sizes, len(batch))
+	}
+	n := 0
+	for _, s := range sizes {
+		n += s
+	}
+	if n != 129 || b.calls != 0 {
+		t.Fatalf("took %d sends in batches %v, calls left %d; want 129 and 0", n, sizes, b.calls)
+	}
+}
+
+func canceledContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
