@@ -255,6 +255,14 @@ func (o *fakeOrigin) count(what string) int {
 	return o.requests[what]
 }
 
+// setBatchStatus makes the batch route answer status as a whole (0: serve
+// it).
+func (o *fakeOrigin) setBatchStatus(status int) {
+	o.mu.Lock()
+	o.batchStatus = status
+	o.mu.Unlock()
+}
+
 func (o *fakeOrigin) setFailing(f bool) {
 	o.mu.Lock()
 	o.failing = f

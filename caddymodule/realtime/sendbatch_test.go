@@ -28,6 +28,17 @@ func decodeSent(t *testing.T, f serverFrame) sentMessage {
 	return m
 }
 
+// checkSentInOrder checks that the k-th sent frame carries body "m<k>"
+// stored as the conversation's message k+1.
+func checkSentInOrder(t *testing.T, sent []serverFrame) {
+	t.Helper()
+	for k, f := range sent {
+		if m := decodeSent(t, f); m.Body != fmt.Sprintf("m%d", k) || m.ConvSeq != int64(k+1) {
+			t.Fatalf("sent %d: %+v", k, m)
+		}
+	}
+}
+
 // TestSendsCoalesceIntoBatchCalls: many connections sending at once reach
 // the origin in fewer calls than messages, each connection's messages
 // stored in the order sent, each answered with its own stored message.
@@ -99,11 +110,7 @@ func TestSendBatchFailuresStayAlone(t *testing.T) {
 	good.send(`{"type":"send","conversation_id":7,"body":"m0","client_msg_id":"c0"}`) // a retry
 	sent, _ := good.until(typeSent, 13, wait)
 	first := decodeSent(t, sent[0])
-	for k, f := range sent[:12] {
-		if m := decodeSent(t, f); m.Body != fmt.Sprintf("m%d", k) || m.ConvSeq != int64(k+1) {
-			t.Fatalf("sent %d: %+v", k, m)
-		}
-	}
+	checkSentInOrder(t, sent[:12])
 	if retry := decodeSent(t, sent[12]); retry.ID != first.ID || retry.ConvSeq != 1 {
 		t.Fatalf("the retry got %+v, want the stored %+v", retry, first)
 	}
@@ -120,20 +127,14 @@ func TestSendBatchFailuresStayAlone(t *testing.T) {
 func TestSendWithoutBatchRoute(t *testing.T) {
 	e := startEdge(t, "")
 	e.origin.match(7, 1, 2)
-	e.origin.mu.Lock()
-	e.origin.batchStatus = http.StatusNotFound
-	e.origin.mu.Unlock()
+	e.origin.setBatchStatus(http.StatusNotFound)
 	c := e.connect(1, "since=1")
 	const n = 10
 	for k := range n {
 		c.send(fmt.Sprintf(`{"type":"send","conversation_id":7,"body":"m%d","client_msg_id":"c%d"}`, k, k))
 	}
 	sent, _ := c.until(typeSent, n, wait)
-	for k, f := range sent {
-		if m := decodeSent(t, f); m.Body != fmt.Sprintf("m%d", k) || m.ConvSeq != int64(k+1) {
-			t.Fatalf("sent %d: %+v", k, m)
-		}
-	}
+	checkSentInOrder(t, sent)
 	if calls := e.origin.count("POST " + sendBatchPath); calls < 1 || calls > sendBatchCalls {
 		t.Fatalf("%d batch calls answered 404; want 1 to %d, then none", calls, sendBatchCalls)
 	}
@@ -148,17 +149,13 @@ func TestSendWithoutBatchRoute(t *testing.T) {
 func TestSendBatchRefusedWhole(t *testing.T) {
 	e := startEdge(t, "")
 	e.origin.match(7, 1, 2)
-	e.origin.mu.Lock()
-	e.origin.batchStatus = http.StatusUnauthorized
-	e.origin.mu.Unlock()
+	e.origin.setBatchStatus(http.StatusUnauthorized)
 	c := e.connect(1, "since=1")
 	c.send(`{"type":"send","conversation_id":7,"body":"x","client_msg_id":"c1"}`)
 	if errs, _ := c.until(typeError, 1, wait); errs[0].Code != codeOriginUnavailable || errs[0].Ref != "c1" {
 		t.Fatalf("%+v", errs[0])
 	}
-	e.origin.mu.Lock()
-	e.origin.batchStatus = 0
-	e.origin.mu.Unlock()
+	e.origin.setBatchStatus(0)
 	c.send(`{"type":"send","conversation_id":7,"body":"x","client_msg_id":"c1"}`) // the retry
 	if sent, _ := c.until(typeSent, 1, wait); sent[0].ClientMsgID != "c1" {
 		t.Fatalf("%+v", sent[0])
