@@ -52,6 +52,7 @@ func (s *Server) routes() {
 	s.handle("GET /api/conversations", s.listConversations)
 	s.handle("GET /api/conversations/{id}/messages", s.listMessages)
 	s.handle("POST /api/conversations/{id}/messages", s.sendMessage)
+	s.mux.HandleFunc(SendBatchPattern, s.sendBatch) // a token per message
 	s.handle("POST /api/conversations/{id}/read", s.markRead)
 	s.handle("GET /api/events", s.listEvents)
 }
