@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,12 +24,18 @@ type connEvent struct {
 	n    int    // read: len(p); read-done, write: bytes
 }
 
-// recordingConn records the calls net/http makes on it.
+// recordingConn records the calls net/http makes on it. Like fastConn
+// while a request is lent, it holds a one-byte Read (net/http's background
+// read) until a read deadline in the past aborts it, so a client that
+// sends its next request as soon as it has the response cannot make the
+// background read return data first (on a bare socket it may, and net/http
+// copes; fastConn never lets it).
 type recordingConn struct {
 	net.Conn
 	mu      sync.Mutex
 	events  []connEvent
-	reading int // Reads in progress
+	reading int           // Reads in progress
+	abort   chan struct{} // a past read deadline was set
 }
 
 func (c *recordingConn) add(e connEvent) {
@@ -42,6 +49,19 @@ func (c *recordingConn) Read(p []byte) (int, error) {
 	c.events = append(c.events, connEvent{what: "read", n: len(p)})
 	c.reading++
 	c.mu.Unlock()
+	if len(p) == 1 {
+		// The background read: held until its abort. If none comes within
+		// 5 s the Read goes on, and the contract checks below fail.
+		select {
+		case <-c.abort:
+			c.mu.Lock()
+			c.reading--
+			c.events = append(c.events, connEvent{what: "read-done", n: 0})
+			c.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		case <-time.After(5 * time.Second):
+		}
+	}
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
 	c.reading--
@@ -58,6 +78,10 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 func (c *recordingConn) SetReadDeadline(t time.Time) error {
 	if !t.IsZero() && t.Before(time.Now()) {
 		c.add(connEvent{what: "deadline-past"})
+		select {
+		case c.abort <- struct{}{}:
+		default:
+		}
 	} else {
 		c.add(connEvent{what: "deadline"})
 	}
@@ -87,7 +111,7 @@ func (l *recordingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &recordingConn{Conn: c}
+	rc := &recordingConn{Conn: c, abort: make(chan struct{}, 1)}
 	l.conns <- rc
 	return rc, nil
 }
