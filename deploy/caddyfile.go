@@ -6,15 +6,16 @@ import (
 )
 
 // cacheAnchor is the line of the repository's Caddyfile that opens the
-// spark_cache block; a redis block goes right after it.
-const cacheAnchor = "\tspark_cache {\n"
+// spark_cache block (its matcher keeps handled paths and foreign hosts
+// out); a redis block goes right after it.
+const cacheAnchor = "\tspark_cache @routed {\n"
 
 // withRedisBlock returns caddyfile with block (tab-indented lines, each
 // ending in a newline) inserted at the top of its spark_cache block: the
 // repository's Caddyfile on a shared second tier.
 func withRedisBlock(caddyfile []byte, block string) ([]byte, error) {
 	if bytes.Count(caddyfile, []byte(cacheAnchor)) != 1 {
-		return nil, errors.New("the Caddyfile has no single \"\\tspark_cache {\" line to add a redis block to")
+		return nil, errors.New("the Caddyfile has no single \"\\tspark_cache @routed {\" line to add a redis block to")
 	}
 	return bytes.Replace(caddyfile, []byte(cacheAnchor), []byte(cacheAnchor+block), 1), nil
 }

@@ -25,7 +25,9 @@ func repoCacheBlock(t *testing.T) string {
 		t.Fatal(err)
 	}
 	text := string(b)
-	start := strings.Index(text, "spark_cache {")
+	// The repo's block carries a matcher (spark_cache @routed {): keep
+	// the options only.
+	start := strings.Index(text, "spark_cache @routed {")
 	if start < 0 {
 		t.Fatal("no spark_cache block in the repo Caddyfile")
 	}
@@ -37,7 +39,7 @@ func repoCacheBlock(t *testing.T) string {
 		case '}':
 			depth--
 			if depth == 0 {
-				block := text[start : i+1]
+				block := "spark_cache " + text[strings.Index(text[start:], "{")+start:i+1]
 				return regexp.MustCompile(`(?m)^(\s*)capacity\s+\S+`).ReplaceAllString(block, "${1}capacity 16MiB")
 			}
 		}

@@ -73,7 +73,8 @@ func CaddyfileWithRedis(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const anchor = "\tspark_cache {\n"
+	// The repository Caddyfile's cache block opens with its matcher.
+	const anchor = "\tspark_cache @routed {\n"
 	if !bytes.Contains(b, []byte(anchor)) {
 		t.Fatalf("the repository's Caddyfile has no %q line to add a redis block to", strings.TrimSpace(anchor))
 	}
