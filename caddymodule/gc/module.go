@@ -6,7 +6,7 @@
 //	{
 //		spark_gc {
 //			percent      100    # GOGC applied to the scannable memory
-//			min_headroom 64MiB  # least allocation between collections
+//			min_headroom 128MiB # least allocation between collections
 //		}
 //	}
 //
@@ -48,7 +48,7 @@ type App struct {
 	// and the globals has been allocated. Default 100.
 	Percent int `json:"percent,omitempty"`
 	// MinHeadroom is the least allocation between two collections, in
-	// bytes. Default 64 MiB.
+	// bytes. Default 128 MiB.
 	MinHeadroom int64 `json:"min_headroom,omitempty"`
 
 	logger *zap.Logger
@@ -101,8 +101,9 @@ func (a *App) Start() error {
 	if loaded {
 		p.SetOptions(a.options())
 	}
+	o := a.options().WithDefaults()
 	a.logger.Info("garbage collector paced by the scannable memory",
-		zap.Int("percent", a.options().Percent), zap.Int64("min_headroom", a.MinHeadroom), zap.Int("gc_percent_now", p.Percent()))
+		zap.Int("percent", o.Percent), zap.Int64("min_headroom", o.MinHeadroom), zap.Int("gc_percent_now", p.Percent()))
 	return nil
 }
 

@@ -28,7 +28,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultPercent     = 100
-	DefaultMinHeadroom = 64 << 20
+	DefaultMinHeadroom = 128 << 20
 )
 
 // Options are the pacer's settings.
@@ -36,13 +36,13 @@ type Options struct {
 	// Percent is GOGC applied to the scannable memory (0: 100).
 	Percent int
 	// MinHeadroom is the least allocation between two collections, in
-	// bytes (0: 64 MiB): it bounds how often a small scannable heap is
+	// bytes (0: 128 MiB): it bounds how often a small scannable heap is
 	// collected.
 	MinHeadroom int64
 }
 
-// withDefaults fills the zero fields.
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with its zero fields set to the defaults.
+func (o Options) WithDefaults() Options {
 	if o.Percent == 0 {
 		o.Percent = DefaultPercent
 	}
@@ -74,7 +74,7 @@ type Stats struct {
 // Headroom returns what may be allocated before the next collection:
 // Percent% of the scannable memory, at least MinHeadroom.
 func Headroom(s Stats, o Options) uint64 {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	scan := s.HeapScan + s.StackScan + s.GlobalsScan
 	return max(scan*uint64(o.Percent)/100, uint64(o.MinHeadroom))
 }
@@ -83,7 +83,7 @@ func Headroom(s Stats, o Options) uint64 {
 // at Live + Headroom (the runtime's goal is Live + (Live + StackScan +
 // GlobalsScan) × percent/100), within [1, Percent].
 func GCPercent(s Stats, o Options) int {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	base := s.Live + s.StackScan + s.GlobalsScan
 	if base == 0 {
 		return o.Percent
@@ -125,7 +125,7 @@ type sentinel struct{ p *Pacer }
 // Start sets the percent for the current heap and re-tunes it after every
 // collection until Stop.
 func Start(o Options) *Pacer {
-	p := &Pacer{opts: o.withDefaults(), samples: make([]metrics.Sample, len(runtimeMetrics))}
+	p := &Pacer{opts: o.WithDefaults(), samples: make([]metrics.Sample, len(runtimeMetrics))}
 	for i, name := range runtimeMetrics {
 		p.samples[i].Name = name
 	}
@@ -140,7 +140,7 @@ func Start(o Options) *Pacer {
 // SetOptions changes the settings (a config reload); they apply at once.
 func (p *Pacer) SetOptions(o Options) {
 	p.mu.Lock()
-	p.opts = o.withDefaults()
+	p.opts = o.WithDefaults()
 	p.mu.Unlock()
 	p.tune()
 }
