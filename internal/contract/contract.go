@@ -36,6 +36,13 @@ const (
 	// edge stores it with the response (hits announce too) and never
 	// forwards it to clients.
 	DeckPhotos = "Spark-Deck-Photos"
+	// ReadAfter is the origin's read-your-writes position, a PostgreSQL
+	// WAL position ("16/B374D848"). On a response to a request that wrote,
+	// it is the write's position; a client sends the last one it got on
+	// its following requests, and the origin that answers them (whichever
+	// of several) reads from a replica only once the replica has replayed
+	// that far. Edges pass it both ways untouched.
+	ReadAfter = "Spark-Read-After"
 )
 
 // MaxDeckPhotos is the most photo paths a DeckPhotos field lists.
