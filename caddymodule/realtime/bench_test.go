@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,6 +145,9 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set SPARK_RT_MEMORY_CONNS=2000 to measure")
 	}
+	if os.Getenv("SPARK_RT_MEMORY_PROFILE") != "" {
+		runtime.MemProfileRate = 1
+	}
 	e := startEdge(t, "")
 	before := memNow()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleMemoryPerConnection$", "-test.timeout=10m")
@@ -162,6 +166,16 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 		t.Fatalf("active %v, want %d", got, n)
 	}
 	after := memNow()
+	if path := os.Getenv("SPARK_RT_MEMORY_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Close()
+	}
 	heap := float64(after.heap-before.heap) / float64(n)
 	stack := float64(after.stack-before.stack) / float64(n)
 	rss := float64(after.rss-before.rss) / float64(n)

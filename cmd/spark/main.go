@@ -12,6 +12,7 @@ import (
 	_ "github.com/spark-edge/spark/caddymodule/batch"
 	_ "github.com/spark-edge/spark/caddymodule/cache"
 	_ "github.com/spark-edge/spark/caddymodule/deck"
+	_ "github.com/spark-edge/spark/caddymodule/gc"
 	_ "github.com/spark-edge/spark/caddymodule/handover"
 	_ "github.com/spark-edge/spark/caddymodule/image"
 	_ "github.com/spark-edge/spark/caddymodule/realtime"

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +126,7 @@ func benchServerHit(b *testing.B, text string, anyAddr bool) {
 		b.Fatalf("not a hit: Cache-Status %q", cs)
 	}
 	b.ReportAllocs()
+	gc0 := readGC()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		w.h = make(http.Header, 8) // as net/http gives each response
@@ -134,4 +136,29 @@ func benchServerHit(b *testing.B, text string, anyAddr bool) {
 			b.Fatalf("wrote %d bytes", w.n)
 		}
 	}
+	b.StopTimer()
+	gc1 := readGC()
+	// What collecting the garbage cost: the GC's CPU time (the runtime's
+	// estimate, without the mark work done on otherwise idle CPUs) as a
+	// share of the rest, and collections per million requests (spark_gc
+	// paces them in the repo config).
+	if cpu := (gc1.total - gc1.idle) - (gc0.total - gc0.idle); cpu > 0 {
+		b.ReportMetric(100*((gc1.gc-gc1.gcIdle)-(gc0.gc-gc0.gcIdle))/cpu, "gc-cpu-%")
+	}
+	b.ReportMetric(float64(gc1.cycles-gc0.cycles)*1e6/float64(b.N), "gcs/Mop")
+}
+
+// gcSample is the runtime's GC figures: CPU seconds in the GC (gcIdle of
+// them on otherwise idle CPUs), in total and idle, collections.
+type gcSample struct {
+	gc, gcIdle, total, idle float64
+	cycles                  uint64
+}
+
+func readGC() gcSample {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/idle:cpu-seconds"},
+		{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/idle:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return gcSample{gc: s[0].Value.Float64(), gcIdle: s[1].Value.Float64(), total: s[2].Value.Float64(),
+		idle: s[3].Value.Float64(), cycles: s[4].Value.Uint64()}
 }

@@ -84,7 +84,7 @@ var testOnly = []string{
 
 // leaves import nothing of the module.
 var leaves = []string{
-	"internal/contract", "internal/authtoken", "internal/backoff", "internal/redisconn",
+	"internal/contract", "internal/authtoken", "internal/backoff", "internal/redisconn", "internal/gcpace",
 	"internal/testutil", "caddymodule/internal/duration", "caddymodule/internal/fastreq",
 	"caddymodule/internal/promreg", "caddymodule/internal/problem", "caddymodule/handover", "origin/store",
 	"origin/push/pushfake", "imageproxy/internal/vipsref", "loadtest", "loadtest/sparkv1",
@@ -96,7 +96,7 @@ var libraries = []string{"tiered", "geocache", "imageproxy", "eventbus"}
 
 // plugins are the Caddy modules; each stands alone but for deck's use of
 // image's spark_image_plan app.
-var plugins = []string{"auth", "batch", "cache", "deck", "handover", "image", "realtime"}
+var plugins = []string{"auth", "batch", "cache", "deck", "gc", "handover", "image", "realtime"}
 
 func TestImportRules(t *testing.T) {
 	for _, p := range listPackages(t) {
