@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/origin"
 )
 
 // TestPrivateEntriesThroughEdge runs the origin (embedded store) behind a
@@ -170,5 +173,38 @@ func TestPrivateEntriesThroughEdge(t *testing.T) {
 	}
 	if body := want(b, "/api/users/me/profile", true); strings.Contains(body, "Renamed") {
 		t.Fatalf("b got a's profile as its own: %s", body)
+	}
+}
+
+// TestPrivateEntriesOutliveTokenRenewal: the edge keys per-user entries by
+// the user spark_auth verified, so a user's renewed token finds the entries
+// the old one filled, while another user's token never does.
+func TestPrivateEntriesOutliveTokenRenewal(t *testing.T) {
+	_, base := startStack(t, 50)
+	get := func(tok, path string) (*http.Response, string) {
+		t.Helper()
+		return httpDo(t, http.DefaultClient, "GET", base+path, "", "Authorization", "Bearer "+tok)
+	}
+	old := devToken(t, 3)
+	renewed, err := origin.IssueToken(origin.DevJWTSecret, 3, 2*time.Hour, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed == old {
+		t.Fatal("the renewed token is the old one")
+	}
+	for _, path := range []string{"/api/users/me/profile", "/api/matches", "/api/conversations", "/api/matches/suggestions?limit=5"} {
+		res, body := get(old, path)
+		if res.StatusCode != 200 || strings.HasPrefix(res.Header.Get("Cache-Status"), "spark; hit") {
+			t.Fatalf("GET %s: %d %q, want a 200 miss", path, res.StatusCode, res.Header.Get("Cache-Status"))
+		}
+		res, again := get(renewed, path)
+		if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Cache-Status"), "spark; hit") || again != body {
+			t.Fatalf("GET %s with the renewed token: %d %q, want the old token's entry", path, res.StatusCode, res.Header.Get("Cache-Status"))
+		}
+		res, other := get(devToken(t, 4), path)
+		if res.StatusCode != 200 || strings.HasPrefix(res.Header.Get("Cache-Status"), "spark; hit") || other == body {
+			t.Fatalf("GET %s as user 4: %d %q, body equal to user 3's: %v", path, res.StatusCode, res.Header.Get("Cache-Status"), other == body)
+		}
 	}
 }
