@@ -239,7 +239,7 @@ var droppedHeaders = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Te": true, "Trailer": true,
 	"Upgrade": true, "Proxy-Connection": true, "Content-Length": true, "Set-Cookie": true,
 	"Server": true, "Alt-Svc": true,
-	contract.CacheTags: true, contract.SparkPurge: true, contract.DenyUsers: true,
+	contract.CacheTags: true, contract.SparkPurge: true, contract.DenyUsers: true, contract.SparkRefresh: true,
 }
 
 // encodeResult is the JSON of sub-request i's outcome.
