@@ -1,8 +1,12 @@
 package cache
 
 import (
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // refreshPaths keeps origin-relative paths only, at most
@@ -22,4 +26,26 @@ func TestRefreshPaths(t *testing.T) {
 			t.Errorf("refreshPaths(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
+}
+
+// Whatever the origin sends, refreshPaths returns at most MaxRefreshPaths
+// origin-relative paths that parse as request URIs on this host.
+func FuzzRefreshPaths(f *testing.F) {
+	for _, s := range []string{"/api/conversations", "/a, /b?x=1", "//evil/a", "http://x/y", "/a#b", "/1,/2,/3,/4,/5", " /c ,", "/\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got := refreshPaths([]string{v})
+		if len(got) > contract.MaxRefreshPaths {
+			t.Fatalf("%d paths from %q", len(got), v)
+		}
+		for _, p := range got {
+			if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || hasControl(p) || strings.ContainsAny(p, "#\\") {
+				t.Fatalf("path %q from %q", p, v)
+			}
+			if u, err := url.ParseRequestURI(p); err == nil && u.Host != "" {
+				t.Fatalf("path %q from %q names host %q", p, v, u.Host)
+			}
+		}
+	})
 }
