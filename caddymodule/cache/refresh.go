@@ -54,7 +54,9 @@ func hasControl(s string) bool {
 // (Content-Type, conditionals), its credential (so the entries land under
 // the writer's key: keyed by the verified user when the write's request
 // had one). Nothing happens for a request without a credential. A path
-// something already holds fresh is not fetched.
+// something already holds is not fetched. The fetches go through the
+// handlers after the cache on the write's route (the origin's reverse
+// proxy in the repository's Caddyfile), with the path's own cache policy.
 func (x *exchange) refreshAfterWrite(paths []string) {
 	cred := x.credential()
 	if cred == "" {
