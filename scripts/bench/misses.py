@@ -3,8 +3,8 @@
 
 Reads `spark loadtest --trace` files (earlier runs first give history) and prints,
 per endpoint, its share of lookups, its hit ratio and each miss's likely cause: cold
-(never read), first read of the run (a new token: private entries keyed by credential),
-TTL, or the write that purged it (the rules mirror the origin's Spark-Purge headers).
+(never read), the write that purged it (the rules mirror the origin's Spark-Purge headers),
+TTL, or an entry filled in an earlier run and gone since (a new token, eviction).
 """
 import json, sys, re, collections
 PRIVATE = {"own_profile", "suggestions", "matches", "conversations", "messages"}
@@ -81,11 +81,11 @@ for r in allrec:
             c["hit"] += 1
         else:
             prev = last.get(kk)
-            if kk[0] and prev is not None and prev < run[0]["t"] and kk not in seen_in_run: why = "first read this run (new token)"
-            elif prev is None: why = "cold (never read)"
+            if prev is None: why = "cold (never read)"
             elif r["t"] - prev > TTL.get(r["ep"], 300e6): why = "ttl (last read %s)" % ("long ago")
             else:
-                why = purged(r, prev) or ("revalidate (stale)" if k == "stale" else "unexplained")
+                why = purged(r, prev) or ("revalidate (stale)" if k == "stale" else
+                    "first read this run, entry gone (token/eviction)" if kk[0] and prev < run[0]["t"] and kk not in seen_in_run else "unexplained")
             c["miss: " + why] += 1
     last[kk] = r["t"]
     if inrun: seen_in_run.add(kk)
