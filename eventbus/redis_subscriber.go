@@ -32,10 +32,8 @@ type RedisSubscriber struct {
 	lost        chan struct{} // a connection ended, or a user's node is not connected
 	renew       chan struct{} // renew presence now (after a reconnection)
 
-	mu     sync.Mutex
-	wanted wantedSet
-	conns  map[string]*subConn // by node address; nil while disconnected
-	closed bool
+	subscriptions
+	conns map[string]*subConn // by node address; nil while disconnected; guarded by mu
 
 	// presenceMu orders presence writes: a renewal that read the wanted
 	// users before an Unsubscribe must not write its mark after the
@@ -82,7 +80,7 @@ func NewRedisSubscriber(o RedisOptions, h Handler) (*RedisSubscriber, error) {
 		topo:        newTopology(&o, pub.client),
 		presence:    presenceMarks{client: pub.client, names: pub.names, node: o.Node, ttl: o.PresenceTTL},
 		reconnected: make(chan struct{}, 1), lost: make(chan struct{}, 1), renew: make(chan struct{}, 1),
-		wanted: make(wantedSet),
+		subscriptions: newSubscriptions(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	err := s.connect(false)
@@ -110,15 +108,9 @@ func (s *RedisSubscriber) Unsubscribe(ctx context.Context, users ...int64) error
 }
 
 func (s *RedisSubscriber) change(ctx context.Context, subscribe bool, users []int64) error {
-	if err := checkUsers(users); err != nil {
+	if err := s.lockChange(subscribe, users); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	s.wanted.apply(subscribe, users)
 	var barriers []barrier
 	err := ErrNotConnected
 	if s.conns != nil {

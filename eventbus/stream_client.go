@@ -54,11 +54,9 @@ type StreamClient struct {
 
 	reconnected chan struct{}
 
-	mu     sync.Mutex
-	wanted wantedSet
-	conn   *clientConn // nil while disconnected
+	subscriptions
+	conn   *clientConn // nil while disconnected; guarded by mu, as nextID
 	nextID int64
-	closed bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -103,7 +101,7 @@ func NewStreamClient(o StreamClientOptions, h Handler) (*StreamClient, error) {
 	c := &StreamClient{
 		o: o, url: u, header: http.Header{"Authorization": {"Bearer " + o.Token}}, handler: h, log: o.Logger,
 		dialer:      websocket.Dialer{HandshakeTimeout: o.DialTimeout, ReadBufferSize: streamBuffer, WriteBufferSize: streamBuffer},
-		reconnected: make(chan struct{}, 1), wanted: make(wantedSet),
+		reconnected: make(chan struct{}, 1), subscriptions: newSubscriptions(),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	first, err := c.connect(false)
@@ -150,15 +148,9 @@ func (c *StreamClient) Unsubscribe(ctx context.Context, users ...int64) error {
 }
 
 func (c *StreamClient) change(ctx context.Context, o op, users []int64) error {
-	if err := checkUsers(users); err != nil {
+	if err := c.lockChange(o == opSub, users); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	c.wanted.apply(o == opSub, users)
 	conn := c.conn
 	if conn == nil {
 		c.mu.Unlock()

@@ -5,12 +5,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/spark-edge/spark/internal/testdata"
+	"github.com/spark-edge/spark/internal/testphotos"
 )
 
 func readPhoto(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata.Dir(t), "images", name))
+	b, err := os.ReadFile(filepath.Join(testphotos.Dir(t), "images", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func readPhoto(t testing.TB, name string) []byte {
 
 func readBomb(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata.Dir(t), "bombs", name))
+	b, err := os.ReadFile(filepath.Join(testphotos.Dir(t), "bombs", name))
 	if err != nil {
 		t.Fatal(err)
 	}

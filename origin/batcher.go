@@ -120,6 +120,35 @@ func (b *messageBatcher) send(ctx context.Context, d store.MessageDraft) store.S
 	}
 }
 
+// sendAll stores ds, in order, as send would each, and returns their
+// results in the same order. The drafts are queued together: those of one
+// conversation keep their order, and they can share a batch.
+func (b *messageBatcher) sendAll(ctx context.Context, ds []store.MessageDraft) []store.SendResult {
+	out := make([]store.SendResult, len(ds))
+	if b.opts.Size <= 1 {
+		for i, d := range ds {
+			out[i] = b.send(ctx, d)
+		}
+		return out
+	}
+	b.inFlight.Add(int64(len(ds)))
+	defer b.inFlight.Add(-int64(len(ds)))
+	ps := make([]*pendingSend, len(ds))
+	now := time.Now()
+	for i, d := range ds {
+		ps[i] = &pendingSend{ctx: ctx, draft: d, arrived: now, done: make(chan store.SendResult, 1)}
+		b.lanes[uint64(d.ConversationID)%uint64(len(b.lanes))].enqueue(ps[i])
+	}
+	for i, p := range ps {
+		select {
+		case out[i] = <-p.done:
+		case <-ctx.Done():
+			out[i] = store.SendResult{Err: fmt.Errorf("waiting for the message batch: %w", ctx.Err())}
+		}
+	}
+	return out
+}
+
 // drain waits until no batch is gathering or committing, or ctx ends.
 // Only once no more sends arrive (after the HTTP server stopped).
 func (b *messageBatcher) drain(ctx context.Context) error {
@@ -223,7 +252,14 @@ func (l *batchLane) commitBatch(batch []*pendingSend) {
 	l.b.sizes.Observe(float64(len(drafts)))
 	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
 	defer cancel()
-	for i, r := range l.b.commit(ctx, drafts) {
+	// The batch's write position reaches every sender's session (their
+	// reads after it must see it), before any of them is answered.
+	sess := store.NewSession(0)
+	res := l.b.commit(store.WithSession(ctx, sess), drafts)
+	for _, p := range live {
+		store.SessionFrom(p.ctx).Advance(sess.After())
+	}
+	for i, r := range res {
 		live[i].done <- r
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,7 +129,15 @@ func openBench(b *testing.B, cellCache bool, configure ...func(*origin.ServerOpt
 // percentiles and throughput.
 func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.Request, okStatus ...int) {
 	b.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: benchClients() * 2}
+	e.loadWith(b, benchClients(), n, mk, okStatus...)
+}
+
+// loadWith runs n requests from clients workers and reports latency
+// percentiles, throughput and the CPU time of this process (the client and
+// the origin, not PostgreSQL) per b.N.
+func (e *benchEnv) loadWith(b *testing.B, clients, n int, mk func(r *rand.Rand, i int) *http.Request, okStatus ...int) {
+	b.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: clients * 2}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
 	lat := make([]time.Duration, n)
@@ -138,8 +147,8 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 	var wg sync.WaitGroup
 	stopProfile := profileLoad(b)
 	b.ResetTimer()
-	start := time.Now()
-	for w := 0; w < benchClients(); w++ {
+	start, cpu0 := time.Now(), processCPU()
+	for w := 0; w < clients; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
@@ -172,7 +181,7 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 		}(w)
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpu0
 	b.StopTimer()
 	stopProfile()
 	if f := failed.Load(); f > 0 {
@@ -184,6 +193,16 @@ func (e *benchEnv) load(b *testing.B, n int, mk func(r *rand.Rand, i int) *http.
 	b.ReportMetric(pct(0.95), "p95_ms")
 	b.ReportMetric(pct(0.99), "p99_ms")
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu_us/op")
+}
+
+// processCPU is the user and system CPU time this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // profileLoad profiles the measured load alone (not the warm-up): a CPU
@@ -330,6 +349,38 @@ func BenchmarkMessageSend(b *testing.B) {
 				return e.req("POST", fmt.Sprintf("/api/conversations/%d/messages", c[0]), c[1+r.IntN(2)],
 					fmt.Sprintf(`{"body":"bench message %d","client_msg_id":"bench-%d-%d"}`, i, run, i))
 			}, 201)
+		})
+	}
+}
+
+// BenchmarkMessageSendBatch: the same sends as BenchmarkMessageSend's
+// batched, one per request, against POST /api/messages/batch with 16 per
+// request (as the realtime edge coalesces them), the same number of
+// messages in flight (benchClients). An op is one message.
+func BenchmarkMessageSendBatch(b *testing.B) {
+	for _, per := range []int{1, 16} {
+		b.Run(fmt.Sprintf("per-request-%d", per), func(b *testing.B) {
+			e := openBench(b, false)
+			run := time.Now().UnixNano()
+			if per == 1 {
+				e.load(b, b.N, func(r *rand.Rand, i int) *http.Request {
+					c := e.convs[r.IntN(len(e.convs))]
+					return e.req("POST", fmt.Sprintf("/api/conversations/%d/messages", c[0]), c[1+r.IntN(2)],
+						fmt.Sprintf(`{"body":"bench message %d","client_msg_id":"bench-%d-%d"}`, i, run, i))
+				}, 201)
+				return
+			}
+			e.loadWith(b, max(1, benchClients()/per), max(1, b.N/per), func(r *rand.Rand, i int) *http.Request {
+				var items []string
+				for k := range per {
+					c := e.convs[r.IntN(len(e.convs))]
+					items = append(items, fmt.Sprintf(`{"token":%q,"conversation_id":%d,"body":"bench message %d","client_msg_id":"bench-%d-%d-%d"}`,
+						e.tokens[c[1+r.IntN(2)]], c[0], i, run, i, k))
+				}
+				req := e.req("POST", "/api/messages/batch", 0, `{"messages":[`+strings.Join(items, ",")+`]}`)
+				req.Header.Del("Authorization")
+				return req
+			}, 200)
 		})
 	}
 }

@@ -105,10 +105,20 @@ func getJSON(t *testing.T, url, tok string, v any) {
 	}
 }
 
-// checkDelivered sends a message as demo user 1 and checks the subscriber
-// got its event for user 1: the next seq, the bytes GET /api/events serves.
-func checkDelivered(t *testing.T, addr string, got <-chan eventbus.Message) {
+// checkDelivered makes a subscriber (of the transport under test) for demo
+// user 1, sends a message as user 1 and checks the subscriber got its
+// event: the next seq, the bytes GET /api/events serves.
+func checkDelivered(t *testing.T, addr string, subscriber func(eventbus.Handler) (eventbus.Subscriber, error)) {
 	t.Helper()
+	got := make(chan eventbus.Message, 16)
+	sub, err := subscriber(func(m eventbus.Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := sub.Subscribe(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := origin.IssueToken(origin.DevJWTSecret, 1, time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -146,17 +156,9 @@ func TestRunPublishesToStream(t *testing.T) {
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("stream with a wrong token: %v %v", res, err)
 	}
-	got := make(chan eventbus.Message, 16)
-	c, err := eventbus.NewStreamClient(eventbus.StreamClientOptions{URL: "http://" + addr, Token: origin.DevEventsToken, Logger: quietLog()},
-		func(m eventbus.Message) { got <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Subscribe(context.Background(), 1); err != nil {
-		t.Fatal(err)
-	}
-	checkDelivered(t, addr, got)
+	checkDelivered(t, addr, func(h eventbus.Handler) (eventbus.Subscriber, error) {
+		return eventbus.NewStreamClient(eventbus.StreamClientOptions{URL: "http://" + addr, Token: origin.DevEventsToken, Logger: quietLog()}, h)
+	})
 }
 
 // TestRunPublishesToRedis: with --events-redis the origin publishes through
@@ -165,17 +167,9 @@ func TestRunPublishesToRedis(t *testing.T) {
 	prefix := fmt.Sprintf("rtorigin-%d:", time.Now().UnixNano())
 	addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 20, DemoSeed: 3,
 		Events: origin.EventsConfig{Redis: []string{testRedisAddr}, RedisPrefix: prefix}})
-	got := make(chan eventbus.Message, 16)
-	sub, err := eventbus.NewRedisSubscriber(eventbus.RedisOptions{Options: redisconn.Options{Addrs: []string{testRedisAddr}}, KeyPrefix: prefix, Logger: quietLog()},
-		func(m eventbus.Message) { got <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	if err := sub.Subscribe(context.Background(), 1); err != nil {
-		t.Fatal(err)
-	}
-	checkDelivered(t, addr, got)
+	checkDelivered(t, addr, func(h eventbus.Handler) (eventbus.Subscriber, error) {
+		return eventbus.NewRedisSubscriber(eventbus.RedisOptions{Options: redisconn.Options{Addrs: []string{testRedisAddr}}, KeyPrefix: prefix, Logger: quietLog()}, h)
+	})
 }
 
 // The server answers Online from the bus's presence: a user is online while

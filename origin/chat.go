@@ -19,11 +19,7 @@ const (
 )
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, me int64) error {
-	q, err := parseQuery(r)
-	if err != nil {
-		return err
-	}
-	fields, err := parseListFields(q.Get("fields"), conversationFieldNames)
+	fields, err := requestListFields(r, conversationFieldNames)
 	if err != nil {
 		return err
 	}

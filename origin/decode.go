@@ -73,6 +73,11 @@ func decodeRequest[T any](w http.ResponseWriter, r *http.Request, decode func([]
 
 // readBody reads at most MaxBodyBytes and checks the content type.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return readBodyUpTo(w, r, MaxBodyBytes)
+}
+
+// readBodyUpTo reads at most limit bytes and checks the content type.
+func readBodyUpTo(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
@@ -80,12 +85,12 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 				msg: "Content-Type must be application/json"}
 		}
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &requestError{status: http.StatusRequestEntityTooLarge, code: "body-too-large",
-				msg: fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)}
+				msg: fmt.Sprintf("request body exceeds %d bytes", limit)}
 		}
 		return nil, badRequest("reading body: %v", err)
 	}
@@ -246,16 +251,21 @@ func DecodeMessage(data []byte) (MessageRequest, error) {
 	if err := decodeJSON(data, &req); err != nil {
 		return MessageRequest{}, err
 	}
-	if err := checkText("body", req.Body, MaxMessageRunes, true); err != nil {
-		return MessageRequest{}, err
-	}
-	if req.ClientMsgID == "" || len(req.ClientMsgID) > MaxClientMsgBytes {
-		return MessageRequest{}, badRequest("client_msg_id is required, at most %d bytes", MaxClientMsgBytes)
-	}
-	if err := checkText("client_msg_id", req.ClientMsgID, MaxClientMsgBytes, true); err != nil {
+	if err := req.check(); err != nil {
 		return MessageRequest{}, err
 	}
 	return req, nil
+}
+
+// check validates a message's body and client_msg_id.
+func (req MessageRequest) check() error {
+	if err := checkText("body", req.Body, MaxMessageRunes, true); err != nil {
+		return err
+	}
+	if req.ClientMsgID == "" || len(req.ClientMsgID) > MaxClientMsgBytes {
+		return badRequest("client_msg_id is required, at most %d bytes", MaxClientMsgBytes)
+	}
+	return checkText("client_msg_id", req.ClientMsgID, MaxClientMsgBytes, true)
 }
 
 // DecodeRead parses the body of POST /api/conversations/{id}/read.

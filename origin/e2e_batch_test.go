@@ -93,7 +93,8 @@ func TestBatchEndToEnd(t *testing.T) {
 		t.Fatalf("profile: %d", res.StatusCode)
 	}
 
-	out := batch(tok1, fmt.Sprintf(`{"requests":[
+	// Cache-Status is not kept by default: the batch asks for it.
+	out := batch(tok1, fmt.Sprintf(`{"response_headers":["Cache-Status"],"requests":[
 		{"id":"deck","path":%q},
 		{"id":"profile","path":%q},
 		{"id":"swipe","method":"POST","path":"/api/swipes","body":{"target_id":%d,"direction":"like"}},
@@ -112,11 +113,11 @@ func TestBatchEndToEnd(t *testing.T) {
 	}
 
 	// User 2's batch: forwarded (never user 1's entry), user 2's own deck.
-	out = batch(tok2, fmt.Sprintf(`{"requests":[{"id":"deck","path":%q}]}`, sugg))
+	out = batch(tok2, fmt.Sprintf(`{"response_headers":["Cache-Status"],"requests":[{"id":"deck","path":%q}]}`, sugg))
 	if out[0].Status != 200 || hit(out[0]) || slices.Contains(ids(out[0]), 2) {
 		t.Errorf("user 2's deck: %q %v", out[0].Headers["Cache-Status"], ids(out[0]))
 	}
-	out = batch(tok2, fmt.Sprintf(`{"requests":[{"id":"deck","path":%q}]}`, sugg))
+	out = batch(tok2, fmt.Sprintf(`{"response_headers":["Cache-Status"],"requests":[{"id":"deck","path":%q}]}`, sugg))
 	if !hit(out[0]) {
 		t.Errorf("user 2's second deck not a hit: %q", out[0].Headers["Cache-Status"])
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,7 +19,8 @@ import (
 // users of a match over WebSockets: a message sent over one socket is
 // acknowledged with `sent` once the origin stored it, the peer's socket
 // gets its `message` event, and that event is the one GET /api/events
-// serves (same seq, same bytes).
+// serves (same seq, same bytes). The edge stores it through the origin's
+// batch route.
 func TestRealtimeThroughEdge(t *testing.T) {
 	originAddr, edgeBase := startStack(t, 50)
 	var inbox struct {
@@ -59,6 +61,17 @@ func TestRealtimeThroughEdge(t *testing.T) {
 	}
 	if raw := readFrame(t, sender, "sent", nil); json.Unmarshal(raw, &sent) != nil || sent.ClientMsgID != "rt-1" || sent.Message.ConvSeq == 0 {
 		t.Fatalf("sent frame %s", raw)
+	}
+	// The edge stored it through the batch route (one request for
+	// whatever its connections sent meanwhile), not the single one.
+	res, err := http.Get("http://" + originAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(metrics, []byte(`spark_origin_http_request_duration_seconds_count{code="200",method="POST",route="/api/messages/batch"}`)) {
+		t.Fatalf("no 200 answered on /api/messages/batch:\n%s", metrics)
 	}
 	var event struct {
 		Event json.RawMessage `json:"event"`

@@ -3,6 +3,7 @@ package origin
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -39,6 +40,16 @@ func jsonFieldNames(t reflect.Type) []string {
 		names = append(names, name)
 	}
 	return names
+}
+
+// requestListFields parses the request's query and its ?fields= against
+// the names a list's items allow (nil: every field).
+func requestListFields(r *http.Request, allowed []string) ([]string, error) {
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	return parseListFields(q.Get("fields"), allowed)
 }
 
 // parseListFields reads a fields= value against allowed: nil (every

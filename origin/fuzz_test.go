@@ -121,6 +121,17 @@ func FuzzDecodeMessage(f *testing.F) {
 	})
 }
 
+func FuzzDecodeSendBatch(f *testing.F) {
+	fuzzDecoder(f, []string{
+		`{"messages":[{"token":"t","conversation_id":1,"body":"hi","client_msg_id":"a"}]}`, `{"messages":[]}`, `{"messages":null}`,
+		`{"messages":[{"token":1}]}`, `{"messages":[{}],"x":1}`, `{"messages":[{"body":"\ud800"}]}`, `[]`,
+	}, DecodeSendBatch, func(t *testing.T, _ []byte, req SendBatchRequest) {
+		if len(req.Messages) == 0 || len(req.Messages) > MaxSendBatchMessages {
+			t.Fatalf("accepted a batch of %d messages", len(req.Messages))
+		}
+	})
+}
+
 func FuzzDecodeRead(f *testing.F) {
 	fuzzDecoder(f, []string{
 		`{"message_id":1}`, `{"message_id":0}`, `{"message_id":"1"}`, `{}`,

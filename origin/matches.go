@@ -74,11 +74,7 @@ func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
 }
 
 func (s *Server) listMatches(w http.ResponseWriter, r *http.Request, me int64) error {
-	q, err := parseQuery(r)
-	if err != nil {
-		return err
-	}
-	fields, err := parseListFields(q.Get("fields"), matchFieldNames)
+	fields, err := requestListFields(r, matchFieldNames)
 	if err != nil {
 		return err
 	}

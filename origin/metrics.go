@@ -19,6 +19,7 @@ type PoolStat struct {
 	AcquireCount  int64
 	AcquireWaitNS int64
 	Fallbacks     int64 // reads meant for this pool served by the primary (replica only)
+	Behind        int64 // reads sent to the primary as the replica had not replayed their write (replica only)
 }
 
 // PoolStater is implemented by stores with connection pools.
@@ -102,6 +103,8 @@ var (
 		[]string{"pool"}, nil)
 	replicaFallbackDesc = prometheus.NewDesc("spark_origin_db_replica_fallbacks_total",
 		"Reads meant for the replica that could not reach it and were served by the primary.", nil, nil)
+	replicaBehindDesc = prometheus.NewDesc("spark_origin_db_replica_behind_reads_total",
+		"Reads meant for the replica that were served by the primary because the replica had not yet replayed a write they must see (read your writes).", nil, nil)
 	poolWaitDesc = prometheus.NewDesc("spark_origin_db_pool_acquire_wait_seconds_total", "Time spent waiting for a pool connection.",
 		[]string{"pool"}, nil)
 )
@@ -115,6 +118,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolAcqDesc
 	ch <- poolWaitDesc
 	ch <- replicaFallbackDesc
+	ch <- replicaBehindDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -128,6 +132,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, float64(s.AcquireWaitNS)/1e9, s.Name)
 		if s.Name == "replica" {
 			ch <- prometheus.MustNewConstMetric(replicaFallbackDesc, prometheus.CounterValue, float64(s.Fallbacks))
+			ch <- prometheus.MustNewConstMetric(replicaBehindDesc, prometheus.CounterValue, float64(s.Behind))
 		}
 	}
 }

@@ -22,7 +22,7 @@ import (
 
 	"github.com/spark-edge/spark/imageproxy"
 	"github.com/spark-edge/spark/internal/contract"
-	"github.com/spark-edge/spark/internal/testdata"
+	"github.com/spark-edge/spark/internal/testphotos"
 	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
@@ -31,7 +31,7 @@ import (
 
 func testFile(t testing.TB, kind, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata.Dir(t), kind, name))
+	b, err := os.ReadFile(filepath.Join(testphotos.Dir(t), kind, name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/internal/contract"
+	"github.com/spark-edge/spark/origin/store"
 )
 
 // Request deadlines.
@@ -51,6 +52,7 @@ func (s *Server) routes() {
 	s.handle("GET /api/conversations", s.listConversations)
 	s.handle("GET /api/conversations/{id}/messages", s.listMessages)
 	s.handle("POST /api/conversations/{id}/messages", s.sendMessage)
+	s.mux.HandleFunc(SendBatchPattern, s.sendBatch) // a token per message
 	s.handle("POST /api/conversations/{id}/read", s.markRead)
 	s.handle("GET /api/events", s.listEvents)
 }
@@ -73,9 +75,20 @@ func (s *Server) handle(pattern string, h authedHandler) {
 // statusRecorder captures the status for metrics and makes every error
 // response uncacheable, whoever wrote it (a handler's problem, the mux,
 // http.ServeContent's 416).
+// It also sends the request's read-your-writes position (Spark-Read-After)
+// when the request's writes advanced it.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status  int
+	session *store.Session // nil: none
+	sent    store.Position // the position the request carried
+}
+
+// header adds Spark-Read-After when the request wrote.
+func (r *statusRecorder) header() {
+	if p := r.session.After(); p > r.sent {
+		r.Header().Set(contract.ReadAfter, p.String())
+	}
 }
 
 // WriteHeader records the first status. An error status (4xx, 5xx) goes out
@@ -83,6 +96,9 @@ type statusRecorder struct {
 // cache store, index or revalidate it (ETag, Last-Modified, Expires,
 // Cache-Tags, Spark-Deny-Users).
 func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.header()
+	}
 	r.status = cmp.Or(r.status, code)
 	if code >= 400 {
 		h := r.Header()
@@ -99,6 +115,9 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 
 // Write records an implicit 200.
 func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.header()
+	}
 	r.status = cmp.Or(r.status, http.StatusOK)
 	n, err := r.ResponseWriter.Write(b)
 	if err != nil {
@@ -157,13 +176,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = rec.Write(probe.Body.Bytes())
 		}
 	default:
-		s.mux.ServeHTTP(rec, r)
+		after, err := readAfter(r.Header)
+		if err != nil {
+			writeProblem(rec, r, http.StatusBadRequest, "invalid-read-after", err.Error())
+			break
+		}
+		rec.session, rec.sent = store.NewSession(after), after
+		s.mux.ServeHTTP(rec, r.WithContext(store.WithSession(ctx, rec.session)))
 	}
 	rec.status = cmp.Or(rec.status, http.StatusOK)
 	if i := strings.IndexByte(route, ' '); i >= 0 {
 		route = route[i+1:]
 	}
 	s.metrics.HTTP.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+}
+
+// readAfter is the read-your-writes position a request carries in
+// Spark-Read-After (0: none); a malformed one is an error.
+func readAfter(h http.Header) (store.Position, error) {
+	v := h.Values(contract.ReadAfter)
+	switch len(v) {
+	case 0:
+		return 0, nil
+	case 1:
+		p, err := store.ParsePosition(strings.TrimSpace(v[0]))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", contract.ReadAfter, err)
+		}
+		return p, nil
+	}
+	return 0, fmt.Errorf("%s: one position, not %d fields", contract.ReadAfter, len(v))
 }
 
 // cleanPath is the path http.ServeMux redirects a request to (its own

@@ -85,7 +85,8 @@ start_cache() { # name port
 		# the same edge with the listener fast path off.
 		fast=on
 		[ "$1" = spark-nofast ] && fast=off
-		SPARK_FASTPATH=$fast SPARK_ORIGIN=127.0.0.1:$origin_port SPARK_LISTEN=127.0.0.1:$2 SPARK_ADMIN=127.0.0.1:$(free_port) \
+		spark_admin=127.0.0.1:$(free_port)
+		SPARK_FASTPATH=$fast SPARK_ORIGIN=127.0.0.1:$origin_port SPARK_LISTEN=127.0.0.1:$2 SPARK_ADMIN=$spark_admin \
 			SPARK_JWT_SECRET=spark-bench-peers-secret-not-for-production \
 			SPARK_EVENTS_TOKEN=spark-bench-peers-events-token-local-only \
 			"$BIN" run --config Caddyfile --adapter caddyfile >"$work/spark.log" 2>&1 &
@@ -95,16 +96,26 @@ start_cache() { # name port
 	wait_ok "http://127.0.0.1:$2/static/profiles/1.json"
 }
 
-declare -A rps p50 p99 hit origin_n
+declare -A rps p50 p99 hit origin_n fastshare
+# spark_metric PATTERN: the sum of the edge's metric lines matching PATTERN.
+spark_metric() { curl -fs "http://$spark_admin/metrics" | awk -v pat="$1" '$0 ~ pat && $0 !~ /^#/ {s+=$2} END {printf "%d", s}'; }
 for name in varnish nginx spark spark-nofast; do
 	port=$(free_port)
 	start_cache "$name" "$port"
 	"$BIN" loadtest --target "http://127.0.0.1:$port" --scenario peers --mode closed --concurrency 8 \
 		--duration "$WARM" --ramp 0s --quiet >/dev/null
 	before=$(origin_requests)
+	if [ "$name" = spark ]; then # the listener fast path's share of the L1 hits
+		fast0=$(spark_metric '^spark_cache_fastpath_responses_total'); l10=$(spark_metric '^spark_cache_requests_total.*layer="l1".*result="hit"')
+	fi
 	"$BIN" loadtest --target "http://127.0.0.1:$port" --scenario peers --mode closed --concurrency "$CONC" \
 		--duration "$DUR" --ramp 0s --quiet --json "$OUT/$name.json" --html "$OUT/$name.html" >/dev/null
 	origin_n[$name]=$(( $(origin_requests) - before ))
+	fastshare[$name]=-
+	if [ "$name" = spark ]; then
+		fastshare[$name]=$(awk -v f="$(( $(spark_metric '^spark_cache_fastpath_responses_total') - fast0 ))" \
+			-v h="$(( $(spark_metric '^spark_cache_requests_total.*layer="l1".*result="hit"') - l10 ))" 'BEGIN { printf "%.1f%%", h ? 100 * f / h : 0 }')
+	fi
 	read -r rps[$name] p50[$name] p99[$name] hit[$name] < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -170,6 +181,7 @@ for name in spark spark-nofast varnish nginx; do
 		"$(awk -v a="${p99[$name]}" -v b="${p99[spark]}" 'BEGIN { printf "%.2f", a/b }')"
 done
 echo "(ratios are to the Spark edge; reports: $OUT/*.html)"
+echo "Spark edge: ${fastshare[spark]} of its L1 hits answered by the listener fast path (spark_cache_fastpath_responses_total)"
 if [ ${#tls_names[@]} -gt 0 ]; then
 	echo
 	echo "TLS + HTTP/2: 1 KB profiles (2,000 URIs over 10,000 ids), h2load -t2 -c$CONC -m1, $DUR each after a 20,000-request warm pass"

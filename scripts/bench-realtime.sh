@@ -19,6 +19,7 @@
 #      REST_RATE (0)  STEP (30s per run)  IDLE_HOLD (15s)
 #      FIGURES ("c a b": which figures to measure, e.g. FIGURES=c)
 #      BENCH_DB (spark_realtime_bench)  BENCH_OUT (.bench/realtime)
+#      ORIGIN_ARGS (extra `spark origin` flags, e.g. "--message-batch-lanes 4")
 # Quick try: CONNS=2000 TYPING_RATE=1000 MSG_RATE=400 STEP=15s make bench-realtime
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,7 @@ DB=${BENCH_DB:-spark_realtime_bench}
 OUT=${BENCH_OUT:-.bench/realtime}
 SECRET=spark-bench-secret-local-only-not-for-production  # PostGIS: at least 32 bytes
 PREFIX=rtbench:
+ORIGIN_ARGS=${ORIGIN_ARGS:-}
 PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export PGHOST PGPORT PGUSER
 NAME=bench-realtime
@@ -71,7 +73,7 @@ for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sle
 origin=127.0.0.1:$(free_port)
 mkdir -p "$work/photos"
 "$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" \
-	--events-redis "127.0.0.1:$rport" --events-redis-prefix "$PREFIX" >"$work/origin.log" 2>&1 &
+	--events-redis "127.0.0.1:$rport" --events-redis-prefix "$PREFIX" $ORIGIN_ARGS >"$work/origin.log" 2>&1 &
 origin_pid=$!
 pids+=($origin_pid)
 wait_ok "http://$origin/healthz"
@@ -204,7 +206,8 @@ for l in sys.stdin:
     if m: (s if m.group(1) == "sum" else c)["batch"] = float(m.group(2))
 for k in c:
     if c[k]:
-        print("origin: %s mean %s" % ("messages per batch" if k == "batch" else "POST messages latency", ("%.1f" % (s[k] / c[k])) if k == "batch" else "%.1f ms" % (1000 * s[k] / c[k])))
+        what = "messages per batch" if k == "batch" else "POST %s latency (%s)" % (re.search("route=\"([^\"]*)\"", k).group(1), re.search("code=\"([^\"]*)\"", k).group(1))
+        print("origin: %s mean %s" % (what, ("%.1f" % (s[k] / c[k])) if k == "batch" else "%.1f ms, %d requests" % (1000 * s[k] / c[k], c[k])))
 '
 		if [ -s "$OUT/chat-edge0.pprof" ]; then
 			echo "edge 0 CPU profile during (b), top by cumulative time ($OUT/chat-edge0.pprof):"

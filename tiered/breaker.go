@@ -7,9 +7,18 @@ import (
 	"time"
 )
 
+// probeEvery is how often a node that has lost Redis tries it again: the
+// breaker's probe and the purge channel's re-subscription both run at this
+// constant interval, so that a node notices Redis's return within it (plus
+// one dial and one round trip). A constant interval, not a backoff: each
+// attempt is one connection attempt to one server (refused at once while
+// it is down), and every interval of lateness is a window in which an edge
+// may serve an entry another edge purged during the outage.
+const probeEvery = 100 * time.Millisecond
+
 // breaker stops L2 traffic after consecutive failures and probes in the
-// background until Redis answers again. While open, the cache runs on L1
-// alone and no request waits on Redis.
+// background, every probeEvery, until Redis answers again. While open, the
+// cache runs on L1 alone and no request waits on Redis.
 type breaker struct {
 	open      atomic.Bool
 	threshold int32
@@ -22,6 +31,9 @@ type breaker struct {
 	onClose func()
 	ctx     context.Context
 	wg      *sync.WaitGroup
+	// wake makes a waiting probe run at once (the purge channel has just
+	// re-subscribed: Redis answers).
+	wake chan struct{}
 }
 
 // allow reports whether an L2 operation may run.
@@ -46,15 +58,27 @@ func (b *breaker) failure(err error) {
 	go b.probeLoop()
 }
 
-// probeLoop pings with backoff (250 ms doubling to 5 s) until Redis answers.
+// probeNow makes a waiting probe run at once; it does nothing while the
+// breaker is closed.
+func (b *breaker) probeNow() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// probeLoop probes every probeEvery (or at once when woken) until Redis
+// answers, then closes the breaker.
 func (b *breaker) probeLoop() {
 	defer b.wg.Done()
-	wait := 250 * time.Millisecond
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-t.C:
+		case <-b.wake:
 		}
 		if b.probe(b.ctx) == nil {
 			b.mu.Lock()
@@ -65,6 +89,5 @@ func (b *breaker) probeLoop() {
 			b.open.Store(false)
 			return
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }

@@ -72,12 +72,14 @@ func (o *RedisOptions) fill() error {
 
 // l2 is the Redis tier.
 type l2 struct {
-	client  redis.UniversalClient
-	prefix  string
-	channel string
-	codec   *codec
-	opTO    time.Duration
-	batch   *getBatcher
+	client redis.UniversalClient
+	// probeClient makes the client that probe dials Redis with.
+	probeClient func() redis.UniversalClient
+	prefix      string
+	channel     string
+	codec       *codec
+	opTO        time.Duration
+	batch       *getBatcher
 
 	maxTagMembers int
 }
@@ -92,11 +94,12 @@ func newL2(o RedisOptions) (*l2, error) {
 	}
 	client := o.Client()
 	return &l2{
-		client:  client,
-		prefix:  o.KeyPrefix,
-		channel: o.KeyPrefix + "purge",
-		codec:   cd,
-		opTO:    o.ReadTimeout + o.WriteTimeout,
+		client:      client,
+		probeClient: func() redis.UniversalClient { return o.ProbeClient(probeDial) },
+		prefix:      o.KeyPrefix,
+		channel:     o.KeyPrefix + "purge",
+		codec:       cd,
+		opTO:        o.ReadTimeout + o.WriteTimeout,
 
 		maxTagMembers: o.MaxTagMembers,
 	}, nil
@@ -219,6 +222,27 @@ func (r *l2) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return r.client.Ping(ctx).Err()
+}
+
+// probeDial bounds a probe's connection attempt: a server that takes longer
+// to accept is not back yet.
+const probeDial = 250 * time.Millisecond
+
+// probe reports whether Redis answers again, for the breaker: a PING on a
+// connection of its own, dialled now (a client made for the probe and
+// closed after it: the traffic pool stops dialling after failures and
+// retries once a second, see redisconn.ProbeClient), then a PING through
+// the traffic pool, so that the breaker closes only once traffic can flow.
+func (r *l2) probe(ctx context.Context) error {
+	pc := r.probeClient()
+	ctx1, cancel := context.WithTimeout(ctx, probeDial+r.opTO)
+	err := pc.Ping(ctx1).Err()
+	cancel()
+	_ = pc.Close()
+	if err != nil {
+		return fmt.Errorf("redis probe: %w", err)
+	}
+	return r.ping(ctx)
 }
 
 func (r *l2) close() error {

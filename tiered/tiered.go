@@ -5,8 +5,10 @@
 // so that a purge is never undone by a fill that was in flight when it
 // happened. When Redis fails, a circuit breaker keeps every operation on L1
 // alone, and a purge that did not reach Redis is retried in the background
-// until it does (meanwhile L2 reads of what it names are misses). It knows
-// nothing about HTTP.
+// until it does (meanwhile L2 reads of what it names are misses). While a
+// node cannot hear the other nodes' purges, L1 answers and L2 does not; when
+// it hears them again (checked every 100 ms) it drops L1, as anything in it
+// may have been purged meanwhile (see bus.go). It knows nothing about HTTP.
 package tiered
 
 import (
@@ -78,11 +80,17 @@ type Cache struct {
 	l2      *l2
 	ps      *redis.PubSub
 	breaker breaker
-	node    string // this node's id on the purge channel
-	log     *slog.Logger
-	stats   counters
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// hearing is true while the purge channel subscription is up;
+	// settleUntil (nanoseconds since epoch) ends the distrust of L2 after
+	// it came back (see bus.go).
+	hearing     atomic.Bool
+	settleUntil atomic.Int64
+	epoch       time.Time
+	node        string // this node's id on the purge channel
+	log         *slog.Logger
+	stats       counters
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 
 	// pending holds the purges that have not reached Redis yet; the
 	// retrier (retry.go) runs the failed ones, woken by retryWake (new
@@ -203,7 +211,7 @@ func (c *Cache) GetEntry(ctx context.Context, key string) (Entry, bool) {
 			return Entry{Value: v, Expires: entryExpiry(b), Layer: LayerL1}, true
 		}
 	}
-	if c.l2 == nil || !c.breaker.allow() {
+	if c.l2 == nil || !c.breaker.allow() || !c.l2Trusted() {
 		return Entry{}, false
 	}
 	gen := c.Generation()
@@ -334,7 +342,10 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	// this one is stored, leaving it unreachable by tag purges. A purge
 	// between here and the store is caught by the generation check below.
 	c.index(key, tags)
-	if c.l2 != nil && c.breaker.allow() {
+	// Not while this node cannot hear purges: a fill that read the origin
+	// before another node's write, stored after that node's purge, would
+	// stay in Redis with no purge of ours to follow it (see bus.go).
+	if c.l2 != nil && c.breaker.allow() && c.hearing.Load() {
 		// Not cancelled with the caller: the entry is good, and a client
 		// that went away is no Redis failure.
 		orphans, err := c.l2.set(context.WithoutCancel(ctx), key, b, ttl, tags, now)
@@ -503,6 +514,10 @@ type Stats struct {
 
 	L2Hits, L2Misses, L2Errors uint64
 	L2Down                     bool // the breaker is open: L1 only
+	// PurgeChannelDown is true while this node does not hear the other
+	// nodes' purges (its subscription is down): L1 still answers, L2 does
+	// not, and L1 is dropped when the subscription is back.
+	PurgeChannelDown           bool
 	PurgesSent, PurgesReceived uint64
 	L1Resets, BreakerOpens     uint64
 
@@ -521,8 +536,9 @@ func (c *Cache) Stats() Stats {
 	return Stats{
 		Entries: c.l1.Len(), Bytes: c.l1.Capacity(),
 		L2Hits: c.stats.l2Hits.Load(), L2Misses: c.stats.l2Misses.Load(), L2Errors: c.stats.l2Errors.Load(),
-		L2Down:     c.l2 != nil && !c.breaker.allow(),
-		PurgesSent: c.stats.purgesSent.Load(), PurgesReceived: c.stats.purgesReceived.Load(),
+		L2Down:           c.l2 != nil && !c.breaker.allow(),
+		PurgeChannelDown: c.l2 != nil && !c.hearing.Load(),
+		PurgesSent:       c.stats.purgesSent.Load(), PurgesReceived: c.stats.purgesReceived.Load(),
 		L1Resets: c.stats.l1Resets.Load(), BreakerOpens: c.stats.breakerOpens.Load(),
 		PurgesDeferred: c.stats.purgesDeferred.Load(), PurgesPending: c.pending.len(),
 		PurgeOverflows: c.stats.purgeOverflows.Load(),

@@ -1,9 +1,7 @@
 package auth
 
 import (
-	"encoding/json"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
@@ -11,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/spark-edge/spark/caddymodule/internal/problem"
 	"github.com/spark-edge/spark/internal/authtoken"
 )
 
@@ -70,34 +69,13 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	writeUnauthorized(w, r)
 }
 
-// problem is an RFC 9457 problem details object, as the origin writes them.
-type problem struct {
-	// Type names the problem (a URI reference).
-	Type string `json:"type"`
-	// Title is the status text.
-	Title string `json:"title"`
-	// Status is the HTTP status.
-	Status int `json:"status"`
-	// Detail says what the client should do.
-	Detail string `json:"detail,omitempty"`
-	// Instance is the request path.
-	Instance string `json:"instance,omitempty"`
-}
-
 // writeUnauthorized writes the origin's 401 for a missing or invalid token:
 // application/problem+json, WWW-Authenticate Bearer error="invalid_token",
 // Cache-Control no-store.
 func writeUnauthorized(w http.ResponseWriter, r *http.Request) {
-	body, _ := json.Marshal(problem{Type: "/problems/unauthenticated", Title: http.StatusText(http.StatusUnauthorized),
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	problem.Write(w, problem.Doc{Type: "/problems/unauthenticated", Title: http.StatusText(http.StatusUnauthorized),
 		Status: http.StatusUnauthorized, Detail: "a valid bearer token is required", Instance: r.URL.Path})
-	body = append(body, '\n') // as json.Encoder writes it
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/problem+json")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusUnauthorized)
-	_, _ = w.Write(body)
 }
 
 // idValues boxes each user id's decimal text into an interface value once,

@@ -266,10 +266,7 @@ func (e *edge) do(method, target string, hdr ...string) *caddytest.Response {
 // get sends GET path with the bearer token tok (none when empty).
 func (e *edge) get(path, tok string) *caddytest.Response {
 	e.t.Helper()
-	if tok == "" {
-		return e.do(http.MethodGet, path)
-	}
-	return e.do(http.MethodGet, path, "Authorization", "Bearer "+tok)
+	return e.do(http.MethodGet, path, caddytest.Bearer(tok)...)
 }
 
 // signEd signs a user token with an Ed25519 key under kid.

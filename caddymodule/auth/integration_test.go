@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
+	"github.com/spark-edge/spark/caddymodule/internal/problem"
 )
 
 // checkUnauthorized asserts the edge's own 401: problem+json in the
@@ -38,11 +39,11 @@ func checkUnauthorized(t *testing.T, what, path string, r *caddytest.Response) {
 	if strings.Contains(r.Body, "origin ") {
 		t.Errorf("%s: stored body served: %q", what, r.Body)
 	}
-	var p problem
+	var p problem.Doc
 	if err := json.Unmarshal([]byte(r.Body), &p); err != nil {
 		t.Fatalf("%s: body %q: %v", what, r.Body, err)
 	}
-	want := problem{Type: "/problems/unauthenticated", Title: "Unauthorized", Status: 401, Detail: "a valid bearer token is required", Instance: path}
+	want := problem.Doc{Type: "/problems/unauthenticated", Title: "Unauthorized", Status: 401, Detail: "a valid bearer token is required", Instance: path}
 	if p != want {
 		t.Errorf("%s: problem %+v, want %+v", what, p, want)
 	}

@@ -1,10 +1,9 @@
 package auth
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spark-edge/spark/caddymodule/internal/promreg"
 	"github.com/spark-edge/spark/internal/authtoken"
 )
 
@@ -29,20 +28,12 @@ type metrics struct {
 // or takes the one already there (several spark_auth handlers in a config
 // share it).
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+	requests, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spark_auth_requests_total",
 		Help: "Requests spark_auth handled: accepted (a token verified), preflight (CORS, passed unauthenticated) or refused (401), with the reason of a refusal.",
-	}, []string{"result", "reason"})
-	if err := reg.Register(requests); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, err
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-		if !ok {
-			return nil, err
-		}
-		requests = existing
+	}, []string{"result", "reason"}))
+	if err != nil {
+		return nil, err
 	}
 	reasons := authtoken.Reasons()
 	m := &metrics{

@@ -29,6 +29,7 @@ func init() {
 //		concurrency       <n>            # GET/HEAD at once, default 4
 //		timeout           <duration>     # the batch's deadline, default 10s
 //		streaming                        # NDJSON for Accept: application/x-ndjson
+//		response_headers  <field...>     # sub-response fields kept; * for all
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return caddyargs.Block(d, h.unmarshalOption)
@@ -54,6 +55,8 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 		return h.unmarshalMethods(d)
 	case "path_prefixes":
 		return h.unmarshalPathPrefixes(d)
+	case "response_headers":
+		return h.unmarshalResponseHeaders(d)
 	case "streaming":
 		if d.NextArg() {
 			return d.ArgErr()
@@ -95,6 +98,20 @@ func (h *Handler) unmarshalPathPrefixes(d *caddyfile.Dispenser) error {
 		}
 	}
 	h.PathPrefixes = prefixes
+	return nil
+}
+
+// unmarshalResponseHeaders reads `response_headers <field...>`: the
+// sub-response fields the batch answer keeps, or * for all.
+func (h *Handler) unmarshalResponseHeaders(d *caddyfile.Dispenser) error {
+	names, err := caddyargs.List(d)
+	if err != nil {
+		return err
+	}
+	if _, err := parseHeaderSelection(names); err != nil {
+		return d.Errf("response_headers: %v", err)
+	}
+	h.ResponseHeaders = names
 	return nil
 }
 

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		concurrency 6
 		timeout 3s
 		streaming
+		response_headers etag Cache-Status
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -30,7 +32,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 	want := Handler{MaxRequests: 20, MaxBodySize: 32 << 10, MaxBatchSize: 2 << 20, MaxResponseSize: 512 << 10,
 		Methods: []string{"GET", "HEAD", "POST"}, PathPrefixes: []string{"/api/", "/v2/"}, Concurrency: 6,
-		Timeout: caddy.Duration(3 * time.Second), Streaming: true}
+		Timeout: caddy.Duration(3 * time.Second), Streaming: true, ResponseHeaders: []string{"etag", "Cache-Status"}}
 	got, _ := json.Marshal(h)
 	exp, _ := json.Marshal(want)
 	if string(got) != string(exp) {
@@ -53,25 +55,29 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if h.MaxRequests != 10 || h.MaxBodySize != 64<<10 || h.MaxBatchSize != 1<<20 || h.MaxResponseSize != 1<<20 ||
-		len(h.methods) != 6 || h.PathPrefixes[0] != "/api/" || h.Concurrency != 4 || time.Duration(h.Timeout) != 10*time.Second || h.Streaming {
+		len(h.methods) != 6 || h.PathPrefixes[0] != "/api/" || h.Concurrency != 4 || time.Duration(h.Timeout) != 10*time.Second || h.Streaming ||
+		!slices.Equal(h.ResponseHeaders, DefaultResponseHeaders) {
 		t.Errorf("%+v", h)
 	}
 }
 
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	for in, want := range map[string]string{
-		`spark_batch arg`:                    "wrong argument count",
-		`spark_batch { bogus }`:              "unknown spark_batch option",
-		`spark_batch { max_requests 0 }`:     "at least 1",
-		`spark_batch { max_requests }`:       "wrong argument count",
-		`spark_batch { max_body_size lots }`: "want a size",
-		`spark_batch { methods TRACE }`:      `"TRACE" is not one of`,
-		`spark_batch { methods }`:            "wrong argument count",
-		`spark_batch { path_prefixes api/ }`: "must start with /",
-		`spark_batch { concurrency -1 }`:     "at least 1",
-		`spark_batch { timeout 10m }`:        "want a duration",
-		`spark_batch { timeout soon }`:       "timeout",
-		`spark_batch { streaming yes }`:      "wrong argument count",
+		`spark_batch arg`:                             "wrong argument count",
+		`spark_batch { bogus }`:                       "unknown spark_batch option",
+		`spark_batch { max_requests 0 }`:              "at least 1",
+		`spark_batch { max_requests }`:                "wrong argument count",
+		`spark_batch { max_body_size lots }`:          "want a size",
+		`spark_batch { methods TRACE }`:               `"TRACE" is not one of`,
+		`spark_batch { methods }`:                     "wrong argument count",
+		`spark_batch { path_prefixes api/ }`:          "must start with /",
+		`spark_batch { concurrency -1 }`:              "at least 1",
+		`spark_batch { timeout 10m }`:                 "want a duration",
+		`spark_batch { timeout soon }`:                "timeout",
+		`spark_batch { streaming yes }`:               "wrong argument count",
+		`spark_batch { response_headers }`:            "wrong argument count",
+		`spark_batch { response_headers Set-Cookie }`: "Set-Cookie is never kept",
+		`spark_batch { response_headers a:b }`:        `"a:b" is not a field name`,
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(strings.NewReplacer("{ ", "{\n", " }", "\n}").Replace(in)))
@@ -88,6 +94,7 @@ func TestValidate(t *testing.T) {
 		{Methods: []string{"OPTIONS"}},
 		{PathPrefixes: []string{"api"}},
 		{Timeout: caddy.Duration(time.Hour)},
+		{ResponseHeaders: []string{"Content-Length"}},
 	} {
 		if err := h.Validate(); err == nil {
 			t.Errorf("%+v: valid", h)

@@ -12,6 +12,8 @@ import (
 	"path"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // wireRequest is one sub-request as the client writes it.
@@ -21,11 +23,17 @@ type wireRequest struct {
 	Path    string            `json:"path"`
 	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body"`
+	// ResponseHeaders are sub-response fields kept for this one besides
+	// the handler's and the batch's.
+	ResponseHeaders []string `json:"response_headers"`
 }
 
 // wireBatch is the batch request body.
 type wireBatch struct {
 	Requests []wireRequest `json:"requests"`
+	// ResponseHeaders are sub-response fields kept for every sub-request
+	// besides the handler's.
+	ResponseHeaders []string `json:"response_headers"`
 }
 
 // subRequest is a decoded, checked sub-request, ready to run.
@@ -36,6 +44,7 @@ type subRequest struct {
 	target string   // the request-target as given
 	header http.Header
 	body   []byte
+	keep   headerSelection // sub-response fields asked for (batch's and own)
 }
 
 // safe reports whether the sub-request may run beside others.
@@ -100,14 +109,15 @@ func allowedHeader(name string) bool {
 }
 
 // decodeBatch reads and checks a whole batch body from r (at most
-// lim.maxBatchSize bytes). Any problem refuses the batch as a whole with an
-// *inputError: nothing of it may run.
+// lim.maxBatchSize bytes, decoded; see openBatchBody). Any problem refuses
+// the batch as a whole with an *inputError: nothing of it may run.
 func decodeBatch(r io.Reader, lim limits) ([]*subRequest, error) {
 	raw, err := io.ReadAll(io.LimitReader(r, lim.maxBatchSize+1))
-	if err != nil {
+	tooBig := errors.Is(err, errBatchTooLarge) || errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded)
+	if err != nil && !tooBig {
 		return nil, badRequest("reading the body: %v", err)
 	}
-	if int64(len(raw)) > lim.maxBatchSize {
+	if tooBig || int64(len(raw)) > lim.maxBatchSize {
 		return nil, tooLarge("the batch body is larger than %d bytes", lim.maxBatchSize)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -128,6 +138,10 @@ func decodeBatch(r io.Reader, lim limits) ([]*subRequest, error) {
 	if len(wb.Requests) > lim.maxRequests {
 		return nil, unprocessable("%d sub-requests: at most %d", len(wb.Requests), lim.maxRequests)
 	}
+	batchKeep, err := parseHeaderSelection(wb.ResponseHeaders)
+	if err != nil {
+		return nil, unprocessable("response_headers: %v", err)
+	}
 	subs := make([]*subRequest, len(wb.Requests))
 	ids := make(map[string]bool, len(wb.Requests))
 	for i := range wb.Requests {
@@ -143,6 +157,7 @@ func decodeBatch(r io.Reader, lim limits) ([]*subRequest, error) {
 			return nil, unprocessable("requests[%d]: id %q is used twice", i, s.id)
 		}
 		ids[s.id] = true
+		s.keep = batchKeep.union(s.keep)
 		subs[i] = s
 	}
 	return subs, nil
@@ -196,6 +211,9 @@ func checkRequest(w *wireRequest, lim limits) (*subRequest, error) {
 		s.header.Set("Content-Type", "application/json")
 	}
 	s.body = body
+	if s.keep, err = parseHeaderSelection(w.ResponseHeaders); err != nil {
+		return nil, unprocessable("response_headers: %v", err)
+	}
 	return s, nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/spark-edge/spark/caddymodule/internal/problem"
 	"github.com/spark-edge/spark/internal/contract"
 )
 
@@ -23,7 +24,7 @@ import (
 const (
 	mediaJSON    = "application/json"
 	mediaNDJSON  = "application/x-ndjson"
-	mediaProblem = "application/problem+json"
+	mediaProblem = problem.MediaType
 )
 
 // subKey marks the context of a sub-request, so a batch reached from a
@@ -66,7 +67,16 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, route http.
 		h.reject(w, r, &inputError{status: http.StatusUnsupportedMediaType, title: "Unsupported Media Type", detail: "a batch is sent as application/json"})
 		return
 	}
-	subs, err := decodeBatch(r.Body, h.limits(r))
+	body, closeBody, ie := openBatchBody(r.Body, r.Header.Values("Content-Encoding"), h.MaxBatchSize)
+	if ie != nil {
+		if ie.status == http.StatusUnsupportedMediaType {
+			w.Header().Set("Accept-Encoding", requestCodings)
+		}
+		h.reject(w, r, ie)
+		return
+	}
+	subs, err := decodeBatch(body, h.limits(r))
+	closeBody()
 	if err != nil {
 		var ie *inputError
 		if !errors.As(err, &ie) {
@@ -92,7 +102,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, route http.
 		var mu sync.Mutex
 		rn.done = func(i int, o outcome) {
 			h.metrics.sub(o.result)
-			line := encodeResult(subs[i], i, o)
+			line := encodeResult(subs[i], i, o, h.keep)
 			line = append(line, '\n')
 			mu.Lock()
 			defer mu.Unlock()
@@ -116,7 +126,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, route http.
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		buf.Write(encodeResult(subs[i], i, o))
+		buf.Write(encodeResult(subs[i], i, o, h.keep))
 	}
 	buf.WriteString("]}\n")
 	hdr.Set("Content-Type", mediaJSON)
@@ -138,28 +148,12 @@ func (h *Handler) limits(r *http.Request) limits {
 // reject answers a batch refused as a whole.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, e *inputError) {
 	h.metrics.batchRejected()
-	body := problemJSON(e.status, e.title, e.detail, r.URL.Path)
-	hdr := w.Header()
-	hdr.Set("Content-Type", mediaProblem)
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(e.status)
-	_, _ = w.Write(body)
+	problem.Write(w, batchProblem(e.status, e.title, e.detail, r.URL.Path))
 }
 
-// problem is an RFC 9457 problem document.
-type problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-}
-
-// problemJSON is the problem+json body of a batch error.
-func problemJSON(status int, title, detail, instance string) []byte {
-	b, _ := json.Marshal(problem{Type: "/problems/batch", Title: title, Status: status, Detail: detail, Instance: instance})
-	return append(b, '\n')
+// batchProblem is the problem document of a batch error.
+func batchProblem(status int, title, detail, instance string) problem.Doc {
+	return problem.Doc{Type: "/problems/batch", Title: title, Status: status, Detail: detail, Instance: instance}
 }
 
 // subRequestBuilder returns how sub-requests of the batch r are made: the
@@ -227,38 +221,25 @@ type wireResponse struct {
 	ID           string            `json:"id"`
 	Index        int               `json:"index"`
 	Status       int               `json:"status"`
-	Headers      map[string]string `json:"headers"`
+	Headers      map[string]string `json:"headers,omitempty"`
 	Body         json.RawMessage   `json:"body,omitempty"`
 	BodyEncoding string            `json:"body_encoding,omitempty"`
 }
 
-// droppedHeaders are the response fields a sub-response does not carry:
-// connection-level ones, the length (the body is re-encoded), cookies (the
-// API speaks bearer tokens), and the contract's edge-only fields.
-var droppedHeaders = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Te": true, "Trailer": true,
-	"Upgrade": true, "Proxy-Connection": true, "Content-Length": true, "Set-Cookie": true,
-	"Server": true, "Alt-Svc": true,
-	contract.CacheTags: true, contract.SparkPurge: true, contract.DenyUsers: true, contract.SparkRefresh: true,
-}
-
-// encodeResult is the JSON of sub-request i's outcome.
-func encodeResult(s *subRequest, i int, o outcome) []byte {
-	wr := wireResponse{ID: s.id, Index: i, Status: o.status, Headers: make(map[string]string, len(o.header))}
-	for name, v := range o.header {
-		if droppedHeaders[name] || len(v) == 0 {
-			continue
-		}
-		wr.Headers[name] = strings.Join(v, ", ")
-	}
-	if s.method != http.MethodHead && len(o.body) > 0 {
+// encodeResult is the JSON of sub-request i's outcome; keep is the
+// handler's selection of sub-response fields (the sub-request's own is
+// added).
+func encodeResult(s *subRequest, i int, o outcome, keep headerSelection) []byte {
+	hasBody := s.method != http.MethodHead && len(o.body) > 0
+	wr := wireResponse{ID: s.id, Index: i, Status: o.status, Headers: keptHeaders(o.header, hasBody, keep.union(s.keep))}
+	if hasBody {
 		wr.Body, wr.BodyEncoding = encodeBody(o.header.Get("Content-Type"), o.body)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(wr); err != nil { // cannot happen: every part is valid
-		return []byte(`{"id":` + strconv.Quote(s.id) + `,"index":` + strconv.Itoa(i) + `,"status":500,"headers":{}}`)
+		return []byte(`{"id":` + strconv.Quote(s.id) + `,"index":` + strconv.Itoa(i) + `,"status":500}`)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

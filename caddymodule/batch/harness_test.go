@@ -124,6 +124,7 @@ func (o *stubOrigin) serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "public, max-age=300")
 		h.Set("Content-Type", "application/json")
 		h.Set("Cache-Tags", "profile:1")
+		h.Set("ETag", `"p1"`)
 		_ = json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path})
 	case strings.Contains(r.URL.Path, "/photos/"):
 		h.Set("Cache-Control", "public, max-age=300")
@@ -238,10 +239,7 @@ func (e *edge) do(method, target, body string, hdr ...string) *caddytest.Respons
 // get sends GET path with the bearer token tok (none when empty).
 func (e *edge) get(path, tok string) *caddytest.Response {
 	e.t.Helper()
-	if tok == "" {
-		return e.do(http.MethodGet, path, "")
-	}
-	return e.do(http.MethodGet, path, "", "Authorization", "Bearer "+tok)
+	return e.do(http.MethodGet, path, "", caddytest.Bearer(tok)...)
 }
 
 // sub is a sub-request as a test writes it.
@@ -251,6 +249,8 @@ type sub struct {
 	Path    string            `json:"path"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Body    any               `json:"body,omitempty"`
+	// Keep is the sub-request's response_headers.
+	Keep []string `json:"response_headers,omitempty"`
 }
 
 // subResponse is a sub-response as the client reads it.
@@ -277,10 +277,7 @@ func batchBody(t testing.TB, subs ...sub) string {
 // pairs; it returns the raw response.
 func (e *edge) batch(tok string, subs []sub, hdr ...string) *caddytest.Response {
 	e.t.Helper()
-	h := append([]string{"Content-Type", "application/json"}, hdr...)
-	if tok != "" {
-		h = append(h, "Authorization", "Bearer "+tok)
-	}
+	h := append(append([]string{"Content-Type", "application/json"}, hdr...), caddytest.Bearer(tok)...)
 	return e.do(http.MethodPost, "/api/batch", batchBody(e.t, subs...), h...)
 }
 

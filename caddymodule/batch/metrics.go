@@ -41,26 +41,13 @@ type metrics struct {
 // spark_batch_subrequests_total{result} and spark_batch_size with reg, or
 // takes the ones already there.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	batches, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spark_batch_batches_total",
-		Help: "Batches spark_batch answered: served (run) or rejected (bad input, nothing run).",
-	}, []string{"result"}))
-	if err != nil {
-		return nil, err
-	}
-	subs, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spark_batch_subrequests_total",
-		Help: "Sub-requests of served batches by result: success (1xx-3xx), client_error (4xx), server_error (5xx), deadline, too_large, panic.",
-	}, []string{"result"}))
-	if err != nil {
-		return nil, err
-	}
-	size, err := promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "spark_batch_size",
-		Help:    "Sub-requests per served batch.",
-		Buckets: sizeBuckets,
-	}))
-	if err != nil {
+	set := promreg.NewSet(reg)
+	batches := set.CounterVec("spark_batch_batches_total",
+		"Batches spark_batch answered: served (run) or rejected (bad input, nothing run).", "result")
+	subs := set.CounterVec("spark_batch_subrequests_total",
+		"Sub-requests of served batches by result: success (1xx-3xx), client_error (4xx), server_error (5xx), deadline, too_large, panic.", "result")
+	size := set.Histogram("spark_batch_size", "Sub-requests per served batch.", sizeBuckets)
+	if err := set.Err(); err != nil {
 		return nil, err
 	}
 	m := &metrics{batches: batches, subs: subs, size: size,

@@ -78,8 +78,16 @@ type Handler struct {
 	// each sub-response as one line as soon as it is done, instead of one
 	// JSON document at the end.
 	Streaming bool `json:"streaming,omitempty"`
+	// ResponseHeaders are the sub-response fields the batch answer keeps
+	// (any case; "*" keeps every field; default DefaultResponseHeaders).
+	// Content-Type (but application/json) and Content-Encoding are always
+	// kept; connection-level fields, Content-Length, Set-Cookie and the
+	// edge-only contract fields never are. A client adds fields with
+	// "response_headers" in the batch or in a sub-request.
+	ResponseHeaders []string `json:"response_headers,omitempty"`
 
 	methods map[string]bool
+	keep    headerSelection
 	metrics *metrics
 }
 
@@ -99,6 +107,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("spark_batch: register metrics: %w", err)
 	}
 	h.metrics = m
+	if h.keep, err = parseHeaderSelection(h.ResponseHeaders); err != nil {
+		return fmt.Errorf("spark_batch: response_headers: %w", err)
+	}
 	return nil
 }
 
@@ -113,6 +124,9 @@ func (h *Handler) setDefaults() {
 	}
 	if len(h.PathPrefixes) == 0 {
 		h.PathPrefixes = []string{DefaultPathPrefix}
+	}
+	if len(h.ResponseHeaders) == 0 {
+		h.ResponseHeaders = append([]string(nil), DefaultResponseHeaders...)
 	}
 	h.Concurrency = cmp.Or(h.Concurrency, DefaultConcurrency)
 	h.Timeout = cmp.Or(h.Timeout, caddy.Duration(DefaultTimeout))
@@ -145,6 +159,9 @@ func (h *Handler) Validate() error {
 		if !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("spark_batch: path prefix %q must start with /", p)
 		}
+	}
+	if _, err := parseHeaderSelection(h.ResponseHeaders); err != nil {
+		return fmt.Errorf("spark_batch: response_headers: %w", err)
 	}
 	return nil
 }

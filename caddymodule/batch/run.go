@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+
+	"github.com/spark-edge/spark/caddymodule/internal/problem"
 )
 
 // outcome is what one sub-request came to.
@@ -116,9 +118,9 @@ func (rec *recorder) outcome() outcome {
 // problemOutcome is a problem+json outcome the batch made itself.
 func problemOutcome(status int, result, title, detail string) outcome {
 	h := make(http.Header)
-	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Type", problem.MediaType)
 	h.Set("Cache-Control", "no-store")
-	return outcome{status: status, header: h, body: problemJSON(status, title, detail, ""), result: result}
+	return outcome{status: status, header: h, body: batchProblem(status, title, detail, "").JSON(), result: result}
 }
 
 // deadlineOutcome answers a sub-request the deadline caught.

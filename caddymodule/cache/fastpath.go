@@ -25,12 +25,7 @@ import (
 // at most by Accept-Encoding, and a server without access logs. Anything
 // else is the pipeline's (see fastConn).
 type fastPath struct {
-	// name is the spark_cache whose copies are served.
-	name string
-	// paths are the paths served: exact, or a prefix ending in '*'.
-	paths []string
-	// idle is how long a connection may wait for its next request.
-	idle time.Duration
+	fastPathOptions
 	// noDirectives is a request without Cache-Control.
 	noDirectives directives
 	date         atomic.Pointer[dateLine]
@@ -56,9 +51,23 @@ type fastWire struct {
 	etag    string
 }
 
-// newFastPath returns the fast path of the cache named name.
-func newFastPath(name string, paths []string, idle time.Duration) *fastPath {
-	return &fastPath{name: name, paths: paths, idle: idle, noDirectives: parseDirectives(nil)}
+// fastPathOptions configure a fastPath.
+type fastPathOptions struct {
+	// name is the spark_cache whose copies are served.
+	name string
+	// paths are the paths served: exact, or a prefix ending in '*'.
+	paths []string
+	// idle is how long a connection may wait for its next request.
+	idle time.Duration
+	// takeBack: a connection is answered again after net/http answered a
+	// plain request on it (see fastConn); off, it is net/http's for good
+	// after the first request the fast path cannot answer.
+	takeBack bool
+}
+
+// newFastPath returns the fast path of the cache named o.name.
+func newFastPath(o fastPathOptions) *fastPath {
+	return &fastPath{fastPathOptions: o, noDirectives: parseDirectives(nil)}
 }
 
 // resolve returns the pooled state of the cache, nil when none or more

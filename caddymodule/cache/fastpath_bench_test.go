@@ -31,7 +31,7 @@ func newFastBench(tb testing.TB) (*fastPath, *pooled) {
 	}
 	p := &pooled{name: "bench", store: c.store, metrics: c.metrics, hot: c.hot}
 	p.cache.Store(c)
-	return newFastPath("bench", []string{"/api/*"}, time.Minute), p
+	return newFastPath(fastPathOptions{name: "bench", paths: []string{"/api/*"}, idle: time.Minute, takeBack: true}), p
 }
 
 // benchConn is a connection on which n copies of req arrive; what is

@@ -33,12 +33,20 @@ var ttlPattern = regexp.MustCompile(`ttl=-?[0-9]+`)
 // goes into the site block, before the cache).
 func startFastPathEdge(t *testing.T, extra string) *edge {
 	t.Helper()
+	return startFastPathEdgeWith(t, extra, "")
+}
+
+// startFastPathEdgeWith is startFastPathEdge with more spark_fastpath
+// options (lines of its block).
+func startFastPathEdgeWith(t *testing.T, extra, options string) *edge {
+	t.Helper()
 	e, _ := startEdgeWith(t, 2, func(p []int, originAddr string) string {
 		return caddytest.GlobalOptions(p[0], `	servers {
 		listener_wrappers {
 			spark_fastpath {
 				cache fastpath-test
 				paths /pub/* /exact
+				`+options+`
 			}
 		}
 	}
@@ -53,7 +61,7 @@ func startFastPathEdge(t *testing.T, extra string) *edge {
 		case strings.HasPrefix(r.URL.Path, "/pub/private"):
 			h.Set("Cache-Control", "private, max-age=60")
 		case strings.HasPrefix(r.URL.Path, "/pub/stale"):
-			h.Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
+			h.Set("Cache-Control", "max-age=3, stale-while-revalidate=60")
 		default:
 			h.Set("Cache-Control", "public, max-age=60")
 		}
@@ -284,9 +292,11 @@ func TestFastPathHandsOver(t *testing.T) {
 	// Stale: the pipeline serves it (stale-while-revalidate), not the fast path.
 	warm(t, e, "/pub/stale")
 	viaFast(t, e, "GET", "/pub/stale")
-	// At least 2 s later the entry is stale (max-age=1) however the test
-	// was scheduled: the pipeline serves it (stale-while-revalidate).
-	time.Sleep(2100 * time.Millisecond)
+	// At least 4 s later the entry is stale (max-age=3) however the test
+	// was scheduled: the pipeline serves it (stale-while-revalidate). The
+	// lifetime leaves a loaded machine 3 s between the fill and the fast
+	// hit above (1 s was not always enough in CI-like load).
+	time.Sleep(4100 * time.Millisecond)
 	before = fastCount(t)
 	r = rawDo(t, e, request(e, "GET", "/pub/stale"))[0]
 	if fastCount(t) != before || !strings.Contains(r.cacheStatus(), "stale-while-revalidate") && !strings.Contains(r.cacheStatus(), "fwd=") {

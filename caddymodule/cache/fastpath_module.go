@@ -55,6 +55,11 @@ type FastPath struct {
 	// IdleTimeout is how long a connection may wait for its next request
 	// after a fast-path answer. Default 5m.
 	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+	// DisableTakeBack leaves a connection to Caddy for good after the
+	// first request the fast path hands it. By default the fast path
+	// answers the connection again once Caddy has answered a plain
+	// request (GET or HEAD without a body) on it.
+	DisableTakeBack bool `json:"disable_take_back,omitempty"`
 
 	f   *fastPath
 	off bool
@@ -80,7 +85,12 @@ func (fp *FastPath) Provision(ctx caddy.Context) error {
 	if fp.off {
 		ctx.Logger().Info("spark_fastpath is off (" + FastPathEnv + "=off)")
 	}
-	fp.f = newFastPath(fp.Cache, fp.Paths, time.Duration(fp.IdleTimeout))
+	fp.f = newFastPath(fastPathOptions{
+		name:     fp.Cache,
+		paths:    fp.Paths,
+		idle:     time.Duration(fp.IdleTimeout),
+		takeBack: !fp.DisableTakeBack,
+	})
 	return nil
 }
 
@@ -114,6 +124,7 @@ func (fp *FastPath) WrapListener(l net.Listener) net.Listener {
 //		cache <name>
 //		paths <path...>
 //		idle_timeout <duration>
+//		take_back on|off
 //	}
 func (fp *FastPath) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the wrapper's name
@@ -135,6 +146,19 @@ func (fp *FastPath) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "idle_timeout":
 			if err := caddyargs.Read(d, 1, caddyargs.Duration(&fp.IdleTimeout, time.Second, duration.Max)); err != nil {
 				return err
+			}
+		case "take_back":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch v {
+			case "on":
+				fp.DisableTakeBack = false
+			case "off":
+				fp.DisableTakeBack = true
+			default:
+				return d.Errf("spark_fastpath: take_back %q: want on or off", v)
 			}
 		default:
 			return d.Errf("unrecognized spark_fastpath option %q", opt)

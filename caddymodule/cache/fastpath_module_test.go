@@ -15,11 +15,11 @@ import (
 // TestFastPathCaddyfile: the options, and the mistakes refused.
 func TestFastPathCaddyfile(t *testing.T) {
 	var fp FastPath
-	d := caddyfile.NewTestDispenser("spark_fastpath {\n cache edge\n paths /static/* /p\n paths /q/*\n idle_timeout 2m\n}")
+	d := caddyfile.NewTestDispenser("spark_fastpath {\n cache edge\n paths /static/* /p\n paths /q/*\n idle_timeout 2m\n take_back off\n}")
 	if err := fp.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	if fp.Cache != "edge" || strings.Join(fp.Paths, " ") != "/static/* /p /q/*" || time.Duration(fp.IdleTimeout) != 2*time.Minute {
+	if fp.Cache != "edge" || strings.Join(fp.Paths, " ") != "/static/* /p /q/*" || time.Duration(fp.IdleTimeout) != 2*time.Minute || !fp.DisableTakeBack {
 		t.Fatalf("parsed %+v", fp)
 	}
 	if err := fp.Validate(); err != nil {
@@ -31,6 +31,8 @@ func TestFastPathCaddyfile(t *testing.T) {
 		"spark_fastpath {\n paths\n}",
 		"spark_fastpath {\n cache a b\n}",
 		"spark_fastpath {\n idle_timeout -1s\n}",
+		"spark_fastpath {\n take_back maybe\n}",
+		"spark_fastpath {\n take_back\n}",
 	} {
 		var fp FastPath
 		if err := fp.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {

@@ -265,10 +265,8 @@ func acceptsCoding(values []string, coding string) bool {
 	star := false
 	for _, v := range values {
 		for v != "" {
-			var it string
-			it, v, _ = strings.Cut(v, ",")
-			name, params, _ := strings.Cut(strings.TrimSpace(it), ";")
-			name = strings.TrimSpace(name)
+			var name, params string
+			name, params, v = cutItem(v)
 			if strings.EqualFold(name, coding) {
 				return contract.QValue(params) != 0
 			}

@@ -298,16 +298,5 @@ func (x *exchange) serveHot(he *hotEntry, age time.Duration) {
 		x.repl.Set(placeholderStatus, (*servedStatus)(&vals[1]))
 		x.repl.Set(placeholderLayer, layerName(tiered.LayerL1))
 	}
-	if notMod {
-		for _, f := range [...]string{"Content-Type", "Content-Encoding", "Content-Language"} {
-			delete(h, f)
-		}
-		x.w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h["Content-Length"] = vals[2:3:3]
-	x.w.WriteHeader(e.status)
-	if x.r.Method != http.MethodHead && len(e.body) > 0 {
-		_, _ = x.w.Write(e.body)
-	}
+	x.writeEntry(h, e, vals[2:3:3], notMod)
 }

@@ -1,6 +1,9 @@
 package cache
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // parseHTTPDate parses an HTTP-date exactly as RFC 9110 §5.6.7 defines it:
 //
@@ -128,32 +131,14 @@ func daysIn(m time.Month, year int) int {
 var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 
 func monthNumber(s string) (time.Month, bool) {
-	for i, m := range months {
-		if s == m {
-			return time.Month(i + 1), true
-		}
-	}
-	return 0, false
+	i := slices.Index(months[:], s)
+	return time.Month(i + 1), i >= 0
 }
 
 var dayNames = [...]string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
 
-func isDayName(s string) bool {
-	for _, d := range dayNames {
-		if s == d {
-			return true
-		}
-	}
-	return false
-}
+func isDayName(s string) bool { return slices.Contains(dayNames[:], s) }
 
 var longDayNames = [...]string{"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
 
-func isLongDayName(s string) bool {
-	for _, d := range longDayNames {
-		if s == d {
-			return true
-		}
-	}
-	return false
-}
+func isLongDayName(s string) bool { return slices.Contains(longDayNames[:], s) }

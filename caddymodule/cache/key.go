@@ -252,10 +252,8 @@ func appendEncodingBucket(dst []byte, values []string, encodings []string) []byt
 	star := false
 	for _, v := range values {
 		for v != "" {
-			var it string
-			it, v, _ = strings.Cut(v, ",")
-			name, params, _ := strings.Cut(strings.TrimSpace(it), ";")
-			name = strings.TrimSpace(name)
+			var name, params string
+			name, params, v = cutItem(v)
 			for i, enc := range encodings {
 				if state[i] == unnamed && strings.EqualFold(name, enc) {
 					state[i] = accepted
@@ -280,6 +278,15 @@ func appendEncodingBucket(dst []byte, values []string, encodings []string) []byt
 		}
 	}
 	return dst
+}
+
+// cutItem cuts the first item off a comma-separated list of "name;params"
+// items (Accept-Encoding's): its name and parameters, without the spaces
+// around them, and the rest of the list.
+func cutItem(list string) (name, params, rest string) {
+	it, rest, _ := strings.Cut(list, ",")
+	name, params, _ = strings.Cut(strings.TrimSpace(it), ";")
+	return strings.TrimSpace(name), params, rest
 }
 
 // canonicalField returns the canonical header key of a lower-case field name.

@@ -91,6 +91,13 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 					}
 					return 1
 				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spark_cache_purge_channel_up", Help: "1 while the edge hears the other edges' purges, 0 while its subscription is down (L1 answers, Redis does not; L1 is dropped when it is back).", ConstLabels: constLabels},
+				func() float64 {
+					if store.Stats().PurgeChannelDown {
+						return 0
+					}
+					return 1
+				}),
 		}
 	}
 	m.l1Hit = m.requests.WithLabelValues("l1", resultHit)

@@ -127,6 +127,13 @@ func (x *exchange) serveStored(e *entry, age time.Duration, s *cacheStatus) {
 		x.repl.Set(placeholderStatus, vals)
 		x.repl.Set(placeholderLayer, layerName(s.layer))
 	}
+	x.writeEntry(h, e, vals[2:3:3], notMod)
+}
+
+// writeEntry ends a served entry's response: a 304 without the
+// representation's fields where notMod, else e's status with the
+// Content-Length value length and e's body (none for HEAD).
+func (x *exchange) writeEntry(h http.Header, e *entry, length []string, notMod bool) {
 	if notMod {
 		for _, f := range [...]string{"Content-Type", "Content-Encoding", "Content-Language"} {
 			delete(h, f)
@@ -134,7 +141,7 @@ func (x *exchange) serveStored(e *entry, age time.Duration, s *cacheStatus) {
 		x.w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h["Content-Length"] = vals[2:3:3]
+	h["Content-Length"] = length
 	x.w.WriteHeader(e.status)
 	if x.r.Method != http.MethodHead && len(e.body) > 0 {
 		_, _ = x.w.Write(e.body)

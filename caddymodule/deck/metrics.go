@@ -16,18 +16,11 @@ type metrics struct {
 // newMetrics registers spark_deck_preloads_total and
 // spark_deck_warms_total{result} with reg, or takes the ones already there.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	preloads, err := promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "spark_deck_preloads_total",
-		Help: "Photos announced in 103 Early Hints on suggestions responses.",
-	}))
-	if err != nil {
-		return nil, err
-	}
-	warms, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spark_deck_warms_total",
-		Help: "Deck photo warms by result: queued, deduped, dropped (queue full); then stored, hit (already cached) or failed.",
-	}, []string{"result"}))
-	if err != nil {
+	set := promreg.NewSet(reg)
+	preloads := set.Counter("spark_deck_preloads_total", "Photos announced in 103 Early Hints on suggestions responses.")
+	warms := set.CounterVec("spark_deck_warms_total",
+		"Deck photo warms by result: queued, deduped, dropped (queue full); then stored, hit (already cached) or failed.", "result")
+	if err := set.Err(); err != nil {
 		return nil, err
 	}
 	for _, r := range []string{warmQueued, warmDeduped, warmDropped, warmStored, warmHit, warmFailed} {

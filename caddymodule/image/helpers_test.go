@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/spark-edge/spark/internal/testdata"
+	"github.com/spark-edge/spark/internal/testphotos"
 )
 
-func photoDir(t testing.TB) string { return filepath.Join(testdata.Dir(t), "images") }
+func photoDir(t testing.TB) string { return filepath.Join(testphotos.Dir(t), "images") }
 
 func readPhoto(t testing.TB, name string) []byte {
 	t.Helper()

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -215,6 +216,10 @@ type fakeOrigin struct {
 	revoked  map[int64]bool // answer 401 for these users
 	requests map[string]int // "GET /api/events" -> count
 	delay    time.Duration  // before answering a send
+	// batchStatus, when set, answers POST /api/messages/batch as a whole
+	// with it (404: an older origin without the route).
+	batchStatus int
+	mux         *http.ServeMux
 	// eventsDelay holds GET /api/events before it reads the log.
 	eventsDelay time.Duration
 	// eventsHold, when set, holds GET /api/events until it is closed (or
@@ -235,6 +240,8 @@ func newFakeOrigin(t testing.TB, bus eventbus.Publisher) *fakeOrigin {
 	mux.HandleFunc("GET /api/conversations", o.auth(o.conversations))
 	mux.HandleFunc("POST /api/conversations/{id}/messages", o.auth(o.send))
 	mux.HandleFunc("POST /api/conversations/{id}/read", o.auth(o.read))
+	mux.HandleFunc("POST "+sendBatchPath, o.sendBatch)
+	o.mux = mux
 	o.srv = httptest.NewServer(mux)
 	t.Cleanup(o.srv.Close)
 	return o
@@ -246,6 +253,14 @@ func (o *fakeOrigin) count(what string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.requests[what]
+}
+
+// setBatchStatus makes the batch route answer status as a whole (0: serve
+// it).
+func (o *fakeOrigin) setBatchStatus(status int) {
+	o.mu.Lock()
+	o.batchStatus = status
+	o.mu.Unlock()
 }
 
 func (o *fakeOrigin) setFailing(f bool) {
@@ -430,6 +445,48 @@ func (o *fakeOrigin) send(w http.ResponseWriter, r *http.Request, me int64) {
 	o.appendAndPublish(me, "message", msg)
 	o.appendAndPublish(peer, "message", msg)
 	writeTestJSON(w, http.StatusCreated, json.RawMessage(stored))
+}
+
+// sendBatch answers POST /api/messages/batch as the origin does: each
+// message as the single route would answer it with the message's token.
+func (o *fakeOrigin) sendBatch(w http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	o.requests["POST "+sendBatchPath]++
+	status, failing := o.batchStatus, o.failing
+	o.mu.Unlock()
+	switch {
+	case status != 0:
+		http.Error(w, `{"title":"`+http.StatusText(status)+`"}`, status)
+		return
+	case failing:
+		http.Error(w, `{"title":"Service Unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
+	if r.Header.Get("Authorization") != "" {
+		http.Error(w, `{"title":"Bad Request","detail":"a batch carries a token per message"}`, http.StatusBadRequest)
+		return
+	}
+	var req struct {
+		Messages []sendItem `json:"messages"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
+		http.Error(w, `{"title":"Bad Request"}`, http.StatusBadRequest)
+		return
+	}
+	results := make([]map[string]any, len(req.Messages))
+	for i, m := range req.Messages {
+		body, _ := json.Marshal(map[string]string{"body": m.Body, "client_msg_id": m.ClientMsgID})
+		one := httptest.NewRequest(http.MethodPost, fmt.Sprintf("/api/conversations/%d/messages", m.ConversationID), bytes.NewReader(body))
+		one.Header.Set("Authorization", "Bearer "+m.Token)
+		rec := httptest.NewRecorder()
+		o.mux.ServeHTTP(rec, one)
+		key := "problem"
+		if rec.Code/100 == 2 {
+			key = "message"
+		}
+		results[i] = map[string]any{"status": rec.Code, key: json.RawMessage(rec.Body.Bytes())}
+	}
+	writeTestJSON(w, http.StatusOK, map[string]any{"results": results})
 }
 
 func (o *fakeOrigin) read(w http.ResponseWriter, r *http.Request, me int64) {

@@ -122,8 +122,14 @@ func TestBusReconnectCatchesUp(t *testing.T) {
 			t.Fatalf("caught up %v", got)
 		}
 	}
-	if got := e.edgeMetric("spark_websocket_replayed_events_total"); got != 6 {
-		t.Fatalf("replayed %v", got)
+	// The counter is raised once the frame is queued, so the client may
+	// read the last frame first: wait for it.
+	deadline := time.Now().Add(wait)
+	for got := e.edgeMetric("spark_websocket_replayed_events_total"); got != 6; got = e.edgeMetric("spark_websocket_replayed_events_total") {
+		if time.Now().After(deadline) {
+			t.Fatalf("replayed %v", got)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"io"
@@ -68,7 +69,7 @@ func TestRepoCaddyfileBatch(t *testing.T) {
 		}
 		return out.Responses
 	}
-	status, hdr, body := post(e.token, `{"requests":[
+	status, hdr, body := post(e.token, `{"response_headers":["Cache-Status"],"requests":[
 		{"id":"cached","path":"/api/users/7/profile"},
 		{"id":"new","path":"/api/users/8/profile"}]}`)
 	if status != 200 || hdr.Get("Cache-Control") != "private, no-store" {
@@ -92,6 +93,15 @@ func TestRepoCaddyfileBatch(t *testing.T) {
 	}
 	if lines := strings.Split(strings.TrimSpace(body), "\n"); len(lines) != 2 || !strings.Contains(body, `"id":"a"`) || !strings.Contains(body, `"id":"b"`) {
 		t.Errorf("streamed lines: %q", body)
+	}
+	// A gzip batch body, as the app sends it: decoded through the site.
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	_, _ = io.WriteString(zw, `{"requests":[{"id":"a","path":"/api/users/7/profile"}]}`)
+	_ = zw.Close()
+	status, _, body = post(e.token, zb.String(), "Content-Encoding", "gzip", "Accept-Encoding", "gzip")
+	if res := decode(body); status != 200 || len(res) != 1 || res[0].Status != 200 {
+		t.Errorf("gzip body: %d %s", status, body)
 	}
 	// No token: the batch runs, its API sub-requests are refused.
 	status, _, body = post("", `{"requests":[{"id":"a","path":"/api/users/7/profile"}]}`)

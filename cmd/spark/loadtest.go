@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -129,9 +131,6 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("loadtest: %w", err)
 	}
 	cfg.Scenario = sc
-	if !quiet {
-		cfg.Progress = func(p loadtest.Progress) { fmt.Fprintf(os.Stderr, "\r%s\033[K", p) }
-	}
 	if tracePath != "" {
 		tf, err := os.Create(tracePath)
 		if err != nil {
@@ -140,14 +139,11 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		defer tf.Close()
 		cfg.Trace = tf
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	res, err := loadtest.Run(ctx, cfg)
-	if !quiet {
-		fmt.Fprintln(os.Stderr)
-	}
+	res, err := runWithProgress(quiet, &cfg.Progress, func(ctx context.Context) (*loadtest.Result, error) {
+		return loadtest.Run(ctx, cfg)
+	})
 	if err != nil {
-		return fmt.Errorf("loadtest: %w", err)
+		return err
 	}
 	rep := loadtest.NewReport(res, targets)
 	return writeReport(cmd, rep, jsonPath, htmlPath, failOnMiss)
@@ -169,13 +165,7 @@ func loadtestReportCmd() *cobra.Command {
 			if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
 				return err
 			}
-			if out != "" {
-				if err := loadtest.WriteFile(out, rep.WriteHTML); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "HTML report: %s\n", out)
-			}
-			return nil
+			return writeReportFile(cmd, "HTML", out, rep.WriteHTML)
 		},
 	}
 	c.Flags().String("json", "", "JSON report written by spark loadtest --json")
@@ -190,17 +180,11 @@ func writeReport(cmd *cobra.Command, rep *loadtest.Report, jsonPath, htmlPath st
 	if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
 		return err
 	}
-	if jsonPath != "" {
-		if err := loadtest.WriteFile(jsonPath, rep.WriteJSON); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "JSON report: %s\n", jsonPath)
+	if err := writeReportFile(cmd, "JSON", jsonPath, rep.WriteJSON); err != nil {
+		return err
 	}
-	if htmlPath != "" {
-		if err := loadtest.WriteFile(htmlPath, rep.WriteHTML); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "HTML report: %s\n", htmlPath)
+	if err := writeReportFile(cmd, "HTML", htmlPath, rep.WriteHTML); err != nil {
+		return err
 	}
 	if rep.Checks != nil && rep.Checks.Violations > 0 {
 		return fmt.Errorf("%w: %d stale responses", errStale, rep.Checks.Violations)
@@ -209,4 +193,36 @@ func writeReport(cmd *cobra.Command, rep *loadtest.Report, jsonPath, htmlPath st
 		return errTargetsMissed
 	}
 	return nil
+}
+
+// writeReportFile writes one form of a report (kind: JSON, HTML) to path
+// with write and says where, when path is set.
+func writeReportFile(cmd *cobra.Command, kind, path string, write func(io.Writer) error) error {
+	if path == "" {
+		return nil
+	}
+	if err := loadtest.WriteFile(path, write); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s report: %s\n", kind, path)
+	return nil
+}
+
+// runWithProgress runs a load test until it ends or the process is
+// interrupted, writing its progress over one line of stderr (unless quiet)
+// through the config's Progress field, *progress.
+func runWithProgress[P fmt.Stringer, R any](quiet bool, progress *func(P), run func(context.Context) (R, error)) (R, error) {
+	if !quiet {
+		*progress = func(p P) { fmt.Fprintf(os.Stderr, "\r%s\033[K", p) }
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	res, err := run(ctx)
+	if !quiet {
+		fmt.Fprintln(os.Stderr)
+	}
+	if err != nil {
+		return res, fmt.Errorf("loadtest: %w", err)
+	}
+	return res, nil
 }

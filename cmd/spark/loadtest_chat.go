@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -80,17 +81,11 @@ func runChatLoadtest(cmd *cobra.Command) error {
 			}
 		}
 	}
-	if !quiet {
-		cfg.Progress = func(p chat.Progress) { fmt.Fprintf(os.Stderr, "\r%s\033[K", p) }
-	}
-	ctx, stop := signalContext()
-	defer stop()
-	res, err := chat.Run(ctx, cfg)
-	if !quiet {
-		fmt.Fprintln(os.Stderr)
-	}
+	res, err := runWithProgress(quiet, &cfg.Progress, func(ctx context.Context) (*chat.Result, error) {
+		return chat.Run(ctx, cfg)
+	})
 	if err != nil {
-		return fmt.Errorf("loadtest: %w", err)
+		return err
 	}
 	rep := res.Report(targets)
 	return writeReport(cmd, rep, jsonPath, htmlPath, failOnMiss)

@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "origin",
-		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>] [--push=false] [--push-window <d>] [--push-batch-size <n>] [--apns-key-file <p8> --apns-key-id <id> --apns-team-id <id>] [--fcm-credentials-file <json>]",
+		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>] [--message-batch-lanes <n>] [--push=false] [--push-window <d>] [--push-batch-size <n>] [--apns-key-file <p8> --apns-key-id <id> --apns-team-id <id>] [--fcm-credentials-file <json>]",
 		Short: "Runs the Spark origin API (embedded store by default, PostGIS with --database-url)",
 		Long: `
 Runs the Spark origin API: matching, swipes, profiles, chat and location.
@@ -64,7 +64,8 @@ development token; PostGIS refuses it and tokens under 32 bytes, and without
 a token serves no stream). Each user keeps their last --events-keep events or
 --events-keep-for of them, whichever is more. Concurrent message sends are
 stored --message-batch-size at a time, a send waiting at most
---message-batch-wait for company (only while other sends are in flight).
+--message-batch-wait for company (only while other sends are in flight),
+--message-batch-lanes batches committing at once (a conversation keeps its lane).
 
 Push notifications: devices register with PUT /api/users/me/devices. New
 messages, matches and likes are batched per user (--push-window,
@@ -104,6 +105,7 @@ Subcommands:
 			f.Int("location-limit-burst", origin.DefaultLocationLimit.Burst, "location updates per user allowed at once")
 			f.Int("message-batch-size", origin.DefaultMessageBatchSize, "most message sends stored in one transaction (1: no batching)")
 			f.Duration("message-batch-wait", origin.DefaultMessageBatchWait, "longest a message send waits for company before its batch is stored (only while other sends are in flight; 0: never)")
+			f.Int("message-batch-lanes", origin.DefaultMessageBatchLanes, "message batches committing at once (each conversation always in the same lane, so its order holds)")
 			f.StringSlice("events-redis", nil, "Redis address(es) of the realtime bus (two or more: a Cluster); empty: the origin serves its own event stream at "+origin.StreamPath)
 			f.String("events-redis-prefix", origin.DefaultEventsRedisPrefix, "prefix of the realtime bus's Redis channels and keys")
 			f.String("events-token", os.Getenv("SPARK_EVENTS_TOKEN"), "shared secret edges present to "+origin.StreamPath+" (env SPARK_EVENTS_TOKEN); with PostGIS at least 32 bytes, never the development token; none on PostGIS: no stream")
@@ -208,8 +210,9 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 			Burst: fl.Int("location-limit-burst"),
 		},
 		MessageBatch: &origin.MessageBatchOptions{
-			Size: fl.Int("message-batch-size"),
-			Wait: fl.Duration("message-batch-wait"),
+			Size:  fl.Int("message-batch-size"),
+			Wait:  fl.Duration("message-batch-wait"),
+			Lanes: fl.Int("message-batch-lanes"),
 		},
 		Events: origin.EventsConfig{
 			Redis:       fl.StringSlice("events-redis"),

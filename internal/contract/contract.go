@@ -43,6 +43,13 @@ const (
 	// (its credential), so the next read is a hit. Comma-separated, at most
 	// MaxRefreshPaths. Never forwarded to clients.
 	SparkRefresh = "Spark-Refresh"
+	// ReadAfter is the origin's read-your-writes position, a PostgreSQL
+	// WAL position ("16/B374D848"). On a response to a request that wrote,
+	// it is the write's position; a client sends the last one it got on
+	// its following requests, and the origin that answers them (whichever
+	// of several) reads from a replica only once the replica has replayed
+	// that far. Edges pass it both ways untouched.
+	ReadAfter = "Spark-Read-After"
 )
 
 // MaxRefreshPaths is the most paths an edge takes from one SparkRefresh

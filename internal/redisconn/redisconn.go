@@ -56,7 +56,28 @@ func (o *Options) Check() error {
 // Client opens a go-redis client for the deployment. A command is retried
 // once on a network error.
 func (o *Options) Client() redis.UniversalClient {
-	return redis.NewUniversalClient(&redis.UniversalOptions{
+	return redis.NewUniversalClient(o.universal())
+}
+
+// ProbeClient opens a client for asking often, and cheaply, whether the
+// deployment answers: one connection per node, no idle connections kept
+// warm, no retry of a command or of a dial, and a dial bounded by dial
+// (at most DialTimeout). A pool's own dialling backs off after failures
+// (go-redis stops dialling and tries once a second), so a client that is
+// also used for traffic learns late that a server is back; this one dials
+// whenever it is asked.
+func (o *Options) ProbeClient(dial time.Duration) redis.UniversalClient {
+	u := o.universal()
+	u.PoolSize, u.MinIdleConns, u.MaxRetries, u.DialerRetries = 1, 0, -1, 1
+	if o.DialTimeout > 0 {
+		dial = min(dial, o.DialTimeout)
+	}
+	u.DialTimeout = dial
+	return redis.NewUniversalClient(u)
+}
+
+func (o *Options) universal() *redis.UniversalOptions {
+	return &redis.UniversalOptions{
 		Addrs:         o.Addrs,
 		IsClusterMode: o.IsCluster(),
 		MasterName:    o.MasterName,
@@ -69,5 +90,5 @@ func (o *Options) Client() redis.UniversalClient {
 		ReadTimeout:   o.ReadTimeout,
 		WriteTimeout:  o.WriteTimeout,
 		MaxRetries:    1,
-	})
+	}
 }

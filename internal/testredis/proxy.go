@@ -30,6 +30,10 @@ const (
 	// command, as a network failure would (go-redis retries that once on a
 	// new connection: drop two in a row to fail the call).
 	Drop
+	// Swallow neither forwards the command nor closes the connection: the
+	// client waits for a reply that never comes, as with a server that
+	// stopped answering without a reset (a host gone, packets dropped).
+	Swallow
 )
 
 // injectedCommand is the name a failed command is renamed to.
@@ -206,6 +210,9 @@ func (p *Proxy) serve(client net.Conn) {
 		case Drop:
 			p.failed.Add(1)
 			return
+		case Swallow:
+			p.failed.Add(1)
+			continue
 		}
 		if _, err := server.Write(raw); err != nil {
 			return

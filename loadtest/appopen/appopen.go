@@ -9,6 +9,7 @@ package appopen
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,9 @@ type Config struct {
 	// Header is sent with every request besides Authorization (the app's
 	// client hints, User-Agent…).
 	Header http.Header
+	// H2C speaks HTTP/2 without TLS (prior knowledge) instead of HTTP/1.1:
+	// the edge must allow h2c (`protocols h1 h2c`).
+	H2C bool
 }
 
 // PhoneHeader is what the simulated phone sends on every request besides
@@ -69,7 +73,9 @@ type Form struct {
 	// RoundTrips is the HTTP request/response exchanges per run.
 	RoundTrips int
 	// Hits is the sub-responses (or responses) the edge's cache answered
-	// per run.
+	// per run: the last measured run's, or for the batch (whose measured
+	// runs keep only the fields an app uses) one more batch's that asks
+	// for Cache-Status after the measured runs.
 	Hits int
 }
 
@@ -124,6 +130,10 @@ func newPhone(cfg Config) (*phone, error) {
 		return nil, err
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute}
+	if cfg.H2C {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
 	ph := &phone{cfg: cfg, base: "http://" + px.Addr(), proxy: px}
 	ph.client = &http.Client{Timeout: 30 * time.Second, Transport: countTrips{tr, &ph.trips}}
 	return ph, nil
@@ -174,16 +184,21 @@ func (ph *phone) headers(req *http.Request) {
 	req.Header.Set("Authorization", "Bearer "+ph.cfg.Token)
 }
 
-// batch sends the calls as one batch and returns how many the cache
-// answered.
-func (ph *phone) batch(ctx context.Context, calls []string) (int, error) {
+// batch sends the calls as one batch, its body gzip-compressed as an app
+// sends it, keeping the sub-response fields the edge keeps by default and
+// those named in keep (response_headers). It returns how many of the
+// calls the cache answered, as far as the kept fields tell (Cache-Status
+// is not kept by default: ask for it in keep to count hits).
+func (ph *phone) batch(ctx context.Context, calls []string, keep ...string) (int, error) {
 	type sub struct {
 		ID   string `json:"id"`
 		Path string `json:"path"`
 	}
 	var body struct {
-		Requests []sub `json:"requests"`
+		Keep     []string `json:"response_headers,omitempty"`
+		Requests []sub    `json:"requests"`
 	}
+	body.Keep = keep
 	for i, c := range calls {
 		body.Requests = append(body.Requests, sub{ID: fmt.Sprint(i), Path: c})
 	}
@@ -191,12 +206,21 @@ func (ph *phone) batch(ctx context.Context, calls []string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode the batch: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ph.base+"/api/batch", bytes.NewReader(b))
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	if _, err := zw.Write(b); err != nil {
+		return 0, fmt.Errorf("compress the batch: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return 0, fmt.Errorf("compress the batch: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ph.base+"/api/batch", &zb)
 	if err != nil {
 		return 0, fmt.Errorf("batch: %w", err)
 	}
 	ph.headers(req)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
 	res, err := ph.client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("batch: %w", err)
@@ -250,9 +274,12 @@ func (ph *phone) five(ctx context.Context, calls []string) (int, error) {
 
 // form is one form being measured on its own phone.
 type form struct {
-	f      *Form
-	ph     *phone
-	do     func(*phone) (int, error)
+	f  *Form
+	ph *phone
+	do func(*phone) (int, error)
+	// hits, when set, counts the cache's answers on a run of its own after
+	// the measured ones (for a form whose measured runs do not tell).
+	hits   func(*phone) (int, error)
 	up, dn int64
 	trips  int64
 }
@@ -329,7 +356,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return 0, err
 		}},
 		{f: &res.Five, do: func(ph *phone) (int, error) { return ph.five(ctx, res.Calls) }},
-		{f: &res.Batch, do: func(ph *phone) (int, error) { return ph.batch(ctx, res.Calls) }},
+		{f: &res.Batch, do: func(ph *phone) (int, error) { return ph.batch(ctx, res.Calls) },
+			hits: func(ph *phone) (int, error) { return ph.batch(ctx, res.Calls, "Cache-Status") }},
 	}
 	for _, m := range forms {
 		if m.ph, err = newPhone(cfg); err != nil {
@@ -354,6 +382,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	for _, m := range forms {
 		m.finish(cfg.Runs)
+		if m.hits != nil {
+			if m.f.Hits, err = m.hits(m.ph); err != nil {
+				return nil, fmt.Errorf("app-open: %s: counting hits: %w", m.f.Name, err)
+			}
+		}
 	}
 	return res, nil
 }

@@ -114,6 +114,15 @@ type Response struct {
 	Body   string
 }
 
+// Bearer returns the header pair of Exchange that sends the bearer token
+// tok: none when tok is empty.
+func Bearer(tok string) []string {
+	if tok == "" {
+		return nil
+	}
+	return []string{"Authorization", "Bearer " + tok}
+}
+
 // Exchange sends one HTTP/1.1 request to addr (host:port) on a connection of
 // its own: method and target exactly as given, header pairs in order (a
 // repeated name adds another field), body if not empty. It reads the whole

@@ -3,6 +3,8 @@ package fastreq
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -115,6 +117,12 @@ func FuzzFastPathParser(f *testing.F) {
 		if consumed := len(b) - br.Buffered(); consumed != n {
 			t.Fatalf("Parse took %d bytes of %q, net/http %d", n, b, consumed)
 		}
+		// The fast path lends net/http exactly these n bytes and nothing
+		// after them until it has answered (take-back): net/http must
+		// need no further byte to parse the request.
+		if _, err := http.ReadRequest(bufio.NewReader(io.MultiReader(bytes.NewReader(b[:n]), readPastRequest{}))); err != nil {
+			t.Fatalf("net/http cannot read %q without the bytes after it: %v", b[:n], err)
+		}
 		want := http.MethodGet
 		if req.Head {
 			want = http.MethodHead
@@ -144,6 +152,12 @@ func FuzzFastPathParser(f *testing.F) {
 		}
 	})
 }
+
+// readPastRequest is what follows a request lent to net/http: reading it
+// is an error.
+type readPastRequest struct{}
+
+func (readPastRequest) Read([]byte) (int, error) { return 0, errors.New("read past the request") }
 
 func boolInt(b bool) int {
 	if b {

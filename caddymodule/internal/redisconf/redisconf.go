@@ -77,9 +77,9 @@ func (c *Config) UnmarshalBlock(d *caddyfile.Dispenser, more Options) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch opt := d.Val(); opt {
 		case "addresses":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
+			args, err := caddyargs.List(d)
+			if err != nil {
+				return err
 			}
 			c.Addresses = append(c.Addresses, args...)
 		case "cluster":

@@ -63,31 +63,37 @@ func (s *Store) UpdateProfile(ctx context.Context, id int64, p store.ProfileUpda
 
 // AddPhoto implements store.Store.
 func (s *Store) AddPhoto(ctx context.Context, id int64, name string, max int) (store.Profile, error) {
-	if err := ctx.Err(); err != nil {
-		return store.Profile{}, fmt.Errorf("memory: add photo: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, err := s.get(id)
-	if err != nil {
-		return store.Profile{}, err
-	}
-	if slices.Contains(u.profile.Uploads, name) {
-		return store.Profile{}, fmt.Errorf("memory: add photo %q to %d: already there: %w", name, id, store.ErrConflict)
-	}
-	if len(u.profile.Uploads) >= max {
-		return store.Profile{}, fmt.Errorf("memory: add photo to %d: %d photos, limit %d: %w", id, len(u.profile.Uploads), max, store.ErrConflict)
-	}
-	// A fresh slice: earlier clones handed out never alias the new state.
-	u.profile.Uploads = append(slices.Clip(u.profile.Uploads), name)
-	u.profile.Version++
-	return cloneProfile(u.profile), nil
+	return s.editUploads(ctx, "add photo", id, func(u *user) error {
+		if slices.Contains(u.profile.Uploads, name) {
+			return fmt.Errorf("memory: add photo %q to %d: already there: %w", name, id, store.ErrConflict)
+		}
+		if len(u.profile.Uploads) >= max {
+			return fmt.Errorf("memory: add photo to %d: %d photos, limit %d: %w", id, len(u.profile.Uploads), max, store.ErrConflict)
+		}
+		// A fresh slice: earlier clones handed out never alias the new state.
+		u.profile.Uploads = append(slices.Clip(u.profile.Uploads), name)
+		return nil
+	})
 }
 
 // RemovePhoto implements store.Store.
 func (s *Store) RemovePhoto(ctx context.Context, id int64, name string) (store.Profile, error) {
+	return s.editUploads(ctx, "remove photo", id, func(u *user) error {
+		i := slices.Index(u.profile.Uploads, name)
+		if i < 0 {
+			return fmt.Errorf("memory: remove photo %q of %d: %w", name, id, store.ErrNotFound)
+		}
+		u.profile.Uploads = slices.Delete(slices.Clone(u.profile.Uploads), i, i+1)
+		return nil
+	})
+}
+
+// editUploads runs edit (op, for errors) on the uploads of user id under
+// the write lock; when it succeeds the profile's version goes up and a copy
+// of the profile is returned.
+func (s *Store) editUploads(ctx context.Context, op string, id int64, edit func(u *user) error) (store.Profile, error) {
 	if err := ctx.Err(); err != nil {
-		return store.Profile{}, fmt.Errorf("memory: remove photo: %w", err)
+		return store.Profile{}, fmt.Errorf("memory: %s: %w", op, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,11 +101,9 @@ func (s *Store) RemovePhoto(ctx context.Context, id int64, name string) (store.P
 	if err != nil {
 		return store.Profile{}, err
 	}
-	i := slices.Index(u.profile.Uploads, name)
-	if i < 0 {
-		return store.Profile{}, fmt.Errorf("memory: remove photo %q of %d: %w", name, id, store.ErrNotFound)
+	if err := edit(u); err != nil {
+		return store.Profile{}, err
 	}
-	u.profile.Uploads = slices.Delete(slices.Clone(u.profile.Uploads), i, i+1)
 	u.profile.Version++
 	return cloneProfile(u.profile), nil
 }

@@ -44,7 +44,7 @@ func (s *Store) Block(ctx context.Context, id, target int64) ([]store.Event, err
 		return err
 	})
 	if err == nil && endedConv != 0 {
-		s.reads.wrote(writeKey{'c', endedConv})
+		s.reads.wrote(ctx, writeKey{'c', endedConv})
 	}
 	// Blocks hide both ways: both users' exclusion sets change.
 	s.updateUserState(ctx, id, err == nil, func(u *userState) { u.exclude(target) })

@@ -39,3 +39,11 @@ func (s *Store) SendBatchOnce(ctx context.Context, drafts []store.MessageDraft) 
 	err := s.sendBatch(ctx, drafts, out)
 	return out, err
 }
+
+// SetMaxTrackedWrites lowers how many written objects the replica router
+// tracks before folding them into one floor (tests of the fold).
+func (s *Store) SetMaxTrackedWrites(n int) {
+	s.reads.mu.Lock()
+	s.reads.maxTracked = n
+	s.reads.mu.Unlock()
+}

@@ -96,6 +96,9 @@ type PoolStat struct {
 	// Fallbacks counts reads meant for this pool (the replica) that could
 	// not reach it and were served by the primary.
 	Fallbacks int64
+	// Behind counts reads meant for the replica that the primary served
+	// because the replica had not replayed a write they must see.
+	Behind int64
 }
 
 // PoolStats reports both pools (one entry when there is no replica).
@@ -109,6 +112,7 @@ func (s *Store) PoolStats() []PoolStat {
 	if s.replica != s.primary {
 		r := one("replica", s.replica)
 		r.Fallbacks = s.reads.fallbacks.Load()
+		r.Behind = s.reads.behind.Load()
 		out = append(out, r)
 	}
 	return out

@@ -25,6 +25,10 @@ type Config struct {
 	ReplicaURL string // optional: profile reads and message history
 	Pool       PoolConfig
 	CellCache  CellCacheConfig // cell-candidate cache for suggestions
+	// ReplayPollInterval is how often the replica's replay position is
+	// read for read-your-writes routing (default
+	// DefaultReplayPollInterval); unused without a replica.
+	ReplayPollInterval time.Duration
 }
 
 // Store implements store.Store on PostGIS.
@@ -67,7 +71,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 			return nil, fmt.Errorf("postgis: replica: %w", err)
 		}
 	}
-	s.reads = newReplicaRouter(s.primary, s.replica)
+	s.reads = newReplicaRouter(s.primary, s.replica, c.ReplayPollInterval)
 	if c.CellCache.Enabled {
 		if err := s.newCellCache(c.CellCache); err != nil {
 			s.Close()
@@ -85,6 +89,9 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 func (s *Store) Close() {
 	for _, c := range s.closers {
 		_ = c()
+	}
+	if s.reads != nil {
+		s.reads.close()
 	}
 	if s.replica != s.primary {
 		s.replica.Close()

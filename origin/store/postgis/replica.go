@@ -3,7 +3,9 @@ package postgis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/spark-edge/spark/origin/store"
 )
 
 // Replica routing defaults.
@@ -18,9 +22,16 @@ const (
 	// DefaultReplicaRetryAfter is how long reads stay on the primary after
 	// the replica failed to answer.
 	DefaultReplicaRetryAfter = 5 * time.Second
-	// DefaultReadYourWritesWindow is how long after a write the written
-	// profile or conversation is read from the primary.
-	DefaultReadYourWritesWindow = 10 * time.Second
+	// DefaultReplayPollInterval is how often the replica's replay position
+	// is read (one query by one goroutine, never by a read).
+	DefaultReplayPollInterval = 50 * time.Millisecond
+	// maxTrackedWrites bounds the objects whose last write's position is
+	// kept while the replica has not replayed it; past it they are folded
+	// into one position every read must see (see replicaRouter.wrote).
+	maxTrackedWrites = 100_000
+	// pendingPosition marks an object written whose position could not be
+	// read yet: its reads use the primary until the poller resolves it.
+	pendingPosition = math.MaxUint64
 )
 
 // replicaRouter picks the pool a replica-eligible read uses. Two rules,
@@ -30,24 +41,39 @@ const (
 //     reset, shut down, timed out) is retried on the primary, and the
 //     replica is skipped for retryAfter. A replica outage costs the primary
 //     some load, never a failed read.
-//   - Read your writes: for window after a write to a profile or a
-//     conversation, reads of it go to the primary. Streaming replication is
-//     asynchronous; without this a writer could read back data older than
-//     their own last write from a lagging replica.
+//   - Read your writes, by WAL position: streaming replication is
+//     asynchronous, so a read goes to the replica only when the replica has
+//     replayed the last write it must see: the last write to the object
+//     through this origin (a profile or a conversation: the commit's
+//     position, pg_current_wal_insert_lsn() after the commit) and the
+//     position the request's store.Session carries (the requester's last
+//     write through any origin, which the client echoes back). Otherwise
+//     the primary answers. However far the replica lags, nobody reads data
+//     older than their own last write.
 //
-// With no replica both rules are moot and every read uses the primary.
+// The replica's replay position (pg_last_wal_replay_lsn()) is read every
+// poll interval by one goroutine and cached; a read compares two numbers and
+// adds no round trip. A position that cannot be read counts as none: only
+// reads that must see no write use the replica then. With no replica both
+// rules are moot and every read uses the primary.
 type replicaRouter struct {
 	primary, replica *pgxpool.Pool
 	retryAfter       time.Duration
-	window           time.Duration
 	now              func() time.Time
+	maxTracked       int // maxTrackedWrites; tests lower it
 
-	downUntil atomic.Int64 // unix nanoseconds; reads go to the primary before it
-	fallbacks atomic.Int64 // replica reads retried on the primary
+	downUntil atomic.Int64  // unix nanoseconds; reads go to the primary before it
+	fallbacks atomic.Int64  // replica reads retried on the primary
+	behind    atomic.Int64  // reads sent to the primary as the replica had not replayed their write
+	replayed  atomic.Uint64 // the replica's replay position at the last poll; 0 unknown
 
 	mu      sync.Mutex
-	written map[writeKey]int64 // what was written -> unix nanoseconds its window ends
-	pruneAt int64
+	written map[writeKey]uint64 // object -> position of its last write the replica may not have replayed
+	floor   uint64              // a position every read must see: tracked writes folded on overflow
+	pending uint64              // count of marks of pendingPosition, to resolve them safely
+
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // writeKey names what a write touched: a profile or a conversation.
@@ -56,38 +82,172 @@ type writeKey struct {
 	id   int64
 }
 
-func newReplicaRouter(primary, replica *pgxpool.Pool) *replicaRouter {
-	return &replicaRouter{primary: primary, replica: replica, retryAfter: DefaultReplicaRetryAfter,
-		window: DefaultReadYourWritesWindow, now: time.Now, written: map[writeKey]int64{}}
+// newReplicaRouter routes between primary and replica (the same pool: no
+// replica), polling the replica's replay position every poll interval
+// until close.
+func newReplicaRouter(primary, replica *pgxpool.Pool, poll time.Duration) *replicaRouter {
+	r := &replicaRouter{primary: primary, replica: replica, retryAfter: DefaultReplicaRetryAfter,
+		now: time.Now, maxTracked: maxTrackedWrites, written: map[writeKey]uint64{}, done: make(chan struct{})}
+	if !r.hasReplica() {
+		close(r.done)
+		r.stop = func() {}
+		return r
+	}
+	if poll <= 0 {
+		poll = DefaultReplayPollInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go r.pollReplay(ctx, poll)
+	return r
+}
+
+// close stops the poller and waits for it.
+func (r *replicaRouter) close() {
+	r.stop()
+	<-r.done
 }
 
 // hasReplica reports whether reads may go elsewhere than the primary.
 func (r *replicaRouter) hasReplica() bool { return r.replica != r.primary }
 
-// wrote records a write to k: its reads use the primary for the window.
-func (r *replicaRouter) wrote(k writeKey) {
-	if !r.hasReplica() {
-		return
-	}
-	now := r.now().UnixNano()
-	r.mu.Lock()
-	r.written[k] = now + int64(r.window)
-	if now >= r.pruneAt { // drop ended windows now and then, not on every write
-		for key, end := range r.written {
-			if end <= now {
-				delete(r.written, key)
-			}
+// pollReplay refreshes the cached replay position every interval, drops
+// the tracked writes the replica has replayed, and resolves pending ones.
+func (r *replicaRouter) pollReplay(ctx context.Context, every time.Duration) {
+	defer close(r.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		r.pollOnce(ctx, every)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		r.pruneAt = now + int64(r.window)
 	}
-	r.mu.Unlock()
 }
 
-// read runs q on the replica unless k was written within the window or
-// the replica is resting after a failure, falling back to the primary when
-// the replica cannot be reached. q must be safe to run twice (a read).
+func (r *replicaRouter) pollOnce(ctx context.Context, every time.Duration) {
+	qctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
+	defer cancel()
+	if r.pendingMarks() > 0 {
+		r.resolvePending(qctx)
+	}
+	var lsn *int64
+	err := r.replica.QueryRow(qctx, `SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8`).Scan(&lsn)
+	if err != nil || lsn == nil {
+		// Unreachable, or not a standby (no replay position): reads that
+		// must see a write use the primary until a position is read.
+		r.replayed.Store(0)
+		return
+	}
+	if prev := r.replayed.Swap(uint64(*lsn)); uint64(*lsn) > prev {
+		r.forgetReplayed(uint64(*lsn))
+	}
+}
+
+// forgetReplayed drops the tracked writes at or before pos: the replica
+// shows them.
+func (r *replicaRouter) forgetReplayed(pos uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, p := range r.written {
+		if p <= pos {
+			delete(r.written, k)
+		}
+	}
+	if r.floor <= pos {
+		r.floor = 0
+	}
+}
+
+func (r *replicaRouter) pendingMarks() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending
+}
+
+// resolvePending gives the writes whose position could not be read the
+// primary's position now, which is at or after theirs: the query starts
+// after they were marked. Marks made while it runs wait for the next poll.
+func (r *replicaRouter) resolvePending(ctx context.Context) {
+	marks := r.pendingMarks()
+	pos, err := currentPosition(ctx, r.primary)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending != marks {
+		return
+	}
+	for k, p := range r.written {
+		if p == pendingPosition {
+			r.written[k] = uint64(pos)
+		}
+	}
+	if r.floor == pendingPosition {
+		r.floor = uint64(pos)
+	}
+	r.pending = 0
+}
+
+// currentPosition is the primary's WAL insert position: at or after the
+// commit of every transaction that has returned.
+func currentPosition(ctx context.Context, primary *pgxpool.Pool) (store.Position, error) {
+	var lsn int64
+	if err := primary.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8`).Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("read the primary's WAL position: %w", err)
+	}
+	return store.Position(lsn), nil
+}
+
+// wrote records committed writes to keys: their reads, and the reads of
+// the session ctx carries, use the primary until the replica has replayed
+// the primary's position now (one query on the primary, after the commit).
+// If that position cannot be read, the keys' reads use the primary until
+// the poller reads one.
+func (r *replicaRouter) wrote(ctx context.Context, keys ...writeKey) {
+	if !r.hasReplica() || len(keys) == 0 {
+		return
+	}
+	pos, err := currentPosition(ctx, r.primary)
+	p := uint64(pos)
+	if err != nil {
+		p = pendingPosition
+	} else {
+		store.SessionFrom(ctx).Advance(pos)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p == pendingPosition {
+		r.pending++
+	}
+	for _, k := range keys {
+		if p > r.written[k] {
+			r.written[k] = p
+		}
+	}
+	if len(r.written) > r.maxTracked {
+		// A replica this far behind: every read waits for the newest
+		// write instead of each for its own, and the map starts again.
+		for _, q := range r.written {
+			r.floor = max(r.floor, q)
+		}
+		clear(r.written)
+	}
+}
+
+// read runs q on the replica when it has replayed every write the read must
+// see (see replicaRouter) and is not resting after a failure, and on the
+// primary otherwise, falling back to the primary when the replica cannot be
+// reached. q must be safe to run twice (a read).
 func (r *replicaRouter) read(ctx context.Context, k writeKey, q func(*pgxpool.Pool) error) error {
-	if !r.hasReplica() || r.recentlyWritten(k) || r.now().UnixNano() < r.downUntil.Load() {
+	if !r.hasReplica() || r.now().UnixNano() < r.downUntil.Load() {
+		return q(r.primary)
+	}
+	if r.mustSee(ctx, k) > r.replayed.Load() {
+		r.behind.Add(1)
 		return q(r.primary)
 	}
 	err := q(r.replica)
@@ -99,11 +259,14 @@ func (r *replicaRouter) read(ctx context.Context, k writeKey, q func(*pgxpool.Po
 	return q(r.primary)
 }
 
-func (r *replicaRouter) recentlyWritten(k writeKey) bool {
+// mustSee is the position a read of k must see: k's last write through this
+// origin, the session's, the overflow floor.
+func (r *replicaRouter) mustSee(ctx context.Context, k writeKey) uint64 {
+	need := uint64(store.SessionFrom(ctx).After())
 	r.mu.Lock()
-	end, ok := r.written[k]
+	need = max(need, r.written[k], r.floor)
 	r.mu.Unlock()
-	return ok && r.now().UnixNano() < end
+	return need
 }
 
 // unreachable reports whether err means the server could not be used at

@@ -2,6 +2,7 @@ package postgis_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -87,9 +88,11 @@ func replicaURL(t *testing.T, schema string, proxy *tcpProxy) string {
 // The replica is a schema of its own with the same users under other
 // names, so every read says which database answered it: reads go to the
 // replica; a profile written through the store is read back from the
-// primary (the replica has not seen the write); when the replica goes
+// primary (the "replica", a primary's schema, has no replay position, so
+// it never counts as having replayed a write); when the replica goes
 // away, reads fall back to the primary, the store stays ready, and the
-// fallbacks are counted.
+// fallbacks are counted. The users are made by another origin on the
+// primary, so this store has no writes of its own until ann's update.
 func TestReplicaReadsFallBackAndReadYourWrites(t *testing.T) {
 	ctx := context.Background()
 	replica := pgtest.Open(t, "test_replica_lagging")
@@ -108,7 +111,12 @@ func TestReplicaReadsFallBackAndReadYourWrites(t *testing.T) {
 		}
 		return id
 	}
-	ann, bea := mk(s, "ann-primary"), mk(s, "bea-primary")
+	other, err := postgis.Open(ctx, postgis.Config{URL: pgtest.SchemaURL(t, "test_replica_primary")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ann, bea := mk(other, "ann-primary"), mk(other, "bea-primary")
 	if a, b := mk(replica, "ann-replica"), mk(replica, "bea-replica"); a != ann || b != bea {
 		t.Fatalf("ids differ between the schemas: %d %d vs %d %d", a, b, ann, bea)
 	}
@@ -165,4 +173,64 @@ func profileName(t *testing.T, s *postgis.Store, id int64) string {
 		t.Fatalf("profile %d: %v", id, err)
 	}
 	return p.Name
+}
+
+// When more written objects are tracked than the bound (a replica far
+// behind under many writes), they fold into one position every read must
+// see: a profile nobody wrote, read from the replica before, is read from
+// the primary after the fold (the "replica", a primary's schema, never
+// reports a replay position, so the fold never lifts here).
+func TestReplicaTrackedWritesFold(t *testing.T) {
+	ctx := context.Background()
+	replica := pgtest.Open(t, "test_replica_fold_r")
+	target, err := url.Parse(pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startTCPProxy(t, target.Host)
+	s := pgtest.OpenWith(t, "test_replica_fold_p", func(c *postgis.Config) {
+		c.ReplicaURL = replicaURL(t, "test_replica_fold_r", proxy)
+	})
+	s.SetMaxTrackedWrites(2)
+	other, err := postgis.Open(ctx, postgis.Config{URL: pgtest.SchemaURL(t, "test_replica_fold_p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var ids []int64
+	for _, n := range []string{"ann", "bea", "cat", "dan"} {
+		for _, st := range []*postgis.Store{other, replica} {
+			where := map[*postgis.Store]string{other: "-primary", replica: "-replica"}[st]
+			id, err := st.CreateUser(ctx, store.NewUser{Profile: store.ProfileUpdate{Name: n + where, Age: 30, Gender: "woman", Active: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st == other {
+				ids = append(ids, id)
+			}
+		}
+	}
+	dan := ids[3]
+	if n := profileName(t, s, dan); n != "dan-replica" {
+		t.Fatalf("dan, nobody's write, reads %q before the fold; want the replica", n)
+	}
+	for i, id := range ids[:2] {
+		if _, err := s.UpdateProfile(ctx, id, store.ProfileUpdate{Name: fmt.Sprintf("w%d", i), Age: 30, Gender: "woman", Active: true}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := profileName(t, s, dan); n != "dan-replica" {
+		t.Fatalf("dan reads %q with two writes tracked (the bound): want the replica", n)
+	}
+	if _, err := s.UpdateProfile(ctx, ids[2], store.ProfileUpdate{Name: "w2", Age: 30, Gender: "woman", Active: true}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := profileName(t, s, dan); n != "dan-primary" {
+		t.Fatalf("dan reads %q after the fold; want the primary (the replica has not shown the newest write)", n)
+	}
+	for i, id := range ids[:3] {
+		if n := profileName(t, s, id); n != fmt.Sprintf("w%d", i) {
+			t.Fatalf("written profile %d reads %q after the fold", id, n)
+		}
+	}
 }

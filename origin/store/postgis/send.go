@@ -79,9 +79,13 @@ func (s *Store) SendMessages(ctx context.Context, drafts []store.MessageDraft) [
 	out := make([]store.SendResult, len(drafts))
 	err := s.sendBatch(ctx, drafts, out)
 	if err == nil {
-		for _, d := range drafts {
-			s.reads.wrote(writeKey{'c', d.ConversationID})
+		keys := make([]writeKey, 0, len(drafts))
+		for i, d := range drafts {
+			if out[i].Err == nil {
+				keys = append(keys, writeKey{'c', d.ConversationID})
+			}
 		}
+		s.reads.wrote(ctx, keys...)
 		return out
 	}
 	if len(drafts) > 1 && ctx.Err() == nil {

@@ -138,6 +138,9 @@ func (s *Store) Swipe(ctx context.Context, id, target int64, d store.Direction) 
 	if err != nil {
 		return store.SwipeResult{}, fmt.Errorf("postgis: swipe %d->%d: %w", id, target, err)
 	}
+	if res.Created && res.Match != nil { // a new match: its conversation is new
+		s.reads.wrote(ctx, writeKey{'c', res.Match.ConversationID})
+	}
 	return res, nil
 }
 
@@ -217,7 +220,7 @@ func (s *Store) Unmatch(ctx context.Context, id, matchID int64) (store.Match, []
 	if err != nil {
 		return store.Match{}, nil, fmt.Errorf("postgis: unmatch %d: %w", matchID, err)
 	}
-	s.reads.wrote(writeKey{'c', m.ConversationID})
+	s.reads.wrote(ctx, writeKey{'c', m.ConversationID})
 	m.PeerID = m.Peer(id)
 	return m, evs, nil
 }

@@ -56,6 +56,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (int64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("postgis: create user: %w", err)
 	}
+	s.reads.wrote(ctx, writeKey{'p', id})
 	if cell != nil {
 		s.invalidateCells(*cell)
 	}
@@ -134,7 +135,7 @@ func (s *Store) updateProfileRow(ctx context.Context, update string, args ...any
 		return store.Profile{}, false, err
 	}
 	fillSlices(&p)
-	s.reads.wrote(writeKey{'p', p.ID})
+	s.reads.wrote(ctx, writeKey{'p', p.ID})
 	if cell != nil {
 		s.invalidateCells(*cell)
 	}

@@ -1,6 +1,6 @@
-// Package testdata finds the shared test data (real photos with their
+// Package testphotos finds the shared test data (real photos with their
 // licences) for tests in any package of the module.
-package testdata
+package testphotos
 
 import (
 	"os"
