@@ -3,6 +3,7 @@ package loadtest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -66,6 +67,9 @@ type Config struct {
 	SkipSetup bool
 	// Progress, when set, is called about once a second.
 	Progress func(Progress)
+	// Trace, when set, receives one JSON line per measured request
+	// (TraceRecord): who asked what, the status and Cache-Status.
+	Trace io.Writer
 }
 
 // CheckTarget accepts only http(s) URLs on loopback hosts: load tests never

@@ -65,6 +65,7 @@ func (r *run) do(ctx context.Context, vu *VU, ep *Endpoint, intended time.Time) 
 	}
 	_ = resp.Body.Close()
 	s.Latency = time.Since(intended)
+	r.traceRequest(vu, ep, req, resp, sent, body)
 	s.Status, s.BytesIn = resp.StatusCode, n
 	s.Cache = ParseCacheStatus(resp.Header.Get("Cache-Status"))
 	if err != nil {

@@ -71,6 +71,7 @@ type run struct {
 	flowCum  []float64
 	rec      *Recorder
 	ledger   *Ledger   // nil when no endpoint has a check
+	trace    *tracer   // nil without Config.Trace
 	end      time.Time // no step starts after this
 	wireIn   atomic.Int64
 	wireOut  atomic.Int64
@@ -121,6 +122,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r.wireIn.Store(0)
 	r.wireOut.Store(0)
+	r.trace = newTracer(cfg.Trace) // the setup's requests are not traced
 	start := time.Now()
 	r.rec = NewRecorder(start, 8)
 	r.end = start.Add(cfg.Duration)
@@ -137,6 +139,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.WireIn, res.WireOut = r.wireIn.Load(), r.wireOut.Load()
 	if r.ledger != nil {
 		res.Checks = r.ledger.Result()
+	}
+	if err := r.trace.flush(); err != nil {
+		return res, err
 	}
 	return res, nil
 }

@@ -102,9 +102,15 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, me int64) e
 	if res.Created {
 		status = http.StatusCreated
 		setPurge(w, sentPurge(me, res)...)
+		// The sender's inbox (the conversation's last message) is what the
+		// app shows next; the message list it already shows the message in.
+		setRefresh(w, inboxPath)
 	}
 	return writeJSON(w, status, res.Message)
 }
+
+// inboxPath is the caller's conversation list, as the app asks for it.
+const inboxPath = "/api/conversations"
 
 // sentPurge is what a stored message changes: its conversation's message
 // lists and the inbox of every member (the users its events went to, and
@@ -148,6 +154,7 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request, me int64) erro
 	s.events.publish(evs)
 	privateNoStore(w)
 	setPurge(w, contract.ConversationsTag(me)) // the unread count
+	setRefresh(w, inboxPath)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spark-edge/spark/origin"
 )
 
 // TestPrivateEntriesThroughEdge runs the origin (embedded store) behind a
@@ -54,6 +57,24 @@ func TestPrivateEntriesThroughEdge(t *testing.T) {
 			t.Fatalf("user %d GET %s: %d %q, want hit=%v", u.id, path, res.StatusCode, res.Header.Get("Cache-Status"), hit)
 		}
 		return body
+	}
+
+	// refreshed waits (at most 10 s) until the edge holds u's path without
+	// asking the origin (only-if-cached: a 504 until then, and nothing
+	// filled by asking): what a write's Spark-Refresh filled.
+	refreshed := func(u user, path string) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res, body := httpDo(t, http.DefaultClient, "GET", base+path, "", "Authorization", "Bearer "+u.tok, "Cache-Control", "only-if-cached")
+			if res.StatusCode == 200 && isHit(res) {
+				return body
+			}
+			if res.StatusCode != http.StatusGatewayTimeout || time.Now().After(deadline) {
+				t.Fatalf("user %d GET %s only-if-cached: %d %q, want the entry the write's refresh stored", u.id, path, res.StatusCode, res.Header.Get("Cache-Status"))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 
 	a := user{1, devToken(t, 1)}
@@ -119,7 +140,8 @@ func TestPrivateEntriesThroughEdge(t *testing.T) {
 	}
 
 	// b sends a message: both inboxes and both message lists are purged,
-	// the match lists are not.
+	// the match lists are not; the edge fetches the sender's inbox again
+	// (Spark-Refresh), so b's next read of it is a hit.
 	res, body := call(b, "POST", fmt.Sprintf("/api/conversations/%d/messages", conv), `{"body":"hello","client_msg_id":"e2e-private-1"}`)
 	if res.StatusCode != 201 {
 		t.Fatalf("b sends: %d %s", res.StatusCode, body)
@@ -134,18 +156,25 @@ func TestPrivateEntriesThroughEdge(t *testing.T) {
 		if body := want(u, msgs, false); !strings.Contains(body, fmt.Sprintf(`"id":%d`, sent.ID)) {
 			t.Fatalf("user %d's messages lack message %d: %s", u.id, sent.ID, body)
 		}
-		if body := want(u, "/api/conversations", false); !strings.Contains(body, `"hello"`) {
-			t.Fatalf("user %d's inbox lacks the last message: %s", u.id, body)
+		inbox := ""
+		if u == b {
+			inbox = refreshed(u, "/api/conversations")
+		} else {
+			inbox = want(u, "/api/conversations", false)
+		}
+		if !strings.Contains(inbox, `"hello"`) {
+			t.Fatalf("user %d's inbox lacks the last message: %s", u.id, inbox)
 		}
 		want(u, "/api/matches", true)
 		want(u, "/api/conversations", true)
 	}
 
-	// a reads it: a's inbox (its unread count) is purged, b's is not.
+	// a reads it: a's inbox (its unread count) is purged and fetched again
+	// for a, b's is left as it was.
 	if res, body := call(a, "POST", fmt.Sprintf("/api/conversations/%d/read", conv), fmt.Sprintf(`{"message_id":%d}`, sent.ID)); res.StatusCode != 204 {
 		t.Fatalf("a marks read: %d %s", res.StatusCode, body)
 	}
-	if body := want(a, "/api/conversations", false); !strings.Contains(body, `"unread_count":0`) {
+	if body := refreshed(a, "/api/conversations"); !strings.Contains(body, `"unread_count":0`) {
 		t.Fatalf("a's inbox after reading: %s", body)
 	}
 	if body := want(b, "/api/conversations", true); !strings.Contains(body, fmt.Sprintf(`"peer_id":%d`, a.id)) {
@@ -165,10 +194,43 @@ func TestPrivateEntriesThroughEdge(t *testing.T) {
 	if res, body := call(a, "PUT", fmt.Sprintf("/api/users/%d/profile", a.id), update); res.StatusCode != 200 {
 		t.Fatalf("a updates the profile: %d %s", res.StatusCode, body)
 	}
-	if body := want(a, "/api/users/me/profile", false); body == first || !strings.Contains(body, "Renamed") {
+	if body := refreshed(a, "/api/users/me/profile"); body == first || !strings.Contains(body, "Renamed") {
 		t.Fatalf("a's own profile after the update: %s", body)
 	}
 	if body := want(b, "/api/users/me/profile", true); strings.Contains(body, "Renamed") {
 		t.Fatalf("b got a's profile as its own: %s", body)
+	}
+}
+
+// TestPrivateEntriesOutliveTokenRenewal: the edge keys per-user entries by
+// the user spark_auth verified, so a user's renewed token finds the entries
+// the old one filled, while another user's token never does.
+func TestPrivateEntriesOutliveTokenRenewal(t *testing.T) {
+	_, base := startStack(t, 50)
+	get := func(tok, path string) (*http.Response, string) {
+		t.Helper()
+		return httpDo(t, http.DefaultClient, "GET", base+path, "", "Authorization", "Bearer "+tok)
+	}
+	old := devToken(t, 3)
+	renewed, err := origin.IssueToken(origin.DevJWTSecret, 3, 2*time.Hour, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed == old {
+		t.Fatal("the renewed token is the old one")
+	}
+	for _, path := range []string{"/api/users/me/profile", "/api/matches", "/api/conversations", "/api/matches/suggestions?limit=5"} {
+		res, body := get(old, path)
+		if res.StatusCode != 200 || strings.HasPrefix(res.Header.Get("Cache-Status"), "spark; hit") {
+			t.Fatalf("GET %s: %d %q, want a 200 miss", path, res.StatusCode, res.Header.Get("Cache-Status"))
+		}
+		res, again := get(renewed, path)
+		if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Cache-Status"), "spark; hit") || again != body {
+			t.Fatalf("GET %s with the renewed token: %d %q, want the old token's entry", path, res.StatusCode, res.Header.Get("Cache-Status"))
+		}
+		res, other := get(devToken(t, 4), path)
+		if res.StatusCode != 200 || strings.HasPrefix(res.Header.Get("Cache-Status"), "spark; hit") || other == body {
+			t.Fatalf("GET %s as user 4: %d %q, body equal to user 3's: %v", path, res.StatusCode, res.Header.Get("Cache-Status"), other == body)
+		}
 	}
 }

@@ -116,6 +116,9 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	return writeJSON(w, http.StatusOK, toProfileJSON(p))
 }
 
+// ownProfilePath is the caller's own profile, as the app asks for it.
+const ownProfilePath = "/api/users/me/profile"
+
 // putProfile is PUT /api/users/me/profile or /api/users/{own id}/profile
 // (another user's: 403). Clients should prefer the numbered URL: an edge
 // invalidates every stored variant of a written URL (RFC 9111 §4.4), and
@@ -151,6 +154,7 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, me int64) er
 	privateNoStore(w)
 	w.Header().Set("ETag", profileETag(p))
 	setPurge(w, profileTags(me)...)
+	setRefresh(w, ownProfilePath) // what the app shows after an edit
 	return writeJSON(w, http.StatusOK, toProfileJSON(p))
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/spark-edge/spark/internal/contract"
 )
@@ -47,6 +48,13 @@ func privateCached(w http.ResponseWriter, tags ...string) {
 // setPurge asks every edge to drop the entries carrying any of tags.
 func setPurge(w http.ResponseWriter, tags ...string) {
 	w.Header().Set(contract.SparkPurge, contract.JoinTags(tags...))
+}
+
+// setRefresh asks the edge to fetch paths (the writer's own per-user
+// answers this write changed) again with the writer's request once the
+// write's purge is applied, so the writer's next read of them is a hit.
+func setRefresh(w http.ResponseWriter, paths ...string) {
+	w.Header().Set(contract.SparkRefresh, strings.Join(paths, ", "))
 }
 
 // profileTags are the tags of user id's profile (and what changes it).

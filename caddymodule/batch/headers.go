@@ -33,7 +33,7 @@ var neverKept = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Te": true, "Trailer": true,
 	"Upgrade": true, "Proxy-Connection": true, "Content-Length": true, "Set-Cookie": true,
 	"Server": true, "Alt-Svc": true,
-	contract.CacheTags: true, contract.SparkPurge: true, contract.DenyUsers: true,
+	contract.CacheTags: true, contract.SparkPurge: true, contract.DenyUsers: true, contract.SparkRefresh: true,
 }
 
 // headerSelection is a set of sub-response fields to keep: named ones

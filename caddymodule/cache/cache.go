@@ -38,6 +38,9 @@ type Cache struct {
 	// the client's cancellation.
 	bg     func(r *http.Request) *http.Request
 	flight flights
+	// identity is the placeholder (without braces) holding the verified
+	// user a private variant is keyed by; empty: the credential's hash.
+	identity string
 	// hot holds decoded copies of the records hits were served from
 	// (shared by the caches of one store).
 	hot *hotEntries

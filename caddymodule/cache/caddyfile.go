@@ -43,6 +43,7 @@ func (p *PurgeHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		capacity        <size>
 //		max_entry_size  <size>
 //		purge_token     <token>       # {env.NAME} or {file./path} keeps it out of the config
+//		identity        <placeholder> # {http.auth.user.id}: private variants keyed by the verified user
 //		encodings       <coding...>
 //		# policy defaults, also valid inside rule blocks:
 //		ttl                     <duration>
@@ -97,6 +98,8 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 	case "purge_token":
 		// No argument (an unset {$ENV} placeholder) leaves purges off.
 		err = caddyargs.Read(d, 0, caddyargs.String(&h.PurgeToken))
+	case "identity":
+		err = caddyargs.Read(d, 1, caddyargs.String(&h.Identity))
 	case "encodings":
 		h.Encodings, err = caddyargs.List(d)
 	case "redis":

@@ -211,3 +211,29 @@ func TestUnmarshalCaddyfileRules(t *testing.T) {
 		}
 	}
 }
+
+// identity takes one {http.auth.*} placeholder, kept as written; anything
+// a client could set, or no placeholder, is refused with a clear error.
+func TestIdentityOption(t *testing.T) {
+	h, err := unmarshalCache(t, `spark_cache {
+		identity {http.auth.user.id}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Capacity, h.MaxEntrySize = DefaultCapacity, DefaultMaxEntrySize
+	if h.Identity != "{http.auth.user.id}" || h.Validate() != nil || identityPlaceholder(h.Identity) != "http.auth.user.id" {
+		t.Fatalf("identity %q: validate %v", h.Identity, h.Validate())
+	}
+	for _, bad := range []string{"{http.request.header.X-User}", "http.auth.user.id", "{http.auth.}", "{http.auth.user.id}{x}", "{http.auth.user.id} x", "user"} {
+		h := Handler{Capacity: DefaultCapacity, MaxEntrySize: DefaultMaxEntrySize, Identity: bad}
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "identity") {
+			t.Errorf("identity %q: Validate said %v, want an identity error", bad, err)
+		}
+	}
+	if _, err := unmarshalCache(t, `spark_cache {
+		identity
+	}`); err == nil {
+		t.Error("identity without a placeholder was accepted")
+	}
+}

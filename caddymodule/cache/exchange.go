@@ -85,7 +85,7 @@ func (x *exchange) credential() string {
 	if !x.credDone {
 		x.credDone = true
 		if hasCredential(x.r.Header) {
-			x.cred = credentialHash(x.r.Header)
+			x.cred = x.c.credentialOf(x.r.Header, x.repl)
 		}
 	}
 	return x.cred
@@ -182,6 +182,35 @@ func (x *exchange) forwardDenied() error {
 func hasCredential(h http.Header) bool {
 	return len(h["Authorization"]) > 0 || len(h["Cookie"]) > 0
 }
+
+// identityPrefix starts a credential that names the verified user (the
+// Handler's Identity) instead of digesting the token: '@' and ':' cannot
+// start a hex digest, so the two kinds never collide.
+const identityPrefix = "@user:"
+
+// credentialOf is what keys the request's private variants and coalesced
+// fills: the verified user its identity placeholder holds, when the cache
+// has one and an authenticating handler set it for this one-Authorization
+// request, else credentialHash. A user's entries then outlive the token
+// they were filled with (a renewed token finds them).
+func (c *Cache) credentialOf(h http.Header, repl *caddy.Replacer) string {
+	if c.identity != "" && repl != nil && len(h["Authorization"]) == 1 {
+		if user, ok := repl.GetString(c.identity); ok && user != "" {
+			return identityCredential(user, h)
+		}
+	}
+	return credentialHash(h)
+}
+
+// identityCredential keys the private variants of a verified user: the
+// user's id, and the cookies (two users without distinct tokens are never
+// conflated; one user's cookie-dependent answers stay apart).
+func identityCredential(user string, h http.Header) string {
+	return identityPrefix + hashValue(user+"\n"+strings.Join(h.Values("Cookie"), ";"))
+}
+
+// isIdentityCredential reports a credential made by identityCredential.
+func isIdentityCredential(cred string) bool { return strings.HasPrefix(cred, identityPrefix) }
 
 // credentialHash is the one-way digest of a request's credential that keys
 // its private variants and its coalesced fills.

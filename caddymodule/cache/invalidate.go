@@ -18,7 +18,11 @@ import (
 func (x *exchange) serveUnsafe() error {
 	c, r, repl := x.c, x.r, x.repl // the callback keeps these, not x
 	fw := &fillWriter{w: x.w, limit: 0}
+	var refresh []string
 	fw.onHeader = func(status int, h http.Header) writeMode {
+		if v := h[contract.SparkRefresh]; len(v) > 0 && status/100 == 2 {
+			refresh = refreshPaths(v)
+		}
 		c.takeOriginFields(r.Context(), h)
 		if status < 200 || status >= 400 {
 			report(h, repl, &cacheStatus{fwd: fwdBypass})
@@ -38,7 +42,11 @@ func (x *exchange) serveUnsafe() error {
 		return modePass
 	}
 	c.metrics.request(resultBypass)
-	return x.next.ServeHTTP(fw, r)
+	err := x.next.ServeHTTP(fw, r)
+	if len(refresh) > 0 {
+		x.refreshAfterWrite(refresh)
+	}
+	return err
 }
 
 // invalidateURI removes every stored variant of u on r's host.
@@ -54,13 +62,14 @@ type originFields struct {
 }
 
 // takeOriginFields applies the response's Spark-Purge and removes it,
-// Cache-Tags and Spark-Deny-Users from h (they are for the edge, never for
+// Cache-Tags, Spark-Deny-Users and Spark-Refresh from h (they are for the edge, never for
 // clients), returning the last two.
 func (c *Cache) takeOriginFields(ctx context.Context, h http.Header) originFields {
 	c.applyPurge(ctx, h)
 	f := originFields{tags: h[contract.CacheTags], deny: h[contract.DenyUsers]}
 	delete(h, contract.CacheTags)
 	delete(h, contract.DenyUsers)
+	delete(h, contract.SparkRefresh) // serveUnsafe reads it first
 	return f
 }
 

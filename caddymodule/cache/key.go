@@ -142,8 +142,9 @@ func isCredentialField(f string) bool {
 
 // secondaryKey builds the key of the variant of primary that the request
 // selects, given the response's Vary fields (lower case). credential, when
-// not empty, is the request's credentialHash, and part of the key (a
-// private variant). encodings is the list of content codings the edge can
+// not empty, is the request's credential (credentialHash, or the verified
+// user's identityCredential, which then also stands for a Vary
+// Authorization), and part of the key (a private variant). encodings is the list of content codings the edge can
 // produce, best first.
 func secondaryKey(primary string, h http.Header, fields []string, credential string, encodings []string) string {
 	var buf [384]byte
@@ -160,6 +161,12 @@ func appendVariantKey(dst []byte, h http.Header, fields []string, credential str
 		}
 		dst = append(dst, f...)
 		dst = append(dst, '=')
+		if f == "authorization" && isIdentityCredential(credential) {
+			// The verified user (the credential part below) stands for the
+			// token, so a renewed token selects the same variant.
+			dst = append(dst, identityPrefix...)
+			continue
+		}
 		values := h[canonicalField(f)]
 		if f == "accept-encoding" && len(values) > 0 {
 			dst = appendEncodingBucket(dst, values, encodings)

@@ -275,3 +275,36 @@ func TestHashValue(t *testing.T) {
 		t.Fatalf("hashValue: %q %q", a, b)
 	}
 }
+
+// With a verified user (Handler.Identity), a private variant is keyed by
+// the user: two tokens of one user select one variant (Vary: Authorization
+// included), two users never share one, a cookie still splits, and the
+// user's id is not in the key in clear. A variant keyed by the token's hash
+// is another variant.
+func TestSecondaryKeyIdentity(t *testing.T) {
+	fields := []string{"authorization", "accept-encoding"}
+	key := func(user, tok, cookie string) string {
+		h := hdr("Authorization", tok, "Accept-Encoding", "gzip")
+		if cookie != "" {
+			h.Set("Cookie", cookie)
+		}
+		return secondaryKey("pk", h, fields, identityCredential(user, h), testEncodings)
+	}
+	a1, a2 := key("41", "Bearer token-one", ""), key("41", "Bearer token-two", "")
+	if a1 != a2 {
+		t.Fatalf("one user's two tokens select %q and %q", a1, a2)
+	}
+	if strings.Contains(a1, "token-one") || strings.Contains(a1, "41") {
+		t.Fatalf("key %q holds the token or the user id in clear", a1)
+	}
+	if b := key("42", "Bearer token-one", ""); b == a1 {
+		t.Fatalf("users 41 and 42 share key %q", a1)
+	}
+	if c := key("41", "Bearer token-one", "session=x"); c == a1 {
+		t.Fatalf("a cookie does not split user 41's key %q", a1)
+	}
+	h := hdr("Authorization", "Bearer token-one", "Accept-Encoding", "gzip")
+	if byToken := secondaryKey("pk", h, fields, credentialHash(h), testEncodings); byToken == a1 {
+		t.Fatalf("the token's hash and the verified user select one key %q", a1)
+	}
+}

@@ -30,8 +30,10 @@ type metrics struct {
 	// fastPath counts the hits the listener fast path answered (each is
 	// counted in requests as an L1 hit too).
 	fastPath prometheus.Counter
-	entries  prometheus.GaugeFunc
-	bytes    prometheus.GaugeFunc
+	// refreshes counts the fetches a write's Spark-Refresh started.
+	refreshes prometheus.Counter
+	entries   prometheus.GaugeFunc
+	bytes     prometheus.GaugeFunc
 	// L2 and cross-edge purge figures, read from the store.
 	l2 []prometheus.Collector
 
@@ -56,6 +58,9 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 		}),
 		fastPath: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spark_cache_fastpath_responses_total", Help: "L1 hits the listener fast path (spark_fastpath) answered before Caddy's pipeline.", ConstLabels: constLabels,
+		}),
+		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spark_cache_write_refreshes_total", Help: "Fetches of a writer's own answers a write's Spark-Refresh named, made after its purge.", ConstLabels: constLabels,
 		}),
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "spark_cache_entries", Help: "Entries in the L1 cache (responses and Vary records).", ConstLabels: constLabels,
@@ -108,7 +113,7 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 // register adds the collectors to reg, tolerating ones already there (two
 // handlers sharing one cache in a config).
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range append([]prometheus.Collector{m.requests, m.origin, m.purges, m.fastPath, m.entries, m.bytes}, m.l2...) {
+	for _, c := range append([]prometheus.Collector{m.requests, m.origin, m.purges, m.fastPath, m.refreshes, m.entries, m.bytes}, m.l2...) {
 		if err := reg.Register(c); err != nil {
 			if _, ok := err.(prometheus.AlreadyRegisteredError); !ok {
 				return err
@@ -156,3 +161,6 @@ func (m *metrics) request(result string) {
 func (m *metrics) originFetch(d time.Duration) { m.origin.Observe(d.Seconds()) }
 
 func (m *metrics) purged(n int) { m.purges.Add(float64(n)) }
+
+// refreshAfterWrite counts one fetch a write's Spark-Refresh started.
+func (m *metrics) refreshAfterWrite() { m.refreshes.Inc() }

@@ -65,6 +65,14 @@ type Handler struct {
 	// A literal token works too, and is shown there. Empty (or an unset
 	// variable): purges are refused.
 	PurgeToken string `json:"purge_token,omitempty"`
+	// Identity is the placeholder an authenticating handler before the
+	// cache sets to the verified user, e.g. spark_auth's
+	// {http.auth.user.id}: private variants (and Vary: Authorization) are
+	// then keyed by that user instead of a hash of the token, so they
+	// outlive token renewal. Only {http.auth.*} placeholders are accepted
+	// (set by a handler, never by the client); where it is unset for a
+	// request, the token's hash keys it as without this option.
+	Identity string `json:"identity,omitempty"`
 	// Encodings are the content codings the edge produces (the encode
 	// directive's), best first; Accept-Encoding is bucketed to these for
 	// keys. Default: zstd, br, gzip.
@@ -157,6 +165,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.cache = newCache(h.state.store, h.state.metrics, ctx.Logger(), h.Defaults, h.Rules, h.Encodings, int(h.MaxEntrySize))
 	h.cache.bg = detachRequest
+	h.cache.identity = identityPlaceholder(h.Identity)
 	h.cache.hot = h.state.hot
 	h.state.cache.Store(h.cache)
 	return nil
@@ -188,6 +197,9 @@ func (h *Handler) Validate() error {
 		if err := h.Redis.validate(); err != nil {
 			return fmt.Errorf("spark_cache redis: %w", err)
 		}
+	}
+	if h.Identity != "" && identityPlaceholder(h.Identity) == "" {
+		return fmt.Errorf("spark_cache: identity %q must be one {http.auth.*} placeholder, which an authenticating handler sets (e.g. spark_auth's {http.auth.user.id})", h.Identity)
 	}
 	for _, e := range h.Encodings {
 		if e == "" || strings.ContainsAny(e, ", ;") {
@@ -252,3 +264,20 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// identityPlaceholder is the placeholder name an Identity setting holds
+// ("{http.auth.user.id}": "http.auth.user.id"); "" when it is not one
+// {http.auth.*} placeholder.
+func identityPlaceholder(v string) string {
+	name, ok := strings.CutPrefix(v, "{")
+	if !ok {
+		return ""
+	}
+	if name, ok = strings.CutSuffix(name, "}"); !ok || !strings.HasPrefix(name, "http.auth.") || len(name) == len("http.auth.") {
+		return ""
+	}
+	if strings.ContainsAny(name, "{} ") {
+		return ""
+	}
+	return name
+}

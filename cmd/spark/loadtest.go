@@ -73,6 +73,7 @@ of every message (lost, duplicated, misdelivered) after a --drain.`,
 			f.Bool("no-setup", false, "skip the scenario's per-user setup requests")
 			f.String("json", "", "write the report as JSON to this file")
 			f.String("html", "", "write a self-contained HTML report to this file")
+			f.String("trace", "", "write one JSON line per measured request to this file (user, endpoint, path, status, Cache-Status)")
 			f.Bool("quiet", false, "no live progress line")
 			f.Bool("fail-on-miss", false, "exit non-zero when a target is missed")
 			f.Duration("target-p95", loadtest.DefaultTargets().P95, "verdict: highest acceptable P95")
@@ -107,7 +108,7 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		SkipSetup:   fl.Bool("no-setup"),
 	}
 	ramp := fl.Duration("ramp")
-	jsonPath, htmlPath := fl.String("json"), fl.String("html")
+	jsonPath, htmlPath, tracePath := fl.String("json"), fl.String("html"), fl.String("trace")
 	quiet, failOnMiss := fl.Bool("quiet"), fl.Bool("fail-on-miss")
 	targets := loadtest.Targets{P95: fl.Duration("target-p95"), RPS: fl.Float64("target-rps"),
 		ErrorRate: fl.Float64("target-errors"), HitRatio: fl.Float64("target-hit")}
@@ -130,6 +131,14 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("loadtest: %w", err)
 	}
 	cfg.Scenario = sc
+	if tracePath != "" {
+		tf, err := os.Create(tracePath)
+		if err != nil {
+			return fmt.Errorf("loadtest: trace: %w", err)
+		}
+		defer tf.Close()
+		cfg.Trace = tf
+	}
 	res, err := runWithProgress(quiet, &cfg.Progress, func(ctx context.Context) (*loadtest.Result, error) {
 		return loadtest.Run(ctx, cfg)
 	})

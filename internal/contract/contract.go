@@ -36,6 +36,13 @@ const (
 	// edge stores it with the response (hits announce too) and never
 	// forwards it to clients.
 	DeckPhotos = "Spark-Deck-Photos"
+	// SparkRefresh on a successful write's origin response lists paths
+	// (with their query) of the writer's own per-user answers the write
+	// changed and the writer reads next: after applying the write's
+	// Spark-Purge, an edge fetches them again with the writer's request
+	// (its credential), so the next read is a hit. Comma-separated, at most
+	// MaxRefreshPaths. Never forwarded to clients.
+	SparkRefresh = "Spark-Refresh"
 	// ReadAfter is the origin's read-your-writes position, a PostgreSQL
 	// WAL position ("16/B374D848"). On a response to a request that wrote,
 	// it is the write's position; a client sends the last one it got on
@@ -44,6 +51,10 @@ const (
 	// that far. Edges pass it both ways untouched.
 	ReadAfter = "Spark-Read-After"
 )
+
+// MaxRefreshPaths is the most paths an edge takes from one SparkRefresh
+// field.
+const MaxRefreshPaths = 4
 
 // MaxDeckPhotos is the most photo paths a DeckPhotos field lists.
 const MaxDeckPhotos = 10
