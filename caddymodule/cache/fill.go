@@ -30,16 +30,8 @@ func (x *exchange) fetchCoalesced() error {
 		case <-x.r.Context().Done():
 			return x.r.Context().Err()
 		}
-		x.gen = x.c.store.Generation() // before this lookup, as in prepare
-		if e, layer := x.lookup(); e != nil {
-			if refused(x.r, e) {
-				return x.forwardDenied()
-			}
-			age := e.currentAge(x.c.now())
-			if usable(e, x.reqCC, age) == useFresh {
-				x.c.metrics.hit(layer, resultHit)
-				return x.serveHit(e, age, "coalesced")
-			}
+		if served, err := x.serveFilled(); served {
+			return err
 		}
 		return x.fetch(x.r, nil)
 	}
@@ -49,7 +41,33 @@ func (x *exchange) fetchCoalesced() error {
 	var once sync.Once
 	x.release = func() { once.Do(func() { x.c.flight.leave(fk, call) }) }
 	defer x.release()
+	// A fill that ended between this request's miss and its join stored
+	// what it came for: look again before going to the origin (on a busy
+	// machine that window holds many requests).
+	if served, err := x.serveFilled(); served {
+		return err
+	}
 	return x.fetch(x.r, nil)
+}
+
+// serveFilled answers the request from the entry a just-finished fill
+// stored, when there is a fresh one it may use; served reports whether it
+// answered.
+func (x *exchange) serveFilled() (served bool, err error) {
+	x.gen = x.c.store.Generation() // before this lookup, as in prepare
+	e, layer := x.lookup()
+	if e == nil {
+		return false, nil
+	}
+	if refused(x.r, e) {
+		return true, x.forwardDenied()
+	}
+	age := e.currentAge(x.c.now())
+	if usable(e, x.reqCC, age) != useFresh {
+		return false, nil
+	}
+	x.c.metrics.hit(layer, resultHit)
+	return true, x.serveHit(e, age, "coalesced")
 }
 
 // releaseWaiters frees the requests coalesced on this fill, if any.
