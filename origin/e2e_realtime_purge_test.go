@@ -23,17 +23,7 @@ import (
 // through the spark_cache app keeps the entries true.
 func TestRealtimePurgesThroughEdge(t *testing.T) {
 	originAddr, edgeBase := startStack(t, 50)
-	var inbox struct {
-		Conversations []struct {
-			ID     int64 `json:"id"`
-			PeerID int64 `json:"peer_id"`
-		} `json:"conversations"`
-	}
-	getJSON(t, "http://"+originAddr+"/api/conversations", devToken(t, 1), &inbox)
-	if len(inbox.Conversations) == 0 {
-		t.Fatal("demo user 1 has no conversation")
-	}
-	conv, peer := inbox.Conversations[0].ID, inbox.Conversations[0].PeerID
+	conv, peer := firstConversation(t, originAddr, 1)
 	// One token per user for the whole test: private entries are keyed by
 	// the credential, and devToken's tokens change every second.
 	tokens := map[int64]string{1: devToken(t, 1), peer: devToken(t, peer)}
@@ -60,20 +50,7 @@ func TestRealtimePurgesThroughEdge(t *testing.T) {
 	peerInbox := stored(peer, "/api/conversations")
 	senderInbox := stored(1, "/api/conversations")
 
-	dial := func(user int64) *websocket.Conn {
-		d := websocket.Dialer{Subprotocols: []string{"spark.v1"}, HandshakeTimeout: 10 * time.Second}
-		c, res, err := d.Dial("ws"+strings.TrimPrefix(edgeBase, "http")+"/api/realtime", http.Header{"Authorization": {"Bearer " + tokens[user]}})
-		if err != nil {
-			status := 0
-			if res != nil {
-				status = res.StatusCode
-			}
-			t.Fatalf("user %d: WebSocket to the edge: %v (status %d)", user, err, status)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	sender, receiver := dial(1), dial(peer)
+	sender, receiver := dialEdge(t, edgeBase, tokens[1]), dialEdge(t, edgeBase, tokens[peer])
 	const body = "sent over the socket, read over REST"
 	send := fmt.Sprintf(`{"type":"send","conversation_id":%d,"body":%q,"client_msg_id":"rt-purge-1"}`, conv, body)
 	if err := sender.WriteMessage(websocket.TextMessage, []byte(send)); err != nil {
