@@ -43,11 +43,14 @@ type SendBatchItem struct {
 
 // SendBatchResult is one message's answer: the status and body that POST
 // /api/conversations/{id}/messages would have answered (201 stored, 200 a
-// retry of a stored message, else a problem).
+// retry of a stored message, else a problem), and the cache tags its
+// Spark-Purge field would have named: the edge that sent the batch purges
+// them, as no edge cache sees this route's answer per message.
 type SendBatchResult struct {
 	Status  int             `json:"status"`
 	Message *store.Message  `json:"message,omitempty"`
 	Problem json.RawMessage `json:"problem,omitempty"`
+	Purge   []string        `json:"purge,omitempty"`
 }
 
 // DecodeSendBatch parses and checks the shape of a batch: 1 to
@@ -106,7 +109,7 @@ func (s *Server) sendBatch(w http.ResponseWriter, r *http.Request) {
 			results[i] = s.failedResult(r, fmt.Errorf("send message in %d: %w", drafts[k].ConversationID, res.Err))
 		case res.Created:
 			msg := res.Message
-			results[i] = SendBatchResult{Status: http.StatusCreated, Message: &msg}
+			results[i] = SendBatchResult{Status: http.StatusCreated, Message: &msg, Purge: sentPurge(drafts[k].SenderID, res)}
 		default:
 			msg := res.Message
 			results[i] = SendBatchResult{Status: http.StatusOK, Message: &msg}

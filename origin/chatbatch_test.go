@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 )
@@ -37,6 +39,7 @@ type batchResult struct {
 	Status  int             `json:"status"`
 	Message *store.Message  `json:"message"`
 	Problem *origin.Problem `json:"problem"`
+	Purge   []string        `json:"purge"`
 }
 
 // postBatch posts items and returns the status and the results (safe from
@@ -232,6 +235,26 @@ func testSendBatchFailures(t *testing.T, st store.Store) {
 	}
 	if res[0].Message.ConvSeq != 1 || res[6].Message.ConvSeq != 2 || res[7].Message.ID != res[0].Message.ID {
 		t.Fatalf("stored: %+v, %+v, retry %+v", res[0].Message, res[6].Message, res[7].Message)
+	}
+	// A stored message carries the tags the single route's Spark-Purge
+	// names for the same send; a retry and a failure carry none.
+	single := a.do("POST", fmt.Sprintf("/api/conversations/%d/messages", conv), tb, `{"body":"three","client_msg_id":"b2"}`)
+	expect(t, single, 201, "single send")
+	wantTags := contract.AppendTags(nil, single.hdr.Values(contract.SparkPurge))
+	slices.Sort(wantTags)
+	if len(wantTags) != 3 || !slices.Contains(wantTags, contract.ConversationTag(conv)) {
+		t.Fatalf("the single route purges %q, want the conversation and both inboxes", wantTags)
+	}
+	for _, i := range []int{0, 6} {
+		got := slices.Sorted(slices.Values(res[i].Purge))
+		if !slices.Equal(got, wantTags) {
+			t.Fatalf("message %d purges %q, the single route %q", i, got, wantTags)
+		}
+	}
+	for i, x := range res {
+		if x.Status != http.StatusCreated && x.Purge != nil {
+			t.Fatalf("message %d (status %d) purges %q", i, x.Status, x.Purge)
+		}
 	}
 	for _, bad := range []string{`{"messages":[]}`, `{"messages":[{"token":"x"}],"extra":1}`, `not json`,
 		`{"messages":[` + strings.Repeat(`{"token":"x","conversation_id":1,"body":"b","client_msg_id":"c"},`, origin.MaxSendBatchMessages) + `{"token":"x"}]}`} {

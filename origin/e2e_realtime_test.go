@@ -23,31 +23,8 @@ import (
 // batch route.
 func TestRealtimeThroughEdge(t *testing.T) {
 	originAddr, edgeBase := startStack(t, 50)
-	var inbox struct {
-		Conversations []struct {
-			ID     int64 `json:"id"`
-			PeerID int64 `json:"peer_id"`
-		} `json:"conversations"`
-	}
-	getJSON(t, "http://"+originAddr+"/api/conversations", devToken(t, 1), &inbox)
-	if len(inbox.Conversations) == 0 {
-		t.Fatal("demo user 1 has no conversation")
-	}
-	conv, peer := inbox.Conversations[0].ID, inbox.Conversations[0].PeerID
-	dial := func(user int64) *websocket.Conn {
-		d := websocket.Dialer{Subprotocols: []string{"spark.v1"}, HandshakeTimeout: 10 * time.Second}
-		c, res, err := d.Dial("ws"+strings.TrimPrefix(edgeBase, "http")+"/api/realtime", http.Header{"Authorization": {"Bearer " + devToken(t, user)}})
-		if err != nil {
-			status := 0
-			if res != nil {
-				status = res.StatusCode
-			}
-			t.Fatalf("user %d: WebSocket to the edge: %v (status %d)", user, err, status)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	sender, receiver := dial(1), dial(peer)
+	conv, peer := firstConversation(t, originAddr, 1)
+	sender, receiver := dialEdge(t, edgeBase, devToken(t, 1)), dialEdge(t, edgeBase, devToken(t, peer))
 	send := fmt.Sprintf(`{"type":"send","conversation_id":%d,"body":"hello over the edge","client_msg_id":"rt-1"}`, conv)
 	if err := sender.WriteMessage(websocket.TextMessage, []byte(send)); err != nil {
 		t.Fatal(err)
@@ -95,6 +72,40 @@ func TestRealtimeThroughEdge(t *testing.T) {
 	if len(logged.Events) != 1 || !bytes.Equal(logged.Events[0], event.Event) {
 		t.Fatalf("the edge delivered %s, the log has %s", event.Event, logged.Events)
 	}
+}
+
+// firstConversation returns the first conversation of user's inbox (asked
+// of the origin) and its peer.
+func firstConversation(t *testing.T, originAddr string, user int64) (conv, peer int64) {
+	t.Helper()
+	var inbox struct {
+		Conversations []struct {
+			ID     int64 `json:"id"`
+			PeerID int64 `json:"peer_id"`
+		} `json:"conversations"`
+	}
+	getJSON(t, "http://"+originAddr+"/api/conversations", devToken(t, user), &inbox)
+	if len(inbox.Conversations) == 0 {
+		t.Fatalf("demo user %d has no conversation", user)
+	}
+	return inbox.Conversations[0].ID, inbox.Conversations[0].PeerID
+}
+
+// dialEdge opens a spark.v1 WebSocket to the edge with token, closed when
+// the test ends.
+func dialEdge(t *testing.T, edgeBase, token string) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{"spark.v1"}, HandshakeTimeout: 10 * time.Second}
+	c, res, err := d.Dial("ws"+strings.TrimPrefix(edgeBase, "http")+"/api/realtime", http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		status := 0
+		if res != nil {
+			status = res.StatusCode
+		}
+		t.Fatalf("WebSocket to the edge: %v (status %d)", err, status)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // readFrame reads c's frames (a message may carry several, one per line)

@@ -2,7 +2,8 @@
 // response cache for the Spark API with policies chosen by Caddy request
 // matchers, private per-user entries, tag purges and Cache-Status on every
 // response it handles; with http.handlers.spark_purge and the admin module
-// admin.api.spark_cache for purges.
+// admin.api.spark_cache for purges, and the app spark_cache (app.go) through
+// which other plugins of the config purge by tag (caddymodule/internal/tagpurge).
 //
 // This file is the Caddy surface of spark_cache (caddyfile.go its
 // Caddyfile, admin.go the purge modules'); the logic lives in plain types
@@ -34,6 +35,7 @@ func init() {
 	caddy.RegisterModule(Handler{})
 	caddy.RegisterModule(AdminAPI{})
 	caddy.RegisterModule(PurgeHandler{})
+	caddy.RegisterModule(new(PurgeApp))
 }
 
 // Defaults of the Handler's size settings.
@@ -168,6 +170,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.cache.identity = identityPlaceholder(h.Identity)
 	h.cache.hot = h.state.hot
 	h.state.cache.Store(h.cache)
+	if err := h.registerPurges(ctx); err != nil {
+		return fmt.Errorf("spark_cache %q: register for tag purges: %w", h.Name, err)
+	}
 	return nil
 }
 

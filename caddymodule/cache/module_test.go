@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -11,7 +10,13 @@ import (
 // Provision leaves validation to Caddy, which calls Validate next (and
 // Cleanup when it fails): a config Validate refuses provisions.
 func TestProvisionLeavesValidationToCaddy(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	// Provision registers the store with the config's spark_cache app:
+	// it needs a loaded config.
+	if err := caddy.Load([]byte(`{"admin":{"disabled":true}}`), true); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = caddy.Stop() }()
+	ctx, cancel := caddy.NewContext(caddy.ActiveContext())
 	defer cancel()
 	h := &Handler{Name: "provision-test", Capacity: 16 << 20, MaxEntrySize: 64 << 10, Encodings: []string{"not a coding"}}
 	if err := h.Provision(ctx); err != nil {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/spark-edge/spark/caddymodule/internal/tagpurge"
 )
 
 // PurgeRequest is the body of POST /spark_cache/purge. Any of the three may be
@@ -99,10 +101,8 @@ func parsePurgeRequest(r *http.Request) (*PurgeRequest, error) {
 			return nil, err
 		}
 	}
-	for _, t := range req.Tags {
-		if t == "" || strings.ContainsAny(t, " ,\x00") {
-			return nil, fmt.Errorf("invalid tag %q", t)
-		}
+	if err := tagpurge.CheckTags(req.Tags); err != nil {
+		return nil, err
 	}
 	return &req, nil
 }

@@ -9,7 +9,8 @@
 // This file is the Caddy surface; the protocol is in protocol.go, a
 // connection in conn.go (reader, writer, queue), delivery in delivery.go,
 // the hub (connections by user, bus subscriptions) in hub.go, the origin's
-// API in origin.go, the upgrade in handler.go, the bus sources in
+// API in origin.go (sends coalesced in sendbatch.go; the purges its answers
+// name applied to the config's spark_cache stores in purge.go), the upgrade in handler.go, the bus sources in
 // events.go, the Caddyfile in caddyfile.go and metrics in metrics.go.
 package realtime
 
@@ -27,6 +28,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/spark-edge/spark/caddymodule/internal/tagpurge"
 	"github.com/spark-edge/spark/caddymodule/internal/tokenconf"
 	"github.com/spark-edge/spark/eventbus"
 	"github.com/spark-edge/spark/internal/authtoken"
@@ -173,6 +175,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		origin: newOriginClient(originURL, time.Duration(h.OriginTimeout), h.InFlightPerEdge),
 		logger: h.logger,
 	}
+	purger, err := tagpurge.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("spark_realtime: %w", err)
+	}
+	h.cfg.origin.purges = cachePurges{purger: purger, timeout: time.Duration(h.OriginTimeout), logger: h.logger}
 
 	m, _, err := pool.LoadOrNew(metricsKey, func() (caddy.Destructor, error) { return newMetrics(), nil })
 	if err != nil {

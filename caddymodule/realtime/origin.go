@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // originClient calls the origin's API on behalf of connected users, with
@@ -23,6 +25,9 @@ type originClient struct {
 	slots   chan struct{}
 	timeout time.Duration
 	sends   *sendBatcher // message sends, coalesced into batch calls
+	// purges applies the purges the origin's answers name (set at
+	// Provision; the zero value purges nothing).
+	purges cachePurges
 }
 
 // Bounds of the origin's answers the edge reads.
@@ -100,7 +105,7 @@ func asFrameError(ref string, err error) *frameError {
 }
 
 // do sends one request with the user's token (none: "") and returns the
-// body of a 2xx answer.
+// body of a 2xx answer. The answer's Spark-Purge is applied first.
 func (o *originClient) do(ctx context.Context, token, method, path string, body []byte) ([]byte, error) {
 	select {
 	case o.slots <- struct{}{}:
@@ -132,6 +137,9 @@ func (o *originClient) do(ctx context.Context, token, method, path string, body 
 	data, err := io.ReadAll(io.LimitReader(res.Body, maxOriginBody))
 	if err != nil {
 		return nil, &originError{err: fmt.Errorf("%s %s: read answer: %w", method, path, err)}
+	}
+	if v := res.Header.Values(contract.SparkPurge); len(v) > 0 {
+		o.purges.apply(contract.AppendTags(nil, v))
 	}
 	if res.StatusCode/100 != 2 {
 		return nil, &originError{status: res.StatusCode, detail: problemDetail(data, res.StatusCode)}

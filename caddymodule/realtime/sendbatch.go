@@ -74,6 +74,8 @@ type sendResult struct {
 	Status  int             `json:"status"`
 	Message json.RawMessage `json:"message"`
 	Problem json.RawMessage `json:"problem"`
+	// Purge are the cache tags a stored message changed.
+	Purge []string `json:"purge"`
 }
 
 // send stores a message through the origin, in a batch call, and returns
@@ -147,7 +149,8 @@ func (b *sendBatcher) take() []*queuedSend {
 	return batch
 }
 
-// post sends one batch call and answers each of its sends.
+// post sends one batch call, purges the cache tags of its stored
+// messages (all in one purge) and answers each of its sends.
 func (b *sendBatcher) post(batch []*queuedSend) {
 	items := make([]sendItem, len(batch))
 	for i, q := range batch {
@@ -167,6 +170,11 @@ func (b *sendBatcher) post(batch []*queuedSend) {
 		}
 		return
 	}
+	var tags []string
+	for _, r := range results {
+		tags = appendNew(tags, r.Purge)
+	}
+	b.o.purges.apply(tags) // before any sent frame: see cachePurges
 	for i, q := range batch {
 		if err != nil {
 			q.done <- sendOutcome{err: err}

@@ -86,7 +86,7 @@ var testOnly = []string{
 var leaves = []string{
 	"internal/contract", "internal/authtoken", "internal/backoff", "internal/redisconn", "internal/gcpace",
 	"internal/testutil", "caddymodule/internal/duration", "caddymodule/internal/fastreq",
-	"caddymodule/internal/promreg", "caddymodule/internal/problem", "caddymodule/handover", "origin/store",
+	"caddymodule/internal/promreg", "caddymodule/internal/problem", "caddymodule/internal/tagpurge", "caddymodule/handover", "origin/store",
 	"origin/push/pushfake", "imageproxy/internal/vipsref", "loadtest", "loadtest/sparkv1",
 	"loadtest/refhub",
 }
