@@ -63,7 +63,8 @@ func runAppOpen(cmd *cobra.Command, _ []string) error {
 	hdr := appopen.PhoneHeader()
 	ctx, stop := signalContext()
 	defer stop()
-	res, err := appopen.Run(ctx, appopen.Config{Target: target, Token: tok, Link: link, Runs: runs, Header: hdr, H2C: h2c})
+	res, err := appopen.Run(ctx, appopen.Config{Target: target, Token: tok, Link: link, Runs: runs, Header: hdr, H2C: h2c,
+		PartnerToken: func(u int64) (string, error) { return origin.IssueToken(secret, u, time.Hour, time.Now()) }})
 	if err != nil {
 		return err
 	}

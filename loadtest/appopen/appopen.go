@@ -41,6 +41,12 @@ type Config struct {
 	// H2C speaks HTTP/2 without TLS (prior knowledge) instead of HTTP/1.1:
 	// the edge must allow h2c (`protocols h1 h2c`).
 	H2C bool
+	// PartnerToken, when set, signs a token for another user. Before each
+	// measured app open, the peer of the user's first conversation then
+	// sends the user a message, straight to the edge (not over the link),
+	// as when someone wrote while the app was closed: the inbox is a miss
+	// at every open, the deck and the profiles stay cached (4 of 5).
+	PartnerToken func(user int64) (string, error)
 }
 
 // PhoneHeader is what the simulated phone sends on every request besides
@@ -327,6 +333,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	deck, _, err := ph.get(ctx, "/api/matches/suggestions?limit=10&fields=id")
+	var nudge func() error
+	if err == nil && cfg.PartnerToken != nil {
+		nudge, err = partnerWrites(ctx, ph, cfg)
+	}
 	ph.close()
 	if err != nil {
 		return nil, fmt.Errorf("app-open: the user's deck: %w", err)
@@ -372,6 +382,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// moment weighs on the three alike.
 	for range cfg.Runs {
 		for _, m := range forms {
+			if nudge != nil {
+				if err := nudge(); err != nil {
+					return nil, fmt.Errorf("app-open: the partner's message: %w", err)
+				}
+			}
 			if err := m.once(); err != nil {
 				return nil, fmt.Errorf("app-open: %s: %w", m.f.Name, err)
 			}
@@ -383,10 +398,63 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, m := range forms {
 		m.finish(cfg.Runs)
 		if m.hits != nil {
+			if nudge != nil {
+				// The counting run opens the app as the measured ones did.
+				if err := nudge(); err != nil {
+					return nil, fmt.Errorf("app-open: the partner's message: %w", err)
+				}
+			}
 			if m.f.Hits, err = m.hits(m.ph); err != nil {
 				return nil, fmt.Errorf("app-open: %s: counting hits: %w", m.f.Name, err)
 			}
 		}
 	}
 	return res, nil
+}
+
+// partnerWrites returns a function by which the peer of the user's first
+// conversation sends the user a message through the edge (its Spark-Purge
+// drops the user's cached inbox).
+func partnerWrites(ctx context.Context, ph *phone, cfg Config) (func() error, error) {
+	b, _, err := ph.get(ctx, "/api/conversations?fields=id,peer_id")
+	if err != nil {
+		return nil, fmt.Errorf("the user's conversations: %w", err)
+	}
+	var list struct {
+		Conversations []struct {
+			ID     int64 `json:"id"`
+			PeerID int64 `json:"peer_id"`
+		} `json:"conversations"`
+	}
+	if err := json.Unmarshal(b, &list); err != nil || len(list.Conversations) == 0 {
+		return nil, fmt.Errorf("the user has no conversation for a partner to write in (%.200s)", b)
+	}
+	conv := list.Conversations[0]
+	tok, err := cfg.PartnerToken(conv.PeerID)
+	if err != nil {
+		return nil, fmt.Errorf("token for user %d: %w", conv.PeerID, err)
+	}
+	url := fmt.Sprintf("%s/api/conversations/%d/messages", strings.TrimRight(cfg.Target, "/"), conv.ID)
+	client := &http.Client{Timeout: 10 * time.Second}
+	n := 0
+	return func() error {
+		n++
+		body := fmt.Sprintf(`{"body":"are you there? (%d)","client_msg_id":"appopen-%d-%d"}`, n, time.Now().UnixNano(), n)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("POST %s: %w", url, err)
+		}
+		defer res.Body.Close()
+		_, _ = io.Copy(io.Discard, res.Body)
+		if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
+			return fmt.Errorf("POST %s: %d", url, res.StatusCode)
+		}
+		return nil
+	}, nil
 }
