@@ -127,9 +127,13 @@ func TestClusterFailedMaster(t *testing.T) {
 		_, _ = c.Set(ctx, fmt.Sprintf("/f/%d", i), []byte("v"), time.Minute, nil, c.Generation())
 	}
 	nodes[1].Stop()
-	// Every L1 entry still answers, writes do not fail, and the breaker opens.
-	testutil.Eventually(t, 10*time.Second, "the breaker to open with a master down", func() bool {
-		if c.Stats().L2Down {
+	// Every L1 entry still answers, writes do not fail, and the cache stops
+	// relying on L2: the breaker opens, or (when the purge channel's
+	// subscription was on the stopped master) the channel is down, and
+	// then Redis is neither read nor written, so no failure opens the
+	// breaker.
+	testutil.Eventually(t, 10*time.Second, "the breaker to open or the purge channel to go down with a master down", func() bool {
+		if st := c.Stats(); st.L2Down || st.PurgeChannelDown {
 			return true
 		}
 		for i := 0; i < 50; i++ {
@@ -144,7 +148,10 @@ func TestClusterFailedMaster(t *testing.T) {
 	})
 	nodes[1].Start() // same dir: it rejoins with its nodes.conf
 	testredis.WaitClusterOK(t, nodes[0].Addr())
-	testutil.Eventually(t, 20*time.Second, "breaker to close after the master returned", func() bool { return !c.Stats().L2Down })
+	testutil.Eventually(t, 20*time.Second, "breaker to close and the purge channel to be up after the master returned", func() bool {
+		st := c.Stats()
+		return !st.L2Down && !st.PurgeChannelDown
+	})
 	testutil.Eventually(t, 10*time.Second, "writes to reach L2 again", func() bool {
 		_, _ = c.Set(ctx, "/back", []byte("v"), time.Minute, nil, c.Generation())
 		other := newTiered(t, ro)
