@@ -41,16 +41,10 @@ func (x *exchange) fetchCoalesced() error {
 	var once sync.Once
 	x.release = func() { once.Do(func() { x.c.flight.leave(fk, call) }) }
 	defer x.release()
-	// A fill that ended between this request's miss and its join stored
-	// what it came for: look again before going to the origin (on a busy
-	// machine that window holds many requests).
-	if served, err := x.serveFilled(); served {
-		return err
-	}
 	return x.fetch(x.r, nil)
 }
 
-// serveFilled answers the request from the entry a just-finished fill
+// serveFilled answers a waiter from the entry the fill it waited for
 // stored, when there is a fresh one it may use; served reports whether it
 // answered.
 func (x *exchange) serveFilled() (served bool, err error) {
