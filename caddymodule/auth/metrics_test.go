@@ -24,6 +24,7 @@ func TestMetrics(t *testing.T) {
 		if err := hs[i].Provision(ctx); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = hs[i].Cleanup() })
 	}
 	next := caddyhttp.HandlerFunc(func(_ http.ResponseWriter, _ *http.Request) error { return nil })
 	serve := func(h *Handler, method string, hdr ...string) {

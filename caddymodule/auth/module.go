@@ -15,6 +15,7 @@ package auth
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -38,6 +39,7 @@ type Handler struct {
 	tokenconf.Config
 
 	verifier *authtoken.Verifier
+	retired  *atomic.Bool // Cleanup ran: a newer config (or none) took over; see liveHandlers
 	metrics  *metrics
 	ids      *idValues
 	logger   *zap.Logger
@@ -71,6 +73,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("spark_auth: register metrics: %w", err)
 	}
+	h.retired = new(atomic.Bool)
+	live.add(h)
+	return nil
+}
+
+// Cleanup retires the handler: from now on it accepts only tokens a live
+// handler (the new config's) accepts too, for the requests an old server
+// still takes after a reload returned (see liveHandlers).
+func (h *Handler) Cleanup() error {
+	if h.retired != nil {
+		h.retired.Store(true)
+	}
+	live.remove(h)
 	return nil
 }
 
@@ -84,5 +99,6 @@ func (h *Handler) Validate() error {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -17,6 +17,7 @@ func provision(t testing.TB, h *Handler) error {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
 	t.Cleanup(cancel)
+	t.Cleanup(func() { _ = h.Cleanup() })
 	if err := h.Provision(ctx); err != nil {
 		return err
 	}
