@@ -14,9 +14,7 @@ import (
 // carries only the fields named; without it the items are whole; an
 // unknown name is a 400 that lists the allowed ones.
 func TestListFields(t *testing.T) {
-	for name, mk := range stores(t) {
-		t.Run(name, func(t *testing.T) { testListFields(t, mk(t)) })
-	}
+	onEachStore(t, testListFields)
 }
 
 func testListFields(t *testing.T, st store.Store) {
