@@ -1,30 +1,14 @@
 package imageproxy
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/spark-edge/spark/internal/testphotos"
 )
 
-func readPhoto(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testphotos.Dir(t), "images", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readPhoto(t testing.TB, name string) []byte { return testphotos.Read(t, "images", name) }
 
-func readBomb(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testphotos.Dir(t), "bombs", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readBomb(t testing.TB, name string) []byte { return testphotos.Read(t, "bombs", name) }
 
 // photos are the shared photographs with their displayed (EXIF-oriented)
 // sizes.

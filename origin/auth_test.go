@@ -5,8 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -20,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/spark-edge/spark/internal/authtoken"
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 )
@@ -119,20 +118,9 @@ func TestRunTokenChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
-	writePEM := func(name string, pub any) string {
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	const secret = "origin-token-checks-secret-0123456789"
 	addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 5, DemoSeed: 1, JWTSecret: secret,
-		JWTPublicKeys: []string{"rsa-2026=" + writePEM("rsa.pem", &rsaKey.PublicKey), writePEM("ed.pem", edPub)},
+		JWTPublicKeys: []string{"rsa-2026=" + testutil.WritePublicKeyPEM(t, dir, "rsa.pem", &rsaKey.PublicKey), testutil.WritePublicKeyPEM(t, dir, "ed.pem", edPub)},
 		JWTIssuer:     "https://auth.spark.example", JWTAudience: "spark-api", JWTMaxLifetime: time.Hour})
 
 	now := time.Now()
@@ -200,11 +188,7 @@ func TestRunRefusesBadKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, _ := x509.MarshalPKIXPublicKey(&small.PublicKey)
-	smallPath := filepath.Join(dir, "small.pem")
-	if err := os.WriteFile(smallPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	smallPath := testutil.WritePublicKeyPEM(t, dir, "small.pem", &small.PublicKey)
 	for name, cfg := range map[string]origin.Config{
 		"missing key file":      {JWTPublicKeys: []string{filepath.Join(dir, "absent.pem")}},
 		"1024-bit RSA key":      {JWTPublicKeys: []string{smallPath}},

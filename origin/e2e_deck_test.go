@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/internal/contract"
+	"github.com/spark-edge/spark/internal/testphotos"
 	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 )
@@ -52,7 +53,7 @@ func TestDeckEarlyHintsThroughEdge(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &deck); err != nil || res.StatusCode != 200 || len(deck.Suggestions) != 3 {
 		t.Fatalf("suggestions at the origin: %d %s (%v)", res.StatusCode, body, err)
 	}
-	jpeg := testFile(t, "images", "portrait-hopper-512x600.jpg")
+	jpeg := testphotos.Read(t, "images", "portrait-hopper-512x600.jpg")
 	var photos []string
 	for _, s := range deck.Suggestions {
 		res, b := httpDo(t, http.DefaultClient, "POST", "http://"+originAddr+"/api/users/me/photos", string(jpeg),

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spark-edge/spark/internal/testphotos"
 	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/origin"
 )
@@ -73,7 +74,7 @@ http://127.0.0.1:`+edgePort+` {
 		res, b := httpDo(t, client, method, base+path, string(body), hdr...)
 		return res, []byte(b)
 	}
-	res, body := call("POST", "/api/users/me/photos", testFile(t, "images", "portrait-hopper-512x600.jpg"),
+	res, body := call("POST", "/api/users/me/photos", testphotos.Read(t, "images", "portrait-hopper-512x600.jpg"),
 		"Authorization", "Bearer "+tok, "Content-Type", "image/jpeg")
 	if res.StatusCode != 201 {
 		t.Fatalf("upload through the edge: %d %s", res.StatusCode, body)

@@ -94,9 +94,7 @@ func (a *api) matchViaAPI(ua, ub int64) (matchID, conv int64) {
 }
 
 func TestEventsAPI(t *testing.T) {
-	for name, mk := range stores(t) {
-		t.Run(name, func(t *testing.T) { testEventsAPI(t, mk(t)) })
-	}
+	onEachStore(t, testEventsAPI)
 }
 
 func testEventsAPI(t *testing.T, st store.Store) {

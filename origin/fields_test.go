@@ -14,9 +14,7 @@ import (
 // carries only the fields named; without it the items are whole; an
 // unknown name is a 400 that lists the allowed ones.
 func TestListFields(t *testing.T) {
-	for name, mk := range stores(t) {
-		t.Run(name, func(t *testing.T) { testListFields(t, mk(t)) })
-	}
+	onEachStore(t, testListFields)
 }
 
 func testListFields(t *testing.T, st store.Store) {
@@ -24,16 +22,8 @@ func testListFields(t *testing.T, st store.Store) {
 	ann := mkUser(t, st, "ann", 30, "woman", 1, 1, nil)
 	bob := mkUser(t, st, "bob", 30, "man", 1, 1.01, nil)
 	ta, tb := token(t, ann), token(t, bob)
-	expect(t, a.do("POST", "/api/swipes", ta, fmt.Sprintf(`{"target_id":%d,"direction":"like"}`, bob)), 201, "like")
-	r := a.do("POST", "/api/swipes", tb, fmt.Sprintf(`{"target_id":%d,"direction":"like"}`, ann))
-	expect(t, r, 201, "mutual like")
-	var sw struct {
-		Match struct {
-			ConversationID int64 `json:"conversation_id"`
-		} `json:"match"`
-	}
-	r.json(t, &sw)
-	msgs := fmt.Sprintf("/api/conversations/%d/messages", sw.Match.ConversationID)
+	conv := matchPair(t, a, ta, tb, ann, bob)
+	msgs := fmt.Sprintf("/api/conversations/%d/messages", conv)
 	for i := 0; i < 3; i++ {
 		expect(t, a.do("POST", msgs, ta, fmt.Sprintf(`{"body":"hello %d","client_msg_id":"f%d"}`, i, i)), 201, "send")
 	}

@@ -29,15 +29,6 @@ import (
 	"github.com/spark-edge/spark/origin/store/memory"
 )
 
-func testFile(t testing.TB, kind, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testphotos.Dir(t), kind, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 type photoAPI struct {
 	*api
 	dir    string
@@ -127,7 +118,7 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 	tok := token(t, me)
 
 	// Raw body: the GPS photo comes back without GPS, capped, upright.
-	gps := testFile(t, "images", "wine-gps-2560x3837.jpg")
+	gps := testphotos.Read(t, "images", "wine-gps-2560x3837.jpg")
 	r := a.uploadRaw(tok, gps, "image/jpeg")
 	expect(t, r, 201, "raw upload")
 	var up uploaded
@@ -177,7 +168,7 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 	}
 
 	// Multipart: the orientation-6 photo is stored upright, no orientation tag.
-	r = a.uploadMultipart(tok, "photo", "dogs.jpg", testFile(t, "images", "dogs-exif-orient6-3088x2048.jpg"))
+	r = a.uploadMultipart(tok, "photo", "dogs.jpg", testphotos.Read(t, "images", "dogs-exif-orient6-3088x2048.jpg"))
 	expect(t, r, 201, "multipart upload")
 	var dogs uploaded
 	r.json(t, &dogs)
@@ -189,7 +180,7 @@ func testPhotoLifecycle(t *testing.T, st store.Store) {
 	}
 
 	// A PNG with alpha stays PNG; the file part may have any field name.
-	r = a.uploadMultipart(tok, "file", "astronaut.png", testFile(t, "images", "portrait-astronaut-alpha-512x512.png"))
+	r = a.uploadMultipart(tok, "file", "astronaut.png", testphotos.Read(t, "images", "portrait-astronaut-alpha-512x512.png"))
 	expect(t, r, 201, "PNG upload")
 	var png uploaded
 	r.json(t, &png)
@@ -285,9 +276,9 @@ func testPhotoLimits(t *testing.T, st store.Store) {
 	a := newPhotoAPI(t, st, origin.PhotoOptions{MaxPhotos: 2, MaxBytes: 1 << 20})
 	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
 	tok := token(t, me)
-	hopper := testFile(t, "images", "portrait-hopper-512x600.jpg")
-	wine := testFile(t, "images", "wine-gps-2560x3837.jpg") // 525 KB
-	big := testFile(t, "images", "bird-6028x3391-q80.jpg")  // 1.7 MB
+	hopper := testphotos.Read(t, "images", "portrait-hopper-512x600.jpg")
+	wine := testphotos.Read(t, "images", "wine-gps-2560x3837.jpg") // 525 KB
+	big := testphotos.Read(t, "images", "bird-6028x3391-q80.jpg")  // 1.7 MB
 
 	// Bytes: 413 from Content-Length, and from the stream when chunked.
 	r := a.uploadRaw(tok, big, "image/jpeg")
@@ -319,7 +310,7 @@ func testPhotoLimits(t *testing.T, st store.Store) {
 		{"bomb-jpeg-30000x30000-truncated.jpg", 422},
 	} {
 		start := time.Now()
-		r := a.uploadRaw(tok, testFile(t, "bombs", b.name), "application/octet-stream")
+		r := a.uploadRaw(tok, testphotos.Read(t, "bombs", b.name), "application/octet-stream")
 		expect(t, r, b.code, b.name)
 		// Refused from the header: a round trip on loopback. Decoding a
 		// 30000×30000 bomb takes seconds; the bound leaves room for a
@@ -328,7 +319,7 @@ func testPhotoLimits(t *testing.T, st store.Store) {
 			t.Errorf("%s refused after %v: decoded?", b.name, took)
 		}
 	}
-	if r := a.uploadRaw(tok, testFile(t, "bombs", "bomb-png-30000x30000-1bit.png"), "image/png"); problemCode(t, r) != "image-too-large" {
+	if r := a.uploadRaw(tok, testphotos.Read(t, "bombs", "bomb-png-30000x30000-1bit.png"), "image/png"); problemCode(t, r) != "image-too-large" {
 		t.Fatalf("pixel bomb: %s", r.body)
 	}
 
@@ -375,7 +366,7 @@ func testConcurrentUploads(t *testing.T, st store.Store) {
 	a := newPhotoAPI(t, st, origin.PhotoOptions{MaxPhotos: 2})
 	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
 	tok := token(t, me)
-	hopper := testFile(t, "images", "portrait-hopper-512x600.jpg")
+	hopper := testphotos.Read(t, "images", "portrait-hopper-512x600.jpg")
 	const n = 6
 	codes := make(chan int, n)
 	var wg sync.WaitGroup
@@ -489,7 +480,7 @@ func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
 	hs.Config.WriteTimeout = time.Second
 	hs.Start()
 	t.Cleanup(hs.Close)
-	photo := testFile(t, "images", "portrait-hopper-512x600.jpg")
+	photo := testphotos.Read(t, "images", "portrait-hopper-512x600.jpg")
 	body := &slowReader{b: photo, chunk: len(photo)/8 + 1, pause: 300 * time.Millisecond}
 	req, _ := http.NewRequest("POST", hs.URL+"/api/users/me/photos", body)
 	req.Header.Set("Authorization", "Bearer "+token(t, me))
@@ -528,7 +519,7 @@ func TestUploadsInFlightBounded(t *testing.T) {
 		res.Body.Close()
 		done <- res.StatusCode
 	}()
-	photo := testFile(t, "images", "portrait-hopper-512x600.jpg")
+	photo := testphotos.Read(t, "images", "portrait-hopper-512x600.jpg")
 	go func() {
 		_, _ = pw.Write(photo[:1000]) // the first upload is now being received
 		close(started)
@@ -574,7 +565,7 @@ func TestUploadToFullDiskIs507(t *testing.T) {
 	st := memory.New()
 	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
 	a := newPhotoAPI(t, st, origin.PhotoOptions{Storage: fullDisk{}})
-	r := a.send("POST", "/api/users/me/photos", token(t, me), testFile(t, "images", "portrait-hopper-512x600.jpg"), "Content-Type", "image/jpeg")
+	r := a.send("POST", "/api/users/me/photos", token(t, me), testphotos.Read(t, "images", "portrait-hopper-512x600.jpg"), "Content-Type", "image/jpeg")
 	if r.code != http.StatusInsufficientStorage || r.hdr.Get("Retry-After") == "" || problemCode(t, r) != "storage-full" {
 		t.Fatalf("upload to a full disk: %d Retry-After %q %s", r.code, r.hdr.Get("Retry-After"), r.body)
 	}

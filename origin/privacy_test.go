@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spark-edge/spark/internal/contract"
+	"github.com/spark-edge/spark/internal/testphotos"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
@@ -23,9 +24,7 @@ import (
 // 304; past MaxDenyUsers the answer is private to each viewer; a block
 // purges both profiles.
 func TestProfileVisibility(t *testing.T) {
-	for name, mk := range stores(t) {
-		t.Run(name, func(t *testing.T) { testProfileVisibility(t, mk(t)) })
-	}
+	onEachStore(t, testProfileVisibility)
 }
 
 func testProfileVisibility(t *testing.T, st store.Store) {
@@ -139,7 +138,7 @@ func TestErrorsNeverStored(t *testing.T) {
 	st := memory.New()
 	a := newPhotoAPI(t, st, origin.PhotoOptions{})
 	me := mkUser(t, st, "ana", 30, "woman", 48.85, 2.35, nil)
-	up := a.uploadRaw(token(t, me), testFile(t, "images", "portrait-hopper-512x600.jpg"), "image/jpeg")
+	up := a.uploadRaw(token(t, me), testphotos.Read(t, "images", "portrait-hopper-512x600.jpg"), "image/jpeg")
 	expect(t, up, 201, "upload")
 	var ph uploaded
 	up.json(t, &ph)

@@ -73,9 +73,7 @@ func (p *pushRig) drain() {
 }
 
 func TestPushThroughTheAPI(t *testing.T) {
-	for name, mk := range stores(t) {
-		t.Run(name, func(t *testing.T) { testPushThroughTheAPI(t, mk(t)) })
-	}
+	onEachStore(t, testPushThroughTheAPI)
 }
 
 func testPushThroughTheAPI(t *testing.T, st store.Store) {

@@ -31,30 +31,50 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
-	s.handle("GET /api/users/{id}/profile", s.getProfile)
-	s.handle("PUT /api/users/me/profile", s.putProfile)
-	s.handle("PUT /api/users/{id}/profile", s.putProfile)
-	s.handle("GET /api/users/me/preferences", s.getPreferences)
-	s.handle("PUT /api/users/me/preferences", s.putPreferences)
-	s.handle("PUT /api/users/me/location", s.putLocation)
-	s.handle("PUT /api/users/me/devices", s.putDevice)
-	s.handle("DELETE /api/users/me/devices", s.deleteDevice)
+	for _, r := range s.authedRoutes() {
+		s.handle(r.pattern, r.h)
+	}
 	if s.photos.Storage != nil {
-		s.handle(uploadPattern, s.uploadPhoto)
-		s.handle("DELETE /api/users/me/photos/{photo}", s.deletePhoto)
 		s.mux.HandleFunc("GET /api/users/{id}/photos/{photo}", s.getPhoto)
 	}
-	s.handle("POST /api/users/{id}/block", s.block)
-	s.handle("GET /api/matches/suggestions", s.suggestions)
-	s.handle("POST /api/swipes", s.swipe)
-	s.handle("GET /api/matches", s.listMatches)
-	s.handle("DELETE /api/matches/{id}", s.unmatch)
-	s.handle("GET /api/conversations", s.listConversations)
-	s.handle("GET /api/conversations/{id}/messages", s.listMessages)
-	s.handle("POST /api/conversations/{id}/messages", s.sendMessage)
 	s.mux.HandleFunc(SendBatchPattern, s.sendBatch) // a token per message
-	s.handle("POST /api/conversations/{id}/read", s.markRead)
-	s.handle("GET /api/events", s.listEvents)
+}
+
+// authedRoute is a pattern served by an authenticated handler.
+type authedRoute struct {
+	pattern string
+	h       authedHandler
+}
+
+// authedRoutes returns the routes that need the caller's bearer token
+// (the photo routes only when photos are stored).
+func (s *Server) authedRoutes() []authedRoute {
+	routes := []authedRoute{
+		{"GET /api/users/{id}/profile", s.getProfile},
+		{"PUT /api/users/me/profile", s.putProfile},
+		{"PUT /api/users/{id}/profile", s.putProfile},
+		{"GET /api/users/me/preferences", s.getPreferences},
+		{"PUT /api/users/me/preferences", s.putPreferences},
+		{"PUT /api/users/me/location", s.putLocation},
+		{"PUT /api/users/me/devices", s.putDevice},
+		{"DELETE /api/users/me/devices", s.deleteDevice},
+		{"POST /api/users/{id}/block", s.block},
+		{"GET /api/matches/suggestions", s.suggestions},
+		{"POST /api/swipes", s.swipe},
+		{"GET /api/matches", s.listMatches},
+		{"DELETE /api/matches/{id}", s.unmatch},
+		{"GET /api/conversations", s.listConversations},
+		{"GET /api/conversations/{id}/messages", s.listMessages},
+		{"POST /api/conversations/{id}/messages", s.sendMessage},
+		{"POST /api/conversations/{id}/read", s.markRead},
+		{"GET /api/events", s.listEvents},
+	}
+	if s.photos.Storage != nil {
+		routes = append(routes,
+			authedRoute{uploadPattern, s.uploadPhoto},
+			authedRoute{"DELETE /api/users/me/photos/{photo}", s.deletePhoto})
+	}
+	return routes
 }
 
 // handle registers an authenticated handler; its error becomes a problem.

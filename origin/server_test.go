@@ -157,6 +157,13 @@ func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 	}
 }
 
+// onEachStore runs test as a subtest on each store, named after it.
+func onEachStore(t *testing.T, test func(t *testing.T, st store.Store)) {
+	for name, mk := range stores(t) {
+		t.Run(name, func(t *testing.T) { test(t, mk(t)) })
+	}
+}
+
 func openPostGIS(t *testing.T) store.Store { return pgtest.Open(t, "test_origin_api") }
 
 func TestAPI(t *testing.T) {

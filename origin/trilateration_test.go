@@ -174,9 +174,7 @@ func newAttackAPI(t *testing.T, st store.Store) *api {
 // average), and two targets in one cell give the attacker the very same
 // reading at every step, so nothing tells them apart.
 func TestTrilaterationAttack(t *testing.T) {
-	for name, mk := range stores(t) {
-		t.Run(name, func(t *testing.T) { testTrilateration(t, mk(t)) })
-	}
+	onEachStore(t, testTrilateration)
 }
 
 func testTrilateration(t *testing.T, st store.Store) {

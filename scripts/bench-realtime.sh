@@ -45,14 +45,7 @@ NAME=bench-realtime
 mkdir -p "$OUT"
 [ $((CONNS % 2)) -eq 0 ] || { echo "$NAME: CONNS must be even" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+work_dir
 
 # A fresh database each run: the matches the load client makes and the
 # messages it sends do not pile up from run to run.

@@ -54,14 +54,7 @@ fi
 
 origin=127.0.0.1:$(free_port)
 edge=127.0.0.1:$(free_port)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+work_dir
 mkdir -p "$work/photos"
 "$BIN" origin --listen "$origin" "${store_args[@]}" --jwt-secret "$SECRET" --photo-dir "$work/photos" --location-limit-every 0 >"$work/origin.log" 2>&1 &
 pids+=($!)

@@ -8,8 +8,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +25,7 @@ import (
 
 	_ "github.com/spark-edge/spark/caddymodule/cache"
 	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 // secretEnv names the environment variable the test Caddyfiles read the
@@ -65,20 +64,9 @@ func newTestKeys(t testing.TB) *testKeys {
 	k := &testKeys{rsa: rsaKey, oldSecret: "spark-auth-old-secret-0123456789abcdef"}
 	_, k.ed1, _ = ed25519.GenerateKey(rand.Reader)
 	_, k.ed2, _ = ed25519.GenerateKey(rand.Reader)
-	write := func(name string, pub any) string {
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	k.ed1PEM = write("ed1.pem", k.ed1.Public())
-	k.ed2PEM = write("ed2.pem", k.ed2.Public())
-	k.rsaPEM = write("rsa.pem", &k.rsa.PublicKey)
+	k.ed1PEM = testutil.WritePublicKeyPEM(t, dir, "ed1.pem", k.ed1.Public())
+	k.ed2PEM = testutil.WritePublicKeyPEM(t, dir, "ed2.pem", k.ed2.Public())
+	k.rsaPEM = testutil.WritePublicKeyPEM(t, dir, "rsa.pem", &k.rsa.PublicKey)
 	k.oldSecretFile = filepath.Join(dir, "old.secret")
 	if err := os.WriteFile(k.oldSecretFile, []byte(k.oldSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -71,15 +72,14 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 
 // unmarshalMethods reads `methods <method...>`: each one batch allows.
 func (h *Handler) unmarshalMethods(d *caddyfile.Dispenser) error {
-	methods, err := caddyargs.List(d)
+	methods, err := caddyargs.ListOf(d, func(m string) (string, error) {
+		if !allowedMethod(strings.ToUpper(m)) {
+			return "", fmt.Errorf("%q is not one of %s", m, strings.Join(DefaultMethods, " "))
+		}
+		return strings.ToUpper(m), nil
+	})
 	if err != nil {
 		return err
-	}
-	for i, m := range methods {
-		methods[i] = strings.ToUpper(m)
-		if !allowedMethod(methods[i]) {
-			return d.Errf("methods: %q is not one of %s", m, strings.Join(DefaultMethods, " "))
-		}
 	}
 	h.Methods = methods
 	return nil
@@ -88,14 +88,14 @@ func (h *Handler) unmarshalMethods(d *caddyfile.Dispenser) error {
 // unmarshalPathPrefixes reads `path_prefixes <prefix...>`: each an
 // absolute path.
 func (h *Handler) unmarshalPathPrefixes(d *caddyfile.Dispenser) error {
-	prefixes, err := caddyargs.List(d)
+	prefixes, err := caddyargs.ListOf(d, func(p string) (string, error) {
+		if !strings.HasPrefix(p, "/") {
+			return "", fmt.Errorf("%q must start with /", p)
+		}
+		return p, nil
+	})
 	if err != nil {
 		return err
-	}
-	for _, p := range prefixes {
-		if !strings.HasPrefix(p, "/") {
-			return d.Errf("path_prefixes: %q must start with /", p)
-		}
 	}
 	h.PathPrefixes = prefixes
 	return nil

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -167,18 +168,17 @@ func unknownOption(d *caddyfile.Dispenser, directive string) error {
 func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 	switch opt := d.Val(); opt {
 	case "sizes":
-		args, err := caddyargs.List(d)
+		sizes, err := caddyargs.ListOf(d, func(arg string) (int, error) {
+			n, err := strconv.Atoi(arg)
+			if err != nil {
+				return 0, fmt.Errorf("%q is not a width", arg)
+			}
+			return n, nil
+		})
 		if err != nil {
 			return err
 		}
-		a.Sizes = nil
-		for _, arg := range args {
-			n, err := strconv.Atoi(arg)
-			if err != nil {
-				return d.Errf("sizes: %q is not a width", arg)
-			}
-			a.Sizes = append(a.Sizes, n)
-		}
+		a.Sizes = sizes
 	case "slow", "3g", "fast":
 		var w, q string
 		if !d.AllArgs(&w, &q) {
@@ -205,16 +205,14 @@ func (a *PlanApp) unmarshalOption(d *caddyfile.Dispenser) error {
 			return d.Errf("%v", err)
 		}
 	case "formats":
-		formats, err := caddyargs.List(d)
+		formats, err := caddyargs.ListOf(d, func(f string) (string, error) {
+			_, err := imageproxy.ParseFormat(f)
+			return f, err
+		})
 		if err != nil {
 			return err
 		}
 		a.Formats = formats
-		for _, f := range a.Formats {
-			if _, err := imageproxy.ParseFormat(f); err != nil {
-				return d.Errf("%v", err)
-			}
-		}
 	default:
 		return d.Errf("unrecognized %s option %q", PlanAppID, opt)
 	}

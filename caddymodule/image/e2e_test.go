@@ -26,12 +26,12 @@ import (
 	_ "github.com/spark-edge/spark/caddymodule/cache"
 	"github.com/spark-edge/spark/caddymodule/internal/caddytest"
 	"github.com/spark-edge/spark/internal/contract"
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 type photoOrigin struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	paths []string
+	srv *httptest.Server
+	testutil.PathLog
 }
 
 func newPhotoOrigin(t *testing.T) *photoOrigin {
@@ -40,9 +40,7 @@ func newPhotoOrigin(t *testing.T) *photoOrigin {
 	wine := readPhoto(t, "wine-gps-2560x3837.jpg")
 	o := &photoOrigin{}
 	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.mu.Lock()
-		o.paths = append(o.paths, r.URL.Path)
-		o.mu.Unlock()
+		o.Record(r.URL.Path)
 		name, ok := strings.CutPrefix(r.URL.Path, "/api/photos/")
 		switch {
 		case !ok:
@@ -60,12 +58,6 @@ func newPhotoOrigin(t *testing.T) *photoOrigin {
 	}))
 	t.Cleanup(o.srv.Close)
 	return o
-}
-
-func (o *photoOrigin) fetches() []string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]string(nil), o.paths...)
 }
 
 type edgeResp struct {
@@ -215,7 +207,7 @@ func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
 			t.Errorf("%v: Cache-Status %q, variant %s, etag %s; want the cached w800-q85-webp", h, r.header.Get("Cache-Status"), r.variant(), r.header.Get("ETag"))
 		}
 	}
-	if n := len(o.fetches()); n != 1 {
+	if n := len(o.Paths()); n != 1 {
 		t.Fatalf("origin fetched the original %d times for one variant", n)
 	}
 
@@ -248,7 +240,7 @@ func TestEndToEndVariantsThroughSparkCache(t *testing.T) {
 	if j.code != 200 || j.variant() != "w800-q85-jpeg" || j.header.Get("Content-Type") != "image/jpeg" {
 		t.Errorf("no hints: %d %s %s", j.code, j.variant(), j.header.Get("Content-Type"))
 	}
-	if n := len(o.fetches()); n != 4 {
+	if n := len(o.Paths()); n != 4 {
 		t.Errorf("origin fetches %d, want 4 (one per variant made)", n)
 	}
 	if got := first.header.Get("Cache-Tags"); got != "" {
@@ -305,7 +297,7 @@ func TestEndToEndNoSSRFAndCleanErrors(t *testing.T) {
 	if *evilHits != 0 {
 		t.Fatalf("the edge fetched from a host named in the request (%d times)", *evilHits)
 	}
-	for _, p := range o.fetches() {
+	for _, p := range o.Paths() {
 		if !strings.HasPrefix(p, "/api/photos/") || strings.Contains(p, "..") {
 			t.Errorf("origin asked for %q, outside the configured base", p)
 		}
@@ -325,8 +317,8 @@ func TestEndToEndNoSSRFAndCleanErrors(t *testing.T) {
 			t.Errorf("%s: body %q (%s), want the status text and the reason", path, r.body, r.header.Get("Content-Type"))
 		}
 	}
-	before := len(o.fetches())
-	if r := edgeGet(t, site+"/photos/truncated.jpg"); r.code != 422 || len(o.fetches()) != before+1 {
-		t.Errorf("an error response was served from the cache: %d, fetches %d→%d", r.code, before, len(o.fetches()))
+	before := len(o.Paths())
+	if r := edgeGet(t, site+"/photos/truncated.jpg"); r.code != 422 || len(o.Paths()) != before+1 {
+		t.Errorf("an error response was served from the cache: %d, fetches %d→%d", r.code, before, len(o.Paths()))
 	}
 }

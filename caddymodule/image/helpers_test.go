@@ -1,7 +1,6 @@
 package image
 
 import (
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -11,14 +10,7 @@ import (
 
 func photoDir(t testing.TB) string { return filepath.Join(testphotos.Dir(t), "images") }
 
-func readPhoto(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(photoDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readPhoto(t testing.TB, name string) []byte { return testphotos.Read(t, "images", name) }
 
 // testSite is a test Caddyfile: the admin API on 127.0.0.1:ports[0], no
 // persisted config, no automatic HTTPS, only errors logged, the global

@@ -20,7 +20,7 @@ func TestRepoCaddyfileBatch(t *testing.T) {
 	if r := e.do("GET", "/api/users/7/profile", ""); r.status != 200 {
 		t.Fatalf("warm: %d %s", r.status, r.body)
 	}
-	before := len(e.origin.seen())
+	before := len(e.origin.Paths())
 	post := func(tok, body string, hdr ...string) (int, http.Header, string) {
 		t.Helper()
 		req, err := http.NewRequest("POST", "http://127.0.0.1:"+strconv.Itoa(e.port)+"/api/batch", strings.NewReader(body))
@@ -82,7 +82,7 @@ func TestRepoCaddyfileBatch(t *testing.T) {
 	if !strings.Contains(res[0].Headers["Cache-Status"], "hit") {
 		t.Errorf("cached: Cache-Status %q", res[0].Headers["Cache-Status"])
 	}
-	if seen := e.origin.seen()[before:]; len(seen) != 1 || seen[0] != "/api/users/8/profile" {
+	if seen := e.origin.Paths()[before:]; len(seen) != 1 || seen[0] != "/api/users/8/profile" {
 		t.Errorf("the origin saw %v, want only /api/users/8/profile", seen)
 	}
 	// Streaming through the site's encode: NDJSON lines, gzip on the wire.
@@ -115,7 +115,7 @@ func TestRepoCaddyfileBatch(t *testing.T) {
 			t.Errorf("path %s: %d %q %s", p, status, hdr.Get("Content-Type"), body)
 		}
 	}
-	for _, p := range e.origin.seen() {
+	for _, p := range e.origin.Paths() {
 		if p == "/api/users/9/profile" {
 			t.Error("a refused batch reached the origin")
 		}

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,9 +35,8 @@ import (
 // event stream spark_realtime dials on its own (GET /internal/events),
 // which it refuses unrecorded: no request of a client goes there.
 type stubOrigin struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	paths []string
+	srv *httptest.Server
+	testutil.PathLog
 }
 
 func newStubOrigin(t *testing.T) *stubOrigin {
@@ -49,9 +47,7 @@ func newStubOrigin(t *testing.T) *stubOrigin {
 			http.Error(w, "no event stream here", http.StatusNotFound)
 			return
 		}
-		o.mu.Lock()
-		o.paths = append(o.paths, r.URL.Path)
-		o.mu.Unlock()
+		o.Record(r.URL.Path)
 		switch {
 		case r.URL.Path == "/api/matches/suggestions":
 			w.Header().Set("Cache-Control", "private, max-age=120")
@@ -63,13 +59,6 @@ func newStubOrigin(t *testing.T) *stubOrigin {
 	}))
 	t.Cleanup(o.srv.Close)
 	return o
-}
-
-// seen returns the paths that reached the origin.
-func (o *stubOrigin) seen() []string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]string(nil), o.paths...)
 }
 
 // repoEdge is a Caddy running the repository's Caddyfile.
@@ -254,11 +243,11 @@ func TestRepoCaddyfileBindsOnlyTheListenHost(t *testing.T) {
 	}
 	// With a host in SPARK_LISTEN, Caddy matches only that host: another
 	// Host reaches neither the cache nor the origin.
-	before := len(e.origin.seen())
+	before := len(e.origin.Paths())
 	if r := e.do("GET", "/api/users/2/profile", "evil.example"); r.status == 200 && r.body != "" || r.header.Get("Cache-Status") != "" {
 		t.Errorf("Host evil.example: %d %q Cache-Status %q", r.status, r.body, r.header.Get("Cache-Status"))
 	}
-	if n := len(e.origin.seen()); n != before {
+	if n := len(e.origin.Paths()); n != before {
 		t.Errorf("a request for another Host reached the origin")
 	}
 }
@@ -277,7 +266,7 @@ func TestRepoCaddyfileServesOnlyItsHosts(t *testing.T) {
 			t.Errorf("Host %q: %d %q Cache-Status %q, want the origin's 200 through the cache", host, r.status, r.body, r.header.Get("Cache-Status"))
 		}
 	}
-	before := len(e.origin.seen())
+	before := len(e.origin.Paths())
 	for _, host := range []string{"evil.example", "evil.example:" + port, "localhost.:" + port, "localhost.evil.example:" + port,
 		"127.0.0.2:" + port, "[::2]:" + port, "x" + strings.Repeat("a", 200) + ".test"} {
 		for _, target := range []string{"/api/users/7/profile", "/static/app.js", "/metrics"} {
@@ -291,7 +280,7 @@ func TestRepoCaddyfileServesOnlyItsHosts(t *testing.T) {
 			}
 		}
 	}
-	if seen := e.origin.seen(); len(seen) != before {
+	if seen := e.origin.Paths(); len(seen) != before {
 		t.Errorf("requests for other hosts reached the origin: %v", seen[before:])
 	}
 }
@@ -333,7 +322,7 @@ func TestRepoCaddyfileRoutesOnlyAPIAndStatic(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range e.origin.seen() {
+	for _, p := range e.origin.Paths() {
 		clean := path.Clean(p)
 		if !strings.HasPrefix(strings.ToLower(clean), "/api/") && !strings.HasPrefix(strings.ToLower(clean), "/static/") {
 			t.Errorf("the origin saw %q", p)
@@ -386,7 +375,7 @@ func TestRepoCaddyfileSuggestionsIgnoreLocation(t *testing.T) {
 			t.Errorf("suggestions with Location %q: Cache-Status %q, want a hit", loc, r.header.Get("Cache-Status"))
 		}
 	}
-	if n := len(e.origin.seen()); n != 1 {
+	if n := len(e.origin.Paths()); n != 1 {
 		t.Errorf("the origin answered %d suggestions requests, want 1", n)
 	}
 }

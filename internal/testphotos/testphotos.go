@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/spark-edge/spark/internal/testutil"
 )
 
 // Dir returns the shared test data directory: $SPARK_TESTDATA, or
@@ -16,11 +18,7 @@ func Dir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("SPARK_TESTDATA")
 	if dir == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			t.Fatalf("find the module root: %v", err)
-		}
-		dir = filepath.Join(root, "..", "shared", "testdata")
+		dir = filepath.Join(testutil.ModuleRoot(t), "..", "shared", "testdata")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "images")); err != nil {
 		t.Fatalf("test photos not found (set SPARK_TESTDATA to the shared testdata directory): %v", err)
@@ -28,21 +26,13 @@ func Dir(t testing.TB) string {
 	return dir
 }
 
-// moduleRoot walks up from the working directory (a test's package
-// directory) to the directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
+// Read returns the file name of the shared test data's kind directory
+// (images, bombs), failing the test when it cannot be read.
+func Read(t testing.TB, kind, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(Dir(t), kind, name))
 	if err != nil {
-		return "", err
+		t.Fatalf("read test data %s/%s: %v", kind, name, err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
+	return b
 }

@@ -53,14 +53,23 @@ var build struct {
 	err  error
 }
 
-// ModuleRoot is the directory of the spark module (where the Caddyfile is).
+// ModuleRoot is the directory of the spark module (where the Caddyfile is):
+// the nearest directory holding go.mod at or above the working directory
+// (a test's package directory).
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	wd, err := os.Getwd()
 	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
+		t.Fatalf("find the module root: %v", err)
 	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		if filepath.Dir(dir) == dir {
+			t.Fatalf("find the module root: no go.mod at or above %s", wd)
+		}
+	}
 }
 
 // CaddyfileWithRedis writes the repository's Caddyfile with a redis block

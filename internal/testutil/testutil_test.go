@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +74,15 @@ func TestTail(t *testing.T) {
 	}
 	if got := Tail("ab", 3); got != "ab" {
 		t.Fatalf("Tail = %q", got)
+	}
+}
+
+func TestModuleRootHoldsTheSparkModule(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(ModuleRoot(t), "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "module github.com/spark-edge/spark\n") {
+		t.Fatalf("ModuleRoot's go.mod is not the spark module's: %.60q", b)
 	}
 }

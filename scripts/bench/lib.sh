@@ -1,5 +1,5 @@
-# Shared by the benchmark scripts (sourced): free ports, health waits and
-# the seeded PostGIS database. Expects BIN, PGHOST, PGPORT, PGUSER and NAME
+# Shared by the benchmark scripts (sourced): free ports, health waits, a
+# work directory cleaned up on exit and the seeded PostGIS database. Expects BIN, PGHOST, PGPORT, PGUSER and NAME
 # (the calling script's name, for messages).
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -21,4 +21,17 @@ seeded_db() {
 		"$BIN" origin seed --database-url "$url" --users "$users" >&2 || return 1
 	fi
 	echo "$url"
+}
+
+# work_dir: sets work to a fresh temporary directory and pids to none; on
+# exit (or INT, TERM) every process in pids is killed and work removed.
+work_dir() {
+	work=$(mktemp -d)
+	pids=()
+	trap cleanup_work EXIT INT TERM
+}
+cleanup_work() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
 }

@@ -62,6 +62,24 @@ func List(d *caddyfile.Dispenser) ([]string, error) {
 	return args, nil
 }
 
+// ListOf returns the arguments of the option at the cursor (one or more),
+// each through parse; parse's error says what is wrong with the argument
+// (ListOf adds the option's name and place).
+func ListOf[T any](d *caddyfile.Dispenser, parse func(arg string) (T, error)) ([]T, error) {
+	opt := d.Val()
+	args, err := List(d)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(args))
+	for i, a := range args {
+		if out[i], err = parse(a); err != nil {
+			return nil, d.Errf("%s: %v", opt, err)
+		}
+	}
+	return out, nil
+}
+
 // OnOff reads the optional on|off (or true|false) argument of the option
 // at the cursor: a bare option means on.
 func OnOff(d *caddyfile.Dispenser) (bool, error) {

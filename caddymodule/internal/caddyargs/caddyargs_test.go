@@ -1,6 +1,9 @@
 package caddyargs
 
 import (
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +136,30 @@ func TestBlockCallsOptionAtEachOption(t *testing.T) {
 	}
 	if err := Block(caddyfile.NewTestDispenser("dir arg"), nil); err == nil {
 		t.Fatal("an argument to the directive: no error")
+	}
+}
+
+func TestListOfParsesEachArgument(t *testing.T) {
+	width := func(arg string) (int, error) {
+		if arg == "big" {
+			return 0, fmt.Errorf("%q is not a width", arg)
+		}
+		return strconv.Atoi(arg)
+	}
+	d := caddyfile.NewTestDispenser("sizes 150 300 600")
+	d.Next()
+	got, err := ListOf(d, width)
+	if err != nil || !slices.Equal(got, []int{150, 300, 600}) {
+		t.Fatalf("ListOf = %v, %v", got, err)
+	}
+	d = caddyfile.NewTestDispenser("sizes 150 big")
+	d.Next()
+	if _, err := ListOf(d, width); err == nil || !strings.Contains(err.Error(), `sizes: "big" is not a width`) {
+		t.Fatalf("a bad argument: %v, want the option's name and the argument's problem", err)
+	}
+	d = caddyfile.NewTestDispenser("sizes")
+	d.Next()
+	if _, err := ListOf(d, width); err == nil || !strings.Contains(err.Error(), "wrong argument count") {
+		t.Fatalf("no argument: %v, want an argument count error", err)
 	}
 }
