@@ -82,6 +82,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		h.unavailable(w, r, id.UserID, admissionBus, err)
 		return nil
 	}
+	// A handler a reload retired (an old server may still be handed this
+	// request after the reload returned) admits only what a running
+	// config's handler admits too. Checked once c is registered: a
+	// retirement after this point finds c in the hub (recheckTokens).
+	if h.retired.Load() {
+		if err, ok := h.hub.live.verify(token); ok && err != nil {
+			h.hub.unregister(c)
+			c.cancel()
+			h.refuse(w, r, err)
+			return nil
+		}
+	}
 	convs, err := h.cfg.origin.conversations(actx, token)
 	if err == nil {
 		if resume {
@@ -103,6 +115,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		} else {
 			h.unavailable(w, r, id.UserID, admissionOrigin, err)
 		}
+		return nil
+	}
+	if cr := c.closeRequested(); cr.code == closeTokenRefused || cr.code == closeTokenExpired {
+		// A reload retired the token's key during the admission.
+		h.hub.unregister(c)
+		c.cancel()
+		h.refuse(w, r, errTokenRetired)
 		return nil
 	}
 	c.peers.load(convs)
@@ -135,6 +154,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 // errSeveralCredentials refuses a request with more than one credential
 // (two Authorization fields, two token subprotocols, or one of each).
 var errSeveralCredentials = &authtoken.Error{Reason: authtoken.ReasonMalformed}
+
+// errTokenRetired refuses a request whose token a reload's new config
+// refused during its admission.
+var errTokenRetired = &authtoken.Error{Reason: authtoken.ReasonUnknownKey}
 
 // errNoCredential refuses a request without a credential.
 var errNoCredential = &authtoken.Error{Reason: authtoken.ReasonMissing}

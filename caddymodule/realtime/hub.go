@@ -39,6 +39,9 @@ type hub struct {
 	// writeBuffers are the connections' write buffers, held only while a
 	// message is written (an idle connection holds none).
 	writeBuffers *sync.Pool
+	// live are the verifiers of the running configs' handlers of this hub:
+	// every open connection's token must pass one of them.
+	live liveVerifiers
 
 	// ctx ends when the hub stops; connections derive theirs from it.
 	ctx    context.Context
