@@ -76,10 +76,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	// gets the client refused with a retry hint, not held.
 	actx, cancel := context.WithTimeout(r.Context(), h.cfg.admission)
 	defer cancel()
+	defer context.AfterFunc(h.hub.stopping, cancel)() // the edge stops: give up at once
 	c := newConn(h.hub, h.cfg, id.UserID, token, since, resume)
 	if err := h.hub.register(actx, c); err != nil {
 		c.cancel()
-		h.unavailable(w, r, id.UserID, admissionBus, err)
+		h.unavailable(w, r, id.UserID, h.admissionCause(admissionBus), err)
 		return nil
 	}
 	// A handler a reload retired (an old server may still be handed this
@@ -113,7 +114,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		if statusOf(err) == http.StatusUnauthorized {
 			h.refuse(w, r, err)
 		} else {
-			h.unavailable(w, r, id.UserID, admissionOrigin, err)
+			h.unavailable(w, r, id.UserID, h.admissionCause(admissionOrigin), err)
 		}
 		return nil
 	}
@@ -222,6 +223,17 @@ const (
 	admissionOrigin = "origin"
 )
 
+// admissionStopping: the edge began to stop during the admission.
+const admissionStopping = "stopping"
+
+// admissionCause is cause, or admissionStopping when the hub stops.
+func (h *Handler) admissionCause(cause string) string {
+	if h.hub.stopping.Err() != nil {
+		return admissionStopping
+	}
+	return cause
+}
+
 // Retry-After of a refused admission: spread over [1, 1+retrySpread) s so
 // the clients an overload refused do not all come back in the same second.
 const retrySpread = 3
@@ -239,6 +251,9 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, user int64
 // refusalDetail says why a connection was refused and when to come back.
 func refusalDetail(what string, err error, after int) string {
 	why := "the event bus is unavailable"
+	if what == admissionStopping {
+		return "the edge is stopping: connect to another one now with the same since (nothing is lost)"
+	}
 	if what == admissionOrigin {
 		switch st := statusOf(err); {
 		case errors.Is(err, context.DeadlineExceeded):

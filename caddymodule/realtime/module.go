@@ -213,6 +213,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.hub = hv.(*hub)
 	h.hub.live.add(h, h.verifier)
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		// When the process exits, close the connections as the server
+		// begins its shutdown, not after it: Caddy cleans modules up only
+		// once every server has drained its requests (without a grace
+		// period, for as long as they take), and admissions waiting for
+		// the origin are such requests. A reload keeps them (not exiting).
+		hb := h.hub
+		srv.RegisterOnShutdown(func() {
+			if caddy.Exiting() {
+				hb.beginStop()
+			}
+		})
+	}
 	return nil
 }
 
