@@ -52,6 +52,7 @@ type hub struct {
 	stopping    context.Context
 	endStopping context.CancelFunc
 	stopOnce    sync.Once
+	stopBy      time.Time // beginStop's time + shutdownGrace: Destruct waits no longer
 	// conns counts open connections, for a stop to wait for.
 	conns sync.WaitGroup
 	done  chan struct{} // closed when the reconnect loop returned
@@ -267,6 +268,7 @@ func (h *hub) watchReconnects() {
 // the server's shutdown hook, else from Destruct).
 func (h *hub) beginStop() {
 	h.stopOnce.Do(func() {
+		h.stopBy = time.Now().Add(shutdownGrace)
 		var conns []*conn
 		for i := range h.shards {
 			s := &h.shards[i]
@@ -288,14 +290,15 @@ func (h *hub) beginStop() {
 
 // Destruct stops the hub (caddy.Destructor: the last config using it is
 // gone): every connection is closed with 1001 (beginStop, unless the exit
-// began it already), waiting at most shutdownGrace for them, then the bus.
+// began it already), waiting for them until shutdownGrace after beginStop
+// at most, then the bus.
 func (h *hub) Destruct() error {
 	h.beginStop()
 	waited := make(chan struct{})
 	go func() { h.conns.Wait(); close(waited) }()
 	select {
 	case <-waited:
-	case <-time.After(shutdownGrace):
+	case <-time.After(time.Until(h.stopBy)):
 		h.logger.Warn("connections still closing after the grace period")
 	}
 	h.cancel()
