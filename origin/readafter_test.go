@@ -16,6 +16,7 @@ import (
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
+	"github.com/spark-edge/spark/origin/store/postgis"
 	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 )
 
@@ -26,21 +27,9 @@ import (
 // when her request carries the position and the replica's old copy when it
 // does not. Reads do not carry a position back; a malformed one is a 400.
 func TestReadAfterAcrossOrigins(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	primary, replica, boot := pgtest.Replicated(t)
-	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
-	bea := mkUser(t, boot, "bea", 30, "woman", 1, 1, nil)
-	for _, p := range [][2]int64{{ann, bea}, {bea, ann}} {
-		if _, err := boot.Swipe(ctx, p[0], p[1], store.Like); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ms, err := boot.ListMatches(ctx, ann)
-	if err != nil || len(ms) != 1 {
-		t.Fatalf("matches %v, %v", ms, err)
-	}
-	history := fmt.Sprintf("/api/conversations/%d/messages", ms[0].ConversationID)
+	ann, conv := matchedPair(t, boot)
+	history := fmt.Sprintf("/api/conversations/%d/messages", conv)
 	primary.WaitReplayed(t, replica)
 	origins := make([]*api, 2)
 	for i := range origins {
@@ -209,20 +198,8 @@ func edgesWithOwnOrigins(t *testing.T, primary, replica *testpg.Server) [2]strin
 // saw the write and whose replica is paused: the message is there.
 // Without it the lagging replica answers, without the message.
 func TestReadAfterOfSentFrames(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	primary, replica, boot := pgtest.Replicated(t)
-	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
-	bea := mkUser(t, boot, "bea", 30, "woman", 1, 1, nil)
-	for _, p := range [][2]int64{{ann, bea}, {bea, ann}} {
-		if _, err := boot.Swipe(ctx, p[0], p[1], store.Like); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ms, err := boot.ListMatches(ctx, ann)
-	if err != nil || len(ms) != 1 {
-		t.Fatalf("matches %v, %v", ms, err)
-	}
+	ann, conv := matchedPair(t, boot)
 	primary.WaitReplayed(t, replica)
 	edges := edgesWithOwnOrigins(t, primary, replica)
 	tok, err := origin.IssueToken(readAfterSecret, ann, time.Hour, time.Now())
@@ -247,7 +224,7 @@ func TestReadAfterOfSentFrames(t *testing.T) {
 
 	ws := dialEdge(t, edges[0], tok)
 	replica.PauseReplay(t)
-	send := fmt.Sprintf(`{"type":"send","conversation_id":%d,"body":"hello","client_msg_id":"ra-1"}`, ms[0].ConversationID)
+	send := fmt.Sprintf(`{"type":"send","conversation_id":%d,"body":"hello","client_msg_id":"ra-1"}`, conv)
 	if err := ws.WriteMessage(websocket.TextMessage, []byte(send)); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +238,7 @@ func TestReadAfterOfSentFrames(t *testing.T) {
 	if _, err := store.ParsePosition(sent.ReadAfter); err != nil {
 		t.Fatalf("the sent frame %s carries no read_after position: %v", raw, err)
 	}
-	history := fmt.Sprintf("%s/api/conversations/%d/messages", edges[1], ms[0].ConversationID)
+	history := fmt.Sprintf("%s/api/conversations/%d/messages", edges[1], conv)
 	if n := count(httpDo(t, client, "GET", history, "", "Authorization", auth, contract.ReadAfter, sent.ReadAfter)); n != 1 {
 		t.Fatalf("through the second edge with the sent frame's read_after ann lists %d messages; want her 1", n)
 	}
@@ -271,4 +248,24 @@ func TestReadAfterOfSentFrames(t *testing.T) {
 		t.Fatalf("through the second edge without the position ann lists %d messages; want the lagging replica's 0", n)
 	}
 	replica.ResumeReplay(t)
+}
+
+// matchedPair makes ann and bea, matched, and returns ann and their
+// conversation.
+func matchedPair(t *testing.T, boot *postgis.Store) (ann, conv int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ann = mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
+	bea := mkUser(t, boot, "bea", 30, "woman", 1, 1, nil)
+	for _, p := range [][2]int64{{ann, bea}, {bea, ann}} {
+		if _, err := boot.Swipe(ctx, p[0], p[1], store.Like); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := boot.ListMatches(ctx, ann)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("matches %v, %v", ms, err)
+	}
+	return ann, ms[0].ConversationID
 }
