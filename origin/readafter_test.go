@@ -9,10 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/spark-edge/spark/internal/contract"
+	"github.com/spark-edge/spark/internal/testpg"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
+	"github.com/spark-edge/spark/origin/store/postgis"
 	"github.com/spark-edge/spark/origin/store/postgis/pgtest"
 )
 
@@ -23,21 +27,9 @@ import (
 // when her request carries the position and the replica's old copy when it
 // does not. Reads do not carry a position back; a malformed one is a 400.
 func TestReadAfterAcrossOrigins(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	primary, replica, boot := pgtest.Replicated(t)
-	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
-	bea := mkUser(t, boot, "bea", 30, "woman", 1, 1, nil)
-	for _, p := range [][2]int64{{ann, bea}, {bea, ann}} {
-		if _, err := boot.Swipe(ctx, p[0], p[1], store.Like); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ms, err := boot.ListMatches(ctx, ann)
-	if err != nil || len(ms) != 1 {
-		t.Fatalf("matches %v, %v", ms, err)
-	}
-	history := fmt.Sprintf("/api/conversations/%d/messages", ms[0].ConversationID)
+	ann, conv := matchedPair(t, boot)
+	history := fmt.Sprintf("/api/conversations/%d/messages", conv)
 	primary.WaitReplayed(t, replica)
 	origins := make([]*api, 2)
 	for i := range origins {
@@ -133,20 +125,8 @@ func TestReadAfterThroughEdges(t *testing.T) {
 	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
 	primary.WaitReplayed(t, replica)
 
-	const secret = "e2e-read-after-jwt-secret-0123456789abcdef"
-	const events = "e2e-read-after-events-token-0123456789abcdef"
-	bin := sparkBinary(t)
-	var edges [2]string
-	for i := range edges {
-		addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: primary.URL(pgtest.ReplicatedDB),
-			ReplicaURL: replica.URL(pgtest.ReplicatedDB), JWTSecret: secret, PhotoDir: t.TempDir(),
-			Events: origin.EventsConfig{Token: events}})
-		ports := freePorts(t, 2)
-		edges[i] = startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
-			"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+addr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
-			"SPARK_JWT_SECRET="+secret, "SPARK_EVENTS_TOKEN="+events)
-	}
-	tok, err := origin.IssueToken(secret, ann, time.Hour, time.Now())
+	edges := edgesWithOwnOrigins(t, primary, replica)
+	tok, err := origin.IssueToken(readAfterSecret, ann, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,4 +164,108 @@ func TestReadAfterThroughEdges(t *testing.T) {
 		t.Fatalf("through the second edge without her position ann reads %q; want the lagging replica's %q", n, "ann")
 	}
 	replica.ResumeReplay(t)
+}
+
+// Secrets of the edges edgesWithOwnOrigins starts.
+const (
+	readAfterSecret = "e2e-read-after-jwt-secret-0123456789abcdef"
+	readAfterEvents = "e2e-read-after-events-token-0123456789abcdef"
+)
+
+// edgesWithOwnOrigins starts two `spark run` edges on the repository's
+// Caddyfile, each in front of an origin of its own; both origins use
+// primary and replica. It returns the edges' base URLs.
+func edgesWithOwnOrigins(t *testing.T, primary, replica *testpg.Server) [2]string {
+	t.Helper()
+	bin := sparkBinary(t)
+	var edges [2]string
+	for i := range edges {
+		addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: primary.URL(pgtest.ReplicatedDB),
+			ReplicaURL: replica.URL(pgtest.ReplicatedDB), JWTSecret: readAfterSecret, PhotoDir: t.TempDir(),
+			Events: origin.EventsConfig{Token: readAfterEvents}})
+		ports := freePorts(t, 2)
+		edges[i] = startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
+			"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+addr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
+			"SPARK_JWT_SECRET="+readAfterSecret, "SPARK_EVENTS_TOKEN="+readAfterEvents)
+	}
+	return edges
+}
+
+// TestReadAfterOfSentFrames: a message sent over the WebSocket is stored
+// by the first edge's origin; its sent frame carries read_after (the
+// write's position, as a REST send's Spark-Read-After). The app echoes it
+// on its next history read, through the second edge, whose origin never
+// saw the write and whose replica is paused: the message is there.
+// Without it the lagging replica answers, without the message.
+func TestReadAfterOfSentFrames(t *testing.T) {
+	primary, replica, boot := pgtest.Replicated(t)
+	ann, conv := matchedPair(t, boot)
+	primary.WaitReplayed(t, replica)
+	edges := edgesWithOwnOrigins(t, primary, replica)
+	tok, err := origin.IssueToken(readAfterSecret, ann, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "Bearer " + tok
+	client := &http.Client{Timeout: 30 * time.Second}
+	count := func(res *http.Response, body string) int {
+		t.Helper()
+		if res.StatusCode != 200 {
+			t.Fatalf("history: %d %s", res.StatusCode, body)
+		}
+		var page struct {
+			Messages []store.Message `json:"messages"`
+		}
+		if err := json.Unmarshal([]byte(body), &page); err != nil {
+			t.Fatalf("history %q: %v", body, err)
+		}
+		return len(page.Messages)
+	}
+
+	ws := dialEdge(t, edges[0], tok)
+	replica.PauseReplay(t)
+	send := fmt.Sprintf(`{"type":"send","conversation_id":%d,"body":"hello","client_msg_id":"ra-1"}`, conv)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(send)); err != nil {
+		t.Fatal(err)
+	}
+	var sent struct {
+		ReadAfter string `json:"read_after"`
+	}
+	raw := readFrame(t, ws, "sent", nil)
+	if err := json.Unmarshal(raw, &sent); err != nil {
+		t.Fatalf("sent frame %s: %v", raw, err)
+	}
+	if _, err := store.ParsePosition(sent.ReadAfter); err != nil {
+		t.Fatalf("the sent frame %s carries no read_after position: %v", raw, err)
+	}
+	history := fmt.Sprintf("%s/api/conversations/%d/messages", edges[1], conv)
+	if n := count(httpDo(t, client, "GET", history, "", "Authorization", auth, contract.ReadAfter, sent.ReadAfter)); n != 1 {
+		t.Fatalf("through the second edge with the sent frame's read_after ann lists %d messages; want her 1", n)
+	}
+	// Another URL (not stored at the second edge), without the position:
+	// the paused replica's history, without the message.
+	if n := count(httpDo(t, client, "GET", history+"?limit=50", "", "Authorization", auth)); n != 0 {
+		t.Fatalf("through the second edge without the position ann lists %d messages; want the lagging replica's 0", n)
+	}
+	replica.ResumeReplay(t)
+}
+
+// matchedPair makes ann and bea, matched, and returns ann and their
+// conversation.
+func matchedPair(t *testing.T, boot *postgis.Store) (ann, conv int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ann = mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
+	bea := mkUser(t, boot, "bea", 30, "woman", 1, 1, nil)
+	for _, p := range [][2]int64{{ann, bea}, {bea, ann}} {
+		if _, err := boot.Swipe(ctx, p[0], p[1], store.Like); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := boot.ListMatches(ctx, ann)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("matches %v, %v", ms, err)
+	}
+	return ann, ms[0].ConversationID
 }

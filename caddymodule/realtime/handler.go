@@ -76,11 +76,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	// gets the client refused with a retry hint, not held.
 	actx, cancel := context.WithTimeout(r.Context(), h.cfg.admission)
 	defer cancel()
+	defer context.AfterFunc(h.hub.stopping, cancel)() // the edge stops: give up at once
 	c := newConn(h.hub, h.cfg, id.UserID, token, since, resume)
 	if err := h.hub.register(actx, c); err != nil {
 		c.cancel()
-		h.unavailable(w, r, id.UserID, admissionBus, err)
+		h.unavailable(w, r, id.UserID, h.admissionCause(admissionBus), err)
 		return nil
+	}
+	// A handler a reload retired (an old server may still be handed this
+	// request after the reload returned) admits only what a running
+	// config's handler admits too. Checked once c is registered: a
+	// retirement after this point finds c in the hub (recheckTokens).
+	if h.retired.Load() {
+		if err, ok := h.hub.live.verify(token); ok && err != nil {
+			h.hub.unregister(c)
+			c.cancel()
+			h.refuse(w, r, err)
+			return nil
+		}
 	}
 	convs, err := h.cfg.origin.conversations(actx, token)
 	if err == nil {
@@ -101,8 +114,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		if statusOf(err) == http.StatusUnauthorized {
 			h.refuse(w, r, err)
 		} else {
-			h.unavailable(w, r, id.UserID, admissionOrigin, err)
+			h.unavailable(w, r, id.UserID, h.admissionCause(admissionOrigin), err)
 		}
+		return nil
+	}
+	if cr := c.closeRequested(); cr.code == closeTokenRefused || cr.code == closeTokenExpired {
+		// A reload retired the token's key during the admission.
+		h.hub.unregister(c)
+		c.cancel()
+		h.refuse(w, r, errTokenRetired)
 		return nil
 	}
 	c.peers.load(convs)
@@ -135,6 +155,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 // errSeveralCredentials refuses a request with more than one credential
 // (two Authorization fields, two token subprotocols, or one of each).
 var errSeveralCredentials = &authtoken.Error{Reason: authtoken.ReasonMalformed}
+
+// errTokenRetired refuses a request whose token a reload's new config
+// refused during its admission.
+var errTokenRetired = &authtoken.Error{Reason: authtoken.ReasonUnknownKey}
 
 // errNoCredential refuses a request without a credential.
 var errNoCredential = &authtoken.Error{Reason: authtoken.ReasonMissing}
@@ -199,6 +223,17 @@ const (
 	admissionOrigin = "origin"
 )
 
+// admissionStopping: the edge began to stop during the admission.
+const admissionStopping = "stopping"
+
+// admissionCause is cause, or admissionStopping when the hub stops.
+func (h *Handler) admissionCause(cause string) string {
+	if h.hub.stopping.Err() != nil {
+		return admissionStopping
+	}
+	return cause
+}
+
 // Retry-After of a refused admission: spread over [1, 1+retrySpread) s so
 // the clients an overload refused do not all come back in the same second.
 const retrySpread = 3
@@ -216,6 +251,9 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, user int64
 // refusalDetail says why a connection was refused and when to come back.
 func refusalDetail(what string, err error, after int) string {
 	why := "the event bus is unavailable"
+	if what == admissionStopping {
+		return "the edge is stopping: connect to another one now with the same since (nothing is lost)"
+	}
 	if what == admissionOrigin {
 		switch st := statusOf(err); {
 		case errors.Is(err, context.DeadlineExceeded):

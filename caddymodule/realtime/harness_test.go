@@ -33,7 +33,10 @@ import (
 const (
 	// testSecret verifies the tests' tokens ({env.SPARK_RT_TEST_SECRET}).
 	testSecret = "spark-realtime-test-secret-0123456789abcdef"
-	secretEnv  = "SPARK_RT_TEST_SECRET"
+	// testSecret2 is a second key, kid "k2" (rotation tests); the fake
+	// origin accepts it too.
+	testSecret2 = "spark-realtime-second-secret-0123456789abcdef"
+	secretEnv   = "SPARK_RT_TEST_SECRET"
 )
 
 func init() {
@@ -228,7 +231,7 @@ type fakeOrigin struct {
 }
 
 func newFakeOrigin(t testing.TB, bus eventbus.Publisher) *fakeOrigin {
-	v, err := authtoken.NewVerifier(authtoken.Options{HS256: []authtoken.HMACKey{{Secret: []byte(testSecret)}}, Leeway: time.Second})
+	v, err := authtoken.NewVerifier(authtoken.Options{HS256: []authtoken.HMACKey{{Secret: []byte(testSecret)}, {ID: "k2", Secret: []byte(testSecret2)}}, Leeway: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,6 +539,11 @@ type edge struct {
 // edgeCaddyfile is the test edge's Caddyfile: options are spark_realtime's
 // extra lines.
 func edgeCaddyfile(adminPort, sitePort int, originURL, brokerName, options string) string {
+	return edgeCaddyfileKeys(adminPort, sitePort, originURL, brokerName, "hs256_secret {env."+secretEnv+"}", options)
+}
+
+// edgeCaddyfileKeys is edgeCaddyfile with the token options (keys) given.
+func edgeCaddyfileKeys(adminPort, sitePort int, originURL, brokerName, keys, options string) string {
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	persist_config off
@@ -548,14 +556,14 @@ http://127.0.0.1:%d {
 	handle /api/realtime {
 		spark_realtime {
 			origin %s
-			hs256_secret {env.%s}
+			%s
 			events memtest %s
 			%s
 		}
 	}
 	respond "not realtime" 404
 }
-`, adminPort, sitePort, originURL, secretEnv, brokerName, options)
+`, adminPort, sitePort, originURL, keys, brokerName, options)
 }
 
 // startEdge loads an edge with its own broker and fake origin.
@@ -579,6 +587,16 @@ func (e *edge) reload(options string) {
 	port := e.addr[strings.LastIndexByte(e.addr, ':')+1:]
 	p, _ := strconv.Atoi(port)
 	caddytest.Load(e.t, edgeCaddyfile(e.admin, p, e.origin.url(), name, options))
+}
+
+// reloadKeys loads the edge's Caddyfile again with other token options
+// (keys) and options.
+func (e *edge) reloadKeys(keys, options string) {
+	e.t.Helper()
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(e.t.Name())
+	port := e.addr[strings.LastIndexByte(e.addr, ':')+1:]
+	p, _ := strconv.Atoi(port)
+	caddytest.Load(e.t, edgeCaddyfileKeys(e.admin, p, e.origin.url(), name, keys, options))
 }
 
 // client is a gorilla client of the edge.

@@ -39,10 +39,20 @@ type hub struct {
 	// writeBuffers are the connections' write buffers, held only while a
 	// message is written (an idle connection holds none).
 	writeBuffers *sync.Pool
+	// live are the verifiers of the running configs' handlers of this hub:
+	// every open connection's token must pass one of them.
+	live liveVerifiers
 
 	// ctx ends when the hub stops; connections derive theirs from it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// stopping ends when the hub begins to stop (beginStop): admissions
+	// in progress give up, and leaving connections no longer unsubscribe
+	// (the bus closes with the hub).
+	stopping    context.Context
+	endStopping context.CancelFunc
+	stopOnce    sync.Once
+	stopBy      time.Time // beginStop's time + shutdownGrace: Destruct waits no longer
 	// conns counts open connections, for a stop to wait for.
 	conns sync.WaitGroup
 	done  chan struct{} // closed when the reconnect loop returned
@@ -82,6 +92,7 @@ func newHub(m *metrics, logger *zap.Logger, open func(eventbus.Handler) (Bus, er
 	h.bus = bus
 	h.typing = newTypingPublisher(bus, logger)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.stopping, h.endStopping = context.WithCancel(context.Background())
 	go h.watchReconnects()
 	go h.typing.run(h.ctx)
 	return h, nil
@@ -148,8 +159,12 @@ func (h *hub) release(c *conn, u *userConns) {
 	if !h.remove(c, u) || !u.subscribed {
 		return
 	}
-	if err := h.bus.Unsubscribe(h.ctx, c.user); err != nil && h.ctx.Err() == nil {
-		h.logger.Warn("unsubscribe failed", zap.Int64("user", c.user), zap.Error(err))
+	// A stopping hub's bus closes with it: no unsubscribes (ten thousand,
+	// one bus round trip each, held a stopping edge up).
+	if h.stopping.Err() == nil {
+		if err := h.bus.Unsubscribe(h.ctx, c.user); err != nil && h.ctx.Err() == nil {
+			h.logger.Warn("unsubscribe failed", zap.Int64("user", c.user), zap.Error(err))
+		}
 	}
 	u.subscribed = false
 	s := h.shard(c.user)
@@ -246,23 +261,44 @@ func (h *hub) watchReconnects() {
 	}
 }
 
-// Destruct stops the hub (caddy.Destructor: the last config using it is
-// gone): every connection is closed with 1001, then the bus.
-func (h *hub) Destruct() error {
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.Lock()
-		s.stop = true
-		s.mu.Unlock()
-	}
-	h.all(func(c *conn) {
-		c.requestClose(closeRequest{code: closeGoingAway, reason: goingAwayReason, send: true})
+// beginStop refuses new connections, makes admissions in progress give
+// up and asks every connection to close with 1001, at once: each
+// connection's writer sends its close frame concurrently. It returns
+// without waiting; it runs once (when the process begins to exit, from
+// the server's shutdown hook, else from Destruct).
+func (h *hub) beginStop() {
+	h.stopOnce.Do(func() {
+		h.stopBy = time.Now().Add(shutdownGrace)
+		var conns []*conn
+		for i := range h.shards {
+			s := &h.shards[i]
+			s.mu.Lock()
+			s.stop = true
+			for _, u := range s.users {
+				conns = append(conns, u.conns...)
+			}
+			s.mu.Unlock()
+		}
+		h.endStopping()
+		// No lock held: a connection that ends at once takes its shard's
+		// lock to leave.
+		for _, c := range conns {
+			c.requestClose(closeRequest{code: closeGoingAway, reason: goingAwayReason, send: true})
+		}
 	})
+}
+
+// Destruct stops the hub (caddy.Destructor: the last config using it is
+// gone): every connection is closed with 1001 (beginStop, unless the exit
+// began it already), waiting for them until shutdownGrace after beginStop
+// at most, then the bus.
+func (h *hub) Destruct() error {
+	h.beginStop()
 	waited := make(chan struct{})
 	go func() { h.conns.Wait(); close(waited) }()
 	select {
 	case <-waited:
-	case <-time.After(shutdownGrace):
+	case <-time.After(time.Until(h.stopBy)):
 		h.logger.Warn("connections still closing after the grace period")
 	}
 	h.cancel()

@@ -16,12 +16,12 @@ import (
 // origin answered 200/201, or an error frame.
 func (c *conn) send(f clientFrame) {
 	c.calls.run(c.ctx, f.ConversationID, func(ctx context.Context) {
-		msg, err := c.cfg.origin.send(ctx, c.token, f.ConversationID, f.Body, f.ClientMsgID)
+		msg, readAfter, err := c.cfg.origin.send(ctx, c.token, f.ConversationID, f.Body, f.ClientMsgID)
 		if err != nil {
 			c.callFailed(f.ClientMsgID, err)
 			return
 		}
-		c.enqueue(outFrame{data: appendSentFrame(nil, f.ClientMsgID, msg), kind: kindOutSent})
+		c.enqueue(outFrame{data: appendSentFrame(nil, f.ClientMsgID, msg, readAfter), kind: kindOutSent})
 	})
 }
 

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -125,12 +126,15 @@ type Handler struct {
 	InFlightPerEdge int `json:"in_flight_per_edge,omitempty"`
 
 	verifier *authtoken.Verifier
-	origins  originPolicy
-	cfg      *connConfig
-	hub      *hub
-	hubKey   string
-	metrics  *metrics
-	logger   *zap.Logger
+	// retired is set at Cleanup: a newer config runs (or none). A
+	// pointer: Handler is copied by value (CaddyModule).
+	retired *atomic.Bool
+	origins originPolicy
+	cfg     *connConfig
+	hub     *hub
+	hubKey  string
+	metrics *metrics
+	logger  *zap.Logger
 }
 
 // EventSource is a spark.realtime.events module: it opens the bus a hub
@@ -153,6 +157,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // starts) the hub.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.retired = new(atomic.Bool)
 	h.fillDefaults()
 	repl := caddy.NewReplacer()
 	v, err := h.Verifier(repl, h.logger, "spark_realtime")
@@ -207,6 +212,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("spark_realtime: %w", err)
 	}
 	h.hub = hv.(*hub)
+	h.hub.live.add(h, h.verifier)
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		// When the process exits, close the connections as the server
+		// begins its shutdown, not after it: Caddy cleans modules up only
+		// once every server has drained its requests (without a grace
+		// period, for as long as they take), and admissions waiting for
+		// the origin are such requests. A reload keeps them (not exiting).
+		hb := h.hub
+		srv.RegisterOnShutdown(func() {
+			if caddy.Exiting() {
+				hb.beginStop()
+			}
+		})
+	}
 	return nil
 }
 
@@ -271,10 +290,17 @@ func (h *Handler) Validate() error {
 }
 
 // Cleanup lets go of the hub and the metrics: the last config using a hub
-// stops it (connections close with 1001).
+// stops it (connections close with 1001). Before, the connections whose
+// tokens no running config's handler accepts any more (a reload retired
+// their key, or changed issuer or audience) are closed with 4003, and this
+// handler, which an old server may still hand an upgrade, accepts from now
+// on only tokens a running handler accepts too.
 func (h *Handler) Cleanup() error {
 	var errs []error
 	if h.hub != nil {
+		h.retired.Store(true)
+		h.hub.live.remove(h)
+		h.hub.recheckTokens()
 		if _, err := pool.Delete(h.hubKey); err != nil {
 			errs = append(errs, err)
 		}

@@ -107,10 +107,17 @@ func asFrameError(ref string, err error) *frameError {
 // do sends one request with the user's token (none: "") and returns the
 // body of a 2xx answer. The answer's Spark-Purge is applied first.
 func (o *originClient) do(ctx context.Context, token, method, path string, body []byte) ([]byte, error) {
+	data, _, err := o.doReadAfter(ctx, token, method, path, body)
+	return data, err
+}
+
+// doReadAfter is do, also returning the answer's Spark-Read-After (the
+// write's read-your-writes position; "" when it has none), untouched.
+func (o *originClient) doReadAfter(ctx context.Context, token, method, path string, body []byte) (data []byte, readAfter string, err error) {
 	select {
 	case o.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, &originError{err: ctx.Err()}
+		return nil, "", &originError{err: ctx.Err()}
 	}
 	defer func() { <-o.slots }()
 	var rd io.Reader
@@ -119,7 +126,7 @@ func (o *originClient) do(ctx context.Context, token, method, path string, body 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, o.base+path, rd)
 	if err != nil {
-		return nil, &originError{err: err}
+		return nil, "", &originError{err: err}
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -131,20 +138,36 @@ func (o *originClient) do(ctx context.Context, token, method, path string, body 
 	}
 	res, err := o.client.Do(req)
 	if err != nil {
-		return nil, &originError{err: fmt.Errorf("%s %s: %w", method, path, err)}
+		return nil, "", &originError{err: fmt.Errorf("%s %s: %w", method, path, err)}
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, maxOriginBody))
+	data, err = io.ReadAll(io.LimitReader(res.Body, maxOriginBody))
 	if err != nil {
-		return nil, &originError{err: fmt.Errorf("%s %s: read answer: %w", method, path, err)}
+		return nil, "", &originError{err: fmt.Errorf("%s %s: read answer: %w", method, path, err)}
 	}
 	if v := res.Header.Values(contract.SparkPurge); len(v) > 0 {
 		o.purges.apply(contract.AppendTags(nil, v))
 	}
 	if res.StatusCode/100 != 2 {
-		return nil, &originError{status: res.StatusCode, detail: problemDetail(data, res.StatusCode)}
+		return nil, "", &originError{status: res.StatusCode, detail: problemDetail(data, res.StatusCode)}
 	}
-	return data, nil
+	return data, readAfterOf(res.Header), nil
+}
+
+// readAfterOf is an answer's Spark-Read-After when it is one short
+// printable token (a WAL position, "16/B374D848"), else "": the edge passes
+// the origin's position on without interpreting it.
+func readAfterOf(h http.Header) string {
+	v := h.Values(contract.ReadAfter)
+	if len(v) != 1 || len(v[0]) == 0 || len(v[0]) > 32 {
+		return ""
+	}
+	for i := range len(v[0]) {
+		if c := v[0][i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return ""
+		}
+	}
+	return v[0]
 }
 
 // problemDetail is a problem document's detail (or title), else the status
@@ -211,28 +234,28 @@ func (o *originClient) conversations(ctx context.Context, token string) (map[int
 
 // send stores a message, coalesced with the edge's other sends into one
 // batch call (sendBatcher). It returns the stored message as the origin
-// wrote it, compact.
-func (o *originClient) send(ctx context.Context, token string, conv int64, body, clientMsgID string) ([]byte, error) {
+// wrote it, compact, and the write's read-your-writes position (its
+// Spark-Read-After; "" when the origin gave none).
+func (o *originClient) send(ctx context.Context, token string, conv int64, body, clientMsgID string) ([]byte, string, error) {
 	return o.sends.send(ctx, token, conv, body, clientMsgID)
 }
 
 // sendOne stores a message in a call of its own: POST
-// /api/conversations/{id}/messages. It returns the stored message as the
-// origin wrote it, compact.
-func (o *originClient) sendOne(ctx context.Context, token string, conv int64, body, clientMsgID string) ([]byte, error) {
+// /api/conversations/{id}/messages. It returns what send returns.
+func (o *originClient) sendOne(ctx context.Context, token string, conv int64, body, clientMsgID string) ([]byte, string, error) {
 	req, _ := json.Marshal(struct {
 		Body        string `json:"body"`
 		ClientMsgID string `json:"client_msg_id"`
 	}{body, clientMsgID})
-	data, err := o.do(ctx, token, http.MethodPost, "/api/conversations/"+strconv.FormatInt(conv, 10)+"/messages", req)
+	data, readAfter, err := o.doReadAfter(ctx, token, http.MethodPost, "/api/conversations/"+strconv.FormatInt(conv, 10)+"/messages", req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	msg, err := compactJSON(bytes.TrimSpace(data))
 	if err != nil || len(msg) == 0 || msg[0] != '{' {
-		return nil, &originError{err: errors.New("POST messages: the answer is not a JSON object")}
+		return nil, "", &originError{err: errors.New("POST messages: the answer is not a JSON object")}
 	}
-	return msg, nil
+	return msg, readAfter, nil
 }
 
 // read records a read receipt: POST /api/conversations/{id}/read.

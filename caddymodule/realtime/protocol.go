@@ -225,10 +225,17 @@ func appendEventFrame(dst, event []byte) []byte {
 	return append(dst, '}')
 }
 
-// appendSentFrame appends {"type":"sent","client_msg_id":…,"message":…}.
-func appendSentFrame(dst []byte, clientMsgID string, message []byte) []byte {
+// appendSentFrame appends {"type":"sent","client_msg_id":…,"message":…}
+// and, when the origin gave one, "read_after": the write's read-your-writes
+// position, which the client sends back as Spark-Read-After on its next
+// REST reads.
+func appendSentFrame(dst []byte, clientMsgID string, message []byte, readAfter string) []byte {
 	dst = append(dst, `{"type":"sent","client_msg_id":`...)
 	dst = appendJSONString(dst, clientMsgID)
+	if readAfter != "" {
+		dst = append(dst, `,"read_after":`...)
+		dst = appendJSONString(dst, readAfter)
+	}
 	dst = append(dst, `,"message":`...)
 	dst = append(dst, message...)
 	return append(dst, '}')

@@ -48,7 +48,9 @@ func TestServerFramesRoundTrip(t *testing.T) {
 	var msg []byte
 	msg = appendEventFrame(msg, ev)
 	msg = append(msg, '\n')
-	msg = appendSentFrame(msg, "c\"1", []byte(`{"id":1}`))
+	msg = appendSentFrame(msg, "c\"1", []byte(`{"id":1}`), "0/4000128")
+	msg = append(msg, '\n')
+	msg = appendSentFrame(msg, "c2", []byte(`{"id":2}`), "")
 	msg = append(msg, '\n')
 	msg = appendTypingFrame(msg, 3, 8)
 	msg = append(msg, '\n')
@@ -61,7 +63,8 @@ func TestServerFramesRoundTrip(t *testing.T) {
 	}
 	want := []serverFrame{
 		{Type: typeEvent, Event: ev},
-		{Type: typeSent, ClientMsgID: "c\"1", Message: json.RawMessage(`{"id":1}`)},
+		{Type: typeSent, ClientMsgID: "c\"1", ReadAfter: "0/4000128", Message: json.RawMessage(`{"id":1}`)},
+		{Type: typeSent, ClientMsgID: "c2", Message: json.RawMessage(`{"id":2}`)},
 		{Type: typeTyping, ConversationID: 3, UserID: 8},
 		{Type: typeError, Ref: "r", Code: codeInvalid, Detail: "d\n<x>"},
 		{Type: typeResync},

@@ -63,10 +63,11 @@ type sendItem struct {
 }
 
 // sendOutcome is the origin's answer to one send: the stored message,
-// compact, or an error.
+// compact, and the write's read-your-writes position, or an error.
 type sendOutcome struct {
-	msg []byte
-	err error
+	msg       []byte
+	readAfter string
+	err       error
 }
 
 // sendResult is one message's answer in a batch (origin.SendBatchResult).
@@ -79,8 +80,9 @@ type sendResult struct {
 }
 
 // send stores a message through the origin, in a batch call, and returns
-// the stored message as the origin wrote it, compact.
-func (b *sendBatcher) send(ctx context.Context, token string, conv int64, body, clientMsgID string) ([]byte, error) {
+// the stored message as the origin wrote it, compact, and the batch's
+// Spark-Read-After (a position at or after this message's write).
+func (b *sendBatcher) send(ctx context.Context, token string, conv int64, body, clientMsgID string) ([]byte, string, error) {
 	if b.single.Load() {
 		return b.o.sendOne(ctx, token, conv, body, clientMsgID)
 	}
@@ -98,9 +100,9 @@ func (b *sendBatcher) send(ctx context.Context, token string, conv int64, body, 
 	}
 	select {
 	case r := <-q.done:
-		return r.msg, r.err
+		return r.msg, r.readAfter, r.err
 	case <-ctx.Done():
-		return nil, &originError{err: ctx.Err()}
+		return nil, "", &originError{err: ctx.Err()}
 	}
 }
 
@@ -156,7 +158,7 @@ func (b *sendBatcher) post(batch []*queuedSend) {
 	for i, q := range batch {
 		items[i] = q.item
 	}
-	results, err := b.call(items)
+	results, readAfter, err := b.call(items)
 	if statusOf(err) == http.StatusNotFound || statusOf(err) == http.StatusMethodNotAllowed {
 		// An origin from before the batch route: one call per message
 		// from now on (these included, each in its own goroutine: they
@@ -164,8 +166,8 @@ func (b *sendBatcher) post(batch []*queuedSend) {
 		b.single.Store(true)
 		for _, q := range batch {
 			go func() {
-				msg, err := b.o.sendOne(q.ctx, q.item.Token, q.item.ConversationID, q.item.Body, q.item.ClientMsgID)
-				q.done <- sendOutcome{msg, err}
+				msg, readAfter, err := b.o.sendOne(q.ctx, q.item.Token, q.item.ConversationID, q.item.Body, q.item.ClientMsgID)
+				q.done <- sendOutcome{msg: msg, readAfter: readAfter, err: err}
 			}()
 		}
 		return
@@ -180,44 +182,46 @@ func (b *sendBatcher) post(batch []*queuedSend) {
 			q.done <- sendOutcome{err: err}
 			continue
 		}
-		q.done <- results[i].outcome()
+		q.done <- results[i].outcome(readAfter)
 	}
 }
 
 // call posts items to the origin's batch route and returns one result per
-// item.
-func (b *sendBatcher) call(items []sendItem) ([]sendResult, error) {
+// item, and the answer's Spark-Read-After: the position of the batch's
+// last write, which every message it stored shares.
+func (b *sendBatcher) call(items []sendItem) ([]sendResult, string, error) {
 	body, err := json.Marshal(struct {
 		Messages []sendItem `json:"messages"`
 	}{items})
 	if err != nil {
-		return nil, &originError{err: fmt.Errorf("POST %s: encode: %w", sendBatchPath, err)}
+		return nil, "", &originError{err: fmt.Errorf("POST %s: encode: %w", sendBatchPath, err)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.o.timeout)
 	defer cancel()
-	data, err := b.o.do(ctx, "", http.MethodPost, sendBatchPath, body)
+	data, readAfter, err := b.o.doReadAfter(ctx, "", http.MethodPost, sendBatchPath, body)
 	if st := statusOf(err); st/100 == 4 && st != http.StatusNotFound && st != http.StatusMethodNotAllowed && st != http.StatusTooManyRequests {
 		// The batch refused as a whole says nothing of any one message
 		// (a 401 here is no user's token): the origin failed them all.
-		return nil, &originError{err: fmt.Errorf("POST %s: the batch was refused: %w", sendBatchPath, err)}
+		return nil, "", &originError{err: fmt.Errorf("POST %s: the batch was refused: %w", sendBatchPath, err)}
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var answer struct {
 		Results []sendResult `json:"results"`
 	}
 	if err := json.Unmarshal(data, &answer); err != nil {
-		return nil, &originError{err: fmt.Errorf("POST %s: %s", sendBatchPath, jsonProblem(err))}
+		return nil, "", &originError{err: fmt.Errorf("POST %s: %s", sendBatchPath, jsonProblem(err))}
 	}
 	if len(answer.Results) != len(items) {
-		return nil, &originError{err: fmt.Errorf("POST %s: %d results for %d messages", sendBatchPath, len(answer.Results), len(items))}
+		return nil, "", &originError{err: fmt.Errorf("POST %s: %d results for %d messages", sendBatchPath, len(answer.Results), len(items))}
 	}
-	return answer.Results, nil
+	return answer.Results, readAfter, nil
 }
 
-// outcome is what the single route's answer would have been.
-func (r sendResult) outcome() sendOutcome {
+// outcome is what the single route's answer would have been; readAfter
+// is the batch's position.
+func (r sendResult) outcome(readAfter string) sendOutcome {
 	if r.Status/100 != 2 {
 		return sendOutcome{err: &originError{status: r.Status, detail: problemDetail(r.Problem, r.Status)}}
 	}
@@ -225,5 +229,5 @@ func (r sendResult) outcome() sendOutcome {
 	if err != nil || len(msg) == 0 || msg[0] != '{' {
 		return sendOutcome{err: &originError{err: errors.New("POST " + sendBatchPath + ": a message is not a JSON object")}}
 	}
-	return sendOutcome{msg: msg}
+	return sendOutcome{msg: msg, readAfter: readAfter}
 }

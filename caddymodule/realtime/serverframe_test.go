@@ -18,6 +18,8 @@ type serverFrame struct {
 	Event json.RawMessage `json:"event,omitempty"`
 	// ClientMsgID is a sent frame's client_msg_id.
 	ClientMsgID string `json:"client_msg_id,omitempty"`
+	// ReadAfter is a sent frame's read-your-writes position.
+	ReadAfter string `json:"read_after,omitempty"`
 	// Message is a sent frame's stored message, as the origin wrote it.
 	Message json.RawMessage `json:"message,omitempty"`
 	// ConversationID and UserID are a typing frame's.

@@ -54,6 +54,10 @@ type user struct {
 	conn *sparkv1.Conn // nil while (re)connecting
 	done chan struct{} // closed when conn's reader has ended
 	edge int
+	// readAfter is the read_after of the user's last sent frame: its REST
+	// reads send it as Spark-Read-After, as the app does, so any origin
+	// shows the user's own messages.
+	readAfter string
 
 	lastSeq  atomic.Int64 // last event seq processed (the reader's; read after it ended)
 	n        atomic.Int64 // messages sent
@@ -298,6 +302,11 @@ func (r *runner) read(u *user, c *sparkv1.Conn, done chan struct{}) {
 			case sparkv1.TypeSent:
 				if d, ok := r.ledger.Stored(f.ClientMsgID, now); ok {
 					r.record(r.stored, d)
+				}
+				if f.ReadAfter != "" {
+					u.mu.Lock()
+					u.readAfter = f.ReadAfter // one conversation, sends in order: the latest is the furthest
+					u.mu.Unlock()
 				}
 			case sparkv1.TypeTyping:
 				r.onTyping(u, f, now)

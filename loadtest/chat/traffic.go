@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/loadtest"
 	"github.com/spark-edge/spark/loadtest/sparkv1"
 )
@@ -99,7 +100,7 @@ func (r *runner) match(ctx context.Context, edge string, a, b *user) (int64, err
 		} `json:"match"`
 	}
 	for _, s := range []struct{ from, to *user }{{a, b}, {b, a}} {
-		status, body, err := r.call(ctx, http.MethodPost, edge+"/api/swipes", s.from.token,
+		status, body, err := r.call(ctx, http.MethodPost, edge+"/api/swipes", s.from.token, "",
 			fmt.Appendf(nil, `{"target_id":%d,"direction":"like"}`, s.to.id))
 		if err != nil {
 			return 0, fmt.Errorf("swipe %d->%d: %w", s.from.id, s.to.id, err)
@@ -117,7 +118,7 @@ func (r *runner) match(ctx context.Context, edge string, a, b *user) (int64, err
 			return 0, fmt.Errorf("swipe %d->%d: status %d: %.200s", s.from.id, s.to.id, status, body)
 		}
 	}
-	status, body, err := r.call(ctx, http.MethodGet, edge+"/api/matches", a.token, nil)
+	status, body, err := r.call(ctx, http.MethodGet, edge+"/api/matches", a.token, "", nil)
 	if err != nil || status != http.StatusOK {
 		return 0, fmt.Errorf("matches of %d: status %d: %v", a.id, status, err)
 	}
@@ -138,8 +139,9 @@ func (r *runner) match(ctx context.Context, edge string, a, b *user) (int64, err
 	return 0, fmt.Errorf("users %d and %d could not be matched (one passed on the other before?)", a.id, b.id)
 }
 
-// call makes one REST call and returns its status and body.
-func (r *runner) call(ctx context.Context, method, url, token string, body []byte) (int, []byte, error) {
+// call makes one REST call and returns its status and body. readAfter,
+// when set, goes as Spark-Read-After.
+func (r *runner) call(ctx context.Context, method, url, token, readAfter string, body []byte) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -149,6 +151,9 @@ func (r *runner) call(ctx context.Context, method, url, token string, body []byt
 		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if readAfter != "" {
+		req.Header.Set(contract.ReadAfter, readAfter)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -249,9 +254,9 @@ func (r *runner) rest(ctx context.Context, u *user, i int64, due time.Time) {
 		path = fmt.Sprintf(path, u.conv)
 	}
 	u.mu.Lock()
-	edge := r.cfg.Edges[u.edge]
+	edge, readAfter := r.cfg.Edges[u.edge], u.readAfter
 	u.mu.Unlock()
-	status, body, err := r.call(ctx, http.MethodGet, edge+path, u.token, nil)
+	status, body, err := r.call(ctx, http.MethodGet, edge+path, u.token, readAfter, nil)
 	s := loadtest.Sample{Endpoint: rc.name, Method: http.MethodGet, Intended: due, Latency: time.Since(due), Status: status, BytesIn: int64(len(body))}
 	switch {
 	case err != nil && ctx.Err() != nil:

@@ -41,6 +41,11 @@ type Frame struct {
 	Event *Event `json:"event,omitempty"`
 	// ClientMsgID is a sent frame's client_msg_id.
 	ClientMsgID string `json:"client_msg_id,omitempty"`
+	// ReadAfter is a sent frame's read-your-writes position (the origin's
+	// Spark-Read-After for the write; "" when it gave none): send it as
+	// Spark-Read-After on the following REST reads, so whichever origin
+	// answers them shows the message.
+	ReadAfter string `json:"read_after,omitempty"`
 	// Message is a sent frame's stored message.
 	Message *Message `json:"message,omitempty"`
 	// ConversationID and UserID are a typing frame's.
