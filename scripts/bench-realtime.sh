@@ -70,9 +70,9 @@ redis_pid=$!
 pids+=($redis_pid)
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-origin=127.0.0.1:$(free_port)
+origin=127.0.0.1:$(free_port) origin_debug=127.0.0.1:$(free_port)
 mkdir -p "$work/photos"
-"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" \
+"$BIN" origin --listen "$origin" --debug-listen "$origin_debug" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" \
 	--events-redis "127.0.0.1:$rport" --events-redis-prefix "$PREFIX" $ORIGIN_ARGS >"$work/origin.log" 2>&1 &
 origin_pid=$!
 pids+=($origin_pid)
@@ -127,7 +127,7 @@ live() {
 load() {
 	local name=$1; shift
 	rm -f "$OUT/$name.json" "$OUT/$name.html" "$OUT/$name.txt"
-	"$BIN" loadtest --scenario chat --users "$CONNS" --jwt-secret "$SECRET" --quiet \
+	/usr/bin/time -o "$work/$name.cpu" -f "%U %S" "$BIN" loadtest --scenario chat --users "$CONNS" --jwt-secret "$SECRET" --quiet \
 		--json "$OUT/$name.json" --html "$OUT/$name.html" "$@" >"$OUT/$name.txt" 2>"$work/$name.err" || {
 		local rc=$?
 		# exit 1 with a report: targets missed (the table says which)
@@ -178,23 +178,55 @@ if figure a; then
 fi
 if figure b; then
 	echo "$NAME: (b) messages, $MSG_RATE/s for $STEP, $DROP dropped and resumed" >&2
-	# Where the time goes: CPU seconds per process over the run, a CPU profile
-	# of one edge (Caddy's admin /debug/pprof) and the origin's own latency of
-	# the send route.
-	cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+	# Where the time goes: CPU seconds per process over the run (and per
+	# message sent), CPU profiles of one edge (Caddy's admin /debug/pprof)
+	# and of the origin (--debug-listen), and the origin's own latency of the
+	# send route. PostgreSQL: the backends serving this database only (the
+	# server is shared; its WAL writer and checkpointer are not counted).
+	cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+	pg_backends() { pgrep -f "^postgres: .* $DB " || true; }
+	pg_ticks() { local t=0 p; for p in $(pg_backends); do t=$((t + $(cpu_ticks "$p"))); done; echo $t; }
+	# The counts start once every connection is open (the load client's
+	# --ready-file), so pairing and connecting are not in them: traffic,
+	# drops, resumes and the drain are.
+	rm -f "$work/ready-b"
+	load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s --ready-file "$work/ready-b" &
+	load_pid=$!
+	for _ in $(seq 3000); do [ -s "$work/ready-b" ] && break; kill -0 $load_pid 2>/dev/null || break; sleep 0.1; done
+	[ -s "$work/ready-b" ] || { wait $load_pid; echo "$NAME: chat-edge: connections not open:" >&2; cat "$work/chat-edge.err" >&2; exit 1; }
 	declare -A t0
 	for p in "${edge_pids[@]}" "$origin_pid" "$redis_pid"; do t0[$p]=$(cpu_ticks "$p"); done
-	prof_s=$(( $(echo "$STEP" | tr -dc 0-9) / 2 ))
-	( sleep $(( prof_s / 2 + 5 )); curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" ) &
+	pg_before=$(pg_ticks)
+	pg_pids_before=$(pg_backends | tr '\n' ' ')
+	client_before=$(cpu_ticks "$(pgrep -f -n -- "--json $OUT/chat-edge.json")")
+	load_t0=$(date +%s.%N) load_avg0=$(cut -d' ' -f1-3 /proc/loadavg)
+	prof_s=$(echo "$STEP" | tr -dc 0-9)
+	curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" &
 	prof_pid=$!
-	load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s
-	wait $prof_pid || true
+	curl -fs -o "$OUT/chat-origin.pprof" "http://$origin_debug/debug/pprof/profile?seconds=$prof_s" &
+	prof_origin_pid=$!
+	wait $load_pid
+	load_t1=$(date +%s.%N)
+	wait $prof_pid $prof_origin_pid || true
 	tick=$(getconf CLK_TCK)
+	# Backends that ended during the run are lost to the count; the origin's
+	# pool keeps its connections, so normally none do.
+	pg_after=$(pg_ticks)
+	pg_gone=0
+	for p in $pg_pids_before; do [ -e "/proc/$p" ] || pg_gone=$((pg_gone + 1)); done
 	name_of() { case $1 in "$origin_pid") echo origin ;; "$redis_pid") echo redis ;; "${edge_pids[0]}") echo edge0 ;; *) echo edge1 ;; esac; }
 	{
-		printf "CPU seconds during (b):"
-		for p in "${!t0[@]}"; do printf " %s=%.1f" "$(name_of "$p")" "$(echo "($(cpu_ticks "$p") - ${t0[$p]}) / $tick" | bc -l)"; done
-		echo " (of $(nproc) cores x the run; PostgreSQL is shared with other work on this machine)"
+		sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chat"]["messages"]["sent"])' "$OUT/chat-edge.json")
+		printf "CPU seconds during (b) (%s messages sent; per message in microseconds in brackets):" "$sent"
+		for p in "${!t0[@]}"; do
+			cs=$(echo "($(cpu_ticks "$p") - ${t0[$p]}) / $tick" | bc -l)
+			printf " %s=%.1f [%.0f]" "$(name_of "$p")" "$cs" "$(echo "$cs * 1000000 / $sent" | bc -l)"
+		done
+		cs=$(echo "($pg_after - $pg_before) / $tick" | bc -l)
+		printf " postgres=%.1f [%.0f]" "$cs" "$(echo "$cs * 1000000 / $sent" | bc -l)"
+		cs=$(awk -v b="$client_before" -v t="$tick" '{print $1 + $2 - b / t}' "$work/chat-edge.cpu")
+		printf " load-client=%.1f [%.0f]" "$cs" "$(echo "$cs * 1000000 / $sent" | bc -l)"
+		echo " (of $(nproc) cores x $(printf %.0f "$(echo "$load_t1 - $load_t0" | bc -l)") s from all connections open to the end of the drain; postgres: this database's backends, $pg_gone ended during the run; load average $load_avg0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
 		curl -fs "http://$origin/metrics" | python3 -c '
 import sys, re
 s = {}; c = {}
@@ -209,10 +241,12 @@ for k in c:
         what = "messages per batch" if k == "batch" else "POST %s latency (%s)" % (re.search("route=\"([^\"]*)\"", k).group(1), re.search("code=\"([^\"]*)\"", k).group(1))
         print("origin: %s mean %s" % (what, ("%.1f" % (s[k] / c[k])) if k == "batch" else "%.1f ms, %d requests" % (1000 * s[k] / c[k], c[k])))
 '
-		if [ -s "$OUT/chat-edge0.pprof" ]; then
-			echo "edge 0 CPU profile during (b), top by cumulative time ($OUT/chat-edge0.pprof):"
-			${GO:-go} tool pprof -top -cum -nodecount=15 "$BIN" "$OUT/chat-edge0.pprof" 2>/dev/null | tail -n 16
-		fi
+		for w in edge0 origin; do
+			if [ -s "$OUT/chat-$w.pprof" ]; then
+				echo "$w CPU profile during (b), top by cumulative time ($OUT/chat-$w.pprof):"
+				${GO:-go} tool pprof -top -cum -nodecount=25 "$BIN" "$OUT/chat-$w.pprof" 2>/dev/null | tail -n 26
+			fi
+		done
 	} >"$work/where.txt" 2>&1 || true
 	load chat-ref --edges "http://$hub" --pairing fixed --rate "$MSG_RATE" --drop "$DROP" --duration "$STEP" --drain 30s
 fi
