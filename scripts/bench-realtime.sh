@@ -180,53 +180,80 @@ if figure b; then
 	echo "$NAME: (b) messages, $MSG_RATE/s for $STEP, $DROP dropped and resumed" >&2
 	# Where the time goes: CPU seconds per process over the run (and per
 	# message sent), CPU profiles of one edge (Caddy's admin /debug/pprof)
-	# and of the origin (--debug-listen), and the origin's own latency of the
-	# send route. PostgreSQL: the backends serving this database only (the
-	# server is shared; its WAL writer and checkpointer are not counted).
-	cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-	pg_backends() { pgrep -f "^postgres: .* $DB " || true; }
-	pg_ticks() { local t=0 p; for p in $(pg_backends); do t=$((t + $(cpu_ticks "$p"))); done; echo $t; }
-	# The counts start once every connection is open (the load client's
-	# --ready-file), so pairing and connecting are not in them: traffic,
-	# drops, resumes and the drain are.
+	# and of the origin (--debug-listen), PostgreSQL's statements per
+	# message, and the origin's own latency of the send route. The counts
+	# start once every connection is open (the load client's --ready-file),
+	# so pairing and connecting are not in them: traffic, drops, resumes and
+	# the drain are. PostgreSQL: the backends serving this database only
+	# (the server is shared; its WAL writer and checkpointer are not counted).
+	# pg_stats FILE: this database's transactions and per-table scans (rows:
+	# name seq_scan seq_tup_read idx_scan idx_tup_fetch).
+	pg_stats() {
+		psql "$url" -qAt -F ' ' -c "SELECT 'transactions', xact_commit + xact_rollback, tup_returned, 0, tup_fetched FROM pg_stat_database WHERE datname = current_database()
+			UNION ALL SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0), coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables" >"$1" 2>/dev/null || true
+	}
+	procs=(edge0="${edge_pids[0]}" edge1="${edge_pids[1]}" origin="$origin_pid" redis="$redis_pid"
+		postgres="/^postgres: .* $DB /" load-client="/loadtest --scenario chat .*--json $OUT/chat-edge.json/")
 	rm -f "$work/ready-b"
 	load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s --ready-file "$work/ready-b" &
 	load_pid=$!
 	for _ in $(seq 3000); do [ -s "$work/ready-b" ] && break; kill -0 $load_pid 2>/dev/null || break; sleep 0.1; done
 	[ -s "$work/ready-b" ] || { wait $load_pid; echo "$NAME: chat-edge: connections not open:" >&2; cat "$work/chat-edge.err" >&2; exit 1; }
-	declare -A t0
-	for p in "${edge_pids[@]}" "$origin_pid" "$redis_pid"; do t0[$p]=$(cpu_ticks "$p"); done
-	pg_before=$(pg_ticks)
-	pg_pids_before=$(pg_backends | tr '\n' ' ')
-	client_before=$(cpu_ticks "$(pgrep -f -n -- "--json $OUT/chat-edge.json")")
-	load_t0=$(date +%s.%N) load_avg0=$(cut -d' ' -f1-3 /proc/loadavg)
+	load_t0=$EPOCHREALTIME load_avg0=$(cut -d' ' -f1-3 /proc/loadavg)
 	prof_s=$(echo "$STEP" | tr -dc 0-9)
 	curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" &
 	prof_pid=$!
 	curl -fs -o "$OUT/chat-origin.pprof" "http://$origin_debug/debug/pprof/profile?seconds=$prof_s" &
 	prof_origin_pid=$!
+	python3 scripts/bench/proc_cpu.py "${procs[@]}" >"$work/cpu0"
+	pg_stats "$work/pgstat0"
+	# The load client's CPU at the end is what /usr/bin/time reports (it
+	# has exited by then).
 	wait $load_pid
-	load_t1=$(date +%s.%N)
+	load_t1=$EPOCHREALTIME
+	python3 scripts/bench/proc_cpu.py "${procs[@]}" >"$work/cpu1"
+	awk -v t="$(getconf CLK_TCK)" '{printf "load-client %d\n", ($1 + $2) * t}' "$work/chat-edge.cpu" >>"$work/cpu1"
+	sleep 1 # backends report their statistics at most once a second
+	pg_stats "$work/pgstat1"
 	wait $prof_pid $prof_origin_pid || true
-	tick=$(getconf CLK_TCK)
-	# Backends that ended during the run are lost to the count; the origin's
-	# pool keeps its connections, so normally none do.
-	pg_after=$(pg_ticks)
-	pg_gone=0
-	for p in $pg_pids_before; do [ -e "/proc/$p" ] || pg_gone=$((pg_gone + 1)); done
-	name_of() { case $1 in "$origin_pid") echo origin ;; "$redis_pid") echo redis ;; "${edge_pids[0]}") echo edge0 ;; *) echo edge1 ;; esac; }
 	{
 		sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chat"]["messages"]["sent"])' "$OUT/chat-edge.json")
-		printf "CPU seconds during (b) (%s messages sent; per message in microseconds in brackets):" "$sent"
-		for p in "${!t0[@]}"; do
-			cs=$(echo "($(cpu_ticks "$p") - ${t0[$p]}) / $tick" | bc -l)
-			printf " %s=%.1f [%.0f]" "$(name_of "$p")" "$cs" "$(echo "$cs * 1000000 / $sent" | bc -l)"
-		done
-		cs=$(echo "($pg_after - $pg_before) / $tick" | bc -l)
-		printf " postgres=%.1f [%.0f]" "$cs" "$(echo "$cs * 1000000 / $sent" | bc -l)"
-		cs=$(awk -v b="$client_before" -v t="$tick" '{print $1 + $2 - b / t}' "$work/chat-edge.cpu")
-		printf " load-client=%.1f [%.0f]" "$cs" "$(echo "$cs * 1000000 / $sent" | bc -l)"
-		echo " (of $(nproc) cores x $(printf %.0f "$(echo "$load_t1 - $load_t0" | bc -l)") s from all connections open to the end of the drain; postgres: this database's backends, $pg_gone ended during the run; load average $load_avg0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
+		python3 - "$work/cpu0" "$work/cpu1" "$sent" "$(getconf CLK_TCK)" "$(echo "$load_t1 - $load_t0" | bc -l)" "$load_avg0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)" <<'PY'
+import sys
+def read(p):
+    d = {}
+    for l in open(p):
+        k, v = l.split()
+        d[k] = int(v)  # the last line of a name wins (the client's, from time)
+    return d
+a, b = read(sys.argv[1]), read(sys.argv[2])
+n, tick, secs = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+print("CPU during (b), from all connections open to the end of the drain (%.0f s of %s cores; load average %s at the start, %s at the end), %d messages sent:" % (secs, sys.argv[8], sys.argv[6], sys.argv[7], n))
+total = 0
+for k in a:
+    cs = (b.get(k, 0) - a[k]) / tick
+    total += cs
+    print("  %-12s %6.2f CPU-s  %5.0f us per message" % (k, cs, 1e6 * cs / n))
+print("  %-12s %6.2f CPU-s  %5.0f us per message (postgres: this database's backends only)" % ("all", total, 1e6 * total / n))
+PY
+		python3 - "$work/pgstat0" "$work/pgstat1" "$sent" <<'PY'
+import sys
+def read(p):
+    return {l.split()[0]: list(map(int, l.split()[1:])) for l in open(p) if l.strip()}
+a, b, n = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+rows = []
+for k in b:
+    d = [y - x for x, y in zip(a.get(k, [0, 0, 0, 0]), b[k])]
+    if any(d):
+        rows.append((k, d))
+rows.sort(key=lambda r: (r[0] != "transactions", -(r[1][0] + r[1][2])))
+print("postgres per message sent (pg_stat: this database; transactions, then per table seq scans / rows read by them, index scans / rows fetched):")
+for k, d in rows:
+    if k == "transactions":
+        print("  transactions %.2f, rows returned %.1f, fetched %.1f" % (d[0] / n, d[1] / n, d[3] / n))
+    else:
+        print("  %-20s seq %.2f / %.1f rows, idx %.2f / %.1f rows" % (k, d[0] / n, d[1] / n, d[2] / n, d[3] / n))
+PY
 		curl -fs "http://$origin/metrics" | python3 -c '
 import sys, re
 s = {}; c = {}
