@@ -233,7 +233,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}()
 	defer func() { stopPruning(); <-pruned }()
 	if cfg.DebugListen != "" {
-		stopDebug, err := serveDebug(cfg.DebugListen, log)
+		_, stopDebug, err := serveDebug(cfg.DebugListen, log)
 		if err != nil {
 			return err
 		}

@@ -192,13 +192,25 @@ if figure b; then
 		psql "$url" -qAt -F ' ' -c "SELECT 'transactions', xact_commit + xact_rollback, tup_returned, 0, tup_fetched FROM pg_stat_database WHERE datname = current_database()
 			UNION ALL SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0), coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables" >"$1" 2>/dev/null || true
 	}
-	procs=(edge0="${edge_pids[0]}" edge1="${edge_pids[1]}" origin="$origin_pid" redis="$redis_pid"
-		postgres="/^postgres: .* $DB /" load-client="/loadtest --scenario chat .*--json $OUT/chat-edge.json/")
+	# pg_pids: the backends serving this database (from PostgreSQL, not
+	# from command lines, which can take seconds to read on a loaded box).
+	pg_pids() { psql "$url" -qAt -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()" 2>/dev/null || true; }
 	rm -f "$work/ready-b"
 	load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s --ready-file "$work/ready-b" &
 	load_pid=$!
-	for _ in $(seq 3000); do [ -s "$work/ready-b" ] && break; kill -0 $load_pid 2>/dev/null || break; sleep 0.1; done
+	# The backends are looked up every 2 s while the client connects (the
+	# origin's pool keeps its connections), the snapshot taken the moment
+	# every connection is open.
+	pgp=$(pg_pids) client_pid=""
+	for i in $(seq 3000); do
+		[ -s "$work/ready-b" ] && break
+		kill -0 $load_pid 2>/dev/null || break
+		[ -n "$client_pid" ] || client_pid=$(pgrep -P "$(pgrep -P $load_pid | head -n1)" 2>/dev/null | head -n1 || true)
+		[ $((i % 20)) -ne 0 ] || pgp=$(pg_pids)
+		sleep 0.1
+	done
 	[ -s "$work/ready-b" ] || { wait $load_pid; echo "$NAME: chat-edge: connections not open:" >&2; cat "$work/chat-edge.err" >&2; exit 1; }
+	procs=(edge0="${edge_pids[0]}" edge1="${edge_pids[1]}" origin="$origin_pid" redis="$redis_pid" postgres="$pgp" load-client="$client_pid")
 	load_t0=$EPOCHREALTIME load_avg0=$(cut -d' ' -f1-3 /proc/loadavg)
 	prof_s=$(echo "$STEP" | tr -dc 0-9)
 	curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" &
@@ -212,6 +224,7 @@ if figure b; then
 	wait $load_pid
 	load_t1=$EPOCHREALTIME
 	python3 scripts/bench/proc_cpu.py "${procs[@]}" >"$work/cpu1"
+	pgp_end=$(pg_pids)
 	awk -v t="$(getconf CLK_TCK)" '{printf "load-client %d\n", ($1 + $2) * t}' "$work/chat-edge.cpu" >>"$work/cpu1"
 	sleep 1 # backends report their statistics at most once a second
 	pg_stats "$work/pgstat1"
@@ -236,6 +249,7 @@ for k in a:
     print("  %-12s %6.2f CPU-s  %5.0f us per message" % (k, cs, 1e6 * cs / n))
 print("  %-12s %6.2f CPU-s  %5.0f us per message (postgres: this database's backends only)" % ("all", total, 1e6 * total / n))
 PY
+		echo "  (postgres backends: $(echo "$pgp" | tr ',' ' ' | wc -w) at the start; at the end $(echo "$pgp_end" | tr ',' '\n' | grep -cvxF -f <(echo "$pgp" | tr ',' '\n') || true) not counted, opened during the run)"
 		python3 - "$work/pgstat0" "$work/pgstat1" "$sent" <<'PY'
 import sys
 def read(p):
