@@ -55,6 +55,10 @@ type Config struct {
 	JWTIssuer      string        // iss every token must carry; empty: not checked
 	JWTAudience    string        // aud every token must name; empty: not checked
 	JWTMaxLifetime time.Duration // longest token lifetime accepted; 0: 24 h (authtoken.DefaultMaxLifetime)
+
+	// DebugListen, if set, serves Go's profiles (/debug/pprof/) on this
+	// loopback address, apart from the API.
+	DebugListen string
 }
 
 // DefaultListen is the origin's default listen address.
@@ -228,6 +232,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		pruneEvents(pruneCtx, st, events, metrics.EventsPruned, log)
 	}()
 	defer func() { stopPruning(); <-pruned }()
+	if cfg.DebugListen != "" {
+		_, stopDebug, err := serveDebug(cfg.DebugListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("origin: listen on %s: %w", cfg.Listen, err)

@@ -63,9 +63,9 @@ redis_pid=$!
 pids+=($redis_pid)
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-origin=127.0.0.1:$(free_port)
+origin=127.0.0.1:$(free_port) origin_debug=127.0.0.1:$(free_port)
 mkdir -p "$work/photos"
-"$BIN" origin --listen "$origin" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" \
+"$BIN" origin --listen "$origin" --debug-listen "$origin_debug" --database-url "$url" --jwt-secret "$SECRET" --photo-dir "$work/photos" \
 	--events-redis "127.0.0.1:$rport" --events-redis-prefix "$PREFIX" $ORIGIN_ARGS >"$work/origin.log" 2>&1 &
 origin_pid=$!
 pids+=($origin_pid)
@@ -120,7 +120,7 @@ live() {
 load() {
 	local name=$1; shift
 	rm -f "$OUT/$name.json" "$OUT/$name.html" "$OUT/$name.txt"
-	"$BIN" loadtest --scenario chat --users "$CONNS" --jwt-secret "$SECRET" --quiet \
+	/usr/bin/time -o "$work/$name.cpu" -f "%U %S" "$BIN" loadtest --scenario chat --users "$CONNS" --jwt-secret "$SECRET" --quiet \
 		--json "$OUT/$name.json" --html "$OUT/$name.html" "$@" >"$OUT/$name.txt" 2>"$work/$name.err" || {
 		local rc=$?
 		# exit 1 with a report: targets missed (the table says which)
@@ -171,23 +171,96 @@ if figure a; then
 fi
 if figure b; then
 	echo "$NAME: (b) messages, $MSG_RATE/s for $STEP, $DROP dropped and resumed" >&2
-	# Where the time goes: CPU seconds per process over the run, a CPU profile
-	# of one edge (Caddy's admin /debug/pprof) and the origin's own latency of
-	# the send route.
-	cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-	declare -A t0
-	for p in "${edge_pids[@]}" "$origin_pid" "$redis_pid"; do t0[$p]=$(cpu_ticks "$p"); done
-	prof_s=$(( $(echo "$STEP" | tr -dc 0-9) / 2 ))
-	( sleep $(( prof_s / 2 + 5 )); curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" ) &
+	# Where the time goes: CPU seconds per process over the run (and per
+	# message sent), CPU profiles of one edge (Caddy's admin /debug/pprof)
+	# and of the origin (--debug-listen), PostgreSQL's statements per
+	# message, and the origin's own latency of the send route. The counts
+	# start once every connection is open (the load client's --ready-file),
+	# so pairing and connecting are not in them: traffic, drops, resumes and
+	# the drain are. PostgreSQL: the backends serving this database only
+	# (the server is shared; its WAL writer and checkpointer are not counted).
+	# pg_stats FILE: this database's transactions and per-table scans (rows:
+	# name seq_scan seq_tup_read idx_scan idx_tup_fetch).
+	pg_stats() {
+		psql "$url" -qAt -F ' ' -c "SELECT 'transactions', xact_commit + xact_rollback, tup_returned, 0, tup_fetched FROM pg_stat_database WHERE datname = current_database()
+			UNION ALL SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0), coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables" >"$1" 2>/dev/null || true
+	}
+	# pg_pids: the backends serving this database (from PostgreSQL, not
+	# from command lines, which can take seconds to read on a loaded box).
+	pg_pids() { psql "$url" -qAt -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()" 2>/dev/null || true; }
+	rm -f "$work/ready-b"
+	load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s --ready-file "$work/ready-b" &
+	load_pid=$!
+	# The backends are looked up every 2 s while the client connects (the
+	# origin's pool keeps its connections), the snapshot taken the moment
+	# every connection is open.
+	pgp=$(pg_pids) client_pid=""
+	for i in $(seq 3000); do
+		[ -s "$work/ready-b" ] && break
+		kill -0 $load_pid 2>/dev/null || break
+		[ -n "$client_pid" ] || client_pid=$(pgrep -P "$(pgrep -P $load_pid | head -n1)" 2>/dev/null | head -n1 || true)
+		[ $((i % 20)) -ne 0 ] || pgp=$(pg_pids)
+		sleep 0.1
+	done
+	[ -s "$work/ready-b" ] || { wait $load_pid; echo "$NAME: chat-edge: connections not open:" >&2; cat "$work/chat-edge.err" >&2; exit 1; }
+	procs=(edge0="${edge_pids[0]}" edge1="${edge_pids[1]}" origin="$origin_pid" redis="$redis_pid" postgres="$pgp" load-client="$client_pid")
+	load_t0=$EPOCHREALTIME load_avg0=$(cut -d' ' -f1-3 /proc/loadavg)
+	prof_s=$(echo "$STEP" | tr -dc 0-9)
+	curl -fs -o "$OUT/chat-edge0.pprof" "http://${admins[0]}/debug/pprof/profile?seconds=$prof_s" &
 	prof_pid=$!
-	load chat-edge --edges "$edge_list" --rate "$MSG_RATE" --drop "$DROP" --rest-rate "$REST_RATE" --duration "$STEP" --drain 30s
-	wait $prof_pid || true
-	tick=$(getconf CLK_TCK)
-	name_of() { case $1 in "$origin_pid") echo origin ;; "$redis_pid") echo redis ;; "${edge_pids[0]}") echo edge0 ;; *) echo edge1 ;; esac; }
+	curl -fs -o "$OUT/chat-origin.pprof" "http://$origin_debug/debug/pprof/profile?seconds=$prof_s" &
+	prof_origin_pid=$!
+	python3 scripts/bench/proc_cpu.py "${procs[@]}" >"$work/cpu0"
+	pg_stats "$work/pgstat0"
+	# The load client's CPU at the end is what /usr/bin/time reports (it
+	# has exited by then).
+	wait $load_pid
+	load_t1=$EPOCHREALTIME
+	python3 scripts/bench/proc_cpu.py "${procs[@]}" >"$work/cpu1"
+	pgp_end=$(pg_pids)
+	awk -v t="$(getconf CLK_TCK)" '{printf "load-client %d\n", ($1 + $2) * t}' "$work/chat-edge.cpu" >>"$work/cpu1"
+	sleep 1 # backends report their statistics at most once a second
+	pg_stats "$work/pgstat1"
+	wait $prof_pid $prof_origin_pid || true
 	{
-		printf "CPU seconds during (b):"
-		for p in "${!t0[@]}"; do printf " %s=%.1f" "$(name_of "$p")" "$(echo "($(cpu_ticks "$p") - ${t0[$p]}) / $tick" | bc -l)"; done
-		echo " (of $(nproc) cores x the run; PostgreSQL is shared with other work on this machine)"
+		sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chat"]["messages"]["sent"])' "$OUT/chat-edge.json")
+		python3 - "$work/cpu0" "$work/cpu1" "$sent" "$(getconf CLK_TCK)" "$(echo "$load_t1 - $load_t0" | bc -l)" "$load_avg0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)" <<'PY'
+import sys
+def read(p):
+    d = {}
+    for l in open(p):
+        k, v = l.split()
+        d[k] = int(v)  # the last line of a name wins (the client's, from time)
+    return d
+a, b = read(sys.argv[1]), read(sys.argv[2])
+n, tick, secs = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+print("CPU during (b), from all connections open to the end of the drain (%.0f s of %s cores; load average %s at the start, %s at the end), %d messages sent:" % (secs, sys.argv[8], sys.argv[6], sys.argv[7], n))
+total = 0
+for k in a:
+    cs = (b.get(k, 0) - a[k]) / tick
+    total += cs
+    print("  %-12s %6.2f CPU-s  %5.0f us per message" % (k, cs, 1e6 * cs / n))
+print("  %-12s %6.2f CPU-s  %5.0f us per message (postgres: this database's backends only)" % ("all", total, 1e6 * total / n))
+PY
+		echo "  (postgres backends: $(echo "$pgp" | tr ',' ' ' | wc -w) at the start; at the end $(echo "$pgp_end" | tr ',' '\n' | grep -cvxF -f <(echo "$pgp" | tr ',' '\n') || true) not counted, opened during the run)"
+		python3 - "$work/pgstat0" "$work/pgstat1" "$sent" <<'PY'
+import sys
+def read(p):
+    return {l.split()[0]: list(map(int, l.split()[1:])) for l in open(p) if l.strip()}
+a, b, n = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+rows = []
+for k in b:
+    d = [y - x for x, y in zip(a.get(k, [0, 0, 0, 0]), b[k])]
+    if any(d):
+        rows.append((k, d))
+rows.sort(key=lambda r: (r[0] != "transactions", -(r[1][0] + r[1][2])))
+print("postgres per message sent (pg_stat: this database; transactions, then per table seq scans / rows read by them, index scans / rows fetched):")
+for k, d in rows:
+    if k == "transactions":
+        print("  transactions %.2f, rows returned %.1f, fetched %.1f" % (d[0] / n, d[1] / n, d[3] / n))
+    else:
+        print("  %-20s seq %.2f / %.1f rows, idx %.2f / %.1f rows" % (k, d[0] / n, d[1] / n, d[2] / n, d[3] / n))
+PY
 		curl -fs "http://$origin/metrics" | python3 -c '
 import sys, re
 s = {}; c = {}
@@ -202,10 +275,12 @@ for k in c:
         what = "messages per batch" if k == "batch" else "POST %s latency (%s)" % (re.search("route=\"([^\"]*)\"", k).group(1), re.search("code=\"([^\"]*)\"", k).group(1))
         print("origin: %s mean %s" % (what, ("%.1f" % (s[k] / c[k])) if k == "batch" else "%.1f ms, %d requests" % (1000 * s[k] / c[k], c[k])))
 '
-		if [ -s "$OUT/chat-edge0.pprof" ]; then
-			echo "edge 0 CPU profile during (b), top by cumulative time ($OUT/chat-edge0.pprof):"
-			${GO:-go} tool pprof -top -cum -nodecount=15 "$BIN" "$OUT/chat-edge0.pprof" 2>/dev/null | tail -n 16
-		fi
+		for w in edge0 origin; do
+			if [ -s "$OUT/chat-$w.pprof" ]; then
+				echo "$w CPU profile during (b), top by cumulative time ($OUT/chat-$w.pprof):"
+				${GO:-go} tool pprof -top -cum -nodecount=25 "$BIN" "$OUT/chat-$w.pprof" 2>/dev/null | tail -n 26
+			fi
+		done
 	} >"$work/where.txt" 2>&1 || true
 	load chat-ref --edges "http://$hub" --pairing fixed --rate "$MSG_RATE" --drop "$DROP" --duration "$STEP" --drain 30s
 fi

@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "origin",
-		Usage: "[--listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>] [--message-batch-lanes <n>] [--push=false] [--push-window <d>] [--push-batch-size <n>] [--apns-key-file <p8> --apns-key-id <id> --apns-team-id <id>] [--fcm-credentials-file <json>]",
+		Usage: "[--listen <addr>] [--debug-listen <addr>] [--database-url <url>] [--replica-url <url>] [--jwt-secret <s>] [--jwt-public-key [<kid>=]<pem>] [--jwt-issuer <iss>] [--jwt-audience <aud>] [--jwt-max-lifetime <d>] [--demo-users <n>] [--migrate] [--photo-dir <dir>] [--events-token <t> | --events-redis <addr>] [--message-batch-size <n>] [--message-batch-wait <d>] [--message-batch-lanes <n>] [--push=false] [--push-window <d>] [--push-batch-size <n>] [--apns-key-file <p8> --apns-key-id <id> --apns-team-id <id>] [--fcm-credentials-file <json>]",
 		Short: "Runs the Spark origin API (embedded store by default, PostGIS with --database-url)",
 		Long: `
 Runs the Spark origin API: matching, swipes, profiles, chat and location.
@@ -85,6 +85,7 @@ Subcommands:
 			addPoolFlags(cmd)
 			f := cmd.Flags()
 			f.String("listen", envOr("SPARK_ORIGIN_LISTEN", origin.DefaultListen), "listen address")
+			f.String("debug-listen", os.Getenv("SPARK_ORIGIN_DEBUG_LISTEN"), "loopback address serving Go's profiles at /debug/pprof/ (env SPARK_ORIGIN_DEBUG_LISTEN); empty: none")
 			f.String("replica-url", os.Getenv("SPARK_REPLICA_URL"), "read replica URL for profile reads and message history (env SPARK_REPLICA_URL)")
 			f.StringSlice("jwt-public-key", nil, "Ed25519 (EdDSA) or RSA (RS256) public key PEM file, as path or kid=path (repeatable)")
 			f.Int("demo-users", 500, "embedded store: number of demo users to seed")
@@ -188,6 +189,7 @@ func runOrigin(cmd *cobra.Command, _ []string) error {
 	pool, poolErr := poolConfig(cmd)
 	cfg := origin.Config{
 		Listen:         fl.String("listen"),
+		DebugListen:    fl.String("debug-listen"),
 		DatabaseURL:    fl.String("database-url"),
 		ReplicaURL:     fl.String("replica-url"),
 		JWTSecret:      fl.String("jwt-secret"),

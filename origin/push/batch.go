@@ -3,6 +3,8 @@ package push
 import (
 	"context"
 	"time"
+
+	"github.com/spark-edge/spark/origin/store"
 )
 
 // queued is an event with its enqueue time.
@@ -19,24 +21,57 @@ type batch struct {
 	done     bool
 }
 
-// batchLoop gathers events per user and hands each batch on when its
-// window ends or it is full. Windows are all as long, so batches end in
-// the order they began: a FIFO of open batches is the timer queue.
+// roundUsers is the most batches one round holds: the users whose
+// devices one store read looks up.
+const roundUsers = 32
+
+// windowEnd is when a batch begun at at ends: Window later, rounded up
+// to the next multiple of Window/20 (2 s windows end on a 100 ms tick),
+// so that the batches of many users end together and are composed as one
+// round, with one device lookup.
+func (n *Notifier) windowEnd(at time.Time) time.Time {
+	end := at.Add(n.o.Window)
+	if g := n.o.Window / 20; g > 0 {
+		if t := end.Truncate(g); t.Before(end) {
+			end = t.Add(g)
+		}
+	}
+	return end
+}
+
+// batchLoop gathers events per user and hands batches on, in rounds,
+// when their window ends or one is full. Windows are all as long, so
+// batches end in the order they began: a FIFO of open batches is the
+// timer queue.
 func (n *Notifier) batchLoop() {
 	open := make(map[int64]*batch)
 	var order []*batch
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	send := func(b *batch) bool {
-		b.done = true
-		delete(open, b.user)
-		n.m.batchSize.Observe(float64(len(b.events)))
+	// send hands a round of at most roundUsers batches to the composers.
+	send := func(round []*batch) bool {
+		for _, b := range round {
+			b.done = true
+			delete(open, b.user)
+			n.m.batchSize.Observe(float64(len(b.events)))
+		}
 		select {
-		case n.batches <- b:
+		case n.batches <- round:
 			return true
 		case <-n.stop:
 			return false
 		}
+	}
+	// sendAll hands bs on in rounds.
+	sendAll := func(bs []*batch) bool {
+		for len(bs) > 0 {
+			k := min(len(bs), roundUsers)
+			if !send(bs[:k:k]) {
+				return false
+			}
+			bs = bs[k:]
+		}
+		return true
 	}
 	for {
 		for len(order) > 0 && order[0].done {
@@ -51,21 +86,25 @@ func (n *Notifier) batchLoop() {
 		case q := <-n.in:
 			b := open[q.ev.UserID]
 			if b == nil {
-				b = &batch{user: q.ev.UserID, deadline: q.at.Add(n.o.Window)}
+				b = &batch{user: q.ev.UserID, deadline: n.windowEnd(q.at)}
 				open[b.user] = b
 				order = append(order, b)
 			}
 			b.events = append(b.events, q)
-			if len(b.events) >= n.o.BatchSize && !send(b) {
+			if len(b.events) >= n.o.BatchSize && !send([]*batch{b}) {
 				return
 			}
 		case <-tick:
 			now := time.Now()
+			var due []*batch
 			for len(order) > 0 && (order[0].done || !order[0].deadline.After(now)) {
-				if b := order[0]; !b.done && !send(b) {
-					return
+				if b := order[0]; !b.done {
+					due = append(due, b)
 				}
 				order = order[1:]
+			}
+			if !sendAll(due) {
+				return
 			}
 		case ack := <-n.flushes:
 			// Take what is queued now into batches, then send them all.
@@ -83,10 +122,14 @@ func (n *Notifier) batchLoop() {
 					more = false
 				}
 			}
+			var all []*batch
 			for _, b := range order {
-				if !b.done && !send(b) {
-					return
+				if !b.done {
+					all = append(all, b)
 				}
+			}
+			if !sendAll(all) {
+				return
 			}
 			order = nil
 			close(ack)
@@ -96,34 +139,47 @@ func (n *Notifier) batchLoop() {
 	}
 }
 
-// composeLoop turns batches into deliveries.
+// composeLoop turns rounds of batches into deliveries.
 func (n *Notifier) composeLoop() {
 	for {
 		select {
-		case b := <-n.batches:
-			n.compose(b)
+		case r := <-n.batches:
+			n.composeRound(r)
 		case <-n.stop:
 			return
 		}
 	}
 }
 
+// composeRound reads the devices of the round's users in one store call,
+// then composes each batch whose user has any.
+func (n *Notifier) composeRound(round []*batch) {
+	users := make([]int64, len(round))
+	for i, b := range round {
+		users[i] = b.user
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.o.SendTimeout)
+	devices, err := n.o.Directory.DevicesOf(ctx, users)
+	cancel()
+	for _, b := range round {
+		switch ds := devices[b.user]; {
+		case err != nil:
+			n.m.dropped.WithLabelValues("store").Add(float64(len(b.events)))
+			n.logs.warn("push: devices not read; notifications dropped", "user", b.user, "err", err)
+		case len(ds) == 0:
+			n.m.skipped.WithLabelValues("no_device").Add(float64(len(b.events)))
+		default:
+			n.compose(b, ds)
+		}
+		n.work.Add(-int64(len(b.events)))
+	}
+}
+
 // compose groups b's events into notifications (dropping messages read
 // meanwhile), sets their priorities and queues one delivery per device.
-func (n *Notifier) compose(b *batch) {
-	defer n.work.Add(-int64(len(b.events)))
+func (n *Notifier) compose(b *batch, devices []store.Device) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.o.SendTimeout)
 	defer cancel()
-	devices, err := n.o.Directory.Devices(ctx, b.user)
-	if err != nil {
-		n.m.dropped.WithLabelValues("store").Add(float64(len(b.events)))
-		n.logs.warn("push: devices not read; notifications dropped", "user", b.user, "err", err)
-		return
-	}
-	if len(devices) == 0 {
-		n.m.skipped.WithLabelValues("no_device").Add(float64(len(b.events)))
-		return
-	}
 	for _, g := range n.groups(ctx, b) {
 		created := g.created
 		for _, d := range devices {

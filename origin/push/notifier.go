@@ -22,7 +22,9 @@ type Options struct {
 	// Providers send per platform; a device of a platform without one is
 	// skipped (counted).
 	Providers map[store.Platform]Provider
-	// Window is how long a user's first event waits for more (2 s).
+	// Window is how long a user's first event waits for more (2 s), up
+	// to 5% longer: windows end on a tick of Window/20, so that the
+	// batches of users whose windows end together share one device read.
 	Window time.Duration
 	// BatchSize sends a user's batch at once when it holds this many
 	// events (50).
@@ -33,7 +35,8 @@ type Options struct {
 	// MaxPending bounds the notifications waiting for each provider
 	// (1,000,000): what a provider outage holds until MaxAge.
 	MaxPending int
-	// Workers compose batches (reading the store and presence) (8).
+	// Workers compose rounds of batches (reading the store and presence)
+	// (8).
 	Workers int
 	// SendConcurrency is the sends in flight per provider (32).
 	SendConcurrency int
@@ -97,7 +100,7 @@ type Notifier struct {
 	o       Options
 	m       *metrics
 	in      chan queued
-	batches chan *batch
+	batches chan []*batch // rounds: batches ending together, at most roundUsers
 	flushes chan chan struct{}
 	lanes   map[store.Platform]*lane
 	stop    chan struct{}
@@ -115,7 +118,7 @@ func New(o Options) (*Notifier, error) {
 	if err := o.withDefaults(); err != nil {
 		return nil, err
 	}
-	n := &Notifier{o: o, in: make(chan queued, o.QueueSize), batches: make(chan *batch, o.Workers*4),
+	n := &Notifier{o: o, in: make(chan queued, o.QueueSize), batches: make(chan []*batch, o.Workers*4),
 		flushes: make(chan chan struct{}), lanes: make(map[store.Platform]*lane), stop: make(chan struct{}),
 		logs: rateLog{log: o.Logger, every: 10 * time.Second}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())

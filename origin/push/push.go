@@ -151,8 +151,9 @@ func asSendError(err error) *SendError {
 
 // Directory is what the notifier reads from the store (store.Store has it).
 type Directory interface {
-	// Devices returns the user's devices.
-	Devices(ctx context.Context, user int64) ([]store.Device, error)
+	// DevicesOf returns the devices of each user that has any (one read
+	// per round of batches).
+	DevicesOf(ctx context.Context, users []int64) (map[int64][]store.Device, error)
 	// RemoveDeadDevice deletes a token the provider reported dead.
 	RemoveDeadDevice(ctx context.Context, platform store.Platform, token string) error
 	// ReadMark is the last message the user read in a conversation.

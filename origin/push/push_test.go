@@ -359,15 +359,15 @@ func TestOutageLongerThanMaxAgeDropsWithACount(t *testing.T) {
 	}
 }
 
-// blockingDirectory holds Devices until release is closed.
+// blockingDirectory holds DevicesOf until release is closed.
 type blockingDirectory struct {
 	*memory.Store
 	release chan struct{}
 }
 
-func (b blockingDirectory) Devices(ctx context.Context, user int64) ([]store.Device, error) {
+func (b blockingDirectory) DevicesOf(ctx context.Context, users []int64) (map[int64][]store.Device, error) {
 	<-b.release
-	return b.Store.Devices(ctx, user)
+	return b.Store.DevicesOf(ctx, users)
 }
 
 func TestEnqueueNeverBlocks(t *testing.T) {

@@ -61,6 +61,10 @@ type DeviceStore interface {
 	DeleteDevice(ctx context.Context, user int64, token string) error
 	// Devices returns the user's devices, most recently updated first.
 	Devices(ctx context.Context, user int64) ([]Device, error)
+	// DevicesOf returns the devices of many users in one read, each
+	// user's most recently updated first; users without a device are
+	// absent from the map.
+	DevicesOf(ctx context.Context, users []int64) (map[int64][]Device, error)
 	// RemoveDeadDevice deletes the token a push service reported dead,
 	// whoever holds it; removing an absent token is not an error.
 	RemoveDeadDevice(ctx context.Context, platform Platform, token string) error

@@ -84,6 +84,19 @@ func (s *Store) Devices(ctx context.Context, user int64) ([]store.Device, error)
 	return s.devicesOf(user), nil
 }
 
+// DevicesOf implements store.DeviceStore.
+func (s *Store) DevicesOf(ctx context.Context, users []int64) (map[int64][]store.Device, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[int64][]store.Device)
+	for _, u := range users {
+		if ds := s.devicesOf(u); len(ds) > 0 {
+			out[u] = ds
+		}
+	}
+	return out, nil
+}
+
 // RemoveDeadDevice implements store.DeviceStore.
 func (s *Store) RemoveDeadDevice(ctx context.Context, platform store.Platform, token string) error {
 	s.mu.Lock()

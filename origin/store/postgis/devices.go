@@ -27,6 +27,9 @@ WHERE d.user_id = $1 AND (d.platform, d.token) NOT IN (
 	devicesSQL = `
 SELECT platform, token, app_id, locale, previews, updated_at FROM push_devices
 WHERE user_id = $1 ORDER BY updated_at DESC, platform, token`
+	devicesOfSQL = `
+SELECT user_id, platform, token, app_id, locale, previews, updated_at FROM push_devices
+WHERE user_id = ANY($1::bigint[]) ORDER BY user_id, updated_at DESC, platform, token`
 	readMarkSQL = `
 SELECT last_read_message_id FROM conversation_reads WHERE conversation_id = $1 AND user_id = $2`
 )
@@ -87,6 +90,32 @@ func (s *Store) Devices(ctx context.Context, user int64) ([]store.Device, error)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgis: devices of %d: %w", user, err)
+	}
+	return out, nil
+}
+
+// DevicesOf implements store.DeviceStore: one statement for all the
+// users, on the primary like Devices.
+func (s *Store) DevicesOf(ctx context.Context, users []int64) (map[int64][]store.Device, error) {
+	out := make(map[int64][]store.Device)
+	if len(users) == 0 {
+		return out, nil
+	}
+	ctx, cancel := s.acquireCtx(ctx)
+	defer cancel()
+	rows, err := s.primary.Query(ctx, devicesOfSQL, users)
+	if err != nil {
+		return nil, fmt.Errorf("postgis: devices of %d users: %w", len(users), err)
+	}
+	var d store.Device
+	var platform string
+	_, err = pgx.ForEachRow(rows, []any{&d.UserID, &platform, &d.Token, &d.AppID, &d.Locale, &d.Previews, &d.UpdatedAt}, func() error {
+		d.Platform = store.Platform(platform)
+		out[d.UserID] = append(out[d.UserID], d)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgis: devices of %d users: %w", len(users), err)
 	}
 	return out, nil
 }

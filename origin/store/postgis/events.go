@@ -29,9 +29,11 @@ const lockHeadsSQL = `SELECT h.user_id, h.last_seq FROM event_heads h WHERE %s O
 var (
 	lockHeadsByID = fmt.Sprintf(lockHeadsSQL, `h.user_id = ANY($1::bigint[])`)
 	// lockHeadsOfConversations: both participants of each conversation
-	// in $1.
-	lockHeadsOfConversations = fmt.Sprintf(lockHeadsSQL, `h.user_id IN (
-		SELECT unnest(ARRAY[c.user_a, c.user_b]) FROM conversations c WHERE c.id = ANY($1::bigint[]))`)
+	// in $1. The participants are read first (an init plan) and the heads
+	// then looked up by key: as a join (IN (SELECT …)) PostgreSQL hashed
+	// the few participants and scanned every head, at every message batch.
+	lockHeadsOfConversations = fmt.Sprintf(lockHeadsSQL, `h.user_id = ANY(ARRAY(
+		SELECT unnest(ARRAY[c.user_a, c.user_b]) FROM conversations c WHERE c.id = ANY($1::bigint[])))`)
 )
 
 // lockHeads runs one of the lockHeads statements and returns the heads it

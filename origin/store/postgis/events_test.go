@@ -227,3 +227,49 @@ func TestMigrationNumbersExistingMessages(t *testing.T) {
 		t.Fatalf("send after the migration: %+v", r)
 	}
 }
+
+// TestLockHeadsOfConversationsPlanUsesTheKey: the statement every message
+// batch begins with finds the participants' event heads by their key, in
+// the pool's generic plan, not by scanning every user's head.
+func TestLockHeadsOfConversationsPlanUsesTheKey(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	p := s.Primary()
+	// The load test's database: 2,000 users in 1,000 conversations.
+	for _, q := range []string{
+		`INSERT INTO users (name, age, gender) SELECT 'u' || g, 30, 'woman' FROM generate_series(1, 2000) g`,
+		`WITH u AS (SELECT id, row_number() OVER (ORDER BY id) AS r FROM users)
+		 INSERT INTO matches (user_a, user_b) SELECT a.id, b.id FROM u a JOIN u b ON b.r = a.r + 1 WHERE a.r % 2 = 1`,
+		`INSERT INTO conversations (match_id, user_a, user_b) SELECT id, user_a, user_b FROM matches`,
+		`ANALYZE users, event_heads, matches, conversations`,
+	} {
+		if _, err := p.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	// The pool's setting (force_generic_plan), set here too so the test
+	// says what it checks; PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN).
+	for _, q := range []string{`SET plan_cache_mode = force_generic_plan`,
+		`PREPARE lock_heads(bigint[]) AS ` + postgis.LockHeadsOfConversationsSQL()} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE lock_heads('{1,2,3}')`, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if strings.Contains(text, "Seq Scan on event_heads") || !strings.Contains(text, "event_heads_pkey") {
+		t.Fatalf("the heads are not looked up by key:\n%s", text)
+	}
+}

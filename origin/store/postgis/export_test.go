@@ -29,6 +29,10 @@ func (s *Store) UserStateExpires(ctx context.Context, id int64) time.Time {
 // SuggestionsSQL returns the suggestion query (for EXPLAIN).
 func SuggestionsSQL() string { return suggestionsSQL }
 
+// LockHeadsOfConversationsSQL returns the statement locking the event
+// heads of conversations' participants (for EXPLAIN).
+func LockHeadsOfConversationsSQL() string { return lockHeadsOfConversations }
+
 // Primary is the primary pool, for the SQL a test runs itself.
 func (s *Store) Primary() *pgxpool.Pool { return s.primary }
 

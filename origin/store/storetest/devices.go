@@ -108,6 +108,36 @@ func testDevices(t *testing.T, s store.Store) {
 	if got := tokens(t, s, a); fmt.Sprint(got) != "[t6 t5 t4]" {
 		t.Fatalf("a at the end: %v", got)
 	}
+	testDevicesOf(t, s, a, b)
+}
+
+// testDevicesOf checks the many-user read against Devices: a holds
+// devices, b gets one, a third user none.
+func testDevicesOf(t *testing.T, s store.Store, a, b int64) {
+	c := ctx(t)
+	none := mk(t, s, "Cy", 32, "man", nil, nil)
+	if _, err := s.PutDevice(c, b, dev(store.IOS, "b1")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.DevicesOf(c, []int64{a, none, b, a, 1 << 40})
+	if err != nil {
+		t.Fatalf("devices of many: %v", err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("devices of many: %d users, want 2 (a and b; none and a missing user absent): %v", len(got), got)
+	}
+	for _, u := range []int64{a, b} {
+		want, err := s.Devices(c, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got[u]) != fmt.Sprint(want) {
+			t.Fatalf("devices of many, user %d: %+v, want as Devices %+v", u, got[u], want)
+		}
+	}
+	if got, err := s.DevicesOf(c, nil); err != nil || len(got) != 0 {
+		t.Fatalf("devices of no users: %v %v", got, err)
+	}
 }
 
 func testConcurrentDevicesKeepTheLimit(t *testing.T, s store.Store) {
