@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -87,6 +88,9 @@ func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) e
 	if deck := deckPhotos(cs); deck != "" {
 		h.Set(contract.DeckPhotos, deck)
 	}
+	if cards := deckCards(cs); cards != "" {
+		h.Set(contract.DeckCards, cards)
+	}
 	h.Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
 	return nil
@@ -106,4 +110,21 @@ func deckPhotos(cs []store.Candidate) string {
 		}
 	}
 	return strings.Join(paths, " ")
+}
+
+// deckCards is the contract.DeckCards field of a suggestions page: the
+// cards' user ids in deck order, at most contract.MaxDeckCards ("" for an
+// empty page).
+func deckCards(cs []store.Candidate) string {
+	b := make([]byte, 0, 8*min(len(cs), contract.MaxDeckCards))
+	for i := range cs {
+		if i == contract.MaxDeckCards {
+			break
+		}
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, cs[i].Profile.ID, 10)
+	}
+	return string(b)
 }

@@ -23,7 +23,10 @@ func init() {
 //		no_warm                       # announce only
 //		warm_concurrency <n>          # warms at once, default 2
 //		warm_queue       <n>          # warms waiting or running, default 64
-//		warm_timeout     <duration>   # one warm, default 15s
+//		warm_timeout     <duration>   # one warm (photo or profile), default 15s
+//		profiles         <n>          # cards whose profile is warmed as the viewer, default 0, at most 100
+//		profile_concurrency <n>       # profile warms at once, default 2
+//		profile_queue    <n>          # profile warms waiting or running, default 256
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return caddyargs.Block(d, h.unmarshalOption)
@@ -53,6 +56,18 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 		return caddyargs.Read(d, 1, caddyargs.Int(&h.WarmQueue, 1))
 	case "warm_timeout":
 		return caddyargs.Read(d, 1, caddyargs.Duration(&h.WarmTimeout, time.Millisecond, time.Hour))
+	case "profiles":
+		if err := caddyargs.Read(d, 1, caddyargs.Int(&h.Profiles, 1)); err != nil {
+			return err
+		}
+		if h.Profiles > contract.MaxDeckCards {
+			return d.Errf("profiles: at most %d", contract.MaxDeckCards)
+		}
+		return nil
+	case "profile_concurrency":
+		return caddyargs.Read(d, 1, caddyargs.Int(&h.ProfileConcurrency, 1))
+	case "profile_queue":
+		return caddyargs.Read(d, 1, caddyargs.Int(&h.ProfileQueue, 1))
 	default:
 		return d.Errf("unknown subdirective %q", d.Val())
 	}

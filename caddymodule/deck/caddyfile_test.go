@@ -16,12 +16,16 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		warm_concurrency 4
 		warm_queue 32
 		warm_timeout 5s
+		profiles 40
+		profile_concurrency 3
+		profile_queue 120
 	}`)
 	if err := h.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
 	want := Handler{Photos: 3, WarmConcurrency: 4, WarmQueue: 32, WarmTimeout: caddy.Duration(5 * time.Second)}
-	if h.Photos != want.Photos || h.WarmConcurrency != want.WarmConcurrency || h.WarmQueue != want.WarmQueue || h.WarmTimeout != want.WarmTimeout {
+	if h.Photos != want.Photos || h.WarmConcurrency != want.WarmConcurrency || h.WarmQueue != want.WarmQueue || h.WarmTimeout != want.WarmTimeout ||
+		h.Profiles != 40 || h.ProfileConcurrency != 3 || h.ProfileQueue != 120 {
 		t.Errorf("got %+v, want %+v", h, want)
 	}
 	if err := h.Validate(); err != nil {
@@ -33,7 +37,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		t.Errorf("no_warm: %+v %v", n, err)
 	}
 	n.setDefaults()
-	if n.Photos != DefaultPhotos || n.WarmQueue != DefaultWarmQueue || n.Validate() != nil {
+	if n.Photos != DefaultPhotos || n.WarmQueue != DefaultWarmQueue || n.Profiles != 0 || n.ProfileQueue != DefaultProfileQueue || n.Validate() != nil {
 		t.Errorf("defaults: %+v", n)
 	}
 }
@@ -47,6 +51,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"spark_deck_hints {\nno_warm yes\n}",
 		"spark_deck_hints {\nwarm_timeout -1s\n}",
 		"spark_deck_hints {\nprefetch 3\n}",
+		"spark_deck_hints {\nprofiles 0\n}",
+		"spark_deck_hints {\nprofiles 101\n}",
+		"spark_deck_hints {\nprofile_queue\n}",
+		"spark_deck_hints {\nprofile_concurrency 0\n}",
 	} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err == nil {
@@ -56,5 +64,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	h := Handler{Photos: 3, WarmConcurrency: 4, WarmQueue: 2, WarmTimeout: caddy.Duration(time.Second)}
 	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "warm_queue") {
 		t.Errorf("queue below concurrency: %v", err)
+	}
+	h = Handler{Photos: 3, WarmConcurrency: 1, WarmQueue: 2, WarmTimeout: caddy.Duration(time.Second),
+		Profiles: 10, ProfileConcurrency: 4, ProfileQueue: 3}
+	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "profile_queue") {
+		t.Errorf("profile queue below its concurrency: %v", err)
 	}
 }

@@ -71,14 +71,20 @@ func (a *Announcer) Preloads(r *http.Request, paths []string) []Preload {
 }
 
 // hintWriter wraps a response: at the final status it removes the
-// DeckPhotos field and, for a GET answered 200 listing photos, first sends
-// 103 Early Hints announcing them and hands them to warm.
+// DeckPhotos and DeckCards fields and, for a GET answered 200 listing
+// photos, first sends 103 Early Hints announcing them and hands them to
+// warm; the cards' profile paths go to warmCards.
 type hintWriter struct {
 	http.ResponseWriter
 	announcer *Announcer
 	req       *http.Request
 	warm      func([]Preload) // nil: announce only
 	announced func(n int)
+	// cards is how many of the deck's card profiles go to warmCards (0:
+	// none); warmCards gets their paths when the deck was not a hit of
+	// the cache (a hit's cards were warmed when it was filled).
+	cards     int
+	warmCards func(paths []string)
 	wrote     bool
 }
 
@@ -87,12 +93,22 @@ func (w *hintWriter) WriteHeader(code int) {
 	h := w.Header()
 	if w.wrote || (code >= 100 && code < 200) {
 		delete(h, contract.DeckPhotos)
+		delete(h, contract.DeckCards)
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
 	w.wrote = true
 	paths := PhotoPaths(h.Values(contract.DeckPhotos), w.announcer.photos)
+	var cards []string
+	if w.warmCards != nil && code == http.StatusOK && w.req.Method == http.MethodGet &&
+		!contract.IsCacheHit(h.Get(contract.CacheStatus)) {
+		cards = CardProfilePaths(h.Values(contract.DeckCards), w.cards)
+	}
 	delete(h, contract.DeckPhotos)
+	delete(h, contract.DeckCards)
+	if len(cards) > 0 {
+		w.warmCards(cards)
+	}
 	if code == http.StatusOK && w.req.Method == http.MethodGet && len(paths) > 0 {
 		ps := w.announcer.Preloads(w.req, paths)
 		w.sendHints(ps)

@@ -15,8 +15,16 @@
 // bounded, deduplicated, through the same Caddy server without the
 // client's credentials, for paths of the photo route only.
 //
+// With profiles set, it also warms the full profiles of the deck's first
+// cards (the origin lists the cards in contract.DeckCards) as the deck's
+// viewer: each is fetched through the same server with the viewer's
+// Authorization, so spark_auth, the origin's answer for that viewer and
+// spark_cache's keys and private handling are exactly those of the
+// viewer's own request for it. Only for decks that were not cache hits,
+// bounded by its own concurrency and queue.
+//
 // This file is the Caddy surface; the logic is in Announcer (hints.go),
-// the path check (paths.go) and warmer (warm.go).
+// the path checks (paths.go, cards.go) and warmer (warm.go).
 package deck
 
 import (
@@ -42,6 +50,10 @@ const (
 	DefaultWarmConcurrency = 2
 	DefaultWarmQueue       = 64
 	DefaultWarmTimeout     = 15 * time.Second
+	// DefaultProfileConcurrency and DefaultProfileQueue bound the card
+	// profile warms (profiles itself defaults to 0: none).
+	DefaultProfileConcurrency = 2
+	DefaultProfileQueue       = 256
 )
 
 // Handler is the spark_deck_hints middleware.
@@ -57,13 +69,25 @@ type Handler struct {
 	// WarmQueue is how many warm requests may wait or run; more are
 	// dropped (counted). Default 64.
 	WarmQueue int `json:"warm_queue,omitempty"`
-	// WarmTimeout bounds one warm request. Default 15s.
+	// WarmTimeout bounds one warm request (photo or profile). Default 15s.
 	WarmTimeout caddy.Duration `json:"warm_timeout,omitempty"`
+	// Profiles is how many of the deck's cards get their full profile
+	// warmed as the deck's viewer, at most contract.MaxDeckCards. Default
+	// 0: none.
+	Profiles int `json:"profiles,omitempty"`
+	// ProfileConcurrency is how many profile warms run at once, shared by
+	// every spark_deck_hints of the process with the same limits. Default 2.
+	ProfileConcurrency int `json:"profile_concurrency,omitempty"`
+	// ProfileQueue is how many profile warms may wait or run; more are
+	// dropped (counted). Default 256.
+	ProfileQueue int `json:"profile_queue,omitempty"`
 
-	announcer *Announcer
-	warmer    *warmer
-	poolKey   string
-	metrics   *metrics
+	announcer      *Announcer
+	warmer         *warmer
+	poolKey        string
+	profileWarmer  *warmer
+	profilePoolKey string
+	metrics        *metrics
 }
 
 // CaddyModule returns the Caddy module information.
@@ -94,18 +118,31 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("spark_deck_hints: register metrics: %w", err)
 	}
+	if h.Profiles > 0 {
+		h.profilePoolKey = fmt.Sprintf("deck-profile-warmer/%d/%d/%d", h.ProfileConcurrency, h.ProfileQueue, h.WarmTimeout)
+		if h.profileWarmer, err = loadWarmer(h.profilePoolKey, h.ProfileConcurrency, h.ProfileQueue, h.WarmTimeout); err != nil {
+			return fmt.Errorf("spark_deck_hints: profile warmer: %w", err)
+		}
+	}
 	if h.NoWarm {
 		return nil
 	}
 	h.poolKey = fmt.Sprintf("deck-warmer/%d/%d/%d", h.WarmConcurrency, h.WarmQueue, h.WarmTimeout)
-	v, _, err := warmers.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		return newWarmer(h.WarmConcurrency, h.WarmQueue, time.Duration(h.WarmTimeout)), nil
-	})
-	if err != nil {
+	if h.warmer, err = loadWarmer(h.poolKey, h.WarmConcurrency, h.WarmQueue, h.WarmTimeout); err != nil {
 		return fmt.Errorf("spark_deck_hints: warmer: %w", err)
 	}
-	h.warmer = v.(*warmer)
 	return nil
+}
+
+// loadWarmer takes the pooled warmer of key, making it with these limits.
+func loadWarmer(key string, concurrency, queue int, timeout caddy.Duration) (*warmer, error) {
+	v, _, err := warmers.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return newWarmer(concurrency, queue, time.Duration(timeout)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*warmer), nil
 }
 
 func (h *Handler) setDefaults() {
@@ -113,6 +150,8 @@ func (h *Handler) setDefaults() {
 	h.WarmConcurrency = cmp.Or(h.WarmConcurrency, DefaultWarmConcurrency)
 	h.WarmQueue = cmp.Or(h.WarmQueue, DefaultWarmQueue)
 	h.WarmTimeout = cmp.Or(h.WarmTimeout, caddy.Duration(DefaultWarmTimeout))
+	h.ProfileConcurrency = cmp.Or(h.ProfileConcurrency, DefaultProfileConcurrency)
+	h.ProfileQueue = cmp.Or(h.ProfileQueue, DefaultProfileQueue)
 }
 
 // Validate checks the limits.
@@ -126,16 +165,26 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("spark_deck_hints: warm_queue (%d) must be at least warm_concurrency (%d)", h.WarmQueue, h.WarmConcurrency)
 	case h.WarmTimeout <= 0:
 		return fmt.Errorf("spark_deck_hints: warm_timeout must be positive, got %v", time.Duration(h.WarmTimeout))
+	case h.Profiles < 0 || h.Profiles > contract.MaxDeckCards:
+		return fmt.Errorf("spark_deck_hints: profiles must be 0..%d, got %d", contract.MaxDeckCards, h.Profiles)
+	case h.ProfileConcurrency < 1:
+		return fmt.Errorf("spark_deck_hints: profile_concurrency must be at least 1, got %d", h.ProfileConcurrency)
+	case h.ProfileQueue < h.ProfileConcurrency:
+		return fmt.Errorf("spark_deck_hints: profile_queue (%d) must be at least profile_concurrency (%d)", h.ProfileQueue, h.ProfileConcurrency)
 	}
 	return nil
 }
 
-// Cleanup releases the shared warmer.
+// Cleanup releases the shared warmers.
 func (h *Handler) Cleanup() error {
 	if h.warmer != nil {
-		_, err := warmers.Delete(h.poolKey)
-		if err != nil {
+		if _, err := warmers.Delete(h.poolKey); err != nil {
 			return fmt.Errorf("spark_deck_hints: release the warmer: %w", err)
+		}
+	}
+	if h.profileWarmer != nil {
+		if _, err := warmers.Delete(h.profilePoolKey); err != nil {
+			return fmt.Errorf("spark_deck_hints: release the profile warmer: %w", err)
 		}
 	}
 	return nil
@@ -145,16 +194,26 @@ func (h *Handler) Cleanup() error {
 // through the writer that announces and warms the deck.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var warm func([]Preload)
-	if h.warmer != nil && r.Method == http.MethodGet {
-		if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil {
+	var warmCards func([]string)
+	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv != nil && r.Method == http.MethodGet {
+		if h.warmer != nil {
 			warm = func(ps []Preload) {
 				for _, p := range ps {
-					h.metrics.warm(h.warmer.enqueue(srv, r, p, h.metrics.warm))
+					h.metrics.warm(h.warmer.enqueue(srv, photoKey(p), warmRequest(r, p), h.metrics.warm))
+				}
+			}
+		}
+		if h.profileWarmer != nil {
+			warmCards = func(paths []string) {
+				for _, p := range paths {
+					h.metrics.profileWarm(h.profileWarmer.enqueue(srv, p, profileRequest(r, p), h.metrics.profileWarm))
 				}
 			}
 		}
 	}
-	dw := &hintWriter{ResponseWriter: w, announcer: h.announcer, req: r, warm: warm, announced: h.metrics.announced}
+	dw := &hintWriter{ResponseWriter: w, announcer: h.announcer, req: r, warm: warm, announced: h.metrics.announced,
+		cards: h.Profiles, warmCards: warmCards}
 	return next.ServeHTTP(dw, r)
 }
 

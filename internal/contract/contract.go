@@ -36,6 +36,12 @@ const (
 	// edge stores it with the response (hits announce too) and never
 	// forwards it to clients.
 	DeckPhotos = "Spark-Deck-Photos"
+	// DeckCards on the origin's suggestions lists the user ids of the
+	// deck's cards, in deck order, space-separated, at most MaxDeckCards:
+	// the profiles the edge's spark_deck_hints warms as the deck's viewer
+	// before the app opens them. Stored with the response, never
+	// forwarded to clients.
+	DeckCards = "Spark-Deck-Cards"
 	// SparkRefresh on a successful write's origin response lists paths
 	// (with their query) of the writer's own per-user answers the write
 	// changed and the writer reads next: after applying the write's
@@ -58,6 +64,10 @@ const MaxRefreshPaths = 4
 
 // MaxDeckPhotos is the most photo paths a DeckPhotos field lists.
 const MaxDeckPhotos = 10
+
+// MaxDeckCards is the most user ids a DeckCards field lists (the largest
+// suggestions page).
+const MaxDeckCards = 100
 
 // MaxDenyUsers is the most user ids a DenyUsers field may list; an origin
 // with more sends the response private instead.
