@@ -25,8 +25,9 @@ func init() {
 //		warm_queue       <n>          # warms waiting or running, default 64
 //		warm_timeout     <duration>   # one warm (photo or profile), default 15s
 //		profiles         <n>          # cards whose profile is warmed as the viewer, default 0, at most 100
-//		profile_concurrency <n>       # profile warms at once, default 2
-//		profile_queue    <n>          # profile warms waiting or running, default 256
+//		next_page                     # warm the deck's next page (after= the origin's cursor) as the viewer
+//		viewer_concurrency <n>        # warms as the viewer at once, default 2
+//		viewer_queue     <n>          # warms as the viewer waiting or running, default 256
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return caddyargs.Block(d, h.unmarshalOption)
@@ -64,10 +65,16 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 			return d.Errf("profiles: at most %d", contract.MaxDeckCards)
 		}
 		return nil
-	case "profile_concurrency":
-		return caddyargs.Read(d, 1, caddyargs.Int(&h.ProfileConcurrency, 1))
-	case "profile_queue":
-		return caddyargs.Read(d, 1, caddyargs.Int(&h.ProfileQueue, 1))
+	case "next_page":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		h.NextPage = true
+		return nil
+	case "viewer_concurrency":
+		return caddyargs.Read(d, 1, caddyargs.Int(&h.ViewerConcurrency, 1))
+	case "viewer_queue":
+		return caddyargs.Read(d, 1, caddyargs.Int(&h.ViewerQueue, 1))
 	default:
 		return d.Errf("unknown subdirective %q", d.Val())
 	}

@@ -84,9 +84,11 @@ func TestHintWriterCards(t *testing.T) {
 			rec := &interimRecorder{header: make(http.Header)}
 			req, _ := http.NewRequest("GET", "/api/matches/suggestions", nil)
 			var got []string
+			var next string
 			w := &hintWriter{ResponseWriter: rec, announcer: a, req: req, cards: 3,
-				warmCards: func(ps []string) { got = ps }}
+				warmCards: func(ps []string) { got = ps }, warmNext: func(u string) { next = u }}
 			w.Header().Set(contract.DeckCards, "3 4 5 6")
+			w.Header().Set(contract.DeckNext, "1500_6")
 			if tc.cacheStatus != "" {
 				w.Header().Set(contract.CacheStatus, tc.cacheStatus)
 			}
@@ -94,11 +96,38 @@ func TestHintWriterCards(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("warmed %q, want %q", got, tc.want)
 			}
+			if wantNext := "/api/matches/suggestions?after=1500_6"; (next == wantNext) != (tc.want != nil) {
+				t.Errorf("next page warmed %q", next)
+			}
 			for _, wr := range rec.written {
-				if wr.header.Get(contract.DeckCards) != "" {
-					t.Errorf("status %d carried %s", wr.status, contract.DeckCards)
+				if wr.header.Get(contract.DeckCards) != "" || wr.header.Get(contract.DeckNext) != "" {
+					t.Errorf("status %d carried %v", wr.status, wr.header)
 				}
 			}
 		})
+	}
+}
+
+func TestNextPageURL(t *testing.T) {
+	for _, tc := range []struct{ query, cursor, want string }{
+		{"limit=40", "1500.25_42", "/api/matches/suggestions?limit=40&after=1500.25_42"},
+		{"", "0_7", "/api/matches/suggestions?after=0_7"},
+		{"after=1_2&limit=40&after=3_4&fields=id", "5_6", "/api/matches/suggestions?limit=40&fields=id&after=5_6"},
+		{"afterx=1&limit=40", "5_6", "/api/matches/suggestions?afterx=1&limit=40&after=5_6"},
+		{"limit=40", "", ""},
+		{"limit=40", "1_2&limit=100", ""},
+		{"limit=40", "1_2/../x", ""},
+		{"limit=40", strings.Repeat("1", maxCursor+1), ""},
+	} {
+		r, _ := http.NewRequest("GET", "http://edge/api/matches/suggestions?"+tc.query, nil)
+		if got := NextPageURL(r, tc.cursor); got != tc.want {
+			t.Errorf("NextPageURL(?%s, %q) = %q, want %q", tc.query, tc.cursor, got, tc.want)
+		}
+	}
+	deck, _ := http.NewRequest("GET", "http://edge/api/matches/suggestions", nil)
+	deck.Header.Set("Authorization", "Bearer viewer")
+	if p := pageRequest(deck, "/api/matches/suggestions?after=1_2"); !isPageWarm(p) || isPageWarm(deck) ||
+		p.Header.Get("Authorization") != "Bearer viewer" || p.URL.RawQuery != "after=1_2" {
+		t.Errorf("page request %v %q marked %v", p.Header, p.URL.RawQuery, isPageWarm(p))
 	}
 }

@@ -73,7 +73,8 @@ func (a *Announcer) Preloads(r *http.Request, paths []string) []Preload {
 // hintWriter wraps a response: at the final status it removes the
 // DeckPhotos and DeckCards fields and, for a GET answered 200 listing
 // photos, first sends 103 Early Hints announcing them and hands them to
-// warm; the cards' profile paths go to warmCards.
+// warm; the cards' profile paths go to warmCards and the next page's URL
+// to warmNext. DeckNext is removed too.
 type hintWriter struct {
 	http.ResponseWriter
 	announcer *Announcer
@@ -85,7 +86,10 @@ type hintWriter struct {
 	// the cache (a hit's cards were warmed when it was filled).
 	cards     int
 	warmCards func(paths []string)
-	wrote     bool
+	// warmNext gets the URL of the deck's next page under the same
+	// condition (nil: none).
+	warmNext func(url string)
+	wrote    bool
 }
 
 // WriteHeader sends the hints before the final status.
@@ -94,20 +98,30 @@ func (w *hintWriter) WriteHeader(code int) {
 	if w.wrote || (code >= 100 && code < 200) {
 		delete(h, contract.DeckPhotos)
 		delete(h, contract.DeckCards)
+		delete(h, contract.DeckNext)
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
 	w.wrote = true
 	paths := PhotoPaths(h.Values(contract.DeckPhotos), w.announcer.photos)
 	var cards []string
-	if w.warmCards != nil && code == http.StatusOK && w.req.Method == http.MethodGet &&
-		!contract.IsCacheHit(h.Get(contract.CacheStatus)) {
-		cards = CardProfilePaths(h.Values(contract.DeckCards), w.cards)
+	var next string
+	if code == http.StatusOK && w.req.Method == http.MethodGet && !contract.IsCacheHit(h.Get(contract.CacheStatus)) {
+		if w.warmCards != nil {
+			cards = CardProfilePaths(h.Values(contract.DeckCards), w.cards)
+		}
+		if w.warmNext != nil {
+			next = NextPageURL(w.req, h.Get(contract.DeckNext))
+		}
 	}
 	delete(h, contract.DeckPhotos)
 	delete(h, contract.DeckCards)
+	delete(h, contract.DeckNext)
 	if len(cards) > 0 {
 		w.warmCards(cards)
+	}
+	if next != "" {
+		w.warmNext(next)
 	}
 	if code == http.StatusOK && w.req.Method == http.MethodGet && len(paths) > 0 {
 		ps := w.announcer.Preloads(w.req, paths)

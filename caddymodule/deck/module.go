@@ -16,12 +16,15 @@
 // client's credentials, for paths of the photo route only.
 //
 // With profiles set, it also warms the full profiles of the deck's first
-// cards (the origin lists the cards in contract.DeckCards) as the deck's
-// viewer: each is fetched through the same server with the viewer's
-// Authorization, so spark_auth, the origin's answer for that viewer and
-// spark_cache's keys and private handling are exactly those of the
-// viewer's own request for it. Only for decks that were not cache hits,
-// bounded by its own concurrency and queue.
+// cards (the origin lists the cards in contract.DeckCards), and with
+// next_page the deck's next page (the origin names its cursor in
+// contract.DeckNext), as the deck's viewer: each is fetched through the
+// same server with the viewer's Authorization, so spark_auth, the origin's
+// answer for that viewer and spark_cache's keys and private handling are
+// exactly those of the viewer's own request for it. Only for decks that
+// were not cache hits (a hit's were warmed at its fill), bounded by their
+// own concurrency and queue; a warmed next page warms its cards' profiles
+// but not the page after it.
 //
 // This file is the Caddy surface; the logic is in Announcer (hints.go),
 // the path checks (paths.go, cards.go) and warmer (warm.go).
@@ -50,10 +53,10 @@ const (
 	DefaultWarmConcurrency = 2
 	DefaultWarmQueue       = 64
 	DefaultWarmTimeout     = 15 * time.Second
-	// DefaultProfileConcurrency and DefaultProfileQueue bound the card
-	// profile warms (profiles itself defaults to 0: none).
-	DefaultProfileConcurrency = 2
-	DefaultProfileQueue       = 256
+	// DefaultViewerConcurrency and DefaultViewerQueue bound the warms
+	// made as the viewer (profiles and next_page are off by default).
+	DefaultViewerConcurrency = 2
+	DefaultViewerQueue       = 256
 )
 
 // Handler is the spark_deck_hints middleware.
@@ -75,19 +78,23 @@ type Handler struct {
 	// warmed as the deck's viewer, at most contract.MaxDeckCards. Default
 	// 0: none.
 	Profiles int `json:"profiles,omitempty"`
-	// ProfileConcurrency is how many profile warms run at once, shared by
-	// every spark_deck_hints of the process with the same limits. Default 2.
-	ProfileConcurrency int `json:"profile_concurrency,omitempty"`
-	// ProfileQueue is how many profile warms may wait or run; more are
-	// dropped (counted). Default 256.
-	ProfileQueue int `json:"profile_queue,omitempty"`
+	// NextPage warms the deck's next page (the request with after= the
+	// origin's cursor) as the deck's viewer.
+	NextPage bool `json:"next_page,omitempty"`
+	// ViewerConcurrency is how many warms made as the viewer (profiles,
+	// next pages) run at once, shared by every spark_deck_hints of the
+	// process with the same limits. Default 2.
+	ViewerConcurrency int `json:"viewer_concurrency,omitempty"`
+	// ViewerQueue is how many warms made as the viewer may wait or run;
+	// more are dropped (counted). Default 256.
+	ViewerQueue int `json:"viewer_queue,omitempty"`
 
-	announcer      *Announcer
-	warmer         *warmer
-	poolKey        string
-	profileWarmer  *warmer
-	profilePoolKey string
-	metrics        *metrics
+	announcer     *Announcer
+	warmer        *warmer
+	poolKey       string
+	viewerWarmer  *warmer
+	viewerPoolKey string
+	metrics       *metrics
 }
 
 // CaddyModule returns the Caddy module information.
@@ -118,10 +125,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("spark_deck_hints: register metrics: %w", err)
 	}
-	if h.Profiles > 0 {
-		h.profilePoolKey = fmt.Sprintf("deck-profile-warmer/%d/%d/%d", h.ProfileConcurrency, h.ProfileQueue, h.WarmTimeout)
-		if h.profileWarmer, err = loadWarmer(h.profilePoolKey, h.ProfileConcurrency, h.ProfileQueue, h.WarmTimeout); err != nil {
-			return fmt.Errorf("spark_deck_hints: profile warmer: %w", err)
+	if h.Profiles > 0 || h.NextPage {
+		h.viewerPoolKey = fmt.Sprintf("deck-viewer-warmer/%d/%d/%d", h.ViewerConcurrency, h.ViewerQueue, h.WarmTimeout)
+		if h.viewerWarmer, err = loadWarmer(h.viewerPoolKey, h.ViewerConcurrency, h.ViewerQueue, h.WarmTimeout); err != nil {
+			return fmt.Errorf("spark_deck_hints: viewer warmer: %w", err)
 		}
 	}
 	if h.NoWarm {
@@ -150,8 +157,8 @@ func (h *Handler) setDefaults() {
 	h.WarmConcurrency = cmp.Or(h.WarmConcurrency, DefaultWarmConcurrency)
 	h.WarmQueue = cmp.Or(h.WarmQueue, DefaultWarmQueue)
 	h.WarmTimeout = cmp.Or(h.WarmTimeout, caddy.Duration(DefaultWarmTimeout))
-	h.ProfileConcurrency = cmp.Or(h.ProfileConcurrency, DefaultProfileConcurrency)
-	h.ProfileQueue = cmp.Or(h.ProfileQueue, DefaultProfileQueue)
+	h.ViewerConcurrency = cmp.Or(h.ViewerConcurrency, DefaultViewerConcurrency)
+	h.ViewerQueue = cmp.Or(h.ViewerQueue, DefaultViewerQueue)
 }
 
 // Validate checks the limits.
@@ -167,10 +174,10 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("spark_deck_hints: warm_timeout must be positive, got %v", time.Duration(h.WarmTimeout))
 	case h.Profiles < 0 || h.Profiles > contract.MaxDeckCards:
 		return fmt.Errorf("spark_deck_hints: profiles must be 0..%d, got %d", contract.MaxDeckCards, h.Profiles)
-	case h.ProfileConcurrency < 1:
-		return fmt.Errorf("spark_deck_hints: profile_concurrency must be at least 1, got %d", h.ProfileConcurrency)
-	case h.ProfileQueue < h.ProfileConcurrency:
-		return fmt.Errorf("spark_deck_hints: profile_queue (%d) must be at least profile_concurrency (%d)", h.ProfileQueue, h.ProfileConcurrency)
+	case h.ViewerConcurrency < 1:
+		return fmt.Errorf("spark_deck_hints: viewer_concurrency must be at least 1, got %d", h.ViewerConcurrency)
+	case h.ViewerQueue < h.ViewerConcurrency:
+		return fmt.Errorf("spark_deck_hints: viewer_queue (%d) must be at least viewer_concurrency (%d)", h.ViewerQueue, h.ViewerConcurrency)
 	}
 	return nil
 }
@@ -182,9 +189,9 @@ func (h *Handler) Cleanup() error {
 			return fmt.Errorf("spark_deck_hints: release the warmer: %w", err)
 		}
 	}
-	if h.profileWarmer != nil {
-		if _, err := warmers.Delete(h.profilePoolKey); err != nil {
-			return fmt.Errorf("spark_deck_hints: release the profile warmer: %w", err)
+	if h.viewerWarmer != nil {
+		if _, err := warmers.Delete(h.viewerPoolKey); err != nil {
+			return fmt.Errorf("spark_deck_hints: release the viewer warmer: %w", err)
 		}
 	}
 	return nil
@@ -195,6 +202,7 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var warm func([]Preload)
 	var warmCards func([]string)
+	var warmNext func(string)
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if srv != nil && r.Method == http.MethodGet {
 		if h.warmer != nil {
@@ -204,16 +212,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				}
 			}
 		}
-		if h.profileWarmer != nil {
+		if h.viewerWarmer != nil && h.Profiles > 0 {
+			count := h.metrics.viewerWarm(warmProfile)
 			warmCards = func(paths []string) {
 				for _, p := range paths {
-					h.metrics.profileWarm(h.profileWarmer.enqueue(srv, p, profileRequest(r, p), h.metrics.profileWarm))
+					count(h.viewerWarmer.enqueue(srv, p, profileRequest(r, p), count))
 				}
+			}
+		}
+		if h.viewerWarmer != nil && h.NextPage && !isPageWarm(r) {
+			count := h.metrics.viewerWarm(warmPage)
+			warmNext = func(url string) {
+				// Per viewer: the page is theirs.
+				key := url + " " + r.Header.Get("Authorization")
+				count(h.viewerWarmer.enqueue(srv, key, pageRequest(r, url), count))
 			}
 		}
 	}
 	dw := &hintWriter{ResponseWriter: w, announcer: h.announcer, req: r, warm: warm, announced: h.metrics.announced,
-		cards: h.Profiles, warmCards: warmCards}
+		cards: h.Profiles, warmCards: warmCards, warmNext: warmNext}
 	return next.ServeHTTP(dw, r)
 }
 

@@ -64,7 +64,9 @@ func (wm *warmer) enqueue(serve http.Handler, key string, req *http.Request, don
 
 	go func() {
 		wm.slots <- struct{}{}
-		ctx, cancel := context.WithTimeout(context.Background(), wm.timeout)
+		// req's context values (not its cancellation) ride along: a warm
+		// of the next page is marked in them.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), wm.timeout)
 		result := wm.fetch(ctx, serve, req)
 		cancel()
 		<-wm.slots

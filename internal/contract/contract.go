@@ -42,6 +42,11 @@ const (
 	// before the app opens them. Stored with the response, never
 	// forwarded to clients.
 	DeckCards = "Spark-Deck-Cards"
+	// DeckNext on the origin's suggestions is the cursor of the page
+	// after this one (its ?after= value), when the page was full: the
+	// edge's spark_deck_hints warms that page as the deck's viewer. Stored
+	// with the response, never forwarded to clients.
+	DeckNext = "Spark-Deck-Next"
 	// SparkRefresh on a successful write's origin response lists paths
 	// (with their query) of the writer's own per-user answers the write
 	// changed and the writer reads next: after applying the write's
@@ -78,6 +83,7 @@ const (
 	kindUser        = "user:"
 	kindProfile     = "profile:"
 	kindSuggestions = "suggestions:"
+	kindDeckCard    = "deck:"
 	kindMatches     = "matches:"
 	kindPhoto       = "photo:"
 	kindInbox       = "conversations:"
@@ -92,6 +98,12 @@ func ProfileTag(id int64) string { return kindProfile + strconv.FormatInt(id, 10
 
 // SuggestionsTag is on user id's suggestions.
 func SuggestionsTag(id int64) string { return kindSuggestions + strconv.FormatInt(id, 10) }
+
+// DeckCardTag is on each page of viewer's suggestions that holds card:
+// the viewer's swipe on card purges the pages it is on, and only those.
+func DeckCardTag(viewer, card int64) string {
+	return kindDeckCard + strconv.FormatInt(viewer, 10) + "-" + strconv.FormatInt(card, 10)
+}
 
 // MatchesTag is on user id's match list.
 func MatchesTag(id int64) string { return kindMatches + strconv.FormatInt(id, 10) }
