@@ -20,6 +20,21 @@ import (
 	"github.com/spark-edge/spark/origin"
 )
 
+// startDeckStack starts the origin on 300 demo users and the spark binary
+// on the repository's Caddyfile in front of it, and returns the origin's
+// address, the edge's base URL and its admin address.
+func startDeckStack(t *testing.T) (originAddr, base, admin string) {
+	t.Helper()
+	bin := sparkBinary(t)
+	originAddr, _ = startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1, PhotoDir: t.TempDir()})
+	ports := freePorts(t, 2)
+	admin = "127.0.0.1:" + ports[1]
+	base = startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
+		"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN="+admin,
+		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+	return originAddr, base, admin
+}
+
 // TestDeckEarlyHintsThroughEdge asks the repository's edge for a user's
 // suggestions, whose first cards have photos: the 200 is preceded by a
 // 103 Early Hints carrying one Link per photo in the variant of the
@@ -32,12 +47,7 @@ func TestDeckEarlyHintsThroughEdge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the edge")
 	}
-	bin := sparkBinary(t)
-	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1, PhotoDir: t.TempDir()})
-	ports := freePorts(t, 2)
-	base := startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
-		"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
-		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+	originAddr, base, _ := startDeckStack(t)
 	token := func(id int64) string { return "Bearer " + devToken(t, id) }
 
 	// User 1's deck, asked of the origin itself; its first three cards get
@@ -164,12 +174,7 @@ func TestDeckCardProfilesWarmedThroughEdge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the edge")
 	}
-	bin := sparkBinary(t)
-	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1, PhotoDir: t.TempDir()})
-	ports := freePorts(t, 2)
-	base := startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
-		"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
-		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+	originAddr, base, admin := startDeckStack(t)
 	token := func(id int64) string { return "Bearer " + devToken(t, id) }
 	const viewer, other = 1, 2
 	cardsOf := func(body string) []int64 {
@@ -238,7 +243,7 @@ func TestDeckCardProfilesWarmedThroughEdge(t *testing.T) {
 
 	warms := func() map[string]float64 {
 		t.Helper()
-		res, b := httpDo(t, http.DefaultClient, "GET", "http://127.0.0.1:"+ports[1]+"/metrics", "")
+		res, b := httpDo(t, http.DefaultClient, "GET", "http://"+admin+"/metrics", "")
 		if res.StatusCode != 200 {
 			t.Fatalf("edge metrics: %d", res.StatusCode)
 		}
@@ -280,12 +285,7 @@ func TestDeckNextPageThroughEdge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the edge")
 	}
-	bin := sparkBinary(t)
-	originAddr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DemoUsers: 300, DemoSeed: 1, PhotoDir: t.TempDir()})
-	ports := freePorts(t, 2)
-	base := startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
-		"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+originAddr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
-		"SPARK_JWT_SECRET="+origin.DevJWTSecret)
+	_, base, _ := startDeckStack(t)
 	const viewer = 3
 	auth := "Bearer " + devToken(t, viewer)
 	type page struct {

@@ -19,19 +19,9 @@ const maxCardID = 19
 // field can only ever make the edge fetch profiles of its own profile
 // route.
 func CardProfilePaths(values []string, limit int) []string {
-	var out []string
-	for _, id := range contract.AppendTags(nil, values) {
-		if len(out) >= limit || len(out) >= contract.MaxDeckCards { // a limit below 1 takes none
-			break
-		}
-		if !isCardID(id) {
-			continue
-		}
-		if p := photoPrefix + id + "/profile"; !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return listed(values, min(limit, contract.MaxDeckCards), func(id string) (string, bool) {
+		return photoPrefix + id + "/profile", isCardID(id)
+	})
 }
 
 // isCardID reports whether s is a positive int64 in decimal without

@@ -166,32 +166,39 @@ func (h *Handler) Validate() error {
 	switch {
 	case h.Photos < 1 || h.Photos > contract.MaxDeckPhotos:
 		return fmt.Errorf("spark_deck_hints: photos must be 1..%d, got %d", contract.MaxDeckPhotos, h.Photos)
-	case h.WarmConcurrency < 1:
-		return fmt.Errorf("spark_deck_hints: warm_concurrency must be at least 1, got %d", h.WarmConcurrency)
-	case h.WarmQueue < h.WarmConcurrency:
-		return fmt.Errorf("spark_deck_hints: warm_queue (%d) must be at least warm_concurrency (%d)", h.WarmQueue, h.WarmConcurrency)
 	case h.WarmTimeout <= 0:
 		return fmt.Errorf("spark_deck_hints: warm_timeout must be positive, got %v", time.Duration(h.WarmTimeout))
 	case h.Profiles < 0 || h.Profiles > contract.MaxDeckCards:
 		return fmt.Errorf("spark_deck_hints: profiles must be 0..%d, got %d", contract.MaxDeckCards, h.Profiles)
-	case h.ViewerConcurrency < 1:
-		return fmt.Errorf("spark_deck_hints: viewer_concurrency must be at least 1, got %d", h.ViewerConcurrency)
-	case h.ViewerQueue < h.ViewerConcurrency:
-		return fmt.Errorf("spark_deck_hints: viewer_queue (%d) must be at least viewer_concurrency (%d)", h.ViewerQueue, h.ViewerConcurrency)
+	}
+	if err := validateBounds("warm", h.WarmConcurrency, h.WarmQueue); err != nil {
+		return err
+	}
+	return validateBounds("viewer", h.ViewerConcurrency, h.ViewerQueue)
+}
+
+// validateBounds checks a warmer's <prefix>_concurrency and <prefix>_queue.
+func validateBounds(prefix string, concurrency, queue int) error {
+	if concurrency < 1 {
+		return fmt.Errorf("spark_deck_hints: %s_concurrency must be at least 1, got %d", prefix, concurrency)
+	}
+	if queue < concurrency {
+		return fmt.Errorf("spark_deck_hints: %s_queue (%d) must be at least %s_concurrency (%d)", prefix, queue, prefix, concurrency)
 	}
 	return nil
 }
 
 // Cleanup releases the shared warmers.
 func (h *Handler) Cleanup() error {
-	if h.warmer != nil {
-		if _, err := warmers.Delete(h.poolKey); err != nil {
-			return fmt.Errorf("spark_deck_hints: release the warmer: %w", err)
+	for _, w := range []struct {
+		held bool
+		key  string
+	}{{h.warmer != nil, h.poolKey}, {h.viewerWarmer != nil, h.viewerPoolKey}} {
+		if !w.held {
+			continue
 		}
-	}
-	if h.viewerWarmer != nil {
-		if _, err := warmers.Delete(h.viewerPoolKey); err != nil {
-			return fmt.Errorf("spark_deck_hints: release the viewer warmer: %w", err)
+		if _, err := warmers.Delete(w.key); err != nil {
+			return fmt.Errorf("spark_deck_hints: release the warmer %s: %w", w.key, err)
 		}
 	}
 	return nil
