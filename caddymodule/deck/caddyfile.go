@@ -20,10 +20,10 @@ func init() {
 //
 //	spark_deck_hints [<matcher>] {
 //		photos           <n>          # announced and warmed per deck, default 5, at most 10
-//		no_warm                       # announce only
+//		no_warm                       # announce the photos only, warm none
 //		warm_concurrency <n>          # warms at once, default 2
 //		warm_queue       <n>          # warms waiting or running, default 64
-//		warm_timeout     <duration>   # one warm (photo or profile), default 15s
+//		warm_timeout     <duration>   # one warm (photo, profile or page), default 15s
 //		profiles         <n>          # cards whose profile is warmed as the viewer, default 0, at most 100
 //		next_page                     # warm the deck's next page (after= the origin's cursor) as the viewer
 //		viewer_concurrency <n>        # warms as the viewer at once, default 2

@@ -64,7 +64,8 @@ type Handler struct {
 	// Photos is how many of the deck's photos are announced and warmed,
 	// at most contract.MaxDeckPhotos. Default 5.
 	Photos int `json:"photos,omitempty"`
-	// NoWarm announces the photos without warming them.
+	// NoWarm announces the photos without warming them (profiles and
+	// next_page are set apart).
 	NoWarm bool `json:"no_warm,omitempty"`
 	// WarmConcurrency is how many warm requests run at once, shared by
 	// every spark_deck_hints of the process. Default 2.
@@ -72,7 +73,8 @@ type Handler struct {
 	// WarmQueue is how many warm requests may wait or run; more are
 	// dropped (counted). Default 64.
 	WarmQueue int `json:"warm_queue,omitempty"`
-	// WarmTimeout bounds one warm request (photo or profile). Default 15s.
+	// WarmTimeout bounds one warm request (photo, profile or page).
+	// Default 15s.
 	WarmTimeout caddy.Duration `json:"warm_timeout,omitempty"`
 	// Profiles is how many of the deck's cards get their full profile
 	// warmed as the deck's viewer, at most contract.MaxDeckCards. Default
