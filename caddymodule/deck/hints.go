@@ -117,11 +117,13 @@ func (w *hintWriter) WriteHeader(code int) {
 	delete(h, contract.DeckPhotos)
 	delete(h, contract.DeckCards)
 	delete(h, contract.DeckNext)
-	if len(cards) > 0 {
-		w.warmCards(cards)
-	}
+	// The page first: it shares the viewer warms' queue with the cards,
+	// and one page stands for up to a page of cards' misses.
 	if next != "" {
 		w.warmNext(next)
+	}
+	if len(cards) > 0 {
+		w.warmCards(cards)
 	}
 	if code == http.StatusOK && w.req.Method == http.MethodGet && len(paths) > 0 {
 		ps := w.announcer.Preloads(w.req, paths)
