@@ -62,8 +62,8 @@ func TestProfileRequest(t *testing.T) {
 }
 
 // TestHintWriterCards: a 200 deck that was not a hit hands its cards'
-// profile paths to warmCards, a hit or another status does not, and the
-// field never reaches the client.
+// profile paths to warmCards, a hit or another status does not; every
+// 200 hands its next page to warmNext; the fields never reach the client.
 func TestHintWriterCards(t *testing.T) {
 	a, err := NewAnnouncer(imageproxy.DefaultPlan(), 2)
 	if err != nil {
@@ -96,7 +96,7 @@ func TestHintWriterCards(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("warmed %q, want %q", got, tc.want)
 			}
-			if wantNext := "/api/matches/suggestions?after=1500_6"; (next == wantNext) != (tc.want != nil) {
+			if wantNext := "/api/matches/suggestions?after=1500_6"; (next == wantNext) != (tc.status == 200) {
 				t.Errorf("next page warmed %q", next)
 			}
 			for _, wr := range rec.written {

@@ -83,11 +83,11 @@ type hintWriter struct {
 	announced func(n int)
 	// cards is how many of the deck's card profiles go to warmCards (0:
 	// none); warmCards gets their paths when the deck was not a hit of
-	// the cache (a hit's cards were warmed when it was filled).
+	// the cache (a hit's cards were warmed when it was filled). warmNext
+	// gets the next page's URL on hits too.
 	cards     int
 	warmCards func(paths []string)
-	// warmNext gets the URL of the deck's next page under the same
-	// condition (nil: none).
+	// warmNext gets the URL of the deck's next page (nil: none).
 	warmNext func(url string)
 	wrote    bool
 }
@@ -106,8 +106,10 @@ func (w *hintWriter) WriteHeader(code int) {
 	paths := PhotoPaths(h.Values(contract.DeckPhotos), w.announcer.photos)
 	var cards []string
 	var next string
-	if code == http.StatusOK && w.req.Method == http.MethodGet && !contract.IsCacheHit(h.Get(contract.CacheStatus)) {
-		if w.warmCards != nil {
+	if code == http.StatusOK && w.req.Method == http.MethodGet {
+		// A hit's cards were warmed at its fill; the page after it may
+		// not have been (a page warmed ahead warms none after it).
+		if w.warmCards != nil && !contract.IsCacheHit(h.Get(contract.CacheStatus)) {
 			cards = CardProfilePaths(h.Values(contract.DeckCards), w.cards)
 		}
 		if w.warmNext != nil {
