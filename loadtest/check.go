@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -81,6 +82,7 @@ type ackedMessage struct {
 type deck struct {
 	cards []int64
 	seen  map[int64]bool // swiped or blocked (sent or acknowledged): never a card again
+	next  string         // the last page's cursor ("" after a page that named none)
 }
 
 // maxConvHistory bounds what the ledger keeps per conversation: more than
@@ -223,6 +225,7 @@ func (l *Ledger) observeDeck(o observed) error {
 		Suggestions []struct {
 			ID int64 `json:"id"`
 		} `json:"suggestions"`
+		Next string `json:"next"`
 	}
 	if err := json.Unmarshal(o.body, &b); err != nil {
 		return fmt.Errorf("suggestions response: %w", err)
@@ -243,6 +246,7 @@ func (l *Ledger) observeDeck(o observed) error {
 		}
 	}
 	d.cards = cards
+	d.next = b.Next
 	return nil
 }
 
@@ -403,6 +407,22 @@ func (x Vars) DeckLow() (string, error) {
 		return "", fmt.Errorf("deck holds enough cards: %w", ErrSkip)
 	}
 	return "", nil
+}
+
+// DeckAfter is "&after=<cursor>" of the virtual user's last deck page, so
+// a refill is the page after it, as the app pages through its deck; ""
+// when there is none (no page yet, or the last one named no next: the
+// refill starts from the top again): `?limit=40{{.DeckLow}}{{.DeckAfter}}`.
+func (x Vars) DeckAfter() string {
+	if x.ledger == nil {
+		return ""
+	}
+	x.ledger.mu.Lock()
+	defer x.ledger.mu.Unlock()
+	if n := x.ledger.deckOf(x.vu.ID).next; n != "" {
+		return "&after=" + url.QueryEscape(n)
+	}
+	return ""
 }
 
 // DeckCard takes the top card of the virtual user's deck (for a swipe), or

@@ -53,11 +53,13 @@ func (s *Server) swipe(w http.ResponseWriter, r *http.Request, me int64) error {
 	s.events.publish(res.Events)
 	s.pushSwipe(me, req.TargetID, res)
 	privateNoStore(w)
-	// Only the swiper's deck changes (suggestions leave out the users one
-	// swiped, not those who swiped on one); the match lists (and with them
-	// the inboxes and message lists, tagged with them) only when a match
-	// was made.
-	purge := []string{contract.SuggestionsTag(me)}
+	// Only the swiper's deck pages holding the target change (suggestions
+	// leave out the users one swiped, not those who swiped on one; a page
+	// after a cursor does not hold the cards before it, so the next page
+	// stays while the viewer swipes through this one); the match lists
+	// (and with them the inboxes and message lists, tagged with them) only
+	// when a match was made.
+	purge := []string{contract.DeckCardTag(me, req.TargetID)}
 	if res.Match != nil {
 		purge = append(purge, contract.MatchesTag(me), contract.MatchesTag(req.TargetID))
 	}

@@ -10,12 +10,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/spark-edge/spark/internal/contract"
 	"github.com/spark-edge/spark/origin"
 	"github.com/spark-edge/spark/origin/store"
 	"github.com/spark-edge/spark/origin/store/memory"
@@ -309,7 +311,8 @@ func testSuggestionsAPI(t *testing.T, st store.Store) {
 	expect(t, r, 200, "suggestions")
 	h := r.hdr
 	if h.Get("Cache-Control") != "private, no-cache" || h.Get("CDN-Cache-Control") != "max-age=120" || h.Get("Vary") != "Authorization" ||
-		h.Get("Cache-Tags") != fmt.Sprintf("suggestions:%d", me) {
+		h.Get("Cache-Tags") != fmt.Sprintf("suggestions:%d deck:%d-%d deck:%d-%d", me, me, w1, me, w2) ||
+		h.Get(contract.DeckCards) != fmt.Sprintf("%d %d", w1, w2) || h.Get(contract.DeckNext) != "" {
 		t.Fatalf("suggestion headers %v", h)
 	}
 	var out struct {
@@ -333,7 +336,39 @@ func testSuggestionsAPI(t *testing.T, st store.Store) {
 	if len(out.Suggestions) != 1 || len(out.Suggestions[0]) != 2 || out.Suggestions[0]["photos"] == nil {
 		t.Fatalf("fields selection: %v", out)
 	}
-	for _, q := range []string{"limit=0", "limit=101", "limit=abc", "limit=1;DROP", "fields=id,password"} {
+	// Pages by cursor: a full page names the next one, which starts past
+	// its last card; the page past the last card is empty and names none.
+	var page struct {
+		Suggestions []struct {
+			ID int64 `json:"id"`
+		} `json:"suggestions"`
+		Next string `json:"next"`
+	}
+	var seen []int64
+	for q := "limit=1"; ; {
+		r = a.do("GET", "/api/matches/suggestions?"+q, tok, "")
+		expect(t, r, 200, "page "+q)
+		page.Next, page.Suggestions = "", nil
+		r.json(t, &page)
+		for _, c := range page.Suggestions {
+			seen = append(seen, c.ID)
+		}
+		if r.hdr.Get(contract.DeckNext) != page.Next {
+			t.Fatalf("%s: %s %q, body's next %q", q, contract.DeckNext, r.hdr.Get(contract.DeckNext), page.Next)
+		}
+		if page.Next == "" {
+			break
+		}
+		if len(seen) > 3 {
+			t.Fatalf("pages never end: %v", seen)
+		}
+		q = "limit=1&after=" + page.Next
+	}
+	if !slices.Equal(seen, []int64{w1, w2}) {
+		t.Fatalf("cards by page %v, want %d then %d", seen, w1, w2)
+	}
+	for _, q := range []string{"limit=0", "limit=101", "limit=abc", "limit=1;DROP", "fields=id,password",
+		"after=x", "after=1_", "after=_1", "after=-1_2", "after=NaN_2", "after=1_0", "after=1_x", "after=Inf_3"} {
 		expect(t, a.do("GET", "/api/matches/suggestions?"+q, tok, ""), 400, q)
 	}
 	// A user without a location gets a clear 409.
@@ -349,8 +384,8 @@ func testSwipeChat(t *testing.T, st store.Store) {
 	ta, tb, te := token(t, ann), token(t, bob), token(t, eve)
 	r := a.do("POST", "/api/swipes", ta, fmt.Sprintf(`{"target_id":%d,"direction":"like"}`, bob))
 	expect(t, r, 201, "like")
-	// No match yet: only the swiper's deck changed.
-	if want := fmt.Sprintf("suggestions:%d", ann); r.hdr.Get("Spark-Purge") != want {
+	// No match yet: only the swiper's deck pages holding the target changed.
+	if want := fmt.Sprintf("deck:%d-%d", ann, bob); r.hdr.Get("Spark-Purge") != want {
 		t.Fatalf("swipe purge %q want %q", r.hdr.Get("Spark-Purge"), want)
 	}
 	expect(t, a.do("POST", "/api/swipes", ta, fmt.Sprintf(`{"target_id":%d,"direction":"like"}`, bob)), 200, "repeat like")
@@ -368,7 +403,7 @@ func testSwipeChat(t *testing.T, st store.Store) {
 	}
 	// The match: the swiper's deck and both match lists (with them, the
 	// inboxes and message lists tagged with them).
-	if want := fmt.Sprintf("suggestions:%d matches:%d matches:%d", bob, bob, ann); r.hdr.Get("Spark-Purge") != want {
+	if want := fmt.Sprintf("deck:%d-%d matches:%d matches:%d", bob, ann, bob, ann); r.hdr.Get("Spark-Purge") != want {
 		t.Fatalf("matching swipe purge %q want %q", r.hdr.Get("Spark-Purge"), want)
 	}
 	r.json(t, &sw)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -69,23 +70,42 @@ func (s *Server) suggestions(w http.ResponseWriter, r *http.Request, me int64) e
 	if err != nil {
 		return err
 	}
+	var after *deckCursor
+	if v := q.Get("after"); v != "" {
+		c, err := parseDeckCursor(v)
+		if err != nil {
+			return err
+		}
+		after = &c
+	}
 	start := time.Now()
-	cs, err := s.store.Suggestions(r.Context(), me, limit)
+	cs, err := s.suggestionsAfter(r.Context(), me, limit, after)
 	s.metrics.Matching.WithLabelValues(s.storeName).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("suggestions for %d: %w", me, err)
 	}
-	body := appendSuggestions(make([]byte, 0, 64+200*len(cs)), cs, newFieldSet(fields))
+	body := appendSuggestions(make([]byte, 0, 96+200*len(cs)), cs, newFieldSet(fields))
+	next := cursorOf(cs, limit)
+	if next != nil {
+		// {"suggestions":[…],"next":"<cursor>"}: the page's end reopened.
+		body = append(body[:len(body)-len("}\n")], `,"next":"`+next.String()+"\"}\n"...)
+	}
 	h := w.Header()
 	// Two minutes for the edge only (its entry is purged by the swiper's
-	// next swipe); a phone's HTTP cache, which no purge reaches, would
-	// hand the app a deck with cards it has swiped since.
+	// swipe on one of its cards); a phone's HTTP cache, which no purge
+	// reaches, would hand the app a deck with cards it has swiped since.
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("CDN-Cache-Control", "max-age=120")
 	h.Set("Vary", "Authorization")
-	h.Set(contract.CacheTags, contract.SuggestionsTag(me))
+	h.Set(contract.CacheTags, deckTags(me, cs))
 	if deck := deckPhotos(cs); deck != "" {
 		h.Set(contract.DeckPhotos, deck)
+	}
+	if cards := deckCards(cs); cards != "" {
+		h.Set(contract.DeckCards, cards)
+	}
+	if next != nil {
+		h.Set(contract.DeckNext, next.String())
 	}
 	h.Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
@@ -106,4 +126,33 @@ func deckPhotos(cs []store.Candidate) string {
 		}
 	}
 	return strings.Join(paths, " ")
+}
+
+// deckCards is the contract.DeckCards field of a suggestions page: the
+// cards' user ids in deck order, at most contract.MaxDeckCards ("" for an
+// empty page).
+func deckCards(cs []store.Candidate) string {
+	b := make([]byte, 0, 8*min(len(cs), contract.MaxDeckCards))
+	for i := range cs {
+		if i == contract.MaxDeckCards {
+			break
+		}
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, cs[i].Profile.ID, 10)
+	}
+	return string(b)
+}
+
+// deckTags are the tags of a suggestions page: the viewer's suggestions
+// (a move, new preferences or a block purge every page) and one per card
+// (a swipe purges the pages holding the swiped card, no other).
+func deckTags(me int64, cs []store.Candidate) string {
+	tags := make([]string, 0, 1+len(cs))
+	tags = append(tags, contract.SuggestionsTag(me))
+	for i := range cs {
+		tags = append(tags, contract.DeckCardTag(me, cs[i].Profile.ID))
+	}
+	return contract.JoinTags(tags...)
 }

@@ -20,10 +20,14 @@ func init() {
 //
 //	spark_deck_hints [<matcher>] {
 //		photos           <n>          # announced and warmed per deck, default 5, at most 10
-//		no_warm                       # announce only
+//		no_warm                       # announce the photos only, warm none
 //		warm_concurrency <n>          # warms at once, default 2
 //		warm_queue       <n>          # warms waiting or running, default 64
-//		warm_timeout     <duration>   # one warm, default 15s
+//		warm_timeout     <duration>   # one warm (photo, profile or page), default 15s
+//		profiles         <n>          # cards whose profile is warmed as the viewer, default 0, at most 100
+//		next_page                     # warm the deck's next page (after= the origin's cursor) as the viewer
+//		viewer_concurrency <n>        # warms as the viewer at once, default 2
+//		viewer_queue     <n>          # warms as the viewer waiting or running, default 256
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return caddyargs.Block(d, h.unmarshalOption)
@@ -53,6 +57,24 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 		return caddyargs.Read(d, 1, caddyargs.Int(&h.WarmQueue, 1))
 	case "warm_timeout":
 		return caddyargs.Read(d, 1, caddyargs.Duration(&h.WarmTimeout, time.Millisecond, time.Hour))
+	case "profiles":
+		if err := caddyargs.Read(d, 1, caddyargs.Int(&h.Profiles, 1)); err != nil {
+			return err
+		}
+		if h.Profiles > contract.MaxDeckCards {
+			return d.Errf("profiles: at most %d", contract.MaxDeckCards)
+		}
+		return nil
+	case "next_page":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		h.NextPage = true
+		return nil
+	case "viewer_concurrency":
+		return caddyargs.Read(d, 1, caddyargs.Int(&h.ViewerConcurrency, 1))
+	case "viewer_queue":
+		return caddyargs.Read(d, 1, caddyargs.Int(&h.ViewerQueue, 1))
 	default:
 		return d.Errf("unknown subdirective %q", d.Val())
 	}

@@ -71,15 +71,25 @@ func (a *Announcer) Preloads(r *http.Request, paths []string) []Preload {
 }
 
 // hintWriter wraps a response: at the final status it removes the
-// DeckPhotos field and, for a GET answered 200 listing photos, first sends
-// 103 Early Hints announcing them and hands them to warm.
+// DeckPhotos and DeckCards fields and, for a GET answered 200 listing
+// photos, first sends 103 Early Hints announcing them and hands them to
+// warm; the cards' profile paths go to warmCards and the next page's URL
+// to warmNext. DeckNext is removed too.
 type hintWriter struct {
 	http.ResponseWriter
 	announcer *Announcer
 	req       *http.Request
 	warm      func([]Preload) // nil: announce only
 	announced func(n int)
-	wrote     bool
+	// cards is how many of the deck's card profiles go to warmCards (0:
+	// none); warmCards gets their paths when the deck was not a hit of
+	// the cache (a hit's cards were warmed when it was filled). warmNext
+	// gets the next page's URL on hits too.
+	cards     int
+	warmCards func(paths []string)
+	// warmNext gets the URL of the deck's next page (nil: none).
+	warmNext func(url string)
+	wrote    bool
 }
 
 // WriteHeader sends the hints before the final status.
@@ -87,12 +97,36 @@ func (w *hintWriter) WriteHeader(code int) {
 	h := w.Header()
 	if w.wrote || (code >= 100 && code < 200) {
 		delete(h, contract.DeckPhotos)
+		delete(h, contract.DeckCards)
+		delete(h, contract.DeckNext)
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
 	w.wrote = true
 	paths := PhotoPaths(h.Values(contract.DeckPhotos), w.announcer.photos)
+	var cards []string
+	var next string
+	if code == http.StatusOK && w.req.Method == http.MethodGet {
+		// A hit's cards were warmed at its fill; the page after it may
+		// not have been (a page warmed ahead warms none after it).
+		if w.warmCards != nil && !contract.IsCacheHit(h.Get(contract.CacheStatus)) {
+			cards = CardProfilePaths(h.Values(contract.DeckCards), w.cards)
+		}
+		if w.warmNext != nil {
+			next = NextPageURL(w.req, h.Get(contract.DeckNext))
+		}
+	}
 	delete(h, contract.DeckPhotos)
+	delete(h, contract.DeckCards)
+	delete(h, contract.DeckNext)
+	// The page first: it shares the viewer warms' queue with the cards,
+	// and one page stands for up to a page of cards' misses.
+	if next != "" {
+		w.warmNext(next)
+	}
+	if len(cards) > 0 {
+		w.warmCards(cards)
+	}
 	if code == http.StatusOK && w.req.Method == http.MethodGet && len(paths) > 0 {
 		ps := w.announcer.Preloads(w.req, paths)
 		w.sendHints(ps)

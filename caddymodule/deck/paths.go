@@ -20,13 +20,20 @@ const maxPhotoPath = 200
 // is skipped: the edge only ever announces and fetches its own photo
 // route, so a field cannot point it anywhere else.
 func PhotoPaths(values []string, limit int) []string {
+	return listed(values, min(limit, contract.MaxDeckPhotos), func(p string) (string, bool) { return p, isPhotoPath(p) })
+}
+
+// listed returns what take makes of the items a field's values list (split
+// as tag lists), in order, each once, skipping items take refuses, at most
+// limit of them (a limit below 1 takes none).
+func listed(values []string, limit int, take func(item string) (string, bool)) []string {
 	var out []string
-	for _, p := range contract.AppendTags(nil, values) {
-		if len(out) >= limit || len(out) >= contract.MaxDeckPhotos { // a limit below 1 takes none
+	for _, item := range contract.AppendTags(nil, values) {
+		if len(out) >= limit {
 			break
 		}
-		if isPhotoPath(p) && !slices.Contains(out, p) {
-			out = append(out, p)
+		if v, ok := take(item); ok && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
 	}
 	return out

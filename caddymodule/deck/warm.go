@@ -3,6 +3,7 @@ package deck
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,11 +18,15 @@ const (
 	warmStored  = "stored"  // answered 200, not from the cache: now stored
 	warmHit     = "hit"     // already in the cache
 	warmFailed  = "failed"  // any other answer, or none by the timeout
+	// warmUncached: answered 200 but the cache kept nothing (its
+	// Cache-Status names no hit and no "stored": a private answer the
+	// route's rule does not store, say).
+	warmUncached = "uncached"
 )
 
-// warmer fetches preloads through the Caddy server in the background: at
-// most concurrency at once, at most queue waiting or running, each variant
-// of a path once at a time.
+// warmer fetches requests through the Caddy server in the background: at
+// most concurrency at once, at most queue waiting or running, each key
+// (a photo's variant, a card's profile) once at a time.
 type warmer struct {
 	slots   chan struct{}
 	queue   int
@@ -40,11 +45,11 @@ func newWarmer(concurrency, queue int, timeout time.Duration) *warmer {
 // timeout.
 func (wm *warmer) Destruct() error { return nil }
 
-// enqueue starts warming p as the client of r would fetch it, through
-// serve, and returns warmQueued, warmDeduped or warmDropped. done is called
-// with the warm's result when it has one.
-func (wm *warmer) enqueue(serve http.Handler, r *http.Request, p Preload, done func(result string)) string {
-	key := p.Path + " " + p.Variant.String()
+// enqueue starts serving req through serve in the background unless a
+// request of the same key is queued or running, and returns warmQueued,
+// warmDeduped or warmDropped. done is called with the warm's result when
+// it has one.
+func (wm *warmer) enqueue(serve http.Handler, key string, req *http.Request, done func(result string)) string {
 	wm.mu.Lock()
 	if _, ok := wm.inflight[key]; ok {
 		wm.mu.Unlock()
@@ -57,10 +62,11 @@ func (wm *warmer) enqueue(serve http.Handler, r *http.Request, p Preload, done f
 	wm.inflight[key] = struct{}{}
 	wm.mu.Unlock()
 
-	req := warmRequest(r, p)
 	go func() {
 		wm.slots <- struct{}{}
-		ctx, cancel := context.WithTimeout(context.Background(), wm.timeout)
+		// req's context values (not its cancellation) ride along: a warm
+		// of the next page is marked in them.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), wm.timeout)
 		result := wm.fetch(ctx, serve, req)
 		cancel()
 		<-wm.slots
@@ -71,6 +77,9 @@ func (wm *warmer) enqueue(serve http.Handler, r *http.Request, p Preload, done f
 	}()
 	return warmQueued
 }
+
+// photoKey is the in-flight key of a photo preload: its path and variant.
+func photoKey(p Preload) string { return p.Path + " " + p.Variant.String() }
 
 // warmRequest is the GET of p's URL a client with r's host would send with
 // an Accept naming only the variant's format: no credentials, no cookies,
@@ -100,8 +109,12 @@ func (wm *warmer) fetch(ctx context.Context, serve http.Handler, req *http.Reque
 		return warmFailed
 	case ctx.Err() != nil:
 		return warmFailed
-	case contract.IsCacheHit(dw.header.Get(contract.CacheStatus)):
+	}
+	switch cs := dw.header.Get(contract.CacheStatus); {
+	case contract.IsCacheHit(cs):
 		return warmHit
+	case cs != "" && !strings.Contains(cs, "stored"):
+		return warmUncached
 	}
 	return warmStored
 }

@@ -38,7 +38,7 @@ func TestWarmerBoundsAndDedupes(t *testing.T) {
 		p    Preload
 		want string
 	}{{a, warmQueued}, {a, warmDeduped}, {b, warmQueued}, {c, warmDropped}} {
-		if got := wm.enqueue(route, client, tc.p, done); got != tc.want {
+		if got := wm.enqueue(route, photoKey(tc.p), warmRequest(client, tc.p), done); got != tc.want {
 			t.Errorf("enqueue %s: %s, want %s", tc.p.Path, got, tc.want)
 		}
 	}
@@ -53,7 +53,7 @@ func TestWarmerBoundsAndDedupes(t *testing.T) {
 		t.Errorf("results %v, want stored and hit", got)
 	}
 	// Done warms left the in-flight set: a is queued again.
-	if got := wm.enqueue(route, client, a, done); got != warmQueued {
+	if got := wm.enqueue(route, photoKey(a), warmRequest(client, a), done); got != warmQueued {
 		t.Errorf("a again: %s", got)
 	}
 	<-seen

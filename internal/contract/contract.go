@@ -36,6 +36,17 @@ const (
 	// edge stores it with the response (hits announce too) and never
 	// forwards it to clients.
 	DeckPhotos = "Spark-Deck-Photos"
+	// DeckCards on the origin's suggestions lists the user ids of the
+	// deck's cards, in deck order, space-separated, at most MaxDeckCards:
+	// the profiles the edge's spark_deck_hints warms as the deck's viewer
+	// before the app opens them. Stored with the response, never
+	// forwarded to clients.
+	DeckCards = "Spark-Deck-Cards"
+	// DeckNext on the origin's suggestions is the cursor of the page
+	// after this one (its ?after= value), when the page was full: the
+	// edge's spark_deck_hints warms that page as the deck's viewer. Stored
+	// with the response, never forwarded to clients.
+	DeckNext = "Spark-Deck-Next"
 	// SparkRefresh on a successful write's origin response lists paths
 	// (with their query) of the writer's own per-user answers the write
 	// changed and the writer reads next: after applying the write's
@@ -59,6 +70,10 @@ const MaxRefreshPaths = 4
 // MaxDeckPhotos is the most photo paths a DeckPhotos field lists.
 const MaxDeckPhotos = 10
 
+// MaxDeckCards is the most user ids a DeckCards field lists (the largest
+// suggestions page).
+const MaxDeckCards = 100
+
 // MaxDenyUsers is the most user ids a DenyUsers field may list; an origin
 // with more sends the response private instead.
 const MaxDenyUsers = 256
@@ -68,6 +83,7 @@ const (
 	kindUser        = "user:"
 	kindProfile     = "profile:"
 	kindSuggestions = "suggestions:"
+	kindDeckCard    = "deck:"
 	kindMatches     = "matches:"
 	kindPhoto       = "photo:"
 	kindInbox       = "conversations:"
@@ -82,6 +98,12 @@ func ProfileTag(id int64) string { return kindProfile + strconv.FormatInt(id, 10
 
 // SuggestionsTag is on user id's suggestions.
 func SuggestionsTag(id int64) string { return kindSuggestions + strconv.FormatInt(id, 10) }
+
+// DeckCardTag is on each page of viewer's suggestions that holds card:
+// the viewer's swipe on card purges the pages it is on, and only those.
+func DeckCardTag(viewer, card int64) string {
+	return kindDeckCard + strconv.FormatInt(viewer, 10) + "-" + strconv.FormatInt(card, 10)
+}
 
 // MatchesTag is on user id's match list.
 func MatchesTag(id int64) string { return kindMatches + strconv.FormatInt(id, 10) }
