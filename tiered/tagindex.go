@@ -61,14 +61,19 @@ func (c *Cache) unindexReplaced(key string, oldTags, newTags []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, t := range oldTags {
-		if slices.Contains(newTags, t) {
-			continue
+		if !slices.Contains(newTags, t) {
+			c.unindexLocked(t, key)
 		}
-		if keys := c.tags[t]; keys != nil {
-			delete(keys, key)
-			if len(keys) == 0 {
-				delete(c.tags, t)
-			}
+	}
+}
+
+// unindexLocked drops the pair (t, key) from the index. Called with mu
+// held.
+func (c *Cache) unindexLocked(t, key string) {
+	if keys := c.tags[t]; keys != nil {
+		delete(keys, key)
+		if len(keys) == 0 {
+			delete(c.tags, t)
 		}
 	}
 }
@@ -112,11 +117,6 @@ func (c *Cache) onRemove(key string, b []byte, _ bigcache.RemoveReason) {
 		}
 		t := string(b[off : off+l])
 		off += l
-		if keys := c.tags[t]; keys != nil {
-			delete(keys, key)
-			if len(keys) == 0 {
-				delete(c.tags, t)
-			}
-		}
+		c.unindexLocked(t, key)
 	}
 }
