@@ -2,6 +2,7 @@ package tiered
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/allegro/bigcache/v3"
 )
@@ -20,22 +21,61 @@ import (
 // URIs whose hashes collide (FNV-1a, bigcache's default, is not built to
 // resist that), grew the index without bound. Two measures keep it bounded:
 //
-//   - storeL1 deletes whatever the key's hash slot holds before storing, so
-//     the old entry leaves through onRemove like any other;
+//   - storeL1 takes the old entry's tags out of the index: those of an
+//     older entry under key it reads first, and an entry under a colliding
+//     key it deletes before storing, so that it leaves through onRemove
+//     like any other;
 //   - keys are hashed with a seeded hash (KeyHasher: hash/maphash, seeded
 //     per cache), so colliding keys cannot be computed from outside.
 //
 // What stays possible is a leak on a race (a purge deleting an entry between
 // its store and its indexing, just before its fill's own re-check deletes it
-// again): one pair per such race, removed with its tag by the next purge of
-// the tag, and not something a client can repeat at will.
+// again, or two stores of one key at once): one pair per such race, removed
+// with its tag by the next purge of the tag, and not something a client can
+// repeat at will.
 
-// storeL1 stores an entry in L1, first removing (through onRemove, so that
-// its tags leave the index) the entry its hash slot holds, be it an older
-// entry under key or one under a colliding key.
+// storeL1 stores an entry in L1 and takes the tags of the entry it replaces
+// out of the index. An older entry under key is replaced in place (one
+// bigcache Set, under the shard's lock): deleting it first left a moment in
+// which readers of key found nothing, and a key stored again while popular
+// (the Vary record each user's fill of a private URI writes) turned their
+// hits into origin requests. Only when key is absent is its hash slot
+// cleared first, which removes an entry under a colliding key through
+// onRemove; a reader of key had nothing to find then anyway.
 func (c *Cache) storeL1(key string, b []byte) error {
-	_ = c.l1.Delete(key) // bigcache deletes by hash: a colliding entry goes too
-	return c.l1.Set(key, b)
+	old, err := c.l1.Get(key)
+	if err != nil {
+		_ = c.l1.Delete(key) // bigcache deletes by hash: a colliding entry goes
+		return c.l1.Set(key, b)
+	}
+	if err := c.l1.Set(key, b); err != nil {
+		return err
+	}
+	c.unindexReplaced(key, entryTags(old), entryTags(b))
+	return nil
+}
+
+// unindexReplaced drops the pairs of key under the tags of the entry it
+// replaced that the new entry does not have.
+func (c *Cache) unindexReplaced(key string, oldTags, newTags []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range oldTags {
+		if !slices.Contains(newTags, t) {
+			c.unindexLocked(t, key)
+		}
+	}
+}
+
+// unindexLocked drops the pair (t, key) from the index. Called with mu
+// held.
+func (c *Cache) unindexLocked(t, key string) {
+	if keys := c.tags[t]; keys != nil {
+		delete(keys, key)
+		if len(keys) == 0 {
+			delete(c.tags, t)
+		}
+	}
 }
 
 // index adds key to the local tag index.
@@ -77,11 +117,6 @@ func (c *Cache) onRemove(key string, b []byte, _ bigcache.RemoveReason) {
 		}
 		t := string(b[off : off+l])
 		off += l
-		if keys := c.tags[t]; keys != nil {
-			delete(keys, key)
-			if len(keys) == 0 {
-				delete(c.tags, t)
-			}
-		}
+		c.unindexLocked(t, key)
 	}
 }

@@ -114,3 +114,41 @@ func BenchmarkL1KeyHash(b *testing.B) {
 		_ = sink
 	})
 }
+
+// An entry stored again is never missing meanwhile: a reader of a key that
+// another request re-stores (a Vary record every user's fill of a private
+// URI writes again) finds the old entry or the new one. Deleting before
+// storing left a moment with neither, and under load the waiters of a
+// coalesced fill that looked in that moment all went to the origin.
+func TestRestoredEntryIsNeverMissing(t *testing.T) {
+	c, _ := newL1(t, 4<<20, 64<<10)
+	mustSet(t, c, "/k", "v", time.Minute, "v:0", "uri:/k")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= 20000; i++ {
+			tags := []string{fmt.Sprintf("v:%d", i%3), "uri:/k"}
+			if ok, err := c.Set(context.Background(), "/k", []byte("v"), time.Minute, tags, c.Generation()); !ok || err != nil {
+				t.Errorf("Set = %v, %v", ok, err)
+				return
+			}
+		}
+	}()
+	misses, reads := 0, 0
+	for running := true; running; reads++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if !present(c, "/k") {
+			misses++
+		}
+	}
+	if misses > 0 {
+		t.Fatalf("%d of %d reads missed an entry that was being stored again", misses, reads)
+	}
+	if tags, pairs := indexSize(c); tags != 2 || pairs != 2 {
+		t.Fatalf("one entry, two tags: the index holds %d tags and %d pairs", tags, pairs)
+	}
+}

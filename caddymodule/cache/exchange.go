@@ -39,6 +39,9 @@ type exchange struct {
 	// sets is the hot copies' store count read before the lookup (see
 	// hotEntries.put).
 	sets uint64
+	// fillsSeen is the count of ended fills read before the lookup (see
+	// flights.joinAfter).
+	fillsSeen uint64
 	// foundKey and foundExpires are the store key and expiry of the record
 	// lookup returned (its Vary record's, varyExpires).
 	foundKey                  string

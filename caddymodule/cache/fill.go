@@ -15,7 +15,8 @@ import (
 
 // fetchCoalesced fetches a miss from the origin. Concurrent misses for the
 // same key (and the same credential) wait for the first one and then look
-// again, so the origin sees one request; a waiter whose lookup still misses
+// again, so the origin sees one request (so does a miss that joins just
+// after a fill of its key ended: see flights.joinAfter); a waiter whose lookup still misses
 // (the response was not storable, or varies) fetches for itself, and one
 // the stored response refuses is forwarded on its own.
 func (x *exchange) fetchCoalesced() error {
@@ -23,7 +24,17 @@ func (x *exchange) fetchCoalesced() error {
 	if cred := x.credential(); cred != "" {
 		fk += varySep + cred
 	}
-	call, leader := x.c.flight.join(fk)
+	call, leader, filled := x.c.flight.joinAfter(fk, x.fillsSeen)
+	if filled {
+		// A fill of this key ended after this request's lookup began:
+		// it may have stored what the lookup missed (on a loaded machine
+		// many requests look up before a fill's store and join after it
+		// ended). Only then is there a second lookup: a true miss has none.
+		if served, err := x.serveFilled(); served {
+			return err
+		}
+		call, leader = x.c.flight.join(fk)
+	}
 	if !leader {
 		select {
 		case <-call.done:

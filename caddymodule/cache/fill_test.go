@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -76,5 +77,41 @@ func TestNeverStored(t *testing.T) {
 				t.Fatalf("origin calls %d, want 2", calls.Load())
 			}
 		})
+	}
+}
+
+// A miss that looked up before a fill of its key ended, and joins after,
+// is told to look again instead of leading a second fill; a miss that
+// looked up after it leads. Ended fills are remembered for a bounded
+// number of later fills.
+func TestFlightsJoinAfterAFillEnded(t *testing.T) {
+	var f flights
+	seen := f.endedFills()
+	c, leader, filled := f.joinAfter("k", seen)
+	if !leader || filled {
+		t.Fatalf("first miss: leader %v, filled %v", leader, filled)
+	}
+	if _, leader, filled := f.joinAfter("k", seen); leader || filled {
+		t.Fatalf("miss during the fill: leader %v, filled %v; want a waiter", leader, filled)
+	}
+	f.leave("k", c)
+	if _, leader, filled := f.joinAfter("k", seen); leader || !filled {
+		t.Fatalf("miss looked up before the fill ended: leader %v, filled %v; want filled", leader, filled)
+	}
+	c2, leader, filled := f.joinAfter("k", f.endedFills())
+	if !leader || filled {
+		t.Fatalf("miss looked up after the fill ended: leader %v, filled %v; want leader", leader, filled)
+	}
+	f.leave("k", c2)
+	seen = f.endedFills() - 1 // before k's last fill ended
+	for i := range 2 * recentFills {
+		o, _ := f.join(fmt.Sprintf("other-%d", i))
+		f.leave(fmt.Sprintf("other-%d", i), o)
+	}
+	if len(f.recent)+len(f.older) > 2*recentFills {
+		t.Fatalf("remembers %d ended fills, want at most %d", len(f.recent)+len(f.older), 2*recentFills)
+	}
+	if _, leader, filled := f.joinAfter("k", seen); !leader || filled {
+		t.Fatalf("fill forgotten after %d others: leader %v, filled %v; want leader", 2*recentFills, leader, filled)
 	}
 }

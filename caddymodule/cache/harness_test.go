@@ -152,8 +152,6 @@ type edge struct {
 	admin  string // http://127.0.0.1:port
 	origin *origin
 	client *http.Client
-	// reloaded is when the last reload returned; see send.
-	reloaded time.Time
 }
 
 // newEdge is a client of the site on sitePort whose Caddy has its admin
@@ -242,15 +240,6 @@ func (e *edge) doBody(method, path string, body []byte, hdr ...string) *resp {
 func (e *edge) send(req *http.Request) *resp {
 	e.t.Helper()
 	res, err := e.client.Do(req)
-	if err != nil && e.replayableAfterReload(req) {
-		// Caddy binds the new listener with SO_REUSEPORT beside the old one
-		// and then closes the old one; Linux resets connections still in
-		// the closed socket's accept queue. A client retries that, so does
-		// this one, once, in the moments after a reload.
-		e.t.Logf("%s %s %v after a reload: %v; retrying once", req.Method, req.URL, time.Since(e.reloaded).Round(time.Millisecond), err)
-		e.client.CloseIdleConnections()
-		res, err = e.client.Do(req)
-	}
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
@@ -309,14 +298,6 @@ func (e *edge) getConcurrently(n int, path string, header func(i int) []string) 
 	close(start)
 	wg.Wait()
 	return results
-}
-
-// replayableAfterReload reports whether req may be sent again because it
-// failed within two seconds of a reload and has no body.
-func (e *edge) replayableAfterReload(req *http.Request) bool {
-	return !e.reloaded.IsZero() && time.Since(e.reloaded) < 2*time.Second &&
-		(req.Body == nil || req.Body == http.NoBody) &&
-		(req.Method == http.MethodGet || req.Method == http.MethodHead)
 }
 
 // adminDo sends a request to Caddy's admin endpoint.
@@ -415,12 +396,12 @@ func (e *edge) reload(cacheBlock string) {
 	e.load(caddyfileFor(e.ports[0], e.ports[1], e.origin.addr(), cacheBlock))
 }
 
-// load loads text as this edge's new Caddyfile and drops idle connections
-// to the old servers.
+// load loads text as this edge's new Caddyfile, waits for the old servers'
+// sockets to close (caddytest.Reload: new connections then reach the new
+// config) and drops idle connections to the old servers.
 func (e *edge) load(text string) {
 	e.t.Helper()
-	caddytest.Load(e.t, text)
-	e.reloaded = time.Now()
+	caddytest.Reload(e.t, text)
 	e.client.CloseIdleConnections()
 }
 

@@ -89,6 +89,7 @@ func (x *exchange) refreshAfterWrite(paths []string) {
 				return
 			}
 			bg.setKey()
+			bg.fillsSeen = c.flight.endedFills()
 			if e, _ := bg.lookup(); e != nil {
 				return
 			}

@@ -28,6 +28,7 @@ func (x *exchange) serve() error {
 		}
 	}
 	x.setKey()
+	x.fillsSeen = x.c.flight.endedFills()
 	e, layer := x.lookup()
 	if e == nil {
 		return x.serveMiss()

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,15 +32,74 @@ var aLongTimeAgo = time.Unix(1, 0)
 // hijacked (a WebSocket) is never passed; nor one whose unanswered bytes
 // exceed maxPending. A pipelining client may lose a request whose first
 // byte the old server read before answering the previous one.
+//
+// A listener's connections are handed over from the moment a listener of
+// the same address wrapped after it is open (the new config runs: the old
+// one is about to stop), not only once it is closed: net/http marks its
+// server as shutting down before it closes the listeners, and a request it
+// reads in between is dropped unanswered, so the close of that connection
+// must already pass it on. Handed-over connections go to the newest open
+// listener only, never back to a server that is about to stop.
 type Handover struct {
 	conns chan passed
-	open  atomic.Int64 // listeners wrapped and not closed
+
+	mu      sync.Mutex
+	open    []*listener   // listeners wrapped and not closed, oldest first
+	changed chan struct{} // closed (and replaced) when open changes
+
 	// Passed counts connections handed to another listener.
 	Passed atomic.Int64
 }
 
 // New returns an empty Handover.
-func New() *Handover { return &Handover{conns: make(chan passed, queueSize)} }
+func New() *Handover {
+	return &Handover{conns: make(chan passed, queueSize), changed: make(chan struct{})}
+}
+
+// opened adds l to the open listeners, the newest.
+func (h *Handover) opened(l *listener) {
+	h.mu.Lock()
+	h.open = append(h.open, l)
+	h.signalLocked()
+	h.mu.Unlock()
+}
+
+// closed removes l from the open listeners.
+func (h *Handover) closed(l *listener) {
+	h.mu.Lock()
+	h.open = slices.DeleteFunc(h.open, func(o *listener) bool { return o == l })
+	h.signalLocked()
+	h.mu.Unlock()
+}
+
+// signalLocked wakes the Accepts waiting on the set of open listeners.
+// Called with mu held.
+func (h *Handover) signalLocked() {
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+// retiring reports whether l's connections go to another listener when
+// its server closes them: l is closed, or a newer listener is open, and
+// some other listener is open to take them.
+func (h *Handover) retiring(l *listener) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := slices.Index(h.open, l)
+	if i < 0 {
+		return len(h.open) > 0
+	}
+	return i < len(h.open)-1
+}
+
+// takes reports whether l is the newest open listener, the one that
+// accepts handed-over connections, and returns a channel closed when that
+// may change.
+func (h *Handover) takes(l *listener) (bool, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.open) > 0 && h.open[len(h.open)-1] == l, h.changed
+}
 
 // passed is a connection on its way to another listener with the bytes
 // the old server read of the next request (to be read again first).
@@ -65,8 +125,8 @@ func (h *Handover) Destruct() error {
 // stopping listeners of h; every connection it returns can be handed over
 // once ln is closed.
 func (h *Handover) Wrap(ln net.Listener) net.Listener {
-	h.open.Add(1)
 	l := &listener{Listener: ln, h: h, accepted: make(chan accepted), closed: make(chan struct{})}
+	h.opened(l)
 	go l.acceptLoop()
 	return l
 }
@@ -83,7 +143,6 @@ type listener struct {
 	accepted  chan accepted
 	closed    chan struct{}
 	closeOnce sync.Once
-	stopping  atomic.Bool // closed: its connections may be handed over
 }
 
 func (l *listener) acceptLoop() {
@@ -107,44 +166,51 @@ func (l *listener) acceptLoop() {
 	}
 }
 
-// Accept returns the next connection of the socket or of a stopping
-// listener of the same address.
+// Accept returns the next connection of the socket or, while it is the
+// newest open listener of its address, one handed over by another.
 func (l *listener) Accept() (net.Conn, error) {
-	select {
-	case <-l.closed:
-		return nil, net.ErrClosed
-	default:
-	}
-	select {
-	case a := <-l.accepted:
-		if a.err != nil {
-			return nil, a.err
+	for {
+		select {
+		case <-l.closed:
+			return nil, net.ErrClosed
+		default:
 		}
-		if _, ok := a.c.(*tls.Conn); ok {
-			// net/http needs the *tls.Conn itself (ALPN, HTTP/2, the
-			// request's TLS state), and a TLS session cannot change
-			// servers with bytes read under it: TLS connections are
-			// closed at a reload as they would be without the handover.
-			return a.c, nil
+		var handed chan passed
+		takes, changed := l.h.takes(l)
+		if takes {
+			handed = l.h.conns
 		}
-		return &conn{Conn: a.c, l: l}, nil
-	case p := <-l.h.conns:
-		if _, ok := p.c.(*tls.Conn); ok { // accepted as its listener closed
-			return p.c, nil
+		select {
+		case a := <-l.accepted:
+			if a.err != nil {
+				return nil, a.err
+			}
+			if _, ok := a.c.(*tls.Conn); ok {
+				// net/http needs the *tls.Conn itself (ALPN, HTTP/2, the
+				// request's TLS state), and a TLS session cannot change
+				// servers with bytes read under it: TLS connections are
+				// closed at a reload as they would be without the handover.
+				return a.c, nil
+			}
+			return &conn{Conn: a.c, l: l}, nil
+		case p := <-handed:
+			if _, ok := p.c.(*tls.Conn); ok { // accepted as its listener closed
+				return p.c, nil
+			}
+			return &conn{Conn: p.c, l: l, pre: p.pre}, nil
+		case <-changed: // a listener opened or closed: look again
+		case <-l.closed:
+			return nil, net.ErrClosed
 		}
-		return &conn{Conn: p.c, l: l, pre: p.pre}, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
 	}
 }
 
-// Close closes the socket; from then on the server's idle connections are
-// handed over instead of closed.
+// Close closes the socket; from then on the server's connections are
+// handed over instead of closed (if they were not already: see Handover).
 func (l *listener) Close() error {
 	err := net.ErrClosed
 	l.closeOnce.Do(func() {
-		l.stopping.Store(true)
-		l.h.open.Add(-1)
+		l.h.closed(l)
 		close(l.closed)
 		err = l.Listener.Close()
 	})
@@ -263,9 +329,10 @@ func (c *conn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// Close closes the connection, or, when its listener is stopping (its
-// server shuts down: a reload) and another listener of the address is
-// open, hands it over there with the bytes read since the last response.
+// Close closes the connection, or, when its listener is retiring (a newer
+// listener of the address is open, or it is closed: its server shuts down
+// at a reload) and another listener is open, hands it over there with the
+// bytes read since the last response.
 // A stopping net/http server closes keep-alive connections idle or right
 // after a response, before it could tell the client, and drops a request
 // it reads once shutting down; the next server answers it instead. A
@@ -277,7 +344,7 @@ func (c *conn) Close() error {
 		c.mu.Unlock()
 		return nil
 	}
-	if c.hijacked || c.overflow || c.handing != nil || !c.l.stopping.Load() || c.l.h.open.Load() == 0 {
+	if c.hijacked || c.overflow || c.handing != nil || !c.l.h.retiring(c.l) {
 		c.gone = true
 		c.mu.Unlock()
 		return c.Conn.Close()

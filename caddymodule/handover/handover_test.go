@@ -117,6 +117,95 @@ func TestIdleConnectionMovesToTheNextServer(t *testing.T) {
 	}
 }
 
+// net/http marks a server as shutting down before it closes its
+// listeners, and drops a request it reads in between: the connection it
+// then closes, under a listener not closed yet, goes to the newer listener
+// of the address, which answers that request (before, it was closed and
+// the client read EOF: the reload flake of TestReloadKeepsKeepAliveConnections).
+func TestRequestDroppedBeforeTheListenerClosesMovesToTheNewerServer(t *testing.T) {
+	h := New()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldLn := h.Wrap(raw)
+	defer oldLn.Close()
+	_, _, _ = serve(t, h, "new")
+
+	c, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := oldLn.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	// The old server reads the request, sees it is shutting down and
+	// closes the connection; its listener is still open.
+	buf := make([]byte, len(req))
+	if _, err := io.ReadFull(sc, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("read response: %v (the dropped request was not handed over)", err)
+	}
+	defer res.Body.Close()
+	if b, _ := io.ReadAll(res.Body); string(b) != "new" {
+		t.Fatalf("answer %q, want new", b)
+	}
+	if n := h.Passed.Load(); n != 1 {
+		t.Fatalf("passed %d connections, want 1", n)
+	}
+}
+
+// A listener that is the newest of its address closes its connections as
+// without the handover, and an older listener never accepts a
+// handed-over connection.
+func TestOnlyTheNewestListenerTakesConnections(t *testing.T) {
+	h := New()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := h.Wrap(raw)
+	defer only.Close()
+	if h.retiring(only.(*listener)) {
+		t.Fatal("the only listener retires its connections")
+	}
+	if takes, _ := h.takes(only.(*listener)); !takes {
+		t.Fatal("the only listener takes no handed-over connection")
+	}
+	raw2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := h.Wrap(raw2)
+	if !h.retiring(only.(*listener)) {
+		t.Fatal("a listener with a newer one open does not retire its connections")
+	}
+	if takes, _ := h.takes(only.(*listener)); takes {
+		t.Fatal("an older listener takes handed-over connections")
+	}
+	// The newer config failed to start: the older listener is the newest again.
+	_ = newer.Close()
+	if h.retiring(only.(*listener)) {
+		t.Fatal("the listener left alone still retires its connections")
+	}
+	if takes, _ := h.takes(only.(*listener)); !takes {
+		t.Fatal("the listener left alone takes no handed-over connection")
+	}
+}
+
 // With no other listener open (the process exits), an idle connection is
 // closed as without the handover.
 func TestIdleConnectionClosedWhenNoServerIsLeft(t *testing.T) {

@@ -53,7 +53,7 @@ func TestSharedPlanReachesBothHandlersOnReload(t *testing.T) {
 		t.Fatalf("default plan: %d, variant %q, placeholder %q", r.code, r.variant(), r.header.Get("X-Chosen-Variant"))
 	}
 
-	caddytest.Load(t, planSite(ports, o.srv.URL, `	spark_image_plan {
+	caddytest.Reload(t, planSite(ports, o.srv.URL, `	spark_image_plan {
 		sizes 200 400 800 1200
 		fast 1200 80
 	}

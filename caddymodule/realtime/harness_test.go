@@ -580,13 +580,15 @@ func startEdge(t testing.TB, options string) *edge {
 	return e
 }
 
-// reload loads the edge's Caddyfile again with other options.
+// reload loads the edge's Caddyfile again with other options, and returns
+// once the old server's socket is closed: new connections get the new
+// options (caddytest.Reload).
 func (e *edge) reload(options string) {
 	e.t.Helper()
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(e.t.Name())
 	port := e.addr[strings.LastIndexByte(e.addr, ':')+1:]
 	p, _ := strconv.Atoi(port)
-	caddytest.Load(e.t, edgeCaddyfile(e.admin, p, e.origin.url(), name, options))
+	caddytest.Reload(e.t, edgeCaddyfile(e.admin, p, e.origin.url(), name, options))
 }
 
 // reloadKeys loads the edge's Caddyfile again with other token options

@@ -140,7 +140,7 @@ func TestReloadWithOtherEventsMakesANewHub(t *testing.T) {
 	old := e.connect(1, "")
 	port := e.addr[strings.LastIndexByte(e.addr, ':')+1:]
 	other := strings.ReplaceAll(t.Name(), "/", "_") + "-other"
-	caddytest.Load(t, edgeCaddyfile(e.admin, atoiTest(t, port), e.origin.url(), other, ""))
+	caddytest.Reload(t, edgeCaddyfile(e.admin, atoiTest(t, port), e.origin.url(), other, ""))
 	if code, _ := old.closeCode(wait); code != closeGoingAway {
 		t.Fatalf("old hub's connection: close %d", code)
 	}
