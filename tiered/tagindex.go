@@ -55,6 +55,35 @@ func (c *Cache) index(key string, tags []string) {
 	c.mu.Unlock()
 }
 
+// indexEntry adds key to the local tag index under the tags of its entry
+// b, read in place: a tag already indexed costs no allocation.
+func (c *Cache) indexEntry(key string, b []byte) {
+	if len(b) < entryHeader {
+		return
+	}
+	n := int(binary.LittleEndian.Uint16(b[8:]))
+	if n == 0 {
+		return
+	}
+	off := entryHeader
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ; n > 0 && off+2 <= len(b); n-- {
+		l := int(binary.LittleEndian.Uint16(b[off:]))
+		off += 2
+		if off+l > len(b) {
+			return
+		}
+		keys := c.tags[string(b[off:off+l])]
+		if keys == nil {
+			keys = make(map[string]struct{})
+			c.tags[string(b[off:off+l])] = keys
+		}
+		keys[key] = struct{}{}
+		off += l
+	}
+}
+
 // onRemove drops an evicted or deleted key from the tag index. bigcache calls
 // it with a shard lock held, so it only takes c.mu, which is never held while
 // calling into bigcache.

@@ -296,9 +296,10 @@ func (c *Cache) promote(key string, b []byte, gen uint64) {
 	if c.storeL1(key, b) != nil {
 		return
 	}
-	tags := entryTags(b)
-	c.index(key, tags) // after the store, as in Set
-	if c.purges.affects(gen, key, tags) {
+	c.indexEntry(key, b) // after the store, as in Set
+	// The tags are decoded only when a purge happened since gen: an L2 hit
+	// allocates nothing for them otherwise.
+	if c.Generation() != gen && c.purges.affects(gen, key, entryTags(b)) {
 		_ = c.l1.Delete(key)
 	}
 }
