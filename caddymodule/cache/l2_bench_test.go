@@ -7,13 +7,13 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/spark-edge/spark/internal/testredis"
+	"github.com/spark-edge/spark/internal/testutil"
 	"github.com/spark-edge/spark/tiered"
 )
 
@@ -117,7 +117,7 @@ func benchmarkL2Hit(b *testing.B, vary bool) {
 			}
 		}
 		before := c.store.Stats()
-		cpu0, rcpu0 := processCPU(b), redisCPU(b, srv)
+		cpu0, rcpu0 := testutil.ProcessCPU(b), redisCPU(b, srv)
 		b.ReportAllocs()
 		b.SetParallelism(32) // 64 in flight on 2 cores, as bench-edge's 64 connections
 		b.ResetTimer()
@@ -137,7 +137,7 @@ func benchmarkL2Hit(b *testing.B, vary bool) {
 			}
 		})
 		b.StopTimer()
-		cpu, rcpu := processCPU(b)-cpu0, redisCPU(b, srv)-rcpu0
+		cpu, rcpu := testutil.ProcessCPU(b)-cpu0, redisCPU(b, srv)-rcpu0
 		after := c.store.Stats()
 		b.ReportMetric(float64(after.L2Hits-before.L2Hits)/float64(b.N), "l2reads/op")
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/op")
@@ -145,15 +145,6 @@ func benchmarkL2Hit(b *testing.B, vary bool) {
 	}
 	b.Run("l1", func(b *testing.B) { run(b, filler) })
 	b.Run("l2", func(b *testing.B) { run(b, newRedisBenchCache(b, 1<<20, srv.Addr())) })
-}
-
-// processCPU is the CPU time (user and system) this process has used.
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // redisCPU is the CPU time srv has used.

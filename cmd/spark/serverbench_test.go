@@ -18,9 +18,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -128,7 +126,7 @@ func benchServerHit(b *testing.B, text string, anyAddr bool) {
 		b.Fatalf("not a hit: Cache-Status %q", cs)
 	}
 	b.ReportAllocs()
-	gc0, cpu0 := readGC(), processCPU(b)
+	gc0, cpu0 := readGC(), testutil.ProcessCPU(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		w.h = make(http.Header, 8) // as net/http gives each response
@@ -142,7 +140,7 @@ func benchServerHit(b *testing.B, text string, anyAddr bool) {
 	gc1 := readGC()
 	// This process's CPU time per hit: the work, which a loaded machine
 	// inflates far less than ns/op (time waiting for a core counts there).
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(testutil.ProcessCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	// What collecting the garbage cost: the GC's CPU time (the runtime's
 	// estimate, without the mark work done on otherwise idle CPUs) as a
 	// share of the rest, and collections per million requests (spark_gc
@@ -151,15 +149,6 @@ func benchServerHit(b *testing.B, text string, anyAddr bool) {
 		b.ReportMetric(100*((gc1.gc-gc1.gcIdle)-(gc0.gc-gc0.gcIdle))/cpu, "gc-cpu-%")
 	}
 	b.ReportMetric(float64(gc1.cycles-gc0.cycles)*1e6/float64(b.N), "gcs/Mop")
-}
-
-// processCPU is the CPU time (user and system) this process has used.
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // gcSample is the runtime's GC figures: CPU seconds in the GC (gcIdle of
