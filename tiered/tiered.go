@@ -270,20 +270,10 @@ func (c *Cache) unwrap(b []byte) ([]byte, bool) {
 
 // entryTags returns the tags of an entry.
 func entryTags(b []byte) []string {
-	if len(b) < entryHeader {
-		return nil
-	}
-	n := int(binary.LittleEndian.Uint16(b[8:]))
-	tags := make([]string, 0, n)
-	off := entryHeader
-	for ; n > 0 && off+2 <= len(b); n-- {
-		l := int(binary.LittleEndian.Uint16(b[off:]))
-		off += 2
-		if off+l > len(b) {
-			break
-		}
-		tags = append(tags, string(b[off:off+l]))
-		off += l
+	tr := newTagReader(b)
+	tags := make([]string, 0, tr.n)
+	for t, ok := tr.next(); ok; t, ok = tr.next() {
+		tags = append(tags, string(t))
 	}
 	return tags
 }
