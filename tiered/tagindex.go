@@ -58,26 +58,33 @@ func (c *Cache) index(key string, tags []string) {
 // indexEntry adds key to the local tag index under the tags of its entry
 // b, read in place: a tag already indexed costs no allocation.
 func (c *Cache) indexEntry(key string, b []byte) {
-	tr := newTagReader(b)
-	if tr.n == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for t, ok := tr.next(); ok; t, ok = tr.next() {
+	c.withTags(b, func(t []byte) {
 		keys := c.tags[string(t)]
 		if keys == nil {
 			keys = make(map[string]struct{})
 			c.tags[string(t)] = keys
 		}
 		keys[key] = struct{}{}
-	}
+	})
 }
 
 // onRemove drops an evicted or deleted key from the tag index. bigcache calls
 // it with a shard lock held, so it only takes c.mu, which is never held while
 // calling into bigcache.
 func (c *Cache) onRemove(key string, b []byte, _ bigcache.RemoveReason) {
+	c.withTags(b, func(t []byte) {
+		if keys := c.tags[string(t)]; keys != nil {
+			delete(keys, key)
+			if len(keys) == 0 {
+				delete(c.tags, string(t))
+			}
+		}
+	})
+}
+
+// withTags calls f with each tag of the entry b, read in place, holding
+// c.mu; an entry without tags takes no lock.
+func (c *Cache) withTags(b []byte, f func(tag []byte)) {
 	tr := newTagReader(b)
 	if tr.n == 0 {
 		return
@@ -85,12 +92,7 @@ func (c *Cache) onRemove(key string, b []byte, _ bigcache.RemoveReason) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for t, ok := tr.next(); ok; t, ok = tr.next() {
-		if keys := c.tags[string(t)]; keys != nil {
-			delete(keys, key)
-			if len(keys) == 0 {
-				delete(c.tags, string(t))
-			}
-		}
+		f(t)
 	}
 }
 
@@ -100,6 +102,7 @@ type tagReader struct {
 	off, n int // where the next tag's length is; tags left
 }
 
+// newTagReader reads the tags of entry b (none when b is too short).
 func newTagReader(b []byte) tagReader {
 	if len(b) < entryHeader {
 		return tagReader{}
