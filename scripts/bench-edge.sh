@@ -26,15 +26,25 @@ run() { # name port -> "rps p50 p99"
 }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else printf "%.3f", v*1000 }'; }
 
+metric() { curl -fs "http://$BENCH_ADMIN/metrics" | awk -v pat="$1" '$0 ~ pat {s+=$2} END {printf "%d\n", s}'; }
+# Every key in L1 before the L1 row and in Redis before the L2 row: warm
+# until each key went to the origin once (L1) and Redis holds every key
+# (L2; a write Redis timed out on a loaded machine is not there). Fixed
+# warm-ups of 5 s and 4 s did not reach them all at load average 20-30,
+# and the rows then measured origin round trips.
 echo "warming $BENCH_KEYS keys through the cache..."
-BENCH_SEQUENTIAL=1 wrk -t1 -c1 -d3s -s scripts/bench/keys.lua "http://127.0.0.1:$BENCH_CACHE_PORT" >/dev/null
-BENCH_SEQUENTIAL=1 wrk -t1 -c1 -d2s -s scripts/bench/keys.lua "http://127.0.0.1:$BENCH_CACHE_PORT" >/dev/null
-BENCH_SEQUENTIAL=1 wrk -t1 -c8 -d4s -s scripts/bench/keys.lua "http://127.0.0.1:$BENCH_L2_PORT" >/dev/null
-misses_before=$(curl -fs "http://$BENCH_ADMIN/metrics" | awk '/^spark_cache_requests_total.*cache="default".*result="miss"/ {s+=$2} END {print s+0}')
+for _ in $(seq 20); do
+	BENCH_SEQUENTIAL=1 wrk -t1 -c8 -d2s -s scripts/bench/keys.lua "http://127.0.0.1:$BENCH_CACHE_PORT" >/dev/null
+	[ "$(metric 'cache="default",layer="origin",result="miss"')" -ge "$BENCH_KEYS" ] && break
+done
+for _ in $(seq 20); do
+	BENCH_SEQUENTIAL=1 wrk -t1 -c8 -d2s -s scripts/bench/keys.lua "http://127.0.0.1:$BENCH_L2_PORT" >/dev/null
+	[ "$(redis-cli -u "redis://$BENCH_REDIS" --scan --pattern "${BENCH_REDIS_PREFIX}k:*" | wc -l)" -ge "$BENCH_KEYS" ] && break
+done
+misses_before=$(metric 'cache="default",layer="origin",result="miss"')
 
 read -r r_rps r_p50 r_p99 < <(run respond "$BENCH_RESPOND_PORT")
 read -r c_rps c_p50 c_p99 < <(run cache "$BENCH_CACHE_PORT")
-metric() { curl -fs "http://$BENCH_ADMIN/metrics" | awk -v pat="$1" '$0 ~ pat {s+=$2} END {print s+0}'; }
 l2h0=$(metric 'cache="bench-l2",layer="l2",result="hit"'); l1h0=$(metric 'cache="bench-l2",layer="l1",result="hit"'); m0=$(metric 'cache="bench-l2",layer="origin",result="miss"')
 read -r l_rps l_p50 l_p99 < <(run l2 "$BENCH_L2_PORT")
 l2h=$(( $(metric 'cache="bench-l2",layer="l2",result="hit"') - l2h0 )); l1h=$(( $(metric 'cache="bench-l2",layer="l1",result="hit"') - l1h0 )); lm=$(( $(metric 'cache="bench-l2",layer="origin",result="miss"') - m0 ))

@@ -95,28 +95,73 @@ func (c *Cache) index(key string, tags []string) {
 	c.mu.Unlock()
 }
 
+// indexEntry adds key to the local tag index under the tags of its entry
+// b, read in place: a tag already indexed costs no allocation.
+func (c *Cache) indexEntry(key string, b []byte) {
+	c.withTags(b, func(t []byte) {
+		keys := c.tags[string(t)]
+		if keys == nil {
+			keys = make(map[string]struct{})
+			c.tags[string(t)] = keys
+		}
+		keys[key] = struct{}{}
+	})
+}
+
 // onRemove drops an evicted or deleted key from the tag index. bigcache calls
 // it with a shard lock held, so it only takes c.mu, which is never held while
 // calling into bigcache.
 func (c *Cache) onRemove(key string, b []byte, _ bigcache.RemoveReason) {
-	if len(b) < entryHeader {
+	c.withTags(b, func(t []byte) {
+		if keys := c.tags[string(t)]; keys != nil {
+			delete(keys, key)
+			if len(keys) == 0 {
+				delete(c.tags, string(t))
+			}
+		}
+	})
+}
+
+// withTags calls f with each tag of the entry b, read in place, holding
+// c.mu; an entry without tags takes no lock.
+func (c *Cache) withTags(b []byte, f func(tag []byte)) {
+	tr := newTagReader(b)
+	if tr.n == 0 {
 		return
 	}
-	n := int(binary.LittleEndian.Uint16(b[8:]))
-	if n == 0 {
-		return
-	}
-	off := entryHeader
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for ; n > 0 && off+2 <= len(b); n-- {
-		l := int(binary.LittleEndian.Uint16(b[off:]))
-		off += 2
-		if off+l > len(b) {
-			return
-		}
-		t := string(b[off : off+l])
-		off += l
-		c.unindexLocked(t, key)
+	for t, ok := tr.next(); ok; t, ok = tr.next() {
+		f(t)
 	}
+}
+
+// tagReader walks the tags of an entry (see entryHeader) in place.
+type tagReader struct {
+	b      []byte
+	off, n int // where the next tag's length is; tags left
+}
+
+// newTagReader reads the tags of entry b (none when b is too short).
+func newTagReader(b []byte) tagReader {
+	if len(b) < entryHeader {
+		return tagReader{}
+	}
+	return tagReader{b: b, off: entryHeader, n: int(binary.LittleEndian.Uint16(b[8:]))}
+}
+
+// next returns the next tag, or false after the last one or at a
+// truncated one.
+func (r *tagReader) next() ([]byte, bool) {
+	if r.n == 0 || r.off+2 > len(r.b) {
+		return nil, false
+	}
+	l := int(binary.LittleEndian.Uint16(r.b[r.off:]))
+	if r.off+2+l > len(r.b) {
+		return nil, false
+	}
+	t := r.b[r.off+2 : r.off+2+l]
+	r.off += 2 + l
+	r.n--
+	return t, true
 }

@@ -270,20 +270,10 @@ func (c *Cache) unwrap(b []byte) ([]byte, bool) {
 
 // entryTags returns the tags of an entry.
 func entryTags(b []byte) []string {
-	if len(b) < entryHeader {
-		return nil
-	}
-	n := int(binary.LittleEndian.Uint16(b[8:]))
-	tags := make([]string, 0, n)
-	off := entryHeader
-	for ; n > 0 && off+2 <= len(b); n-- {
-		l := int(binary.LittleEndian.Uint16(b[off:]))
-		off += 2
-		if off+l > len(b) {
-			break
-		}
-		tags = append(tags, string(b[off:off+l]))
-		off += l
+	tr := newTagReader(b)
+	tags := make([]string, 0, tr.n)
+	for t, ok := tr.next(); ok; t, ok = tr.next() {
+		tags = append(tags, string(t))
 	}
 	return tags
 }
@@ -296,9 +286,10 @@ func (c *Cache) promote(key string, b []byte, gen uint64) {
 	if c.storeL1(key, b) != nil {
 		return
 	}
-	tags := entryTags(b)
-	c.index(key, tags) // after the store, as in Set
-	if c.purges.affects(gen, key, tags) {
+	c.indexEntry(key, b) // after the store, as in Set
+	// The tags are decoded only when a purge happened since gen: an L2 hit
+	// allocates nothing for them otherwise.
+	if c.Generation() != gen && c.purges.affects(gen, key, entryTags(b)) {
 		_ = c.l1.Delete(key)
 	}
 }

@@ -126,7 +126,7 @@ func benchServerHit(b *testing.B, text string, anyAddr bool) {
 		b.Fatalf("not a hit: Cache-Status %q", cs)
 	}
 	b.ReportAllocs()
-	gc0 := readGC()
+	gc0, cpu0 := readGC(), testutil.ProcessCPU(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		w.h = make(http.Header, 8) // as net/http gives each response
@@ -138,6 +138,9 @@ func benchServerHit(b *testing.B, text string, anyAddr bool) {
 	}
 	b.StopTimer()
 	gc1 := readGC()
+	// This process's CPU time per hit: the work, which a loaded machine
+	// inflates far less than ns/op (time waiting for a core counts there).
+	b.ReportMetric(float64(testutil.ProcessCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	// What collecting the garbage cost: the GC's CPU time (the runtime's
 	// estimate, without the mark work done on otherwise idle CPUs) as a
 	// share of the rest, and collections per million requests (spark_gc

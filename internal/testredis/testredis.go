@@ -6,7 +6,9 @@
 package testredis
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -110,6 +112,40 @@ func startServer(t testing.TB, sentinel bool, extra []string) *Server {
 
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// CPUTime is the CPU time (user and system) the running server process
+// has used, read from /proc: benchmarks count Redis's share of the work
+// per operation with it. Its resolution is the kernel's clock tick.
+func (s *Server) CPUTime() (time.Duration, error) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0, errors.New("redis-server is not running")
+	}
+	return procCPUTime(s.cmd.Process.Pid)
+}
+
+// procCPUTime reads utime+stime of a process from /proc/<pid>/stat (in
+// clock ticks, 100 per second on Linux).
+func procCPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time of %d: %w", pid, err)
+	}
+	// Fields after the command name, which ends at the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("read cpu time of %d: unexpected stat %q", pid, b)
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // utime, stime (fields 14 and 15)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read cpu time of %d: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
 
 // Start (re)starts the server on its port and directory.
 func (s *Server) Start() {
