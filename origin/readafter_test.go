@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,7 +60,7 @@ func TestReadAfterAcrossOrigins(t *testing.T) {
 	r := first.do("PUT", "/api/users/me/profile", tok, `{"name":"ann-2","age":30,"gender":"woman","bio":"","photos":[]}`)
 	expect(t, r, 200, "update profile")
 	pos := r.hdr.Get(contract.ReadAfter)
-	if _, err := store.ParsePosition(pos); err != nil {
+	if _, err := contract.ParsePosition(pos); err != nil {
 		t.Fatalf("the write's response carries %s %q: %v", contract.ReadAfter, pos, err)
 	}
 	if n := name(second.do("GET", path, tok, "", contract.ReadAfter, pos)); n != "ann-2" {
@@ -71,18 +73,34 @@ func TestReadAfterAcrossOrigins(t *testing.T) {
 	if v := r.hdr.Get(contract.ReadAfter); v != "" {
 		t.Fatalf("a read answered with %s %q: only writes send a position", contract.ReadAfter, v)
 	}
-	// A position from the future (another database, a forged one) only
-	// sends the reads to the primary.
-	if n := name(second.do("GET", path, tok, "", contract.ReadAfter, "FFFFFFFF/FFFFFFFF")); n != "ann-2" {
+	// The replica's read says how far the replica had replayed (before
+	// ann's write), so that an edge that heard the write's purge can tell.
+	if at, err := contract.ParsePosition(r.hdr.Get(contract.ReadAt)); err != nil {
+		t.Fatalf("a read from the replica answered with %s %q: %v", contract.ReadAt, r.hdr.Get(contract.ReadAt), err)
+	} else if p, _ := contract.ParsePosition(pos); at >= p {
+		t.Fatalf("the paused replica's read is labelled %s, not before ann's write at %s", contract.FormatPosition(at), pos)
+	}
+	if r := second.do("GET", path, tok, "", contract.ReadAfter, pos); r.hdr.Get(contract.ReadAt) != "" {
+		t.Fatalf("a read the primary answered is labelled %s %q", contract.ReadAt, r.hdr.Get(contract.ReadAt))
+	}
+	// A position from the future (another database, a forged one) is
+	// lowered to the primary's position: the response gives the client
+	// that position to send instead.
+	r = second.do("GET", path, tok, "", contract.ReadAfter, "FFFFFFFF/FFFFFFFF")
+	if n := name(r); n != "ann-2" {
 		t.Fatalf("with a position the replica never reached ann reads %q", n)
+	}
+	lowered, err := contract.ParsePosition(r.hdr.Get(contract.ReadAfter))
+	if p, _ := contract.ParsePosition(pos); err != nil || lowered < p || lowered == 0xFFFFFFFF_FFFFFFFF {
+		t.Fatalf("a far-future position answered with %s %q (%v); want the primary's, at or after ann's write %s", contract.ReadAfter, r.hdr.Get(contract.ReadAfter), err, pos)
 	}
 
 	// A message goes through the batcher (a transaction of its own
 	// goroutine): its position still reaches the sender's response.
 	r = first.do("POST", history, tok, `{"body":"hi bea","client_msg_id":"m1"}`)
 	expect(t, r, 201, "send a message")
-	pos2, err := store.ParsePosition(r.hdr.Get(contract.ReadAfter))
-	if p1, _ := store.ParsePosition(pos); err != nil || pos2 <= p1 {
+	pos2, err := contract.ParsePosition(r.hdr.Get(contract.ReadAfter))
+	if p1, _ := contract.ParsePosition(pos); err != nil || pos2 <= p1 {
 		t.Fatalf("the message's response carries %s %q (%v); want a position after the profile's %s", contract.ReadAfter, r.hdr.Get(contract.ReadAfter), err, pos)
 	}
 	count := func(r resp) int {
@@ -94,7 +112,7 @@ func TestReadAfterAcrossOrigins(t *testing.T) {
 		r.json(t, &page)
 		return len(page.Messages)
 	}
-	if n := count(second.do("GET", history, tok, "", contract.ReadAfter, pos2.String())); n != 1 {
+	if n := count(second.do("GET", history, tok, "", contract.ReadAfter, contract.FormatPosition(pos2))); n != 1 {
 		t.Fatalf("another origin, given ann's position, lists %d messages; want her 1", n)
 	}
 	if n := count(second.do("GET", history, tok, "")); n != 0 {
@@ -105,6 +123,52 @@ func TestReadAfterAcrossOrigins(t *testing.T) {
 		expect(t, second.do("GET", path, tok, "", contract.ReadAfter, bad), 400, fmt.Sprintf("%s %q", contract.ReadAfter, bad))
 	}
 	replica.ResumeReplay(t)
+
+	// Once the replica has caught up, a forged far-future position no
+	// longer keeps the user's reads on the primary: they are the
+	// replica's again, and the origin counts the lowered positions.
+	primary.WaitReplayed(t, replica)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = second.do("GET", path, tok, "", contract.ReadAfter, "FFFFFFFF/FFFFFFFF")
+		if name(r) == "ann-2" && r.hdr.Get(contract.ReadAt) != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a far-future position still keeps ann's reads off the caught-up replica (%s %q)", contract.ReadAt, r.hdr.Get(contract.ReadAt))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := second.do("GET", "/metrics", "", "")
+	if !metricAtLeast(m.body, "spark_origin_db_replica_read_after_bounded_total", 2) {
+		t.Fatalf("spark_origin_db_replica_read_after_bounded_total below 2 after two far-future positions:\n%s", grepLines(m.body, "spark_origin_db_replica"))
+	}
+	if !strings.Contains(m.body, "spark_origin_db_replica_lag_bytes ") {
+		t.Fatalf("no spark_origin_db_replica_lag_bytes gauge:\n%s", grepLines(m.body, "spark_origin_db_replica"))
+	}
+}
+
+// metricAtLeast reports whether the exposition body has an unlabelled
+// sample of name at least min.
+func metricAtLeast(body, name string, min float64) bool {
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && f >= min
+		}
+	}
+	return false
+}
+
+// grepLines returns the lines of body that contain s.
+func grepLines(body, s string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // Without a replica the position means nothing: writes send none, and a
@@ -172,7 +236,7 @@ func TestReadAfterThroughEdges(t *testing.T) {
 		t.Fatalf("update through the first edge: %d %s", res.StatusCode, body)
 	}
 	pos := res.Header.Get(contract.ReadAfter)
-	if _, err := store.ParsePosition(pos); err != nil {
+	if _, err := contract.ParsePosition(pos); err != nil {
 		t.Fatalf("the first edge answered the write with %s %q: %v", contract.ReadAfter, pos, err)
 	}
 	if n := name(httpDo(t, client, "GET", edges[1]+own, "", "Authorization", auth, contract.ReadAfter, pos)); n != "ann-2" {
