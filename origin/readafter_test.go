@@ -5,9 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,4 +377,105 @@ func metricSampleAtLeast(body, name string, min float64) bool {
 		}
 	}
 	return false
+}
+
+// spark loadtest echoes Spark-Read-After as the app does, so its checker
+// holds behind several origins on a lagging replica: 20 users edit their
+// own profiles and read them back through a round-robin proxy over two
+// origins sharing one primary and one replica with replay paused. With the
+// echo: 0 stale reads of the user's own profile. Without it (the control,
+// --no-read-after): the other origin serves the replica's old version and
+// the checker counts it.
+func TestLoadtestEchoesReadAfter(t *testing.T) {
+	primary, replica, boot := pgtest.Replicated(t)
+	const users = 20
+	for i := range users {
+		if id := mkUser(t, boot, fmt.Sprintf("u%d", i+1), 30, "woman", 1, 1, nil); id != int64(i+1) {
+			t.Fatalf("user %d got id %d: the load test's users are ids 1..N", i+1, id)
+		}
+	}
+	primary.WaitReplayed(t, replica)
+	const secret = "e2e-loadtest-read-after-jwt-secret-0123456789"
+	var upstreams []*url.URL
+	for range 2 {
+		addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: primary.URL(pgtest.ReplicatedDB),
+			ReplicaURL: replica.URL(pgtest.ReplicatedDB), JWTSecret: secret, PhotoDir: t.TempDir()})
+		upstreams = append(upstreams, &url.URL{Scheme: "http", Host: addr})
+	}
+	var next atomic.Uint64
+	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(upstreams[next.Add(1)%uint64(len(upstreams))])
+	}})
+	t.Cleanup(proxy.Close)
+	scenario := filepath.Join(t.TempDir(), "own-profile.yaml")
+	if err := os.WriteFile(scenario, []byte(`name: own-profile
+description: each user edits its own profile and reads it back
+users: 20
+think: 0ms..5ms
+endpoints:
+  own_profile:
+    path: /api/users/me/profile
+    capture:
+      my_name: name
+      my_age: age
+      my_gender: gender
+    check: profile
+  update_profile:
+    method: PUT
+    path: /api/users/{{.Me}}/profile
+    body: '{"name": {{printf "%q" (.Pick "my_name")}}, "age": {{.Pick "my_age"}}, "gender": "{{.Pick "my_gender"}}", "bio": "{{.Text}}"}'
+    check: profile_update
+flows:
+  - name: edit
+    weight: 1
+    steps: [own_profile, update_profile, own_profile, own_profile]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := sparkBinary(t)
+	run := func(extra ...string) loadtestChecks {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "report.json")
+		args := append([]string{"loadtest", "--target", proxy.URL, "--scenario", scenario, "--mode", "closed",
+			"--concurrency", "8", "--users", strconv.Itoa(users), "--duration", "3s", "--ramp", "0s",
+			"--jwt-secret", secret, "--quiet", "--json", out}, extra...)
+		// Stale responses fail the command; the report says how many.
+		output, runErr := exec.Command(bin, args...).CombinedOutput()
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatalf("spark %v: %v, no report (%v)\n%s", args, runErr, err, output)
+		}
+		var rep struct {
+			Checks *loadtestChecks `json:"checks"`
+		}
+		if err := json.Unmarshal(b, &rep); err != nil || rep.Checks == nil {
+			t.Fatalf("report %s: %v", b, err)
+		}
+		return *rep.Checks
+	}
+
+	// The control first: an origin sends every later read of a profile
+	// written through it to the primary while the replica lags, so once
+	// each user has written through both origins nobody reads old.
+	replica.PauseReplay(t)
+	control := run("--no-read-after")
+	replica.ResumeReplay(t)
+	primary.WaitReplayed(t, replica)
+	replica.PauseReplay(t)
+	echo := run()
+	replica.ResumeReplay(t)
+	t.Logf("echoing: %d checked, %d stale; not echoing: %d checked, %d stale", echo.Checked, echo.Violations, control.Checked, control.Violations)
+	if echo.Checked < 20 || echo.Violations != 0 {
+		t.Fatalf("echoing Spark-Read-After: %d stale of %d checked; want 0 of at least 20: %v", echo.Violations, echo.Checked, echo.Examples)
+	}
+	if control.Violations == 0 {
+		t.Fatalf("without the echo the checker saw no stale read in %d: the replica is not lagging, or the test sees nothing", control.Checked)
+	}
+}
+
+// loadtestChecks is the checker's part of spark loadtest's JSON report.
+type loadtestChecks struct {
+	Checked    int64    `json:"checked"`
+	Violations int64    `json:"violations"`
+	Examples   []string `json:"examples"`
 }
