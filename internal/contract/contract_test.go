@@ -187,4 +187,3 @@ func FuzzParsePosition(f *testing.F) {
 		}
 	})
 }
-

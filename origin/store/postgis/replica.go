@@ -144,12 +144,18 @@ func (r *replicaRouter) pollOnce(ctx context.Context, every time.Duration) {
 		r.sawPrimary(primary)
 	}
 	var lsn *int64
-	err := r.replica.QueryRow(qctx, `SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8`).Scan(&lsn)
+	var standby bool
+	err := r.replica.QueryRow(qctx, `SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8`).Scan(&standby, &lsn)
 	if err != nil || lsn == nil {
 		// Unreachable, or not a standby (no replay position): reads that
 		// must see a write use the primary until a position is read.
 		r.replayed.Store(0)
 		r.lag.Store(-1)
+		if err == nil && !standby {
+			// A server out of recovery (promoted, or the primary itself)
+			// replays nothing and trails nothing.
+			r.lag.Store(0)
+		}
 		return
 	}
 	if perr != nil {
