@@ -200,6 +200,9 @@ func startStack(t *testing.T) *stack {
 	eventsToken := "deploy-test-events-token-0123456789abcdef"
 	s.originProc = startProcess(t, nil, s.bin, "origin",
 		"--listen", s.origin, "--database-url", dbURL, "--migrate",
+		// The database as its own "replica" (not a standby): the replica
+		// routing's metrics are exported, lag 0.
+		"--replica-url", dbURL,
 		"--jwt-secret", s.jwtSecret, "--events-token", eventsToken,
 		"--photo-dir", t.TempDir())
 	waitHTTP(t, "http://"+s.origin+"/healthz", 2*time.Minute, s.originProc)

@@ -65,6 +65,10 @@ type Config struct {
 	MaxInFlight int
 	// SkipSetup skips the scenario's per-user setup requests.
 	SkipSetup bool
+	// NoReadAfter stops virtual users from echoing Spark-Read-After (the
+	// app does): behind several origins on a lagging replica, their own
+	// writes may then read old (a control for the checker).
+	NoReadAfter bool
 	// Progress, when set, is called about once a second.
 	Progress func(Progress)
 	// Trace, when set, receives one JSON line per measured request

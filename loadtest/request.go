@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // execTemplate runs a scenario template against a virtual user's Vars.
@@ -67,6 +69,9 @@ func (r *run) do(ctx context.Context, vu *VU, ep *Endpoint, intended time.Time) 
 	s.Latency = time.Since(intended)
 	r.traceRequest(vu, ep, req, resp, sent, body)
 	s.Status, s.BytesIn = resp.StatusCode, n
+	if !r.cfg.NoReadAfter {
+		vu.SawReadAfter(resp.Header.Get(contract.ReadAfter))
+	}
 	s.Cache = ParseCacheStatus(resp.Header.Get("Cache-Status"))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -161,6 +166,11 @@ func (r *run) build(ctx context.Context, vu *VU, ep *Endpoint) (*http.Request, e
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "spark-loadtest/1")
+	if p := vu.ReadAfter(); p != "" {
+		// The app's read-your-writes: whichever origin answers reads
+		// after this user's last write.
+		req.Header.Set(contract.ReadAfter, p)
+	}
 	switch {
 	case ep.BodyBytes != nil:
 		req.Header.Set("Content-Type", "application/octet-stream") // headers: may say better

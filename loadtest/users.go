@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/spark-edge/spark/internal/contract"
 )
 
 // city is a centre virtual users live around; their location updates jitter
@@ -34,6 +37,33 @@ type VU struct {
 	mu    sync.Mutex
 	vars  map[string][]string
 	seq   atomic.Int64
+	// readAfter is the highest Spark-Read-After position the user was
+	// given (0: none), sent on its following requests as the app does.
+	readAfter atomic.Uint64
+}
+
+// ReadAfter returns the Spark-Read-After value the user sends ("" none).
+func (v *VU) ReadAfter() string {
+	if p := v.readAfter.Load(); p != 0 {
+		return contract.FormatPosition(p)
+	}
+	return ""
+}
+
+// SawReadAfter keeps a response's Spark-Read-After value when it is past
+// the one the user holds (responses of concurrent requests arrive in any
+// order); a value that does not parse is ignored.
+func (v *VU) SawReadAfter(field string) {
+	p, err := contract.ParsePosition(strings.TrimSpace(field))
+	if field == "" || err != nil {
+		return
+	}
+	for {
+		cur := v.readAfter.Load()
+		if p <= cur || v.readAfter.CompareAndSwap(cur, p) {
+			return
+		}
+	}
 }
 
 // NewVU returns a virtual user among users users.

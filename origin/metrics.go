@@ -20,6 +20,8 @@ type PoolStat struct {
 	AcquireWaitNS int64
 	Fallbacks     int64 // reads meant for this pool served by the primary (replica only)
 	Behind        int64 // reads sent to the primary as the replica had not replayed their write (replica only)
+	Bounded       int64 // requests whose Spark-Read-After was past the primary's position, lowered (replica only)
+	LagBytes      int64 // replica replay behind the primary in WAL bytes at the last poll; -1 unknown (replica only)
 }
 
 // PoolStater is implemented by stores with connection pools.
@@ -105,6 +107,10 @@ var (
 		"Reads meant for the replica that could not reach it and were served by the primary.", nil, nil)
 	replicaBehindDesc = prometheus.NewDesc("spark_origin_db_replica_behind_reads_total",
 		"Reads meant for the replica that were served by the primary because the replica had not yet replayed a write they must see (read your writes).", nil, nil)
+	replicaBoundedDesc = prometheus.NewDesc("spark_origin_db_replica_read_after_bounded_total",
+		"Requests whose Spark-Read-After named a WAL position the primary had not reached (forged or from another database); it was lowered to the primary's position.", nil, nil)
+	replicaLagDesc = prometheus.NewDesc("spark_origin_db_replica_lag_bytes",
+		"How far the replica's replay trailed the primary's WAL insert position at the last poll (every 50 ms), in bytes; absent while either cannot be read.", nil, nil)
 	poolWaitDesc = prometheus.NewDesc("spark_origin_db_pool_acquire_wait_seconds_total", "Time spent waiting for a pool connection.",
 		[]string{"pool"}, nil)
 )
@@ -119,6 +125,8 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolWaitDesc
 	ch <- replicaFallbackDesc
 	ch <- replicaBehindDesc
+	ch <- replicaBoundedDesc
+	ch <- replicaLagDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -133,6 +141,10 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.Name == "replica" {
 			ch <- prometheus.MustNewConstMetric(replicaFallbackDesc, prometheus.CounterValue, float64(s.Fallbacks))
 			ch <- prometheus.MustNewConstMetric(replicaBehindDesc, prometheus.CounterValue, float64(s.Behind))
+			ch <- prometheus.MustNewConstMetric(replicaBoundedDesc, prometheus.CounterValue, float64(s.Bounded))
+			if s.LagBytes >= 0 {
+				ch <- prometheus.MustNewConstMetric(replicaLagDesc, prometheus.GaugeValue, float64(s.LagBytes))
+			}
 		}
 	}
 }

@@ -96,7 +96,8 @@ func (s *Server) handle(pattern string, h authedHandler) {
 // response uncacheable, whoever wrote it (a handler's problem, the mux,
 // http.ServeContent's 416).
 // It also sends the request's read-your-writes position (Spark-Read-After)
-// when the request's writes advanced it.
+// when the request's writes advanced it, and the replica position its reads
+// were made at (Spark-Read-At).
 type statusRecorder struct {
 	http.ResponseWriter
 	status  int
@@ -104,10 +105,16 @@ type statusRecorder struct {
 	sent    store.Position // the position the request carried
 }
 
-// header adds Spark-Read-After when the request wrote.
+// header adds Spark-Read-After when the request wrote (the position rose)
+// or carried a position the primary has not reached (it was lowered to the
+// primary's: the client replaces its value), and Spark-Read-At when a read
+// used a replica.
 func (r *statusRecorder) header() {
-	if p := r.session.After(); p > r.sent {
+	if p := r.session.After(); p != r.sent {
 		r.Header().Set(contract.ReadAfter, p.String())
+	}
+	if p, ok := r.session.ReplicaRead(); ok {
+		r.Header().Set(contract.ReadAt, p.String())
 	}
 }
 
@@ -219,11 +226,11 @@ func readAfter(h http.Header) (store.Position, error) {
 	case 0:
 		return 0, nil
 	case 1:
-		p, err := store.ParsePosition(strings.TrimSpace(v[0]))
+		p, err := contract.ParsePosition(strings.TrimSpace(v[0]))
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", contract.ReadAfter, err)
 		}
-		return p, nil
+		return store.Position(p), nil
 	}
 	return 0, fmt.Errorf("%s: one position, not %d fields", contract.ReadAfter, len(v))
 }

@@ -115,7 +115,8 @@ func (a poolAdapter) PoolStats() []PoolStat {
 	var out []PoolStat
 	for _, p := range a.s.PoolStats() {
 		out = append(out, PoolStat{Name: p.Name, Acquired: p.Acquired, Idle: p.Idle, Total: p.Total, Max: p.Max,
-			AcquireCount: p.AcquireCount, AcquireWaitNS: p.AcquireWaitNanos, Fallbacks: p.Fallbacks, Behind: p.Behind})
+			AcquireCount: p.AcquireCount, AcquireWaitNS: p.AcquireWaitNanos, Fallbacks: p.Fallbacks, Behind: p.Behind,
+			Bounded: p.Bounded, LagBytes: p.LagBytes})
 	}
 	return out
 }

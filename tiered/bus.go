@@ -21,6 +21,8 @@ type purgeMessage struct {
 	Tags      []string `json:"tags,omitempty"`
 	Prefix    string   `json:"prefix,omitempty"`
 	HasPrefix bool     `json:"has_prefix,omitempty"`
+	// At is the write position of a tag purge (PurgeTagsAt); 0 none.
+	At uint64 `json:"at,omitempty"`
 }
 
 // startL2 connects the Redis tier and subscribes to the purge channel. An

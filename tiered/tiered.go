@@ -51,6 +51,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for lifetimes. Default time.Now; tests set it.
 	Now func() time.Time
+	// PositionWindow is how long a tag purge's position is remembered
+	// (see PurgeTagsAt). Default DefaultPositionWindow.
+	PositionWindow time.Duration
 
 	// hasher replaces the seeded L1 key hash (tests make keys collide).
 	hasher bigcache.Hasher
@@ -73,6 +76,8 @@ type Cache struct {
 	// purges lets a fill find out whether a purge since it began touched
 	// its entry.
 	purges purgeLog
+	// positions remembers where in the origin's history tags were purged.
+	positions purgePositions
 
 	mu   sync.Mutex
 	tags map[string]map[string]struct{} // tag -> keys
@@ -119,6 +124,10 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 		opts.MaxLifetime = DefaultOptions().MaxLifetime
 	}
 	c := &Cache{opts: opts, now: opts.Now, tags: make(map[string]map[string]struct{}), log: opts.Logger}
+	c.positions.window, c.positions.max = opts.PositionWindow, maxPositions
+	if c.positions.window <= 0 {
+		c.positions.window = DefaultPositionWindow
+	}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -419,6 +428,7 @@ func (c *Cache) purge(ctx context.Context, m purgeMessage) int {
 // purgeLocal removes from L1 what m names and returns the keys L1 held
 // (for tags, also the keys indexed locally, present or not).
 func (c *Cache) purgeLocal(m purgeMessage) map[string]bool {
+	c.positions.record(m.At, m.Tags, c.now()) // before the entries go: a fill then finds one or the other
 	c.purges.record(m, false)
 	keys := append([]string(nil), m.Keys...)
 	if len(m.Tags) > 0 {

@@ -49,6 +49,9 @@ type exchange struct {
 
 	cred     string // the credential's hash, once credential has run
 	credDone bool
+	// readBehind: the fill was fetched again because its first answer was
+	// read from a replica behind a purge of its tags (see fetch).
+	readBehind bool
 
 	// background: nobody waits for the response (a stale-while-revalidate
 	// refresh); there is no viewer to check.

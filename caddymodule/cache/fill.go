@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,10 +97,22 @@ func (x *exchange) fetch(out *http.Request, stale *entry) error {
 	}
 	var dec storeDecision
 	var of304 originFields // the contract's fields of a 304 refreshing stale
+	var behind uint64      // a purge position the response's replica read predates
 	fw := &fillWriter{w: x.w, limit: c.maxEntry}
 	fw.onHeader = func(status int, h http.Header) writeMode {
 		of := c.takeOriginFields(out.Context(), h)
 		sanitizeAge(h)
+		if of.replica {
+			if p := c.store.PurgedAt(contract.AppendTags(nil, of.tags)); p > of.readAt {
+				if !x.readBehind {
+					behind = p
+					return modeCapture // asked again below; the client sees nothing of it
+				}
+				// Asked again at p, and still behind a newer purge: the
+				// requester gets it, the cache keeps none of it.
+				return x.passUnstored(h, fwd, "read-behind")
+			}
+		}
 		if stale != nil {
 			if status == http.StatusNotModified {
 				of304 = of
@@ -133,6 +146,15 @@ func (x *exchange) fetch(out *http.Request, stale *entry) error {
 	err := x.next.ServeHTTP(fw, out)
 	fetched := c.now()
 	c.metrics.originFetch(fetched.Sub(reqTime))
+	if behind != 0 && err == nil {
+		// Read from a replica before a purge of its tags: the old data the
+		// purge removed. Once more, telling the origin to read after the
+		// purging write (its replica if caught up, else its primary).
+		x.readBehind = true
+		c.metrics.readBehindRefetch()
+		clearHeader(x.w.Header()) // the captured answer's fields, as revalidation does
+		return x.fetch(readingAfter(out, behind), stale)
+	}
 
 	if stale != nil {
 		if err != nil && !fw.wroteHeader || fw.mode == modeCapture && fw.status != http.StatusNotModified {
@@ -156,6 +178,17 @@ func (x *exchange) fetch(out *http.Request, stale *entry) error {
 	dec.e.body = body
 	x.store(out, &dec)
 	return nil
+}
+
+// readingAfter returns out asking the origin to read after WAL position p:
+// its Spark-Read-After raised to p (a higher one it carries is kept).
+func readingAfter(out *http.Request, p uint64) *http.Request {
+	if cur, err := contract.ParsePosition(strings.TrimSpace(out.Header.Get(contract.ReadAfter))); err == nil && cur >= p {
+		return out
+	}
+	again := out.Clone(out.Context())
+	again.Header.Set(contract.ReadAfter, contract.FormatPosition(p))
+	return again
 }
 
 // passUnstored lets a response the cache does not store through to the

@@ -59,22 +59,37 @@ func (c *Cache) invalidateURI(r *http.Request, u *url.URL) {
 // originFields are the contract's fields of an origin response.
 type originFields struct {
 	tags, deny []string // nil when absent
+	// readAt is the replica position the response's data was read at
+	// (Spark-Read-At), valid when replica is set; unset, the primary
+	// answered (or the origin does not say).
+	readAt  uint64
+	replica bool
 }
 
 // takeOriginFields applies the response's Spark-Purge and removes it,
-// Cache-Tags, Spark-Deny-Users and Spark-Refresh from h (they are for the edge, never for
-// clients), returning the last two.
+// Cache-Tags, Spark-Deny-Users, Spark-Read-At and Spark-Refresh from h (they
+// are for the edge, never for clients), returning the first three. A
+// Spark-Read-At that does not parse counts as a read at an unknown
+// position: older than any purge.
 func (c *Cache) takeOriginFields(ctx context.Context, h http.Header) originFields {
 	c.applyPurge(ctx, h)
 	f := originFields{tags: h[contract.CacheTags], deny: h[contract.DenyUsers]}
 	delete(h, contract.CacheTags)
 	delete(h, contract.DenyUsers)
 	delete(h, contract.SparkRefresh) // serveUnsafe reads it first
+	if v := h[contract.ReadAt]; len(v) > 0 {
+		f.replica = true
+		f.readAt, _ = contract.ParsePosition(strings.TrimSpace(v[0]))
+		delete(h, contract.ReadAt)
+	}
 	return f
 }
 
 // applyPurge handles a Spark-Purge field: every entry tagged with one of its
-// tags is removed. The field never reaches the client.
+// tags is removed, and every edge remembers the write's position (the
+// response's Spark-Read-After, when it has one) for those tags, so that no
+// fill read from a replica that had not replayed the write is stored
+// after (see exchange.fetch). The field never reaches the client.
 func (c *Cache) applyPurge(ctx context.Context, h http.Header) {
 	v := h[contract.SparkPurge]
 	if len(v) == 0 {
@@ -82,7 +97,8 @@ func (c *Cache) applyPurge(ctx context.Context, h http.Header) {
 	}
 	delete(h, contract.SparkPurge)
 	if tags := contract.AppendTags(nil, v); len(tags) > 0 {
-		n := c.store.PurgeTags(ctx, tags...)
+		pos, _ := contract.ParsePosition(strings.TrimSpace(h.Get(contract.ReadAfter))) // none or bad: 0, no position
+		n := c.store.PurgeTagsAt(ctx, pos, tags...)
 		c.metrics.purged(n)
 	}
 }

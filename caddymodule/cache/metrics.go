@@ -32,8 +32,11 @@ type metrics struct {
 	fastPath prometheus.Counter
 	// refreshes counts the fetches a write's Spark-Refresh started.
 	refreshes prometheus.Counter
-	entries   prometheus.GaugeFunc
-	bytes     prometheus.GaugeFunc
+	// readBehind counts fills fetched again because their data was read
+	// from a replica behind a purge of their tags (Spark-Read-At).
+	readBehind prometheus.Counter
+	entries    prometheus.GaugeFunc
+	bytes      prometheus.GaugeFunc
 	// L2 and cross-edge purge figures, read from the store.
 	l2 []prometheus.Collector
 
@@ -61,6 +64,9 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 		}),
 		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spark_cache_write_refreshes_total", Help: "Fetches of a writer's own answers a write's Spark-Refresh named, made after its purge.", ConstLabels: constLabels,
+		}),
+		readBehind: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spark_cache_read_behind_refetches_total", Help: "Fills fetched again (with Spark-Read-After) because the origin read them from a replica that had not replayed a purge of their tags.", ConstLabels: constLabels,
 		}),
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "spark_cache_entries", Help: "Entries in the L1 cache (responses and Vary records).", ConstLabels: constLabels,
@@ -113,7 +119,7 @@ func newMetrics(store *tiered.Cache, name string) *metrics {
 // register adds the collectors to reg, tolerating ones already there (two
 // handlers sharing one cache in a config).
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range append([]prometheus.Collector{m.requests, m.origin, m.purges, m.fastPath, m.refreshes, m.entries, m.bytes}, m.l2...) {
+	for _, c := range append([]prometheus.Collector{m.requests, m.origin, m.purges, m.fastPath, m.refreshes, m.readBehind, m.entries, m.bytes}, m.l2...) {
 		if err := reg.Register(c); err != nil {
 			if _, ok := err.(prometheus.AlreadyRegisteredError); !ok {
 				return err
@@ -164,3 +170,6 @@ func (m *metrics) purged(n int) { m.purges.Add(float64(n)) }
 
 // refreshAfterWrite counts one fetch a write's Spark-Refresh started.
 func (m *metrics) refreshAfterWrite() { m.refreshes.Inc() }
+
+// readBehindRefetch counts one fill fetched again after a purge it predated.
+func (m *metrics) readBehindRefetch() { m.readBehind.Inc() }

@@ -71,6 +71,7 @@ of every message (lost, duplicated, misdelivered) after a --drain.`,
 			f.Duration("timeout", 0, "per-request timeout (default 10s)")
 			f.Int("max-inflight", 0, "open mode: flows in flight before arrivals count as dropped (default 50000)")
 			f.Bool("no-setup", false, "skip the scenario's per-user setup requests")
+			f.Bool("no-read-after", false, "virtual users do not send back the Spark-Read-After position they got (the app does)")
 			f.String("json", "", "write the report as JSON to this file")
 			f.String("html", "", "write a self-contained HTML report to this file")
 			f.String("trace", "", "write one JSON line per measured request to this file (user, endpoint, path, status, Cache-Status)")
@@ -106,6 +107,7 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		Timeout:     fl.Duration("timeout"),
 		MaxInFlight: fl.Int("max-inflight"),
 		SkipSetup:   fl.Bool("no-setup"),
+		NoReadAfter: fl.Bool("no-read-after"),
 	}
 	ramp := fl.Duration("ramp")
 	jsonPath, htmlPath, tracePath := fl.String("json"), fl.String("html"), fl.String("trace")

@@ -7,6 +7,8 @@
 package contract
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -61,6 +63,13 @@ const (
 	// of several) reads from a replica only once the replica has replayed
 	// that far. Edges pass it both ways untouched.
 	ReadAfter = "Spark-Read-After"
+	// ReadAt on an origin response says its data was read from a replica
+	// that had replayed the primary's history up to this WAL position (at
+	// least); absent, the primary answered. An edge that heard a purge of
+	// one of the response's tags at a later position (the purging write's
+	// ReadAfter) does not store or serve it: it asks again with ReadAfter
+	// set to that position. Never forwarded to clients.
+	ReadAt = "Spark-Read-At"
 )
 
 // MaxRefreshPaths is the most paths an edge takes from one SparkRefresh
@@ -253,4 +262,41 @@ func IsCacheHit(cacheStatus string) bool {
 		}
 	}
 	return false
+}
+
+// FormatPosition writes a WAL position (ReadAfter, ReadAt) as PostgreSQL
+// writes an LSN: two hexadecimal halves, "16/B374D848".
+func FormatPosition(p uint64) string {
+	return strconv.FormatUint(p>>32, 16) + "/" + strconv.FormatUint(p&0xFFFFFFFF, 16)
+}
+
+// ParsePosition reads a WAL position in PostgreSQL's LSN form
+// ("16/B374D848": one to eight hexadecimal digits, a slash, one to eight
+// more).
+func ParsePosition(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("position %q: want two hexadecimal halves separated by a slash, like 16/B374D848", s)
+	}
+	h, err := parsePositionHalf(hi)
+	if err != nil {
+		return 0, fmt.Errorf("position %q: %w", s, err)
+	}
+	l, err := parsePositionHalf(lo)
+	if err != nil {
+		return 0, fmt.Errorf("position %q: %w", s, err)
+	}
+	return h<<32 | l, nil
+}
+
+func parsePositionHalf(s string) (uint64, error) {
+	if len(s) == 0 || len(s) > 8 {
+		return 0, errors.New("each half has one to eight hexadecimal digits")
+	}
+	for i := range len(s) {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return 0, fmt.Errorf("%q is not a hexadecimal digit", c)
+		}
+	}
+	return strconv.ParseUint(s, 16, 32)
 }

@@ -140,3 +140,50 @@ func TestIsCacheHit(t *testing.T) {
 		}
 	}
 }
+func TestParsePosition(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want uint64
+	}{
+		{"0/0", 0},
+		{"0/1", 1},
+		{"16/B374D848", 0x16_B374D848},
+		{"16/b374d848", 0x16_B374D848},
+		{"FFFFFFFF/FFFFFFFF", 0xFFFFFFFF_FFFFFFFF},
+		{"00000001/00000000", 1 << 32},
+	} {
+		got, err := ParsePosition(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("ParsePosition(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+	}
+	for _, in := range []string{"", "/", "16", "16/", "/1", "1/2/3", "g/1", "1/-1", "+1/1", "1/ 1",
+		"123456789/1", "1/123456789", "0x1/1", "16/B374D848\n"} {
+		if p, err := ParsePosition(in); err == nil {
+			t.Errorf("ParsePosition(%q) = %d, want an error", in, p)
+		}
+	}
+}
+
+// FuzzParsePosition: every position parsed formats back to the same
+// number, in PostgreSQL's spelling (upper-case digits aside), and every
+// formatted position parses.
+func FuzzParsePosition(f *testing.F) {
+	for _, s := range []string{"0/0", "16/B374D848", "FFFFFFFF/FFFFFFFF", "1/", "a/b/c", "00000000001/1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePosition(s)
+		if err != nil {
+			return
+		}
+		q, err := ParsePosition(FormatPosition(p))
+		if err != nil || q != p {
+			t.Fatalf("%q -> %d -> %q -> %d, %v", s, p, FormatPosition(p), q, err)
+		}
+		hi, lo, _ := strings.Cut(s, "/")
+		if strings.TrimLeft(hi, "0") == "" && strings.TrimLeft(lo, "0") == "" && p != 0 {
+			t.Fatalf("%q is zero, parsed %d", s, p)
+		}
+	})
+}

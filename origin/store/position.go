@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 )
 
@@ -16,39 +13,9 @@ import (
 type Position uint64
 
 // String formats p as PostgreSQL writes an LSN: two hexadecimal halves,
-// "16/B374D848".
+// "16/B374D848" (contract.ParsePosition reads it back).
 func (p Position) String() string {
 	return strconv.FormatUint(uint64(p)>>32, 16) + "/" + strconv.FormatUint(uint64(p)&0xFFFFFFFF, 16)
-}
-
-// ParsePosition reads a position in PostgreSQL's LSN form ("16/B374D848":
-// one to eight hexadecimal digits, a slash, one to eight more).
-func ParsePosition(s string) (Position, error) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, fmt.Errorf("position %q: want two hexadecimal halves separated by a slash, like 16/B374D848", s)
-	}
-	h, err := parseHalf(hi)
-	if err != nil {
-		return 0, fmt.Errorf("position %q: %w", s, err)
-	}
-	l, err := parseHalf(lo)
-	if err != nil {
-		return 0, fmt.Errorf("position %q: %w", s, err)
-	}
-	return Position(h<<32 | l), nil
-}
-
-func parseHalf(s string) (uint64, error) {
-	if len(s) == 0 || len(s) > 8 {
-		return 0, errors.New("each half has one to eight hexadecimal digits")
-	}
-	for i := range len(s) {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return 0, fmt.Errorf("%q is not a hexadecimal digit", c)
-		}
-	}
-	return strconv.ParseUint(s, 16, 32)
 }
 
 // Session is one request's read-your-writes position: the position its
@@ -56,7 +23,12 @@ func parseHalf(s string) (uint64, error) {
 // says) raised by the request's own writes. A store with replicas honours
 // it on reads and raises it on writes; a store without ignores it. Safe
 // for concurrent use.
-type Session struct{ after atomic.Uint64 }
+type Session struct {
+	after atomic.Uint64
+	// replicaRead is 0 when no read of the request used a replica, else
+	// one more than the lowest replay position such a read was made at.
+	replicaRead atomic.Uint64
+}
 
 // NewSession returns a session whose reads must see position after.
 func NewSession(after Position) *Session {
@@ -85,6 +57,56 @@ func (s *Session) Advance(p Position) {
 			return
 		}
 	}
+}
+
+// Bound lowers the session's position to p when it is above (a position
+// the primary has not reached: forged or from another database) and
+// reports whether it did. Nil-safe.
+func (s *Session) Bound(p Position) bool {
+	if s == nil {
+		return false
+	}
+	for {
+		cur := s.after.Load()
+		if cur <= uint64(p) {
+			return false
+		}
+		if s.after.CompareAndSwap(cur, uint64(p)) {
+			return true
+		}
+	}
+}
+
+// ReadReplica records that one of the request's reads used a replica that
+// had replayed at least to p (0: a position not known). Nil-safe.
+func (s *Session) ReadReplica(p Position) {
+	if s == nil {
+		return
+	}
+	v := uint64(p) + 1
+	if v == 0 { // p is the largest position: keep it representable
+		v--
+	}
+	for {
+		cur := s.replicaRead.Load()
+		if cur != 0 && cur <= v || s.replicaRead.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// ReplicaRead returns the lowest replay position a read of the request
+// was made at on a replica, and false when every read used the primary:
+// the request's data is at least as new as that position.
+func (s *Session) ReplicaRead() (Position, bool) {
+	if s == nil {
+		return 0, false
+	}
+	v := s.replicaRead.Load()
+	if v == 0 {
+		return 0, false
+	}
+	return Position(v - 1), true
 }
 
 type sessionKey struct{}

@@ -2,60 +2,11 @@ package store_test
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/spark-edge/spark/origin/store"
 )
-
-func TestParsePosition(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want store.Position
-	}{
-		{"0/0", 0},
-		{"0/1", 1},
-		{"16/B374D848", 0x16_B374D848},
-		{"16/b374d848", 0x16_B374D848},
-		{"FFFFFFFF/FFFFFFFF", 0xFFFFFFFF_FFFFFFFF},
-		{"00000001/00000000", 1 << 32},
-	} {
-		got, err := store.ParsePosition(c.in)
-		if err != nil || got != c.want {
-			t.Errorf("ParsePosition(%q) = %d, %v; want %d", c.in, got, err, c.want)
-		}
-	}
-	for _, in := range []string{"", "/", "16", "16/", "/1", "1/2/3", "g/1", "1/-1", "+1/1", "1/ 1",
-		"123456789/1", "1/123456789", "0x1/1", "16/B374D848\n"} {
-		if p, err := store.ParsePosition(in); err == nil {
-			t.Errorf("ParsePosition(%q) = %d, want an error", in, p)
-		}
-	}
-}
-
-// FuzzParsePosition: every position parsed formats back to the same
-// number, in PostgreSQL's spelling (upper-case digits aside), and every
-// formatted position parses.
-func FuzzParsePosition(f *testing.F) {
-	for _, s := range []string{"0/0", "16/B374D848", "FFFFFFFF/FFFFFFFF", "1/", "a/b/c", "00000000001/1"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		p, err := store.ParsePosition(s)
-		if err != nil {
-			return
-		}
-		q, err := store.ParsePosition(p.String())
-		if err != nil || q != p {
-			t.Fatalf("%q -> %d -> %q -> %d, %v", s, p, p.String(), q, err)
-		}
-		hi, lo, _ := strings.Cut(s, "/")
-		if strings.TrimLeft(hi, "0") == "" && strings.TrimLeft(lo, "0") == "" && p != 0 {
-			t.Fatalf("%q is zero, parsed %d", s, p)
-		}
-	})
-}
 
 func TestSessionAdvancesOnly(t *testing.T) {
 	s := store.NewSession(100)
@@ -80,5 +31,38 @@ func TestSessionAdvancesOnly(t *testing.T) {
 	ctx := store.WithSession(context.Background(), s)
 	if store.SessionFrom(ctx) != s || store.SessionFrom(context.Background()) != nil {
 		t.Fatal("SessionFrom does not return the session WithSession stored")
+	}
+}
+
+func TestSessionBoundAndReplicaRead(t *testing.T) {
+	s := store.NewSession(1000)
+	if s.Bound(2000) || s.After() != 1000 {
+		t.Fatalf("a bound above the position changed it: %d", s.After())
+	}
+	if !s.Bound(700) || s.After() != 700 {
+		t.Fatalf("bound to 700: %d, want 700", s.After())
+	}
+	if _, ok := s.ReplicaRead(); ok {
+		t.Fatal("a session that read nothing from a replica says it did")
+	}
+	s.ReadReplica(500)
+	s.ReadReplica(900)
+	s.ReadReplica(0) // a replica read at an unknown position
+	if p, ok := s.ReplicaRead(); !ok || p != 0 {
+		t.Fatalf("replica reads at 500, 900 and unknown: %d, %v; want 0 (the lowest), true", p, ok)
+	}
+	u := store.NewSession(0)
+	u.ReadReplica(900)
+	u.ReadReplica(500)
+	if p, ok := u.ReplicaRead(); !ok || p != 500 {
+		t.Fatalf("replica reads at 900 and 500: %d, %v; want 500, true", p, ok)
+	}
+	var none *store.Session
+	none.ReadReplica(5)
+	if none.Bound(1) {
+		t.Fatal("a nil session was bound")
+	}
+	if _, ok := none.ReplicaRead(); ok {
+		t.Fatal("a nil session read from a replica")
 	}
 }

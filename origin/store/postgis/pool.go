@@ -99,6 +99,13 @@ type PoolStat struct {
 	// Behind counts reads meant for the replica that the primary served
 	// because the replica had not replayed a write they must see.
 	Behind int64
+	// Bounded counts requests whose Spark-Read-After named a position the
+	// primary had not reached; it was lowered to the primary's.
+	Bounded int64
+	// LagBytes is how far the replica's replay trailed the primary's
+	// insert position at the last poll, in WAL bytes; -1 when unknown
+	// (the replica or the primary did not answer).
+	LagBytes int64
 }
 
 // PoolStats reports both pools (one entry when there is no replica).
@@ -113,6 +120,8 @@ func (s *Store) PoolStats() []PoolStat {
 		r := one("replica", s.replica)
 		r.Fallbacks = s.reads.fallbacks.Load()
 		r.Behind = s.reads.behind.Load()
+		r.Bounded = s.reads.bounded.Load()
+		r.LagBytes = s.reads.lag.Load()
 		out = append(out, r)
 	}
 	return out

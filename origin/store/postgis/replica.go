@@ -66,6 +66,9 @@ type replicaRouter struct {
 	fallbacks atomic.Int64  // replica reads retried on the primary
 	behind    atomic.Int64  // reads sent to the primary as the replica had not replayed their write
 	replayed  atomic.Uint64 // the replica's replay position at the last poll; 0 unknown
+	primaryAt atomic.Uint64 // the highest primary insert position read (polls, writes, bounds)
+	lag       atomic.Int64  // primary minus replica position at the last poll, bytes; -1 unknown
+	bounded   atomic.Int64  // requests whose Spark-Read-After was past the primary's position
 
 	mu      sync.Mutex
 	written map[writeKey]uint64 // object -> position of its last write the replica may not have replayed
@@ -88,6 +91,7 @@ type writeKey struct {
 func newReplicaRouter(primary, replica *pgxpool.Pool, poll time.Duration) *replicaRouter {
 	r := &replicaRouter{primary: primary, replica: replica, retryAfter: DefaultReplicaRetryAfter,
 		now: time.Now, maxTracked: maxTrackedWrites, written: map[writeKey]uint64{}, done: make(chan struct{})}
+	r.lag.Store(-1)
 	if !r.hasReplica() {
 		close(r.done)
 		r.stop = func() {}
@@ -133,13 +137,31 @@ func (r *replicaRouter) pollOnce(ctx context.Context, every time.Duration) {
 	if r.pendingMarks() > 0 {
 		r.resolvePending(qctx)
 	}
+	// The primary's position first: the replica's, read after, is then
+	// never ahead of it and the lag is never negative.
+	primary, perr := currentPosition(qctx, r.primary)
+	if perr == nil {
+		r.sawPrimary(primary)
+	}
 	var lsn *int64
-	err := r.replica.QueryRow(qctx, `SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8`).Scan(&lsn)
+	var standby bool
+	err := r.replica.QueryRow(qctx, `SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8`).Scan(&standby, &lsn)
 	if err != nil || lsn == nil {
 		// Unreachable, or not a standby (no replay position): reads that
 		// must see a write use the primary until a position is read.
 		r.replayed.Store(0)
+		r.lag.Store(-1)
+		if err == nil && !standby {
+			// A server out of recovery (promoted, or the primary itself)
+			// replays nothing and trails nothing.
+			r.lag.Store(0)
+		}
 		return
+	}
+	if perr != nil {
+		r.lag.Store(-1)
+	} else {
+		r.lag.Store(int64(uint64(primary) - min(uint64(*lsn), uint64(primary))))
 	}
 	if prev := r.replayed.Swap(uint64(*lsn)); uint64(*lsn) > prev {
 		r.forgetReplayed(uint64(*lsn))
@@ -192,6 +214,16 @@ func (r *replicaRouter) resolvePending(ctx context.Context) {
 	r.pending = 0
 }
 
+// sawPrimary raises the highest primary position known to p.
+func (r *replicaRouter) sawPrimary(p store.Position) {
+	for {
+		cur := r.primaryAt.Load()
+		if uint64(p) <= cur || r.primaryAt.CompareAndSwap(cur, uint64(p)) {
+			return
+		}
+	}
+}
+
 // currentPosition is the primary's WAL insert position: at or after the
 // commit of every transaction that has returned.
 func currentPosition(ctx context.Context, primary *pgxpool.Pool) (store.Position, error) {
@@ -216,6 +248,7 @@ func (r *replicaRouter) wrote(ctx context.Context, keys ...writeKey) {
 	if err != nil {
 		p = pendingPosition
 	} else {
+		r.sawPrimary(pos)
 		store.SessionFrom(ctx).Advance(pos)
 	}
 	r.mu.Lock()
@@ -246,12 +279,17 @@ func (r *replicaRouter) read(ctx context.Context, k writeKey, q func(*pgxpool.Po
 	if !r.hasReplica() || r.now().UnixNano() < r.downUntil.Load() {
 		return q(r.primary)
 	}
-	if r.mustSee(ctx, k) > r.replayed.Load() {
+	at := r.replayed.Load() // the replica has replayed at least this far
+	if r.mustSee(ctx, k) > at {
 		r.behind.Add(1)
 		return q(r.primary)
 	}
 	err := q(r.replica)
 	if err == nil || ctx.Err() != nil || !unreachable(err) {
+		// What was read is as new as at, at least: the response says so
+		// (Spark-Read-At), and an edge that heard of a later write to it
+		// asks again rather than store it.
+		store.SessionFrom(ctx).ReadReplica(store.Position(at))
 		return err
 	}
 	r.downUntil.Store(r.now().Add(r.retryAfter).UnixNano())
@@ -262,11 +300,34 @@ func (r *replicaRouter) read(ctx context.Context, k writeKey, q func(*pgxpool.Po
 // mustSee is the position a read of k must see: k's last write through this
 // origin, the session's, the overflow floor.
 func (r *replicaRouter) mustSee(ctx context.Context, k writeKey) uint64 {
-	need := uint64(store.SessionFrom(ctx).After())
+	sess := store.SessionFrom(ctx)
+	need := uint64(sess.After())
+	if need > r.primaryAt.Load() {
+		need = r.bound(ctx, sess)
+	}
 	r.mu.Lock()
 	need = max(need, r.written[k], r.floor)
 	r.mu.Unlock()
 	return need
+}
+
+// bound lowers a session position past the primary's last known one to
+// the primary's current position, when it is past that too (a forged
+// far-future Spark-Read-After, or one from another database), so that a
+// client cannot send its reads to the primary forever. One query on the
+// primary, only for positions newer than the poller's last read of it
+// (written within the last poll interval through another origin, or
+// forged). It returns the session's position.
+func (r *replicaRouter) bound(ctx context.Context, sess *store.Session) uint64 {
+	pos, err := currentPosition(ctx, r.primary)
+	if err != nil {
+		return uint64(sess.After()) // unknown: the read goes to the primary, as before
+	}
+	r.sawPrimary(pos)
+	if sess.Bound(pos) {
+		r.bounded.Add(1)
+	}
+	return uint64(sess.After())
 }
 
 // unreachable reports whether err means the server could not be used at
