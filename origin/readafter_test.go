@@ -35,21 +35,9 @@ import (
 // when her request carries the position and the replica's old copy when it
 // does not. Reads do not carry a position back; a malformed one is a 400.
 func TestReadAfterAcrossOrigins(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	primary, replica, boot := pgtest.Replicated(t)
-	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
-	bea := mkUser(t, boot, "bea", 30, "woman", 1, 1, nil)
-	for _, p := range [][2]int64{{ann, bea}, {bea, ann}} {
-		if _, err := boot.Swipe(ctx, p[0], p[1], store.Like); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ms, err := boot.ListMatches(ctx, ann)
-	if err != nil || len(ms) != 1 {
-		t.Fatalf("matches %v, %v", ms, err)
-	}
-	history := fmt.Sprintf("/api/conversations/%d/messages", ms[0].ConversationID)
+	ann, conv := matchedPair(t, boot)
+	history := fmt.Sprintf("/api/conversations/%d/messages", conv)
 	primary.WaitReplayed(t, replica)
 	origins := make([]*api, 2)
 	for i := range origins {
@@ -207,20 +195,8 @@ func TestReadAfterThroughEdges(t *testing.T) {
 	ann := mkUser(t, boot, "ann", 30, "woman", 1, 1, nil)
 	primary.WaitReplayed(t, replica)
 
-	const secret = "e2e-read-after-jwt-secret-0123456789abcdef"
-	const events = "e2e-read-after-events-token-0123456789abcdef"
-	bin := sparkBinary(t)
-	var edges [2]string
-	for i := range edges {
-		addr, _ := startOrigin(t, origin.Config{Listen: "127.0.0.1:0", DatabaseURL: primary.URL(pgtest.ReplicatedDB),
-			ReplicaURL: replica.URL(pgtest.ReplicatedDB), JWTSecret: secret, PhotoDir: t.TempDir(),
-			Events: origin.EventsConfig{Token: events}})
-		ports := freePorts(t, 2)
-		edges[i] = startEdgeProcess(t, bin, filepath.Join(moduleRoot(t), "Caddyfile"), ports[0], t.TempDir(),
-			"SPARK_LISTEN=127.0.0.1:"+ports[0], "SPARK_ORIGIN="+addr, "SPARK_ADMIN=127.0.0.1:"+ports[1],
-			"SPARK_JWT_SECRET="+secret, "SPARK_EVENTS_TOKEN="+events)
-	}
-	tok, err := origin.IssueToken(secret, ann, time.Hour, time.Now())
+	edges := edgesWithOwnOrigins(t, primary, replica)
+	tok, err := origin.IssueToken(readAfterSecret, ann, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
