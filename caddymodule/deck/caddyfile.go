@@ -38,19 +38,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 	switch d.Val() {
 	case "photos":
-		if err := caddyargs.Read(d, 1, caddyargs.Int(&h.Photos, 1)); err != nil {
-			return err
-		}
-		if h.Photos > contract.MaxDeckPhotos {
-			return d.Errf("photos: at most %d", contract.MaxDeckPhotos)
-		}
-		return nil
+		return readCount(d, "photos", &h.Photos, contract.MaxDeckPhotos)
 	case "no_warm":
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-		h.NoWarm = true
-		return nil
+		return readFlag(d, &h.NoWarm)
 	case "warm_concurrency":
 		return caddyargs.Read(d, 1, caddyargs.Int(&h.WarmConcurrency, 1))
 	case "warm_queue":
@@ -58,19 +48,9 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 	case "warm_timeout":
 		return caddyargs.Read(d, 1, caddyargs.Duration(&h.WarmTimeout, time.Millisecond, time.Hour))
 	case "profiles":
-		if err := caddyargs.Read(d, 1, caddyargs.Int(&h.Profiles, 1)); err != nil {
-			return err
-		}
-		if h.Profiles > contract.MaxDeckCards {
-			return d.Errf("profiles: at most %d", contract.MaxDeckCards)
-		}
-		return nil
+		return readCount(d, "profiles", &h.Profiles, contract.MaxDeckCards)
 	case "next_page":
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-		h.NextPage = true
-		return nil
+		return readFlag(d, &h.NextPage)
 	case "viewer_concurrency":
 		return caddyargs.Read(d, 1, caddyargs.Int(&h.ViewerConcurrency, 1))
 	case "viewer_queue":
@@ -78,4 +58,24 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 	default:
 		return d.Errf("unknown subdirective %q", d.Val())
 	}
+}
+
+// readCount reads option's one argument into v: from 1 to max.
+func readCount(d *caddyfile.Dispenser, option string, v *int, max int) error {
+	if err := caddyargs.Read(d, 1, caddyargs.Int(v, 1)); err != nil {
+		return err
+	}
+	if *v > max {
+		return d.Errf("%s: at most %d", option, max)
+	}
+	return nil
+}
+
+// readFlag sets v for an option that takes no argument.
+func readFlag(d *caddyfile.Dispenser, v *bool) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	*v = true
+	return nil
 }
